@@ -1,0 +1,110 @@
+"""One way for a test to get the module it grades: ``cnn = load_kata("k04_cnn_mnist")``.
+
+The target is ``katas`` (what the learner edits) unless ``TFKATA_TARGET=solutions`` is set, which
+``pytest --solutions`` does. The module is imported on first use, so a kata file with a syntax
+error fails its own tests with a clear message instead of stopping the whole run at collection.
+"""
+from __future__ import annotations
+
+import contextlib
+import importlib
+import os
+import random
+import sys
+from pathlib import Path
+
+from tfkata import registry
+from tfkata.tfsetup import SEED, import_tensorflow
+
+TARGETS = ("katas", "solutions")
+
+
+class KataImportError(ImportError):
+    pass
+
+
+def target() -> str:
+    value = os.environ.get("TFKATA_TARGET", "katas").strip() or "katas"
+    if value not in TARGETS:
+        raise ValueError(
+            f"TFKATA_TARGET must be 'katas' or 'solutions', got {value!r}: unset it or fix the value"
+        )
+    return value
+
+
+def repo_root(start: str | os.PathLike | None = None) -> Path:
+    """The tf-katas checkout: the folder above ``start`` (default: cwd) holding katas/ and solutions/."""
+    here = Path(start or os.getcwd()).resolve()
+    for folder in (here, *here.parents):
+        if (folder / "katas").is_dir() and (folder / "solutions").is_dir() and (folder / "tfkata").is_dir():
+            return folder
+    # An editable install: the package sits in the checkout.
+    folder = Path(__file__).resolve().parent.parent
+    if (folder / "katas").is_dir():
+        return folder
+    raise FileNotFoundError(
+        f"no tf-katas checkout at or above {here}: cd into the folder you cloned (it holds katas/)"
+    )
+
+
+def _ensure_on_path(root: Path) -> None:
+    if str(root) not in sys.path:
+        sys.path.insert(0, str(root))
+
+
+class _LazyKata:
+    """Stands for ``<target>.<module>`` and imports it on first attribute access."""
+
+    def __init__(self, kata: registry.Kata):
+        self.__dict__["_kata"] = kata
+        self.__dict__["_module"] = None
+
+    def _load(self):
+        if self._module is None:
+            import_tensorflow()  # quietly, with the environment set, before the kata imports it
+            name = f"{target()}.{self._kata.module}"
+            _ensure_on_path(repo_root())
+            try:
+                module = importlib.import_module(name)
+            except Exception as exc:
+                where = f"{target()}/{self._kata.module}.py"
+                line = getattr(exc, "lineno", None)
+                at = f" (line {line})" if line else ""
+                raise KataImportError(
+                    f"{where} cannot be imported{at}: {type(exc).__name__}: {exc}. "
+                    "Fix that first; every test of this kata needs it."
+                ) from exc
+            self.__dict__["_module"] = module
+        return self._module
+
+    def __getattr__(self, name):
+        return getattr(self._load(), name)
+
+    def __setattr__(self, name, value):
+        raise AttributeError("kata modules are read-only in tests")
+
+    def __repr__(self) -> str:
+        return f"<kata {target()}.{self._kata.module} (lazy)>"
+
+
+def load_kata(key: str) -> _LazyKata:
+    """The module under test for a kata id, alias or module name, from the current target."""
+    return _LazyKata(registry.get(key))
+
+
+@contextlib.contextmanager
+def fresh_graph(seed: int = SEED):
+    """A new default ``tf.Graph`` with graph-level, numpy and random seeds fixed.
+
+    Every graded test runs inside one (the plugin's autouse fixture); a module-scoped fixture that
+    trains a model once for several tests uses it directly.
+    """
+    tf = import_tensorflow()
+    import numpy as np
+
+    np.random.seed(seed)
+    random.seed(seed)
+    graph = tf.Graph()
+    with graph.as_default():
+        tf.compat.v1.set_random_seed(seed)
+        yield graph

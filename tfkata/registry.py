@@ -1,0 +1,119 @@
+"""The one list of katas: ``tfkata/registry.toml``, read here for the plugin, the CLI and the README.
+
+Each kata has an id (``k04``), a short alias (``cnn``), the module name shared by ``katas/``,
+``solutions/`` and ``tests/test_<module>.py``, an English title, the tutorial's Chinese heading,
+the slide section, and 2-3 progressive hints for every public function of the kata module.
+"""
+from __future__ import annotations
+
+import dataclasses
+import re
+import sys
+from functools import lru_cache
+from pathlib import Path
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+REGISTRY_FILE = Path(__file__).with_name("registry.toml")
+_ID = re.compile(r"^k\d\d$")
+
+
+@dataclasses.dataclass(frozen=True)
+class Kata:
+    id: str
+    alias: str
+    module: str
+    title: str
+    heading: str
+    slide: str
+    source: str
+    hints: dict  # function name -> list of hints, in the order they are revealed
+
+    @property
+    def test_file(self) -> str:
+        return f"tests/test_{self.module}.py"
+
+    def path(self, target: str = "katas") -> str:
+        return f"{target}/{self.module}.py"
+
+
+class UnknownKata(KeyError):
+    def __str__(self) -> str:  # KeyError quotes its argument; say it plainly
+        return self.args[0]
+
+
+@lru_cache(maxsize=None)
+def katas() -> tuple[Kata, ...]:
+    """All katas, in the order a learner should take them."""
+    with REGISTRY_FILE.open("rb") as fh:
+        data = tomllib.load(fh)
+    out = []
+    seen: set[str] = set()
+    for entry in data.get("kata", []):
+        kata = Kata(
+            id=entry["id"],
+            alias=entry["alias"],
+            module=entry["module"],
+            title=entry["title"],
+            heading=entry["heading"],
+            slide=entry["slide"],
+            source=entry.get("source", ""),
+            hints={name: list(h) for name, h in entry.get("hints", {}).items()},
+        )
+        if not _ID.match(kata.id) or not kata.module.startswith(kata.id + "_"):
+            raise ValueError(f"{REGISTRY_FILE}: bad id/module pair {kata.id!r}/{kata.module!r}")
+        for key in (kata.id, kata.alias, kata.module):
+            if key in seen:
+                raise ValueError(f"{REGISTRY_FILE}: {key!r} is used by two katas")
+            seen.add(key)
+        out.append(kata)
+    return tuple(out)
+
+
+def get(key: str) -> Kata:
+    """A kata by id (``k04``), alias (``cnn``) or module name (``k04_cnn_mnist``)."""
+    key = key.strip().lower()
+    for kata in katas():
+        if key in (kata.id, kata.alias, kata.module):
+            return kata
+    valid = ", ".join(f"{k.id} ({k.alias})" for k in katas())
+    raise UnknownKata(f"unknown kata {key!r}; valid katas: {valid}")
+
+
+def for_test_file(path) -> Kata | None:
+    """The kata a test file grades (``tests/test_<module>.py``), or None for other tests."""
+    name = Path(str(path)).name
+    for kata in katas():
+        if name == f"test_{kata.module}.py":
+            return kata
+    return None
+
+
+def for_source_file(path) -> Kata | None:
+    """The kata a ``katas/`` or ``solutions/`` file belongs to."""
+    name = Path(str(path)).name
+    for kata in katas():
+        if name == f"{kata.module}.py":
+            return kata
+    return None
+
+
+def markdown_table() -> str:
+    """The README's kata table (a harness test keeps the README in step with it)."""
+    rows = [
+        "| id | alias | kata | 教程章节 | slides | functions |",
+        "|---|---|---|---|---|---|",
+    ]
+    for k in katas():
+        funcs = ", ".join(f"`{name}`" for name in k.hints)
+        rows.append(
+            f"| {k.id} | `{k.alias}` | [{k.title}](katas/{k.module}.py) | {k.heading} | {k.slide} | {funcs} |"
+        )
+    return "\n".join(rows)
+
+
+if __name__ == "__main__":  # python -m tfkata.registry  -> print the README table
+    print(markdown_table())
