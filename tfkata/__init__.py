@@ -2,7 +2,19 @@
 
 Learners never edit this package: they edit ``katas/``.
 """
-from tfkata.loader import fresh_graph, load_kata, repo_root, target
-from tfkata.tfsetup import SEED
+_EXPORTS = {
+    "SEED": "tfkata.tfsetup",
+    "fresh_graph": "tfkata.loader",
+    "load_kata": "tfkata.loader",
+    "repo_root": "tfkata.loader",
+    "target": "tfkata.loader",
+}
+__all__ = sorted(_EXPORTS)
 
-__all__ = ["SEED", "fresh_graph", "load_kata", "repo_root", "target"]
+
+def __getattr__(name):  # lazy, so `python -m tfkata.<module>` does not import its own module twice
+    if name in _EXPORTS:
+        import importlib
+
+        return getattr(importlib.import_module(_EXPORTS[name]), name)
+    raise AttributeError(f"module 'tfkata' has no attribute {name!r}")

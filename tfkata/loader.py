@@ -36,7 +36,7 @@ def repo_root(start: str | os.PathLike | None = None) -> Path:
     """The tf-katas checkout: the folder above ``start`` (default: cwd) holding katas/ and solutions/."""
     here = Path(start or os.getcwd()).resolve()
     for folder in (here, *here.parents):
-        if (folder / "katas").is_dir() and (folder / "solutions").is_dir() and (folder / "tfkata").is_dir():
+        if (folder / "katas").is_dir() and (folder / "solutions").is_dir():
             return folder
     # An editable install: the package sits in the checkout.
     folder = Path(__file__).resolve().parent.parent

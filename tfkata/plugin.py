@@ -247,7 +247,7 @@ class _Results:
         elif report.skipped:
             entry["status"] = "skip"
             if isinstance(report.longrepr, tuple):
-                entry["message"] = report.longrepr[2]
+                entry["message"] = re.sub(r"^Skipped: ", "", str(report.longrepr[2]))
             return
         elif report.failed:
             entry["status"] = "fail" if report.when == "call" else "error"

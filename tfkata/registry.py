@@ -115,5 +115,22 @@ def markdown_table() -> str:
     return "\n".join(rows)
 
 
-if __name__ == "__main__":  # python -m tfkata.registry  -> print the README table
-    print(markdown_table())
+def update_readme(path: Path) -> bool:
+    """Rewrite the table between the README's kata-table markers; True when it changed."""
+    start, end = "<!-- kata-table:start -->", "<!-- kata-table:end -->"
+    text = path.read_text(encoding="utf-8")
+    if start not in text or end not in text:
+        raise ValueError(f"{path} has no {start} ... {end} markers")
+    head, rest = text.split(start, 1)
+    tail = rest.split(end, 1)[1]
+    new = f"{head}{start}\n{markdown_table()}\n{end}{tail}"
+    path.write_text(new, encoding="utf-8")
+    return new != text
+
+
+if __name__ == "__main__":  # python -m tfkata.registry [--readme]: print the table, or update README.md
+    if "--readme" in sys.argv[1:]:
+        readme = Path.cwd() / "README.md"
+        print(f"{readme}: {'updated' if update_readme(readme) else 'already up to date'}")
+    else:
+        print(markdown_table())
