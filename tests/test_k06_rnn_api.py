@@ -283,6 +283,7 @@ def test_sequence_length_lstm_final_state_is_last_valid_step(sess):
         np.testing.assert_allclose(h[i], ref.h[0], rtol=1e-5, atol=1e-6, err_msg=f"h of sequence {i} (length {n})")
         np.testing.assert_allclose(
             top[i], out[i, n - 1], rtol=1e-6, atol=1e-7,
-            err_msg=f"the final h of sequence {i} is its output at step {n - 1}, not outputs[:, -1]",
+            err_msg=f"top_output(final state) of sequence {i} should be h, its output at step {n - 1} "
+            "(outputs[:, -1] is zeros past the length)",
         )
     assert not c[LENGTHS == 0].any(), "a length-0 sequence keeps the zero state"

@@ -107,6 +107,13 @@ def _bar(fraction: float, width: int = 30) -> ProgressBar:
     return ProgressBar(total=100, completed=round(100 * fraction), width=width)
 
 
+def _bar_line(fraction: float, width: int = 40) -> Table:
+    """A bar on a line of its own (a ProgressBar alone ends no line)."""
+    grid = Table.grid()
+    grid.add_row(_bar(fraction, width))
+    return grid
+
+
 # --------------------------------------------------------------------------- running the tests
 class RunFailed(Exception):
     pass
@@ -182,6 +189,11 @@ def grade_line(row: st.Progress) -> Text:
     return line
 
 
+def _screen_lines(app: App) -> int | None:
+    """How many lines of a failure fit on one screen in watch mode (no limit when not a terminal)."""
+    return max(app.out.height - 14, 10) if app.out.is_terminal else None
+
+
 def _trim(text: str, max_lines: int | None) -> str:
     lines = text.rstrip().splitlines()
     if max_lines is None or len(lines) <= max_lines:
@@ -222,7 +234,7 @@ def report(app: App, row: st.Progress, *, max_lines: int | None = None, figures:
     k = row.kata
     out = app.out
     out.print(grade_line(row))
-    out.print(_bar(row.fraction, 40))
+    out.print(_bar_line(row.fraction))
     if row.status == "error":
         res = row.results or {}
         out.print(Text(f"Could not grade {k.id}: {res.get('message') or 'no test ran'}", style="bold red"))
@@ -275,6 +287,8 @@ def cli(ctx):
     alias (cnn) or module name (k04_cnn_mnist).
     """
     ctx.obj = App()
+    ctx.obj.store.state  # a broken state file is reported (and set aside) before anything else
+    ctx.obj.warn_pending()
     ctx.call_on_close(ctx.obj.warn_pending)
     if ctx.invoked_subcommand is None:
         ctx.invoke(status)
@@ -300,23 +314,31 @@ def status(app: App, refresh: bool):
     head = Table.grid(padding=(0, 1))
     head.add_row(
         Text("progress", style="bold"),
-        _bar(fraction),
+        _bar(fraction, 20),
         Text(f"{100 * fraction:.0f} %", style="bold"),
         Text(f"· {done}/{len(rows)} katas done · {earned}/{possible} points recorded"),
     )
     app.out.print(head)
-    table = Table(show_edge=False, pad_edge=False, header_style="bold")
-    for col in ("kata", "alias", "title", "status", "tests", "points", "last run"):
-        table.add_column(col, no_wrap=col != "title")
+    cells = []
     for r in rows:
-        state = r.status + (" (edited since)" if r.stale and r.available else "")
+        label = "not available" if not r.available else r.status
+        if r.stale and r.available:
+            label += " (changed since)"
         tests = f"{r.count('pass')}/{len(r.tests) - r.count('skip')}" if r.results else "-"
         points = f"{r.earned}/{r.possible}" if r.results else "-"
         last = _ago(app.store.results_path(r.kata)) if r.results else ""
-        table.add_row(
-            r.kata.id, r.kata.alias, escape(r.kata.title),
-            Text(state, style=STATUS_STYLE.get(r.status, "")), tests, points, last,
-        )
+        cells.append((r, [r.kata.id, f"{r.kata.title} ({r.kata.alias})", label, tests, points, last]))
+    names = ("kata", "title", "status", "tests", "points", "last run")
+    widths = [max([len(n)] + [len(c[i]) for _, c in cells]) for i, n in enumerate(names)]
+    title_width = max(12, app.out.width - (sum(widths) - widths[1]) - 3 * (len(names) - 1))
+    table = Table(show_edge=False, pad_edge=False, header_style="bold")
+    for i, name in enumerate(names):
+        if name == "title":
+            table.add_column(name, no_wrap=True, overflow="ellipsis", max_width=title_width)
+        else:
+            table.add_column(name, no_wrap=True, min_width=widths[i])
+    for r, c in cells:
+        table.add_row(c[0], c[1], Text(c[2], style=STATUS_STYLE.get(r.status, "")), *c[3:])
     app.out.print(table)
     nxt = st.current(app.store, rows)
     if nxt is None:
@@ -485,7 +507,7 @@ def watch(app: App, kata: registry.Kata | None, once: bool, timeout: float | Non
             app.out.print(Text(str(exc), style="red"))
             return k
         app.warn_pending()
-        report(app, row, max_lines=max(app.out.height - 14, 10), figures=False)
+        report(app, row, max_lines=_screen_lines(app), figures=False)
         if row.done and pinned is None:
             nxt = st.current(app.store)
             if nxt is not None:
@@ -494,7 +516,13 @@ def watch(app: App, kata: registry.Kata | None, once: bool, timeout: float | Non
         return k
 
     try:
-        kata = one_run(kata)
+        row = st.progress(app.store, kata)
+        if row.results is not None and not row.stale:
+            # nothing changed since the last recorded run: show it instead of running again
+            app.out.print(Text(f"kata watch · {kata.id} · last run {_ago(app.store.results_path(kata))}, nothing changed since", style="dim"))
+            report(app, row, max_lines=_screen_lines(app), figures=False)
+        else:
+            kata = one_run(kata)
         waiting_line = True
         for changes in watchfiles.watch(
             folder, watch_filter=watchfiles.PythonFilter(), yield_on_timeout=True,

@@ -24,7 +24,7 @@ from pathlib import Path
 import pytest
 
 from tfkata import registry
-from tfkata.loader import _ensure_on_path, fresh_graph, target
+from tfkata.loader import KataImportError, _ensure_on_path, fresh_graph, target
 from tfkata.tfsetup import SEED, WARNING_FILTERS, configure_env, gpu_devices, import_tensorflow
 
 STATUSES = ("pass", "fail", "todo", "skip", "error")
@@ -184,6 +184,13 @@ def pytest_runtest_makereport(item, call):
         report.outcome = "failed"
         return
     value = call.excinfo.value
+    if isinstance(value, KataImportError):
+        # one short report instead of the same long chained traceback in every test of the kata
+        cause = value.__cause__
+        detail = "".join(traceback.format_exception_only(type(cause), cause)) if cause else ""
+        report.tfkata_message = str(value)
+        report.longrepr = f"{value}\n{detail}".rstrip()
+        return
     match = _TIMEOUT.search(str(value)) if isinstance(value, pytest.fail.Exception) else None
     if match:
         limit = match.group(1)

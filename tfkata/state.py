@@ -240,7 +240,7 @@ class Progress:
     available: bool
     missing: str | None  # what is missing when not available
     results: dict | None
-    stale: bool  # the learner's file changed after the last recorded run
+    stale: bool  # the learner's file (or the test file) changed after the last recorded run
 
     @property
     def tests(self) -> list[dict]:
@@ -295,7 +295,8 @@ def progress(store: Store, kata: registry.Kata) -> Progress:
     stale = False
     if results is not None:
         try:
-            stale = (root / kata.path("katas")).stat().st_mtime > store.results_path(kata).stat().st_mtime
+            recorded = store.results_path(kata).stat().st_mtime
+            stale = any((root / p).stat().st_mtime > recorded for p in needed)
         except OSError:
             stale = False
     return Progress(kata, not missing, ", ".join(missing) or None, results, stale)

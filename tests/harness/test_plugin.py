@@ -95,6 +95,12 @@ def mini_repo(tmp_path_factory):
     (root / "tests").mkdir()
     (root / "tests" / "test_k01_graph_session.py").write_text(TESTS)
     (root / "tests" / "test_not_a_kata.py").write_text("def test_plain():\n    pass\n")
+    # a learner's file with a syntax error: its tests fail with one short message, the run goes on
+    for target in ("katas", "solutions"):
+        (root / target / "k02_variables_scopes.py").write_text("def make_variables(:\n    pass\n")
+    (root / "tests" / "test_k02_variables_scopes.py").write_text(
+        'from tfkata import load_kata\nk = load_kata("k02")\n\n\ndef test_broken():\n    k.make_variables()\n'
+    )
     return root
 
 
@@ -142,6 +148,7 @@ def test_statuses_against_katas(katas_run):
         "test_error": "error",
         "test_timeout": "fail",
         "test_plain": "pass",
+        "test_broken": "fail",
     }, proc.stdout
     assert proc.returncode == 1, "failures and TODOs make the run fail"
 
@@ -163,6 +170,13 @@ def test_other_failures_keep_their_message(katas_run):
     assert "fixture broke" in tests["test_error"]["message"]
 
 
+def test_unimportable_kata_fails_with_one_short_message(katas_run):
+    proc, data = katas_run
+    message = by_name(data)["test_broken"]["message"]
+    assert message.startswith("katas/k02_variables_scopes.py cannot be imported (line 1): SyntaxError"), message
+    assert proc.stdout.count("cannot be imported") == 1, "one short report, not a chained traceback"
+
+
 def test_timeout_message_names_the_limit_and_the_fix(katas_run):
     proc, data = katas_run
     message = by_name(data)["test_timeout"]["message"]
@@ -179,15 +193,16 @@ def test_markers_skip_with_reasons(katas_run):
 
 def test_grade_arithmetic(katas_run):
     proc, data = katas_run
-    [row] = data["katas"]
+    row, broken = data["katas"]
+    assert broken["id"] == "k02" and (broken["failed"], broken["points"], broken["points_possible"]) == (1, 0, 1)
     assert row["id"] == "k01" and row["title"] == "Graphs and sessions"
     gpu_ran = by_name(data)["test_gpu"]["status"] == "pass"
     assert (row["passed"], row["failed"], row["todo"], row["errors"]) == (1 + gpu_ran, 2, 1, 1)
     assert row["skipped"] == 2 - gpu_ran
     # earned: test_pass (3) [+ test_gpu (1)]; possible: every non-skipped graded test
     assert (row["points"], row["points_possible"]) == (3 + gpu_ran, 3 + 2 + 1 + 1 + 1 + gpu_ran)
-    assert data["points"] == {"earned": row["points"], "possible": row["points_possible"]}
-    assert f"grade: {row['points']}/{row['points_possible']} points" in proc.stdout
+    assert data["points"] == {"earned": row["points"], "possible": row["points_possible"] + 1}
+    assert f"grade: {row['points']}/{row['points_possible'] + 1} points" in proc.stdout
     assert all(t["points_earned"] == (t["points"] if t["status"] == "pass" else 0) for t in data["tests"])
 
 

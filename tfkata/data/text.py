@@ -21,6 +21,7 @@ fake opener.
 """
 from __future__ import annotations
 
+import bisect
 import contextlib
 import math
 import os
@@ -250,19 +251,20 @@ class WordChain:
         if num_chars <= 0:
             raise ValueError(f"num_chars must be positive, got {num_chars}")
         rng = np.random.RandomState(seed)
-        cumulative = np.cumsum(self.transitions, axis=1)
-        n_words = int(num_chars / self.chars_per_word * 1.2) + 16
+        cumulative = [list(row) for row in np.cumsum(self.transitions, axis=1)]
+        last = len(self.words) - 1
+        lengths = [len(w) + 1 for w in self.words]
         state = int(rng.choice(len(self.words), p=self.stationary))
-        parts, total = [], 0
+        ids, total = [], 0
         while total < num_chars:
-            draws = rng.random_sample(n_words)
-            for r in draws:
-                parts.append(self.words[state])
-                total += len(self.words[state]) + 1
-                state = min(int(np.searchsorted(cumulative[state], r, side="right")), len(self.words) - 1)
+            for r in rng.random_sample(int((num_chars - total) / self.chars_per_word) + 16).tolist():
+                ids.append(state)
+                total += lengths[state]
+                state = min(bisect.bisect_right(cumulative[state], r), last)
                 if total >= num_chars:
                     break
-        return " ".join(parts)[:num_chars]
+        parts = [self.words[i] for i in ids]
+        return (" ".join(parts) + " ")[:num_chars]
 
     def logprob_per_char(self, text: str) -> float:
         """The chain's own mean log-loss per character (nats) on ``text`` from :meth:`generate`.
