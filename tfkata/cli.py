@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import difflib
+import json
 import os
 import subprocess
 import sys
@@ -25,8 +26,7 @@ import time
 from pathlib import Path
 
 import click
-from rich.console import Console, Group
-from rich.markup import escape
+from rich.console import Console
 from rich.progress_bar import ProgressBar
 from rich.table import Table
 from rich.text import Text
@@ -119,9 +119,17 @@ class RunFailed(Exception):
     pass
 
 
+def _need_pytest(app: App) -> None:
+    import importlib.util
+
+    if importlib.util.find_spec("pytest") is None:
+        app.fail("pytest is not installed in this Python; install the test extra: pip install -e '.[test]'")
+
+
 def run_tests(app: App, katas: list[registry.Kata]) -> dict[str, st.Progress]:
     """Run the tests of ``katas`` (all available) in ONE pytest subprocess against katas/, record
     the results per kata in .tfkata/, and return the fresh progress rows."""
+    _need_pytest(app)
     store = app.store
     store.dir.mkdir(parents=True, exist_ok=True)
     tag = f"run-{os.getpid()}"
@@ -145,8 +153,6 @@ def run_tests(app: App, katas: list[registry.Kata]) -> dict[str, st.Progress]:
         if not json_path.exists():
             tail = "\n".join(proc.stdout.strip().splitlines()[-25:])
             raise RunFailed(f"pytest stopped before grading (exit code {proc.returncode}):\n{tail}")
-        import json
-
         data = json.loads(json_path.read_text(encoding="utf-8"))
         details = st.read_junit(xml_path)
         for t in data.get("tests", []):
@@ -253,6 +259,10 @@ def report(app: App, row: st.Progress, *, max_lines: int | None = None, figures:
         pictures(app, k, (row.results or {}).get("started"))
         return
     test = row.first_problem
+    if test is None:  # nothing failed, nothing passed: every test was skipped
+        reasons = sorted({t.get("message") or "skipped" for t in row.tests})
+        out.print(Text(f"No test of {k.id} was graded: every one was skipped ({'; '.join(reasons)[:300]})", style="yellow"))
+        return
     others = sum(t["status"] in ("fail", "todo", "error") for t in row.tests) - 1
     out.print()
     if test["status"] == "todo":
@@ -294,7 +304,7 @@ def cli(ctx):
         ctx.invoke(status)
 
 
-@cli.command()
+@cli.command(short_help="A progress bar and a table of every kata.")
 @click.option("--refresh", is_flag=True, help="Re-run the tests of every available kata first.")
 @pass_app
 def status(app: App, refresh: bool):
@@ -350,7 +360,7 @@ def status(app: App, refresh: bool):
         app.out.print(f"Next: kata run {nxt.kata.id}   (kata next says what to do)")
 
 
-@cli.command()
+@cli.command(short_help="Run a kata's tests: grade, first failure, hint.")
 @click.argument("kata", type=KATA, required=False)
 @pass_app
 def run(app: App, kata: registry.Kata | None):
@@ -371,7 +381,7 @@ def run(app: App, kata: registry.Kata | None):
     sys.exit(0 if row.done else 1)
 
 
-@cli.command(name="next")
+@cli.command(name="next", short_help="The first unfinished kata and what to do.")
 @pass_app
 def next_(app: App):
     """The first unfinished kata: what it is, what to write first, and the command to run."""
@@ -432,7 +442,7 @@ def _focus(app: App, kata: registry.Kata) -> str | None:
     return next(iter(kata.hints), None)
 
 
-@cli.command()
+@cli.command(short_help="The next (or Nth) hint; remembers what was shown.")
 @click.argument("kata", type=KATA)
 @click.argument("number", type=click.IntRange(min=1), required=False)
 @click.option("-f", "--function", "func", metavar="NAME", help="The function to get a hint for.")
@@ -475,7 +485,7 @@ def hint(app: App, kata: registry.Kata, number: int | None, func: str | None):
         app.out.print(Text(f"  {name}: {len(hints)} hints", style="dim"))
 
 
-@cli.command()
+@cli.command(short_help="Re-run the current kata whenever katas/ is saved.")
 @click.argument("kata", type=KATA, required=False)
 @click.option("--once", is_flag=True, help="Stop after the first re-run caused by a saved file.")
 @click.option("--timeout", type=float, default=None, metavar="SECONDS", help="Stop after this many seconds.")
@@ -553,7 +563,7 @@ def watch(app: App, kata: registry.Kata | None, once: bool, timeout: float | Non
         app.out.print(Text("watch: stopped", style="dim"))
 
 
-@cli.command()
+@cli.command(short_help="Restore a kata's stub (your file is backed up).")
 @click.argument("kata", type=KATA)
 @click.option("-y", "--yes", is_flag=True, help="Do not ask for confirmation.")
 @pass_app
@@ -579,7 +589,7 @@ def reset(app: App, kata: registry.Kata, yes: bool):
     app.out.print(Text(f"Restored {kata.path('katas')}; {kata.id} is TODO again (kata run {kata.id}).", style="green"))
 
 
-@cli.command()
+@cli.command(short_help="Your file against the reference, once it passes.")
 @click.argument("kata", type=KATA)
 @click.option("--force", is_flag=True, help="Show it even though the kata's tests do not all pass yet.")
 @pass_app
@@ -624,7 +634,10 @@ def diff(app: App, kata: registry.Kata, force: bool):
         app.out.print(Text(line, style=style), soft_wrap=True)
 
 
-@cli.command(context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
+@cli.command(
+    short_help="Run the suite against solutions/ (contributors).",
+    context_settings={"ignore_unknown_options": True, "allow_extra_args": True},
+)
 @click.argument("args", nargs=-1, type=click.UNPROCESSED)
 @pass_app
 def solutions(app: App, args: tuple[str, ...]):
@@ -647,6 +660,7 @@ def solutions(app: App, args: tuple[str, ...]):
             files.append(kata.test_file)
         else:
             app.fail(f"{kata.id} is not available yet: {kata.test_file} does not exist.")
+    _need_pytest(app)
     cmd = [sys.executable, "-m", "pytest", "--solutions", *files, *extra]
     app.out.print(Text("$ " + " ".join(["pytest", "--solutions", *files, *extra]), style="dim"))
     env = {k: v for k, v in os.environ.items() if k != "TFKATA_TARGET"}
