@@ -1,0 +1,1 @@
+"""What you edit: one module per kata. Generated from solutions/ by `python -m tfkata.stubs`."""

@@ -1,0 +1,1 @@
+"""Reference implementations; `pytest --solutions` runs the tests against them."""

@@ -1,0 +1,270 @@
+# Kata stub: replace each `raise NotImplementedError(...)` with your code, then run
+#   kata run k05        (or: pytest tests/test_k05_char_lm.py)
+# Generated from solutions/k05_char_lm.py by `python -m tfkata.stubs k05`; `kata reset k05` restores it.
+"""k05 · A character language model (RNN：字符语言模型).
+
+The tutorial's RNN section, adapted from the Udacity ``6_lstm`` notebook: a model reads text one
+character at a time and predicts the next one. You write every piece by hand, top-down as the slide
+goes: the vocabulary (27 symbols), a batch generator that cuts the text into parallel segments and
+remembers where each one stopped, an LSTM cell written from its gate equations, the model unrolled
+for ``num_unrollings`` steps whose last output and state are saved in variables so the next batch
+continues where this one stopped, gradient clipping and a decaying learning rate, perplexity, and
+sampling new text from a one-step copy of the model.
+
+Everything is ``tf.compat.v1`` graph mode, as in 2018: the tests build your graph inside a fresh
+``tf.Graph`` and run it in a ``tf.compat.v1.Session``. The harness supplies the text
+(``tfkata.data.text``: text8 when present, Python's help texts offline, and a synthetic corpus whose
+lowest possible perplexity is known exactly).
+"""
+import random
+import string
+import warnings
+
+import numpy as np
+import tensorflow as tf
+
+VOCABULARY_SIZE = len(string.ascii_lowercase) + 1  # [a-z] + ' ' = 27
+FIRST_LETTER = ord(string.ascii_lowercase[0])
+BATCH_SIZE = 64
+NUM_UNROLLINGS = 10
+NUM_NODES = 64
+NUM_STEPS = 7001  # the tutorial's full schedule on text8
+SUMMARY_FREQUENCY = 100
+SAMPLE_FREQUENCY = 1000  # samples every 10 summaries, as the tutorial
+GATES = ("i", "f", "c", "o")  # input gate, forget gate, cell update ("memory cell"), output gate
+
+
+# --------------------------------------------------------------------------- vocabulary & batches
+def char2id(char):
+    """The id of one character: ``' '`` -> 0, ``'a'`` -> 1, ..., ``'z'`` -> 26.
+
+    Any other character (``'ï'``, ``'A'``, a digit) is unexpected: warn with ``warnings.warn``
+    (a ``UserWarning`` whose message contains the character) and return 0, as the slide does.
+    Returns a Python ``int``.
+    """
+    raise NotImplementedError("k05: char2id")
+
+
+def id2char(dictid):
+    """The character of an id: 0 -> ``' '``, 1..26 -> ``'a'``..``'z'`` (inverse of :func:`char2id`)."""
+    raise NotImplementedError("k05: id2char")
+
+
+class BatchGenerator:
+    """Cuts ``text`` into ``batch_size`` equal segments and walks through all of them in step.
+
+    Row ``b`` of every batch reads segment ``b``: its cursor starts at ``b * (len(text) // batch_size)``
+    and moves one character per batch, wrapping to the start of the text after its last character.
+    """
+
+    def __init__(self, text, batch_size, num_unrollings):
+        """Keep the text and sizes, set the ``batch_size`` cursors, and read the first batch.
+
+        Attributes the tests read: ``_cursor`` (a list of ``batch_size`` ints, the next position of
+        each row) and ``_last_batch`` (the batch read here, which the first :meth:`next` returns
+        first).
+        """
+        raise NotImplementedError("k05: BatchGenerator.__init__")
+
+    def _next_batch(self):
+        """One batch from the cursors: a float32 one-hot array ``[batch_size, 27]``, then every cursor +1.
+
+        Row ``b`` is the one-hot id of the character under cursor ``b``; a cursor past the end of
+        the text wraps to 0.
+        """
+        raise NotImplementedError("k05: BatchGenerator._next_batch")
+
+    def next(self):
+        """A list of ``num_unrollings + 1`` batches ``[batch_size, 27]``.
+
+        The first is the last batch of the previous call (so inputs and labels overlap by one and no
+        character pair is skipped between calls), followed by ``num_unrollings`` new batches.
+        """
+        raise NotImplementedError("k05: BatchGenerator.next")
+
+
+def characters(probabilities):
+    """The most likely character of every row of a ``[N, 27]`` one-hot or probability array.
+
+    Returns a list of ``N`` one-character strings (``argmax`` of each row, through :func:`id2char`).
+    """
+    raise NotImplementedError("k05: characters")
+
+
+def batches2string(batches):
+    """Turn a list of ``[B, 27]`` batches back into ``B`` strings, one per row, read across the batches.
+
+    Row ``b`` of the result is ``characters(batches[0])[b] + characters(batches[1])[b] + ...``.
+    """
+    raise NotImplementedError("k05: batches2string")
+
+
+# --------------------------------------------------------------------------- the model
+def create_parameters(vocabulary_size=VOCABULARY_SIZE, num_nodes=NUM_NODES):
+    """The LSTM's and the classifier's trainable variables, as the slide declares them.
+
+    Returns a dict of ``tf.Variable`` (float32). For each gate ``g`` in ``i`` (input), ``f`` (forget),
+    ``c`` (memory cell update), ``o`` (output): ``gx`` ``[vocabulary_size, num_nodes]`` (from the
+    input), ``gm`` ``[num_nodes, num_nodes]`` (from the previous output), ``gb`` ``[1, num_nodes]``
+    (bias) — keys ``ix, im, ib, fx, fm, fb, cx, cm, cb, ox, om, ob``; plus the classifier ``w``
+    ``[num_nodes, vocabulary_size]`` and ``b`` ``[vocabulary_size]``.
+
+    Weights start as the tutorial's ``truncated_normal(shape, -0.1, 0.1)`` (positionally that is
+    mean -0.1, stddev 0.1), biases as zeros.
+    """
+    raise NotImplementedError("k05: create_parameters")
+
+
+def lstm_cell(i, o, state, params):
+    """One LSTM step, exactly the slide's equations (no peephole connections from the state).
+
+    ``i``: input ``[B, 27]``; ``o``: previous output ``[B, N]``; ``state``: previous cell state
+    ``[B, N]``; ``params``: the dict from :func:`create_parameters` (tensors or variables).
+    With ``g(W) = i @ Wx + o @ Wm + Wb`` for each gate:
+
+        input_gate  = sigmoid(g(i…))      forget_gate = sigmoid(g(f…))
+        update      = g(c…)                state = forget_gate * state + input_gate * tanh(update)
+        output_gate = sigmoid(g(o…))      output = output_gate * tanh(state)
+
+    Returns ``(output, state)``, both ``[B, N]``.
+    """
+    raise NotImplementedError("k05: lstm_cell")
+
+
+def build_training_model(params, batch_size=BATCH_SIZE, num_unrollings=NUM_UNROLLINGS):
+    """The LSTM unrolled over ``num_unrollings`` steps, its state carried from one batch to the next.
+
+    Build, in the default graph:
+
+    * ``train_data``: ``num_unrollings + 1`` float32 placeholders ``[batch_size, 27]`` (what
+      ``BatchGenerator.next()`` gives); inputs are the first ``num_unrollings``, labels the last
+      ``num_unrollings`` (the inputs shifted by one step);
+    * ``saved_output`` / ``saved_state``: non-trainable variables ``[batch_size, N]`` of zeros
+      (N = ``num_nodes`` of ``params``) from which the unrolled loop starts;
+    * the loop: :func:`lstm_cell` over the inputs, keeping each step's output;
+    * ``logits`` ``[num_unrollings * batch_size, 27]``: the classifier ``xw_plus_b`` on all outputs
+      concatenated along axis 0 (time-major: step 0's batch first), and ``loss``: the mean softmax
+      cross-entropy against the labels concatenated the same way. Both are built under
+      ``tf.control_dependencies`` on assigning the last output and state to ``saved_output`` /
+      ``saved_state``, so every run of ``loss`` also carries the state forward (slide: State saving
+      across unrollings);
+    * ``train_prediction``: ``softmax(logits)``.
+
+    Returns a dict with the keys ``train_data, saved_output, saved_state, logits, loss,
+    train_prediction``.
+    """
+    raise NotImplementedError("k05: build_training_model")
+
+
+def build_optimizer(loss, clip_norm=1.25):
+    """Gradient descent with the slide's decaying learning rate and global-norm clipping.
+
+    * ``global_step``: an int32 variable starting at 0, incremented by every training step;
+    * ``learning_rate``: ``exponential_decay(10.0, global_step, 5000, 0.1, staircase=True)``
+      (10.0 for steps 0..4999, 1.0 from 5000, 0.1 from 10000);
+    * the gradients of ``loss`` for every trainable variable, clipped together with
+      ``clip_by_global_norm(…, clip_norm)`` so their global norm is at most ``clip_norm``;
+    * ``train_op``: applies the clipped gradients with ``GradientDescentOptimizer(learning_rate)``
+      and increments ``global_step``.
+
+    Returns a dict with the keys ``global_step, learning_rate, gradients`` (the clipped list),
+    ``global_norm`` (their norm *before* clipping) and ``train_op``.
+    """
+    raise NotImplementedError("k05: build_optimizer")
+
+
+def build_sampling_model(params):
+    """A one-step copy of the model (batch 1, no unrolling) that shares the trained ``params``.
+
+    * ``sample_input``: a float32 placeholder ``[1, 27]``;
+    * ``saved_sample_output`` / ``saved_sample_state``: variables ``[1, N]`` of zeros, and
+      ``reset_sample_state``: one op (``tf.group``) that sets both back to zeros;
+    * one :func:`lstm_cell` step from the saved output and state;
+    * ``sample_prediction``: ``softmax`` of the classifier on that step's output ``[1, 27]``, built
+      under ``tf.control_dependencies`` on saving the new output and state, so each run moves the
+      model one character forward.
+
+    Returns a dict with the keys ``sample_input, saved_sample_output, saved_sample_state,
+    reset_sample_state, sample_prediction``.
+    """
+    raise NotImplementedError("k05: build_sampling_model")
+
+
+# --------------------------------------------------------------------------- perplexity & sampling
+def logprob(predictions, labels):
+    """Mean negative log-probability (nats) of the true labels under the predictions.
+
+    ``predictions``, ``labels``: ``[N, 27]`` arrays (probabilities, one-hot). Probabilities below
+    1e-10 count as 1e-10 (no ``log(0)``); do not change the caller's array. Returns a float: the sum
+    of ``-labels * log(predictions)`` divided by N. ``exp`` of it is the perplexity.
+    """
+    raise NotImplementedError("k05: logprob")
+
+
+def sample_distribution(distribution):
+    """Draw one index from a 1-D array of probabilities that sum to 1.
+
+    Use Python's ``random`` module (the tests seed it): walk the cumulative sum until it passes a
+    uniform draw in [0, 1). Returns an int in ``range(len(distribution))``.
+    """
+    raise NotImplementedError("k05: sample_distribution")
+
+
+def sample(prediction):
+    """Turn a ``[1, 27]`` prediction into a ``[1, 27]`` float32 one-hot sample drawn from it."""
+    raise NotImplementedError("k05: sample")
+
+
+def random_distribution():
+    """A random ``[1, 27]`` row of probabilities (uniform draws from ``np.random``, normalised to sum 1)."""
+    raise NotImplementedError("k05: random_distribution")
+
+
+def generate(session, sampler, num_samples=5, length=80):
+    """``num_samples`` strings of ``length`` characters sampled from the model (the slide's samples).
+
+    For each: start from a character sampled from :func:`random_distribution`, reset the sampling
+    state, then ``length - 1`` times feed the last character to ``sampler["sample_prediction"]``
+    and :func:`sample` the next one from it. ``sampler`` is the dict of
+    :func:`build_sampling_model`. Returns the list of strings.
+    """
+    raise NotImplementedError("k05: generate")
+
+
+def validation_perplexity(session, sampler, valid_text):
+    """The model's perplexity on ``valid_text``, one character at a time from a reset state.
+
+    Reset the sampling state, walk a ``BatchGenerator(valid_text, 1, 1)`` for ``len(valid_text)``
+    calls, feed each call's first batch to the sampler and score its prediction against the second
+    batch with :func:`logprob`. Returns ``exp`` of the mean, a float.
+    """
+    raise NotImplementedError("k05: validation_perplexity")
+
+
+# --------------------------------------------------------------------------- training
+def train(
+    train_text,
+    valid_text,
+    num_steps=NUM_STEPS,
+    summary_frequency=SUMMARY_FREQUENCY,
+    sample_frequency=SAMPLE_FREQUENCY,
+    train_batches=None,
+    log=print,
+):
+    """Build the whole graph in the default graph, train it, and report as the tutorial does.
+
+    Build :func:`create_parameters`, :func:`build_training_model`, :func:`build_optimizer` and
+    :func:`build_sampling_model` (batch 64, 10 unrollings, 64 nodes), initialise, then for each
+    of ``num_steps`` steps feed ``train_batches.next()`` (default: a ``BatchGenerator`` over
+    ``train_text``) to ``train_data`` and run the train op, the loss and the learning rate.
+
+    Every ``summary_frequency`` steps (step 0 included): ``log`` the mean loss since the last
+    summary, the learning rate, the minibatch perplexity and the validation perplexity
+    (:func:`validation_perplexity` on ``valid_text``); every ``sample_frequency`` steps also
+    :func:`generate` 5 samples of 80 characters and ``log`` them.
+
+    Returns a dict of lists, one entry per summary: ``step``, ``mean_loss`` (mean training loss
+    over the steps since the previous summary; at step 0 that step's loss), ``learning_rate``,
+    ``minibatch_perplexity``, ``valid_perplexity``; and ``samples``: a dict step -> list of 5 strings.
+    """
+    raise NotImplementedError("k05: train")
