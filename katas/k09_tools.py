@@ -68,7 +68,9 @@ def build_model(input_dim=784, hidden_dim=32, num_classes=10, learning_rate=1e-3
     * ``layer1 = nn_layer(x, input_dim, hidden_dim, "layer1")``, ``logits = nn_layer(layer1,
       hidden_dim, num_classes, "layer2", act=tf.identity)``;
     * ``loss``: mean sparse softmax cross entropy (name scope ``cross_entropy``) with a scalar
-      summary tagged ``cross_entropy``; ``accuracy`` with a scalar summary tagged ``accuracy``;
+      summary named ``cross_entropy``; ``accuracy`` (name scope ``accuracy``) with a scalar
+      summary named ``accuracy``. As in the tutorial, the name scopes take the plain names first,
+      so the tags come out as ``cross_entropy_1`` and ``accuracy_1``; the tests accept that;
     * ``global_step`` (``tf.compat.v1.train.get_or_create_global_step()``) and ``train_op``:
       Adam(learning_rate) minimising the loss and incrementing the global step;
     * ``merged``: ``tf.compat.v1.summary.merge_all()``, made last so it holds every summary.

@@ -51,13 +51,24 @@ def _read_events(folder):
 
 
 def _by_base_tag(tags, prefix):
-    """Map 'mean' -> the tag '<prefix>/mean' or '<prefix>/mean_1' (TF adds _N to clashing names)."""
+    """Map 'mean' -> the tag '<prefix>/mean' or '<prefix>/mean_1'.
+
+    TensorFlow makes op names unique ignoring case, so a summary named like an existing op or name
+    scope gets a suffix: the tutorial's own code logs 'cross_entropy_1' and '.../summaries/mean_1'.
+    """
     out = {}
     for tag in tags:
-        m = re.fullmatch(re.escape(prefix) + r"/([a-z_]+?)(_\d+)?", tag)
+        m = re.fullmatch(re.escape(prefix) + r"([a-z_]+?)(_\d+)?", tag)
         if m:
             out.setdefault(m.group(1), tag)
     return out
+
+
+def _scalar(values, name):
+    """The value of the top-level scalar ``name`` (or ``name_1``, ...) in one step's {tag: value}."""
+    tags = _by_base_tag(values, "")
+    assert name in tags, f"no summary tagged {name!r} (or {name}_1) in {sorted(values)}"
+    return values[tags[name]]
 
 
 # =========================================================================== TensorBoard
@@ -72,7 +83,7 @@ def test_variable_summaries_tags_and_values(sess):
     sess.run(tf.compat.v1.global_variables_initializer())
     summary = tf.compat.v1.Summary.FromString(sess.run(tf.compat.v1.summary.merge(ops)))
     got = {v.tag: v for v in summary.value}
-    tags = _by_base_tag(got, "layer1/weights/summaries")
+    tags = _by_base_tag(got, "layer1/weights/summaries/")
     assert set(tags) == {"mean", "stddev", "max", "min", "histogram"}, (
         f"expected mean, stddev, max, min, histogram under layer1/weights/summaries/, got tags {sorted(got)}: "
         "use tf.name_scope('summaries')"
@@ -124,7 +135,9 @@ def test_build_model_interface(sess):
     feed = {model["x"]: x[:64], model["y"]: y[:64]}
     sess.run(tf.compat.v1.global_variables_initializer())
     tags = {v.tag for v in tf.compat.v1.Summary.FromString(sess.run(model["merged"], feed)).value}
-    assert {"cross_entropy", "accuracy"} <= tags, f"expected scalar tags cross_entropy and accuracy, got {sorted(tags)}"
+    assert {"cross_entropy", "accuracy"} <= set(_by_base_tag(tags, "")), (
+        f"expected scalar tags cross_entropy and accuracy, got {sorted(tags)}"
+    )
     assert any(t.startswith("layer2/weights/summaries/") for t in tags), "merged should hold every layer's summaries"
     sess.run(model["train_op"], feed)
     assert sess.run(model["global_step"]) == 1, "train_op must increment the global step (minimize(..., global_step=...))"
@@ -152,7 +165,7 @@ def test_train_step_logs_the_loss_it_computed(sess, tmp_path):
     assert has_graph, "the train writer should get the graph: FileWriter(logdir, graph)"
     assert sorted(events) == [0, 1, 2], f"expected summaries at steps [0, 1, 2], got {sorted(events)}"
     for step, loss in expected.items():
-        logged = events[step].get("cross_entropy")
+        logged = _scalar(events[step], "cross_entropy")
         assert logged == loss, f"step {step}: the event file says cross_entropy={logged}, the loss computed was {loss}"
     assert (tmp_path / "test").is_dir(), "open_writers should make <log_dir>/test as well"
 
@@ -174,7 +187,7 @@ def test_eval_step_logs_without_training(sess, tmp_path):
     for a, b in zip(before, sess.run(tf.compat.v1.trainable_variables())):
         np.testing.assert_array_equal(a, b, err_msg="eval_step must not run train_op")
     events, _ = _read_events(tmp_path / "test")
-    assert list(events) == [7] and np.isclose(events[7]["accuracy"], ref_acc), (
+    assert list(events) == [7] and np.isclose(_scalar(events[7], "accuracy"), ref_acc), (
         f"expected one summary at step 7 with accuracy {ref_acc}, got {events}"
     )
 
@@ -183,7 +196,7 @@ def test_eval_step_logs_without_training(sess, tmp_path):
 def test_train_with_summaries_event_files(tmp_path):
     data = _mnist_flat()
     history = k09.train_with_summaries(data, str(tmp_path), num_steps=41, eval_every=10, batch_size=32,
-                                       learning_rate=1e-3)
+                                       learning_rate=5e-3)
     test_steps = list(range(0, 41, 10))
     assert sorted(history["test"]) == test_steps, f"evaluate at steps {test_steps}, got {sorted(history['test'])}"
     assert sorted(history["train"]) == [s for s in range(41) if s % 10], "train at every other step"
@@ -194,23 +207,28 @@ def test_train_with_summaries_event_files(tmp_path):
     assert sorted(train_events) == sorted(history["train"]), "one train summary per training step"
     for name, events in (("train", train_events), ("test", test_events)):
         for step, loss in history[name].items():
-            assert events[step]["cross_entropy"] == np.float32(loss), (
-                f"{name} step {step}: event file cross_entropy={events[step]['cross_entropy']}, returned loss {loss}"
+            logged = _scalar(events[step], "cross_entropy")
+            assert logged == np.float32(loss), (
+                f"{name} step {step}: event file cross_entropy={logged}, returned loss {loss}"
             )
     # Independently: the step-0 test loss is the untrained model's (same seed, same construction).
     with fresh_graph():
-        model = k09.build_model(input_dim=784, learning_rate=1e-3)
+        model = k09.build_model(input_dim=784, learning_rate=5e-3)
         with tf.compat.v1.Session() as s:
             s.run(tf.compat.v1.global_variables_initializer())
             initial = s.run(model["loss"], {model["x"]: data[2], model["y"]: data[3]})
-    assert np.isclose(test_events[0]["cross_entropy"], initial, rtol=1e-6), (
+    first, last = _scalar(test_events[0], "cross_entropy"), _scalar(test_events[40], "cross_entropy")
+    assert np.isclose(first, initial, rtol=1e-6), (
         f"the test loss logged at step 0 should be the untrained model's {initial:.4f}, "
-        f"got {test_events[0]['cross_entropy']:.4f}: evaluate before training at step 0"
+        f"got {first:.4f}: evaluate before training at step 0"
     )
-    first, last = test_events[0]["cross_entropy"], test_events[40]["cross_entropy"]
     print(f"k09 summaries: test loss {first:.3f} (step 0) -> {last:.3f} (step 40), "
-          f"test accuracy {test_events[40]['accuracy']:.3f}")
-    assert last < 0.8 * first, f"36 Adam steps should cut the test loss by 20 %+: {first:.3f} -> {last:.3f}"
+          f"test accuracy {_scalar(test_events[40], 'accuracy'):.3f}")
+    # Measured (TF 2.12-2.21): 2.309 -> 0.799 with Adam 5e-3 (1e-3 only reaches 1.763).
+    assert last < 0.6 * first, (
+        f"36 Adam steps (lr 5e-3) should cut the test loss by 40 %+ (measured: 2.31 -> 0.80), got "
+        f"{first:.3f} -> {last:.3f}: does train_step run train_op on batch_for_step's batches?"
+    )
 
 
 # =========================================================================== checkpoints
@@ -279,9 +297,9 @@ def test_resumed_run_equals_straight_run_bit_for_bit(checkpoint_runs):
     print("k09 checkpoints: 50 + 50 steps == 100 straight steps, bit for bit")
 
 
-def _write_checkpoint(folder, step, shape=(3,)):
+def _write_checkpoint(folder, step):
     with fresh_graph():
-        var = tf.compat.v1.get_variable("v", initializer=np.arange(np.prod(shape), dtype=np.float32).reshape(shape))
+        var = tf.compat.v1.get_variable("v", initializer=np.arange(3, dtype=np.float32))
         step_var = tf.compat.v1.train.get_or_create_global_step()
         saver = tf.compat.v1.train.Saver()
         with tf.compat.v1.Session() as s:
@@ -291,9 +309,9 @@ def _write_checkpoint(folder, step, shape=(3,)):
         return var
 
 
-def _restore_into_fresh_graph(folder, shape=(3,)):
+def _restore_into_fresh_graph(folder, name="v"):
     with fresh_graph():
-        var = tf.compat.v1.get_variable("v", shape=shape, initializer=tf.compat.v1.zeros_initializer())
+        var = tf.compat.v1.get_variable(name, shape=(3,), initializer=tf.compat.v1.zeros_initializer())
         tf.compat.v1.train.get_or_create_global_step()
         saver = tf.compat.v1.train.Saver()
         with tf.compat.v1.Session() as s:
@@ -341,9 +359,9 @@ def test_restore_latest_bad_directory_gives_clear_error(tmp_path, how):
 
 
 def test_restore_latest_other_model_gives_clear_error(tmp_path):
-    _write_checkpoint(tmp_path, 5, shape=(3,))
+    _write_checkpoint(tmp_path, 5)
     with pytest.raises(k09.CheckpointError, match="model-5"):
-        _restore_into_fresh_graph(tmp_path, shape=(4,))  # same name, another shape
+        _restore_into_fresh_graph(tmp_path, name="w")  # a variable the checkpoint does not hold
 
 
 # =========================================================================== the Dataset API

@@ -224,7 +224,8 @@ class _Results:
 
     def pytest_collectreport(self, report):
         if report.failed:
-            self.collect_errors.append(f"{report.nodeid}: {report.longreprtext.strip().splitlines()[-1:]}")
+            lines = report.longreprtext.strip().splitlines() or ["collection failed"]
+            self.collect_errors.append(f"{report.nodeid}: {lines[-1].lstrip('E ').strip()}")
 
     def pytest_runtest_logreport(self, report):
         item = self.items.get(report.nodeid)

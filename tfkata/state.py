@@ -2,8 +2,9 @@
 
 Everything lives in ``.tfkata/`` at the repository root (git ignores it):
 
-* ``results-<id>.json``  the last graded run of one kata (the plugin's ``--results-json`` schema,
-  restricted to that kata); ``junit-<id>.xml`` the same run's failure texts and printed output.
+* ``results-<id>.json``  the last graded run of one kata: the plugin's ``--results-json`` schema
+  restricted to that kata, each test with two more keys from the run's JUnit XML: ``report`` (the
+  failure in full) and ``printed`` (what the test printed).
 * ``state.json``         which hints were shown: ``{"version": 1, "hints": {"k01": {"define_add": [1, 2]}}}``.
 * ``backups/``           the learner's file before each ``kata reset``, and any broken state file.
 
@@ -86,9 +87,6 @@ class Store:
     def results_path(self, kata: registry.Kata) -> Path:
         return self.dir / f"results-{kata.id}.json"
 
-    def junit_path(self, kata: registry.Kata) -> Path:
-        return self.dir / f"junit-{kata.id}.xml"
-
     def rel(self, path: Path) -> str:
         try:
             return Path(path).relative_to(self.root).as_posix()
@@ -154,9 +152,9 @@ class Store:
         _atomic_write(self.results_path(kata), json.dumps(data, indent=2, ensure_ascii=False) + "\n")
 
     def forget_results(self, kata: registry.Kata) -> None:
-        for path in (self.results_path(kata), self.junit_path(kata)):
-            if path.exists():
-                path.unlink()
+        path = self.results_path(kata)
+        if path.exists():
+            path.unlink()
 
     def backup_learner_file(self, kata: registry.Kata) -> Path:
         src = self.root / kata.path("katas")

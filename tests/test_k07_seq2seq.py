@@ -1,0 +1,373 @@
+"""Graded tests for k07 · seq2seq: delete the odd numbers.
+
+Data first (the task, bucketing, the decoder shift), then the model's pieces on hand-made cells whose
+outputs are known exactly (teacher forcing, greedy decoding, the mask), then the assembled model,
+and training last. The cells need tf.compat.v1.nn.rnn_cell: on TensorFlow >= 2.16 that means
+tf_keras, checked first with one clear message.
+"""
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from tfkata import load_kata
+from tfkata.tfsetup import require_legacy_rnn
+
+k07 = load_kata("k07_seq2seq")
+
+V = 11  # vocabulary: 0 (PAD = EOS = GO) and 1..10
+
+# Graded training budget and threshold. Measured (TF 2.21, 2-core CPU, seed 1234, Adam 3e-3,
+# bucketed batches of 64): 1000 steps 48 %, 2000 steps 85 %, 3000 steps 95 %, 4000 steps 96 %
+# exact match on 500 fresh sequences. The threshold leaves about 10 points of headroom.
+TRAIN_STEPS = 3000
+MIN_ACCURACY = 0.85
+SLOW_STEPS = 8000
+SLOW_MIN_ACCURACY = 0.99
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _legacy_rnn():
+    require_legacy_rnn()
+
+
+def _echo_cell_class():
+    """An RNNCell with no weights: output = input + state, state unchanged (made after the check)."""
+
+    class EchoCell(tf.compat.v1.nn.rnn_cell.RNNCell):
+        def __init__(self, size):
+            super().__init__()
+            self._size = size
+
+        @property
+        def state_size(self):
+            return self._size
+
+        @property
+        def output_size(self):
+            return self._size
+
+        def call(self, inputs, state):
+            return inputs + state, state
+
+    return EchoCell
+
+
+def _table_parts(log_table):
+    """DecoderParts whose next-token logits after token p are exactly log_table[p] (+ the state)."""
+    table = tf.constant(np.asarray(log_table, dtype=np.float32))
+    return k07.DecoderParts(embedding=table, cell=_echo_cell_class()(V), output_layer=lambda h: h)
+
+
+def _chain_table(chain, no_eos=False):
+    """A next-token table that, from GO, makes greedy decoding emit ``chain`` (ending with EOS)."""
+    table = np.full([V, V], -5.0, dtype=np.float32)
+    prev = 0
+    for token in chain:
+        table[prev, token] = 5.0
+        prev = token
+    if no_eos:
+        table[:, 0] = -50.0
+    return table
+
+
+# --------------------------------------------------------------------------- data
+def test_generate_data_shapes_and_dtypes():
+    x, y, lx, ly = k07.generate_data(64, rng=np.random.RandomState(0))
+    for name, arr in (("x", x), ("y", y), ("len_x", lx), ("len_y", ly)):
+        assert np.asarray(arr).dtype == np.int32, f"{name} should be int32, got {np.asarray(arr).dtype}"
+    assert lx.shape == (64,) and ly.shape == (64,), f"lengths should be [64], got {lx.shape}, {ly.shape}"
+    assert x.shape == (64, lx.max()), (
+        f"x should be padded to the batch's longest input: expected (64, {lx.max()}), got {x.shape}"
+    )
+    assert y.shape == (64, ly.max()), (
+        f"y should be padded to the batch's longest target (EOS counted): expected (64, {ly.max()}), got {y.shape}"
+    )
+
+
+def test_targets_are_the_evens_in_order_then_eos():
+    x, y, lx, ly = k07.generate_data(300, rng=np.random.RandomState(1))
+    for i in range(len(x)):
+        src, tgt = x[i, : lx[i]], y[i, : ly[i]]
+        assert np.all((src >= 1) & (src <= 10)), f"row {i}: inputs must be numbers 1..10, got {src}"
+        assert np.all(x[i, lx[i]:] == 0) and np.all(y[i, ly[i]:] == 0), f"row {i}: padding must be PAD = 0"
+        evens = src[src % 2 == 0]
+        assert np.array_equal(tgt[:-1], evens), (
+            f"row {i}: target should be the evens of {src.tolist()} in order, {evens.tolist()}, got {tgt[:-1].tolist()}"
+        )
+        assert tgt[-1] == 0, f"row {i}: the target must end with EOS (0) at position len_y - 1, got {tgt.tolist()}"
+        n_odd = int(np.sum(src % 2 == 1))
+        assert 1 <= n_odd <= 11 and 1 <= len(evens) <= 11, (
+            f"row {i}: odd and even counts are drawn from 1..11, got {n_odd} odd and {len(evens)} even"
+        )
+
+
+def test_lengths_cover_the_whole_range():
+    _, _, lx, ly = k07.generate_data(3000, rng=np.random.RandomState(2))
+    assert (lx.min(), lx.max()) == (2, 22), f"len_x should range over 2..22 (1..11 odd + 1..11 even), got {lx.min()}..{lx.max()}"
+    assert (ly.min(), ly.max()) == (2, 12), f"len_y should range over 2..12 (1..11 evens + EOS), got {ly.min()}..{ly.max()}"
+
+
+def test_copy_variant_writes_the_evens_twice():
+    x, y, lx, ly = k07.generate_data(200, copy_sequence=True, rng=np.random.RandomState(3))
+    for i in range(len(x)):
+        src = x[i, : lx[i]]
+        evens = src[src % 2 == 0]
+        want = np.concatenate([evens, evens, [0]])
+        assert ly[i] == 2 * len(evens) + 1, f"row {i}: copy target length should be 2 * evens + 1, got {ly[i]}"
+        assert np.array_equal(y[i, : ly[i]], want), (
+            f"row {i}: copy target should be {want.tolist()}, got {y[i, : ly[i]].tolist()}"
+        )
+
+
+def test_generate_data_uses_the_given_rng():
+    a = k07.generate_data(20, rng=np.random.RandomState(7))
+    b = k07.generate_data(20, rng=np.random.RandomState(7))
+    c = k07.generate_data(20, rng=np.random.RandomState(8))
+    assert all(np.array_equal(p, q) for p, q in zip(a, b)), "the same RandomState seed must give the same data"
+    assert not np.array_equal(a[0], c[0]), "different seeds gave the same data: is rng used for every draw?"
+
+
+def test_decoder_shift_is_exact():
+    ids = np.array([[2, 4, 0, 0], [6, 8, 10, 0]], dtype=np.int32)
+    dec_in, dec_out = k07.get_decoder_input_and_output(ids)
+    np.testing.assert_array_equal(dec_in, [[0, 2, 4, 0], [0, 6, 8, 10]],
+                                  err_msg="decoder input should be GO (0) followed by the target without its last column")
+    np.testing.assert_array_equal(dec_out, ids, err_msg="decoder output should be the target itself")
+    assert dec_in.shape == ids.shape and dec_out.shape == ids.shape, "both keep the shape [B, T]"
+
+
+# --------------------------------------------------------------------------- bucketing
+def _pool(n=2048, seed=5):
+    return k07.generate_data(n, rng=np.random.RandomState(seed))
+
+
+def test_bucketing_groups_similar_lengths():
+    x, y, lx, ly = _pool()
+    batches = k07.bucketed_batches(x, y, lx, ly, batch_size=64, bucket_width=4, rng=np.random.RandomState(0))
+    seen = []
+    for bx, by, blx, bly in batches:
+        buckets = set(((np.asarray(blx) - 1) // 4).tolist())
+        assert len(buckets) == 1, f"a batch mixes input lengths {sorted(set(blx.tolist()))}: draw each batch from one bucket"
+        assert len(blx) <= 64, f"a batch has {len(blx)} examples, more than batch_size 64"
+        assert bx.shape == (len(blx), blx.max()) and by.shape == (len(bly), bly.max()), (
+            f"trim each batch to its own longest sequence: got x {bx.shape} for max len_x {blx.max()}"
+        )
+        seen += [tuple(r[:l]) for r, l in zip(bx.tolist(), blx.tolist())]
+    want = sorted(tuple(r[:l]) for r, l in zip(x.tolist(), lx.tolist()))
+    assert sorted(seen) == want, "every example of the pool must land in exactly one batch"
+
+
+def test_bucketing_cuts_padding():
+    x, y, lx, ly = _pool()
+    rng = np.random.RandomState(0)
+    bucketed = k07.bucketed_batches(x, y, lx, ly, batch_size=64, bucket_width=4, rng=rng)
+    perm = rng.permutation(len(x))
+    random = [x[perm[s : s + 64]][:, : lx[perm[s : s + 64]].max()] for s in range(0, len(x), 64)]
+
+    def padding(arrays, total):
+        cells = sum(a.size for a in arrays)
+        return 1.0 - total / cells
+
+    pad_random = padding(random, lx.sum())
+    pad_bucketed = padding([b[0] for b in bucketed], sum(b[2].sum() for b in bucketed))
+    print(f"padding: random batches {pad_random:.1%}, bucketed {pad_bucketed:.1%}")
+    # Measured: random 43 %, bucketed (width 4) 11 %: a ratio of 0.25.
+    assert pad_bucketed < 0.5 * pad_random, (
+        f"bucketing should at least halve the padding: random batches {pad_random:.1%}, bucketed {pad_bucketed:.1%}"
+    )
+
+
+# --------------------------------------------------------------------------- model pieces
+def test_make_cell_is_two_lstm_layers():
+    cell = k07.make_cell(50, 2)
+    assert isinstance(cell, tf.compat.v1.nn.rnn_cell.MultiRNNCell), f"expected a MultiRNNCell, got {type(cell).__name__}"
+    sizes = [(s.c, s.h) for s in cell.state_size]
+    assert sizes == [(50, 50), (50, 50)], f"expected two LSTM states (c, h) of 50, got {cell.state_size}"
+
+
+def test_encoder_shapes_and_final_state(sess):
+    x, _, lx, _ = k07.generate_data(5, rng=np.random.RandomState(4))
+    inputs = tf.compat.v1.placeholder(tf.int32, [None, None])
+    lengths = tf.compat.v1.placeholder(tf.int32, [None])
+    outputs, state = k07.encoder(inputs, lengths)
+    assert outputs.shape.as_list() == [None, None, 50], f"encoder outputs should be [B, T, 50], got {outputs.shape}"
+    assert len(state) == 2 and all(isinstance(s, tf.compat.v1.nn.rnn_cell.LSTMStateTuple) for s in state), (
+        f"the final state should be a tuple of 2 LSTMStateTuple, got {state}"
+    )
+    names = [v.name for v in tf.compat.v1.trainable_variables()]
+    assert names and all(n.startswith("encoder/") for n in names), f"build under variable_scope('encoder'): {names}"
+    assert any(v.shape.as_list() == [11, 30] for v in tf.compat.v1.trainable_variables()), (
+        f"expected an embedding matrix [11, 30] among {[(v.name, v.shape.as_list()) for v in tf.compat.v1.trainable_variables()]}"
+    )
+    sess.run(tf.compat.v1.global_variables_initializer())
+    out, st = sess.run([outputs, state], {inputs: x, lengths: lx})
+    for i in range(len(x)):
+        assert np.all(out[i, lx[i]:] == 0), f"row {i}: outputs past len_x must be zeros: pass sequence_length"
+        np.testing.assert_allclose(st[-1].h[i], out[i, lx[i] - 1], atol=1e-6,
+                                   err_msg=f"row {i}: the final state should be the state at the last valid step")
+
+
+def test_training_decoder_is_teacher_forced(sess):
+    table = np.random.RandomState(0).randn(V, V).astype(np.float32)
+    parts = _table_parts(table)
+    dec_in = np.array([[0, 4, 2, 8], [0, 6, 0, 0]], dtype=np.int32)
+    dec_len = np.array([4, 2], dtype=np.int32)
+    state = np.zeros([2, V], dtype=np.float32)
+    logits = k07.training_decoder(parts, tf.constant(dec_in), tf.constant(dec_len), tf.constant(state))
+    assert logits.shape.as_list()[-1] == V, f"logits should be [B, T, {V}], got {logits.shape}"
+    got = sess.run(logits)
+    assert got.shape == (2, 4, V), f"logits should be [2, 4, {V}], got {got.shape}"
+    for b in range(2):
+        for t in range(dec_len[b]):
+            np.testing.assert_allclose(got[b, t], table[dec_in[b, t]], atol=1e-6, err_msg=(
+                f"logits[{b}, {t}] should come from decoder input {dec_in[b, t]} (teacher forcing: feed decoder_inputs "
+                "through parts.embedding, parts.cell and parts.output_layer)"
+            ))
+
+
+def test_greedy_decoder_feeds_back_its_own_predictions(sess):
+    chain = [3, 7, 2, 9, 0]
+    parts = _table_parts(_chain_table(chain))
+    ids, lengths = k07.greedy_decoder(parts, tf.zeros([2, V]), 2, max_steps=20)
+    got_ids, got_len = sess.run([ids, lengths])
+    assert got_ids.dtype == np.int32 and got_len.dtype == np.int32, f"ids and lengths should be int32, got {got_ids.dtype}, {got_len.dtype}"
+    assert got_ids[0].tolist() == chain, (
+        f"from GO the table leads to {chain}, got {got_ids[0].tolist()}: feed each step's argmax back as the next input "
+        "(a decoder that keeps feeding GO gives [3, 3, 3, ...])"
+    )
+
+
+def test_greedy_decoder_stops_at_eos(sess):
+    chain = [3, 7, 2, 9, 0]
+    parts = _table_parts(_chain_table(chain))
+    # Row 1's state adds a large bonus to EOS: it finishes at its first step; row 0 follows the chain.
+    state = np.zeros([2, V], dtype=np.float32)
+    state[1, 0] = 100.0
+    ids, lengths = k07.greedy_decoder(parts, tf.constant(state), 2, max_steps=20)
+    got_ids, got_len = sess.run([ids, lengths])
+    assert got_ids.shape == (2, 5), (
+        f"the loop should stop once every sequence has emitted EOS: expected [2, 5], got {list(got_ids.shape)} "
+        "(did it run to max_steps?)"
+    )
+    assert got_ids[1].tolist() == [0, 0, 0, 0, 0], f"after EOS a sequence emits PAD, got {got_ids[1].tolist()}"
+    assert got_len.tolist() == [5, 1], f"lengths count up to and including EOS: expected [5, 1], got {got_len.tolist()}"
+
+
+def test_greedy_decoder_is_bounded(sess):
+    parts = _table_parts(_chain_table([3, 7, 3, 7], no_eos=True))
+    ids, lengths = k07.greedy_decoder(parts, tf.zeros([3, V]), 3, max_steps=6)
+    got_ids, got_len = sess.run([ids, lengths])
+    assert got_ids.shape == (3, 6), f"without EOS the loop must stop after max_steps = 6, got shape {got_ids.shape}"
+    assert got_len.tolist() == [6, 6, 6], f"a sequence that never emits EOS has length max_steps, got {got_len.tolist()}"
+
+
+def test_masked_loss_matches_numpy(sess):
+    rng = np.random.RandomState(0)
+    logits = rng.randn(3, 5, V).astype(np.float32)
+    targets = rng.randint(0, V, size=[3, 5]).astype(np.int32)
+    lengths = np.array([5, 2, 3], dtype=np.int32)
+    got = sess.run(k07.masked_loss(tf.constant(logits), tf.constant(targets), tf.constant(lengths)))
+    logp = logits - np.log(np.exp(logits).sum(-1, keepdims=True))
+    xent = -np.take_along_axis(logp, targets[..., None], -1)[..., 0]
+    mask = np.arange(5)[None, :] < lengths[:, None]
+    want = (xent * mask).sum() / mask.sum()
+    assert np.shape(got) == (), f"the loss should be a scalar, got shape {np.shape(got)}"
+    np.testing.assert_allclose(got, want, rtol=1e-5, err_msg="expected sum(xent * mask) / sum(mask)")
+
+
+def test_masked_loss_ignores_padding(sess):
+    rng = np.random.RandomState(1)
+    logits = rng.randn(2, 4, V).astype(np.float32)
+    targets = rng.randint(0, V, size=[2, 4]).astype(np.int32)
+    lengths = np.array([4, 2], dtype=np.int32)
+    lg = tf.compat.v1.placeholder(tf.float32, [None, None, V])
+    tg = tf.compat.v1.placeholder(tf.int32, [None, None])
+    loss = k07.masked_loss(lg, tg, tf.constant(lengths))
+
+    def run(l, t):
+        return sess.run(loss, {lg: l, tg: t})
+
+    base = run(logits, targets)
+    l2, t2 = logits.copy(), targets.copy()
+    l2[1, 2:] += 10.0 * rng.randn(2, V)
+    t2[1, 2:] = (t2[1, 2:] + 3) % V
+    assert run(l2, targets) == pytest.approx(base, rel=1e-6), "changing logits at padded steps changed the loss: apply the mask"
+    assert run(logits, t2) == pytest.approx(base, rel=1e-6), "changing targets at padded steps changed the loss: apply the mask"
+    l3 = logits.copy()
+    l3[1, 1] += 5.0 * rng.randn(V)
+    assert run(l3, targets) != pytest.approx(base, rel=1e-4), "changing a valid step must change the loss"
+
+
+def test_exact_match():
+    targets = np.array([[2, 4, 0], [2, 4, 0], [2, 4, 0], [6, 0, 0]])
+    preds = np.array([[2, 4, 0, 8, 8], [2, 0, 0, 0, 0], [2, 4, 6, 8, 10], [6, 0, 0, 0, 0]])
+    got = k07.exact_match(preds, targets)
+    assert got == pytest.approx(0.5), (
+        f"expected 2 of 4 right (row 0: tokens after EOS do not count; row 2 never emits EOS), got {got}"
+    )
+    assert k07.exact_match(targets, targets) == 1.0
+
+
+# --------------------------------------------------------------------------- assembled model
+def test_build_seq2seq_shapes(sess):
+    model = k07.build_seq2seq()
+    for name in ("encoder_inputs", "encoder_lengths", "decoder_inputs", "decoder_targets", "decoder_lengths"):
+        t = getattr(model, name)
+        assert t.op.type == "Placeholder" and t.dtype == tf.int32, f"{name} should be an int32 placeholder, got {t.op.type} {t.dtype}"
+    sess.run(tf.compat.v1.global_variables_initializer())
+    x, y, lx, ly = k07.generate_data(4, rng=np.random.RandomState(0))
+    y_in, y_out = k07.get_decoder_input_and_output(y)
+    feed = {model.encoder_inputs: x, model.encoder_lengths: lx, model.decoder_inputs: y_in,
+            model.decoder_targets: y_out, model.decoder_lengths: ly}
+    logits, loss, preds = sess.run([model.logits, model.loss, model.predictions], feed)
+    assert logits.shape == (4, y.shape[1], V), f"logits should be [B, T_dec, {V}] = {(4, y.shape[1], V)}, got {logits.shape}"
+    assert np.isfinite(loss) and abs(loss - np.log(V)) < 0.5, f"an untrained model's loss should be near ln(11) = 2.40, got {loss}"
+    assert preds.dtype == np.int32 and preds.shape[0] == 4 and 1 <= preds.shape[1] <= k07.MAX_DECODE_STEPS, (
+        f"predictions should be int32 [B, <= {k07.MAX_DECODE_STEPS}], got {preds.dtype} {preds.shape}"
+    )
+
+
+def test_inference_shares_training_weights(sess):
+    model = k07.build_seq2seq()
+    sess.run(tf.compat.v1.global_variables_initializer())
+    x, _, lx, _ = k07.generate_data(8, rng=np.random.RandomState(1))
+    preds = sess.run(model.predictions, {model.encoder_inputs: x, model.encoder_lengths: lx})
+    # Teacher-force the model on its own greedy output: with shared weights it predicts that output again.
+    lengths = np.array([(list(r).index(0) + 1) if 0 in r else len(r) for r in preds.tolist()], dtype=np.int32)
+    dec_in, dec_out = k07.get_decoder_input_and_output(preds)
+    logits = sess.run(model.logits, {model.encoder_inputs: x, model.encoder_lengths: lx,
+                                     model.decoder_inputs: dec_in, model.decoder_lengths: lengths})
+    again = logits.argmax(-1)
+    for i in range(len(x)):
+        assert again[i, : lengths[i]].tolist() == dec_out[i, : lengths[i]].tolist(), (
+            f"row {i}: greedy decoding gave {dec_out[i, : lengths[i]].tolist()} but the training decoder, fed those "
+            f"tokens, predicts {again[i, : lengths[i]].tolist()}: both decoders must use the same DecoderParts and "
+            "start from the encoder's final state"
+        )
+
+
+# --------------------------------------------------------------------------- training
+@pytest.mark.points(5)
+@pytest.mark.timeout(600)
+def test_training_reaches_exact_match():
+    result = k07.train(steps=TRAIN_STEPS)
+    for key in ("accuracy", "steps", "seconds"):
+        assert key in result, f"train() should return a dict with {key!r}, got keys {sorted(result)}"
+    acc = result["accuracy"]
+    print(f"k07 exact match after {result['steps']} steps: {acc:.1%} on 500 fresh sequences "
+          f"({result['seconds']:.1f} s of training, loss {result.get('loss', float('nan')):.4f})")
+    assert result["steps"] == TRAIN_STEPS
+    assert acc >= MIN_ACCURACY, (
+        f"expected >= {MIN_ACCURACY:.0%} exact match after {TRAIN_STEPS} steps (Adam 3e-3), got {acc:.1%}: check the "
+        "shift (GO first), the mask, that greedy decoding starts from the encoder's final state, and the learning rate"
+    )
+
+
+@pytest.mark.slow
+@pytest.mark.points(3)
+@pytest.mark.timeout(1800)
+def test_training_long_reaches_99_percent():
+    result = k07.train(steps=SLOW_STEPS)
+    acc = result["accuracy"]
+    print(f"k07 exact match after {result['steps']} steps: {acc:.1%} ({result['seconds']:.1f} s)")
+    assert acc >= SLOW_MIN_ACCURACY, f"expected >= {SLOW_MIN_ACCURACY:.0%} after {SLOW_STEPS} steps, got {acc:.1%}"
