@@ -138,7 +138,16 @@ def test_decoder_shift_is_exact():
 
 # --------------------------------------------------------------------------- bucketing
 def _pool(n=2048, seed=5):
-    return k07.generate_data(n, rng=np.random.RandomState(seed))
+    """A pool like generate_data's, made here so that bucketing is graded on its own."""
+    rng = np.random.RandomState(seed)
+    lx = (rng.randint(1, 12, n) + rng.randint(1, 12, n)).astype(np.int32)
+    ly = rng.randint(2, 13, n).astype(np.int32)
+    x = np.zeros([n, lx.max()], np.int32)
+    y = np.zeros([n, ly.max()], np.int32)
+    for i in range(n):
+        x[i, : lx[i]] = rng.randint(1, 11, lx[i])
+        y[i, : ly[i] - 1] = rng.randint(1, 11, ly[i] - 1)
+    return x, y, lx, ly
 
 
 def test_bucketing_groups_similar_lengths():
@@ -186,7 +195,7 @@ def test_make_cell_is_two_lstm_layers():
 
 
 def test_encoder_shapes_and_final_state(sess):
-    x, _, lx, _ = k07.generate_data(5, rng=np.random.RandomState(4))
+    x, _, lx, _ = _pool(5, seed=4)
     inputs = tf.compat.v1.placeholder(tf.int32, [None, None])
     lengths = tf.compat.v1.placeholder(tf.int32, [None])
     outputs, state = k07.encoder(inputs, lengths)

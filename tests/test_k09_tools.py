@@ -3,7 +3,6 @@
 Every test runs in a fresh default tf.Graph with fixed seeds (the harness); every file goes to
 pytest's tmp_path. Data: a small slice of the bundled MNIST (tfkata.data.mnist), so it runs fast.
 """
-import os
 import re
 
 import numpy as np

@@ -1,0 +1,409 @@
+"""Graded tests for k08 · Attention and beam search.
+
+Attention pieces on hand-made numbers first (scores, the padding mask, context, attentional state),
+then the attention decoders, beam search on hand-made next-token tables (no TensorFlow), the
+heatmap file, and training last: the attention model on the copy task, the k07 model without
+attention on the same budget (the gap is the lesson), and what the trained attention looks like.
+"""
+import struct
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from tfkata import load_kata
+from tfkata.tfsetup import require_legacy_rnn
+
+k08 = load_kata("k08_attention")
+k07 = load_kata("k07_seq2seq")
+
+V, H = 11, 50
+
+# Graded training budget. Measured (TF 2.21, 2-core CPU, seed 1234, Adam 3e-3, bucketed batches of
+# 64, copy task, exact match on 500 fresh sequences): see the module docstring of bench/k07_measure.py
+# and the numbers in MIN_ACCURACY's comment.
+TRAIN_STEPS = 1500
+MIN_ACCURACY = 0.80  # attention: measured 0.00 @ 1500 -> set from measurement
+MIN_GAP = 0.40  # attention minus plain seq2seq at TRAIN_STEPS
+MIN_ALIGNED = 0.80  # share of output steps whose strongest weight is on the source position they copy
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _legacy_rnn():
+    require_legacy_rnn()
+
+
+def _np_softmax(z):
+    z = z - z.max(-1, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(-1, keepdims=True)
+
+
+def _png_size(path):
+    data = open(path, "rb").read()
+    assert data[:8] == PNG_SIGNATURE, f"{path} is not a PNG: it starts with {data[:8]!r}"
+    assert data[12:16] == b"IHDR", f"a PNG's first chunk is IHDR, got {data[12:16]!r}"
+    return struct.unpack(">II", data[16:24])
+
+
+# --------------------------------------------------------------------------- Luong attention
+def test_luong_scores_general_form(sess):
+    rng = np.random.RandomState(0)
+    query = rng.randn(3, 4).astype(np.float32)
+    keys = rng.randn(3, 6, 4).astype(np.float32)
+    scores = k08.luong_scores(tf.constant(query), tf.constant(keys))
+    assert scores.shape.as_list() == [3, 6], f"scores should be [B, T_enc] = [3, 6], got {scores.shape}"
+    np.testing.assert_allclose(sess.run(scores), np.einsum("bh,bth->bt", query, keys), rtol=1e-5, atol=1e-5,
+                               err_msg="score[b, s] should be the dot product of query[b] and keys[b, s]")
+
+
+def test_masked_softmax_is_a_distribution_with_exact_zeros(sess):
+    rng = np.random.RandomState(1)
+    scores = rng.randn(3, 5).astype(np.float32) * 3
+    lengths = np.array([5, 2, 3], dtype=np.int32)
+    got = sess.run(k08.masked_softmax(tf.constant(scores), tf.constant(lengths)))
+    assert got.shape == (3, 5), f"alignments should be [B, T_enc] = (3, 5), got {got.shape}"
+    np.testing.assert_allclose(got.sum(-1), 1.0, rtol=1e-5, err_msg="each row of alignments must sum to 1")
+    for b, n in enumerate(lengths):
+        assert np.all(got[b, n:] == 0.0), (
+            f"row {b}: weights past length {n} must be exactly 0, got {got[b, n:]}: mask before the softmax "
+            "(e.g. -inf scores), not with a small penalty"
+        )
+        np.testing.assert_allclose(got[b, :n], _np_softmax(scores[b, :n]), rtol=1e-5,
+                                   err_msg=f"row {b}: valid weights should be the softmax over the valid scores only")
+
+
+def test_masked_softmax_ignores_huge_scores_on_padding(sess):
+    scores = np.array([[0.0, 1.0, 1e4, 1e4]], dtype=np.float32)
+    got = sess.run(k08.masked_softmax(tf.constant(scores), tf.constant([2])))
+    assert np.all(np.isfinite(got)), f"got non-finite weights {got}: mask the scores, do not renormalise overflowed ones"
+    np.testing.assert_allclose(got[0], [*_np_softmax(np.array([0.0, 1.0])), 0.0, 0.0], rtol=1e-5,
+                               err_msg="padded positions must not take weight whatever their scores")
+
+
+def test_context_is_the_weighted_sum(sess):
+    rng = np.random.RandomState(2)
+    align = _np_softmax(rng.randn(2, 4)).astype(np.float32)
+    memory = rng.randn(2, 4, 3).astype(np.float32)
+    context = k08.context_vector(tf.constant(align), tf.constant(memory))
+    assert context.shape.as_list() == [2, 3], f"the context should be [B, H] = [2, 3], got {context.shape}"
+    np.testing.assert_allclose(sess.run(context), np.einsum("bt,bth->bh", align, memory), rtol=1e-5, atol=1e-6,
+                               err_msg="context[b] = sum_s alignments[b, s] * memory[b, s]")
+
+
+def test_attentional_state_concatenates_context_first(sess):
+    rng = np.random.RandomState(3)
+    context = rng.randn(2, 3).astype(np.float32)
+    query = rng.randn(2, 3).astype(np.float32)
+    w_c = rng.randn(6, 4).astype(np.float32)
+    got = sess.run(k08.attentional_state(tf.constant(context), tf.constant(query), lambda z: tf.matmul(z, w_c)))
+    want = np.tanh(np.concatenate([context, query], -1) @ w_c)
+    assert got.shape == (2, 4), f"expected [B, H_att] = (2, 4), got {got.shape}"
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6,
+                               err_msg="expected tanh(W_c [context ; query]) with the context first")
+
+
+def test_the_matching_source_position_wins(sess):
+    # Encoder outputs are one-hot "positions"; with W = identity the query that points at position 2
+    # must put (nearly) all its weight there, and the context must be that position's vector.
+    memory = np.tile(np.eye(5, dtype=np.float32)[None] * 4.0, [2, 1, 1])  # [2, 5, 5]
+    query = np.array([[0, 0, 1, 0, 0], [0, 0, 0, 0, 1]], dtype=np.float32)
+    lengths = np.array([5, 4], dtype=np.int32)  # row 1 points at position 4, which is padding
+    align = k08.masked_softmax(k08.luong_scores(tf.constant(query), tf.constant(memory)), tf.constant(lengths))
+    context = k08.context_vector(align, tf.constant(memory))
+    a, c = sess.run([align, context])
+    assert a[0].argmax() == 2 and a[0, 2] > 0.9, f"row 0 should attend to position 2, got weights {np.round(a[0], 3)}"
+    assert a[1, 4] == 0.0 and np.allclose(a[1, :4], 0.25), (
+        f"row 1 points at a padded position: it must get 0 and the 4 valid positions share evenly, got {np.round(a[1], 3)}"
+    )
+    assert c[0].argmax() == 2, f"the context of row 0 should be (mostly) position 2's vector, got {np.round(c[0], 2)}"
+
+
+# --------------------------------------------------------------------------- the attention decoder
+def _memory(b=3, t=6, seed=0):
+    rng = np.random.RandomState(seed)
+    return tf.constant(rng.randn(b, t, H).astype(np.float32) * 0.5), np.array([6, 3, 4][:b], dtype=np.int32)
+
+
+def _zero_state(b):
+    z = tf.zeros([b, H])
+    return tuple(tf.compat.v1.nn.rnn_cell.LSTMStateTuple(z, z) for _ in range(2))
+
+
+def test_attention_step_uses_input_feeding(sess):
+    parts = k08.attention_parts()
+    memory, lengths = _memory()
+    keys = parts.memory_layer(memory)
+    prev = tf.compat.v1.placeholder(tf.float32, [None, H])
+    attention, state, align = k08.attention_step(parts, keys, memory, tf.constant(lengths),
+                                                 tf.constant([0, 0, 0]), _zero_state(3), prev)
+    assert attention.shape.as_list() == [None, H] or attention.shape.as_list() == [3, H], (
+        f"the attentional state should be [B, {H}], got {attention.shape}"
+    )
+    shapes = sorted(v.shape.as_list() for v in tf.compat.v1.trainable_variables())
+    assert [30 + H + H, 4 * H] in shapes, (
+        f"the first LSTM layer's kernel should be [{30 + H} + {H}, {4 * H}]: its input is [embedding ; previous "
+        f"attentional state] (input feeding). Variable shapes: {shapes}"
+    )
+    sess.run(tf.compat.v1.global_variables_initializer())
+    zeros = np.zeros([3, H], np.float32)
+    other = np.random.RandomState(0).randn(3, H).astype(np.float32)
+    a0, al0 = sess.run([attention, align], {prev: zeros})
+    a1 = sess.run(attention, {prev: other})
+    assert not np.allclose(a0, a1), "changing the previous attentional state changed nothing: concatenate it to the input"
+    assert al0.shape == (3, 6) and np.all(al0[1, 3:] == 0.0), f"alignments [B, T_enc] with zeros on padding, got {al0}"
+
+
+def test_training_decoder_shapes_and_alignments(sess):
+    parts = k08.attention_parts()
+    memory, lengths = _memory()
+    dec_in = np.array([[0, 2, 4, 6, 2], [0, 8, 8, 0, 0], [0, 4, 0, 0, 0]], dtype=np.int32)
+    logits, align = k08.attention_training_decoder(parts, memory, tf.constant(lengths), tf.constant(dec_in),
+                                                   _zero_state(3))
+    sess.run(tf.compat.v1.global_variables_initializer())
+    lg, al = sess.run([logits, align])
+    assert lg.shape == (3, 5, V), f"logits should be [B, T_dec, V] = (3, 5, {V}), got {lg.shape}"
+    assert al.shape == (3, 5, 6), f"the alignment history should be [B, T_dec, T_enc] = (3, 5, 6), got {al.shape}"
+    np.testing.assert_allclose(al.sum(-1), 1.0, rtol=1e-5, err_msg="every alignment row must sum to 1")
+    assert np.all(al[1, :, 3:] == 0.0) and np.all(al[2, :, 4:] == 0.0), "no weight on padded encoder positions"
+
+
+def test_build_attention_seq2seq_shares_weights(sess):
+    model = k08.build_attention_seq2seq()
+    for name in ("encoder_inputs", "encoder_lengths", "decoder_inputs", "decoder_targets", "decoder_lengths"):
+        t = getattr(model, name)
+        assert t.op.type == "Placeholder", f"{name} should be a placeholder, got {t.op.type}"
+    sess.run(tf.compat.v1.global_variables_initializer())
+    x, _, lx, _ = k07.generate_data(6, copy_sequence=True, rng=np.random.RandomState(0))
+    preds, align = sess.run([model.predictions, model.alignments],
+                            {model.encoder_inputs: x, model.encoder_lengths: lx})
+    assert preds.dtype == np.int32 and align.shape == (6, preds.shape[1], x.shape[1]), (
+        f"greedy alignments should be [B, T_out, T_enc] = {(6, preds.shape[1], x.shape[1])}, got {align.shape}"
+    )
+    lengths = np.array([(r.index(0) + 1) if 0 in r else len(r) for r in preds.tolist()], dtype=np.int32)
+    dec_in, dec_out = k07.get_decoder_input_and_output(preds)
+    logits, talign = sess.run([model.logits, model.train_alignments], {
+        model.encoder_inputs: x, model.encoder_lengths: lx, model.decoder_inputs: dec_in, model.decoder_lengths: lengths})
+    assert talign.shape == align.shape, f"training alignments {talign.shape} vs greedy {align.shape}"
+    for i in range(6):
+        n = lengths[i]
+        assert logits[i, :n].argmax(-1).tolist() == dec_out[i, :n].tolist(), (
+            f"row {i}: teacher-forced on its own greedy output the model predicts something else: greedy and "
+            "training decoders must share AttentionParts, the initial state and the input feeding"
+        )
+        np.testing.assert_allclose(talign[i, :n], align[i, :n], atol=1e-5,
+                                   err_msg=f"row {i}: the same inputs must give the same alignments in both decoders")
+
+
+# --------------------------------------------------------------------------- beam search (no TF)
+def _table_model(table, default, calls=None):
+    """next_log_probs from a dict prefix -> {token: prob}; unknown prefixes get ``default``."""
+
+    def next_log_probs(prefixes):
+        if calls is not None:
+            calls.extend(prefixes)
+        rows = []
+        for p in prefixes:
+            probs = np.full(4, 1e-12)
+            for tok, pr in table.get(tuple(p), default).items():
+                probs[tok] = pr
+            rows.append(np.log(probs / probs.sum()))
+        return np.array(rows)
+
+    return next_log_probs
+
+
+# Tokens 0 (EOS), 1, 2, 3. Greedy takes 1 (0.40), then EOS: 0.136. The best sequence is 3 EOS: 0.25;
+# width 2 drops 3 at the first step and ends with (1, 0), (2, 0); width 3 keeps it.
+TRAP = {
+    (): {1: 0.40, 2: 0.35, 3: 0.25},
+    (1,): {0: 0.34, 1: 0.26, 2: 0.20, 3: 0.20},
+    (2,): {0: 0.34, 1: 0.26, 2: 0.20, 3: 0.20},
+    (3,): {0: 1.0},
+}
+UNIFORM = {0: 0.25, 1: 0.25, 2: 0.25, 3: 0.25}
+
+
+def _greedy(next_log_probs, max_steps):
+    seq = ()
+    for _ in range(max_steps):
+        seq += (int(np.argmax(next_log_probs([seq])[0])),)
+        if seq[-1] == 0:
+            break
+    return seq
+
+
+def test_beam_search_finds_what_greedy_misses():
+    model = _table_model(TRAP, UNIFORM)
+    assert _greedy(model, 10) == (1, 0)
+    got = k08.beam_search(model, beam_width=3, max_steps=10)
+    assert [tuple(t) for t, _ in got] == [(3, 0), (1, 0), (2, 0)], (
+        f"width 3 should return (3, 0) p=0.25, (1, 0) p=0.136, (2, 0) p=0.119, got {[(tuple(t), round(float(np.exp(s)), 3)) for t, s in got]}"
+    )
+    np.testing.assert_allclose([s for _, s in got], np.log([0.25, 0.136, 0.119]), rtol=1e-6,
+                               err_msg="scores are the summed log-probabilities")
+    narrow = k08.beam_search(model, beam_width=2, max_steps=10)
+    assert tuple(narrow[0][0]) == (1, 0), (
+        f"width 2 keeps only the 2 best first tokens (1, 2) and cannot find (3, 0); got {narrow}: keep at most beam_width hypotheses"
+    )
+
+
+def test_beam_width_one_is_greedy():
+    for seed in range(5):
+        rng = np.random.RandomState(seed)
+        bigram = _np_softmax(rng.randn(4, 4) * 2)
+
+        def model(prefixes):
+            return np.log(np.array([bigram[p[-1] if p else 0] for p in prefixes]))
+
+        want = _greedy(model, 8)
+        got = k08.beam_search(model, beam_width=1, max_steps=8)
+        assert len(got) == 1 and tuple(got[0][0]) == want, f"seed {seed}: width 1 should be greedy {want}, got {got}"
+
+
+def test_beam_search_stops_at_first_eos():
+    # After (2, EOS) the table would gladly go on with 3 (0.99): a finished hypothesis must not.
+    table = {(): {2: 0.6, 1: 0.4}, (2,): {0: 0.9, 3: 0.1}, (2, 0): {3: 0.99, 0: 0.01}, (1,): {0: 0.5, 1: 0.5}}
+    calls = []
+    got = k08.beam_search(_table_model(table, UNIFORM, calls), beam_width=3, max_steps=6)
+    for tokens, _ in got:
+        tokens = tuple(tokens)
+        if 0 in tokens:
+            assert tokens.index(0) == len(tokens) - 1, f"{tokens} runs on after its first EOS"
+    assert all(0 not in tuple(p) for p in calls), (
+        f"next_log_probs was asked to extend a finished hypothesis: {[p for p in calls if 0 in tuple(p)]}"
+    )
+    assert tuple(got[0][0]) == (2, 0), f"the best is (2, EOS) with p=0.54, got {got[0]}"
+
+
+def test_beam_search_results_sorted_with_summed_scores():
+    rng = np.random.RandomState(7)
+    bigram = _np_softmax(rng.randn(4, 4))
+
+    def model(prefixes):
+        return np.log(np.array([bigram[p[-1] if p else 0] for p in prefixes]))
+
+    got = k08.beam_search(model, beam_width=4, max_steps=5)
+    assert 1 <= len(got) <= 4, f"at most beam_width = 4 results, got {len(got)}"
+    scores = [s for _, s in got]
+    assert scores == sorted(scores, reverse=True), f"results must be sorted best first, got scores {scores}"
+    for tokens, score in got:
+        prev, total = 0, 0.0
+        for tok in tokens:
+            total += np.log(bigram[prev, tok])
+            prev = tok
+        assert score == pytest.approx(total, rel=1e-6), f"{tuple(tokens)}: score {score} is not its summed log-prob {total}"
+        assert len(tokens) <= 5, f"{tuple(tokens)} is longer than max_steps = 5"
+
+
+def test_beam_search_respects_max_steps():
+    never_eos = {(): {1: 0.5, 2: 0.5}}
+    got = k08.beam_search(_table_model(never_eos, {1: 0.5, 2: 0.5}), beam_width=2, max_steps=4)
+    assert len(got) == 2 and all(len(t) == 4 for t, _ in got), (
+        f"without EOS the search stops after max_steps = 4 tokens with the 2 kept hypotheses, got {got}"
+    )
+
+
+# --------------------------------------------------------------------------- heatmap file
+def test_plot_attention_writes_a_png(tmp_path):
+    align = np.full([4, 6], 0.02)
+    align[np.arange(4), [1, 3, 1, 3]] = 0.9
+    path = tmp_path / "attention.png"
+    returned = k08.plot_attention([3, 2, 5, 4, 7, 9], [2, 4, 2, 4], align, str(path))
+    assert path.exists(), f"no file at {path}: save the figure there"
+    width, height = _png_size(path)
+    assert width > 50 and height > 50, f"the PNG is {width}x{height}: did the figure get drawn?"
+    assert str(returned) == str(path), f"plot_attention should return the path it wrote, got {returned!r}"
+
+
+# --------------------------------------------------------------------------- training
+@pytest.fixture(scope="module")
+def trained():
+    """The attention model trained once on the copy task; the session stays open for the tests."""
+    require_legacy_rnn()
+    result = k08.train(steps=TRAIN_STEPS, return_session=True)
+    yield result
+    session = result.get("session") if isinstance(result, dict) else None
+    if session is not None:
+        session.close()
+
+
+@pytest.mark.points(5)
+@pytest.mark.timeout(600)
+def test_attention_learns_the_copy_task(trained):
+    for key in ("accuracy", "steps", "seconds", "session", "model", "eval"):
+        assert key in trained, f"train(return_session=True) should return a dict with {key!r}, got {sorted(trained)}"
+    acc = trained["accuracy"]
+    print(f"k08 attention, copy task: {acc:.1%} exact match after {trained['steps']} steps ({trained['seconds']:.1f} s)")
+    assert trained["steps"] == TRAIN_STEPS
+    assert acc >= MIN_ACCURACY, (
+        f"expected >= {MIN_ACCURACY:.0%} exact match on the copy task after {TRAIN_STEPS} steps, got {acc:.1%}: check "
+        "the mask on padded encoder positions, input feeding, and that the greedy decoder starts from the encoder state"
+    )
+
+
+@pytest.mark.points(3)
+@pytest.mark.timeout(600)
+def test_attention_beats_plain_seq2seq(trained):
+    plain = k07.train(steps=TRAIN_STEPS, copy_sequence=True, num_print=0)
+    gap = trained["accuracy"] - plain["accuracy"]
+    print(f"copy task after {TRAIN_STEPS} steps: attention {trained['accuracy']:.1%} ({trained['seconds']:.1f} s), "
+          f"plain seq2seq {plain['accuracy']:.1%} ({plain['seconds']:.1f} s): gap {gap:+.1%}")
+    assert gap >= MIN_GAP, (
+        f"attention should beat k07's plain model by >= {MIN_GAP:.0%} on the copy task with the same budget; "
+        f"got attention {trained['accuracy']:.1%}, plain {plain['accuracy']:.1%}"
+    )
+
+
+def _aligned_share(x, lx, preds, align, y, ly):
+    """Over correctly decoded sequences: the share of output steps whose strongest weight sits on the
+    source position of the even number they copy (output step t copies the (t mod n)-th even)."""
+    hits = total = 0
+    for i in range(len(x)):
+        n_out = ly[i] - 1
+        if preds[i, : ly[i]].tolist() != y[i, : ly[i]].tolist():
+            continue
+        evens_at = np.flatnonzero(x[i, : lx[i]] % 2 == 0)
+        for t in range(n_out):
+            hits += int(align[i, t].argmax() == evens_at[t % len(evens_at)])
+            total += 1
+    return hits / max(total, 1), total
+
+
+@pytest.mark.points(2)
+def test_trained_attention_heatmap(trained, tmp_path):
+    sess, model = trained["session"], trained["model"]
+    x, y, lx, ly, _ = trained["eval"]
+    x, y, lx, ly = x[:100], y[:100], lx[:100], ly[:100]
+    preds, align = sess.run([model.predictions, model.alignments], {model.encoder_inputs: x, model.encoder_lengths: lx})
+    share, steps = _aligned_share(x, lx, preds, align, y, ly)
+    print(f"strongest weight on the copied source position: {share:.1%} of {steps} output steps")
+    assert steps > 0, "no sequence of the first 100 was decoded right: nothing to look at"
+    assert share >= MIN_ALIGNED, (
+        f"expected the aligned source position to get the largest weight on >= {MIN_ALIGNED:.0%} of output steps, "
+        f"got {share:.1%}: are the alignments [B, T_out, T_enc] in decoding order?"
+    )
+    i = int(np.argmax(ly[:20]))  # a long example
+    n = int(ly[i])
+    path = tmp_path / "trained_attention.png"
+    k08.plot_attention(x[i, : lx[i]], preds[i, :n], align[i, :n, : lx[i]], str(path))
+    width, height = _png_size(path)
+    print(f"heatmap {width}x{height} px for source {x[i, : lx[i]].tolist()} -> {preds[i, :n].tolist()}")
+
+
+@pytest.mark.points(2)
+def test_beam_search_on_the_trained_model(trained):
+    sess, model = trained["session"], trained["model"]
+    x, y, lx, ly, greedy = trained["eval"]
+    n = 30
+    right_beam = right_greedy = 0
+    for i in range(n):
+        best = k08.beam_search(k08.model_next_log_probs(sess, model, x[i], lx[i]), beam_width=3, max_steps=2 * 24)
+        right_beam += list(best[0][0]) == y[i, : ly[i]].tolist()
+        right_greedy += k07.exact_match(greedy[i : i + 1], y[i : i + 1]) == 1.0
+    print(f"beam width 3: {right_beam}/{n} exact, greedy {right_greedy}/{n}")
+    assert right_beam >= right_greedy - 1, (
+        f"beam search (width 3) got {right_beam}/{n} right where greedy got {right_greedy}/{n}: "
+        "model_next_log_probs should return the log-softmax of the LAST decoder step for each prefix"
+    )
