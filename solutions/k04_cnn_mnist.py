@@ -394,7 +394,7 @@ if __name__ == "__main__":
     parser.add_argument("--batch-size", type=int, default=50)
     parser.add_argument("--learning-rate", type=float, default=1e-4)
     parser.add_argument("--keep-prob", type=float, default=0.5)
-    parser.add_argument("--png", default="kata-output/k04_report.png")
+    parser.add_argument("--png", default="kata-output/k04/report.png")
     args = parser.parse_args()
 
     with tf.Graph().as_default():  # graph mode: placeholders do not exist in eager execution

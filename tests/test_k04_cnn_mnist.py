@@ -18,6 +18,7 @@ import tensorflow as tf
 
 from tfkata import SEED, fresh_graph, load_kata
 from tfkata.data.mnist import load_mnist
+from tfkata.state import output_dir
 
 k04 = load_kata("k04_cnn_mnist")
 
@@ -245,10 +246,12 @@ def test_max_pool_2x2_same_padding(sess):
     x = tf.constant(np.arange(25, dtype=np.float32).reshape(1, 5, 5, 1))
     out = k04.max_pool_2x2(x)
     shape = out.shape.as_list()
-    assert shape == [1, 3, 3, 1], (
-        f"expected [1, 3, 3, 1] from a 5x5 input, got {shape}: use padding='SAME' (the last row and "
-        "column form blocks of their own)"
+    why = (
+        "did max_pool_2x2 use stride 2 (strides=[1, 2, 2, 1])?"
+        if shape[1:3] == [5, 5]
+        else "use padding='SAME' (the last row and column form blocks of their own)"
     )
+    assert shape == [1, 3, 3, 1], f"expected [1, 3, 3, 1] from a 5x5 input, got {shape}: {why}"
     np.testing.assert_array_equal(sess.run(out)[0, :, :, 0], [[6, 8, 9], [16, 18, 19], [21, 23, 24]])
 
 
@@ -318,8 +321,8 @@ LAYER_SHAPES = {
     "logits": [None, 10],
 }
 LAYER_HINTS = {
-    "conv1": "did max_pool_2x2 use stride 2?",
-    "conv2": "conv2 takes conv1's output; did max_pool_2x2 use stride 2?",
+    "conv1": "conv2d must keep 28x28 (stride 1, SAME padding) and max_pool_2x2 halve it (stride 2).",
+    "conv2": "conv2 takes conv1's output; conv2d keeps the size (SAME), max_pool_2x2 halves it (stride 2).",
     "conv2_flat": "reshape conv2 to [-1, 7 * 7 * 64]",
 }
 VARIABLES = {
@@ -398,7 +401,10 @@ def test_dropout_identity_at_keep_prob_1(sess, raw):
     model = k04.build_cnn()
     _run_init(sess)
     fc1, fc1_drop = sess.run([model.fc1, model.fc1_drop], {model.x: _test_images(raw, 20), model.keep_prob: 1.0})
-    np.testing.assert_array_equal(fc1_drop, fc1, err_msg="with keep_prob 1.0 dropout must change nothing")
+    np.testing.assert_array_equal(fc1_drop, fc1, err_msg=(
+        "with keep_prob 1.0 dropout must change nothing: keep_prob is the probability of KEEPING a unit "
+        "(tf.nn.dropout's rate is 1 - keep_prob)"
+    ))
 
 
 @pytest.mark.parametrize("keep_prob", [0.5, 0.8])
@@ -600,7 +606,18 @@ def _train_and_test(steps, batch_size, learning_rate, keep_prob):
             history = k04.train(sess, model, training, data, steps=steps, batch_size=batch_size, keep_prob=keep_prob)
             seconds = time.perf_counter() - start
             test_accuracy = k04.evaluate(sess, model, training.n_correct, data.test, batch_size=50)
-    return SimpleNamespace(history=history, test_accuracy=test_accuracy, seconds=seconds)
+            logits = [
+                sess.run(model.logits, {model.x: data.test.images[i : i + 1000], model.keep_prob: 1.0})
+                for i in range(0, data.test.num_examples, 1000)
+            ]
+    return SimpleNamespace(
+        history=history,
+        test_accuracy=test_accuracy,
+        seconds=seconds,
+        images=data.test.images,
+        labels=np.argmax(data.test.labels, axis=1),
+        predictions=np.argmax(np.concatenate(logits), axis=1),
+    )
 
 
 @pytest.fixture(scope="module")
@@ -635,6 +652,19 @@ def test_training_reaches_test_accuracy(trained):
     )
     print(line)
     assert acc >= 0.975, f"{line}; expected >= 0.975 (measured 0.9834 with the reference solution)"
+
+
+@pytest.mark.timeout(900)
+def test_report_of_the_training_run(trained):
+    """The picture of the graded run, written where `kata run` shows it: kata-output/k04/report.png."""
+    pytest.importorskip("matplotlib", reason="the picture needs matplotlib: pip install -e '.[test]'")
+    path = output_dir("k04") / "report.png"
+    k04.save_report(str(path), trained.images, trained.labels, trained.predictions, trained.history)
+    data = path.read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n" and struct.unpack(">II", data[16:24]) == (1200, 600), (
+        f"{path} should be a 1200 x 600 PNG"
+    )
+    print(f"k04: {int(np.sum(trained.labels != trained.predictions))} misclassified test digits and the curve in {path}")
 
 
 @pytest.mark.slow

@@ -67,6 +67,12 @@ def pytest_configure(config):
     config.pluginmanager.register(config._tfkata, "tfkata-results")
 
 
+def pytest_collection(session):
+    # Test modules `import tensorflow` at their top: import it first, quietly (see tfsetup), so the
+    # C++ runtime's start-up lines do not reach the terminal even with -s.
+    import_tensorflow()
+
+
 def pytest_report_header(config):
     lines = [f"tf-katas: grading {config._tfkata_target}/"]
     if config._tfkata_target == "katas":

@@ -1,0 +1,1 @@
+"""Data the harness owns: loaders, downloads, checksums and caches (the katas own what the slides teach)."""
