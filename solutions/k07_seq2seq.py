@@ -21,6 +21,7 @@ k08 (attention) imports the data, shift, encoder, loss, accuracy and ``train`` f
 names and signatures as they are.
 """
 import collections
+import random
 import time
 
 import numpy as np
@@ -294,7 +295,9 @@ def train(steps=3000, learning_rate=3e-3, batch_size=BATCH_SIZE, copy_sequence=F
 
     ``model_fn(learning_rate=...)`` builds the model (default :func:`build_seq2seq`; k08 passes its
     attention model); it must return an object with :class:`Seq2Seq`'s fields. Build it in a new
-    ``tf.Graph`` with ``tf.compat.v1.set_random_seed(seed)``; draw all data from
+    ``tf.Graph`` with ``tf.compat.v1.set_random_seed(seed)`` and ``random.seed(seed)`` too: the graph
+    seed does not reach the initial weights the cells and Dense layers make (they draw their seeds
+    from Python's ``random``), and without it two runs differ. Draw all data from
     ``np.random.RandomState(seed)``. Each step feeds one batch: with ``use_buckets``, batches come
     from :func:`bucketed_batches` over pools of ``32 * batch_size`` examples, else straight from
     :func:`generate_data`. Then greedy-decode ``eval_samples`` fresh sequences (from
@@ -308,6 +311,7 @@ def train(steps=3000, learning_rate=3e-3, batch_size=BATCH_SIZE, copy_sequence=F
     """
     model_fn = build_seq2seq if model_fn is None else model_fn
     graph = tf.Graph()
+    random.seed(seed)  # the LSTM and Dense kernels draw their initializer seeds from Python's random
     with graph.as_default():
         tf.compat.v1.set_random_seed(seed)
         model = model_fn(learning_rate=learning_rate)
