@@ -25,6 +25,7 @@ from solutions import k08_attention as k08  # noqa: E402
 p = argparse.ArgumentParser()
 p.add_argument("steps", type=int, nargs="+")
 p.add_argument("--lr", type=float, default=3e-3)
+p.add_argument("--halve-every", type=int, default=None, help="default: the builder's (k07 1000, k08 300); 0: constant")
 p.add_argument("--seed", type=int, nargs="+", default=[1234])
 p.add_argument("--copy", action="store_true")
 p.add_argument("--attention", action="store_true")
@@ -34,12 +35,15 @@ copy = a.copy or a.attention
 name = "attention" if a.attention else "plain"
 
 
+halve = {} if a.halve_every is None else {"halve_every": a.halve_every or None}
+
+
 def run(seed):
     random.seed(seed)  # as k07.train: the cells' initial weights draw from Python's random
     graph = tf.Graph()
     with graph.as_default():
         tf.compat.v1.set_random_seed(seed)
-        model = (k08.build_attention_seq2seq if a.attention else k07.build_seq2seq)(learning_rate=a.lr)
+        model = (k08.build_attention_seq2seq if a.attention else k07.build_seq2seq)(learning_rate=a.lr, **halve)
         init = tf.compat.v1.global_variables_initializer()
     sess = tf.compat.v1.Session(graph=graph)
     sess.run(init)
@@ -65,7 +69,7 @@ def run(seed):
         wall += time.perf_counter() - w0
         cpu += time.process_time() - c0
         pred = sess.run(model.predictions, {model.encoder_inputs: ex, model.encoder_lengths: elx})
-        print(f"TF {tf.__version__} {name} copy={copy} buckets={not a.no_buckets} lr={a.lr} seed={seed} "
+        print(f"TF {tf.__version__} {name} copy={copy} buckets={not a.no_buckets} lr={a.lr} halve={a.halve_every} seed={seed} "
               f"steps={done}: acc={k07.exact_match(pred, ey):.3f} loss={np.mean(losses[-100:]):.4f} "
               f"wall={wall:.1f}s cpu={cpu:.1f}s", flush=True)
     sess.close()

@@ -140,20 +140,23 @@ def attention_greedy_decoder(parts, memory, memory_lengths, initial_state, max_s
     raise NotImplementedError("k08: attention_greedy_decoder")
 
 
-def build_attention_seq2seq(learning_rate=3e-3, max_decode_steps=MAX_DECODE_STEPS, vocab_size=VOCAB_SIZE,
-                            embed_size=EMBED_SIZE, hidden_units=HIDDEN_UNITS, num_layers=NUM_LAYERS):
+def build_attention_seq2seq(learning_rate=3e-3, halve_every=300, max_decode_steps=MAX_DECODE_STEPS,
+                            vocab_size=VOCAB_SIZE, embed_size=EMBED_SIZE, hidden_units=HIDDEN_UNITS,
+                            num_layers=NUM_LAYERS):
     """k07's model with attention, as an :class:`AttentionSeq2Seq` (``k07.train`` can drive it).
 
     The same five placeholders as ``k07.build_seq2seq``; ``k07.encoder`` (its outputs are the
     memory, its final state starts the decoder); :func:`attention_parts`; the
-    :func:`attention_training_decoder` and ``k07.masked_loss``; ``AdamOptimizer(learning_rate)``;
-    the :func:`attention_greedy_decoder` with the same parts.
+    :func:`attention_training_decoder` and ``k07.masked_loss``; Adam with
+    ``k07.decayed_learning_rate(learning_rate, global_step, halve_every)`` (the global step from
+    ``tf.compat.v1.train.get_or_create_global_step()``, incremented by ``minimize``); the
+    :func:`attention_greedy_decoder` with the same parts.
     """
     raise NotImplementedError("k08: build_attention_seq2seq")
 
 
-def train(steps=2000, learning_rate=3e-3, copy_sequence=True, seed=1234, num_print=3, return_session=False,
-          **kwargs):
+def train(steps=1000, learning_rate=3e-3, halve_every=300, copy_sequence=True, seed=1234, num_print=3,
+          return_session=False, **kwargs):
     """Train the attention model on the copy task with ``k07.train`` (same loop, same dict).
 
     Pass :func:`build_attention_seq2seq` as ``model_fn``; every other argument goes through.

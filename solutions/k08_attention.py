@@ -203,17 +203,17 @@ def attention_greedy_decoder(parts, memory, memory_lengths, initial_state, max_s
     return tf.transpose(ids_ta.stack()), lengths, tf.transpose(align_ta.stack(), [1, 0, 2])
 
 
-def build_attention_seq2seq(learning_rate=3e-3, max_decode_steps=MAX_DECODE_STEPS, clip_norm=5.0,
+def build_attention_seq2seq(learning_rate=3e-3, halve_every=300, max_decode_steps=MAX_DECODE_STEPS,
                             vocab_size=VOCAB_SIZE, embed_size=EMBED_SIZE, hidden_units=HIDDEN_UNITS,
                             num_layers=NUM_LAYERS):
     """k07's model with attention, as an :class:`AttentionSeq2Seq` (``k07.train`` can drive it).
 
     The same five placeholders as ``k07.build_seq2seq``; ``k07.encoder`` (its outputs are the
     memory, its final state starts the decoder); :func:`attention_parts`; the
-    :func:`attention_training_decoder` and ``k07.masked_loss``; ``AdamOptimizer(learning_rate)``
-    applied to the gradients clipped with ``tf.clip_by_global_norm(..., clip_norm)`` (without it,
-    Adam 3e-3 now and then throws a trained model back by tens of points for a few hundred steps);
-    the :func:`attention_greedy_decoder` with the same parts.
+    :func:`attention_training_decoder` and ``k07.masked_loss``; Adam with
+    ``k07.decayed_learning_rate(learning_rate, global_step, halve_every)`` (the global step from
+    ``tf.compat.v1.train.get_or_create_global_step()``, incremented by ``minimize``); the
+    :func:`attention_greedy_decoder` with the same parts.
     """
     enc_in = tf.compat.v1.placeholder(tf.int32, [None, None], name="encoder_inputs")
     enc_len = tf.compat.v1.placeholder(tf.int32, [None], name="encoder_lengths")
@@ -224,22 +224,22 @@ def build_attention_seq2seq(learning_rate=3e-3, max_decode_steps=MAX_DECODE_STEP
     parts = attention_parts(vocab_size, embed_size, hidden_units, num_layers)
     logits, train_alignments = attention_training_decoder(parts, memory, enc_len, dec_in, state)
     loss = k07.masked_loss(logits, dec_out, dec_len)
-    optimizer = tf.compat.v1.train.AdamOptimizer(learning_rate)
-    grads, variables = zip(*optimizer.compute_gradients(loss))
-    grads, _ = tf.clip_by_global_norm(grads, clip_norm)
-    train_op = optimizer.apply_gradients(zip(grads, variables))
+    step = tf.compat.v1.train.get_or_create_global_step()
+    rate = k07.decayed_learning_rate(learning_rate, step, halve_every)
+    train_op = tf.compat.v1.train.AdamOptimizer(rate).minimize(loss, global_step=step)
     predictions, _, alignments = attention_greedy_decoder(parts, memory, enc_len, state, max_decode_steps)
     return AttentionSeq2Seq(enc_in, enc_len, dec_in, dec_out, dec_len, logits, loss, train_op, predictions,
                             train_alignments, alignments)
 
 
-def train(steps=2000, learning_rate=3e-3, copy_sequence=True, seed=1234, num_print=3, return_session=False,
-          **kwargs):
+def train(steps=1000, learning_rate=3e-3, halve_every=300, copy_sequence=True, seed=1234, num_print=3,
+          return_session=False, **kwargs):
     """Train the attention model on the copy task with ``k07.train`` (same loop, same dict).
 
     Pass :func:`build_attention_seq2seq` as ``model_fn``; every other argument goes through.
     """
-    return k07.train(steps=steps, learning_rate=learning_rate, copy_sequence=copy_sequence, seed=seed,
+    return k07.train(steps=steps, learning_rate=learning_rate, halve_every=halve_every,
+                     copy_sequence=copy_sequence, seed=seed,
                      num_print=num_print, model_fn=build_attention_seq2seq, return_session=return_session,
                      **kwargs)
 

@@ -317,6 +317,18 @@ def test_exact_match():
     assert k07.exact_match(targets, targets) == 1.0
 
 
+def test_decayed_learning_rate(sess):
+    step = tf.compat.v1.placeholder(tf.int64, [])
+    rate = k07.decayed_learning_rate(3e-3, step, halve_every=100)
+    got = [float(sess.run(rate, {step: s})) for s in (0, 100, 200, 50, 10000)]
+    want = [3e-3, 1.5e-3, 7.5e-4, 3e-3 * 0.5 ** 0.5, 3e-4]
+    np.testing.assert_allclose(got, want, rtol=1e-5, err_msg=(
+        "expected 3e-3 halved every 100 steps, smoothly (not staircase), never below 3e-4, at steps 0, 100, 200, 50, 10000"
+    ))
+    constant = k07.decayed_learning_rate(3e-3, step, halve_every=None)
+    assert float(sess.run(constant, {step: 5000})) == pytest.approx(3e-3), "halve_every=None keeps the rate constant"
+
+
 # --------------------------------------------------------------------------- assembled model
 def test_build_seq2seq_shapes(sess):
     model = k07.build_seq2seq()
