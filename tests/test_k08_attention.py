@@ -19,12 +19,15 @@ k07 = load_kata("k07_seq2seq")
 
 V, H = 11, 50
 
-# Graded training budget. Measured (TF 2.21, 2-core CPU, seed 1234, Adam 3e-3, bucketed batches of
-# 64, copy task, exact match on 500 fresh sequences): see the module docstring of bench/k07_measure.py
-# and the numbers in MIN_ACCURACY's comment.
-TRAIN_STEPS = 1500
-MIN_ACCURACY = 0.85
-MIN_GAP = 0.25  # attention minus plain seq2seq at TRAIN_STEPS
+# Graded training budget (bench/k07_measure.py --attention). Measured on TF 2.21, 2-core CPU, copy
+# task, Adam 3e-3 halved every 300 steps (floor 3e-4), bucketed batches of 64, exact match on 500
+# fresh sequences, seeds 1-4: attention 91.8-95.2 % at 1000 steps (47-78 % at 600); the plain
+# k07 model on the same budget: see MIN_GAP. With a constant 3e-3 attention reaches 93-99 % at
+# 1000 steps but now and then falls to 50-80 % for a few hundred steps (a loss spike): hence the decay.
+TRAIN_STEPS = 1000
+HALVE_EVERY = 300
+MIN_ACCURACY = 0.80
+MIN_GAP = 0.40  # attention minus plain; measured plain (same schedule) 18.4-19.2 % at 1000 steps, seeds 1234, 1, 2
 MIN_ALIGNED = 0.80  # share of output steps whose strongest weight is on the source position they copy
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
@@ -324,7 +327,7 @@ def test_plot_attention_writes_a_png(tmp_path):
 def trained():
     """The attention model trained once on the copy task; the session stays open for the tests."""
     require_legacy_rnn()
-    result = k08.train(steps=TRAIN_STEPS, return_session=True)
+    result = k08.train(steps=TRAIN_STEPS, halve_every=HALVE_EVERY, return_session=True)
     yield result
     session = result.get("session") if isinstance(result, dict) else None
     if session is not None:
@@ -348,7 +351,7 @@ def test_attention_learns_the_copy_task(trained):
 @pytest.mark.points(3)
 @pytest.mark.timeout(600)
 def test_attention_beats_plain_seq2seq(trained):
-    plain = k07.train(steps=TRAIN_STEPS, copy_sequence=True, num_print=0)
+    plain = k07.train(steps=TRAIN_STEPS, halve_every=HALVE_EVERY, copy_sequence=True, num_print=0)
     gap = trained["accuracy"] - plain["accuracy"]
     print(f"copy task after {TRAIN_STEPS} steps: attention {trained['accuracy']:.1%} ({trained['seconds']:.1f} s), "
           f"plain seq2seq {plain['accuracy']:.1%} ({plain['seconds']:.1f} s): gap {gap:+.1%}")
