@@ -359,7 +359,7 @@ def save_report(path, images, labels, predictions, history, max_digits=24):
 
     fig = Figure(figsize=(12, 6), dpi=100)
     FigureCanvasAgg(fig)
-    grid = fig.add_gridspec(4, 12, left=0.02, right=0.97, top=0.9, bottom=0.1, wspace=0.4, hspace=0.5)
+    grid = fig.add_gridspec(4, 12, left=0.02, right=0.92, top=0.9, bottom=0.1, wspace=0.4, hspace=0.5)
     for k in range(24):
         ax = fig.add_subplot(grid[k // 6, k % 6])
         ax.set_xticks([])

@@ -674,7 +674,13 @@ def test_report_of_the_training_run(trained):
 @pytest.mark.points(3)
 @pytest.mark.timeout(3600)
 def test_training_longer_cpu_schedule():
-    """A cheaper CPU twin of the tutorial's schedule: 3000 steps x 100, Adam 1e-3 -> >= 99.0 %."""
+    """A cheaper CPU twin of the tutorial's schedule: 3000 steps x 100, Adam 1e-3 -> >= 99.0 %.
+
+    Measured with the reference solution (TF 2.21, seeded, bit-identical run to run): 99.12 %, training
+    1123 s on 2 shared CPU cores. The margin is small (validation accuracy wobbles 98.9-99.2 % between
+    checkpoints at this constant learning rate), so an implementation that draws its random numbers in
+    another order may land near the line.
+    """
     result = _train_and_test(3000, 100, 1e-3, 0.5)
     line = f"k04 slow: 3000 steps x 100, Adam 0.001: test accuracy {result.test_accuracy:.4f}, {result.seconds:.0f} s"
     print(line)

@@ -16,11 +16,12 @@ k07 = load_kata("k07_seq2seq")
 
 V = 11  # vocabulary: 0 (PAD = EOS = GO) and 1..10
 
-# Graded training budget and threshold. Measured (TF 2.21, 2-core CPU, seed 1234, Adam 3e-3,
-# bucketed batches of 64): 1000 steps 48 %, 2000 steps 85 %, 3000 steps 95 %, 4000 steps 96 %
-# exact match on 500 fresh sequences. The threshold leaves about 10 points of headroom.
+# Graded training budget and threshold (bench/k07_measure.py). Measured on TF 2.21, 2-core CPU, Adam
+# 3e-3 constant, bucketed batches of 64, exact match on 500 fresh sequences: seed 1234 87.4 % at
+# 2000 steps, 93.2 % at 3000; seed 1 78.0 % / 91.2 %; two more inits 95.4 % and 96.2 % at 3000.
+# The threshold leaves 11 points below the worst.
 TRAIN_STEPS = 3000
-MIN_ACCURACY = 0.85
+MIN_ACCURACY = 0.80
 SLOW_STEPS = 8000
 SLOW_MIN_ACCURACY = 0.99
 
