@@ -22,7 +22,7 @@ V = 11  # vocabulary: 0 (PAD = EOS = GO) and 1..10
 # The threshold leaves 11 points below the worst.
 TRAIN_STEPS = 3000
 MIN_ACCURACY = 0.80
-SLOW_STEPS = 8000
+SLOW_STEPS = 15000
 SLOW_MIN_ACCURACY = 0.99
 
 
