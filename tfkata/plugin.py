@@ -33,6 +33,9 @@ MARKERS = {
     "slow": "long CPU run; skipped unless --runslow",
     "gpu": "needs a GPU visible to TensorFlow; skipped otherwise",
     "eager": "runs eagerly: no fresh tf.Graph is made the default for this test",
+    "covers(*functions)": "the kata functions a graded test grades (hints and progress use it)",
+    "training": "a training run: waits until the unit tests of the functions it covers pass",
+    "needs(kata_id)": "uses another kata's functions (k08 uses k07, nNN its kNN): waits until that kata passes",
 }
 _TIMEOUT = re.compile(r"Timeout \(>([0-9.]+)s\) from pytest-timeout")
 

@@ -18,7 +18,8 @@ else:  # pragma: no cover
     import tomli as tomllib
 
 REGISTRY_FILE = Path(__file__).with_name("registry.toml")
-_ID = re.compile(r"^k\d\d$")
+_ID = re.compile(r"^[kn]\d\d$")
+TRACKS = {"k": "then", "n": "now"}  # kNN: TF 1 through tf.compat.v1 (the slides); nNN: its TF 2 twin
 
 
 @dataclasses.dataclass(frozen=True)
@@ -31,6 +32,12 @@ class Kata:
     slide: str
     source: str
     hints: dict  # function name -> list of hints, in the order they are revealed
+    twin: str | None = None  # nNN: the kNN it ports (its equivalence tests use the same target's kNN)
+
+    @property
+    def track(self) -> str:
+        """'then' (kNN, TF 1 via tf.compat.v1) or 'now' (nNN, TF 2 idiom)."""
+        return TRACKS[self.id[0]]
 
     @property
     def test_file(self) -> str:
@@ -62,9 +69,12 @@ def katas() -> tuple[Kata, ...]:
             slide=entry["slide"],
             source=entry.get("source", ""),
             hints={name: list(h) for name, h in entry.get("hints", {}).items()},
+            twin=entry.get("twin"),
         )
         if not _ID.match(kata.id) or not kata.module.startswith(kata.id + "_"):
             raise ValueError(f"{REGISTRY_FILE}: bad id/module pair {kata.id!r}/{kata.module!r}")
+        if (kata.track == "now") != (kata.twin is not None):
+            raise ValueError(f"{REGISTRY_FILE}: {kata.id}: an nNN kata names its kNN twin (twin = \"kNN\"); a kNN names none")
         for key in (kata.id, kata.alias, kata.module):
             if key in seen:
                 raise ValueError(f"{REGISTRY_FILE}: {key!r} is used by two katas")
