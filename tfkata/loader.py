@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 
 from tfkata import registry
+from tfkata.paths import repo_root  # noqa: F401  (re-exported)
 from tfkata.tfsetup import SEED, import_tensorflow
 
 TARGETS = ("katas", "solutions")
@@ -30,21 +31,6 @@ def target() -> str:
             f"TFKATA_TARGET must be 'katas' or 'solutions', got {value!r}: unset it or fix the value"
         )
     return value
-
-
-def repo_root(start: str | os.PathLike | None = None) -> Path:
-    """The tf-katas checkout: the folder above ``start`` (default: cwd) holding katas/ and solutions/."""
-    here = Path(start or os.getcwd()).resolve()
-    for folder in (here, *here.parents):
-        if (folder / "katas").is_dir() and (folder / "solutions").is_dir():
-            return folder
-    # An editable install: the package sits in the checkout.
-    folder = Path(__file__).resolve().parent.parent
-    if (folder / "katas").is_dir():
-        return folder
-    raise FileNotFoundError(
-        f"no tf-katas checkout at or above {here}: cd into the folder you cloned (it holds katas/)"
-    )
 
 
 def _ensure_on_path(root: Path) -> None:

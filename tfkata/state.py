@@ -28,21 +28,9 @@ from pathlib import Path
 from tfkata import registry
 
 STATE_DIRNAME = ".tfkata"
-OUTPUT_DIRNAME = "kata-output"
+from tfkata.paths import OUTPUT_DIRNAME, output_dir  # noqa: F401  (re-exported)
 STATE_VERSION = 1
 _TODO = re.compile(r"TODO (?P<kata>\S+): (?P<func>\S+) is not written yet \((?P<where>[^)]*)\)")
-
-
-def output_dir(kata_id: str, root: str | os.PathLike | None = None, create: bool = True) -> Path:
-    """``<repo>/kata-output/<id>/``: where a kata writes its pictures (``kata run`` lists them)."""
-    if root is None:
-        from tfkata.loader import repo_root
-
-        root = repo_root()
-    folder = Path(root) / OUTPUT_DIRNAME / registry.get(kata_id).id
-    if create:
-        folder.mkdir(parents=True, exist_ok=True)
-    return folder
 
 
 def _stamp() -> str:
