@@ -1,0 +1,127 @@
+"""tfkata.curves.explain_curve: each diagnosis on a made-up curve that shows it (no TensorFlow)."""
+import math
+
+import numpy as np
+import pytest
+
+from tfkata.curves import explain_curve
+
+LN10 = math.log(10)
+
+
+def _noisy(curve, scale=0.02, seed=0):
+    rng = np.random.default_rng(seed)
+    return list(np.asarray(curve) * (1 + scale * rng.standard_normal(len(curve))))
+
+
+def _healthy(n=600):
+    t = np.arange(n)
+    return _noisy(0.08 + (LN10 - 0.08) * np.exp(-t / 40.0))
+
+
+def _one_sentence(text):
+    assert text and "\n" not in text, text
+    assert text.count(". ") == 0, f"expected one sentence, got: {text}"
+
+
+def test_nan_names_learning_rate_and_unstable_loss():
+    losses = list(np.linspace(2.3, 1.0, 50)) + [float("nan")] * 10
+    text = explain_curve(losses, n_classes=10)
+    _one_sentence(text)
+    assert "NaN" in text and "entry 51 of 60" in text
+    assert "learning rate" in text and "softmax_cross_entropy_with_logits" in text
+
+
+def test_inf_is_reported_as_infinite():
+    text = explain_curve([2.3, 2.0, float("inf")])
+    assert "infinite" in text and "entry 3 of 3" in text
+
+
+def test_exploding_loss():
+    losses = list(2.3 * np.exp(np.linspace(0, 6, 100)))  # 2.3 -> ~900, finite
+    text = explain_curve(losses, n_classes=10)
+    _one_sentence(text)
+    assert "exploded" in text and "learning rate is too high" in text
+
+
+def test_flat_at_uniform_loss_says_dead_logits():
+    losses = _noisy(np.full(600, LN10), scale=0.005)
+    text = explain_curve(losses, n_classes=10, picture="kata-output/k04/report.png")
+    _one_sentence(text)
+    assert "ln(10) = 2.303" in text and "uniform" in text
+    assert "ReLU on the output layer" in text and "no gradient" in text
+    assert text.endswith("(open kata-output/k04/report.png to see the curve)")
+
+
+def test_flat_elsewhere_says_weights_not_updated():
+    losses = _noisy(np.full(200, 3.7), scale=0.003)
+    text = explain_curve(losses, n_classes=10)
+    _one_sentence(text)
+    assert "does not move" in text and "uniform" not in text
+    assert "learning rate is 0" in text
+
+
+def test_flat_without_n_classes_is_not_called_uniform():
+    text = explain_curve(_noisy(np.full(200, LN10), scale=0.003))
+    assert "does not move" in text and "ln(" not in text
+
+
+def test_rising_loss():
+    text = explain_curve(list(np.linspace(1.0, 3.0, 100)))
+    _one_sentence(text)
+    assert "rises" in text and "learning rate is too high" in text
+
+
+def test_still_steep_at_the_end_says_too_slow():
+    losses = _noisy(np.linspace(LN10, 1.4, 600), scale=0.01)  # a straight line: no levelling off
+    text = explain_curve(losses, n_classes=10)
+    _one_sentence(text)
+    assert "still falling steeply" in text
+    assert "learning rate too small" in text and "stddev" in text
+
+
+def test_still_steep_with_six_logged_means():
+    """k04 logs a mean loss every 100 steps: 6 entries for the graded run."""
+    text = explain_curve([2.29, 2.2, 2.05, 1.9, 1.72, 1.55], n_classes=10)
+    assert "still falling steeply" in text
+
+
+def test_healthy_curve_with_six_logged_means_is_called_healthy():
+    text = explain_curve([0.95, 0.22, 0.15, 0.12, 0.10, 0.09], n_classes=10, valid_metric=0.985)
+    _one_sentence(text)
+    assert "levelled off" in text and "healthy" in text and "0.9850" in text
+    assert "steep" not in text and "uniform" not in text
+
+
+def test_healthy_long_curve():
+    text = explain_curve(_healthy(), n_classes=10)
+    assert "levelled off" in text and "healthy" in text
+
+
+def test_train_good_valid_poor_says_evaluated_differently():
+    text = explain_curve(_healthy(), n_classes=10, train_metric=0.99, valid_metric=0.81)
+    _one_sentence(text)
+    assert "0.9900" in text and "0.8100" in text
+    assert "dropout" in text and "preprocessing" in text
+
+
+def test_small_gap_is_not_blamed_on_dropout():
+    text = explain_curve(_healthy(), n_classes=10, train_metric=0.99, valid_metric=0.975)
+    assert "dropout" not in text and "healthy" in text
+
+
+def test_metrics_as_sequences_use_the_last_value():
+    text = explain_curve(_healthy(), train_metric=[0.5, 0.99], valid_metric=np.array([0.4, 0.7]))
+    assert "0.9900" in text and "0.7000" in text
+
+
+@pytest.mark.parametrize("losses", [[], [2.0]])
+def test_degenerate_inputs(losses):
+    text = explain_curve(losses, n_classes=10, picture="x.png")
+    _one_sentence(text)
+    assert text.endswith("(open x.png to see the curve)")
+
+
+def test_accepts_numpy_float32():
+    text = explain_curve(np.full(50, LN10, dtype=np.float32), n_classes=10)
+    assert "uniform" in text

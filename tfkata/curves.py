@@ -1,0 +1,191 @@
+"""Read a training curve and say, in one sentence, what it looks like and which causes fit it.
+
+A training test that only says "validation accuracy after 600 steps is 0.8586, expected >= 0.97"
+leaves the learner guessing. :func:`explain_curve` looks at the recorded training losses (and, when
+given, the final training and validation metric) and names the shape of the curve:
+
+* NaN / inf, or a loss that explodes: learning rate too high or an unstable loss
+  (``log(softmax)`` written by hand instead of ``softmax_cross_entropy_with_logits``);
+* flat at ``ln(n_classes)``: the model predicts a uniform distribution (dead logits: a ReLU on the
+  output layer, zero-initialised weights, no gradient reaching the weights);
+* flat elsewhere: the weights are not being updated;
+* rising: learning rate too high, or the optimiser maximises the loss;
+* training metric fine but validation poor: dropout or preprocessing differ between training and
+  evaluation;
+* still falling steeply at the end: learning too slowly (learning rate, initialisation scale);
+* fell and levelled off: a healthy curve (the sentence says so, so nobody hunts a training bug).
+
+The API is shared by the training tests of k04, k05, k07 and k08; keep it as it is::
+
+    explain_curve(losses, *, n_classes=None, train_metric=None, valid_metric=None, picture=None) -> str
+
+No TensorFlow here: it is plain arithmetic on a list of floats, tested in tests/harness/test_curves.py.
+"""
+from __future__ import annotations
+
+import math
+from typing import Iterable, Optional, Sequence, Union
+
+__all__ = ["explain_curve"]
+
+Number = Union[int, float]
+
+# How close to ln(n_classes) a loss must stay to count as "the uniform distribution's loss".
+_UNIFORM_REL = 0.05
+# A loss whose smoothed start and end differ by less than this fraction of its size "does not move".
+_FLAT_REL = 0.02
+# Late slope / average slope above this: the curve is still falling steeply at the end.
+_STEEP_RATIO = 0.5
+# A finite loss this many times its start (or above _HUGE) has exploded.
+_EXPLODE_FACTOR = 10.0
+_HUGE = 1e4
+# Training metric above validation metric by more than this: they are measured differently.
+_GAP = 0.05
+
+
+def _last(metric) -> Optional[float]:
+    """A metric given as a number or as a sequence (its last finite value); None if absent."""
+    if metric is None:
+        return None
+    if isinstance(metric, (int, float)):
+        value = float(metric)
+        return value if math.isfinite(value) else None
+    try:
+        values = [float(v) for v in metric]
+    except TypeError:
+        value = float(metric)  # a numpy scalar
+        return value if math.isfinite(value) else None
+    finite = [v for v in values if math.isfinite(v)]
+    return finite[-1] if finite else None
+
+
+def _fmt(x: float) -> str:
+    if not math.isfinite(x):
+        return str(x)
+    if x != 0 and (abs(x) >= 1e4 or abs(x) < 1e-3):
+        return f"{x:.3g}"
+    return f"{x:.4g}" if abs(x) >= 1 else f"{x:.3f}"
+
+
+def _mean(xs: Sequence[float]) -> float:
+    return sum(xs) / len(xs)
+
+
+def _picture(picture: Optional[str]) -> str:
+    return f" (open {picture} to see the curve)" if picture else ""
+
+
+def explain_curve(
+    losses: Iterable[Number],
+    *,
+    n_classes: Optional[int] = None,
+    train_metric=None,
+    valid_metric=None,
+    picture: Optional[str] = None,
+) -> str:
+    """One sentence: what the training curve ``losses`` looks like and the causes that fit it.
+
+    ``losses``: the training loss in order (per step, or a mean per logging interval), floats or
+    numpy scalars; NaN and inf are allowed. ``n_classes``: for a softmax classifier, lets the
+    sentence recognise the loss of a uniform prediction, ``ln(n_classes)``. ``train_metric`` /
+    ``valid_metric``: the final accuracy-like figure (higher is better) on training and validation
+    data, as a number or a sequence (its last finite value is used). ``picture``: a path to mention
+    ("open kata-output/k04/report.png ...").
+    """
+    values = [float(v) for v in losses]
+    see = _picture(picture)
+    n = len(values)
+    if n == 0:
+        return f"no training loss was recorded: did the training loop run any step and record its loss?{see}"
+
+    # 1. NaN / inf.
+    bad = [i for i, v in enumerate(values) if not math.isfinite(v)]
+    if bad:
+        i = bad[0]
+        what = "NaN" if math.isnan(values[i]) else "infinite"
+        before = [v for v in values[:i]]
+        trend = ""
+        if len(before) >= 2 and before[-1] > before[0] * 1.5:
+            trend = f" after rising from {_fmt(before[0])} to {_fmt(before[-1])}"
+        elif before:
+            trend = f" (it was {_fmt(before[-1])} just before)"
+        return (
+            f"the training loss became {what} at entry {i + 1} of {n}{trend}: the learning rate is too high, "
+            f"or the loss is numerically unstable (a log of a softmax that underflowed to 0: use "
+            f"softmax_cross_entropy_with_logits on the logits instead){see}"
+        )
+
+    k = max(1, n // 4)
+    start, end = _mean(values[:k]), _mean(values[-k:])
+    scale = max(abs(start), abs(end), 1e-12)
+    peak = max(values)
+
+    # 2. Exploding.
+    if n >= 2 and (peak > _HUGE or (start > 0 and peak > _EXPLODE_FACTOR * start)):
+        j = values.index(peak)
+        return (
+            f"the training loss exploded from {_fmt(values[0])} to {_fmt(peak)} (entry {j + 1} of {n}): "
+            f"the learning rate is too high, or the loss is numerically unstable (compute it from the "
+            f"logits with softmax_cross_entropy_with_logits){see}"
+        )
+
+    # 3. Flat at the uniform distribution's loss.
+    if n_classes and n_classes > 1:
+        uniform = math.log(n_classes)
+        tol = _UNIFORM_REL * uniform
+        if abs(end - uniform) <= tol and start - end <= tol:
+            return (
+                f"the training loss stays at {_fmt(end)} ≈ ln({n_classes}) = {uniform:.3f}, the loss of a uniform "
+                f"distribution: the model predicts the same probability for every class whatever the input "
+                f"(dead logits: a ReLU on the output layer, weights initialised to zero, or no gradient "
+                f"reaching the weights){see}"
+            )
+
+    # 4. Not moving at all.
+    if n >= 2 and abs(start - end) <= _FLAT_REL * scale and (peak - min(values)) <= 4 * _FLAT_REL * scale:
+        return (
+            f"the training loss does not move ({_fmt(values[0])} → {_fmt(values[-1])} over {n} entries): the "
+            f"weights are not being updated (the train op is not run, the learning rate is 0, or the "
+            f"variables are not trainable){see}"
+        )
+
+    # 5. Rising.
+    if n >= 2 and end > start * 1.1 + 1e-12:
+        return (
+            f"the training loss rises from {_fmt(start)} to {_fmt(end)}: the learning rate is too high, or "
+            f"the optimiser maximises the loss (a sign error){see}"
+        )
+
+    # 6. Training fine, validation poor.
+    train, valid = _last(train_metric), _last(valid_metric)
+    if train is not None and valid is not None and train - valid > _GAP:
+        return (
+            f"the training loss falls ({_fmt(start)} → {_fmt(end)}) and the training metric is {train:.4f}, "
+            f"but validation reaches only {valid:.4f}: the model is evaluated differently from how it is "
+            f"trained (dropout left on at evaluation, keep_prob not 1.0, or preprocessing such as pixel "
+            f"scaling that differs between training and evaluation){see}"
+        )
+
+    # 7. Still falling steeply at the end.
+    if n >= 3 and start > end:
+        before_end = _mean(values[-2 * k : -k]) if n >= 2 * k + 1 else values[0]
+        late_slope = (before_end - end) / k
+        mean_slope = (start - end) / max(n - k, 1)
+        if late_slope > _STEEP_RATIO * mean_slope:
+            return (
+                f"the training loss is still falling steeply at the end ({_fmt(start)} → {_fmt(end)}, the "
+                f"last stretch as steep as the average): it learns too slowly (learning rate too small, or "
+                f"weights initialised too small: check the stddev) and would need many more steps{see}"
+            )
+
+    # 8. Fell and levelled off.
+    metric = ""
+    if valid is not None:
+        metric = f", validation {valid:.4f}"
+    if start > end:
+        return (
+            f"the training loss fell from {_fmt(start)} to {_fmt(end)} and levelled off{metric}: a healthy "
+            f"curve, so look at what is measured (the evaluation loop, the labels) or at the model's "
+            f"capacity rather than at the optimiser{see}"
+        )
+    return f"the training loss went from {_fmt(start)} to {_fmt(end)}{metric}{see}"
