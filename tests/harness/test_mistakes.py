@@ -1,0 +1,214 @@
+"""The mistake catalogue and its runner (tfkata/mistakes): loading, validation, applying, one real run."""
+import ast
+import json
+import time
+from pathlib import Path
+
+import pytest
+
+from tfkata import mistakes, registry
+from tfkata.mistakes import Mistake, MistakeError, apply, load, run
+from tfkata.mistakes.__main__ import line_for, main
+
+ROOT = Path(__file__).resolve().parents[2]
+
+SOURCE = '''"""A made-up kata module."""
+import functools
+
+
+def add(a, b):
+    """Return ``a + b``."""
+    c = a + b
+    return c
+
+
+@functools.lru_cache()
+def cached(x):
+    return x * 2
+
+
+class Box:
+    """Holds a value."""
+
+    def __init__(self, value):
+        self.value = value
+
+    def double(self):
+        return self.value * 2
+'''
+
+
+def make(**kw) -> Mistake:
+    base = dict(kata="k01", id="m", function="add", what="w", replace=(), code=None, training=False)
+    base.update(kw)
+    return Mistake(**base)
+
+
+def write_catalogue(monkeypatch, tmp_path, text: str):
+    monkeypatch.setattr(mistakes, "CATALOGUE_DIR", tmp_path)
+    (tmp_path / "k01.toml").write_text(text, encoding="utf-8")
+
+
+# --------------------------------------------------------------------------- load & validate
+def test_load_reads_entries(monkeypatch, tmp_path):
+    write_catalogue(monkeypatch, tmp_path, '''
+[[mistake]]
+id = "minus"
+function = "define_add"
+what = "c = a - b"
+replace = [["a + b", "a - b"]]
+
+[[mistake]]
+id = "rewrite"
+function = "define_add"
+what = "rewritten"
+code = """
+def define_add():
+    return 1
+"""
+training = true
+''')
+    got = load("graph")  # aliases work
+    assert [m.key for m in got] == ["k01/minus", "k01/rewrite"]
+    assert got[0].replace == (("a + b", "a - b"),) and got[0].code is None and not got[0].training
+    assert got[1].code.strip().startswith("def define_add") and got[1].training
+    assert load("k02") == []  # no file, no mistakes
+
+
+@pytest.mark.parametrize(
+    "body, fragment",
+    [
+        ('id = "a"\nfunction = "f"\nwhat = "w"\nreplace = [["x", "y"]]\ncolour = 1', "unknown key(s) ['colour']"),
+        ('id = "a"\nfunction = "f"\nwhat = "w"', "exactly one of 'replace'"),
+        ('id = "a"\nfunction = "f"\nwhat = "w"\nreplace = [["x", "y"]]\ncode = "def f(): pass"', "exactly one of"),
+        ('id = "Bad_Id"\nfunction = "f"\nwhat = "w"\nreplace = [["x", "y"]]', "kebab-case"),
+        ('id = "a"\nfunction = "f"\nreplace = [["x", "y"]]', "'what' is missing"),
+        ('id = "a"\nfunction = "f"\nwhat = "w"\nreplace = [["x"]]', "[old, new] string pairs"),
+        ('id = "a"\nfunction = "f"\nwhat = "w"\nreplace = [["x", "x"]]', "different new string"),
+        ('id = "a"\nfunction = "f"\nwhat = "w"\nreplace = [["x", "y"]]\ntraining = "yes"', "'training' must be"),
+    ],
+)
+def test_load_rejects_bad_entries(monkeypatch, tmp_path, body, fragment):
+    write_catalogue(monkeypatch, tmp_path, "[[mistake]]\n" + body + "\n")
+    with pytest.raises(MistakeError) as info:
+        load("k01")
+    assert "k01.toml" in str(info.value) and "#1" in str(info.value)
+    assert fragment in str(info.value)
+
+
+def test_load_rejects_duplicate_ids(monkeypatch, tmp_path):
+    entry = '[[mistake]]\nid = "same"\nfunction = "f"\nwhat = "w"\nreplace = [["x", "y"]]\n'
+    write_catalogue(monkeypatch, tmp_path, entry + entry)
+    with pytest.raises(MistakeError, match="#2: duplicate id 'same'"):
+        load("k01")
+
+
+def test_load_rejects_bad_toml(monkeypatch, tmp_path):
+    write_catalogue(monkeypatch, tmp_path, "[[mistake]\n")
+    with pytest.raises(MistakeError, match="k01.toml: not valid TOML"):
+        load("k01")
+
+
+# --------------------------------------------------------------------------- apply
+def test_apply_replace_stays_inside_the_function():
+    out = apply(make(replace=(("c = a + b", "c = a - b"),)), SOURCE)
+    assert "c = a - b" in out and out.count("a + b") == 1  # the docstring's ``a + b`` is untouched
+    ast.parse(out)
+
+
+def test_apply_replace_needs_exactly_one_match():
+    with pytest.raises(MistakeError) as info:
+        apply(make(id="plus", replace=(("a + b", "a - b"),)), SOURCE)  # docstring and body
+    text = str(info.value)
+    assert text.startswith("k01/plus no longer applies to solutions/k01_graph_session.py")
+    assert "'a + b' found 2 times in add" in text and "update tfkata/mistakes/k01.toml" in text
+    with pytest.raises(MistakeError, match="found 0 times in add"):
+        apply(make(replace=(("value", "v"),)), SOURCE)  # only in Box, not in add
+
+
+def test_apply_replace_in_a_method_and_with_decorators():
+    out = apply(make(function="Box.double", replace=(("* 2", "* 3"),)), SOURCE)
+    assert "return self.value * 3" in out and "return x * 2" in out
+    out = apply(make(function="cached", replace=(("@functools.lru_cache()\n", ""),)), SOURCE)
+    assert "lru_cache" not in out.split("import functools")[1]
+
+
+def test_apply_code_reindents_methods_and_keeps_decorators():
+    code = "\n    def double(self):\n        return self.value + self.value\n"
+    out = apply(make(function="Box.double", code=code), SOURCE)
+    assert "    def double(self):\n        return self.value + self.value\n" in out
+    assert "def __init__(self, value)" in out
+    ast.parse(out)
+    out = apply(make(function="cached", code="def cached(x):\n    return x\n"), SOURCE)
+    assert "@functools.lru_cache()\ndef cached(x):\n    return x\n" in out
+
+
+def test_apply_rejects_missing_function_and_bad_code():
+    with pytest.raises(MistakeError, match="there is no function nope"):
+        apply(make(function="nope", replace=(("a", "b"),)), SOURCE)
+    with pytest.raises(MistakeError, match="there is no function Box.triple"):
+        apply(make(function="Box.triple", replace=(("a", "b"),)), SOURCE)
+    with pytest.raises(MistakeError, match="must define add"):
+        apply(make(code="def other():\n    pass\n"), SOURCE)
+    with pytest.raises(MistakeError, match="not valid Python"):
+        apply(make(code="def add(:\n"), SOURCE)
+    with pytest.raises(MistakeError, match="no longer parses"):
+        apply(make(replace=(("return c", "return (c"),)), SOURCE)
+
+
+def test_every_catalogued_mistake_applies_to_solutions():
+    """The real catalogues: each entry loads, names a public function, and applies to solutions/."""
+    problems = []
+    for kata in registry.katas():
+        try:
+            for m in load(kata.id):
+                mistakes.check(m, ROOT)
+        except MistakeError as exc:
+            problems.append(str(exc))
+    assert not problems, "\n".join(problems)
+
+
+# --------------------------------------------------------------------------- run (one real end-to-end)
+def test_run_catches_a_k01_mistake():
+    m = Mistake("k01", "add-subtracts", "define_add", "define_add computes a - b instead of a + b",
+                (("c = a + b\n", "c = a - b\n"),), None, False)
+    started = time.monotonic()
+    o = run(m, ROOT, timeout=240)
+    print(f"end-to-end mistake run: {time.monotonic() - started:.1f} s")
+    assert o.error is None, o.error
+    assert o.caught and o.status == "caught"
+    assert o.test_name == "test_define_add_runs_to_five"
+    assert o.test_id == "tests/test_k01_graph_session.py::test_define_add_runs_to_five"
+    assert "5.0" in o.message and not o.by_training
+    line = line_for(o)
+    assert line.startswith("k01/add-subtracts") and " caught " in line and "test_define_add_runs_to_five: " in line
+
+
+def test_training_mistake_is_skipped_without_runslow():
+    o = run(make(training=True, replace=(("x", "y"),)), ROOT)
+    assert o.skipped and o.status == "skipped" and not o.caught
+    assert "--runslow" in line_for(o)
+
+
+def test_a_stale_mistake_is_an_error_not_a_miss():
+    o = run(make(id="stale", function="define_add", replace=(("no such text", "x"),)), ROOT)
+    assert o.status == "error" and "found 0 times in define_add" in o.error
+
+
+def test_first_problem_reads_the_results(tmp_path):
+    path = tmp_path / "r.json"
+    path.write_text(json.dumps({"tests": [
+        {"id": "t::a", "name": "a", "status": "pass", "message": None},
+        {"id": "t::b[1]", "name": "b[1]", "status": "fail", "message": "boom"},
+    ]}))
+    assert mistakes._first_problem(path) == ("t::b[1]", "b[1]", "fail", "boom")
+    assert mistakes._test_function("tests/t.py::TestX::test_y[2]") == "test_y"
+
+
+def test_cli_check_and_unknown_id(monkeypatch, tmp_path, capsys):
+    write_catalogue(monkeypatch, tmp_path, '[[mistake]]\nid = "minus"\nfunction = "define_add"\n'
+                    'what = "c = a - b"\nreplace = [["c = a + b\\n", "c = a - b\\n"]]\n')
+    assert main(["k01", "--check", "--root", str(ROOT)]) == 0
+    assert "k01/minus" in capsys.readouterr().out
+    assert main(["k01", "--id", "nope", "--root", str(ROOT)]) == 2
+    assert "no mistake nope" in capsys.readouterr().err

@@ -1,0 +1,103 @@
+"""``python -m tfkata.mistakes [kNN ...] [--id ID] [--runslow] [--json PATH] [--check]``
+
+Applies each catalogued mistake to a temporary copy of the checkout, runs the kata's tests against
+it, and prints one line per mistake (caught / MISSED / skipped / ERROR) and a summary. Exit status 1
+when a mistake was missed or a run went wrong. ``--check`` only validates the catalogues and applies
+every mistake to solutions/ (no tests run: a second or so).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+from tfkata import registry
+from tfkata.mistakes import MistakeError, Outcome, check, load, load_all, run
+from tfkata.paths import repo_root
+
+WIDTH = 110
+
+
+def line_for(o: Outcome) -> str:
+    """``k04/conv-valid-padding  caught  3.1 s  test_conv2d_same_padding: <message>``"""
+    head = f"{o.mistake.key:<34} "
+    if o.status == "skipped":
+        return head + "skipped  (training mistake: run with --runslow)"
+    label = {"caught": "caught", "missed": "MISSED", "error": "ERROR"}[o.status]
+    head += f"{label:<7} {o.seconds:5.1f} s  "
+    if o.status == "caught":
+        first = (o.message or "").strip().splitlines()[0] if (o.message or "").strip() else "(no message)"
+        if len(first) > WIDTH:
+            first = first[: WIDTH - 3] + "..."
+        where = " (training test)" if o.by_training else ""
+        return head + f"{o.test_name}{where}: {first}"
+    if o.status == "missed":
+        return head + f"no test failed; {o.mistake.function}: {o.mistake.what}"
+    return head + (o.error or "")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m tfkata.mistakes", description=__doc__.split("\n\n")[1])
+    parser.add_argument("katas", nargs="*", help="kata ids or aliases (default: every kata with a catalogue)")
+    parser.add_argument("--id", action="append", default=[], metavar="ID", help="only this mistake (repeatable)")
+    parser.add_argument("--runslow", action="store_true", help="also run the training mistakes (minutes each)")
+    parser.add_argument("--json", metavar="PATH", help="write the outcomes to PATH as JSON")
+    parser.add_argument("--check", action="store_true", help="validate and apply only; run no tests")
+    parser.add_argument("--timeout", type=float, default=600, help="seconds per mistake (default 600)")
+    parser.add_argument("--root", type=Path, default=None, help="the checkout (default: the one around cwd)")
+    args = parser.parse_args(argv)
+
+    try:
+        root = (args.root or repo_root()).resolve()
+        if args.katas:
+            mistakes = [m for key in args.katas for m in load(key)]
+        else:
+            mistakes = load_all()
+    except (MistakeError, registry.UnknownKata, FileNotFoundError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    if args.id:
+        unknown = [i for i in args.id if not any(i in (m.id, m.key) for m in mistakes)]
+        if unknown:
+            print(f"error: no mistake {', '.join(unknown)} in the chosen catalogue(s)", file=sys.stderr)
+            return 2
+        mistakes = [m for m in mistakes if m.id in args.id or m.key in args.id]
+    if not mistakes:
+        print("no mistakes catalogued for the chosen katas (tfkata/mistakes/kNN.toml)")
+        return 0
+
+    if args.check:
+        bad = 0
+        for m in mistakes:
+            try:
+                check(m, root)
+                print(f"{m.key:<34} ok       {m.function}: {m.what}")
+            except MistakeError as exc:
+                bad += 1
+                print(f"{m.key:<34} ERROR    {exc}")
+        print(f"{len(mistakes) - bad} apply cleanly, {bad} do not")
+        return 1 if bad else 0
+
+    started = time.monotonic()
+    outcomes = []
+    for m in mistakes:
+        o = run(m, root, runslow=args.runslow, timeout=args.timeout)
+        outcomes.append(o)
+        print(line_for(o), flush=True)
+    count = {s: sum(o.status == s for o in outcomes) for s in ("caught", "missed", "skipped", "error")}
+    summary = (f"{count['caught']} caught, {count['missed']} missed, {count['skipped']} skipped (training)"
+               + (f", {count['error']} errors" if count["error"] else "")
+               + f" in {time.monotonic() - started:.0f} s")
+    print(summary)
+    if args.json:
+        path = Path(args.json)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        data = {"version": 1, "mistakes": [o.to_dict() for o in outcomes]}
+        path.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    return 1 if count["missed"] or count["error"] else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
