@@ -1,0 +1,244 @@
+"""Graded tests for n01 · Eager code and tf.function (the TF 2 twin of k01).
+
+These tests run eagerly (the harness makes no graph for the "now" track). Unit tests first, then the
+equivalence tests, which compare n01 with the same target's k01 (the learner's k01 against katas/,
+the reference against solutions/) and wait until k01 passes. Measured on TF 2.12 and 2.21: the same
+op names, op types and trace counts on both.
+"""
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from tfkata import fresh_graph, load_kata
+
+n01 = load_kata("n01_tf_function")
+k01 = load_kata("k01_graph_session")
+
+
+def _is_tf_function(obj):
+    return hasattr(obj, "get_concrete_function") and hasattr(obj, "experimental_get_tracing_count")
+
+
+def _collatz(n):
+    steps = 0
+    while n != 1:
+        n = n // 2 if n % 2 == 0 else 3 * n + 1
+        steps += 1
+    return steps
+
+
+def _op_types(graph):
+    """Op types of a traced graph and of every function in its library (loop and branch bodies)."""
+    graph_def = graph.as_graph_def()
+    types = {node.op for node in graph_def.node}
+    for function in graph_def.library.function:
+        types |= {node.op for node in function.node_def}
+    return types
+
+
+# --------------------------------------------------------------------------- unit tests
+@pytest.mark.covers("eager_add")
+def test_eager_add_is_computed_at_once():
+    a, b, c = n01.eager_add()
+    for t, name in ((a, "a"), (b, "b"), (c, "c")):
+        assert isinstance(t, tf.Tensor), (
+            f"eager_add: {name} should be a tf.Tensor (tf.constant / a + b), got {type(t).__name__}: "
+            "keep the values as tensors, do not convert them with .numpy() or float()"
+        )
+        assert t.dtype == tf.float32 and t.shape == [], f"eager_add: {name} should be a float32 scalar, got {t.dtype} {t.shape}"
+    got = (float(a.numpy()), float(b.numpy()), float(c.numpy()))
+    assert got == (3.0, 2.0, 5.0), f"eager_add: expected a, b, c = 3.0, 2.0, 5.0 right away, got {got}"
+
+
+@pytest.mark.covers("constants_function")
+def test_constants_function_returns_a_tf_function():
+    fn = n01.constants_function()
+    assert _is_tf_function(fn), (
+        f"constants_function should return the tf.function itself (decorate an inner function with "
+        f"@tf.function and return it, uncalled), got {type(fn).__name__}"
+    )
+    values = [float(t.numpy()) for t in fn()]
+    assert values == [1.0, 2.0, 3.0], f"calling the tf.function should give 1.0, 2.0, 3.0, got {values}"
+
+
+@pytest.mark.covers("constants_function")
+def test_constants_function_graph_has_k01_names():
+    fn = n01.constants_function()
+    graph = fn.get_concrete_function().graph
+    consts = [op.name for op in graph.get_operations() if op.type == "Const"]
+    assert consts == ["Const", "variable_b", "Const_1"], (
+        f"the traced graph's constants should be named Const, variable_b, Const_1 (only the second "
+        f"gets name='variable_b'), got {consts}"
+    )
+
+
+@pytest.mark.covers("graph_of")
+def test_graph_of_returns_the_traced_graph():
+    @tf.function
+    def square(x):
+        return tf.square(x, name="my_square")
+
+    graph = n01.graph_of(square, tf.constant([1.0, 2.0]))
+    assert isinstance(graph, tf.Graph), (
+        f"graph_of should return a tf.Graph (the concrete function's .graph), got {type(graph).__name__}"
+    )
+    names = [op.name for op in graph.get_operations()]
+    assert "my_square" in names, f"the graph of square(x) should hold the op my_square, it holds {names}"
+    x = graph.inputs[0]
+    assert x.shape.as_list() == [2], f"graph_of must trace for the given arguments (shape [2]), got {x.shape}"
+
+
+@pytest.mark.covers("make_traced_double")
+def test_side_effect_runs_once_per_trace():
+    log = []
+    double = n01.make_traced_double(log)
+    assert _is_tf_function(double), f"make_traced_double should return a tf.function, got {type(double).__name__}"
+    results = [float(double(tf.constant(v)).numpy()) for v in (1.0, 2.0, 3.0)]
+    assert results == [2.0, 4.0, 6.0], f"double(x) should return 2x, got {results} for 1, 2, 3"
+    assert len(log) == 1, (
+        f"three calls with float32 scalars should trace once, so the Python append runs once; log has "
+        f"{len(log)} entries: append inside the @tf.function body, not around it"
+    )
+    assert isinstance(log[0], tf.Tensor) and not isinstance(log[0], type(tf.constant(0.0))), (
+        f"during tracing x is a symbolic tensor; the log holds {log[0]!r}: log x itself, inside the body"
+    )
+    double(tf.constant([1.0, 2.0]))
+    assert len(log) == 2, f"a new shape traces again and appends again: expected 2 entries, got {len(log)}"
+
+
+@pytest.mark.covers("call_with_tensors")
+def test_call_with_tensors_traces_once():
+    traces = []
+
+    @tf.function
+    def triple(x):
+        traces.append(1)
+        return 3 * x
+
+    results = n01.call_with_tensors(triple, [1, 2.5, 4.0, -1.0])
+    got = [float(np.asarray(r)) for r in results]
+    assert got == [3.0, 7.5, 12.0, -3.0], f"expected the results 3*v in order, got {got}"
+    assert len(traces) == 1, (
+        f"call_with_tensors traced {len(traces)} times for 4 values: pass each one as a float32 tensor "
+        "(tf.constant(v, dtype=tf.float32)); a Python number, or an int tensor beside float ones, retraces"
+    )
+
+
+@pytest.mark.covers("make_vector_sum")
+def test_vector_sum_one_trace_for_every_length():
+    vector_sum = n01.make_vector_sum()
+    for n in range(1, 6):
+        got = float(vector_sum(tf.range(n, dtype=tf.float32)).numpy())
+        assert got == n * (n - 1) / 2, f"vector_sum(range({n})) should be {n * (n - 1) / 2}, got {got}"
+    count = vector_sum.experimental_get_tracing_count()
+    assert count == 1, (
+        f"with input_signature=[tf.TensorSpec([None], tf.float32)] five lengths need one trace, got {count}"
+    )
+
+
+@pytest.mark.covers("make_vector_sum")
+def test_vector_sum_refuses_what_the_signature_does_not_allow():
+    vector_sum = n01.make_vector_sum()
+    for bad, what in ((tf.zeros([2, 3]), "a [2, 3] matrix"), (tf.constant([1, 2], tf.int32), "an int32 vector")):
+        try:
+            vector_sum(bad)
+        except (TypeError, ValueError):
+            continue
+        pytest.fail(
+            f"vector_sum accepted {what}: declare input_signature=[tf.TensorSpec([None], tf.float32)] "
+            "so that anything else is refused instead of traced"
+        )
+
+
+@pytest.mark.covers("make_collatz_steps")
+def test_collatz_steps_values():
+    collatz_steps = n01.make_collatz_steps()
+    for n in (1, 2, 3, 6, 7, 27, 97):
+        got = int(collatz_steps(tf.constant(n, tf.int32)).numpy())
+        assert got == _collatz(n), f"collatz_steps({n}) should be {_collatz(n)}, got {got}"
+
+
+@pytest.mark.covers("make_collatz_steps")
+def test_collatz_steps_one_trace_with_while_and_if():
+    collatz_steps = n01.make_collatz_steps()
+    for n in (6, 27, 97):
+        collatz_steps(n)  # Python ints: the input_signature turns them into int32 tensors
+    count = collatz_steps.experimental_get_tracing_count()
+    assert count == 1, (
+        f"three Python ints traced {count} graphs: declare input_signature=[tf.TensorSpec([], tf.int32)]"
+    )
+    types = _op_types(collatz_steps.get_concrete_function().graph)
+    assert types & {"While", "StatelessWhile"}, (
+        f"no While op in the graph (op types {sorted(types)}): loop with `while n != 1` on the tensor, "
+        "so AutoGraph makes a tf.while_loop"
+    )
+    assert types & {"If", "StatelessIf"}, (
+        f"no If op in the graph (op types {sorted(types)}): branch with `if n % 2 == 0` on the tensor, "
+        "so AutoGraph makes a tf.cond"
+    )
+
+
+# --------------------------------------------------------------------------- equivalence with k01
+def _k01_constants():
+    """Names and values of the learner's k01.name_constants in a fresh TF 1 graph."""
+    with fresh_graph():
+        tensors = k01.name_constants()
+        with tf.compat.v1.Session() as sess:
+            values = sess.run(list(tensors))
+    return [t.op.name for t in tensors], [float(v) for v in values]
+
+
+def _compare_constants(fn, k_names, k_values):
+    """None when the traced constants of ``fn`` match k01's; otherwise one line naming the mapping."""
+    graph = fn.get_concrete_function().graph
+    names = [op.name for op in graph.get_operations() if op.type == "Const"]
+    values = [float(t.numpy()) for t in fn()]
+    if names != k_names or values != k_values:
+        return (
+            f"port k01.name_constants -> tf.function: k01's graph has constants {k_names} = {k_values}, "
+            f"the tf.function's graph has {names} = {values}; the same constants in the same order "
+            "with the same name= arguments give the same names"
+        )
+    return None
+
+
+@pytest.mark.needs("k01")
+@pytest.mark.covers("constants_function", "graph_of")
+def test_same_names_and_values_as_k01():
+    k_names, k_values = _k01_constants()
+    fn = n01.constants_function()
+    message = _compare_constants(fn, k_names, k_values)
+    assert message is None, message
+    graph = n01.graph_of(fn)
+    for name in k_names:
+        graph.get_operation_by_name(name)  # the same lookup works in the FuncGraph
+    print(f"k01 and n01 constants: {k_names} = {k_values}, max |n - k| = 0.0")
+
+
+@pytest.mark.needs("k01")
+@pytest.mark.covers("eager_add")
+def test_eager_add_equals_k01_session_run():
+    with fresh_graph():
+        tensors = k01.define_add()
+        with tf.compat.v1.Session() as sess:
+            k_values = sess.run(list(tensors))
+    n_values = [t.numpy() for t in n01.eager_add()]
+    diff = max(abs(float(n) - float(k)) for n, k in zip(n_values, k_values))
+    print(f"eager_add vs k01.define_add + Session.run: max |n - k| = {diff}")
+    assert diff == 0.0, f"eager_add gives {n_values}, k01 with a session gives {k_values}: the same sum a + b"
+
+
+@pytest.mark.needs("k01")
+@pytest.mark.covers("constants_function")
+def test_wrong_port_of_k01_is_rejected():
+    # The comparison above must be able to fail: a port that names the wrong constant is caught.
+    k_names, k_values = _k01_constants()
+
+    @tf.function
+    def wrong():
+        return tf.constant(1.0, name="variable_b"), tf.constant(2.0), tf.constant(3.0)
+
+    message = _compare_constants(wrong, k_names, k_values)
+    assert message is not None and "k01.name_constants -> tf.function" in message, (
+        f"the equivalence check accepted a port that names the first constant variable_b: {message}"
+    )
