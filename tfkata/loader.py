@@ -1,8 +1,10 @@
 """One way for a test to get the module it grades: ``cnn = load_kata("k04_cnn_mnist")``.
 
-The target is ``katas`` (what the learner edits) unless ``TFKATA_TARGET=solutions`` is set, which
-``pytest --solutions`` does. The module is imported on first use, so a kata file with a syntax
-error fails its own tests with a clear message instead of stopping the whole run at collection.
+The target is ``katas`` (what the learner edits) or ``solutions``: the pytest plugin resolves it once
+per run (``--solutions`` / ``TFKATA_TARGET``) and sets it here with :func:`set_target`; outside pytest
+it is read from ``TFKATA_TARGET`` once. The module is imported on first use, so a kata file with a
+syntax error fails its own tests with a clear message instead of stopping the whole run at collection.
+Seeding lives here too (:func:`seed_everything`, :func:`fresh_graph`).
 """
 from __future__ import annotations
 
@@ -24,16 +26,29 @@ class KataImportError(ImportError):
     pass
 
 
-def target() -> str:
-    value = os.environ.get("TFKATA_TARGET", "katas").strip() or "katas"
+_target: list[str] = []
+
+
+def set_target(value: str) -> None:
+    """Set the run's target (the plugin does, once per run)."""
     if value not in TARGETS:
-        raise ValueError(
-            f"TFKATA_TARGET must be 'katas' or 'solutions', got {value!r}: unset it or fix the value"
-        )
-    return value
+        raise ValueError(f"target must be one of {TARGETS}, got {value!r}")
+    _target[:] = [value]
 
 
-def _ensure_on_path(root: Path) -> None:
+def target() -> str:
+    """The run's target; outside pytest, ``TFKATA_TARGET`` (default katas), read once."""
+    if not _target:
+        value = os.environ.get("TFKATA_TARGET", "katas").strip() or "katas"
+        if value not in TARGETS:
+            raise ValueError(
+                f"TFKATA_TARGET must be 'katas' or 'solutions', got {value!r}: unset it or fix the value"
+            )
+        _target.append(value)
+    return _target[0]
+
+
+def ensure_on_path(root: Path) -> None:
     if str(root) not in sys.path:
         sys.path.insert(0, str(root))
 
@@ -49,7 +64,7 @@ class _LazyKata:
         if self._module is None:
             import_tensorflow()  # quietly, with the environment set, before the kata imports it
             name = f"{target()}.{self._kata.module}"
-            _ensure_on_path(repo_root())
+            ensure_on_path(repo_root())
             try:
                 module = importlib.import_module(name)
             except Exception as exc:
@@ -78,19 +93,30 @@ def load_kata(key: str) -> _LazyKata:
     return _LazyKata(registry.get(key))
 
 
-@contextlib.contextmanager
-def fresh_graph(seed: int = SEED):
-    """A new default ``tf.Graph`` with graph-level, numpy and random seeds fixed.
-
-    Every graded test runs inside one (the plugin's autouse fixture); a module-scoped fixture that
-    trains a model once for several tests uses it directly.
-    """
+def seed_everything(seed: int = SEED, *, keras: bool = False) -> None:
+    """numpy, ``random`` and TensorFlow seeds (the graph-level seed of the default graph when one is
+    active, else the global eager seed); ``keras=True`` also seeds Keras 3's own generator."""
     tf = import_tensorflow()
     import numpy as np
 
     np.random.seed(seed)
     random.seed(seed)
+    tf.compat.v1.set_random_seed(seed)
+    if keras:
+        import keras as keras_module
+
+        keras_module.utils.set_random_seed(seed)
+
+
+@contextlib.contextmanager
+def fresh_graph(seed: int = SEED):
+    """A new default ``tf.Graph`` with graph-level, numpy and random seeds fixed.
+
+    Every graded kNN test runs inside one (the plugin's autouse fixture); a module-scoped fixture that
+    trains a model once for several tests uses it directly.
+    """
+    tf = import_tensorflow()
     graph = tf.Graph()
     with graph.as_default():
-        tf.compat.v1.set_random_seed(seed)
+        seed_everything(seed)
         yield graph

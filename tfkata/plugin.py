@@ -1,33 +1,32 @@
-"""The tf-katas pytest plugin (loaded by the repository's conftest.py).
+"""The tf-katas pytest plugin (loaded by the repository's conftest.py): pytest hooks only.
 
-* ``--solutions`` (or ``TFKATA_TARGET=solutions``): run the same tests against ``solutions/``.
-* TODO outcome: a test that fails because a kata function still raises ``NotImplementedError`` is
-  reported in one line (kata, function, file:line), without a traceback.
-* ``@pytest.mark.points(n)``: grading weight (default 1). Every run ends with a grade table in
-  registry order; ``--results-json PATH`` writes the same data as JSON (schema in README.md).
-* Markers: ``slow`` (opt in with ``--runslow``), ``gpu`` (skipped when TensorFlow sees no GPU),
-  ``eager`` (no fresh graph: the test runs eagerly), ``timeout`` (pytest-timeout; a default for all).
-* Every graded test runs in a fresh ``tf.Graph`` with fixed seeds.
+* Target: ``--solutions`` (or ``TFKATA_TARGET=solutions``) grades ``solutions/``, else ``katas/``;
+  resolved once here and handed to the loader.
+* A learner's run (target katas) grades the katas only: ``tests/harness/`` (the harness's own tests)
+  runs with ``--solutions`` or when named on the command line. ``pytest`` from any folder of the
+  checkout grades the whole checkout.
+* Outcomes (:mod:`tfkata.outcome`): TODO in one line; ``waiting`` for a training run whose unit tests
+  do not pass yet, or a test that ``needs`` another kata that does not pass yet; a diagnosis line
+  first and the learner's own frames only (``--tb=long`` shows everything); time-outs that name the
+  function that was running.
+* Markers: ``points(n)``, ``covers(*functions)``, ``training``, ``needs(kata)``, ``slow``
+  (``--runslow``), ``gpu``, ``eager``, ``timeout``.
+* Results: :class:`tfkata.recorder.Recorder` builds the typed :class:`tfkata.results.Run`;
+  ``--results-json PATH`` writes it; a run against katas/ also records each fully-run kata in
+  ``.tfkata/`` for the ``kata`` command. The grade table ends every run (:mod:`tfkata.summary`).
+* Every graded kNN test runs in a fresh seeded ``tf.Graph``; nNN tests run eagerly, seeded.
 """
 from __future__ import annotations
 
-import json
 import os
-import platform
-import random
-import re
-import sys
-import time
-import traceback
 from pathlib import Path
 
 import pytest
 
-from tfkata import registry
-from tfkata.loader import KataImportError, _ensure_on_path, fresh_graph, target
+from tfkata import loader, registry
+from tfkata.recorder import Recorder, covers_of, kata_of, needs_of
 from tfkata.tfsetup import SEED, WARNING_FILTERS, configure_env, gpu_devices, import_tensorflow
 
-STATUSES = ("pass", "fail", "todo", "skip", "error")
 MARKERS = {
     "points(n)": "grading weight of a test (default 1)",
     "slow": "long CPU run; skipped unless --runslow",
@@ -37,42 +36,66 @@ MARKERS = {
     "training": "a training run: waits until the unit tests of the functions it covers pass",
     "needs(kata_id)": "uses another kata's functions (k08 uses k07, nNN its kNN): waits until that kata passes",
 }
-_TIMEOUT = re.compile(r"Timeout \(>([0-9.]+)s\) from pytest-timeout")
 
 
 # --------------------------------------------------------------------------- options & config
 def pytest_addoption(parser):
     group = parser.getgroup("tf-katas")
-    group.addoption(
-        "--solutions",
-        action="store_true",
-        default=False,
-        help="run the tests against solutions/ instead of katas/ (same as TFKATA_TARGET=solutions)",
-    )
+    group.addoption("--solutions", action="store_true", default=False,
+                    help="run the tests against solutions/ instead of katas/ (same as TFKATA_TARGET=solutions)")
     group.addoption("--runslow", action="store_true", default=False, help="also run tests marked slow")
     group.addoption("--results-json", metavar="PATH", default=None, help="write the results as JSON to PATH")
 
 
-def pytest_configure(config):
+def _resolve_target(config) -> str:
     if config.getoption("solutions"):
-        os.environ["TFKATA_TARGET"] = "solutions"
-    try:
-        config._tfkata_target = target()
-    except ValueError as exc:
-        raise pytest.UsageError(str(exc)) from None
+        return "solutions"
+    value = os.environ.get("TFKATA_TARGET", "katas").strip() or "katas"
+    if value not in loader.TARGETS:
+        raise pytest.UsageError(f"TFKATA_TARGET must be 'katas' or 'solutions', got {value!r}: unset it or fix the value")
+    return value
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_configure(config):
+    target = _resolve_target(config)
+    root = Path(str(config.rootpath))
+    config._tfkata_target = target
+    config._tfkata_root = root
+    loader.set_target(target)
     configure_env()  # before anything imports TensorFlow
-    _ensure_on_path(Path(str(config.rootpath)))
+    loader.ensure_on_path(root)
     for name, text in MARKERS.items():
         config.addinivalue_line("markers", f"{name}: {text}")
     for spec in WARNING_FILTERS:
         config.addinivalue_line("filterwarnings", spec)
-    config._tfkata = _Results(config)
-    config.pluginmanager.register(config._tfkata, "tfkata-results")
+    _grade_from_anywhere(config, root)
+    config._tfkata = Recorder(config, target)
+    config.pluginmanager.register(config._tfkata, "tfkata-recorder")
+
+
+def _grade_from_anywhere(config, root: Path) -> None:
+    """``pytest`` with no arguments from a subfolder (katas/, solutions/) grades the checkout's tests/."""
+    source = getattr(config, "args_source", None)
+    invoked = Path(str(config.invocation_params.dir)).resolve()
+    if source is not None and source.name == "INVOCATION_DIR" and invoked != root and root in invoked.parents:
+        config.args[:] = [str(root / "tests")]
+
+
+def pytest_ignore_collect(collection_path, config):
+    """The harness's self-tests are for CI and contributors: not in a learner's ``pytest``."""
+    if getattr(config, "_tfkata_target", "katas") != "katas" or collection_path.name != "harness":
+        return None
+    if collection_path.parent.name != "tests":
+        return None
+    named = [Path(str(a).split("::")[0]).resolve() for a in config.args]
+    if any(p == collection_path or collection_path in p.parents for p in named):
+        return None
+    return True
 
 
 def pytest_collection(session):
-    # Test modules `import tensorflow` at their top: import it first, quietly (see tfsetup), so the
-    # C++ runtime's start-up lines do not reach the terminal even with -s.
+    # Test modules `import tensorflow` at their top: import it first, quietly (see tfsetup).
     import_tensorflow()
 
 
@@ -83,7 +106,7 @@ def pytest_report_header(config):
     return lines
 
 
-# --------------------------------------------------------------------------- markers
+# --------------------------------------------------------------------------- markers and waiting
 def pytest_collection_modifyitems(config, items):
     skip_slow = pytest.mark.skip(reason="slow test: run it with --runslow")
     for item in items:
@@ -94,52 +117,58 @@ def pytest_collection_modifyitems(config, items):
 _gpu_cache: list = []
 
 
+@pytest.hookimpl(tryfirst=True)
 def pytest_runtest_setup(item):
     if item.get_closest_marker("gpu") is not None:
         if not _gpu_cache:
             _gpu_cache.append(bool(gpu_devices()))
         if not _gpu_cache[0]:
-            pytest.skip(
-                "no GPU: tf.config.list_physical_devices('GPU') is empty "
-                "(needs an NVIDIA GPU and a CUDA build, e.g. pip install 'tensorflow[and-cuda]')"
-            )
+            pytest.skip("no GPU: tf.config.list_physical_devices('GPU') is empty "
+                        "(needs an NVIDIA GPU and a CUDA build, e.g. pip install 'tensorflow[and-cuda]')")
+    reason = _waiting_reason(item)
+    if reason is not None:
+        item._tfkata_waiting = reason
+        pytest.skip(reason)
 
 
-def kata_of(item) -> registry.Kata | None:
-    return registry.for_test_file(item.path)
+def _waiting_reason(item) -> str | None:
+    kata = kata_of(item)
+    if kata is None:
+        return None
+    config = item.config
+    recorder: Recorder = config._tfkata
+    if config._tfkata_target == "katas":
+        for need in needs_of(item):
+            done = recorder.kata_state(need)
+            if done is None:
+                from tfkata.store import Store
 
-
-def points_of(item) -> int:
-    marker = item.get_closest_marker("points")
-    if marker is None:
-        return 1
-    if len(marker.args) != 1 or not isinstance(marker.args[0], int) or marker.args[0] < 0:
-        raise pytest.UsageError(f"{item.nodeid}: use @pytest.mark.points(n) with a whole number n >= 0")
-    return marker.args[0]
+                done = Store(config._tfkata_root).kata_done(registry.get(need))
+            if not done:
+                return (f"{kata.id} uses your {need}: finish {need} first (kata run {need}); "
+                        f"this test runs once {need}'s tests pass")
+    if item.get_closest_marker("training") is not None:
+        blockers = recorder.unit_problems(kata.id, covers_of(item))
+        if blockers:
+            funcs = list(dict.fromkeys(f for t in blockers for f in t.covers[:1]))
+            return (f"training waits for {len(blockers)} unit test{'s' if len(blockers) != 1 else ''} "
+                    f"still to pass ({', '.join(funcs[:4])}{', …' if len(funcs) > 4 else ''})")
+    return None
 
 
 # --------------------------------------------------------------------------- fixtures
 @pytest.fixture(autouse=True)
 def _tfkata_isolation(request):
-    """Graded tests: seeds fixed and, unless marked eager, a fresh default tf.Graph."""
+    """Graded tests: seeds fixed and, for kNN unless marked eager, a fresh default tf.Graph."""
     kata = kata_of(request.node)
     if kata is None:
         yield
         return
     if kata.track == "now" or request.node.get_closest_marker("eager") is not None:
-        tf = import_tensorflow()
-        import numpy as np
-
-        np.random.seed(SEED)
-        random.seed(SEED)
-        tf.random.set_seed(SEED)
-        if kata.track == "now":  # Keras 3 keeps a seed of its own (Keras 2: the same call as above)
-            import keras
-
-            keras.utils.set_random_seed(SEED)
+        loader.seed_everything(SEED, keras=kata.track == "now")
         yield None
         return
-    with fresh_graph() as graph:
+    with loader.fresh_graph() as graph:
         yield graph
 
 
@@ -154,222 +183,66 @@ def sess():
 
 
 # --------------------------------------------------------------------------- outcomes
-def find_todo(exc: BaseException | None, target_dir: str):
-    """(kata id, function, 'file:line', message) when ``exc`` is a stub's NotImplementedError."""
-    seen = set()
-    root = Path(target_dir).resolve()
-    while exc is not None and id(exc) not in seen:
-        seen.add(id(exc))
-        if isinstance(exc, NotImplementedError):
-            frame = None
-            for tb_frame, lineno in traceback.walk_tb(exc.__traceback__):
-                path = Path(tb_frame.f_code.co_filename).resolve()
-                if root in path.parents:
-                    frame = (tb_frame, lineno, path)
-            if frame is not None:
-                tb_frame, lineno, path = frame
-                kata = registry.for_source_file(path)
-                func = tb_frame.f_code.co_name
-                qual = tb_frame.f_locals.get("self")
-                if qual is not None and func != "<module>":
-                    func = f"{type(qual).__name__}.{func}"
-                rel = path.relative_to(root.parent).as_posix()
-                return (kata.id if kata else "?", func, f"{rel}:{lineno}", str(exc))
-        exc = exc.__cause__ or exc.__context__
-    return None
-
-
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item, call):
     outcome = yield
     report = outcome.get_result()
     report.tfkata_status = None
     report.tfkata_message = None
+    report.tfkata_todo = None
+    waiting = getattr(item, "_tfkata_waiting", None)
+    if waiting is not None and report.skipped:
+        report.tfkata_status, report.tfkata_message = "waiting", waiting
+        return
     if call.excinfo is None or report.skipped:
         return
-    target_dir = str(Path(str(item.config.rootpath)) / item.config._tfkata_target)
-    todo = find_todo(call.excinfo.value, target_dir)
-    if todo is not None:
-        kata_id, func, where, message = todo
-        line = f"TODO {kata_id}: {func} is not written yet ({where})"
-        report.tfkata_status = "todo"
-        report.tfkata_message = line
-        report.longrepr = line
-        report.outcome = "failed"
-        return
-    value = call.excinfo.value
-    if isinstance(value, KataImportError):
-        # one short report instead of the same long chained traceback in every test of the kata
-        cause = value.__cause__
-        detail = "".join(traceback.format_exception_only(type(cause), cause)) if cause else ""
-        report.tfkata_message = str(value)
-        report.longrepr = f"{value}\n{detail}".rstrip()
-        return
-    match = _TIMEOUT.search(str(value)) if isinstance(value, pytest.fail.Exception) else None
-    if match:
-        limit = match.group(1)
-        text = (
-            f"timed out after {limit} s (pytest-timeout). If the code is right but this machine is slow, "
-            f"raise the limit: pytest --timeout={int(float(limit)) * 2} (or 0 for none)"
-        )
-        report.tfkata_message = text
-        report.longrepr = f"{text}\n\n{report.longreprtext}"
+    from tfkata.outcome import classify
+
+    config = item.config
+    kata = kata_of(item)
+    full = config.option.tbstyle not in ("auto", None) or config.option.fulltrace
+    if kata is None:  # the harness's own tests: pytest's report, TODO aside
+        full = True
+    got = classify(call.excinfo.value, call.excinfo.tb, kata=kata,
+                   target_dir=config._tfkata_root / config._tfkata_target,
+                   tests_dir=config._tfkata_root / "tests", full=full)
+    report.tfkata_status, report.tfkata_message, report.tfkata_todo = got.status, got.message, got.todo
+    if got.report is not None:
+        report.longrepr = got.report
+    if got.status == "waiting":
+        report.outcome = "skipped"
+        report.longrepr = (str(item.path), item.location[1] or 0, got.message)
 
 
 def pytest_report_teststatus(report, config):
-    if getattr(report, "tfkata_status", None) == "todo":
+    status = getattr(report, "tfkata_status", None)
+    if status == "todo":
         return "todo", "T", ("TODO", {"yellow": True})
+    if status == "waiting" and report.when in ("setup", "call"):
+        return "waiting", "w", ("WAITING", {"yellow": True})
     return None
 
 
-# --------------------------------------------------------------------------- results & grades
-class _Results:
-    def __init__(self, config):
-        self.config = config
-        self.tests: dict[str, dict] = {}
-        self.order: list[str] = []
-        self.items: dict[str, pytest.Item] = {}
-        self.collect_errors: list[str] = []
-        self.started = time.time()
+# --------------------------------------------------------------------------- the end
+@pytest.hookimpl(trylast=True)
+def pytest_terminal_summary(terminalreporter, config):
+    from tfkata import summary
 
-    def pytest_collection_modifyitems(self, items):
-        for item in items:
-            self.items[item.nodeid] = item
-
-    def pytest_collectreport(self, report):
-        if report.failed:
-            lines = report.longreprtext.strip().splitlines() or ["collection failed"]
-            self.collect_errors.append(f"{report.nodeid}: {lines[-1].lstrip('E ').strip()}")
-
-    def pytest_runtest_logreport(self, report):
-        item = self.items.get(report.nodeid)
-        if item is None:
-            return
-        entry = self.tests.get(report.nodeid)
-        if entry is None:
-            kata = kata_of(item)
-            entry = {
-                "id": report.nodeid,
-                "name": item.name,
-                "kata": kata.id if kata else None,
-                "status": "pass",
-                "points": points_of(item),
-                "points_earned": 0,
-                "message": None,
-                "duration": 0.0,
-            }
-            self.tests[report.nodeid] = entry
-            self.order.append(report.nodeid)
-        entry["duration"] = round(entry["duration"] + report.duration, 3)
-        if entry["status"] != "pass":
-            return  # the first problem wins (a teardown error after a failure adds nothing)
-        status = getattr(report, "tfkata_status", None)
-        if status == "todo":
-            entry["status"] = "todo"
-        elif report.skipped:
-            entry["status"] = "skip"
-            if isinstance(report.longrepr, tuple):
-                entry["message"] = re.sub(r"^Skipped: ", "", str(report.longrepr[2]))
-            return
-        elif report.failed:
-            entry["status"] = "fail" if report.when == "call" else "error"
-        else:
-            return
-        entry["message"] = getattr(report, "tfkata_message", None) or _short(report)
-
-    def finish(self) -> dict:
-        for entry in self.tests.values():
-            entry["points_earned"] = entry["points"] if entry["status"] == "pass" else 0
-        per_kata = []
-        for kata in registry.katas():
-            tests = [t for t in self.tests.values() if t["kata"] == kata.id]
-            if not tests:
-                continue
-            count = {s: sum(t["status"] == s for t in tests) for s in STATUSES}
-            per_kata.append(
-                {
-                    "id": kata.id,
-                    "title": kata.title,
-                    "module": kata.module,
-                    "passed": count["pass"],
-                    "failed": count["fail"],
-                    "todo": count["todo"],
-                    "skipped": count["skip"],
-                    "errors": count["error"],
-                    "points": sum(t["points_earned"] for t in tests),
-                    "points_possible": sum(t["points"] for t in tests if t["status"] != "skip"),
-                    "duration": round(sum(t["duration"] for t in tests), 3),
-                }
-            )
-        graded = [t for t in self.tests.values() if t["kata"] is not None]
-        earned = sum(k["points"] for k in per_kata)
-        possible = sum(k["points_possible"] for k in per_kata)
-        if self.collect_errors:
-            status = "error"
-        elif all(t["status"] in ("pass", "skip") for t in self.tests.values()):
-            status = "pass"
-        else:
-            status = "fail"
-        tf = sys.modules.get("tensorflow")
-        return {
-            "version": 3,
-            "status": status,
-            "message": "; ".join(self.collect_errors) or None,
-            "target": self.config._tfkata_target,
-            "tensorflow": getattr(tf, "__version__", None),
-            "python": platform.python_version(),
-            "duration": round(time.time() - self.started, 3),
-            "points": {"earned": earned, "possible": possible},
-            "katas": per_kata,
-            "tests": [self.tests[n] for n in self.order if n in {t["id"] for t in graded}]
-            + [self.tests[n] for n in self.order if self.tests[n]["kata"] is None],
-        }
-
-    @pytest.hookimpl(trylast=True)
-    def pytest_terminal_summary(self, terminalreporter):
-        data = self.finish()
-        self.config._tfkata_data = data
-        tr = terminalreporter
-        todos = [t for t in data["tests"] if t["status"] == "todo"]
-        if todos:
-            tr.section("TODO: functions still to write", sep="-", yellow=True)
-            for t in todos:
-                tr.write_line(f"{t['message']}   [{t['name']}]")
-        if not data["katas"]:
-            return
-        tr.section(f"grades ({data['target']}/)", sep="=")
-        header = f"{'kata':<5} {'title':<38} {'pass':>4} {'fail':>4} {'todo':>4} {'skip':>4} {'points':>9} {'time':>8}"
-        tr.write_line(header)
-        for k in data["katas"]:
-            fails = k["failed"] + k["errors"]
-            tr.write_line(
-                f"{k['id']:<5} {k['title'][:38]:<38} {k['passed']:>4} {fails:>4} {k['todo']:>4} "
-                f"{k['skipped']:>4} {str(k['points']) + '/' + str(k['points_possible']):>9} {k['duration']:>7.1f}s"
-            )
-        total = {key: sum(k[key] for k in data["katas"]) for key in ("passed", "failed", "errors", "todo", "skipped", "duration")}
-        earned, possible = data["points"]["earned"], data["points"]["possible"]
-        pct = 100.0 * earned / possible if possible else 0.0
-        tr.write_line("-" * len(header))
-        tr.write_line(
-            f"{'total':<44} {total['passed']:>4} {total['failed'] + total['errors']:>4} {total['todo']:>4} "
-            f"{total['skipped']:>4} {str(earned) + '/' + str(possible):>9} {total['duration']:>7.1f}s"
-        )
-        tr.write_line(f"grade: {earned}/{possible} points ({pct:.0f} %)")
-
-    def pytest_sessionfinish(self, session):
-        path = self.config.getoption("results_json")
-        if not path:
-            return
-        data = getattr(self.config, "_tfkata_data", None) or self.finish()
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
-        Path(path).write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    summary.write(terminalreporter, config._tfkata.finish())
 
 
-def _short(report) -> str:
-    """The failure's own message: the last 'E ' lines of the report, else its last line."""
-    text = report.longreprtext or ""
-    crash = getattr(getattr(report, "longrepr", None), "reprcrash", None)
-    if crash is not None and crash.message:
-        return crash.message
-    lines = [l for l in text.splitlines() if l.strip()]
-    return lines[-1] if lines else "failed"
+def pytest_sessionfinish(session):
+    config = session.config
+    recorder: Recorder = getattr(config, "_tfkata", None)
+    if recorder is None:
+        return
+    run = recorder.finish()
+    path = config.getoption("results_json")
+    if path:
+        run.dump(path)
+    if config._tfkata_target == "katas" and run.katas:
+        from tfkata.store import Store
+
+        store = Store(config._tfkata_root)
+        for kata in recorder.complete_katas():
+            store.write_results(kata, run.for_kata(kata.id))

@@ -12,11 +12,11 @@ private top-level function (``_helper``) removed. Imports, constants and comment
 from __future__ import annotations
 
 import argparse
-import ast
 import sys
 from pathlib import Path
 
 from tfkata import registry
+from tfkata.source import scan
 
 HEADER = (
     "# Kata stub: replace each `raise NotImplementedError(...)` with your code, then run\n"
@@ -25,45 +25,21 @@ HEADER = (
 )
 
 
-def _stub_body(node: ast.FunctionDef, lines: list[str], kata_id: str, qualname: str) -> tuple[int, int, list[str]]:
-    """(first line to replace, last line, replacement) for one function, 1-based inclusive."""
-    body = node.body
-    has_doc = (
-        body
-        and isinstance(body[0], ast.Expr)
-        and isinstance(body[0].value, ast.Constant)
-        and isinstance(body[0].value.value, str)
-    )
-    start = (body[0].end_lineno + 1) if has_doc else body[0].lineno
-    first = body[1] if has_doc and len(body) > 1 else (None if has_doc else body[0])
-    indent = " " * (first.col_offset if first is not None else body[0].col_offset)
-    stub = f'{indent}raise NotImplementedError("{kata_id}: {qualname}")\n'
-    return start, node.end_lineno, [stub]
-
-
 def make_stub(source: str, kata: registry.Kata) -> str:
-    tree = ast.parse(source)
     lines = source.splitlines(keepends=True)
     edits: list[tuple[int, int, list[str]]] = []
-    for node in tree.body:
-        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
-            if node.name.startswith("_"):
-                first = min([d.lineno for d in node.decorator_list] + [node.lineno])
-                end = node.end_lineno
-                # also drop the blank lines that followed it
-                while end < len(lines) and not lines[end].strip():
-                    end += 1
-                edits.append((first, end, []))
-            else:
-                edits.append(_stub_body(node, lines, kata.id, node.name))
-        elif isinstance(node, ast.ClassDef) and not node.name.startswith("_"):
-            for sub in node.body:
-                if isinstance(sub, (ast.FunctionDef, ast.AsyncFunctionDef)):
-                    edits.append(_stub_body(sub, lines, kata.id, f"{node.name}.{sub.name}"))
+    for f in scan(source):
+        if f.kind == "function" and not f.public:
+            end = f.end
+            while end < len(lines) and not lines[end].strip():  # also drop the blank lines that followed it
+                end += 1
+            edits.append((f.first, end, []))
+        elif f.kind == "function" or (f.kind == "method" and not f.top.startswith("_")):
+            stub = f'{" " * f.body_indent}raise NotImplementedError("{kata.id}: {f.name}")\n'
+            edits.append((f.body_start, f.end, [stub]))
     for start, end, new in sorted(edits, reverse=True):
         lines[start - 1 : end] = new
-    text = "".join(lines)
-    return HEADER.format(id=kata.id, module=kata.module, test_file=kata.test_file) + text
+    return HEADER.format(id=kata.id, module=kata.module, test_file=kata.test_file) + "".join(lines)
 
 
 def stub_for(kata: registry.Kata, root: Path) -> str:
@@ -71,7 +47,7 @@ def stub_for(kata: registry.Kata, root: Path) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from tfkata.loader import repo_root
+    from tfkata.paths import repo_root
 
     parser = argparse.ArgumentParser(prog="python -m tfkata.stubs", description=__doc__.splitlines()[0])
     parser.add_argument("katas", nargs="*", help="kata ids/aliases (default: every kata with a solution)")

@@ -1,0 +1,125 @@
+"""What a graded test's failure means for the learner: a TODO, a wait for another kata, a time-out, or a
+real failure with a one-line diagnosis first and only the learner's own code after.
+
+The plugin calls :func:`classify` from ``pytest_runtest_makereport``; nothing here is a pytest hook.
+"""
+from __future__ import annotations
+
+import re
+import traceback
+from dataclasses import dataclass
+from pathlib import Path
+
+from tfkata import registry
+from tfkata.results import Todo
+
+_TIMEOUT = re.compile(r"Timeout \(>([0-9.]+)s\) from pytest-timeout")
+
+
+@dataclass
+class Outcome:
+    status: str | None = None  # todo | waiting | None (pytest's own: fail / error)
+    message: str | None = None  # the one line
+    report: str | None = None  # what replaces pytest's long report (None: keep pytest's)
+    todo: Todo | None = None
+
+
+def _chain(exc: BaseException | None):
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        yield exc
+        exc = exc.__cause__ or exc.__context__
+
+
+def find_todo(exc: BaseException | None, target_dir: Path) -> Todo | None:
+    """Where a stub's NotImplementedError came from: the deepest frame inside ``target_dir``."""
+    root = Path(target_dir).resolve()
+    for err in _chain(exc):
+        if not isinstance(err, NotImplementedError):
+            continue
+        found = None
+        for frame, lineno in traceback.walk_tb(err.__traceback__):
+            path = Path(frame.f_code.co_filename).resolve()
+            if root in path.parents:
+                found = (frame, lineno, path)
+        if found is None:
+            continue
+        frame, lineno, path = found
+        kata = registry.for_source_file(path)
+        func = frame.f_code.co_name
+        owner = frame.f_locals.get("self")
+        if owner is not None and func != "<module>":
+            func = f"{type(owner).__name__}.{func}"
+        return Todo(kata=kata.id if kata else "?", function=func,
+                    file=path.relative_to(root.parent).as_posix(), line=lineno)
+    return None
+
+
+def _learner_frame(tb, target_dir: Path):
+    """The deepest frame of the learner's code in a traceback: (function, 'file:line') or None."""
+    root = Path(target_dir).resolve()
+    found = None
+    for frame, lineno in traceback.walk_tb(tb):
+        path = Path(frame.f_code.co_filename).resolve()
+        if root in path.parents:
+            found = (frame.f_code.co_name, f"{path.relative_to(root.parent).as_posix()}:{lineno}")
+    return found
+
+
+def timeout_line(exc: BaseException, tb, target_dir: Path, kata_id: str | None) -> str | None:
+    match = _TIMEOUT.search(str(exc))
+    if not match:
+        return None
+    limit = float(match.group(1))
+    where = _learner_frame(tb, target_dir)
+    who = f"{kata_id}: {where[0]} ({where[1]})" if where else "the test"
+    return (
+        f"{who} did not finish within {limit:g} s: it may never return — a loop whose condition never "
+        f"changes, or a tf.while_loop without a bound. If it is only slow on this machine, raise the "
+        f"limit: pytest --timeout={int(limit) * 4}"
+    )
+
+
+def classify(exc: BaseException, tb, *, kata: registry.Kata | None, target_dir: Path, tests_dir: Path,
+             full: bool) -> Outcome:
+    """The learner's view of one failed graded test (``full``: keep pytest's whole report)."""
+    from tfkata.loader import KataImportError
+
+    todo = find_todo(exc, target_dir)
+    if todo is not None and (kata is None or todo.kata in (kata.id, "?")):
+        return Outcome("todo", todo.line_text, todo.line_text, todo)
+    if todo is not None:
+        line = (f"{kata.id} uses your {todo.kata}: {todo.kata}'s {todo.function} is not written yet "
+                f"({todo.where}); finish {todo.kata} first (kata run {todo.kata})")
+        return Outcome("waiting", line, line, todo)
+    if isinstance(exc, KataImportError):
+        cause = exc.__cause__
+        detail = "".join(traceback.format_exception_only(type(cause), cause)).strip() if cause else ""
+        return Outcome(None, str(exc), f"{exc}\n{detail}".rstrip())
+    kata_id = kata.id if kata else None
+    line = timeout_line(exc, tb, target_dir, kata_id)
+    if line is None:
+        try:  # TEMP until tfkata/diagnoses.py lands
+            from tfkata.diagnoses import diagnose
+        except ImportError:
+            diagnose = lambda exc, target_dir: None  # noqa: E731
+        found = diagnose(exc, target_dir=Path(target_dir))
+        line = found.line if found else None
+    if full:
+        return Outcome(None, line or _first_line(exc), None)
+    try:  # TEMP until tfkata/tracebacks.py lands
+        from tfkata.tracebacks import learner_report
+    except ImportError:
+        return Outcome(None, line or _first_line(exc), None)
+
+    text = learner_report(exc, target_dir=Path(target_dir), tests_dir=Path(tests_dir), message_first=line)
+    return Outcome(None, line or _first_line(exc), text)
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    if isinstance(exc, AssertionError):
+        text = text.split("\nassert ", 1)[0]
+    first = text.splitlines()[0] if text else ""
+    return f"{type(exc).__name__}: {first}" if not isinstance(exc, AssertionError) else (first or "assertion failed")

@@ -1,0 +1,170 @@
+"""Collects one pytest run into a :class:`tfkata.results.Run` (registered by the plugin).
+
+It also answers, during the run, what the plugin needs to decide that a test must wait: which unit
+tests of a kata are still failing, and whether a kata passed in this run.
+"""
+from __future__ import annotations
+
+import platform
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tfkata import registry
+from tfkata.results import Run, TestResult
+
+
+def kata_of(item) -> registry.Kata | None:
+    return registry.for_test_file(item.path)
+
+
+def points_of(item) -> int:
+    marker = item.get_closest_marker("points")
+    if marker is None:
+        return 1
+    if len(marker.args) != 1 or not isinstance(marker.args[0], int) or marker.args[0] < 0:
+        raise pytest.UsageError(f"{item.nodeid}: use @pytest.mark.points(n) with a whole number n >= 0")
+    return marker.args[0]
+
+
+def covers_of(item) -> list[str]:
+    names: list[str] = []
+    for marker in item.iter_markers("covers"):
+        names.extend(str(a) for a in marker.args)
+    return list(dict.fromkeys(names))
+
+
+def needs_of(item) -> list[str]:
+    return [registry.get(str(a)).id for m in item.iter_markers("needs") for a in m.args]
+
+
+class Recorder:
+    def __init__(self, config, target: str):
+        self.config = config
+        self.target = target
+        self.results: dict[str, TestResult] = {}
+        self.order: list[str] = []
+        self.items: dict[str, pytest.Item] = {}
+        self.deselected: set[str] = set()  # kata ids with deselected tests
+        self.collect_errors: list[str] = []
+        self.started = time.time()
+        self.run: Run | None = None
+
+    # ------------------------------------------------------------------ hooks
+    @pytest.hookimpl(trylast=True)
+    def pytest_collection_modifyitems(self, items):
+        for item in items:
+            self.items[item.nodeid] = item
+
+    def pytest_deselected(self, items):
+        for item in items:
+            kata = kata_of(item)
+            if kata is not None:
+                self.deselected.add(kata.id)
+
+    def pytest_collectreport(self, report):
+        if report.failed:
+            lines = report.longreprtext.strip().splitlines() or ["collection failed"]
+            self.collect_errors.append(f"{report.nodeid}: {lines[-1].lstrip('E ').strip()}")
+
+    def pytest_runtest_logreport(self, report):
+        item = self.items.get(report.nodeid)
+        if item is None:
+            return
+        entry = self.results.get(report.nodeid)
+        if entry is None:
+            kata = kata_of(item)
+            entry = TestResult(
+                id=report.nodeid, name=item.name, kata=kata.id if kata else None, status="pass",
+                points=points_of(item), covers=covers_of(item), needs=needs_of(item),
+                training=item.get_closest_marker("training") is not None,
+            )
+            self.results[report.nodeid] = entry
+            self.order.append(report.nodeid)
+        entry.duration = round(entry.duration + report.duration, 3)
+        if report.when == "call" and report.capstdout.strip():
+            entry.printed = report.capstdout.strip()
+        if entry.status != "pass":
+            return  # the first problem wins (a teardown error after a failure adds nothing)
+        status = getattr(report, "tfkata_status", None)
+        if status is not None:
+            entry.status = status
+        elif report.skipped:
+            entry.status = "skip"
+            if isinstance(report.longrepr, tuple):
+                entry.message = str(report.longrepr[2]).removeprefix("Skipped: ")
+            return
+        elif report.failed:
+            entry.status = "fail" if report.when == "call" else "error"
+        else:
+            return
+        entry.message = getattr(report, "tfkata_message", None) or _short(report)
+        entry.todo = getattr(report, "tfkata_todo", None)
+        if entry.status in ("fail", "error"):
+            entry.report = _trim(report.longreprtext)
+
+    # ------------------------------------------------------------------ queries during the run
+    def unit_problems(self, kata_id: str, functions: list[str]) -> list[TestResult]:
+        """Unit tests of ``kata_id`` run so far that cover one of ``functions`` and do not pass."""
+        wanted = set(functions)
+        return [
+            t for t in self.results.values()
+            if t.kata == kata_id and not t.training and t.status in ("fail", "error", "todo", "waiting")
+            and (not wanted or wanted & set(t.covers))
+        ]
+
+    def kata_state(self, kata_id: str) -> bool | None:
+        """True/False when tests of ``kata_id`` ran in this session (all passed or not), else None."""
+        mine = [t for t in self.results.values() if t.kata == kata_id]
+        if not mine:
+            return None
+        return all(t.status in ("pass", "skip") for t in mine)
+
+    # ------------------------------------------------------------------ the end
+    def finish(self) -> Run:
+        if self.run is None:
+            tf = sys.modules.get("tensorflow")
+            ran = set(self.results)
+            self.run = Run.grade(
+                self.target, [self.results[n] for n in self.order], registry.katas(),
+                message="; ".join(self.collect_errors) or None,
+                tensorflow=getattr(tf, "__version__", None), python=platform.python_version(),
+                started=self.started, duration=round(time.time() - self.started, 3),
+                complete=not self.deselected and all(n in ran for n in self.items),
+            )
+        return self.run
+
+    def complete_katas(self) -> list[registry.Kata]:
+        """Katas all of whose tests ran in this session (no -k/-m deselection, no -x cut)."""
+        ran = set(self.results)
+        out = []
+        for kata in registry.katas():
+            ids = [n for n, item in self.items.items() if kata_of(item) is kata]
+            if ids and kata.id not in self.deselected and all(n in ran for n in ids):
+                out.append(kata)
+        return out
+
+
+def _short(report) -> str:
+    crash = getattr(getattr(report, "longrepr", None), "reprcrash", None)
+    if crash is not None and crash.message:
+        return crash.message.splitlines()[0]
+    lines = [line for line in (report.longreprtext or "").splitlines() if line.strip()]
+    return lines[-1] if lines else "failed"
+
+
+def _trim(text: str, limit: int = 120) -> str | None:
+    lines = (text or "").rstrip().splitlines()
+    if not lines:
+        return None
+    if len(lines) > limit:
+        lines = lines[: limit // 3] + [f"... ({len(lines) - limit} lines cut) ..."] + lines[-(limit - limit // 3):]
+    return "\n".join(lines)
+
+
+def results_dir(root: Path) -> Path:
+    from tfkata.store import STATE_DIRNAME
+
+    return root / STATE_DIRNAME
