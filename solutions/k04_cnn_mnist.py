@@ -8,16 +8,20 @@ training loop, the batched test evaluation and a picture of what went wrong.
 
 Shapes use B for the batch size. Everything builds in the default ``tf.Graph`` with the
 ``tf.compat.v1`` API the slides use; the harness gives every test a fresh, seeded graph. The raw
-digits come from ``tfkata.data.mnist.load_mnist()`` (uint8, bundled with the repo, verified).
+digits come from ``tfkata.data.mnist.load_mnist()``, bundled with the repo and verified: a DICT
+``{"x_train": uint8 [60000, 28, 28], "y_train": uint8 [60000], "x_test": uint8 [10000, 28, 28],
+"y_test": uint8 [10000]}`` (not Keras' ``(x, y), (x, y)`` tuple: index it by name).
 
 Run the whole tutorial once your functions pass:  ``python katas/k04_cnn_mnist.py --steps 2000``.
 """
 import collections
 
 import numpy as np
-import tensorflow as tf
 
 from tfkata.data.mnist import load_mnist
+from tfkata.script import quiet_tensorflow
+
+tf = quiet_tensorflow()  # import tensorflow as tf, without its start-up noise (see tfkata/script.py)
 
 IMAGE_SIZE = 28
 NUM_PIXELS = IMAGE_SIZE * IMAGE_SIZE  # 784
@@ -105,6 +109,9 @@ class DataSet:
 
 def read_data_sets(validation_size=5000, seed=0):
     """The tutorial's ``mnist`` object, from ``load_mnist()``: ``Datasets(train, validation, test)``.
+
+    ``load_mnist()`` returns a dict of uint8 arrays: ``raw["x_train"]`` [60000, 28, 28],
+    ``raw["y_train"]`` [60000], ``raw["x_test"]`` [10000, 28, 28], ``raw["y_test"]`` [10000].
 
     As ``input_data.read_data_sets(..., one_hot=True)`` did: the FIRST ``validation_size`` of the
     60,000 training digits become the validation set, the rest (55,000) the training set, and the
@@ -387,7 +394,9 @@ def save_report(path, images, labels, predictions, history, max_digits=24):
 
 if __name__ == "__main__":
     import argparse
-    import time
+    import os
+
+    from tfkata.script import Progress
 
     parser = argparse.ArgumentParser(description="Train the tutorial's MNIST CNN with your k04 functions.")
     parser.add_argument("--steps", type=int, default=20000)
@@ -403,14 +412,13 @@ if __name__ == "__main__":
         model = build_cnn()
         training = build_training(model, learning_rate=args.learning_rate)
         with tf.compat.v1.Session() as sess:
-            start = time.time()
-            history = train(
-                sess, model, training, mnist, steps=args.steps, batch_size=args.batch_size, keep_prob=args.keep_prob
-            )
-            print(f"trained {args.steps} steps in {time.time() - start:.1f} s")
+            with Progress(args.steps, every=10) as progress:  # steps, examples/s and time left on one line
+                counted = mnist._replace(train=progress.counting(mnist.train))
+                history = train(
+                    sess, model, training, counted, steps=args.steps, batch_size=args.batch_size,
+                    keep_prob=args.keep_prob,
+                )
             print(f"test accuracy {evaluate(sess, model, training.n_correct, mnist.test):.4f}")
             predictions = predict(sess, model, mnist.test.images)
-    import os
-
     os.makedirs(os.path.dirname(args.png) or ".", exist_ok=True)
     print("wrote", save_report(args.png, mnist.test.images, np.argmax(mnist.test.labels, 1), predictions, history))

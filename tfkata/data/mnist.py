@@ -1,8 +1,8 @@
 """MNIST for the katas: the raw uint8 arrays, verified, offline.
 
-``load_mnist()`` returns ``{"x_train": (60000, 28, 28) uint8, "y_train": (60000,) uint8,
-"x_test": (10000, 28, 28) uint8, "y_test": (10000,) uint8}`` in the original order (the Keras
-``mnist.npz`` layout). It uses the first file that exists of:
+``load_mnist()`` returns a dict, not Keras' ``((x_train, y_train), (x_test, y_test))`` tuple:
+``{"x_train": (60000, 28, 28) uint8, "y_train": (60000,) uint8, "x_test": (10000, 28, 28) uint8,
+"y_test": (10000,) uint8}`` in the original order (the Keras ``mnist.npz`` layout). It uses the first file that exists of:
 
 1. ``$KATA_DATA_DIR/mnist.npz`` (when ``KATA_DATA_DIR`` is set),
 2. the copy bundled with this package (``tfkata/data/mnist.npz``, see ``MNIST.md`` for provenance
@@ -69,7 +69,19 @@ def find_mnist() -> Path:
 
 
 def load_mnist() -> dict:
-    """The four verified MNIST arrays (read-only uint8), from the first file :func:`find_mnist` finds."""
+    """A DICT of the four verified MNIST arrays (read-only uint8), from the file :func:`find_mnist` finds.
+
+    Returns ``{"x_train": uint8 [60000, 28, 28], "y_train": uint8 [60000], "x_test": uint8 [10000,
+    28, 28], "y_test": uint8 [10000]}``: pixels 0..255, labels 0..9, in the original order. It is not
+    Keras' ``mnist.load_data()`` tuple, so ``(x, y), (x2, y2) = load_mnist()`` does not work; index it
+    by name::
+
+        raw = load_mnist()
+        x_train, y_train = raw["x_train"], raw["y_train"]
+
+    The arrays are read-only: make a float copy (``raw["x_train"].astype(np.float32) / 255``)
+    before changing them.
+    """
     path = find_mnist().resolve()
     stat = path.stat()
     return dict(_load_verified(str(path), stat.st_size, stat.st_mtime_ns))
