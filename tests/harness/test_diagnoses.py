@@ -1,0 +1,311 @@
+"""tfkata/diagnoses.py: every entry of the table, checked against the error TensorFlow really raises.
+
+Each test builds the tiny graph that fails the way a learner's code would, catches the real
+exception, and checks that ``diagnose`` picks the right entry and quotes the key facts.
+"""
+import importlib.util
+import textwrap
+
+import numpy as np
+import pytest
+
+from tfkata.diagnoses import TABLE, diagnose, other_kata_todo
+from tfkata.tfsetup import import_tensorflow
+
+tf = import_tensorflow()
+v1 = tf.compat.v1
+
+
+def raised(build) -> BaseException:
+    """The exception ``build()`` raises inside a fresh graph."""
+    with tf.Graph().as_default():
+        try:
+            build()
+        except Exception as exc:  # noqa: BLE001 - we want whatever TF raises
+            return exc
+    pytest.fail(f"{build.__name__} raised nothing on TF {tf.__version__}")
+
+
+def check(build, key: str, *facts: str) -> str:
+    exc = raised(build)
+    d = diagnose(exc)
+    assert d is not None, f"no diagnosis for {type(exc).__name__}: {str(exc)[:300]}"
+    assert d.key == key, f"expected {key}, got {d.key}: {d.line}"
+    for fact in facts:
+        assert fact in d.line, f"{fact!r} missing from: {d.line}"
+    assert "\n" not in d.line and len(d.line) < 260, d.line
+    print(d.line)
+    return d.line
+
+
+def test_every_entry_is_tested():
+    tested = {
+        "uninitialized-variable", "placeholder-not-fed", "feed-shape", "numpy-in-graph", "other-graph",
+        "empty-session-graph", "keras-cell", "variable-exists", "variable-missing", "incompatible-shapes",
+        "dtype-mix", "fetch-none", "colon-in-name", "batch-size-none",
+    }
+    assert {e.key for e in TABLE} == tested
+
+
+# --------------------------------------------------------------------------- variables & sessions
+def test_uninitialized_variable():
+    def build():
+        w = v1.get_variable("weights", shape=[2], initializer=v1.zeros_initializer())
+        with v1.Session() as s:
+            s.run(w * 2)
+
+    check(build, "uninitialized-variable", "'weights'", "global_variables_initializer()")
+
+
+def test_uninitialized_ref_variable():
+    def build():
+        w = v1.Variable(1.0, name="w", use_resource=False)
+        with v1.Session() as s:
+            s.run(w)
+
+    check(build, "uninitialized-variable", "'w'", "global_variables_initializer()")
+
+
+def test_placeholder_not_fed():
+    def build():
+        x = v1.placeholder(tf.float32, [None, 3], name="x")
+        with v1.Session() as s:
+            s.run(x * 2)
+
+    check(build, "placeholder-not-fed", "placeholder 'x'", "[?,3]", "feed_dict={x: ...}")
+
+
+def test_wrong_feed_shape():
+    def build():
+        x = v1.placeholder(tf.float32, [None, 3], name="x")
+        with v1.Session() as s:
+            s.run(x * 2, feed_dict={x: np.zeros((2, 4))})
+
+    check(build, "feed-shape", "(2, 4)", "x:0", "(None, 3)")
+
+
+def test_numpy_in_graph_mode():
+    check(lambda: (tf.constant(1.0) * 2).numpy(), "numpy-in-graph", "sess.run(tensor)")
+
+
+def test_tensor_from_another_graph():
+    def build():
+        other = tf.Graph()
+        with other.as_default():
+            a = tf.constant(1.0)
+        return a + tf.constant(2.0)
+
+    check(build, "other-graph", "graph.as_default()")
+
+
+def test_session_on_another_graph():
+    def build():
+        other = tf.Graph()
+        with other.as_default():
+            a = tf.constant(1.0)
+        tf.constant(3.0)
+        with v1.Session() as s:
+            s.run(a)
+
+    check(build, "other-graph", "Session(graph=graph)")
+
+
+def test_session_graph_empty():
+    def build():
+        other = tf.Graph()
+        with other.as_default():
+            a = tf.constant(1.0)
+        with v1.Session() as s:  # the default graph has nothing in it
+            s.run(a)
+
+    check(build, "empty-session-graph", "Session(graph=graph)")
+
+
+def test_fetch_none():
+    def build():
+        def forgot_return():
+            tf.constant(1.0)
+
+        with v1.Session() as s:
+            s.run([tf.constant(2.0), forgot_return()])
+
+    check(build, "fetch-none", "return")
+
+
+# --------------------------------------------------------------------------- scopes & names
+def test_variable_already_exists():
+    def build():
+        v1.get_variable("w", [1])
+        v1.get_variable("w", [1])
+
+    check(build, "variable-exists", "'w'", "reuse=True", "AUTO_REUSE")
+
+
+def test_variable_does_not_exist():
+    def build():
+        with v1.variable_scope("layer", reuse=True):
+            v1.get_variable("w", [1])
+
+    check(build, "variable-missing", "'layer/w'", "AUTO_REUSE")
+
+
+@pytest.mark.parametrize("make", ["constant", "Variable", "get_variable_in_scope"])
+def test_colon_in_name(make):
+    def build():
+        if make == "constant":
+            tf.constant(2.0, name="variable_b:0")
+        elif make == "Variable":
+            v1.Variable(2.0, name="variable_b:0")
+        else:
+            with v1.variable_scope("scope"):
+                v1.get_variable("variable_b:0", [1])
+
+    check(build, "colon-in-name", "name='variable_b'", "':0' is the output index")
+
+
+# --------------------------------------------------------------------------- shapes & dtypes
+def test_matmul_shapes_at_build_time():
+    check(lambda: tf.matmul(tf.zeros([2, 3]), tf.zeros([4, 5])), "incompatible-shapes", "[2,3]", "[4,5]", "transpose")
+
+
+def test_matmul_rank():
+    check(lambda: tf.matmul(tf.zeros([2, 3]), tf.zeros([3])), "incompatible-shapes", "[2,3]", "[3]", "rank")
+
+
+def test_add_shapes_at_build_time():
+    check(lambda: tf.zeros([2, 3]) + tf.zeros([4, 5]), "incompatible-shapes", "[2,3]", "[4,5]", "element-wise")
+
+
+def test_matmul_shapes_at_run_time():
+    def build():
+        x = v1.placeholder(tf.float32, [None, None])
+        y = v1.placeholder(tf.float32, [None, None])
+        with v1.Session() as s:
+            s.run(tf.matmul(x, y), {x: np.zeros((2, 3)), y: np.zeros((4, 5))})
+
+    check(build, "incompatible-shapes", "[2,3]", "[4,5]", "transpose")
+
+
+def test_add_shapes_at_run_time():
+    def build():
+        x = v1.placeholder(tf.float32, [None])
+        y = v1.placeholder(tf.float32, [None])
+        with v1.Session() as s:
+            s.run(x + y, {x: np.zeros(2), y: np.zeros(3)})
+
+    check(build, "incompatible-shapes", "[2]", "[3]", "element-wise")
+
+
+def test_dtype_mix():
+    line = check(lambda: tf.constant(1.0) + tf.constant(1), "dtype-mix", "AddV2", "int32", "float32", "tf.cast")
+    assert "'y' is int32" in line
+
+
+def test_dtype_conversion():
+    check(lambda: tf.convert_to_tensor(tf.constant(1), dtype=tf.float32), "dtype-mix", "int32", "float32")
+
+
+@pytest.mark.parametrize("how", ["zero_state", "tf.zeros"])
+def test_batch_size_none(how):
+    def build():
+        x = v1.placeholder(tf.float32, [None, 5, 3])
+        if how == "zero_state":
+            v1.nn.rnn_cell.BasicLSTMCell(4).zero_state(x.shape[0], tf.float32)
+        else:
+            tf.zeros([x.shape[0], 4])
+
+    check(build, "batch-size-none", "tf.shape(x)[0]")
+
+
+# --------------------------------------------------------------------------- Keras where compat.v1 is meant
+def test_keras_cell_zero_state():
+    line = check(lambda: tf.keras.layers.LSTMCell(4).zero_state(2, tf.float32), "keras-cell",
+                 "LSTMCell", "Keras layer", "tf.compat.v1.nn.rnn_cell.LSTMCell")
+    assert type(tf.keras.layers.LSTMCell(4)).__module__ in line
+
+
+def test_keras_cell_in_multi_rnn_cell():
+    import keras
+
+    def build():
+        v1.nn.rnn_cell.MultiRNNCell([keras.layers.GRUCell(4)]).zero_state(2, tf.float32)
+
+    check(build, "keras-cell", "GRUCell", type(keras.layers.GRUCell(4)).__module__, "rnn_cell.GRUCell")
+
+
+def test_keras3_cell_in_dynamic_rnn():
+    import keras
+
+    if int(keras.__version__.split(".")[0]) < 3:
+        pytest.skip(f"Keras {keras.__version__}: a Keras 2 cell works in dynamic_rnn")
+
+    def build():
+        x = v1.placeholder(tf.float32, [None, 5, 3])
+        v1.nn.dynamic_rnn(keras.layers.LSTMCell(4), x, dtype=tf.float32)
+
+    check(build, "keras-cell", "LSTMCell", "Keras 3", "dynamic_rnn")
+
+
+def test_compat_v1_cell_error_is_not_blamed_on_keras():
+    exc = AttributeError("'BasicLSTMCell' object has no attribute 'zero_state'")
+    assert diagnose(exc) is None
+
+
+# --------------------------------------------------------------------------- the walk
+def test_assertion_messages_are_left_alone():
+    try:
+        try:
+            tf.constant(1.0).numpy()
+        except AttributeError:
+            raise AssertionError("expected a tensor")
+    except AssertionError as exc:
+        assert diagnose(exc) is None
+
+
+def test_diagnosis_found_through_cause():
+    inner = raised(lambda: tf.constant(1.0, name="b:0"))
+    try:
+        raise RuntimeError("wrapper") from inner
+    except RuntimeError as exc:
+        assert diagnose(exc).key == "colon-in-name"
+
+
+def test_unknown_errors_get_none():
+    assert diagnose(ValueError("something else entirely")) is None
+
+
+# --------------------------------------------------------------------------- another kata's TODO
+def _load(path, name):
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_todo_in_another_kata(tmp_path):
+    katas = tmp_path / "katas"
+    katas.mkdir()
+    (katas / "k07_seq2seq.py").write_text(textwrap.dedent('''
+        def encoder(x):
+            """Encode."""
+            raise NotImplementedError("k07: encoder")
+    '''))
+    (katas / "k08_attention.py").write_text(textwrap.dedent('''
+        def attention_step(k07, x):
+            return k07.encoder(x)
+
+        def luong_scores():
+            raise NotImplementedError("k08: luong_scores")
+    '''))
+    k07 = _load(katas / "k07_seq2seq.py", "tfkata_test_k07")
+    k08 = _load(katas / "k08_attention.py", "tfkata_test_k08")
+    with pytest.raises(NotImplementedError) as info:
+        k08.attention_step(k07, 1)
+    line = other_kata_todo(info.value, "k08", katas)
+    assert line == ("k08 uses your k07: k07's encoder is not written yet (katas/k07_seq2seq.py:4): "
+                    "finish k07 first (kata run k07)")
+    assert diagnose(info.value, target_dir=katas, under_test="attention").line == line
+    assert other_kata_todo(info.value, "k07", katas) is None  # its own TODO: the plugin's TODO line
+    with pytest.raises(NotImplementedError) as own:
+        k08.luong_scores()
+    assert other_kata_todo(own.value, "k08", katas) is None

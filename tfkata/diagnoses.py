@@ -1,0 +1,257 @@
+"""Known TensorFlow errors, translated into ONE line that names the likely cause and the fix.
+
+:data:`TABLE` is the one list: each :class:`Entry` has a key, the exception class names it applies
+to (matched against the whole class hierarchy, so ``OpError`` would cover every TF runtime error),
+a regex searched in the exception's message, and a function making the line from the match.
+:func:`diagnose` walks the exception and its ``__cause__`` / ``__context__`` chain (outermost
+first) and returns the first entry that matches. An ``AssertionError`` ends the walk: a test's own
+message is better than anything guessed from an exception it caught.
+:func:`other_kata_todo` explains a TODO raised from another kata's file (k08 calling k07).
+Every entry is tested against the error TensorFlow really raises (tests/harness/test_diagnoses.py).
+"""
+from __future__ import annotations
+
+import dataclasses
+import re
+import traceback
+from pathlib import Path
+from typing import Callable
+
+INIT = "sess.run(tf.compat.v1.global_variables_initializer())"
+
+
+@dataclasses.dataclass(frozen=True)
+class Diagnosis:
+    key: str
+    line: str
+
+
+@dataclasses.dataclass(frozen=True)
+class Entry:
+    key: str
+    exceptions: tuple[str, ...]  # class names, e.g. ("FailedPreconditionError",)
+    pattern: re.Pattern
+    explain: Callable[[re.Match, BaseException], str | None]  # None: not this entry after all
+
+
+def _entry(key, exceptions, pattern, explain) -> Entry:
+    return Entry(key, tuple(exceptions), re.compile(pattern, re.S), explain)
+
+
+def _last(name: str) -> str:
+    return name.rsplit("/", 1)[-1]
+
+
+# --------------------------------------------------------------------------- Keras cells
+_V1_CELL = {"LSTMCell": "LSTMCell (or BasicLSTMCell)", "GRUCell": "GRUCell", "SimpleRNNCell": "BasicRNNCell",
+            "StackedRNNCells": "MultiRNNCell"}
+
+
+def _keras_origin(obj) -> str | None:
+    """'keras.src.layers.rnn.lstm (Keras 3)' when ``obj`` is a Keras (not compat.v1) object, else None."""
+    module = type(obj).__module__ or ""
+    top = module.split(".")[0]
+    if top == "tf_keras" or (top == "keras" and ".legacy" not in module):
+        if "legacy_cells" in module:  # tf.compat.v1.nn.rnn_cell.* lives in tf_keras/keras legacy_cells
+            return None
+        try:
+            import keras
+
+            major = keras.__version__.split(".")[0]
+        except Exception:  # pragma: no cover
+            major = "?"
+        kind = "tf_keras, i.e. Keras 2" if top == "tf_keras" else f"Keras {major}"
+        return f"{module} ({kind})"
+    return None
+
+
+def _keras_cell(exc: BaseException) -> tuple[str, str] | None:
+    """(class name, origin) of the Keras cell involved: AttributeError.obj, or a `cell`/`self` local."""
+    candidates = [getattr(exc, "obj", None)]
+    for frame, _ in traceback.walk_tb(exc.__traceback__):
+        candidates += [frame.f_locals.get("cell"), frame.f_locals.get("self")]
+    for obj in candidates:
+        if obj is not None and _keras_origin(obj):
+            return type(obj).__name__, _keras_origin(obj)
+    return None
+
+
+def _keras_cell_line(m: re.Match, exc: BaseException) -> str | None:
+    found = _keras_cell(exc)
+    if found is None:
+        return None
+    name, origin = found
+    v1 = _V1_CELL.get(name, "an equivalent cell")
+    return (f"{name} here is a Keras layer (from {origin}), not a tf.compat.v1.nn.rnn_cell cell: "
+            f"dynamic_rnn, static_rnn and .zero_state need tf.compat.v1.nn.rnn_cell.{v1}")
+
+
+# --------------------------------------------------------------------------- shapes
+def _shapes(kind: str) -> Callable[[re.Match, BaseException], str]:
+    """Explain a shape clash; ``kind``: 'rank', 'matmul' or 'auto' (MatMul ops: matmul, else element-wise)."""
+
+    def explain(m: re.Match, exc: BaseException) -> str:
+        a, b, op = m.group("a"), m.group("b"), m.groupdict().get("op") or ""
+        if kind == "rank":
+            return (f"{op or 'an op'} got inputs of shapes {a} and {b}, and one has the wrong rank: "
+                    "reshape it (tf.reshape / tf.expand_dims), e.g. a vector to a [n, 1] matrix")
+        if kind == "matmul" or "MatMul" in op:
+            return (f"matmul of shapes {a} and {b}: the first's last dimension must equal the second's "
+                    "first (x @ W needs x [B, n], W [n, m]): transpose one (transpose_b=True) or reshape")
+        where = f" in {op}" if op else ""
+        return (f"incompatible shapes {a} and {b}{where}: an element-wise op needs equal (or broadcastable) "
+                "shapes; reshape one, or check which axis is the batch")
+
+    return explain
+
+
+_SHAPES = r"\[[^\]]*\]"
+
+
+# --------------------------------------------------------------------------- the table
+TABLE: tuple[Entry, ...] = (
+    _entry("uninitialized-variable", ["FailedPreconditionError"],
+           r"Attempting to use uninitialized value (?P<v>[\w/.-]+)|Could not find variable (?P<w>[\w/.-]+?)\.\s",
+           lambda m, e: (f"variable '{m.group('v') or m.group('w')}' is used before it is initialised: run "
+                         f"{INIT} in the session first (make that op after building every variable)")),
+    _entry("placeholder-not-fed", ["InvalidArgumentError"],
+           r"You must feed a value for placeholder tensor '(?P<p>[^']+)' with dtype (?P<d>\w+)(?: and shape (?P<s>\[[^\]]*\]))?",
+           lambda m, e: (f"placeholder '{m.group('p')}' ({m.group('d')}"
+                         + (f", shape {m.group('s')}" if m.group("s") else "")
+                         + f") got no value: give it one in sess.run(..., feed_dict={{{_last(m.group('p'))}: ...}}) "
+                           "(every placeholder the fetched tensors depend on needs one)")),
+    _entry("feed-shape", ["ValueError"],
+           r"Cannot feed value of shape (?P<v>\(.*?\)) for Tensor '?(?P<t>[^\s,']+)'?, which has shape '?(?P<s>\(.*?\)|\[.*?\])",
+           lambda m, e: (f"fed a value of shape {m.group('v')} to {m.group('t')}, a placeholder of shape {m.group('s')} "
+                         "(None matches any size): reshape the value, or fix the placeholder's shape")),
+    _entry("numpy-in-graph", ["AttributeError"],
+           r"'(?:Symbolic)?Tensor' object has no attribute '(?P<a>numpy)'",
+           lambda m, e: ("tensor.numpy() works only eagerly, and this code builds a graph (a symbolic tf.Tensor has "
+                         "no value yet): return the tensor, or get its value with sess.run(tensor)")),
+    _entry("other-graph", ["ValueError", "TypeError"],
+           r"must be from the same graph as|is not an element of this graph",
+           lambda m, e: ("tensors from two different tf.Graph objects are mixed: build everything inside one "
+                         "`with graph.as_default():` block, and open the session on it (tf.compat.v1.Session(graph=graph))")),
+    _entry("empty-session-graph", ["RuntimeError"],
+           r"The Session graph is empty",
+           lambda m, e: ("the session's graph has no ops: the tensors were built in another tf.Graph (or not at all); "
+                         "open the session with tf.compat.v1.Session(graph=graph) on the graph you built them in")),
+    _entry("keras-cell", ["AttributeError", "TypeError"],
+           r"object has no attribute 'zero_state'|get_initial_state\(\) got an unexpected keyword argument 'inputs'",
+           _keras_cell_line),
+    _entry("variable-exists", ["ValueError"],
+           r"Variable (?P<v>\S+) already exists, disallowed",
+           lambda m, e: (f"variable '{m.group('v')}' already exists in this graph: to share it, open its scope with "
+                         "reuse=True (or reuse=tf.compat.v1.AUTO_REUSE); to make a second one, use another name or scope")),
+    _entry("variable-missing", ["ValueError"],
+           r"Variable (?P<v>\S+) does not exist, or was not created with tf\.get_variable\(\)",
+           lambda m, e: (f"variable '{m.group('v')}' does not exist, but its scope has reuse=True: create it first "
+                         "with tf.compat.v1.get_variable (reuse off), or use reuse=tf.compat.v1.AUTO_REUSE")),
+    _entry("incompatible-shapes", ["ValueError", "InvalidArgumentError"],
+           rf"Dimensions must be equal, but are \d+ and \d+ for '\{{\{{node [^}}]*\}}\}} = (?P<op>\w+).*?"
+           rf"with input shapes: (?P<a>{_SHAPES}), (?P<b>{_SHAPES})",
+           _shapes("auto")),
+    _entry("incompatible-shapes", ["ValueError", "InvalidArgumentError"],
+           rf"Shape must be rank \d+ but is rank \d+ for '\{{\{{node [^}}]*\}}\}} = (?P<op>\w+).*?"
+           rf"with input shapes: (?P<a>{_SHAPES}), (?P<b>{_SHAPES})",
+           _shapes("rank")),
+    _entry("incompatible-shapes", ["InvalidArgumentError"],
+           rf"Matrix size-incompatible: In\[0\]: (?P<a>{_SHAPES}), In\[1\]: (?P<b>{_SHAPES})",
+           _shapes("matmul")),
+    _entry("incompatible-shapes", ["InvalidArgumentError"],
+           rf"Incompatible shapes: (?P<a>{_SHAPES}) vs\. (?P<b>{_SHAPES})",
+           _shapes("auto")),
+    _entry("dtype-mix", ["TypeError"],
+           r"Input '(?P<y>\w+)' of '(?P<op>\w+)' Op has type (?P<ty>\w+) that does not match type (?P<tx>\w+) of argument '(?P<x>\w+)'",
+           lambda m, e: (f"{m.group('op')} mixes dtypes: its input '{m.group('x')}' is {m.group('tx')} and "
+                         f"'{m.group('y')}' is {m.group('ty')}: cast one (tf.cast(t, tf.float32)) or write float "
+                         "constants as 1.0, not 1")),
+    _entry("dtype-mix", ["ValueError"],
+           r"Tensor conversion requested dtype (?P<want>\w+) for Tensor with dtype (?P<got>\w+)",
+           lambda m, e: (f"a tensor of dtype {m.group('got')} is used where {m.group('want')} is needed: cast it "
+                         f"(tf.cast(t, tf.{m.group('want')})) or create it with dtype={m.group('want')}")),
+    _entry("fetch-none", ["TypeError"],
+           r"Fetch argument None has invalid type|Argument `fetch` = None has invalid type",
+           lambda m, e: ("sess.run was asked to fetch None: a function returned None (a missing `return`?); "
+                         "return the tensor or op you built")),
+    _entry("colon-in-name", ["ValueError"],
+           r"[`'](?P<n>[^`']*?):(?P<i>\d+)[`'] is not a valid (?:root )?(?:scope |node )?name",
+           lambda m, e: (f"'{_last(m.group('n'))}:{m.group('i')}' is not a valid op name: pass "
+                         f"name='{_last(m.group('n'))}'; the ':{m.group('i')}' is the output index TF adds to tensor names")),
+    _entry("batch-size-none", ["ValueError", "TypeError"],
+           r"Prefix or suffix can't be None|Cannot convert a partially known TensorShape|"
+           r"Expected int32, but got None of type 'NoneType'",
+           lambda m, e: ("a static shape with None (the batch size, unknown until run time) is used as a number: "
+                         "use the dynamic size tf.shape(x)[0], not x.shape[0] or x.get_shape()[0]")),
+)
+
+
+# --------------------------------------------------------------------------- API
+def chain(exc: BaseException | None):
+    """``exc``, then its ``__cause__`` / ``__context__`` chain, each once; stops after an AssertionError."""
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        yield exc
+        if isinstance(exc, AssertionError):
+            return
+        exc = exc.__cause__ or (None if exc.__suppress_context__ else exc.__context__)
+
+
+def _names(exc: BaseException) -> set[str]:
+    return {cls.__name__ for cls in type(exc).__mro__}
+
+
+def diagnose(exc: BaseException, *, target_dir: Path | None = None, under_test: str | None = None) -> Diagnosis | None:
+    """The first table entry that explains ``exc`` (or an exception it was raised from), else None.
+
+    With ``target_dir`` (katas/ or solutions/) and ``under_test`` (a kata id), a TODO raised from
+    another kata's file is explained too (:func:`other_kata_todo`).
+    """
+    if target_dir is not None and under_test is not None:
+        line = other_kata_todo(exc, under_test, target_dir)
+        if line:
+            return Diagnosis("other-kata-todo", line)
+    for e in chain(exc):
+        if isinstance(e, AssertionError):
+            return None
+        names, text = _names(e), str(e)
+        for entry in TABLE:
+            if names.isdisjoint(entry.exceptions):
+                continue
+            m = entry.pattern.search(text)
+            if m:
+                line = entry.explain(m, e)
+                if line:
+                    return Diagnosis(entry.key, line)
+    return None
+
+
+def other_kata_todo(exc: BaseException, under_test: str, target_dir: Path) -> str | None:
+    """When a stub of ANOTHER kata raised the NotImplementedError: which one, where, and what to do."""
+    from tfkata import registry
+
+    root = Path(target_dir).resolve()
+    under = registry.get(under_test).id
+    for e in chain(exc):
+        if not isinstance(e, NotImplementedError):
+            continue
+        last = None
+        for frame, lineno in traceback.walk_tb(e.__traceback__):
+            path = Path(frame.f_code.co_filename).resolve()
+            if root in path.parents:
+                last = (frame, lineno, path)
+        if last is None:
+            return None
+        frame, lineno, path = last
+        kata = registry.for_source_file(path)
+        if kata is None or kata.id == under:
+            return None
+        func = frame.f_code.co_name
+        owner = frame.f_locals.get("self")
+        if owner is not None and func != "<module>":
+            func = f"{type(owner).__name__}.{func}"
+        rel = path.relative_to(root.parent).as_posix()
+        return (f"{under} uses your {kata.id}: {kata.id}'s {func} is not written yet ({rel}:{lineno}): "
+                f"finish {kata.id} first (kata run {kata.id})")
+    return None
