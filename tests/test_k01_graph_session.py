@@ -6,115 +6,231 @@ ones the 2018 slides print. Where TensorFlow 2 differs from the slides, a commen
 import numpy as np
 import pytest
 import tensorflow as tf
+from tensorflow.python.client import session as tf_session  # BaseSession, to watch evaluate's sessions
 
 from tfkata import load_kata
 
 k01 = load_kata("k01_graph_session")
 
 
+def _names(tensors):
+    return [getattr(t, "name", repr(t)) for t in tensors]
+
+
+# --------------------------------------------------------------------------- define_add
+@pytest.mark.covers("define_add")
 def test_define_add_builds_symbolic_tensors():
     a, b, c = k01.define_add()
     for t, name in ((a, "a"), (b, "b"), (c, "c")):
-        assert isinstance(t, tf.Tensor), f"{name} should be a symbolic tf.Tensor, got {type(t).__name__}"
-    assert c.graph is tf.compat.v1.get_default_graph(), "c must be built in the default graph"
+        assert isinstance(t, tf.Tensor), (
+            f"define_add: {name} should be a symbolic tf.Tensor built with tf.constant / +, got {type(t).__name__}"
+        )
+    assert c.graph is tf.compat.v1.get_default_graph(), "define_add: c must be built in the default graph"
+    dtypes = [t.dtype.name for t in (a, b, c)]
+    assert dtypes == ["float32"] * 3, (
+        f"define_add: a, b, c should be float32, got {dtypes}: write the constants as 3.0 and 2.0 "
+        "(tf.constant(3) makes an int32 tensor)"
+    )
     # Nothing has been computed: c is a node whose inputs are a and b.
-    assert [i.name for i in c.op.inputs] == [a.name, b.name], (
-        f"c should be the sum of a and b, its inputs are {[i.name for i in c.op.inputs]}"
+    inputs = sorted(i.name for i in c.op.inputs)
+    assert inputs == sorted([a.name, b.name]), (
+        f"define_add: c should be the op a + b, whose inputs are a and b ({a.name}, {b.name}); its inputs are "
+        f"{inputs}: build c from the tensors a and b, do not compute 5.0 in Python"
     )
 
 
+@pytest.mark.covers("define_add")
 def test_define_add_runs_to_five(sess):
     a, b, c = k01.define_add()
     got = sess.run([a, b, c])
-    assert got == [3.0, 2.0, 5.0], f"expected a, b, c = 3.0, 2.0, 5.0 after Session.run, got {got}"
+    assert got == [3.0, 2.0, 5.0], f"define_add: expected a, b, c = 3.0, 2.0, 5.0 after Session.run, got {got}"
 
 
+# --------------------------------------------------------------------------- evaluate
+@pytest.mark.covers("evaluate")
 def test_evaluate_runs_and_keeps_structure():
     x = tf.constant(4.0)
     y = x * 2.5
-    assert k01.evaluate(y) == 10.0
+    got = k01.evaluate(y)
+    assert got == 10.0, f"evaluate(y) with y = 4.0 * 2.5 should give 10.0, got {got!r}"
     got = k01.evaluate([x, [y, x + 1.0]])
-    assert got[0] == 4.0 and got[1][0] == 10.0 and got[1][1] == 5.0, (
-        f"evaluate([x, [y, x+1]]) should keep the nesting and give [4.0, [10.0, 5.0]], got {got}"
+    ok = isinstance(got, list) and len(got) == 2 and isinstance(got[1], list) and len(got[1]) == 2
+    assert ok and (got[0], got[1][0], got[1][1]) == (4.0, 10.0, 5.0), (
+        f"evaluate([x, [y, x+1]]) should keep the nesting and give [4.0, [10.0, 5.0]], got {got!r}: "
+        "return sess.run(fetches) as it is"
     )
 
 
-def test_evaluate_closes_its_session():
+@pytest.mark.covers("evaluate")
+def test_evaluate_closes_its_session(monkeypatch):
+    opened = []
+    real_init = tf_session.BaseSession.__init__
+
+    def recording_init(self, *args, **kwargs):
+        opened.append(self)
+        real_init(self, *args, **kwargs)
+
+    monkeypatch.setattr(tf_session.BaseSession, "__init__", recording_init)
     x = tf.constant(1.0)
-    k01.evaluate(x)
+    assert k01.evaluate(x) == 1.0, "evaluate(x) with x = 1.0 should give 1.0"
+    monkeypatch.undo()
+    assert opened, "evaluate must open a tf.compat.v1.Session itself (it opened none)"
+    left_open = []
+    for s in opened:
+        try:
+            s.run(x)
+        except RuntimeError:  # "Attempted to use a closed Session."
+            continue
+        left_open.append(s)
+        s.close()
+    kinds = sorted({type(s).__name__ for s in left_open})
+    assert not left_open, (
+        f"evaluate left {len(left_open)} session(s) open ({', '.join(kinds)}): close it, e.g. "
+        "`with tf.compat.v1.Session() as sess: return sess.run(fetches)` (an open session keeps its memory and threads)"
+    )
     assert tf.compat.v1.get_default_session() is None, (
-        "evaluate left a default session open: open it with `with tf.compat.v1.Session() as sess:`"
+        "evaluate left a default session installed: use `with tf.compat.v1.Session() as sess:`, "
+        "not an InteractiveSession"
     )
 
 
+# --------------------------------------------------------------------------- name_constants
+def _name_constants():
+    """k01.name_constants(), with TensorFlow's long invalid-name error turned into one sentence."""
+    try:
+        return k01.name_constants()
+    except ValueError as exc:
+        error = str(exc).splitlines()[0] if str(exc) else ""
+        if not ("not a valid" in error and ":" in error.split("not a valid")[0]):
+            raise
+    pytest.fail(  # outside the except block: no chained 100-line TensorFlow traceback
+        "name_constants: name= takes an op name without ':0' (name='variable_b'); TensorFlow adds ':0', "
+        f"the output index, itself. TensorFlow said: {error[:120]}"
+    )
+
+
+@pytest.mark.covers("name_constants")
 def test_constant_names():
-    tensors = k01.name_constants()
-    assert len(tensors) == 3, f"expected 3 constants, got {len(tensors)}"
-    names = [t.name for t in tensors]
+    tensors = _name_constants()
+    assert len(tensors) == 3, f"name_constants: expected 3 constants, got {len(tensors)}"
+    names = _names(tensors)
     assert names == ["Const:0", "variable_b:0", "Const_1:0"], (
-        f"expected names ['Const:0', 'variable_b:0', 'Const_1:0'], got {names}: only the second "
-        "constant gets name='variable_b'"
+        f"name_constants: expected names ['Const:0', 'variable_b:0', 'Const_1:0'], got {names}: create them "
+        "in the order 1.0, 2.0, 3.0 and give only the second one name='variable_b'"
     )
 
 
+@pytest.mark.covers("name_constants")
 def test_constant_values(sess):
-    assert sess.run(list(k01.name_constants())) == [1.0, 2.0, 3.0]
+    tensors = list(_name_constants())
+    dtypes = [t.dtype.name for t in tensors]
+    assert dtypes == ["float32"] * 3, f"name_constants: expected three float32 constants (1.0, not 1), got {dtypes}"
+    got = sess.run(tensors)
+    assert got == [1.0, 2.0, 3.0], f"name_constants: expected the values [1.0, 2.0, 3.0], in that order, got {got}"
 
 
+# --------------------------------------------------------------------------- multi_output
+@pytest.mark.covers("multi_output")
 def test_multi_output_names(sess):
     x = tf.constant([1.0, 5.0, 3.0, 4.0])
     values, indices = k01.multi_output(x, 2)
     assert (values.name, indices.name) == ("my_name:0", "my_name:1"), (
-        f"expected the two outputs of one op named my_name ('my_name:0', 'my_name:1'), "
-        f"got {values.name!r}, {indices.name!r}"
+        f"multi_output: expected the two outputs of one op named my_name ('my_name:0', 'my_name:1'), "
+        f"got {values.name!r}, {indices.name!r}: pass name='my_name' to tf.nn.top_k"
     )
-    assert values.op is indices.op, "values and indices must be two outputs of the same op"
+    assert values.op is indices.op, "multi_output: values and indices must be two outputs of the same op"
     v, i = sess.run([values, indices])
-    np.testing.assert_array_equal(v, [5.0, 4.0])
-    np.testing.assert_array_equal(i, [1, 3])
+    assert v.tolist() == [5.0, 4.0] and i.tolist() == [1, 3], (
+        f"multi_output(x=[1, 5, 3, 4], k=2): expected values [5, 4] and indices [1, 3], got {v.tolist()}, {i.tolist()}"
+    )
 
 
+@pytest.mark.covers("multi_output")
+def test_multi_output_uses_k():
+    data = np.array([-2.0, 7.5, 0.5, -1.0, 3.0], np.float32)
+    x = tf.constant(data)
+    values, indices = k01.multi_output(x, 3)
+    with tf.compat.v1.Session() as s:
+        v, i = s.run([values, indices])
+    assert v.tolist() == [7.5, 3.0, 0.5] and i.tolist() == [1, 4, 2], (
+        f"multi_output(x={data.tolist()}, k=3): expected values [7.5, 3.0, 0.5] and indices [1, 4, 2], "
+        f"got {v.tolist()}, {i.tolist()}: pass k through to tf.nn.top_k"
+    )
+    assert indices.dtype == tf.int32, f"multi_output: indices should be int32 (top_k's), got {indices.dtype.name}"
+
+
+# --------------------------------------------------------------------------- int_constant
+@pytest.mark.covers("int_constant")
 def test_int_constant_dtype(sess):
-    t = k01.int_constant([1, 2, 3])
-    assert t.dtype == tf.int32, f"expected dtype tf.int32, got {t.dtype}"
+    # int64 values: tf.constant(values) alone would give an int64 tensor; only dtype=np.int32 gives int32.
+    values = np.array([7, -3, 2**20], dtype=np.int64)
+    t = k01.int_constant(values)
+    assert isinstance(t, tf.Tensor), f"int_constant should return a tf.Tensor (tf.constant), got {type(t).__name__}"
+    assert t.dtype == tf.int32, (
+        f"int_constant: expected dtype tf.int32, got {t.dtype.name}: pass dtype=np.int32 to tf.constant "
+        "(without it the dtype is inferred from the values, int64 here)"
+    )
+    assert t.op.type == "Const", (
+        f"int_constant should be ONE constant made with tf.constant(values, dtype=np.int32), got a {t.op.type} op"
+    )
     assert t.dtype == np.int32, "a tf.DType compares equal to its numpy type"
-    np.testing.assert_array_equal(sess.run(t), [1, 2, 3])
+    got = sess.run(t)
+    assert got.tolist() == values.tolist(), f"int_constant: expected the values {values.tolist()}, got {got.tolist()}"
 
 
+# --------------------------------------------------------------------------- build_in_new_graph
+@pytest.mark.covers("build_in_new_graph")
 def test_new_graph_is_separate():
     default = tf.compat.v1.get_default_graph()
     graph, tensor = k01.build_in_new_graph()
-    assert isinstance(graph, tf.Graph) and graph is not default, "build_in_new_graph must make a new tf.Graph"
-    assert tensor.graph is graph, "the constant must be built inside `with graph.as_default():`"
-    assert not default.get_operations(), (
-        f"the default graph should stay empty, it has {[op.name for op in default.get_operations()]}"
+    assert isinstance(graph, tf.Graph) and graph is not default, (
+        "build_in_new_graph must make and return a new tf.Graph(), not the default graph"
     )
+    assert tensor.graph is graph, "build_in_new_graph: build the constant inside `with graph.as_default():`"
+    assert not default.get_operations(), (
+        f"build_in_new_graph: the default graph should stay empty, it has {[op.name for op in default.get_operations()]}"
+    )
+    assert tensor.dtype == tf.float32, f"build_in_new_graph: expected the float32 constant 42.0, got {tensor.dtype.name}"
     with tf.compat.v1.Session(graph=graph) as s:
-        assert s.run(tensor) == 42.0
+        got = s.run(tensor)
+    assert got == 42.0, f"build_in_new_graph: expected 42.0, got {got}"
     tf.constant(0.0)  # give the default graph an op, so a session on it can start
     with tf.compat.v1.Session() as s, pytest.raises(ValueError, match="not an element of this graph"):
         s.run(tensor)  # a session on the default graph cannot run another graph's tensor
 
 
+# --------------------------------------------------------------------------- open_interactive
+@pytest.mark.covers("open_interactive")
 def test_interactive_session_adds_nodes_after_opening():
     a = tf.constant(1.0)
     session = k01.open_interactive()
     try:
         assert isinstance(session, tf.compat.v1.InteractiveSession), (
-            f"expected a tf.compat.v1.InteractiveSession, got {type(session).__name__}"
+            f"open_interactive: expected a tf.compat.v1.InteractiveSession, got {type(session).__name__}"
+        )
+        assert tf.compat.v1.get_default_session() is session, (
+            "open_interactive: the InteractiveSession should be the default session (do not close it)"
         )
         assert a.eval() == 1.0
         b = a + 1.0  # a node added after the session was opened
         assert b.eval() == 2.0, "an InteractiveSession runs nodes added after it was opened"
     finally:
-        session.close()
+        if hasattr(session, "close"):
+            session.close()
 
 
-@pytest.mark.parametrize("n", [1, 2])
+# --------------------------------------------------------------------------- thread_limited_config
+@pytest.mark.covers("thread_limited_config")
+@pytest.mark.parametrize("n", [1, 3])
 def test_thread_limited_config(n):
     config = k01.thread_limited_config(n)
-    assert isinstance(config, tf.compat.v1.ConfigProto), f"expected a ConfigProto, got {type(config).__name__}"
+    assert isinstance(config, tf.compat.v1.ConfigProto), (
+        f"thread_limited_config: expected a tf.compat.v1.ConfigProto, got {type(config).__name__}"
+    )
     got = (config.intra_op_parallelism_threads, config.inter_op_parallelism_threads)
-    assert got == (n, n), f"expected intra- and inter-op threads = {n}, got {got}"
+    assert got == (n, n), (
+        f"thread_limited_config({n}): expected intra_op_parallelism_threads and inter_op_parallelism_threads "
+        f"= {n}, got {got}: set both fields"
+    )
     with tf.compat.v1.Session(config=config) as s:
         assert s.run(tf.constant(2.0) * 3.0) == 6.0
