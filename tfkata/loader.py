@@ -68,13 +68,7 @@ class _LazyKata:
             try:
                 module = importlib.import_module(name)
             except Exception as exc:
-                where = f"{target()}/{self._kata.module}.py"
-                line = getattr(exc, "lineno", None)
-                at = f" (line {line})" if line else ""
-                raise KataImportError(
-                    f"{where} cannot be imported{at}: {type(exc).__name__}: {exc}. "
-                    "Fix that first; every test of this kata needs it."
-                ) from exc
+                raise KataImportError(_import_problem(exc, self._kata)) from exc
             self.__dict__["_module"] = module
         return self._module
 
@@ -86,6 +80,29 @@ class _LazyKata:
 
     def __repr__(self) -> str:
         return f"<kata {target()}.{self._kata.module} (lazy)>"
+
+
+def _import_problem(exc: Exception, kata: registry.Kata) -> str:
+    """One sentence naming the file that really failed (k08 importing a broken k07 names k07)."""
+    import traceback
+
+    root = repo_root() / target()
+    culprit, line = None, getattr(exc, "lineno", None)
+    filename = getattr(exc, "filename", None)
+    if isinstance(exc, SyntaxError) and filename:
+        culprit = Path(filename)
+    else:
+        for frame, lineno in traceback.walk_tb(exc.__traceback__):
+            path = Path(frame.f_code.co_filename)
+            if root in path.resolve().parents:
+                culprit, line = path, lineno
+    culprit_kata = registry.for_source_file(culprit) if culprit else None
+    where = f"{target()}/{culprit.name}" if culprit and culprit_kata else f"{target()}/{kata.module}.py"
+    at = f" (line {line})" if line else ""
+    text = f"{where} cannot be imported{at}: {type(exc).__name__}: {exc}."
+    if culprit_kata is not None and culprit_kata.id != kata.id:
+        return f"{text} {kata.id} imports your {culprit_kata.id}: fix {culprit_kata.path(target())} first."
+    return f"{text} Fix that first; every test of this kata needs it."
 
 
 def load_kata(key: str) -> _LazyKata:

@@ -116,3 +116,51 @@ def _public_class(f: Function) -> bool:
 def stub_functions(path: str | Path) -> list[Function]:
     """Functions and methods whose body is still the stub's ``raise NotImplementedError``, in file order."""
     return [f for f in scan_file(path) if f.is_stub]
+
+
+def _mark_name(dec) -> str | None:
+    """``covers`` for ``@pytest.mark.covers(...)``, ``training`` for ``@pytest.mark.training``."""
+    target = dec.func if isinstance(dec, ast.Call) else dec
+    if isinstance(target, ast.Attribute) and isinstance(target.value, ast.Attribute) and target.value.attr == "mark":
+        return target.attr
+    return None
+
+
+@dataclass(frozen=True)
+class TestDecl:
+    """What a test function declares with its markers."""
+
+    name: str
+    line: int
+    covers: tuple[str, ...]
+    training: bool
+    needs: tuple[str, ...]
+
+    __test__ = False
+
+
+def test_declarations(path: str | Path) -> list[TestDecl]:
+    """Every ``test_*`` function of a test file with its ``covers``/``training``/``needs`` markers."""
+    try:
+        tree = ast.parse(Path(path).read_text(encoding="utf-8"))
+    except (OSError, SyntaxError, UnicodeDecodeError, ValueError):
+        return []
+    out = []
+    for node in ast.walk(tree):
+        if not isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) or not node.name.startswith("test"):
+            continue
+        covers, needs, training = [], [], False
+        for dec in node.decorator_list:
+            mark = _mark_name(dec)
+            args = [a.value for a in getattr(dec, "args", []) if isinstance(a, ast.Constant) and isinstance(a.value, str)]
+            if mark == "covers":
+                covers.extend(args)
+            elif mark == "needs":
+                needs.extend(args)
+            elif mark == "training":
+                training = True
+        out.append(TestDecl(node.name, node.lineno, tuple(covers), training, tuple(needs)))
+    return out
+
+
+test_declarations.__test__ = False  # not a pytest test

@@ -147,13 +147,19 @@ def report(out: Console, root: Path, row: Progress, *, show_hint, max_lines: int
         if func in k.hints:
             out.print(Text(f"Stuck? kata hint {k.id} -f {func}", style="dim"))
     others = [t for t in row.problems if t is not test]
-    if others:
-        out.print(Text(f"Also to fix ({len(others)}):", style="bold"))
-        shown = others if list_all else others[:LIST_LIMIT]
+    failing = [t for t in others if t.status != "todo"]
+    todo_funcs = list(dict.fromkeys(t.function or t.name for t in others if t.status == "todo"))
+    if failing:
+        out.print(Text(f"Also failing ({len(failing)}):", style="bold"))
+        shown = failing if list_all else failing[:LIST_LIMIT]
         for t in shown:
-            out.print(Text(f"  {MARK.get(t.status, '?')} {t.name}: {(t.message or '').splitlines()[0][:110] if t.message else ''}"))
-        if len(shown) < len(others):
-            out.print(Text(f"  ... {len(others) - len(shown)} more: kata run {k.id} --all", style="dim"))
+            first = (t.message or "").splitlines()[0][:110] if t.message else ""
+            out.print(Text(f"  {MARK.get(t.status, '?')} {t.name}: {first}"))
+        if len(shown) < len(failing):
+            out.print(Text(f"  ... {len(failing) - len(shown)} more: kata run {k.id} --all", style="dim"))
+    if todo_funcs:
+        n = sum(t.status == "todo" for t in others)
+        out.print(Text(f"Still to write ({n} test{'s' if n != 1 else ''}): {', '.join(todo_funcs)}", style="cyan"))
     if waiting:
         out.print(Text(f"Waiting ({len(waiting)} not run yet): {waiting[0].message}", style="yellow"))
     pictures(out, root, k, since)
