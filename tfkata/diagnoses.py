@@ -4,8 +4,8 @@
 to (matched against the whole class hierarchy, so ``OpError`` would cover every TF runtime error),
 a regex searched in the exception's message, and a function making the line from the match.
 :func:`diagnose` walks the exception and its ``__cause__`` / ``__context__`` chain (outermost
-first) and returns the first entry that matches. An ``AssertionError`` ends the walk: a test's own
-message is better than anything guessed from an exception it caught.
+first) and returns the first entry that matches. An ``AssertionError`` or ``pytest.fail`` ends the
+walk: a test's own message is better than anything guessed from an exception it caught.
 :func:`other_kata_todo` explains a TODO raised from another kata's file (k08 calling k07).
 Every entry is tested against the error TensorFlow really raises (tests/harness/test_diagnoses.py).
 """
@@ -187,13 +187,19 @@ TABLE: tuple[Entry, ...] = (
 
 
 # --------------------------------------------------------------------------- API
+def is_test_failure(exc: BaseException) -> bool:
+    """An ``assert`` or ``pytest.fail`` of the test itself: its message is the test author's."""
+    return isinstance(exc, AssertionError) or (
+        type(exc).__name__ == "Failed" and type(exc).__module__.startswith("_pytest"))
+
+
 def chain(exc: BaseException | None):
-    """``exc``, then its ``__cause__`` / ``__context__`` chain, each once; stops after an AssertionError."""
+    """``exc``, then its ``__cause__`` / ``__context__`` chain, each once; stops after a test failure."""
     seen = set()
     while exc is not None and id(exc) not in seen:
         seen.add(id(exc))
         yield exc
-        if isinstance(exc, AssertionError):
+        if is_test_failure(exc):
             return
         exc = exc.__cause__ or (None if exc.__suppress_context__ else exc.__context__)
 
@@ -213,7 +219,7 @@ def diagnose(exc: BaseException, *, target_dir: Path | None = None, under_test: 
         if line:
             return Diagnosis("other-kata-todo", line)
     for e in chain(exc):
-        if isinstance(e, AssertionError):
+        if is_test_failure(e):
             return None
         names, text = _names(e), str(e)
         for entry in TABLE:
