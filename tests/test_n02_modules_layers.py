@@ -1,0 +1,293 @@
+"""Graded tests for n02 · Variables owned by objects (the TF 2 twin of k02).
+
+Eager tests (the harness makes no graph for the "now" track). Unit tests first, then the
+equivalence tests: the learner's MLP, given the weights of the same target's k02 ``mlp``, must
+compute the same outputs (they wait until k02 passes). Keras: only what Keras 2 (TF 2.12-2.15) and
+Keras 3 (TF 2.16+) share is checked (weights built on the first call and reused afterwards); variable
+names of Keras layers differ between the two and are not checked.
+"""
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from tfkata import fresh_graph, load_kata
+
+n02 = load_kata("n02_modules_layers")
+k02 = load_kata("k02_variables_scopes")
+
+X = np.random.RandomState(7).standard_normal((6, 5)).astype(np.float32)
+SIZES = [4, 3, 2]
+
+
+def _names(obj):
+    return sorted(v.name for v in obj.trainable_variables)
+
+
+def _numpy_mlp(x, weights):
+    """weights: [(W, b), ...]; relu after every layer but the last."""
+    h = x
+    for i, (w, b) in enumerate(weights):
+        h = h @ w + b
+        if i < len(weights) - 1:
+            h = np.maximum(h, 0.0)
+    return h
+
+
+def _random_weights(sizes, in_features, seed=3):
+    rng = np.random.RandomState(seed)
+    out, size_in = [], in_features
+    for size in sizes:
+        out.append((rng.standard_normal((size_in, size)).astype(np.float32),
+                    rng.standard_normal(size).astype(np.float32)))
+        size_in = size
+    return out
+
+
+def _max_diff(got, want):
+    diff = np.abs(np.asarray(got, np.float64) - np.asarray(want, np.float64))
+    where = np.unravel_index(int(np.argmax(diff)), diff.shape) if diff.size else ()
+    return float(diff.max()) if diff.size else 0.0, where
+
+
+# --------------------------------------------------------------------------- Linear (tf.Module)
+@pytest.mark.covers("Linear")
+def test_linear_variables_shapes_and_names():
+    lin = n02.Linear(3, 4)
+    assert isinstance(lin, tf.Module), "Linear should subclass tf.Module"
+    assert tuple(lin.w.shape) == (3, 4), (
+        f"w should be [in_features, out_features] = [3, 4] so that x @ w works, got {list(lin.w.shape)}"
+    )
+    assert tuple(lin.b.shape) == (4,), f"b should be [out_features] = [4], got {list(lin.b.shape)}"
+    assert _names(lin) == ["linear/b:0", "linear/w:0"], (
+        f"expected the variables linear/w:0 and linear/b:0, got {_names(lin)}: create them inside "
+        "`with self.name_scope:` with name='w' and name='b'"
+    )
+    assert not np.any(lin.b.numpy()), f"b should start at zeros, got {lin.b.numpy()}"
+    w, limit = lin.w.numpy(), (6.0 / 7.0) ** 0.5
+    assert np.all(np.abs(w) <= limit) and np.std(w) > 0.1, (
+        f"w should be Glorot uniform on +-{limit:.3f} (k02's default initializer); got min {w.min():.3f}, "
+        f"max {w.max():.3f}, std {np.std(w):.3f}"
+    )
+
+
+@pytest.mark.covers("Linear")
+def test_linear_call_uses_its_own_variables():
+    lin = n02.Linear(5, 3, name="dense_like")
+    (w, b), = _random_weights([3], 5)
+    lin.w.assign(w)
+    lin.b.assign(b)
+    first = lin(tf.constant(X)).numpy()
+    second = lin(tf.constant(X)).numpy()
+    diff, where = _max_diff(first, X @ w + b)
+    assert diff < 1e-4, f"Linear(x) should be x @ w + b: max |diff| {diff:.3g} at {where}"
+    assert len(lin.trainable_variables) == 2 and np.array_equal(first, second), (
+        f"calling the module again must reuse w and b (it has {len(lin.trainable_variables)} variables): "
+        "create variables in __init__, never in __call__"
+    )
+
+
+# --------------------------------------------------------------------------- MLP (tf.Module of modules)
+@pytest.mark.covers("MLP", "Linear")
+def test_mlp_layers_and_variable_names():
+    mlp = n02.MLP(5, SIZES)
+    want = sorted(f"mlp/layer{i}/{v}:0" for i in (1, 2, 3) for v in ("w", "b"))
+    assert _names(mlp) == want, (
+        f"expected the variables {want}, got {_names(mlp)}: build layer i as Linear(..., name=f'layer{{i}}') "
+        "inside `with self.name_scope:` and keep the layers in self.layers"
+    )
+    shapes = [tuple(layer.w.shape) for layer in mlp.layers]
+    assert shapes == [(5, 4), (4, 3), (3, 2)], f"kernels should chain [5, 4], [4, 3], [3, 2], got {shapes}"
+
+
+@pytest.mark.covers("MLP", "Linear")
+def test_mlp_output_matches_numpy():
+    mlp = n02.MLP(5, SIZES)
+    weights = _random_weights(SIZES, 5)
+    for layer, (w, b) in zip(mlp.layers, weights):
+        layer.w.assign(w)
+        layer.b.assign(b)
+    got = mlp(tf.constant(X)).numpy()
+    want = _numpy_mlp(X, weights)
+    assert got.shape == want.shape, f"expected output shape {list(want.shape)}, got {list(got.shape)}"
+    diff, where = _max_diff(got, want)
+    hint = " (is the last layer ReLU'd? it must stay linear)" if np.all(got >= 0) and np.any(want < 0) else ""
+    assert diff < 1e-4, f"MLP(x) differs from relu(x @ w1 + b1) ... @ w3 + b3: max |diff| {diff:.3g} at {where}{hint}"
+
+
+# --------------------------------------------------------------------------- Dense (Keras layer)
+@pytest.mark.covers("Dense")
+def test_dense_builds_on_first_call_and_reuses():
+    layer = n02.Dense(3)
+    x = tf.constant(X)
+    first = np.asarray(layer(x))
+    assert first.shape == (6, 3), f"Dense(3) on [6, 5] should give [6, 3], got {list(first.shape)}"
+    second = np.asarray(layer(x))
+    shapes = sorted(tuple(v.shape) for v in layer.trainable_weights)
+    assert shapes == [(3,), (5, 3)], (
+        f"after two calls the layer should own exactly a [5, 3] kernel and a [3] bias, it owns {shapes}: "
+        "create them once in build() with add_weight, not in call()"
+    )
+    assert np.array_equal(first, second), "calling the same layer twice must give the same output (same weights)"
+    other = n02.Dense(3)
+    assert not np.array_equal(np.asarray(other(x)), first), "a new Dense object must get weights of its own"
+
+
+@pytest.mark.covers("Dense")
+def test_dense_initial_values_and_output():
+    layer = n02.Dense(4)
+    layer(tf.constant(X))
+    assert not np.any(np.asarray(layer.bias)), f"the bias should start at zeros, got {np.asarray(layer.bias)}"
+    kernel = np.asarray(layer.kernel)
+    limit = (6.0 / 9.0) ** 0.5
+    assert kernel.shape == (5, 4) and np.all(np.abs(kernel) <= limit) and np.std(kernel) > 0.1, (
+        f"the kernel should be [5, 4] glorot_uniform (|k| <= {limit:.3f}), got shape {kernel.shape}, "
+        f"std {np.std(kernel):.3f}"
+    )
+    (w, b), = _random_weights([4], 5, seed=11)
+    layer.kernel.assign(w)
+    layer.bias.assign(b)
+    diff, where = _max_diff(np.asarray(layer(tf.constant(X))), X @ w + b)
+    assert diff < 1e-4, f"Dense(x) should be x @ kernel + bias: max |diff| {diff:.3g} at {where}"
+
+
+# --------------------------------------------------------------------------- increment, counting, checkpoints
+@pytest.mark.covers("increment")
+def test_increment_changes_the_variable_now():
+    v = tf.Variable(1.0)
+    got = n02.increment(v, 2.0)
+    assert float(v.numpy()) == 3.0, (
+        f"after increment(v, 2.0) v should be 3.0 at once, it is {float(v.numpy())}: use v.assign_add(amount), "
+        "not v + amount (which computes a new tensor and leaves v alone)"
+    )
+    assert float(np.asarray(got)) == 3.0, f"increment should return the new value 3.0, got {got}"
+    n02.increment(v, 2.0)
+    assert float(v.numpy()) == 5.0, f"a second increment should give 5.0, got {float(v.numpy())}"
+
+
+@pytest.mark.covers("count_parameters")
+def test_count_parameters():
+    class WithFrozen(tf.Module):
+        def __init__(self):
+            super().__init__()
+            self.kernel = tf.Variable(tf.zeros([3, 4]))
+            self.steps = tf.Variable(0, trainable=False)
+
+    assert n02.count_parameters(WithFrozen()) == 12, (
+        f"a [3, 4] trainable kernel is 12 parameters; got {n02.count_parameters(WithFrozen())}: count the "
+        "entries of obj.trainable_variables (non-trainable ones do not count)"
+    )
+    mlp = n02.MLP(5, SIZES)
+    got = n02.count_parameters(mlp)
+    assert got == 5 * 4 + 4 + 4 * 3 + 3 + 3 * 2 + 2, f"MLP(5, [4, 3, 2]) has 47 parameters, got {got}"
+    assert isinstance(got, int), f"return a Python int, got {type(got).__name__}"
+
+
+@pytest.mark.covers("checkpoint_keys")
+def test_checkpoint_keys_follow_the_object_path(tmp_path):
+    class TwoY(tf.Module):  # k02's two variables both named "y", now owned by one object
+        def __init__(self):
+            super().__init__()
+            self.first = tf.Variable(1.0, name="y")
+            self.second = tf.Variable(2.0, name="y")
+
+    keys = n02.checkpoint_keys(TwoY(), str(tmp_path))
+    want = ["model/first/.ATTRIBUTES/VARIABLE_VALUE", "model/second/.ATTRIBUTES/VARIABLE_VALUE"]
+    assert keys == want, (
+        f"expected the keys {want} (object paths from tf.train.Checkpoint(model=obj); the variables' "
+        f"names, both 'y', play no part), got {keys}"
+    )
+    assert list(tmp_path.iterdir()), "checkpoint_keys should write the checkpoint into `directory`"
+
+
+@pytest.mark.covers("checkpoint_keys", "MLP")
+def test_checkpoint_keys_of_an_mlp(tmp_path):
+    keys = n02.checkpoint_keys(n02.MLP(5, SIZES), str(tmp_path))
+    want = sorted(f"model/layers/{i}/{v}/.ATTRIBUTES/VARIABLE_VALUE" for i in range(3) for v in ("w", "b"))
+    assert keys == want, f"expected the MLP's keys {want}, got {keys}"
+
+
+# --------------------------------------------------------------------------- equivalence with k02
+MAPPING = "k02 layer{i}/W -> MLP.layers[i-1].w, layer{i}/b -> MLP.layers[i-1].b"
+
+
+def _k02_mlp():
+    """The learner's k02.mlp in a fresh graph: its weights (biases set non-zero) and its output on X."""
+    with fresh_graph():
+        out = k02.mlp(tf.constant(X), SIZES)
+        rng = np.random.RandomState(5)
+        with tf.compat.v1.Session() as sess:
+            sess.run(tf.compat.v1.global_variables_initializer())
+            weights = []
+            for i in range(1, len(SIZES) + 1):
+                (w,) = tf.compat.v1.get_collection(tf.compat.v1.GraphKeys.GLOBAL_VARIABLES, f"layer{i}/W")
+                (b,) = tf.compat.v1.get_collection(tf.compat.v1.GraphKeys.GLOBAL_VARIABLES, f"layer{i}/b")
+                b_value = rng.standard_normal(b.shape.as_list()).astype(np.float32)
+                sess.run(b.assign(b_value))  # zeros would hide a missing bias
+                weights.append((sess.run(w), b_value))
+            k_out = sess.run(out)
+    return weights, k_out
+
+
+def _port_and_compare(module, weights, k_out):
+    """Copy k02's weights into ``module`` along MAPPING; None if it matches k02, else one line."""
+    for layer, (w, b) in zip(module.layers, weights):
+        layer.w.assign(w)
+        layer.b.assign(b)
+    n_out = np.asarray(module(tf.constant(X)))
+    if n_out.shape != k_out.shape:
+        return f"port {MAPPING}: k02 gives shape {list(k_out.shape)}, the module {list(n_out.shape)}"
+    diff, where = _max_diff(n_out, k_out)
+    if diff > 1e-5:
+        return (
+            f"port {MAPPING}: with k02's weights the outputs differ by up to {diff:.3g} (at {where}); "
+            "same kernels, same biases, relu between layers and none after the last should agree"
+        )
+    return None
+
+
+@pytest.mark.needs("k02")
+@pytest.mark.covers("MLP", "Linear")
+def test_mlp_equals_k02_mlp_with_the_same_weights():
+    weights, k_out = _k02_mlp()
+    mlp = n02.MLP(5, SIZES)
+    message = _port_and_compare(mlp, weights, k_out)
+    assert message is None, message
+    diff, _ = _max_diff(mlp(tf.constant(X)), k_out)
+    print(f"n02.MLP vs k02.mlp with k02's weights: max |n - k| = {diff:.3g}")
+
+
+class _Port(tf.Module):
+    """A hand-written port of k02.mlp; with use_bias=False or relu_last=True a deliberately wrong one."""
+
+    def __init__(self, relu_last=False, use_bias=True):
+        super().__init__()
+        self.relu_last, self.use_bias = relu_last, use_bias
+        self.layers = []
+        size_in = 5
+        for size in SIZES:
+            layer = tf.Module()
+            layer.w = tf.Variable(tf.zeros([size_in, size]))
+            layer.b = tf.Variable(tf.zeros([size]))
+            self.layers.append(layer)
+            size_in = size
+
+    def __call__(self, x):
+        h = x
+        for i, layer in enumerate(self.layers):
+            h = tf.matmul(h, layer.w) + (layer.b if self.use_bias else 0.0)
+            if i < len(self.layers) - 1 or self.relu_last:
+                h = tf.nn.relu(h)
+        return h
+
+
+@pytest.mark.needs("k02")
+@pytest.mark.covers("MLP")
+def test_wrong_ports_of_k02_are_rejected():
+    weights, k_out = _k02_mlp()
+    for wrong, what in ((_Port(use_bias=False), "without biases"), (_Port(relu_last=True), "ReLU on the last layer")):
+        message = _port_and_compare(wrong, weights, k_out)
+        assert message is not None and MAPPING in message, (
+            f"the equivalence check accepted a port {what}: {message}"
+        )
+    right = _Port()
+    assert _port_and_compare(right, weights, k_out) is None, "the check must accept a correct port"
