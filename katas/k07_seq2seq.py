@@ -230,7 +230,8 @@ def train(steps=3000, learning_rate=3e-3, halve_every=None, batch_size=BATCH_SIZ
     / ``Expected y:`` / ``Greedy Decoding result:``).
 
     Returns a dict with ``accuracy`` (:func:`exact_match` on the fresh sequences), ``steps``,
-    ``seconds`` (training time), ``eval_seconds``, ``loss`` (mean of the last 100 steps' losses).
+    ``seconds`` (training time), ``eval_seconds``, ``loss`` (mean of the last 100 steps' losses) and
+    ``losses`` (every step's loss, in order, as floats: the tests describe the training curve from it).
     With ``return_session`` it also holds ``session`` (left open: the caller closes it), ``model``,
     ``graph`` and the evaluation data ``eval`` = (x, y, len_x, len_y, predictions).
     """

@@ -328,7 +328,8 @@ def train(steps=3000, learning_rate=3e-3, halve_every=None, batch_size=BATCH_SIZ
     / ``Expected y:`` / ``Greedy Decoding result:``).
 
     Returns a dict with ``accuracy`` (:func:`exact_match` on the fresh sequences), ``steps``,
-    ``seconds`` (training time), ``eval_seconds``, ``loss`` (mean of the last 100 steps' losses).
+    ``seconds`` (training time), ``eval_seconds``, ``loss`` (mean of the last 100 steps' losses) and
+    ``losses`` (every step's loss, in order, as floats: the tests describe the training curve from it).
     With ``return_session`` it also holds ``session`` (left open: the caller closes it), ``model``,
     ``graph`` and the evaluation data ``eval`` = (x, y, len_x, len_y, predictions).
     """
@@ -379,6 +380,7 @@ def train(steps=3000, learning_rate=3e-3, halve_every=None, batch_size=BATCH_SIZ
             "seconds": seconds,
             "eval_seconds": eval_seconds,
             "loss": float(np.mean(losses[-100:])) if losses else float("nan"),
+            "losses": [float(v) for v in losses],
         }
         if return_session:
             result.update(session=sess, model=model, graph=graph, eval=(x, y, lx, ly, predictions))

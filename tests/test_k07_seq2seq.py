@@ -5,11 +5,17 @@ outputs are known exactly (teacher forcing, greedy decoding, the mask), then the
 and training last. The cells need tf.compat.v1.nn.rnn_cell: on TensorFlow >= 2.16 that means
 tf_keras, checked first with one clear message.
 """
+import contextlib
+import signal
+import threading
+import time
+
 import numpy as np
 import pytest
 import tensorflow as tf
 
 from tfkata import load_kata
+from tfkata.curves import explain_curve
 from tfkata.tfsetup import require_legacy_rnn
 
 k07 = load_kata("k07_seq2seq")
@@ -26,6 +32,11 @@ MIN_ACCURACY = 0.80
 SLOW_STEPS = 15000
 SLOW_MIN_ACCURACY = 0.99
 
+# What the assembled model uses, and what a training run uses (a training test waits for their unit tests).
+MODEL_COVERS = ("build_seq2seq", "encoder", "decoder_parts", "training_decoder", "greedy_decoder", "masked_loss",
+                "decayed_learning_rate", "make_cell", "generate_data", "get_decoder_input_and_output")
+TRAIN_COVERS = ("train", *MODEL_COVERS, "bucketed_batches", "exact_match")
+
 
 @pytest.fixture(autouse=True, scope="module")
 def _legacy_rnn():
@@ -33,7 +44,8 @@ def _legacy_rnn():
 
 
 def _echo_cell_class():
-    """An RNNCell with no weights: output = input + state, state unchanged (made after the check)."""
+    """An RNNCell with no weights: output = input + state, and the next state is zeros, so the initial
+    state adds to the first step only (made after the legacy-RNN check)."""
 
     class EchoCell(tf.compat.v1.nn.rnn_cell.RNNCell):
         def __init__(self, size):
@@ -49,15 +61,73 @@ def _echo_cell_class():
             return self._size
 
         def call(self, inputs, state):
-            return inputs + state, state
+            return inputs + state, tf.zeros_like(state)
 
     return EchoCell
 
 
 def _table_parts(log_table):
-    """DecoderParts whose next-token logits after token p are exactly log_table[p] (+ the state)."""
+    """DecoderParts whose next-token logits after token p are exactly log_table[p] (+ the initial state at
+    the first step)."""
     table = tf.constant(np.asarray(log_table, dtype=np.float32))
     return k07.DecoderParts(embedding=table, cell=_echo_cell_class()(V), output_layer=lambda h: h)
+
+
+class _Stuck(BaseException):
+    """Raised by the alarm below (a BaseException, so an ``except Exception`` cannot swallow it)."""
+
+
+@contextlib.contextmanager
+def _returns_within(seconds, what):
+    """Fail with a message that names an endless loop when the block runs longer than ``seconds``.
+
+    Uses SIGALRM like pytest-timeout's signal method, and gives an outer timer back what is left of it.
+    """
+    if not hasattr(signal, "SIGALRM") or threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    outer_delay, outer_interval = signal.getitimer(signal.ITIMER_REAL)
+    if outer_delay and outer_delay < seconds:
+        yield  # an outer timer fires first: leave it alone
+        return
+
+    def on_alarm(signum, frame):
+        raise _Stuck()
+
+    outer_handler = signal.signal(signal.SIGALRM, on_alarm)
+    started = time.monotonic()
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    except _Stuck:
+        pytest.fail(f"{what} did not return within {seconds:g} s on a tiny input: a loop that never ends "
+                    "(does the loop variable change in the loop?)", pytrace=False)
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, outer_handler)
+        if outer_delay:
+            left = max(outer_delay - (time.monotonic() - started), 0.001)
+            signal.setitimer(signal.ITIMER_REAL, left, outer_interval)
+
+
+def _shift(ids):
+    """k07.get_decoder_input_and_output with a short deadline (an endless loop there is a known mistake)."""
+    with _returns_within(5, "get_decoder_input_and_output"):
+        return k07.get_decoder_input_and_output(ids)
+
+
+def _greedy_ids(sess, model, x, lx):
+    """Run model.predictions feeding the encoder only, as inference does."""
+    try:
+        return sess.run(model.predictions, {model.encoder_inputs: x, model.encoder_lengths: lx})
+    except tf.errors.InvalidArgumentError as exc:
+        if "must feed a value for placeholder" not in str(exc):
+            raise
+        name = next((n for n in ("decoder_inputs", "decoder_lengths", "decoder_targets") if n in str(exc)),
+                    "a decoder placeholder")
+        pytest.fail(f"model.predictions needs {name} fed: at inference there are no targets, so the predictions "
+                    "must come from greedy_decoder (which feeds back its own argmax), not from the teacher-forced "
+                    "logits", pytrace=False)
 
 
 def _chain_table(chain, no_eos=False):
@@ -73,6 +143,7 @@ def _chain_table(chain, no_eos=False):
 
 
 # --------------------------------------------------------------------------- data
+@pytest.mark.covers("generate_data")
 def test_generate_data_shapes_and_dtypes():
     x, y, lx, ly = k07.generate_data(64, rng=np.random.RandomState(0))
     for name, arr in (("x", x), ("y", y), ("len_x", lx), ("len_y", ly)):
@@ -86,6 +157,7 @@ def test_generate_data_shapes_and_dtypes():
     )
 
 
+@pytest.mark.covers("generate_data")
 def test_targets_are_the_evens_in_order_then_eos():
     x, y, lx, ly = k07.generate_data(300, rng=np.random.RandomState(1))
     for i in range(len(x)):
@@ -93,6 +165,9 @@ def test_targets_are_the_evens_in_order_then_eos():
         assert np.all((src >= 1) & (src <= 10)), f"row {i}: inputs must be numbers 1..10, got {src}"
         assert np.all(x[i, lx[i]:] == 0) and np.all(y[i, ly[i]:] == 0), f"row {i}: padding must be PAD = 0"
         evens = src[src % 2 == 0]
+        if np.array_equal(tgt, evens):
+            pytest.fail(f"row {i}: the target is the evens {evens.tolist()} with no EOS at the end: append EOS (0) "
+                        "after them and count it in len_y (len_y = number of evens + 1)", pytrace=False)
         assert np.array_equal(tgt[:-1], evens), (
             f"row {i}: target should be the evens of {src.tolist()} in order, {evens.tolist()}, got {tgt[:-1].tolist()}"
         )
@@ -103,24 +178,32 @@ def test_targets_are_the_evens_in_order_then_eos():
         )
 
 
+@pytest.mark.covers("generate_data")
 def test_lengths_cover_the_whole_range():
     _, _, lx, ly = k07.generate_data(3000, rng=np.random.RandomState(2))
     assert (lx.min(), lx.max()) == (2, 22), f"len_x should range over 2..22 (1..11 odd + 1..11 even), got {lx.min()}..{lx.max()}"
+    if (ly.min(), ly.max()) == (1, 11):
+        pytest.fail("len_y ranges over 1..11, the number of evens: it must count the EOS too (2..12)", pytrace=False)
     assert (ly.min(), ly.max()) == (2, 12), f"len_y should range over 2..12 (1..11 evens + EOS), got {ly.min()}..{ly.max()}"
 
 
+@pytest.mark.covers("generate_data")
 def test_copy_variant_writes_the_evens_twice():
     x, y, lx, ly = k07.generate_data(200, copy_sequence=True, rng=np.random.RandomState(3))
     for i in range(len(x)):
         src = x[i, : lx[i]]
         evens = src[src % 2 == 0]
         want = np.concatenate([evens, evens, [0]])
+        if np.array_equal(y[i, : ly[i]], want[:-1]):
+            pytest.fail(f"row {i}: the copy target {want[:-1].tolist()} has no EOS at the end: append EOS (0) and "
+                        "count it in len_y", pytrace=False)
         assert ly[i] == 2 * len(evens) + 1, f"row {i}: copy target length should be 2 * evens + 1, got {ly[i]}"
         assert np.array_equal(y[i, : ly[i]], want), (
             f"row {i}: copy target should be {want.tolist()}, got {y[i, : ly[i]].tolist()}"
         )
 
 
+@pytest.mark.covers("generate_data")
 def test_generate_data_uses_the_given_rng():
     a = k07.generate_data(20, rng=np.random.RandomState(7))
     b = k07.generate_data(20, rng=np.random.RandomState(7))
@@ -129,9 +212,15 @@ def test_generate_data_uses_the_given_rng():
     assert not np.array_equal(a[0], c[0]), "different seeds gave the same data: is rng used for every draw?"
 
 
+@pytest.mark.covers("get_decoder_input_and_output")
 def test_decoder_shift_is_exact():
     ids = np.array([[2, 4, 0, 0], [6, 8, 10, 0]], dtype=np.int32)
-    dec_in, dec_out = k07.get_decoder_input_and_output(ids)
+    dec_in, dec_out = _shift(ids)
+    dec_in, dec_out = np.asarray(dec_in), np.asarray(dec_out)
+    if np.array_equal(dec_in, ids):
+        pytest.fail("the decoder input is the target itself: teacher forcing feeds GO (0) first, then the target "
+                    "without its last column ([[0, 2, 4, 0], [0, 6, 8, 10]]), so step t predicts token t from the "
+                    "tokens before it", pytrace=False)
     np.testing.assert_array_equal(dec_in, [[0, 2, 4, 0], [0, 6, 8, 10]],
                                   err_msg="decoder input should be GO (0) followed by the target without its last column")
     np.testing.assert_array_equal(dec_out, ids, err_msg="decoder output should be the target itself")
@@ -152,6 +241,7 @@ def _pool(n=2048, seed=5):
     return x, y, lx, ly
 
 
+@pytest.mark.covers("bucketed_batches")
 def test_bucketing_groups_similar_lengths():
     x, y, lx, ly = _pool()
     batches = k07.bucketed_batches(x, y, lx, ly, batch_size=64, bucket_width=4, rng=np.random.RandomState(0))
@@ -168,6 +258,7 @@ def test_bucketing_groups_similar_lengths():
     assert sorted(seen) == want, "every example of the pool must land in exactly one batch"
 
 
+@pytest.mark.covers("bucketed_batches")
 def test_bucketing_cuts_padding():
     x, y, lx, ly = _pool()
     rng = np.random.RandomState(0)
@@ -189,13 +280,21 @@ def test_bucketing_cuts_padding():
 
 
 # --------------------------------------------------------------------------- model pieces
+@pytest.mark.covers("make_cell")
 def test_make_cell_is_two_lstm_layers():
     cell = k07.make_cell(50, 2)
     assert isinstance(cell, tf.compat.v1.nn.rnn_cell.MultiRNNCell), f"expected a MultiRNNCell, got {type(cell).__name__}"
     sizes = [(s.c, s.h) for s in cell.state_size]
     assert sizes == [(50, 50), (50, 50)], f"expected two LSTM states (c, h) of 50, got {cell.state_size}"
+    layers = getattr(cell, "_cells", None)
+    if layers is not None and len(layers) == 2:
+        assert layers[0] is not layers[1], (
+            "both layers are the same cell object: make a new BasicLSTMCell for each layer "
+            "([BasicLSTMCell(n) for _ in range(num_layers)], not [cell] * num_layers)"
+        )
 
 
+@pytest.mark.covers("encoder", "make_cell")
 def test_encoder_shapes_and_final_state(sess):
     x, _, lx, _ = _pool(5, seed=4)
     inputs = tf.compat.v1.placeholder(tf.int32, [None, None])
@@ -218,24 +317,48 @@ def test_encoder_shapes_and_final_state(sess):
                                    err_msg=f"row {i}: the final state should be the state at the last valid step")
 
 
+@pytest.mark.covers("decoder_parts", "make_cell")
+def test_decoder_parts_are_made_once_under_decoder_scope():
+    parts = k07.decoder_parts()
+    assert isinstance(parts, k07.DecoderParts), f"decoder_parts should return a DecoderParts, got {type(parts).__name__}"
+    assert isinstance(parts.cell, tf.compat.v1.nn.rnn_cell.MultiRNNCell), (
+        f"parts.cell should be make_cell()'s MultiRNNCell, got {type(parts.cell).__name__}"
+    )
+    emb = parts.embedding
+    assert emb.shape.as_list() == [V, 30], f"the decoder embedding should be [11, 30], got {emb.shape.as_list()}"
+    assert emb.name.startswith("decoder/"), f"build the parts under variable_scope('decoder'): the embedding is {emb.name}"
+    out = parts.output_layer(tf.zeros([2, 3, 50]))
+    assert out.shape.as_list() == [2, 3, V], (
+        f"parts.output_layer should map [..., 50] to [..., {V}] logits (Dense(vocab_size)), got {out.shape.as_list()}"
+    )
+
+
+@pytest.mark.covers("training_decoder")
 def test_training_decoder_is_teacher_forced(sess):
     table = np.random.RandomState(0).randn(V, V).astype(np.float32)
     parts = _table_parts(table)
     dec_in = np.array([[0, 4, 2, 8], [0, 6, 0, 0]], dtype=np.int32)
     dec_len = np.array([4, 2], dtype=np.int32)
+    # The test cell adds the initial state to the first step's output only.
     state = np.zeros([2, V], dtype=np.float32)
+    state[0, 5], state[1, 9] = 3.0, -2.0
     logits = k07.training_decoder(parts, tf.constant(dec_in), tf.constant(dec_len), tf.constant(state))
     assert logits.shape.as_list()[-1] == V, f"logits should be [B, T, {V}], got {logits.shape}"
     got = sess.run(logits)
     assert got.shape == (2, 4, V), f"logits should be [2, 4, {V}], got {got.shape}"
+    if np.allclose(got[:, 0], table[dec_in[:, 0]], atol=1e-6):
+        pytest.fail("the first step ignores initial_state (the encoder's final state): pass "
+                    "initial_state=initial_state to dynamic_rnn instead of starting from zeros", pytrace=False)
     for b in range(2):
         for t in range(dec_len[b]):
-            np.testing.assert_allclose(got[b, t], table[dec_in[b, t]], atol=1e-6, err_msg=(
+            want = table[dec_in[b, t]] + (state[b] if t == 0 else 0.0)
+            np.testing.assert_allclose(got[b, t], want, atol=1e-5, err_msg=(
                 f"logits[{b}, {t}] should come from decoder input {dec_in[b, t]} (teacher forcing: feed decoder_inputs "
                 "through parts.embedding, parts.cell and parts.output_layer)"
             ))
 
 
+@pytest.mark.covers("greedy_decoder")
 def test_greedy_decoder_feeds_back_its_own_predictions(sess):
     chain = [3, 7, 2, 9, 0]
     parts = _table_parts(_chain_table(chain))
@@ -248,6 +371,7 @@ def test_greedy_decoder_feeds_back_its_own_predictions(sess):
     )
 
 
+@pytest.mark.covers("greedy_decoder")
 def test_greedy_decoder_stops_at_eos(sess):
     chain = [3, 7, 2, 9, 0]
     parts = _table_parts(_chain_table(chain))
@@ -256,14 +380,21 @@ def test_greedy_decoder_stops_at_eos(sess):
     state[1, 0] = 100.0
     ids, lengths = k07.greedy_decoder(parts, tf.constant(state), 2, max_steps=20)
     got_ids, got_len = sess.run([ids, lengths])
+    if got_ids.ndim == 2 and got_ids.shape[1] >= 1 and got_ids[1, 0] != 0:
+        pytest.fail(f"row 1's initial state makes EOS its first token, got {got_ids[1].tolist()}: start the loop "
+                    "from initial_state (the encoder's final state), not from the cell's zero state", pytrace=False)
     assert got_ids.shape == (2, 5), (
         f"the loop should stop once every sequence has emitted EOS: expected [2, 5], got {list(got_ids.shape)} "
         "(did it run to max_steps?)"
     )
-    assert got_ids[1].tolist() == [0, 0, 0, 0, 0], f"after EOS a sequence emits PAD, got {got_ids[1].tolist()}"
+    assert got_ids[1].tolist() == [0, 0, 0, 0, 0], (
+        f"row 1 emitted EOS at its first step, then {got_ids[1, 1:].tolist()}: after EOS a finished sequence emits "
+        "PAD (0) (tf.where(finished, PAD, argmax)), whatever the model would say next"
+    )
     assert got_len.tolist() == [5, 1], f"lengths count up to and including EOS: expected [5, 1], got {got_len.tolist()}"
 
 
+@pytest.mark.covers("greedy_decoder")
 def test_greedy_decoder_is_bounded(sess):
     parts = _table_parts(_chain_table([3, 7, 3, 7], no_eos=True))
     ids, lengths = k07.greedy_decoder(parts, tf.zeros([3, V]), 3, max_steps=6)
@@ -272,6 +403,7 @@ def test_greedy_decoder_is_bounded(sess):
     assert got_len.tolist() == [6, 6, 6], f"a sequence that never emits EOS has length max_steps, got {got_len.tolist()}"
 
 
+@pytest.mark.covers("masked_loss")
 def test_masked_loss_matches_numpy(sess):
     rng = np.random.RandomState(0)
     logits = rng.randn(3, 5, V).astype(np.float32)
@@ -283,9 +415,21 @@ def test_masked_loss_matches_numpy(sess):
     mask = np.arange(5)[None, :] < lengths[:, None]
     want = (xent * mask).sum() / mask.sum()
     assert np.shape(got) == (), f"the loss should be a scalar, got shape {np.shape(got)}"
-    np.testing.assert_allclose(got, want, rtol=1e-5, err_msg="expected sum(xent * mask) / sum(mask)")
+    if abs(got - want) > 1e-5 * abs(want):
+        candidates = [
+            ((xent * mask).mean(), "divided by every position B * T, padding included: divide by the number of "
+                                   "valid steps, tf.reduce_sum(mask)"),
+            (xent.mean(), "the padded steps count: multiply the per-step cross entropy by "
+                          "tf.sequence_mask(lengths, T, dtype=tf.float32) before summing"),
+            (((xent * mask).sum(1) / lengths).mean(), "each sequence was averaged first, then the batch: divide the "
+                                                      "masked sum over the whole batch by the total number of valid steps"),
+        ]
+        why = next((text for value, text in candidates if abs(got - value) <= 1e-5 * abs(value)),
+                   "expected sum(xent * mask) / sum(mask) with xent the per-step sparse softmax cross entropy")
+        pytest.fail(f"masked loss {float(got):.6f}, expected {want:.6f}: {why}", pytrace=False)
 
 
+@pytest.mark.covers("masked_loss")
 def test_masked_loss_ignores_padding(sess):
     rng = np.random.RandomState(1)
     logits = rng.randn(2, 4, V).astype(np.float32)
@@ -309,6 +453,7 @@ def test_masked_loss_ignores_padding(sess):
     assert run(l3, targets) != pytest.approx(base, rel=1e-4), "changing a valid step must change the loss"
 
 
+@pytest.mark.covers("exact_match")
 def test_exact_match():
     targets = np.array([[2, 4, 0], [2, 4, 0], [2, 4, 0], [6, 0, 0]])
     preds = np.array([[2, 4, 0, 8, 8], [2, 0, 0, 0, 0], [2, 4, 6, 8, 10], [6, 0, 0, 0, 0]])
@@ -319,6 +464,7 @@ def test_exact_match():
     assert k07.exact_match(targets, targets) == 1.0
 
 
+@pytest.mark.covers("decayed_learning_rate")
 def test_decayed_learning_rate(sess):
     step = tf.compat.v1.placeholder(tf.int64, [])
     rate = k07.decayed_learning_rate(3e-3, step, halve_every=100)
@@ -332,6 +478,7 @@ def test_decayed_learning_rate(sess):
 
 
 # --------------------------------------------------------------------------- assembled model
+@pytest.mark.covers(*MODEL_COVERS)
 def test_build_seq2seq_shapes(sess):
     model = k07.build_seq2seq()
     for name in ("encoder_inputs", "encoder_lengths", "decoder_inputs", "decoder_targets", "decoder_lengths"):
@@ -339,7 +486,8 @@ def test_build_seq2seq_shapes(sess):
         assert t.op.type == "Placeholder" and t.dtype == tf.int32, f"{name} should be an int32 placeholder, got {t.op.type} {t.dtype}"
     sess.run(tf.compat.v1.global_variables_initializer())
     x, y, lx, ly = k07.generate_data(4, rng=np.random.RandomState(0))
-    y_in, y_out = k07.get_decoder_input_and_output(y)
+    _greedy_ids(sess, model, x, lx)  # inference feeds the encoder only
+    y_in, y_out = _shift(y)
     feed = {model.encoder_inputs: x, model.encoder_lengths: lx, model.decoder_inputs: y_in,
             model.decoder_targets: y_out, model.decoder_lengths: ly}
     logits, loss, preds = sess.run([model.logits, model.loss, model.predictions], feed)
@@ -350,14 +498,15 @@ def test_build_seq2seq_shapes(sess):
     )
 
 
+@pytest.mark.covers(*MODEL_COVERS)
 def test_inference_shares_training_weights(sess):
     model = k07.build_seq2seq()
     sess.run(tf.compat.v1.global_variables_initializer())
     x, _, lx, _ = k07.generate_data(8, rng=np.random.RandomState(1))
-    preds = sess.run(model.predictions, {model.encoder_inputs: x, model.encoder_lengths: lx})
+    preds = _greedy_ids(sess, model, x, lx)
     # Teacher-force the model on its own greedy output: with shared weights it predicts that output again.
     lengths = np.array([(list(r).index(0) + 1) if 0 in r else len(r) for r in preds.tolist()], dtype=np.int32)
-    dec_in, dec_out = k07.get_decoder_input_and_output(preds)
+    dec_in, dec_out = _shift(preds)
     logits = sess.run(model.logits, {model.encoder_inputs: x, model.encoder_lengths: lx,
                                      model.decoder_inputs: dec_in, model.decoder_lengths: lengths})
     again = logits.argmax(-1)
@@ -370,22 +519,37 @@ def test_inference_shares_training_weights(sess):
 
 
 # --------------------------------------------------------------------------- training
+def _curve(result):
+    """What the training curve looked like (train() returns every step's loss as ``losses``)."""
+    losses = result.get("losses")
+    if not losses:
+        return "train() returned no 'losses' (every step's loss, in order), so the curve cannot be described"
+    # Mean per 100 steps: one step's loss is noisy (bucketed batches of different lengths).
+    chunks = [float(np.mean(losses[k : k + 100])) for k in range(0, len(losses), 100)]
+    return explain_curve(chunks, n_classes=V)
+
+
+@pytest.mark.training
+@pytest.mark.covers(*TRAIN_COVERS)
 @pytest.mark.points(5)
 @pytest.mark.timeout(600)
 def test_training_reaches_exact_match():
     result = k07.train(steps=TRAIN_STEPS)
-    for key in ("accuracy", "steps", "seconds"):
+    for key in ("accuracy", "steps", "seconds", "losses"):
         assert key in result, f"train() should return a dict with {key!r}, got keys {sorted(result)}"
     acc = result["accuracy"]
     print(f"k07 exact match after {result['steps']} steps: {acc:.1%} on 500 fresh sequences "
           f"({result['seconds']:.1f} s of training, loss {result.get('loss', float('nan')):.4f})")
     assert result["steps"] == TRAIN_STEPS
     assert acc >= MIN_ACCURACY, (
-        f"expected >= {MIN_ACCURACY:.0%} exact match after {TRAIN_STEPS} steps (Adam 3e-3), got {acc:.1%}: check the "
-        "shift (GO first), the mask, that greedy decoding starts from the encoder's final state, and the learning rate"
+        f"expected >= {MIN_ACCURACY:.0%} exact match after {TRAIN_STEPS} steps (Adam 3e-3; the reference reaches "
+        f"88-93 %), got {acc:.1%}. The pieces pass their unit tests, so compare train() with its docstring. "
+        f"Curve: {_curve(result)}"
     )
 
 
+@pytest.mark.training
+@pytest.mark.covers(*TRAIN_COVERS)
 @pytest.mark.slow
 @pytest.mark.points(3)
 @pytest.mark.timeout(1800)
@@ -393,4 +557,7 @@ def test_training_long_reaches_99_percent():
     result = k07.train(steps=SLOW_STEPS)
     acc = result["accuracy"]
     print(f"k07 exact match after {result['steps']} steps: {acc:.1%} ({result['seconds']:.1f} s)")
-    assert acc >= SLOW_MIN_ACCURACY, f"expected >= {SLOW_MIN_ACCURACY:.0%} after {SLOW_STEPS} steps, got {acc:.1%}"
+    assert acc >= SLOW_MIN_ACCURACY, (
+        f"expected >= {SLOW_MIN_ACCURACY:.0%} after {SLOW_STEPS} steps (the reference: 99.8 %), got {acc:.1%}. "
+        f"Curve: {_curve(result)}"
+    )
