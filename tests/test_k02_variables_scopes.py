@@ -5,6 +5,7 @@ raises FailedPreconditionError saying "uninitialized" in different words than TF
 ("Attempting to use uninitialized value"); the names and the reuse rules are unchanged.
 """
 import math
+import re
 
 import numpy as np
 import pytest
@@ -15,123 +16,299 @@ from tfkata import load_kata
 k02 = load_kata("k02_variables_scopes")
 
 
+def _first_line(exc, limit=120):
+    text = str(getattr(exc, "message", None) or exc).strip()
+    line = text.splitlines()[0] if text else type(exc).__name__
+    return line if len(line) <= limit else line[: limit - 3] + "..."
+
+
+def _from_variable_store(name, like):
+    """What get_variable finds under ``name`` with reuse=True, or None when the store has no such variable."""
+    with tf.compat.v1.variable_scope(tf.compat.v1.get_variable_scope(), reuse=True):
+        try:
+            return tf.compat.v1.get_variable(name, dtype=like.dtype.base_dtype)
+        except ValueError:
+            return None
+
+
+def _read_after_initialize(sess, fetches, variables=None):
+    """Call the learner's initialize, then read ``fetches``; an uninitialised read fails with the lesson."""
+    if variables is None:
+        k02.initialize(sess)
+        call = "initialize(sess)"
+        fix = "sess.run(tf.compat.v1.global_variables_initializer())"
+    else:
+        k02.initialize(sess, variables)
+        call = f"initialize(sess, [{', '.join(v.op.name for v in variables)}])"
+        fix = "sess.run([v.initializer for v in variables])"
+    try:
+        return sess.run(fetches)
+    except tf.errors.FailedPreconditionError as exc:
+        error = _first_line(exc)
+    pytest.fail(  # outside the except block: no chained TensorFlow traceback
+        f"{call} must RUN the initializer op in the session: {fix}. Building the op only adds it to the "
+        f"graph; afterwards a variable was still uninitialised (TensorFlow: {error})"
+    )
+
+
+def _expect_value_error(call, pattern, message):
+    """``call()`` must raise ValueError matching ``pattern``; otherwise fail with ``message``."""
+    try:
+        call()
+    except ValueError as exc:
+        if re.search(pattern, str(exc)):
+            return
+        message += f" (it raised ValueError, but not that one: {_first_line(exc)})"
+    pytest.fail(message)
+
+
+# --------------------------------------------------------------------------- make_variables
+@pytest.mark.covers("make_variables")
 def test_variable_and_get_variable_names_and_shapes():
     v, w = k02.make_variables()
-    assert (v.name, w.name) == ("v:0", "w:0"), f"expected names v:0 and w:0, got {v.name}, {w.name}"
-    assert v.shape.as_list() == [2], f"v should have shape [2], got {v.shape}"
-    assert w.shape.as_list() == [3, 4], f"w should have shape [3, 4], got {w.shape}"
-    assert v.dtype.base_dtype == tf.float32 and w.dtype.base_dtype == tf.float32
+    assert (v.name, w.name) == ("v:0", "w:0"), f"make_variables: expected names v:0 and w:0, got {v.name}, {w.name}"
+    assert v.shape.as_list() == [2], f"make_variables: v should have shape [2], got {v.shape}"
+    assert w.shape.as_list() == [3, 4], f"make_variables: w should have shape [3, 4], got {w.shape}"
+    dtypes = (v.dtype.base_dtype.name, w.dtype.base_dtype.name)
+    assert dtypes == ("float32", "float32"), f"make_variables: v and w should be float32, got {dtypes}"
 
 
+@pytest.mark.covers("make_variables")
+def test_w_comes_from_get_variable():
+    v, w = k02.make_variables()
+    assert isinstance(v, tf.Variable), f"make_variables: v should be a tf.Variable, got {type(v).__name__}"
+    found = _from_variable_store("w", w)
+    assert found is w, (
+        "make_variables: w must be made by tf.compat.v1.get_variable('w', shape=[3, 4]); get_variable with "
+        "reuse=True could not find it by name (a tf.Variable named 'w' is not in the variable store)"
+    )
+
+
+@pytest.mark.covers("make_variables")
 def test_get_variable_default_initializer_is_glorot_uniform(sess):
     v, w = k02.make_variables()
-    k02.initialize(sess)
-    np.testing.assert_allclose(sess.run(v), [1.0, 2.0])
+    sess.run(tf.compat.v1.global_variables_initializer())
+    got_v = sess.run(v)
+    assert got_v.tolist() == [1.0, 2.0], f"make_variables: v should start at [1.0, 2.0], got {got_v.tolist()}"
     values = sess.run(w)
     limit = math.sqrt(6.0 / (3 + 4))
-    assert np.all(np.abs(values) <= limit), (
-        f"glorot_uniform for [3, 4] stays within +-{limit:.3f}, got max |w| = {np.abs(values).max():.3f}: "
-        "did you pass an initializer? The lesson is the default one."
+    assert np.unique(values).size == values.size, (
+        f"make_variables: w should start random (glorot_uniform), got {np.unique(values).size} distinct values "
+        "among 12: give get_variable no initializer, the lesson is the default one"
     )
-    assert np.unique(values).size == values.size, "w should be random, not constant"
+    assert np.all(np.abs(values) <= limit), (
+        f"make_variables: glorot_uniform for [3, 4] stays within +-{limit:.3f}, got max |w| = "
+        f"{np.abs(values).max():.3f}: give get_variable no initializer, the lesson is the default one"
+    )
 
 
-def test_reading_uninitialised_variable_fails(sess):
-    v, w = k02.make_variables()
-    k02.initialize(sess, [v])
-    np.testing.assert_allclose(sess.run(v), [1.0, 2.0])
-    with pytest.raises(tf.errors.FailedPreconditionError, match="(?i)uninitiali[sz]ed"):
-        sess.run(w)  # only v was initialised
-
-
+# --------------------------------------------------------------------------- initialize
+@pytest.mark.covers("initialize", "make_variables")
 def test_initialize_all(sess):
     v, w = k02.make_variables()
-    k02.initialize(sess)
-    assert sess.run(w).shape == (3, 4), "initialize(sess) with no list must initialise every variable"
-
-
-def test_auto_renaming():
-    first, second = k02.two_variables_named_y()
-    assert (first.name, second.name) == ("y:0", "y_1:0"), (
-        f"two variables both named 'y' become y:0 and y_1:0, got {first.name}, {second.name}"
+    got_v, got_w = _read_after_initialize(sess, [v, w])
+    assert got_v.tolist() == [1.0, 2.0] and got_w.shape == (3, 4), (
+        f"initialize(sess) must initialise every variable: got v = {got_v.tolist()}, w of shape {got_w.shape}"
     )
 
 
+@pytest.mark.covers("initialize", "make_variables")
+def test_initialize_only_the_listed_variables(sess):
+    v, w = k02.make_variables()
+    got_v = _read_after_initialize(sess, v, [v])
+    assert got_v.tolist() == [1.0, 2.0], f"initialize(sess, [v]): v should be [1.0, 2.0], got {got_v.tolist()}"
+    uninitialised = sess.run(tf.compat.v1.report_uninitialized_variables())
+    names = sorted(n.decode() if isinstance(n, bytes) else str(n) for n in uninitialised)
+    assert names == ["w"], (
+        f"initialize(sess, [v]) must initialise only v, leaving w uninitialised; still uninitialised: {names}: "
+        "with a list, run only those variables' initializers ([v.initializer for v in variables]), "
+        "not global_variables_initializer()"
+    )
+
+
+@pytest.mark.covers("initialize", "make_variables")
+def test_reading_uninitialised_variable_fails(sess):
+    v, w = k02.make_variables()
+    _read_after_initialize(sess, v, [v])
+    with pytest.raises(tf.errors.FailedPreconditionError, match="(?i)uninitiali[sz]ed"):
+        sess.run(w)  # only v was initialised: reading w is the error TF 1 users met daily
+
+
+# --------------------------------------------------------------------------- two_variables_named_y
+@pytest.mark.covers("two_variables_named_y")
+def test_auto_renaming(sess):
+    first, second = k02.two_variables_named_y()
+    for var, which in ((first, "first"), (second, "second")):
+        assert isinstance(var, tf.Variable), (
+            f"two_variables_named_y: the {which} should be a tf.Variable, got {type(var).__name__}"
+        )
+    assert (first.name, second.name) == ("y:0", "y_1:0"), (
+        f"two_variables_named_y: two variables both created with name='y' become y:0 and y_1:0, "
+        f"got {first.name}, {second.name}"
+    )
+    sess.run([first.initializer, second.initializer])
+    got = sess.run([first, second])
+    assert got == [1.0, 2.0], f"two_variables_named_y: expected the values 1.0 and 2.0, got {got}"
+
+
+# --------------------------------------------------------------------------- shared_variable
+@pytest.mark.covers("shared_variable")
+def test_shared_variable_name_shape_and_zeros(sess):
+    w = k02.shared_variable("shared")
+    assert w.name == "shared/w:0", f"shared_variable('shared'): expected the name shared/w:0, got {w.name}"
+    assert w.shape.as_list() == [2], f"shared_variable: expected shape [2], got {w.shape}"
+    sess.run(w.initializer)
+    got = sess.run(w)
+    assert got.tolist() == [0.0, 0.0], (
+        f"shared_variable: w should start at zeros (initializer=tf.compat.v1.zeros_initializer()), got {got.tolist()}"
+    )
+
+
+@pytest.mark.covers("shared_variable")
 def test_get_variable_twice_without_reuse_fails():
     w = k02.shared_variable("shared")
-    assert w.name == "shared/w:0", f"expected shared/w:0, got {w.name}"
-    with pytest.raises(ValueError, match="already exists"):
-        k02.shared_variable("shared")
+    assert w.name == "shared/w:0", f"shared_variable('shared'): expected shared/w:0, got {w.name}"
+    _expect_value_error(
+        lambda: k02.shared_variable("shared"),
+        "already exists",
+        "shared_variable('shared') a second time with reuse=None must raise ValueError '... already exists': "
+        "pass reuse through to variable_scope and create w with get_variable (not tf.Variable)",
+    )
 
 
+@pytest.mark.covers("shared_variable")
 def test_reuse_true_returns_the_same_variable():
     w = k02.shared_variable("shared")
-    again = k02.shared_variable("shared", reuse=True)
-    assert again is w, "variable_scope(reuse=True) + get_variable must return the existing variable"
-    with pytest.raises(ValueError, match="does not exist"):
-        k02.shared_variable("other", reuse=True)
+    try:
+        again = k02.shared_variable("shared", reuse=True)
+    except ValueError as exc:
+        if "already exists" not in str(exc):
+            raise
+        again = None
+    assert again is not None, (
+        "shared_variable('shared', reuse=True) raised '... already exists': pass reuse through, "
+        "tf.compat.v1.variable_scope(scope, reuse=reuse), so get_variable looks the variable up"
+    )
+    assert again is w, (
+        "shared_variable('shared', reuse=True) must return the variable created before: "
+        "with tf.compat.v1.variable_scope(scope, reuse=reuse): get_variable('w', ...)"
+    )
+    _expect_value_error(
+        lambda: k02.shared_variable("other", reuse=True),
+        "does not exist",
+        "shared_variable('other', reuse=True) must raise ValueError '... does not exist': "
+        "reuse=True only looks variables up, it never creates one",
+    )
 
 
+@pytest.mark.covers("shared_variable")
 def test_auto_reuse_creates_then_reuses():
     first = k02.shared_variable("auto", reuse=tf.compat.v1.AUTO_REUSE)
     second = k02.shared_variable("auto", reuse=tf.compat.v1.AUTO_REUSE)
-    assert first is second and first.name == "auto/w:0"
+    assert first.name == "auto/w:0", f"shared_variable('auto', AUTO_REUSE): expected auto/w:0, got {first.name}"
     n_vars = len(tf.compat.v1.global_variables())
-    assert n_vars == 1, f"AUTO_REUSE must not create a second variable, the graph has {n_vars}"
+    assert first is second and n_vars == 1, (
+        f"shared_variable with reuse=AUTO_REUSE twice must create ONE variable and return it twice; the graph "
+        f"has {n_vars}: pass reuse through to variable_scope"
+    )
 
 
+# --------------------------------------------------------------------------- scope_names
+@pytest.mark.covers("scope_names")
 def test_name_scope_is_ignored_by_get_variable():
     v1, v2, a = k02.scope_names("name_scope")
     got = (v1.name, v2.name, a.name)
     assert got == ("var1:0", "my_scope/var2:0", "my_scope/Add:0"), (
-        f"under tf.name_scope expected ('var1:0', 'my_scope/var2:0', 'my_scope/Add:0'), got {got}: "
-        "get_variable ignores name_scope, tf.Variable and ops do not"
+        f"scope_names('name_scope'): expected ('var1:0', 'my_scope/var2:0', 'my_scope/Add:0'), got {got}: "
+        "get_variable ignores tf.name_scope, tf.Variable and ops do not"
     )
 
 
+@pytest.mark.covers("scope_names")
 def test_variable_scope_prefixes_everything():
     v1, v2, a = k02.scope_names("variable_scope")
     got = (v1.name, v2.name, a.name)
     assert got == ("my_scope/var1:0", "my_scope/var2:0", "my_scope/Add:0"), (
-        f"under tf.compat.v1.variable_scope expected every name prefixed by my_scope/, got {got}"
+        f"scope_names('variable_scope'): expected every name prefixed by my_scope/, got {got}"
+    )
+    assert _from_variable_store("my_scope/var1", v1) is v1, (
+        "scope_names: v1 must be made by tf.compat.v1.get_variable('var1', shape=[1]) (get_variable could not find it)"
     )
 
 
+@pytest.mark.covers("scope_names")
 def test_scope_names_rejects_unknown_kind():
-    with pytest.raises(ValueError, match="name_scope"):
-        k02.scope_names("scope")
+    _expect_value_error(
+        lambda: k02.scope_names("scope"),
+        "name_scope",
+        "scope_names('scope') must raise ValueError naming the valid kinds 'name_scope' and 'variable_scope'",
+    )
 
 
+# --------------------------------------------------------------------------- mlp
+@pytest.mark.covers("mlp")
 def test_mlp_variable_names_and_shapes():
     x = tf.compat.v1.placeholder(tf.float32, [None, 5])
     out = k02.mlp(x, [8, 3])
-    assert out.shape.as_list() == [None, 3], f"expected output shape [None, 3], got {out.shape}"
+    assert out.shape.as_list() == [None, 3], f"mlp(x [B, 5], [8, 3]): expected output shape [None, 3], got {out.shape}"
     got = {v.name: v.shape.as_list() for v in tf.compat.v1.global_variables()}
     expected = {"layer1/W:0": [5, 8], "layer1/b:0": [8], "layer2/W:0": [8, 3], "layer2/b:0": [3]}
-    assert got == expected, f"expected variables {expected}, got {got}"
+    assert got == expected, (
+        f"mlp: expected the variables {expected}, got {got}: variable_scope(f'layer{{i}}') with i from 1, "
+        "W of shape [in, out], b of shape [out]"
+    )
 
 
+@pytest.mark.covers("mlp")
 def test_mlp_reuse_and_values(sess):
-    x = tf.compat.v1.placeholder(tf.float32, [None, 2])
+    sizes = (6, 4)
+    x = tf.compat.v1.placeholder(tf.float32, [None, 3])
     with tf.compat.v1.variable_scope("net"):
-        out = k02.mlp(x, [4, 1])
+        out = k02.mlp(x, list(sizes))
     with tf.compat.v1.variable_scope("net", reuse=True):
-        out_again = k02.mlp(x, [4, 1])
-    assert len(tf.compat.v1.global_variables()) == 4, "calling mlp under reuse=True must create no variables"
+        out_again = k02.mlp(x, list(sizes))
+    n_vars = len(tf.compat.v1.global_variables())
+    assert n_vars == 4, (
+        f"mlp called again under variable_scope('net', reuse=True) must create no variables; the graph has {n_vars} "
+        "(expected 4): make W and b with get_variable, not tf.Variable"
+    )
     sess.run(tf.compat.v1.global_variables_initializer())
-    feed = np.array([[1.0, -2.0], [0.5, 0.25]], np.float32)
-    w1, b1, w2, b2 = sess.run(tf.compat.v1.global_variables())
+    var = {v.op.name: v for v in tf.compat.v1.global_variables()}
+    biases = sess.run([var["net/layer1/b"], var["net/layer2/b"]])
+    assert not any(b.any() for b in biases), "mlp: b should start at zeros (initializer=tf.compat.v1.zeros_initializer())"
+    rng = np.random.RandomState(0)
+    for i, size in enumerate(sizes, start=1):  # non-zero biases, so a missing `+ b` shows
+        sess.run(var[f"net/layer{i}/b"].assign(rng.uniform(-0.5, 0.5, size).astype(np.float32)))
+    w1, b1, w2, b2 = sess.run([var["net/layer1/W"], var["net/layer1/b"], var["net/layer2/W"], var["net/layer2/b"]])
+    feed = rng.randn(5, 3).astype(np.float32)
     expected = np.maximum(feed @ w1 + b1, 0.0) @ w2 + b2  # hidden layer ReLU, last layer linear
     got, got_again = sess.run([out, out_again], {x: feed})
-    np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-6, err_msg="relu(x W1 + b1) W2 + b2 expected")
-    np.testing.assert_allclose(got_again, got, err_msg="the reused network must give the same output")
+    assert got.shape == expected.shape, f"mlp: expected an output of shape {expected.shape}, got {got.shape}"
+    if not np.allclose(got, expected, rtol=1e-4, atol=1e-5):
+        variants = {
+            "the last layer must stay linear (no ReLU on the output)": np.maximum(expected, 0.0),
+            "the hidden layer needs the ReLU: h = relu(h @ W + b)": (feed @ w1 + b1) @ w2 + b2,
+            "each layer must add its bias: h @ W + b": np.maximum(feed @ w1, 0.0) @ w2,
+        }
+        hint = next((h for h, ref in variants.items() if np.allclose(got, ref, rtol=1e-4, atol=1e-5)),
+                    "expected relu(x W1 + b1) W2 + b2")
+        diff = np.abs(got - expected)
+        where = np.unravel_index(diff.argmax(), diff.shape)
+        pytest.fail(f"mlp: wrong output (max |diff| {diff.max():.3g} at {tuple(int(i) for i in where)}): {hint}")
+    assert np.allclose(got_again, got, rtol=1e-6, atol=1e-7), "mlp: the reused network must give the same output"
 
 
+# --------------------------------------------------------------------------- increment
+@pytest.mark.covers("increment")
 def test_increment_assigns_when_run(sess):
     var = tf.Variable(1.0)
     op = k02.increment(var, 2.5)
     sess.run(var.initializer)
-    assert sess.run(var) == 1.0, "building the increment op must not change the variable"
+    assert sess.run(var) == 1.0, "increment: building the op must not change the variable (nothing runs yet)"
     sess.run(op)
     sess.run(op)
-    assert sess.run(var) == 6.0, f"two runs of increment(var, 2.5) from 1.0 give 6.0, got {sess.run(var)}"
+    got = sess.run(var)
+    assert got == 6.0, (
+        f"increment(var, 2.5): two runs from 1.0 must leave var = 6.0, got {got}: return "
+        "tf.compat.v1.assign(var, var + amount) (var + amount alone computes a value and changes nothing)"
+    )

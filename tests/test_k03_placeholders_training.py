@@ -3,6 +3,9 @@
 TF 2 vs the 2018 slides: the not-fed error is still InvalidArgumentError "You must feed a value for
 placeholder tensor 'x'"; the tutorial's script used np.random without a seed, here the data comes
 from a seeded RandomState so the figure is the same every run.
+
+train_linear_regression is graded by unit tests, not a `training` test: its 100 one-sample steps
+take well under a second (measured ~0.1 s on this 2-core CPU).
 """
 import numpy as np
 import pytest
@@ -19,45 +22,118 @@ k03 = load_kata("k03_placeholders_training")
 TOLERANCE = 0.05
 
 
+def _first_line(exc, limit=120):
+    text = str(getattr(exc, "message", None) or exc).strip()
+    line = text.splitlines()[0] if text else type(exc).__name__
+    return line if len(line) <= limit else line[: limit - 3] + "..."
+
+
+def _expect_error(call, error_type, pattern, message):
+    """``call()`` must raise ``error_type`` with ``pattern`` in its message; otherwise fail with ``message``."""
+    import re
+
+    try:
+        call()
+    except error_type as exc:
+        if re.search(pattern, str(exc)):
+            return
+        message += f" (it raised {error_type.__name__}, but not that one: {_first_line(exc)})"
+    pytest.fail(message)
+
+
+def _train(**kwargs):
+    """k03.train_linear_regression(**kwargs), with an uninitialised variable explained in one sentence."""
+    try:
+        return k03.train_linear_regression(**kwargs)
+    except tf.errors.FailedPreconditionError as exc:
+        error = _first_line(exc)
+    pytest.fail(  # outside the except block: no chained TensorFlow traceback
+        "train_linear_regression read a variable before its initializer ran: after building the model and the "
+        "train op, open the session and run sess.run(tf.compat.v1.global_variables_initializer()) once, before "
+        f"the loop (TensorFlow: {error})"
+    )
+
+
+def _in_variable_store(var):
+    with tf.compat.v1.variable_scope(tf.compat.v1.get_variable_scope(), reuse=True):
+        try:
+            return tf.compat.v1.get_variable(var.op.name, dtype=var.dtype.base_dtype) is var
+        except ValueError:
+            return False
+
+
+# --------------------------------------------------------------------------- placeholders and feeding
+@pytest.mark.covers("sum_placeholder")
 def test_placeholder_shape_and_name():
     x, total = k03.sum_placeholder()
-    assert x.op.type == "Placeholder", f"x should be a placeholder, it is a {x.op.type} op"
-    assert x.name == "x:0", f"expected the placeholder to be named x (x:0), got {x.name}"
-    assert x.shape.as_list() == [None], f"expected shape [None], got {x.shape}"
-    assert x.dtype == tf.float32 and total.shape.as_list() == []
+    assert x.op.type == "Placeholder", f"sum_placeholder: x should be a placeholder, it is a {x.op.type} op"
+    assert x.name == "x:0", f"sum_placeholder: expected the placeholder to be named x (x:0), got {x.name}"
+    assert x.shape.as_list() == [None], f"sum_placeholder: expected x of shape [None] (any length), got {x.shape}"
+    assert x.dtype == tf.float32, f"sum_placeholder: expected a float32 placeholder, got {x.dtype.name}"
+    assert total.shape.as_list() == [], f"sum_placeholder: the sum should be a scalar, got shape {total.shape}"
 
 
+@pytest.mark.covers("sum_placeholder")
 def test_feed_dict_gives_the_value(sess):
     x, total = k03.sum_placeholder()
-    assert sess.run(total, feed_dict={x: [1.0, 2.0, 3.5]}) == 6.5
-    assert sess.run(total, feed_dict={x: np.arange(10, dtype=np.float32)}) == 45.0
+    for feed, expected in (([1.0, 2.0, 3.5], 6.5), (np.arange(-3, 7, dtype=np.float32), 15.0)):
+        got = sess.run(total, feed_dict={x: feed})
+        assert got == pytest.approx(expected), (
+            f"sum_placeholder: feeding x = {list(np.asarray(feed))} should give the sum {expected}, got {got}: "
+            "tf.reduce_sum(x)"
+        )
 
 
+@pytest.mark.covers("sum_placeholder")
 def test_not_feeding_a_placeholder_fails(sess):
     x, total = k03.sum_placeholder()
-    with pytest.raises(tf.errors.InvalidArgumentError, match="must feed a value for placeholder tensor 'x'"):
-        sess.run(total)
+    _expect_error(
+        lambda: sess.run(total),
+        tf.errors.InvalidArgumentError,
+        "must feed a value for placeholder tensor 'x'",
+        "sum_placeholder: running the sum without feeding x must fail with 'You must feed a value for placeholder "
+        "tensor 'x'': x must be a tf.compat.v1.placeholder (no default value) named 'x'",
+    )
 
 
+@pytest.mark.covers("sum_of_constants")
 def test_feeding_a_non_placeholder_tensor(sess):
     a, b, c = k03.sum_of_constants()
-    assert (a.name, b.name) == ("a:0", "b:0"), f"expected constants named a and b, got {a.name}, {b.name}"
-    assert sess.run(c) == 5.0
-    assert sess.run(c, feed_dict={a: 1.0}) == 4.0, "feeding a = 1.0 should give c = 1.0 + 3.0"
-    assert sess.run(a) == 2.0, "feeding only overrides a for that one run"
+    assert (a.name, b.name) == ("a:0", "b:0"), (
+        f"sum_of_constants: expected constants named a and b (a:0, b:0), got {a.name}, {b.name}"
+    )
+    dtypes = [t.dtype.name for t in (a, b, c)]
+    assert dtypes == ["float32"] * 3, f"sum_of_constants: expected float32 tensors (2.0, not 2), got {dtypes}"
+    got = sess.run(c)
+    assert got == 5.0, f"sum_of_constants: c = a + b should be 5.0, got {got}"
+    got = sess.run(c, feed_dict={a: 1.0})
+    assert got == 4.0, f"sum_of_constants: feeding a = 1.0 should give c = 1.0 + 3.0 = 4.0, got {got}"
+    assert sess.run(a) == 2.0, "sum_of_constants: feeding only overrides a for that one run"
 
 
+@pytest.mark.covers("batch_placeholder")
 def test_none_batch_dimension(sess):
     x, sums = k03.batch_placeholder(3)
-    assert x.shape.as_list() == [None, 3], f"expected static shape [None, 3], got {x.shape}"
-    assert sums.shape.as_list() == [None], f"expected one sum per row, shape [None], got {sums.shape}"
+    assert x.op.type == "Placeholder" and x.name == "x:0", (
+        f"batch_placeholder: x should be a placeholder named x, got a {x.op.type} op named {x.name}"
+    )
+    assert x.dtype == tf.float32, f"batch_placeholder: expected a float32 placeholder, got {x.dtype.name}"
+    assert x.shape.as_list() == [None, 3], f"batch_placeholder(3): expected static shape [None, 3], got {x.shape}"
+    assert sums.shape.as_list() == [None], (
+        f"batch_placeholder: expected one sum per row, shape [None], got {sums.shape}: tf.reduce_sum(x, axis=1)"
+    )
     for batch in (1, 5):
-        feed = np.arange(batch * 3, dtype=np.float32).reshape(batch, 3)
-        np.testing.assert_allclose(sess.run(sums, {x: feed}), feed.sum(axis=1))
+        feed = (np.arange(batch * 3, dtype=np.float32).reshape(batch, 3) - 4.0) ** 2 * np.array([1, -1, 2], np.float32)
+        got = sess.run(sums, {x: feed})
+        assert np.allclose(got, feed.sum(axis=1), rtol=1e-6), (
+            f"batch_placeholder: for a batch of {batch} rows expected the row sums {feed.sum(axis=1).tolist()}, "
+            f"got {np.asarray(got).tolist()}"
+        )
     with pytest.raises(ValueError, match="Cannot feed value of shape"):
-        sess.run(sums, {x: np.zeros((2, 4), np.float32)})
+        sess.run(sums, {x: np.zeros((2, 4), np.float32)})  # the placeholder's [None, 3] is checked when fed
 
 
+# --------------------------------------------------------------------------- sgd_minimize
 def _quadratic():
     k = tf.Variable(1.0, name="k")
     b = tf.Variable(-2.0, name="b")
@@ -65,58 +141,166 @@ def _quadratic():
     return k, b, loss
 
 
+@pytest.mark.covers("sgd_minimize")
 def test_sgd_step_is_one_gradient_step(sess):
     k, b, loss = _quadratic()
     op = k03.sgd_minimize(loss, 0.1)
     sess.run(tf.compat.v1.global_variables_initializer())
+    assert sess.run([k, b]) == [1.0, -2.0], "sgd_minimize: building the train op must not change the variables"
     sess.run(op)
     residual = 3.0 * 1.0 - 2.0 - 4.0
     expected = (1.0 - 0.1 * 6.0 * residual, -2.0 - 0.1 * 2.0 * residual)
-    got = tuple(sess.run([k, b]))
-    np.testing.assert_allclose(got, expected, rtol=1e-6, err_msg="one SGD step: v - lr * grad")
+    got = tuple(float(v) for v in sess.run([k, b]))
+    assert np.allclose(got, expected, rtol=1e-5), (
+        f"sgd_minimize(loss, 0.1): one run should make (k, b) = {expected} (v - lr * dloss/dv), got {got}: "
+        "tf.compat.v1.train.GradientDescentOptimizer(learning_rate).minimize(loss, var_list=var_list)"
+    )
 
 
+@pytest.mark.covers("sgd_minimize")
 def test_sgd_var_list_limits_what_trains(sess):
     k, b, loss = _quadratic()
     op = k03.sgd_minimize(loss, 0.1, var_list=[k])
     sess.run(tf.compat.v1.global_variables_initializer())
     sess.run(op)
-    assert sess.run(b) == -2.0, "with var_list=[k] only k may change"
-    assert sess.run(k) != 1.0, "k should have been updated"
+    got_k, got_b = sess.run([k, b])
+    assert got_b == -2.0, f"sgd_minimize(..., var_list=[k]): only k may change, b went from -2.0 to {got_b}: pass var_list to minimize"
+    assert got_k != 1.0, "sgd_minimize(..., var_list=[k]): k should have been updated"
 
 
+# --------------------------------------------------------------------------- linear regression
+@pytest.mark.covers("linear_regression_model")
 def test_linear_regression_model_graph():
     x, y, k, b, loss = k03.linear_regression_model()
-    assert [t.shape.as_list() for t in (x, y, k, b, loss)] == [[]] * 5, "everything is a scalar here"
-    assert x.op.type == y.op.type == "Placeholder", "x and y must be placeholders"
-    assert (k.name, b.name) == ("k:0", "b:0"), f"expected variables k and b, got {k.name}, {b.name}"
-    assert loss.name == "square_error:0", f"expected the loss named square_error, got {loss.name}"
-    assert {v.name for v in tf.compat.v1.trainable_variables()} == {"k:0", "b:0"}
+    shapes = [t.shape.as_list() for t in (x, y, k, b, loss)]
+    assert shapes == [[]] * 5, f"linear_regression_model: x, y, k, b and loss are all scalars (shape []), got {shapes}"
+    assert x.op.type == y.op.type == "Placeholder", "linear_regression_model: x and y must be placeholders"
+    assert (x.name, y.name) == ("x:0", "y:0"), f"linear_regression_model: expected placeholders x and y, got {x.name}, {y.name}"
+    assert x.dtype == y.dtype == tf.float32, "linear_regression_model: x and y are float32 placeholders"
+    assert (k.name, b.name) == ("k:0", "b:0"), f"linear_regression_model: expected variables k and b, got {k.name}, {b.name}"
+    assert loss.name == "square_error:0", (
+        f"linear_regression_model: expected the loss named square_error (square_error:0), got {loss.name}: "
+        "tf.square(..., name='square_error')"
+    )
+    assert {v.name for v in tf.compat.v1.trainable_variables()} == {"k:0", "b:0"}, (
+        "linear_regression_model: the trainable variables should be exactly k and b"
+    )
+    for var in (k, b):
+        assert _in_variable_store(var), (
+            f"linear_regression_model: {var.op.name} must be made by tf.compat.v1.get_variable('{var.op.name}', "
+            "shape=[]) (get_variable with reuse=True could not find it; a tf.Variable is not in the variable store)"
+        )
 
 
+@pytest.mark.covers("linear_regression_model")
 def test_linear_regression_loss_value(sess):
     x, y, k, b, loss = k03.linear_regression_model()
     sess.run([k.assign(2.0), b.assign(0.5)])
-    assert sess.run(loss, {x: 1.5, y: 1.0}) == pytest.approx((2.0 * 1.5 + 0.5 - 1.0) ** 2)
+    for xv, yv in ((1.5, 1.0), (-2.0, 0.5)):
+        got = sess.run(loss, {x: xv, y: yv})
+        expected = (2.0 * xv + 0.5 - yv) ** 2
+        assert got == pytest.approx(expected, rel=1e-6), (
+            f"linear_regression_model: with k = 2, b = 0.5, x = {xv}, y = {yv} the loss (k x + b - y)^2 is "
+            f"{expected}, got {got}"
+        )
 
 
-@pytest.mark.points(3)
+def _reference_loop(k0, b0, steps, learning_rate, seed, y_first=False, loss_after=False):
+    """The tutorial's loop in numpy (float64): losses before each update and the final (k, b)."""
+    rng = np.random.RandomState(seed)
+    k, b, losses, previous = float(k0), float(b0), [], None
+    for _ in range(steps):
+        if y_first:
+            noise, xv = rng.standard_normal(), rng.random_sample()
+        else:
+            xv = rng.random_sample()
+            noise = rng.standard_normal()
+        yv = 3.0 * xv - 1.0 + 0.0001 * noise
+        r = k * xv + b - yv
+        previous = (k, b)
+        k, b = k - learning_rate * 2.0 * r * xv, b - learning_rate * 2.0 * r
+        losses.append((k * xv + b - yv) ** 2 if loss_after else r * r)
+    return k, b, losses, previous
+
+
+@pytest.mark.covers("train_linear_regression", "linear_regression_model", "sgd_minimize")
+def test_train_linear_regression_follows_the_loop():
+    steps, learning_rate, seed = 12, 0.3, 7
+    k_val, b_val, losses = _train(steps=steps, learning_rate=learning_rate, seed=seed)
+    assert isinstance(losses, list) and len(losses) == steps, (
+        f"train_linear_regression(steps={steps}): expected a list of {steps} losses (one per step), "
+        f"got {type(losses).__name__} of {len(losses) if hasattr(losses, '__len__') else '?'}"
+    )
+    # The start values: run the initializers of the graph it built again, in a new session (seeded ops
+    # give the same values in every session).
+    var = {v.op.name: v for v in tf.compat.v1.global_variables()}
+    assert {"k", "b"} <= set(var), (
+        f"train_linear_regression should build linear_regression_model() in the default graph (variables k and b), "
+        f"found {sorted(var)}"
+    )
+    with tf.compat.v1.Session() as s:
+        s.run(tf.compat.v1.global_variables_initializer())
+        k0, b0 = s.run([var["k"], var["b"]])
+    ref_k, ref_b, ref_losses, before_last = _reference_loop(k0, b0, steps, learning_rate, seed)
+    got = np.asarray(losses, np.float64)
+    if not np.allclose(got, ref_losses, rtol=1e-3, atol=1e-7):
+        variants = {
+            "draw x = rng.random_sample() first, then the noise rng.standard_normal()":
+                _reference_loop(k0, b0, steps, learning_rate, seed, y_first=True)[2],
+            "record the loss of the same sess.run as the train op (the loss before the update)":
+                _reference_loop(k0, b0, steps, learning_rate, seed, loss_after=True)[2],
+            f"use the learning_rate argument ({learning_rate} here), not a fixed 0.5":
+                _reference_loop(k0, b0, steps, 0.5, seed)[2],
+            "draw the data from rng = np.random.RandomState(seed), with the seed argument":
+                _reference_loop(k0, b0, steps, learning_rate, 0)[2],
+        }
+        hint = next((h for h, ref in variants.items() if np.allclose(got, ref, rtol=1e-3, atol=1e-7)),
+                    "one sample per step: x = rng.random_sample(), y = 3x - 1 + 0.0001 * rng.standard_normal(); "
+                    "run [loss, train_op] with that feed")
+        diff = np.abs(got - ref_losses)
+        step = int(diff.argmax())
+        pytest.fail(
+            f"train_linear_regression(steps={steps}, learning_rate={learning_rate}, seed={seed}): the losses differ "
+            f"from the tutorial's loop, first at step {int(np.argmax(diff > 1e-7 + 1e-3 * np.abs(ref_losses)))} "
+            f"(max |diff| {diff.max():.3g} at step {step}): {hint}"
+        )
+    # k and b after the last step; k, b fetched in the same run as the last train op may be read before it.
+    after = abs(k_val - ref_k) <= 1e-4 and abs(b_val - ref_b) <= 1e-4
+    before = abs(k_val - before_last[0]) <= 1e-4 and abs(b_val - before_last[1]) <= 1e-4
+    assert after or before, (
+        f"train_linear_regression: expected k = {ref_k:.5f}, b = {ref_b:.5f} after the last step, got "
+        f"k = {k_val:.5f}, b = {b_val:.5f}: return the values of the variables k and b, in that order"
+    )
+
+
+@pytest.mark.covers("train_linear_regression", "linear_regression_model", "sgd_minimize")
 def test_linear_regression_learns_k3_b_minus1():
-    k, b, losses = k03.train_linear_regression(steps=100, learning_rate=0.5, seed=0)
+    k, b, losses = _train(steps=100, learning_rate=0.5, seed=0)
     err = max(abs(k - 3.0), abs(b + 1.0))
     print(f"k = {k:.4f}, b = {b:.4f} after 100 steps (max error {err:.4f}, tolerance {TOLERANCE})")
-    assert len(losses) == 100, f"expected one loss per step, got {len(losses)}"
+    assert len(losses) == 100, f"train_linear_regression: expected one loss per step, got {len(losses)}"
     assert err <= TOLERANCE, (
-        f"expected k ~ 3 and b ~ -1 within {TOLERANCE}, got k = {k:.4f}, b = {b:.4f}: "
+        f"train_linear_regression: expected k ~ 3 and b ~ -1 within {TOLERANCE}, got k = {k:.4f}, b = {b:.4f}: "
         "one sample per step, y = 3x - 1 + small noise, learning rate 0.5, 100 steps"
     )
-    assert losses[-1] < losses[0] / 100, f"the loss should fall: first {losses[0]:.3g}, last {losses[-1]:.3g}"
+    assert losses[-1] < losses[0] / 100, (
+        f"train_linear_regression: the loss should fall: first {losses[0]:.3g}, last {losses[-1]:.3g}"
+    )
 
 
+@pytest.mark.covers("train_linear_regression")
 def test_linear_regression_is_seeded():
     runs = []
     for _ in range(2):
         with fresh_graph():  # the model's variables need a new graph each time
-            runs.append(k03.train_linear_regression(steps=5, seed=3))
+            runs.append(_train(steps=5, seed=3))
     first, second = runs
-    assert first[2] == second[2], "the same seed must give the same losses (use np.random.RandomState(seed))"
+    assert first[2] == second[2], (
+        "train_linear_regression: the same seed must give the same losses (use np.random.RandomState(seed))"
+    )
+    with fresh_graph():
+        other = _train(steps=5, seed=4)
+    assert other[2] != first[2], (
+        "train_linear_regression: seed=4 gave the same losses as seed=3: draw the data from "
+        "np.random.RandomState(seed), with the seed argument"
+    )

@@ -30,6 +30,48 @@ def _inputs(b=B, t=T, d=D, seed=0):
     return np.random.RandomState(seed).randn(b, t, d).astype(np.float32)
 
 
+def _first_line(exc, limit=120):
+    text = str(getattr(exc, "message", None) or exc).strip()
+    line = text.splitlines()[0] if text else type(exc).__name__
+    return line if len(line) <= limit else line[: limit - 3] + "..."
+
+
+def _qualname(cls):
+    return f"{cls.__module__}.{cls.__qualname__}"
+
+
+def _check_cell_class(cell, kind, cls_name):
+    """make_cell(kind) must be tf.compat.v1.nn.rnn_cell.<cls_name>; say which module a look-alike came from."""
+    expected = getattr(_rnn_cell(), cls_name)
+    got = type(cell)
+    if got is expected:
+        return
+    message = (
+        f"make_cell({kind!r}) should give tf.compat.v1.nn.rnn_cell.{cls_name} (class {_qualname(expected)}), "
+        f"got class {_qualname(got)}"
+    )
+    if got.__name__ == expected.__name__ or ("keras" in got.__module__ and "legacy" not in got.__module__):
+        message += (
+            f": that is the Keras layer {got.__name__} (tf.keras.layers), a different class with no zero_state "
+            f"that graph-mode static_rnn / dynamic_rnn do not take; use tf.compat.v1.nn.rnn_cell.{cls_name}"
+        )
+    pytest.fail(message)
+
+
+def _zero_state_and_step(cell, x):
+    """k06.zero_state_and_step, with a static batch size of None explained in one sentence."""
+    try:
+        return k06.zero_state_and_step(cell, x)
+    except (ValueError, TypeError) as exc:
+        if x.shape[0] is not None or "None" not in str(exc):
+            raise
+        error = _first_line(exc)
+    pytest.fail(  # outside the except block: no chained 100-line TensorFlow traceback
+        "zero_state_and_step: the batch size came out None: use tf.shape(x_t)[0] (dynamic) not x_t.shape[0] "
+        f"(static, None here: this x_t's batch size is only known at run time) (TensorFlow: {error})"
+    )
+
+
 def _kernel_and_bias(cell, sess):
     """The (kernel [D+H, H], bias [H]) of a BasicRNNCell, as numpy arrays."""
     by_name = {v.name.split("/")[-1].split(":")[0]: v for v in cell.trainable_variables}
@@ -57,11 +99,12 @@ def _numpy_rnn(x, lengths, kernel, bias):
 
 
 # --------------------------------------------------------------------------- the setup guard
+@pytest.mark.covers("make_cell")
 @pytest.mark.parametrize("problem", ["tf_keras missing", "TF_USE_LEGACY_KERAS unset"])
 def test_legacy_keras_problems_give_a_clear_message(monkeypatch, problem):
     # The kata's cells work with the real setup of this machine ...
     cell = k06.make_cell("lstm", H)
-    assert isinstance(cell, _rnn_cell().LSTMCell), f"make_cell('lstm') gave {type(cell).__name__}"
+    _check_cell_class(cell, "lstm", "LSTMCell")
     # ... and on TensorFlow >= 2.16 without legacy Keras, the guard each test runs first names the fix.
     # Simulated (TF 2.21, nothing really uninstalled); monkeypatch undoes it after the test.
     monkeypatch.setattr(tfsetup, "tf_version", lambda: (2, 21))
@@ -84,47 +127,70 @@ def test_legacy_keras_problems_give_a_clear_message(monkeypatch, problem):
 
 
 # --------------------------------------------------------------------------- cells
+@pytest.mark.covers("make_cell")
 @pytest.mark.parametrize(
     "kind, cls",
     [("rnn", "BasicRNNCell"), ("basic_lstm", "BasicLSTMCell"), ("lstm", "LSTMCell"), ("gru", "GRUCell")],
 )
 def test_make_cell_kinds(kind, cls):
     cell = k06.make_cell(kind, H)
-    expected = getattr(_rnn_cell(), cls)
-    assert type(cell) is expected, f"make_cell({kind!r}) should give a {cls}, got {type(cell).__name__}"
-    assert cell.output_size == H, f"expected {H} units (output_size), got {cell.output_size}"
+    _check_cell_class(cell, kind, cls)
+    assert cell.output_size == H, (
+        f"make_cell({kind!r}, {H}): expected {H} units (output_size), got {cell.output_size}: pass num_units"
+    )
 
 
+@pytest.mark.covers("make_cell")
 def test_make_cell_rejects_unknown_kind():
-    with pytest.raises(ValueError, match="gru"):
+    try:
         k06.make_cell("transformer", H)
+    except ValueError as exc:
+        assert "gru" in str(exc) and "lstm" in str(exc), (
+            f"make_cell('transformer'): the ValueError should name the valid kinds (rnn, basic_lstm, lstm, gru), "
+            f"it says: {_first_line(exc)}"
+        )
+        return
+    pytest.fail("make_cell('transformer') must raise ValueError naming the valid kinds: rnn, basic_lstm, lstm, gru")
 
 
+@pytest.mark.covers("zero_state_and_step", "make_cell")
 @pytest.mark.parametrize("kind", ["rnn", "gru", "basic_lstm", "lstm"])
 def test_zero_state_shapes_and_values(sess, kind):
     cell = k06.make_cell(kind, H)
     x = tf.compat.v1.placeholder(tf.float32, [None, D])  # batch size unknown until run time
-    s0, o1, s1 = k06.zero_state_and_step(cell, x)
-    feed = {x: _inputs()[:, 0]}
+    s0, o1, s1 = _zero_state_and_step(cell, x)
+    parts = tf.nest.flatten(s0)
+    fixed = sorted({p.shape[0] for p in parts if p.shape.rank and p.shape[0] is not None})
+    assert not fixed, (
+        f"zero_state_and_step: the zero state has the fixed batch size {fixed[0]}, but x_t's batch size is unknown "
+        "(None) until run time: take it from the input, cell.zero_state(tf.shape(x_t)[0], x_t.dtype)"
+    )
     sess.run(tf.compat.v1.global_variables_initializer())
-    if "lstm" in kind:
-        assert isinstance(s0, _rnn_cell().LSTMStateTuple), (
-            f"an LSTM's zero state is an LSTMStateTuple(c, h), got {type(s0).__name__}"
-        )
-        c, h = sess.run([s0.c, s0.h], feed)
-        assert c.shape == h.shape == (B, H), f"expected c and h of shape {(B, H)}, got {c.shape}, {h.shape}"
-        assert not c.any() and not h.any(), "the zero state must be all zeros"
-    else:
-        got = sess.run(s0, feed)
-        assert got.shape == (B, H), f"expected a zero state of shape {(B, H)}, got {got.shape}"
-        assert not got.any(), "the zero state must be all zeros"
+    for batch in (3, 7):  # any batch size must work: the zero state follows the fed x_t
+        feed = {x: _inputs(b=batch)[:, 0]}
+        if "lstm" in kind:
+            assert isinstance(s0, _rnn_cell().LSTMStateTuple), (
+                f"zero_state_and_step: an LSTM's zero state is an LSTMStateTuple(c, h), got {type(s0).__name__}"
+            )
+            c, h = sess.run([s0.c, s0.h], feed)
+            assert c.shape == h.shape == (batch, H), (
+                f"zero_state_and_step: for a batch of {batch} expected c and h of shape {(batch, H)}, got {c.shape}, {h.shape}"
+            )
+            assert not c.any() and not h.any(), "zero_state_and_step: s_0 must be the zero state (all zeros)"
+        else:
+            got = sess.run(s0, feed)
+            assert got.shape == (batch, H), (
+                f"zero_state_and_step: for a batch of {batch} expected a zero state of shape {(batch, H)}, got {got.shape}"
+            )
+            assert not got.any(), "zero_state_and_step: s_0 must be the zero state (all zeros)"
 
 
+@pytest.mark.covers("zero_state_and_step", "make_cell")
 def test_rnn_step_matches_formula(sess):
     cell = k06.make_cell("rnn", H)
     x = tf.compat.v1.placeholder(tf.float32, [None, D])
-    _, o1, s1 = k06.zero_state_and_step(cell, x)
-    assert o1.shape.as_list() == [None, H], f"expected an output [B, {H}], got {o1.shape}"
+    _, o1, s1 = _zero_state_and_step(cell, x)
+    assert o1.shape.as_list() == [None, H], f"zero_state_and_step: expected an output o_1 of shape [B, {H}], got {o1.shape}"
     sess.run(tf.compat.v1.global_variables_initializer())
     xv = _inputs()[:, 0]
     out, state = sess.run([o1, s1], {x: xv})
@@ -132,15 +198,16 @@ def test_rnn_step_matches_formula(sess):
     expected = np.tanh(np.concatenate([xv, np.zeros((B, H), np.float32)], axis=1) @ kernel + bias)
     np.testing.assert_allclose(
         out, expected, rtol=1e-5, atol=1e-6,
-        err_msg="o_1 should be tanh([x_1, s_0] W + b) with s_0 = 0: did the step start from zero_state?",
+        err_msg="zero_state_and_step: o_1 should be tanh([x_1, s_0] W + b) with s_0 = 0: did the step start from zero_state?",
     )
-    np.testing.assert_array_equal(state, out, err_msg="a vanilla RNN's new state is its output")
+    np.testing.assert_array_equal(state, out, err_msg="zero_state_and_step: a vanilla RNN's new state s_1 is its output o_1")
 
 
+@pytest.mark.covers("zero_state_and_step", "make_cell")
 def test_gru_output_is_its_state(sess):
     cell = k06.make_cell("gru", H)
     x = tf.constant(_inputs()[:, 0])
-    _, o1, s1 = k06.zero_state_and_step(cell, x)
+    _, o1, s1 = _zero_state_and_step(cell, x)
     assert isinstance(s1, tf.Tensor), f"a GRU's state is one [B, H] tensor, got {type(s1).__name__}"
     sess.run(tf.compat.v1.global_variables_initializer())
     out, state = sess.run([o1, s1])
@@ -149,13 +216,15 @@ def test_gru_output_is_its_state(sess):
     assert np.abs(out).max() > 0, "one step on non-zero input should not stay at zero"
 
 
+@pytest.mark.covers("zero_state_and_step", "make_cell")
 @pytest.mark.parametrize("kind", ["basic_lstm", "lstm"])
 def test_lstm_output_is_h_state_is_c_h(sess, kind):
     cell = k06.make_cell(kind, H)
     x = tf.constant(_inputs()[:, 0])
-    _, o1, s1 = k06.zero_state_and_step(cell, x)
+    _, o1, s1 = _zero_state_and_step(cell, x)
     assert isinstance(s1, _rnn_cell().LSTMStateTuple), (
-        f"an LSTM's state is an LSTMStateTuple(c, h), got {type(s1).__name__}"
+        f"zero_state_and_step: an LSTM's new state s_1 is an LSTMStateTuple(c, h), got {type(s1).__name__}: "
+        "return (s_0, o_1, s_1) in that order"
     )
     sess.run(tf.compat.v1.global_variables_initializer())
     out, c, h = sess.run([o1, s1.c, s1.h])
@@ -164,24 +233,38 @@ def test_lstm_output_is_h_state_is_c_h(sess, kind):
     assert not np.allclose(c, h), "c and h should differ (h = o * tanh(c)): is the state really (c, h)?"
 
 
+@pytest.mark.covers("top_output")
 def test_top_output_reads_h_from_any_state(sess):
-    x = tf.constant(_inputs())
-    outputs, state = k06.stacked_lstm(x, sizes=(4, H))
-    gru_state = tf.constant(np.arange(6, dtype=np.float32).reshape(2, 3))
-    lstm_state = _rnn_cell().LSTMStateTuple(c=tf.zeros([2, 3]), h=tf.ones([2, 3]))
-    sess.run(tf.compat.v1.global_variables_initializer())
-    top = k06.top_output(state)
-    assert top.shape.as_list()[-1] == H, (
-        f"the top layer of a MultiRNNCell state is the LAST entry ({H} units), got shape {top.shape}"
-    )
-    np.testing.assert_array_equal(sess.run(top), sess.run(state[-1].h), err_msg="expected the top layer's h")
-    np.testing.assert_array_equal(sess.run(k06.top_output(lstm_state)), np.ones([2, 3]),
-                                  err_msg="for an LSTMStateTuple the output is h (ones here), not c (zeros)")
-    np.testing.assert_array_equal(sess.run(k06.top_output(gru_state)), sess.run(gru_state),
-                                  err_msg="a plain tensor state is the output itself")
+    lstm_tuple = _rnn_cell().LSTMStateTuple
+
+    def const(value, shape=(2, 3)):
+        return tf.constant(np.full(shape, value, np.float32))
+
+    cases = [
+        ("a plain [B, H] tensor (RNN, GRU)", const(7.0), 7.0,
+         "a tensor state is the output itself: return it"),
+        ("LSTMStateTuple(c=0, h=1)", lstm_tuple(c=const(0.0), h=const(1.0)), 1.0,
+         "an LSTM's output is h (state.h), not c"),
+        ("a MultiRNNCell state (LSTMStateTuple(c=2, h=3), LSTMStateTuple(c=4, h=5))",
+         (lstm_tuple(c=const(2.0), h=const(3.0)), lstm_tuple(c=const(4.0), h=const(5.0, (2, 4)))), 5.0,
+         "the top layer is the LAST entry of a MultiRNNCell state, and its output is h"),
+        ("a MultiRNNCell state of GRU tensors (6, 8)", (const(6.0), const(8.0, (2, 4))), 8.0,
+         "the top layer is the LAST entry of a MultiRNNCell state"),
+    ]
+    for what, state, expected, fix in cases:
+        top = k06.top_output(state)
+        assert isinstance(top, tf.Tensor), (
+            f"top_output({what}) should return one [B, H] tensor, got {type(top).__name__}: {fix}"
+        )
+        got = sess.run(top)
+        assert got.size and np.all(got == expected), (
+            f"top_output({what}) should give the tensor of {expected:g}s, got values "
+            f"{sorted(set(np.unique(got).tolist()))[:4]}: {fix}"
+        )
 
 
 # --------------------------------------------------------------------------- stacking
+@pytest.mark.covers("stacked_lstm")
 @pytest.mark.points(2)
 def test_stacked_lstm_shapes():
     x = tf.compat.v1.placeholder(tf.float32, [None, T, D])
@@ -196,6 +279,25 @@ def test_stacked_lstm_shapes():
         assert got == ([None, size], [None, size]), f"expected c, h of [B, {size}], got {got}"
 
 
+@pytest.mark.covers("stacked_lstm")
+def test_stacked_lstm_other_sizes_and_lstm_cells():
+    x = tf.compat.v1.placeholder(tf.float32, [None, T, D])
+    outputs, state = k06.stacked_lstm(x, sizes=(3, 7, 2))
+    assert outputs.shape.as_list() == [None, T, 2], (
+        f"stacked_lstm(x, sizes=(3, 7, 2)): expected outputs [B, {T}, 2] (the top layer's size), got {outputs.shape}: "
+        "one LSTMCell per entry of sizes, bottom first"
+    )
+    got = [layer.h.shape.as_list()[-1] for layer in state] if isinstance(state, tuple) else state
+    assert got == [3, 7, 2], f"stacked_lstm(x, sizes=(3, 7, 2)): expected layers of 3, 7, 2 units, got {got}"
+    names = [v.op.name for v in tf.compat.v1.global_variables()]
+    basic = [n for n in names if "basic_lstm_cell" in n]
+    assert not basic, (
+        f"stacked_lstm: expected LSTMCell layers (the slide's example), found BasicLSTMCell variables {basic[:2]}: "
+        "use tf.compat.v1.nn.rnn_cell.LSTMCell(n)"
+    )
+
+
+@pytest.mark.covers("stacked_lstm")
 def test_stacked_lstm_last_output_is_top_h(sess):
     x = tf.constant(_inputs())
     outputs, state = k06.stacked_lstm(x)
@@ -206,17 +308,25 @@ def test_stacked_lstm_last_output_is_top_h(sess):
 
 
 # --------------------------------------------------------------------------- static vs dynamic
+@pytest.mark.covers("unstack_time")
 def test_unstack_time_gives_t_steps(sess):
     xv = _inputs()
     steps = k06.unstack_time(tf.constant(xv))
     assert isinstance(steps, list) and len(steps) == T, (
-        f"expected a list of T={T} tensors (one per time step), got {type(steps).__name__} of {len(steps)}"
+        f"unstack_time([B={B}, T={T}, D={D}]): expected a list of T={T} tensors (one per time step), got "
+        f"{type(steps).__name__} of {len(steps)}: time is axis 1, tf.unstack(inputs, axis=1)"
+    )
+    shapes = {tuple(t.shape.as_list()) for t in steps}
+    assert shapes == {(B, D)}, (
+        f"unstack_time: each step should be a [B, D] = {[B, D]} tensor, got shapes {sorted(shapes)}: "
+        "tf.unstack(inputs, axis=1) drops the time axis (tf.split keeps it as size 1)"
     )
     got = sess.run(steps)
     for t, step in enumerate(got):
         np.testing.assert_array_equal(step, xv[:, t], err_msg=f"element {t} should be x[:, {t}] (axis=1, not 0)")
 
 
+@pytest.mark.covers("run_static", "run_dynamic", "make_cell")
 @pytest.mark.points(2)
 def test_static_and_dynamic_share_weights_and_agree(sess):
     xv = _inputs()
@@ -244,6 +354,7 @@ def test_static_and_dynamic_share_weights_and_agree(sess):
 LENGTHS = np.array([6, 3, 1, 0], np.int32)
 
 
+@pytest.mark.covers("run_dynamic", "make_cell")
 @pytest.mark.points(2)
 def test_sequence_length_matches_numpy_reference(sess):
     xv = _inputs()
@@ -267,6 +378,7 @@ def test_sequence_length_matches_numpy_reference(sess):
     )
 
 
+@pytest.mark.covers("run_dynamic", "make_cell", "top_output")
 @pytest.mark.points(2)
 def test_sequence_length_lstm_final_state_is_last_valid_step(sess):
     xv = _inputs()
