@@ -1,6 +1,5 @@
 """The mistake catalogue and its runner (tfkata/mistakes): loading, validation, applying, one real run."""
 import ast
-import json
 import time
 from pathlib import Path
 
@@ -9,6 +8,7 @@ import pytest
 from tfkata import mistakes, registry
 from tfkata.mistakes import Mistake, MistakeError, apply, load, run
 from tfkata.mistakes.__main__ import line_for, main
+from tfkata.results import Run, TestResult
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -197,12 +197,11 @@ def test_a_stale_mistake_is_an_error_not_a_miss():
 
 def test_first_problem_reads_the_results(tmp_path):
     path = tmp_path / "r.json"
-    path.write_text(json.dumps({"tests": [
-        {"id": "t::a", "name": "a", "status": "pass", "message": None},
-        {"id": "t::b[1]", "name": "b[1]", "status": "fail", "message": "boom"},
-    ]}))
-    assert mistakes._first_problem(path) == ("t::b[1]", "b[1]", "fail", "boom")
-    assert mistakes._test_function("tests/t.py::TestX::test_y[2]") == "test_y"
+    tests = [TestResult(id="t::a", name="a", kata="k01", status="pass"),
+             TestResult(id="t::b[1]", name="b[1]", kata="k01", status="fail", message="boom", training=True)]
+    Run.grade("solutions", tests, registry.katas()).dump(path)
+    got = mistakes._first_problem(path)
+    assert (got.id, got.name, got.status, got.message, got.training) == ("t::b[1]", "b[1]", "fail", "boom", True)
 
 
 def test_cli_check_and_unknown_id(monkeypatch, tmp_path, capsys):

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import ast
 import dataclasses
-import json
 import os
 import re
 import shutil
@@ -29,6 +28,8 @@ else:  # pragma: no cover
     import tomli as tomllib
 
 from tfkata import registry
+from tfkata.results import Run, TestResult
+from tfkata.source import scan
 
 CATALOGUE_DIR = Path(__file__).resolve().parent
 KEYS = ("id", "function", "what", "replace", "code", "training")
@@ -72,6 +73,7 @@ class Outcome:
     by_training: bool = False  # the catching test is marked training
     error: str | None = None  # the run itself went wrong (timeout, no results, TODO, ...)
     skipped: bool = False  # a training mistake without runslow
+    report: str | None = None  # the catching test's failure as a learner sees it (short traceback)
 
     @property
     def status(self) -> str:
@@ -88,7 +90,7 @@ class Outcome:
             "kata": m.kata, "id": m.id, "function": m.function, "what": m.what, "training": m.training,
             "status": self.status, "caught": self.caught, "test_id": self.test_id, "test_name": self.test_name,
             "message": self.message, "seconds": round(self.seconds, 2), "by_training": self.by_training,
-            "error": self.error,
+            "error": self.error, "report": self.report,
         }
 
 
@@ -173,20 +175,10 @@ def _rel(path: Path) -> str:
 # --------------------------------------------------------------------------- applying
 def function_span(source: str, function: str) -> tuple[int, int, int]:
     """(first line incl. decorators, last line, def's line), 1-based, of ``name`` or ``Class.method``."""
-    tree = ast.parse(source)
-    parts = function.split(".")
-    body = tree.body
-    if len(parts) == 2:
-        cls = next((n for n in body if isinstance(n, ast.ClassDef) and n.name == parts[0]), None)
-        if cls is None:
-            raise KeyError(f"no class {parts[0]}")
-        body = cls.body
-    defs = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)
-    node = next((n for n in body if isinstance(n, defs) and n.name == parts[-1]), None)
-    if node is None:
-        raise KeyError(f"no {function}")
-    first = min([node.lineno] + [d.lineno for d in node.decorator_list])
-    return first, node.end_lineno, node.lineno
+    for f in scan(source):
+        if f.name == function:
+            return f.first, f.end, f.line
+    raise KeyError(f"no {function}")
 
 
 def apply(m: Mistake, source: str) -> str:
@@ -282,12 +274,12 @@ def run(m: Mistake, root: Path, *, runslow: bool = False, timeout: float = 600) 
                 return Outcome(m, caught=False, seconds=seconds)
             tail = " | ".join(l for l in output.strip().splitlines()[-3:])
             return Outcome(m, caught=False, seconds=seconds, error=f"pytest exited with code {code}: {tail}")
-        test_id, name, status, message = problem
-        by_training = _test_function(test_id) in _training_tests(work / test_file)
-        if status == "todo":
-            return Outcome(m, False, test_id, name, message, seconds, by_training,
+        found = dict(test_id=problem.id, test_name=problem.name, message=problem.message, seconds=seconds,
+                     by_training=problem.training, report=problem.report)
+        if problem.status == "todo":
+            return Outcome(m, caught=False, **found,
                            error="the mutated solution raised NotImplementedError (TODO), which is not a catch")
-        return Outcome(m, True, test_id, name, message, seconds, by_training)
+        return Outcome(m, caught=True, **found)
 
 
 def _call(cmd: list[str], cwd: Path, env: dict, timeout: float) -> tuple[int, str]:
@@ -306,31 +298,6 @@ def _call(cmd: list[str], cwd: Path, env: dict, timeout: float) -> tuple[int, st
     return proc.returncode, output
 
 
-def _first_problem(path: Path) -> tuple[str, str, str, str | None] | None:
-    """(test id, test name, status, message) of the first test that failed, errored or was TODO.
-
-    The one place that knows the results file's layout (today: plugin.py's JSON, version 3).
-    """
-    data = json.loads(Path(path).read_text(encoding="utf-8"))
-    for test in data.get("tests", []):
-        if test.get("status") in ("fail", "error", "todo"):
-            return test["id"], test["name"], test["status"], test.get("message")
-    return None
-
-
-def _test_function(test_id: str) -> str:
-    """'tests/t.py::TestX::test_y[2]' -> 'test_y'."""
-    return test_id.split("::")[-1].split("[")[0]
-
-
-def _training_tests(test_file: Path) -> set[str]:
-    """Names of the test functions in ``test_file`` decorated with ``pytest.mark.training``."""
-    tree = ast.parse(test_file.read_text(encoding="utf-8"))
-    out = set()
-    for node in ast.walk(tree):
-        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
-            for dec in node.decorator_list:
-                target = dec.func if isinstance(dec, ast.Call) else dec
-                if isinstance(target, ast.Attribute) and target.attr == "training":
-                    out.add(node.name)
-    return out
+def _first_problem(path: Path) -> TestResult | None:
+    """The first graded test that failed, errored or hit a TODO, from a results file (tfkata/results.py)."""
+    return Run.load(path).first_problem

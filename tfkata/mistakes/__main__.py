@@ -29,6 +29,7 @@ def line_for(o: Outcome) -> str:
     head += f"{label:<7} {o.seconds:5.1f} s  "
     if o.status == "caught":
         first = (o.message or "").strip().splitlines()[0] if (o.message or "").strip() else "(no message)"
+        first = first.removeprefix("AssertionError: ")
         if len(first) > WIDTH:
             first = first[: WIDTH - 3] + "..."
         where = " (training test)" if o.by_training else ""
