@@ -100,18 +100,13 @@ def classify(exc: BaseException, tb, *, kata: registry.Kata | None, target_dir: 
     kata_id = kata.id if kata else None
     line = timeout_line(exc, tb, target_dir, kata_id)
     if line is None:
-        try:  # TEMP until tfkata/diagnoses.py lands
-            from tfkata.diagnoses import diagnose
-        except ImportError:
-            diagnose = lambda exc, target_dir: None  # noqa: E731
+        from tfkata.diagnoses import diagnose
+
         found = diagnose(exc, target_dir=Path(target_dir))
         line = found.line if found else None
     if full:
         return Outcome(None, line or _first_line(exc), None)
-    try:  # TEMP until tfkata/tracebacks.py lands
-        from tfkata.tracebacks import learner_report
-    except ImportError:
-        return Outcome(None, line or _first_line(exc), None)
+    from tfkata.tracebacks import learner_report
 
     text = learner_report(exc, target_dir=Path(target_dir), tests_dir=Path(tests_dir), message_first=line)
     return Outcome(None, line or _first_line(exc), text)

@@ -1,18 +1,25 @@
-"""The harness's own tests: target switching, TODO outcome, points and grades, JSON, markers.
+"""The plugin's own tests: target, outcomes (TODO, waiting, diagnosis, time-out), grades, results, the
+learner's plain `pytest`. Each runs pytest in a subprocess (pytester) on a throw-away mini checkout
+whose katas/ and solutions/ hold made-up modules under k01's and k02's names.
 
-They run pytest in a subprocess on a throw-away mini repository (its katas/ and solutions/ hold a
-made-up module under k01's name), so nothing here depends on the real katas.
+The results document of the mini run is pinned by a golden file (tests/harness/golden/results.json):
+any change of the schema or of what the plugin records must update it on purpose
+(`TFKATA_UPDATE_GOLDEN=1 pytest --solutions tests/harness/test_plugin.py`).
 """
+from __future__ import annotations
+
 import json
 import os
-import subprocess
-import sys
-import textwrap
+import re
 from pathlib import Path
 
 import pytest
 
-from tfkata.plugin import find_todo
+from tfkata.outcome import find_todo
+from tfkata.results import SCHEMA_VERSION, Run, Todo
+
+pytestmark = pytest.mark.timeout(600)
+GOLDEN = Path(__file__).with_name("golden") / "results.json"
 
 KATA = '''
 def done():
@@ -23,6 +30,13 @@ def done():
 def todo_fn():
     """Returns 5."""
     raise NotImplementedError("k01: todo_fn")
+
+
+def spin():
+    """Returns at once."""
+    i = 0
+    while i < 10:
+        i = i
 '''
 
 SOLUTION = '''
@@ -34,6 +48,11 @@ def done():
 def todo_fn():
     """Returns 5."""
     return 5
+
+
+def spin():
+    """Returns at once."""
+    return None
 '''
 
 TESTS = '''
@@ -45,26 +64,26 @@ k = load_kata("k01")
 
 
 @pytest.mark.points(3)
+@pytest.mark.covers("done")
 def test_pass():
+    print("figure: 2")
     assert k.done() == 2
 
 
 @pytest.mark.points(2)
+@pytest.mark.covers("todo_fn")
 def test_todo():
     assert k.todo_fn() == 5
 
 
+@pytest.mark.covers("done")
 def test_fail():
     assert k.done() == 3, "expected 3 from done(), got 2: a made-up mistake"
 
 
 @pytest.mark.slow
+@pytest.mark.covers("done")
 def test_slow():
-    pass
-
-
-@pytest.mark.gpu
-def test_gpu():
     pass
 
 
@@ -73,171 +92,180 @@ def broken():
     raise RuntimeError("fixture broke")
 
 
+@pytest.mark.covers("done")
 def test_error(broken):
     pass
 
 
-@pytest.mark.timeout(1)
+@pytest.mark.timeout(2)
+@pytest.mark.covers("spin")
 def test_timeout():
-    time.sleep(5)
+    k.spin()
+
+
+@pytest.mark.training
+@pytest.mark.points(4)
+@pytest.mark.covers("todo_fn", "done")
+def test_training():
+    assert k.todo_fn() + k.done() == 7
+
+
+@pytest.mark.needs("k02")
+@pytest.mark.covers("done")
+def test_needs_k02():
+    assert k.done() == 2
+'''
+
+K02_TESTS = '''
+from tfkata import load_kata
+import pytest
+
+k = load_kata("k02")
+
+
+@pytest.mark.covers("make_variables")
+def test_broken():
+    k.make_variables()
 '''
 
 
-@pytest.fixture(scope="module")
-def mini_repo(tmp_path_factory):
-    root = tmp_path_factory.mktemp("mini")
-    (root / "conftest.py").write_text('pytest_plugins = ["tfkata.plugin"]\n')
-    (root / "pytest.ini").write_text("[pytest]\ntimeout = 120\ntimeout_method = signal\n")
+@pytest.fixture
+def mini(pytester):
+    pytester.makeconftest('pytest_plugins = ["tfkata.plugin"]\n')
+    pytester.makeini("[pytest]\ntimeout = 120\ntimeout_method = signal\ntestpaths = tests\n")
     for target, body in (("katas", KATA), ("solutions", SOLUTION)):
-        (root / target).mkdir()
-        (root / target / "__init__.py").write_text("")
-        (root / target / "k01_graph_session.py").write_text(body)
-    (root / "tests").mkdir()
-    (root / "tests" / "test_k01_graph_session.py").write_text(TESTS)
-    (root / "tests" / "test_not_a_kata.py").write_text("def test_plain():\n    pass\n")
-    # a learner's file with a syntax error: its tests fail with one short message, the run goes on
-    for target in ("katas", "solutions"):
-        (root / target / "k02_variables_scopes.py").write_text("def make_variables(:\n    pass\n")
-    (root / "tests" / "test_k02_variables_scopes.py").write_text(
-        'from tfkata import load_kata\nk = load_kata("k02")\n\n\ndef test_broken():\n    k.make_variables()\n'
+        folder = pytester.mkpydir(target)
+        (folder / "k01_graph_session.py").write_text(body)
+        # a file with a syntax error: its tests fail with one short message, the run goes on
+        (folder / "k02_variables_scopes.py").write_text("def make_variables(:\n    pass\n")
+    tests = pytester.mkdir("tests")
+    (tests / "test_k01_graph_session.py").write_text(TESTS)
+    (tests / "test_k02_variables_scopes.py").write_text(K02_TESTS)
+    harness = tests / "harness"
+    harness.mkdir()
+    (harness / "test_self.py").write_text("def test_harness_self_test():\n    pass\n")
+    return pytester
+
+
+def run(pytester, *args, target=None, cwd=None):
+    out = pytester.path / f"results-{len(list(pytester.path.glob('results-*.json')))}.json"
+    if target is None:
+        os.environ.pop("TFKATA_TARGET", None)
+    else:
+        os.environ["TFKATA_TARGET"] = target
+    try:
+        if cwd is not None:
+            os.chdir(cwd)
+        result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "--results-json", str(out), *args)
+    finally:
+        os.environ.pop("TFKATA_TARGET", None)
+        os.chdir(pytester.path)
+    run_ = Run.load(out) if out.exists() else None
+    return result, run_
+
+
+def by_name(run_: Run) -> dict:
+    return {t.name: t for t in run_.tests}
+
+
+def normalised(run_: Run, root: Path) -> dict:
+    """The results document with what changes from run to run masked (times, versions, paths)."""
+    text = json.dumps(run_.to_dict(), indent=2, ensure_ascii=False, sort_keys=True)
+    text = text.replace(str(root), "<root>")
+    data = json.loads(text)
+    for key in ("started", "duration", "tensorflow", "python"):
+        data[key] = "<masked>"
+    for row in data["katas"]:
+        row["duration"] = "<masked>"
+    for t in data["tests"]:
+        t["duration"] = "<masked>"
+        if t["report"]:
+            t["report"] = re.sub(r"\.py:\d+", ".py:N", t["report"]).splitlines()[0]
+    return data
+
+
+def test_learner_run_statuses_messages_and_golden_file(mini):
+    result, run_ = run(mini)
+    tests = by_name(run_)
+    assert {n: t.status for n, t in tests.items()} == {
+        "test_pass": "pass", "test_todo": "todo", "test_fail": "fail", "test_slow": "skip", "test_error": "error",
+        "test_timeout": "fail", "test_training": "waiting", "test_needs_k02": "waiting", "test_broken": "fail",
+    }, result.stdout.str()
+    assert "test_harness_self_test" not in tests, "a learner's pytest grades the katas only"
+    assert result.ret == 1
+    out = result.stdout.str()
+    # TODO: one line per kata, no traceback
+    assert tests["test_todo"].message == "TODO k01: todo_fn is not written yet (katas/k01_graph_session.py:9)"
+    assert tests["test_todo"].todo == Todo("k01", "todo_fn", "katas/k01_graph_session.py", 9)
+    assert "k01  1 function to write: todo_fn first (katas/k01_graph_session.py:9)" in out, out
+    assert "NotImplementedError" not in out, "a TODO must not print a traceback"
+    # waiting: a training run waits for its unit tests; a test that needs k02 waits for k02
+    assert "3 unit tests still to pass (todo_fn, done)" in tests["test_training"].message, tests["test_training"].message
+    assert "finish k02 first (kata run k02)" in tests["test_needs_k02"].message
+    # the time-out names the function that never returned, and the likely cause first
+    timeout = tests["test_timeout"].message
+    assert timeout.startswith("k01: spin (katas/k01_graph_session.py:") and "may never return" in timeout, timeout
+    assert timeout.index("never return") < timeout.index("slow"), timeout
+    # an unimportable kata: one short message naming the file and line
+    assert tests["test_broken"].message.startswith(
+        "katas/k02_variables_scopes.py cannot be imported (line 1): SyntaxError"), tests["test_broken"].message
+    assert "The above exception was the direct cause" not in out
+    # the assertion's own message, the printed figure, the covers
+    assert "a made-up mistake" in tests["test_fail"].message and "fixture broke" in tests["test_error"].message
+    assert tests["test_pass"].printed == "figure: 2" and tests["test_training"].covers == ["todo_fn", "done"]
+    # the pytest summary and the grade table count the same things
+    last = out.strip().splitlines()[-1]
+    for n, word in ((1, "passed"), (3, "failed"), (1, "todo"), (2, "waiting"), (1, "skipped"), (1, "error")):
+        assert f"{n} {word}" in last, last
+    assert re.search(r"total\s+1\s+4\s+1\s+2\s+1\s", out), out
+    assert f"grade: 3/{3 + 2 + 1 + 1 + 1 + 4 + 1 + 1} points" in out, out
+    # pinned: the whole results document
+    data = normalised(run_, mini.path)
+    if os.environ.get("TFKATA_UPDATE_GOLDEN"):
+        GOLDEN.parent.mkdir(exist_ok=True)
+        GOLDEN.write_text(json.dumps(data, indent=2, ensure_ascii=False, sort_keys=True) + "\n", encoding="utf-8")
+    expected = json.loads(GOLDEN.read_text(encoding="utf-8"))
+    assert data == expected, (
+        "the results document changed; if on purpose, regenerate tests/harness/golden/results.json "
+        "with TFKATA_UPDATE_GOLDEN=1 and say so in README's results section"
     )
-    return root
+    assert run_.version == SCHEMA_VERSION
+    # plain pytest records the fully-run katas where `kata` reads them
+    recorded = Run.load(mini.path / ".tfkata" / "results-k01.json")
+    assert [t.name for t in recorded.tests] == [t.name for t in run_.tests if t.kata == "k01"]
 
 
-def run_pytest(root: Path, *args, env_target=None):
-    env = {k: v for k, v in os.environ.items() if k != "TFKATA_TARGET"}
-    if env_target is not None:
-        env["TFKATA_TARGET"] = env_target
-    out = root / f"results-{len(list(root.glob('results-*.json')))}.json"
-    proc = subprocess.run(
-        [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "--results-json", str(out), *args],
-        cwd=root,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    data = json.loads(out.read_text()) if out.exists() else None
-    return proc, data
+def test_solutions_run_includes_the_harness_and_never_waits(mini):
+    result, run_ = run(mini, "--solutions", "--runslow", "-k", "not broken and not timeout and not fail and not error")
+    tests = by_name(run_)
+    assert run_.target == "solutions" and "grading solutions/" in result.stdout.str()
+    assert tests["test_todo"].status == "pass" and tests["test_slow"].status == "pass"
+    assert tests["test_training"].status == "pass", "training runs once its unit tests pass"
+    assert tests["test_needs_k02"].status == "pass", "against solutions/ a needed kata is the reference: no wait"
+    assert tests["test_harness_self_test"].status == "pass"
+    assert "harness self-tests (not graded): 1 passed" in result.stdout.str()
+    assert not (mini.path / ".tfkata").exists(), "a --solutions run records nothing for the learner"
 
 
-@pytest.fixture(scope="module")
-def katas_run(mini_repo):
-    return run_pytest(mini_repo)
+def test_env_var_target_and_a_bad_value(mini):
+    _, run_ = run(mini, "-k", "todo", target="solutions")
+    assert by_name(run_)["test_todo"].status == "pass"
+    result, _ = run(mini, "-k", "todo", target="answers")
+    assert result.ret != 0
+    assert "TFKATA_TARGET must be 'katas' or 'solutions', got 'answers'" in result.stderr.str() + result.stdout.str()
 
 
-@pytest.fixture(scope="module")
-def solutions_run(mini_repo):
-    return run_pytest(mini_repo, "--solutions", "--runslow")
+def test_pytest_from_a_subfolder_grades_the_checkout(mini):
+    result, run_ = run(mini, "-k", "pass", cwd=mini.path / "katas")
+    assert run_ is not None and by_name(run_)["test_pass"].status == "pass", result.stdout.str()
+    assert "grades (katas/)" in result.stdout.str()
 
 
-def by_name(data):
-    return {t["name"]: t for t in data["tests"]}
-
-
-def test_statuses_against_katas(katas_run):
-    proc, data = katas_run
-    tests = by_name(data)
-    got = {name: t["status"] for name, t in tests.items()}
-    assert got == {
-        "test_pass": "pass",
-        "test_todo": "todo",
-        "test_fail": "fail",
-        "test_slow": "skip",
-        "test_gpu": got["test_gpu"] if got["test_gpu"] == "pass" else "skip",
-        "test_error": "error",
-        "test_timeout": "fail",
-        "test_plain": "pass",
-        "test_broken": "fail",
-    }, proc.stdout
-    assert proc.returncode == 1, "failures and TODOs make the run fail"
-
-
-def test_todo_is_one_line_without_traceback(katas_run):
-    proc, data = katas_run
-    message = by_name(data)["test_todo"]["message"]
-    assert message == "TODO k01: todo_fn is not written yet (katas/k01_graph_session.py:9)", message
-    assert message in proc.stdout
-    assert "NotImplementedError" not in proc.stdout, "a TODO must not print a traceback"
-    assert "1 todo" in proc.stdout.splitlines()[-1], proc.stdout.splitlines()[-1]
-
-
-def test_other_failures_keep_their_message(katas_run):
-    proc, data = katas_run
-    tests = by_name(data)
-    assert "a made-up mistake" in tests["test_fail"]["message"]
-    assert "a made-up mistake" in proc.stdout
-    assert "fixture broke" in tests["test_error"]["message"]
-
-
-def test_unimportable_kata_fails_with_one_short_message(katas_run):
-    proc, data = katas_run
-    message = by_name(data)["test_broken"]["message"]
-    assert message.startswith("katas/k02_variables_scopes.py cannot be imported (line 1): SyntaxError"), message
-    assert "The above exception was the direct cause" not in proc.stdout, "one short report, not a chained traceback"
-
-
-def test_timeout_message_names_the_limit_and_the_fix(katas_run):
-    proc, data = katas_run
-    message = by_name(data)["test_timeout"]["message"]
-    assert "timed out after 1.0 s" in message and "--timeout=" in message, message
-
-
-def test_markers_skip_with_reasons(katas_run):
-    _, data = katas_run
-    tests = by_name(data)
-    assert tests["test_slow"]["message"] == "slow test: run it with --runslow"
-    if tests["test_gpu"]["status"] == "skip":
-        assert "no GPU" in tests["test_gpu"]["message"]
-
-
-def test_grade_arithmetic(katas_run):
-    proc, data = katas_run
-    row, broken = data["katas"]
-    assert broken["id"] == "k02" and (broken["failed"], broken["points"], broken["points_possible"]) == (1, 0, 1)
-    assert row["id"] == "k01" and row["title"] == "Graphs and sessions"
-    gpu_ran = by_name(data)["test_gpu"]["status"] == "pass"
-    assert (row["passed"], row["failed"], row["todo"], row["errors"]) == (1 + gpu_ran, 2, 1, 1)
-    assert row["skipped"] == 2 - gpu_ran
-    # earned: test_pass (3) [+ test_gpu (1)]; possible: every non-skipped graded test
-    assert (row["points"], row["points_possible"]) == (3 + gpu_ran, 3 + 2 + 1 + 1 + 1 + gpu_ran)
-    assert data["points"] == {"earned": row["points"], "possible": row["points_possible"] + 1}
-    assert f"grade: {row['points']}/{row['points_possible'] + 1} points" in proc.stdout
-    assert all(t["points_earned"] == (t["points"] if t["status"] == "pass" else 0) for t in data["tests"])
-
-
-def test_json_schema(katas_run):
-    _, data = katas_run
-    assert set(data) == {
-        "version", "status", "message", "target", "tensorflow", "python", "duration", "points", "katas", "tests"
-    }
-    assert data["version"] == 3 and data["status"] == "fail" and data["target"] == "katas"
-    for test in data["tests"]:
-        assert set(test) == {"id", "name", "kata", "status", "points", "points_earned", "message", "duration"}
-        assert test["status"] in ("pass", "fail", "todo", "skip", "error")
-        assert isinstance(test["duration"], float) and test["duration"] >= 0
-    assert by_name(data)["test_plain"]["kata"] is None, "tests outside a kata's test file are not graded"
-    assert [t["kata"] for t in data["tests"]][-1] is None, "graded tests come first"
-
-
-def test_solutions_flag_switches_target(solutions_run):
-    proc, data = solutions_run
-    tests = by_name(data)
-    assert data["target"] == "solutions"
-    assert tests["test_todo"]["status"] == "pass", "--solutions must load solutions/k01_graph_session.py"
-    assert tests["test_slow"]["status"] == "pass", "--runslow must run slow tests"
-    assert "grading solutions/" in proc.stdout
-
-
-def test_env_var_switches_target(mini_repo):
-    proc, data = run_pytest(mini_repo, "-k", "todo", env_target="solutions")
-    assert by_name(data)["test_todo"]["status"] == "pass", proc.stdout
-
-
-def test_bad_target_is_one_clear_error(mini_repo):
-    proc, _ = run_pytest(mini_repo, "-k", "todo", env_target="answers")
-    assert proc.returncode != 0
-    assert "TFKATA_TARGET must be 'katas' or 'solutions', got 'answers'" in proc.stderr + proc.stdout
+def test_tb_long_shows_everything(mini):
+    full, _ = run(mini, "-k", "test_fail", "--tb=long")
+    text = full.stdout.str()
+    assert "a made-up mistake" in text
+    assert ">       assert k.done() == 3" in text, "--tb=long gives pytest's own report, introspection included"
 
 
 def test_find_todo_follows_chained_exceptions(tmp_path):
@@ -253,7 +281,7 @@ def test_find_todo_follows_chained_exceptions(tmp_path):
         except NotImplementedError as inner:
             raise RuntimeError("wrapped by a library") from inner
     except RuntimeError as outer:
-        found = find_todo(outer, str(target))
-    assert found == ("k02", "make_variables", "katas/k02_variables_scopes.py:2", "k02: make_variables")
-    assert find_todo(NotImplementedError("not from a kata"), str(target)) is None
-    assert find_todo(ValueError("x"), str(target)) is None
+        found = find_todo(outer, target)
+    assert found == Todo("k02", "make_variables", "katas/k02_variables_scopes.py", 2)
+    assert find_todo(NotImplementedError("not from a kata"), target) is None
+    assert find_todo(ValueError("x"), target) is None
