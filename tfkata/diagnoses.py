@@ -174,6 +174,47 @@ TABLE: tuple[Entry, ...] = (
            r"Fetch argument None has invalid type|Argument `fetch` = None has invalid type",
            lambda m, e: ("sess.run was asked to fetch None: a function returned None (a missing `return`?); "
                          "return the tensor or op you built")),
+    _entry("none-value", ["ValueError"],
+           r"None values not supported",
+           lambda m, e: ("an op got None instead of a tensor: a function returned None (a missing `return`?), "
+                         "or a variable was never set; return the tensor you built")),
+    _entry("dtype-not-allowed", ["TypeError"],
+           r"Value passed to parameter '(?P<p>\w+)' has DataType (?P<got>\w+) not in list of allowed values: (?P<ok>[\w, ]+)",
+           lambda m, e: (f"input '{m.group('p')}' must be one of {m.group('ok').strip()}, got {m.group('got')}: "
+                         f"cast it (tf.cast(t, tf.{m.group('ok').split(',')[0].strip()}))"
+                         + ("; sparse_softmax_cross_entropy_with_logits takes class ids, one-hot rows go to "
+                            "softmax_cross_entropy_with_logits" if m.group("p") == "labels" else ""))),
+    _entry("sparse-labels", ["ValueError"],
+           r"`labels.shape.rank` must equal `logits.shape.rank - 1`. Received: labels.shape=(?P<l>\(.*?\))",
+           lambda m, e: (f"sparse_softmax_cross_entropy_with_logits takes class ids (labels [B], int), not one-hot "
+                         f"rows (labels {m.group('l')}): pass tf.argmax(labels, 1), or use "
+                         "softmax_cross_entropy_with_logits with one-hot labels")),
+    _entry("reshape-size", ["ValueError", "InvalidArgumentError"],
+           r"Input to reshape is a tensor with (?P<n>\d+) values, but the requested shape has (?P<k>\d+)|"
+           r"Cannot reshape a tensor with (?P<n2>\d+) elements to shape (?P<s>\[[^\]]*\]) \((?P<k2>\d+) elements\)",
+           lambda m, e: (f"reshape of {m.group('n') or m.group('n2')} values into "
+                         f"{m.group('s') or 'a shape'} of {m.group('k') or m.group('k2')}: the sizes must multiply to "
+                         "the same count; write -1 for the one size to infer, e.g. tf.reshape(x, [-1, 7 * 7 * 64])")),
+    _entry("no-gradients", ["ValueError"],
+           r"No gradients provided for any variable",
+           lambda m, e: ("the loss does not depend on any trainable variable through TF ops: build it from the "
+                         "model's tensors (not numpy values or constants), without .numpy() or tf.stop_gradient")),
+    _entry("tensor-as-bool", ["OperatorNotAllowedInGraphError", "TypeError"],
+           r"Using a symbolic `tf.Tensor` as a Python `bool` is not allowed",
+           lambda m, e: ("Python `if`/`while`/`and` on a symbolic tensor: it has no value while the graph is built; "
+                         "use tf.cond / tf.where / tf.while_loop, or decide in Python after sess.run")),
+    _entry("feed-a-tensor", ["TypeError"],
+           r"The value of a feed cannot be a tf.Tensor object",
+           lambda m, e: ("feed_dict values must be numpy arrays or Python numbers, not tensors: feed the data "
+                         "itself (sess.run a tensor first if its value is needed)")),
+    _entry("placeholder-in-eager", ["RuntimeError"],
+           r"tf.placeholder\(\) is not compatible with eager execution",
+           lambda m, e: ("tf.compat.v1.placeholder needs a graph, and this code runs eagerly: TF 1 code builds inside "
+                         "`with tf.Graph().as_default():`; in TF 2 code pass the values as arguments")),
+    _entry("graph-finalized", ["RuntimeError"],
+           r"Graph is finalized and cannot be modified",
+           lambda m, e: ("an op was created after the graph was finalized (inside the training loop?): build every "
+                         "op, assign and initializer before the loop, and only sess.run them in it")),
     _entry("colon-in-name", ["ValueError"],
            r"[`'](?P<n>[^`']*?):(?P<i>\d+)[`'] is not a valid (?:root )?(?:scope |node )?name",
            lambda m, e: (f"'{_last(m.group('n'))}:{m.group('i')}' is not a valid op name: pass "

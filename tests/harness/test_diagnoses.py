@@ -42,7 +42,9 @@ def test_every_entry_is_tested():
     tested = {
         "uninitialized-variable", "placeholder-not-fed", "feed-shape", "numpy-in-graph", "other-graph",
         "empty-session-graph", "keras-cell", "variable-exists", "variable-missing", "incompatible-shapes",
-        "dtype-mix", "fetch-none", "colon-in-name", "batch-size-none",
+        "dtype-mix", "fetch-none", "colon-in-name", "batch-size-none", "none-value", "dtype-not-allowed",
+        "sparse-labels", "reshape-size", "no-gradients", "tensor-as-bool", "feed-a-tensor", "placeholder-in-eager",
+        "graph-finalized",
     }
     assert {e.key for e in TABLE} == tested
 
@@ -215,6 +217,94 @@ def test_batch_size_none(how):
             tf.zeros([x.shape[0], 4])
 
     check(build, "batch-size-none", "tf.shape(x)[0]")
+
+
+def test_none_value():
+    def build():
+        def forgot_return():
+            tf.zeros([2, 2])
+
+        return tf.matmul(forgot_return(), tf.zeros([2, 2]))
+
+    check(build, "none-value", "returned None")
+
+
+def test_reshape_size_at_build_time():
+    check(lambda: tf.reshape(tf.zeros([2, 3]), [4, 2]), "reshape-size", "6 values", "[4,2]", "-1")
+
+
+def test_reshape_size_at_run_time():
+    def build():
+        x = v1.placeholder(tf.float32, [None])
+        with v1.Session() as s:
+            s.run(tf.reshape(x, [4, 2]), {x: np.zeros(6)})
+
+    check(build, "reshape-size", "6 values", "of 8", "-1")
+
+
+# --------------------------------------------------------------------------- losses & training
+def test_sparse_loss_with_one_hot_labels():
+    def build():
+        logits = v1.placeholder(tf.float32, [None, 10])
+        labels = v1.placeholder(tf.int32, [None, 10])
+        tf.nn.sparse_softmax_cross_entropy_with_logits(labels=labels, logits=logits)
+
+    check(build, "sparse-labels", "(None, 10)", "tf.argmax(labels, 1)")
+
+
+def test_sparse_loss_with_float_labels():
+    def build():
+        logits = v1.placeholder(tf.float32, [None, 10])
+        labels = v1.placeholder(tf.float32, [None])
+        tf.nn.sparse_softmax_cross_entropy_with_logits(labels=labels, logits=logits)
+
+    check(build, "dtype-not-allowed", "'labels'", "int32, int64", "float32", "tf.cast(t, tf.int32)")
+
+
+def test_no_gradients():
+    def build():
+        v1.Variable(1.0)
+        loss = tf.constant(np.float32(3.0))  # computed outside the graph, e.g. with numpy
+        v1.train.GradientDescentOptimizer(0.1).minimize(loss)
+
+    check(build, "no-gradients", "trainable variable")
+
+
+def test_tensor_as_python_bool():
+    def build():
+        x = v1.placeholder(tf.float32, [])
+        if x > 0:
+            pass
+
+    check(build, "tensor-as-bool", "tf.cond")
+
+
+def test_feeding_a_tensor():
+    def build():
+        x = v1.placeholder(tf.float32, [2])
+        with v1.Session() as s:
+            s.run(x * 2, {x: tf.zeros([2])})
+
+    check(build, "feed-a-tensor", "numpy arrays")
+
+
+def test_placeholder_in_eager_code():
+    try:
+        v1.placeholder(tf.float32, [None])  # harness tests run eagerly: no graph here
+    except RuntimeError as exc:
+        d = diagnose(exc)
+    else:
+        pytest.fail("no error")
+    assert d.key == "placeholder-in-eager" and "tf.Graph().as_default()" in d.line
+
+
+def test_graph_finalized():
+    def build():
+        tf.constant(1.0)
+        tf.compat.v1.get_default_graph().finalize()
+        tf.constant(2.0)
+
+    check(build, "graph-finalized", "before the loop")
 
 
 # --------------------------------------------------------------------------- Keras where compat.v1 is meant
