@@ -13,7 +13,7 @@
     kata dev check        the contributors' whole check (CI runs it); kata dev mistakes [K..]
 
 This module only wires click commands; the rooms are runner (pytest), render (what is printed),
-hints (which hint), watch (the loop) and dev (contributors). Nothing here imports TensorFlow.
+hints (which hint), watching (the loop) and checks (contributors). Nothing here imports TensorFlow.
 """
 from __future__ import annotations
 
@@ -260,7 +260,7 @@ def hint(app: App, kata: registry.Kata, number: int | None, func: str | None):
 def watch(app: App, kata: registry.Kata | None, once: bool, timeout: float | None):
     """Re-run KATA (default: the kata whose file you saved last) whenever a file in katas/ is saved.
     Saving while the tests run cancels that run and starts again. Ctrl-C stops."""
-    from tfkata.cli import watch as watching
+    from tfkata.cli import watching
 
     app.need_pytest()
     pinned = kata is not None
@@ -403,7 +403,7 @@ def dev():
 def dev_check(app: App, static_only: bool, solutions_json: str | None):
     """katas/ generated from solutions/, registry hints, test coverage, mistake catalogues, every stub
     TODO, every solution passing. Exit 1 with the list of problems."""
-    from tfkata.cli import dev as checks
+    from tfkata.cli import checks
     from tfkata.results import ResultsError, Run
 
     steps = [("static checks (stubs, registry, covers, catalogues)", lambda: checks.static_problems(app.root))]

@@ -1,4 +1,4 @@
-"""``kata dev …``: the contributors' checks, in Python (``.ci/run`` calls them).
+"""``kata dev check``: the contributors' checks, in Python (``.ci/run`` calls them).
 
 ``kata dev check`` verifies, in order (each step says what is wrong and how to fix it):
 
