@@ -76,14 +76,16 @@ def test_linear_call_uses_its_own_variables():
     (w, b), = _random_weights([3], 5)
     lin.w.assign(w)
     lin.b.assign(b)
+    w_var, b_var = lin.w, lin.b
     first = lin(tf.constant(X)).numpy()
     second = lin(tf.constant(X)).numpy()
+    assert lin.w is w_var and lin.b is b_var and len(lin.trainable_variables) == 2, (
+        f"calling the module must reuse the w and b made in __init__ (after two calls self.w is "
+        f"{'the same' if lin.w is w_var else 'a new'} variable): create variables in __init__, never in __call__"
+    )
     diff, where = _max_diff(first, X @ w + b)
     assert diff < 1e-4, f"Linear(x) should be x @ w + b: max |diff| {diff:.3g} at {where}"
-    assert len(lin.trainable_variables) == 2 and np.array_equal(first, second), (
-        f"calling the module again must reuse w and b (it has {len(lin.trainable_variables)} variables): "
-        "create variables in __init__, never in __call__"
-    )
+    assert np.array_equal(first, second), "two calls on the same input must give the same output"
 
 
 # --------------------------------------------------------------------------- MLP (tf.Module of modules)
