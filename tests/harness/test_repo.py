@@ -1,49 +1,35 @@
-"""Consistency of the repository itself: katas vs solutions, the registry, the README, the stubs.
+"""Consistency of the repository itself: katas vs solutions, the registry, the tests' `covers`, the README.
 
-These read source files with ``ast`` (no TensorFlow import). The checks that compare katas/ with
+These read source files with tfkata.source (no TensorFlow import). The checks that compare katas/ with
 solutions/ are for contributors: a learner's edited katas/ would (rightly) differ from the stubs,
-so they run with ``--solutions`` and skip otherwise.
+so they run with ``--solutions`` and skip otherwise. `kata dev check` runs the same checks.
 """
-import ast
 from pathlib import Path
 
 import pytest
 
-from tfkata import registry, target
+from tfkata import registry, source, target
+from tfkata.cli.checks import coverage_problems
 from tfkata.stubs import stub_for
 
 ROOT = Path(__file__).resolve().parents[2]
 KATAS = registry.katas()
+IDS = [k.id for k in KATAS]
 contributor_only = pytest.mark.skipif(
     target() != "solutions", reason="contributor check of the pristine stubs: run with --solutions"
 )
 
 
-def public_api(path: Path) -> dict:
-    """name -> (signature, docstring) for public functions, classes and their public methods."""
-    tree = ast.parse(path.read_text(encoding="utf-8"))
-    api = {}
-    for node in tree.body:
-        if isinstance(node, ast.FunctionDef) and not node.name.startswith("_"):
-            api[node.name] = (ast.unparse(node.args), ast.get_docstring(node))
-        elif isinstance(node, ast.ClassDef) and not node.name.startswith("_"):
-            api[node.name] = ("class", ast.get_docstring(node))
-            for sub in node.body:
-                if isinstance(sub, ast.FunctionDef) and (not sub.name.startswith("_") or sub.name == "__init__"):
-                    api[f"{node.name}.{sub.name}"] = (ast.unparse(sub.args), ast.get_docstring(sub))
-    return api
-
-
-@pytest.mark.parametrize("kata", KATAS, ids=[k.id for k in KATAS])
+@pytest.mark.parametrize("kata", KATAS, ids=IDS)
 def test_every_kata_has_its_files(kata):
     missing = [p for p in (kata.path("katas"), kata.path("solutions"), kata.test_file) if not (ROOT / p).exists()]
     assert not missing, f"{kata.id}: missing {missing}"
 
 
 @contributor_only
-@pytest.mark.parametrize("kata", KATAS, ids=[k.id for k in KATAS])
+@pytest.mark.parametrize("kata", KATAS, ids=IDS)
 def test_kata_and_solution_expose_the_same_api(kata):
-    stub, solution = public_api(ROOT / kata.path("katas")), public_api(ROOT / kata.path("solutions"))
+    stub, solution = source.public_api(ROOT / kata.path("katas")), source.public_api(ROOT / kata.path("solutions"))
     assert sorted(stub) == sorted(solution), f"{kata.id}: public names differ"
     for name in solution:
         assert stub[name][0] == solution[name][0], f"{kata.id}.{name}: signatures differ"
@@ -52,26 +38,47 @@ def test_kata_and_solution_expose_the_same_api(kata):
 
 
 @contributor_only
-@pytest.mark.parametrize("kata", KATAS, ids=[k.id for k in KATAS])
+@pytest.mark.parametrize("kata", KATAS, ids=IDS)
 def test_stubs_are_generated_from_solutions(kata):
     assert (ROOT / kata.path("katas")).read_text(encoding="utf-8") == stub_for(kata, ROOT), (
         f"{kata.path('katas')} is out of date: run python -m tfkata.stubs {kata.id}"
     )
 
 
-@pytest.mark.parametrize("kata", KATAS, ids=[k.id for k in KATAS])
+@pytest.mark.parametrize("kata", KATAS, ids=IDS)
 def test_registry_hints_cover_every_function(kata):
-    tree = ast.parse((ROOT / kata.path("solutions")).read_text(encoding="utf-8"))
-    names = [
-        n.name
-        for n in tree.body
-        if isinstance(n, (ast.FunctionDef, ast.ClassDef)) and not n.name.startswith("_")
-    ]
+    names = source.public_names(ROOT / kata.path("solutions"))
     assert sorted(kata.hints) == sorted(names), (
         f"{kata.id}: registry hints are for {sorted(kata.hints)}, the module's functions are {sorted(names)}"
     )
     for name, hints in kata.hints.items():
         assert 2 <= len(hints) <= 3, f"{kata.id}.{name}: give 2-3 progressive hints, not {len(hints)}"
+
+
+@pytest.mark.parametrize("kata", KATAS, ids=IDS)
+def test_every_test_covers_functions_of_its_kata_and_every_function_is_covered(kata):
+    problems = coverage_problems(kata, ROOT)
+    assert not problems, "\n".join(problems)
+
+
+def test_coverage_check_can_fail(tmp_path):
+    kata = registry.get("k01")
+    (tmp_path / "tests").mkdir()
+    (tmp_path / kata.test_file).write_text(
+        "import pytest\n\n\n@pytest.mark.covers('define_add', 'no_such_function')\ndef test_a():\n    pass\n\n\n"
+        "def test_b():\n    pass\n"
+    )
+    problems = "\n".join(coverage_problems(kata, tmp_path))
+    assert "test_b covers nothing" in problems
+    assert "covers 'no_such_function', which k01 does not have" in problems
+    assert "k01: evaluate is covered by no test" in problems
+
+
+def test_every_now_kata_has_its_then_twin():
+    for kata in KATAS:
+        if kata.track == "now":
+            twin = registry.get(kata.twin)
+            assert twin.track == "then" and kata.id[1:] == twin.id[1:], f"{kata.id}'s twin should be k{kata.id[1:]}"
 
 
 def test_readme_kata_table_matches_registry():
