@@ -192,9 +192,10 @@ TABLE: tuple[Entry, ...] = (
     _entry("reshape-size", ["ValueError", "InvalidArgumentError"],
            r"Input to reshape is a tensor with (?P<n>\d+) values, but the requested shape has (?P<k>\d+)|"
            r"Cannot reshape a tensor with (?P<n2>\d+) elements to shape (?P<s>\[[^\]]*\]) \((?P<k2>\d+) elements\)",
-           lambda m, e: (f"reshape of {m.group('n') or m.group('n2')} values into "
-                         f"{m.group('s') or 'a shape'} of {m.group('k') or m.group('k2')}: the sizes must multiply to "
-                         "the same count; write -1 for the one size to infer, e.g. tf.reshape(x, [-1, 7 * 7 * 64])")),
+           lambda m, e: (f"reshape: {m.group('n') or m.group('n2')} values cannot fill "
+                         f"{m.group('s') or 'the requested shape'} ({m.group('k') or m.group('k2')} values): the sizes "
+                         "must multiply to the same count; write -1 for the one size to infer, e.g. "
+                         "tf.reshape(x, [-1, 7 * 7 * 64])")),
     _entry("no-gradients", ["ValueError"],
            r"No gradients provided for any variable",
            lambda m, e: ("the loss does not depend on any trainable variable through TF ops: build it from the "

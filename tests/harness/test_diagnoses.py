@@ -239,7 +239,7 @@ def test_reshape_size_at_run_time():
         with v1.Session() as s:
             s.run(tf.reshape(x, [4, 2]), {x: np.zeros(6)})
 
-    check(build, "reshape-size", "6 values", "of 8", "-1")
+    check(build, "reshape-size", "6 values", "(8 values)", "-1")
 
 
 # --------------------------------------------------------------------------- losses & training
