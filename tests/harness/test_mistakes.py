@@ -184,6 +184,13 @@ def test_run_catches_a_k01_mistake():
     assert line.startswith("k01/add-subtracts") and " caught " in line and "test_define_add_runs_to_five: " in line
 
 
+def test_a_run_past_its_timeout_is_an_error():
+    m = Mistake("k01", "slow", "define_add", "w", (("c = a + b\n", "c = a - b\n"),), None, False)
+    o = run(m, ROOT, timeout=0.5)  # pytest cannot even import TensorFlow in that time
+    assert o.status == "error" and "took longer than 0.5 s" in o.error
+    assert o.seconds < 30
+
+
 def test_training_mistake_is_skipped_without_runslow():
     o = run(make(training=True, replace=(("x", "y"),)), ROOT)
     assert o.skipped and o.status == "skipped" and not o.caught

@@ -266,7 +266,7 @@ def run(m: Mistake, root: Path, *, runslow: bool = False, timeout: float = 600) 
             code, output = _call(cmd, work, env, timeout)
         except subprocess.TimeoutExpired:
             return Outcome(m, caught=False, seconds=time.monotonic() - started,
-                           error=f"the test run took longer than {timeout:.0f} s and was stopped")
+                           error=f"the test run took longer than {timeout:g} s and was stopped")
         seconds = time.monotonic() - started
         problem = _first_problem(results) if results.is_file() else None
         if problem is None:
