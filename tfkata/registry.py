@@ -112,16 +112,23 @@ def for_source_file(path) -> Kata | None:
 
 
 def markdown_table() -> str:
-    """The README's kata table (a harness test keeps the README in step with it)."""
+    """The README's kata tables, then | now side by side, and each kata's functions (a harness test
+    keeps the README in step with it)."""
+    now = {k.twin: k for k in katas() if k.twin}
+
+    def cell(k: Kata | None) -> str:
+        return f"{k.id} `{k.alias}` [{k.title}](katas/{k.module}.py)" if k else "—"
+
     rows = [
-        "| id | alias | kata | 教程章节 | slides | functions |",
-        "|---|---|---|---|---|---|",
+        "| then: TF 1 (`tf.compat.v1`, as the slides) | now: TF 2 idiom (proven equal to your then) | 教程章节 | slides |",
+        "|---|---|---|---|",
     ]
     for k in katas():
-        funcs = ", ".join(f"`{name}`" for name in k.hints)
-        rows.append(
-            f"| {k.id} | `{k.alias}` | [{k.title}](katas/{k.module}.py) | {k.heading} | {k.slide} | {funcs} |"
-        )
+        if k.track == "then":
+            rows.append(f"| {cell(k)} | {cell(now.get(k.id))} | {k.heading} | {k.slide} |")
+    rows += ["", "| kata | functions you write |", "|---|---|"]
+    for k in katas():
+        rows.append(f"| {k.id} | {', '.join(f'`{name}`' for name in k.hints)} |")
     return "\n".join(rows)
 
 
