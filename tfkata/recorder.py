@@ -8,7 +8,6 @@ from __future__ import annotations
 import platform
 import sys
 import time
-from pathlib import Path
 
 import pytest
 
@@ -162,9 +161,3 @@ def _trim(text: str, limit: int = 120) -> str | None:
     if len(lines) > limit:
         lines = lines[: limit // 3] + [f"... ({len(lines) - limit} lines cut) ..."] + lines[-(limit - limit // 3):]
     return "\n".join(lines)
-
-
-def results_dir(root: Path) -> Path:
-    from tfkata.store import STATE_DIRNAME
-
-    return root / STATE_DIRNAME
