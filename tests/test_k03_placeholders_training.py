@@ -79,7 +79,7 @@ def test_feed_dict_gives_the_value(sess):
     for feed, expected in (([1.0, 2.0, 3.5], 6.5), (np.arange(-3, 7, dtype=np.float32), 15.0)):
         got = sess.run(total, feed_dict={x: feed})
         assert got == pytest.approx(expected), (
-            f"sum_placeholder: feeding x = {list(np.asarray(feed))} should give the sum {expected}, got {got}: "
+            f"sum_placeholder: feeding x = {np.asarray(feed).tolist()} should give the sum {expected}, got {got}: "
             "tf.reduce_sum(x)"
         )
 
@@ -152,7 +152,8 @@ def test_sgd_step_is_one_gradient_step(sess):
     expected = (1.0 - 0.1 * 6.0 * residual, -2.0 - 0.1 * 2.0 * residual)
     got = tuple(float(v) for v in sess.run([k, b]))
     assert np.allclose(got, expected, rtol=1e-5), (
-        f"sgd_minimize(loss, 0.1): one run should make (k, b) = {expected} (v - lr * dloss/dv), got {got}: "
+        f"sgd_minimize(loss, 0.1): one run should make (k, b) = ({expected[0]:.4g}, {expected[1]:.4g}) (v - lr * dloss/dv), "
+        f"got ({got[0]:.4g}, {got[1]:.4g}): "
         "tf.compat.v1.train.GradientDescentOptimizer(learning_rate).minimize(loss, var_list=var_list)"
     )
 
@@ -164,7 +165,7 @@ def test_sgd_var_list_limits_what_trains(sess):
     sess.run(tf.compat.v1.global_variables_initializer())
     sess.run(op)
     got_k, got_b = sess.run([k, b])
-    assert got_b == -2.0, f"sgd_minimize(..., var_list=[k]): only k may change, b went from -2.0 to {got_b}: pass var_list to minimize"
+    assert got_b == -2.0, f"sgd_minimize(..., var_list=[k]): only k may change, b went from -2.0 to {got_b:.4g}: pass var_list to minimize"
     assert got_k != 1.0, "sgd_minimize(..., var_list=[k]): k should have been updated"
 
 
@@ -255,14 +256,14 @@ def test_train_linear_regression_follows_the_loop():
                 _reference_loop(k0, b0, steps, learning_rate, 0)[2],
         }
         hint = next((h for h, ref in variants.items() if np.allclose(got, ref, rtol=1e-3, atol=1e-7)),
-                    "one sample per step: x = rng.random_sample(), y = 3x - 1 + 0.0001 * rng.standard_normal(); "
-                    "run [loss, train_op] with that feed")
+                    "the losses differ from the tutorial's loop: one sample per step, x = rng.random_sample(), "
+                    "y = 3x - 1 + 0.0001 * rng.standard_normal(), run [loss, train_op] with that feed")
         diff = np.abs(got - ref_losses)
         step = int(diff.argmax())
+        first = int(np.argmax(diff > 1e-7 + 1e-3 * np.abs(ref_losses)))
         pytest.fail(
-            f"train_linear_regression(steps={steps}, learning_rate={learning_rate}, seed={seed}): the losses differ "
-            f"from the tutorial's loop, first at step {int(np.argmax(diff > 1e-7 + 1e-3 * np.abs(ref_losses)))} "
-            f"(max |diff| {diff.max():.3g} at step {step}): {hint}"
+            f"train_linear_regression: {hint} (with steps={steps}, learning_rate={learning_rate}, seed={seed} the "
+            f"losses differ from the tutorial's loop from step {first} on, max |diff| {diff.max():.3g} at step {step})"
         )
     # k and b after the last step; k, b fetched in the same run as the last train op may be read before it.
     after = abs(k_val - ref_k) <= 1e-4 and abs(b_val - ref_b) <= 1e-4

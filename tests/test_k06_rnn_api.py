@@ -350,6 +350,33 @@ def test_static_and_dynamic_share_weights_and_agree(sess):
     np.testing.assert_allclose(ds.h, ss.h, rtol=1e-6, atol=1e-7, err_msg="final states should agree")
 
 
+@pytest.mark.covers("run_dynamic", "make_cell")
+def test_run_dynamic_any_batch_size(sess):
+    cell = k06.make_cell("gru", H)
+    x = tf.compat.v1.placeholder(tf.float32, [None, T, D])  # batch size unknown until run time
+    try:
+        outputs, state = k06.run_dynamic(cell, x)
+    except (ValueError, TypeError) as exc:
+        if "None" not in str(exc):
+            raise
+        error = _first_line(exc)
+    else:
+        error = None
+    if error is not None:
+        pytest.fail(
+            "run_dynamic: a batch size came out None: give dynamic_rnn dtype=inputs.dtype and let it make the zero "
+            "state, or take the batch size from tf.shape(inputs) (dynamic), not inputs.shape (static, None here) "
+            f"(TensorFlow: {error})"
+        )
+    sess.run(tf.compat.v1.global_variables_initializer())
+    for batch in (2, 5):
+        out, final = sess.run([outputs, state], {x: _inputs(b=batch)})
+        assert out.shape == (batch, T, H) and final.shape == (batch, H), (
+            f"run_dynamic on a [None, {T}, {D}] placeholder fed {batch} sequences: expected outputs {(batch, T, H)} "
+            f"and a final state {(batch, H)}, got {out.shape} and {final.shape}"
+        )
+
+
 # --------------------------------------------------------------------------- sequence_length
 LENGTHS = np.array([6, 3, 1, 0], np.int32)
 
