@@ -125,9 +125,10 @@ def _greedy_ids(sess, model, x, lx):
             raise
         name = next((n for n in ("decoder_inputs", "decoder_lengths", "decoder_targets") if n in str(exc)),
                     "a decoder placeholder")
-        pytest.fail(f"model.predictions needs {name} fed: at inference there are no targets, so the predictions "
-                    "must come from greedy_decoder (which feeds back its own argmax), not from the teacher-forced "
-                    "logits", pytrace=False)
+    # Failed outside the except block, so the generic line for the TF error does not replace this message.
+    pytest.fail(f"model.predictions needs {name} fed: at inference there are no targets, so the predictions "
+                "must come from greedy_decoder (which feeds back its own argmax), not from the teacher-forced "
+                "logits", pytrace=False)
 
 
 def _chain_table(chain, no_eos=False):
@@ -462,6 +463,13 @@ def test_exact_match():
         f"expected 2 of 4 right (row 0: tokens after EOS do not count; row 2 never emits EOS), got {got}"
     )
     assert k07.exact_match(targets, targets) == 1.0
+    cut = k07.exact_match(np.array([[2, 4]]), np.array([[2, 4, 6, 0]]))
+    assert cut == 0.0, (
+        f"the prediction [2, 4] stops before [2, 4, 6, EOS] is complete (it has no EOS), got {cut}: compare up to and "
+        "including each row's first EOS, not up to the shorter width"
+    )
+    wide = k07.exact_match(np.array([[2, 4, 0, 0, 0, 0]]), np.array([[2, 4, 0]]))
+    assert wide == 1.0, f"[2, 4, EOS] padded to 6 columns is right for [2, 4, EOS], got {wide}: widths may differ"
 
 
 @pytest.mark.covers("decayed_learning_rate")

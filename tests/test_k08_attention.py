@@ -12,6 +12,7 @@ import pytest
 import tensorflow as tf
 
 from tfkata import load_kata
+from tfkata.curves import explain_curve
 from tfkata.tfsetup import require_legacy_rnn
 
 k08 = load_kata("k08_attention")
@@ -32,6 +33,13 @@ MIN_GAP = 0.40  # attention minus plain; measured plain (same schedule) 18.4-19.
 MIN_ALIGNED = 0.80  # share of output steps whose strongest weight is on the source position they copy
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
+# What each group of tests exercises (a training test waits until the unit tests of these pass).
+PIECES = ("luong_scores", "masked_softmax", "context_vector", "attentional_state")
+STEP_COVERS = ("attention_step", "attention_parts", *PIECES)
+DECODER_COVERS = ("attention_training_decoder", *STEP_COVERS)
+MODEL_COVERS = ("build_attention_seq2seq", "attention_greedy_decoder", *DECODER_COVERS)
+TRAIN_COVERS = ("train", *MODEL_COVERS)
+
 
 @pytest.fixture(autouse=True, scope="module")
 def _legacy_rnn():
@@ -44,6 +52,23 @@ def _np_softmax(z):
     return e / e.sum(-1, keepdims=True)
 
 
+def _check_rows_sum_to_one(align, what):
+    """Alignment rows [..., T_enc] must be distributions; name the usual reason when they are not."""
+    sums = align.sum(-1)
+    if np.allclose(sums, 1.0, atol=1e-4):
+        return
+    if align.ndim == 2 and align.shape[0] > 1 and np.allclose(align.sum(0), 1.0, atol=1e-4):
+        pytest.fail(f"{what}: the columns sum to 1, not the rows: the softmax ran over axis 0 (the batch); "
+                    "use tf.nn.softmax(scores, axis=-1)", pytrace=False)
+    if np.all(sums < 1.0 - 1e-4) and np.all(align >= 0):
+        pytest.fail(f"{what}: the rows sum to {np.round(sums.ravel()[:4], 3).tolist()}..., less than 1: the padded "
+                    "weights were zeroed AFTER the softmax; mask the scores before it (padding -> -inf) so the "
+                    "valid weights sum to 1", pytrace=False)
+    pytest.fail(f"{what}: alignment rows should sum to 1, got sums {np.round(sums.ravel()[:4], 3).tolist()}...: "
+                "apply the (masked) softmax to the scores (masked_softmax(luong_scores(...), memory_lengths))",
+                pytrace=False)
+
+
 def _png_size(path):
     data = open(path, "rb").read()
     assert data[:8] == PNG_SIGNATURE, f"{path} is not a PNG: it starts with {data[:8]!r}"
@@ -52,6 +77,7 @@ def _png_size(path):
 
 
 # --------------------------------------------------------------------------- Luong attention
+@pytest.mark.covers("luong_scores")
 def test_luong_scores_general_form(sess):
     rng = np.random.RandomState(0)
     query = rng.randn(3, 4).astype(np.float32)
@@ -62,13 +88,14 @@ def test_luong_scores_general_form(sess):
                                err_msg="score[b, s] should be the dot product of query[b] and keys[b, s]")
 
 
+@pytest.mark.covers("masked_softmax")
 def test_masked_softmax_is_a_distribution_with_exact_zeros(sess):
     rng = np.random.RandomState(1)
     scores = rng.randn(3, 5).astype(np.float32) * 3
     lengths = np.array([5, 2, 3], dtype=np.int32)
     got = sess.run(k08.masked_softmax(tf.constant(scores), tf.constant(lengths)))
     assert got.shape == (3, 5), f"alignments should be [B, T_enc] = (3, 5), got {got.shape}"
-    np.testing.assert_allclose(got.sum(-1), 1.0, rtol=1e-5, err_msg="each row of alignments must sum to 1")
+    _check_rows_sum_to_one(got, "masked_softmax")
     for b, n in enumerate(lengths):
         assert np.all(got[b, n:] == 0.0), (
             f"row {b}: weights past length {n} must be exactly 0, got {got[b, n:]}: mask before the softmax "
@@ -78,6 +105,7 @@ def test_masked_softmax_is_a_distribution_with_exact_zeros(sess):
                                    err_msg=f"row {b}: valid weights should be the softmax over the valid scores only")
 
 
+@pytest.mark.covers("masked_softmax")
 def test_masked_softmax_ignores_huge_scores_on_padding(sess):
     scores = np.array([[0.0, 1.0, 1e4, 1e4]], dtype=np.float32)
     got = sess.run(k08.masked_softmax(tf.constant(scores), tf.constant([2])))
@@ -86,6 +114,7 @@ def test_masked_softmax_ignores_huge_scores_on_padding(sess):
                                err_msg="padded positions must not take weight whatever their scores")
 
 
+@pytest.mark.covers("context_vector")
 def test_context_is_the_weighted_sum(sess):
     rng = np.random.RandomState(2)
     align = _np_softmax(rng.randn(2, 4)).astype(np.float32)
@@ -96,6 +125,7 @@ def test_context_is_the_weighted_sum(sess):
                                err_msg="context[b] = sum_s alignments[b, s] * memory[b, s]")
 
 
+@pytest.mark.covers("attentional_state")
 def test_attentional_state_concatenates_context_first(sess):
     rng = np.random.RandomState(3)
     context = rng.randn(2, 3).astype(np.float32)
@@ -104,10 +134,17 @@ def test_attentional_state_concatenates_context_first(sess):
     got = sess.run(k08.attentional_state(tf.constant(context), tf.constant(query), lambda z: tf.matmul(z, w_c)))
     want = np.tanh(np.concatenate([context, query], -1) @ w_c)
     assert got.shape == (2, 4), f"expected [B, H_att] = (2, 4), got {got.shape}"
+    if np.allclose(got, np.tanh(np.concatenate([query, context], -1) @ w_c), atol=1e-5):
+        pytest.fail("attentional_state concatenates [query ; context]: the context comes first, "
+                    "tanh(W_c [context ; query])", pytrace=False)
+    if np.allclose(got, np.concatenate([context, query], -1) @ w_c, atol=1e-5):
+        pytest.fail("attentional_state has no tanh: tanh(W_c [context ; query]) (the layer W_c has no activation)",
+                    pytrace=False)
     np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6,
                                err_msg="expected tanh(W_c [context ; query]) with the context first")
 
 
+@pytest.mark.covers("masked_softmax", "luong_scores", "context_vector")
 def test_the_matching_source_position_wins(sess):
     # Encoder outputs are one-hot "positions"; with W = identity the query that points at position 2
     # must put (nearly) all its weight there, and the context must be that position's vector.
@@ -135,6 +172,8 @@ def _zero_state(b):
     return tuple(tf.compat.v1.nn.rnn_cell.LSTMStateTuple(z, z) for _ in range(2))
 
 
+@pytest.mark.covers(*STEP_COVERS)
+@pytest.mark.needs("k07")
 def test_attention_step_uses_input_feeding(sess):
     parts = k08.attention_parts()
     memory, lengths = _memory()
@@ -154,11 +193,44 @@ def test_attention_step_uses_input_feeding(sess):
     zeros = np.zeros([3, H], np.float32)
     other = np.random.RandomState(0).randn(3, H).astype(np.float32)
     a0, al0 = sess.run([attention, align], {prev: zeros})
+    assert al0.shape == (3, 6), f"alignments should be [B, T_enc] = (3, 6), got {al0.shape}"
+    _check_rows_sum_to_one(al0, "attention_step")
     a1 = sess.run(attention, {prev: other})
     assert not np.allclose(a0, a1), "changing the previous attentional state changed nothing: concatenate it to the input"
     assert al0.shape == (3, 6) and np.all(al0[1, 3:] == 0.0), f"alignments [B, T_enc] with zeros on padding, got {al0}"
 
 
+@pytest.mark.covers(*STEP_COVERS)
+@pytest.mark.needs("k07")
+def test_attention_step_scores_keys_and_averages_memory(sess):
+    parts = k08.attention_parts()
+    keys = tf.compat.v1.placeholder(tf.float32, [3, 6, H])
+    memory = tf.compat.v1.placeholder(tf.float32, [3, 6, H])
+    lengths = np.array([6, 3, 4], dtype=np.int32)
+    attention, _, align = k08.attention_step(parts, keys, memory, tf.constant(lengths), tf.constant([0, 2, 4]),
+                                             _zero_state(3), tf.zeros([3, H]))
+    sess.run(tf.compat.v1.global_variables_initializer())
+    rng = np.random.RandomState(5)
+    mem1, mem2, k = (rng.randn(3, 6, H).astype(np.float32) for _ in range(3))
+    al = sess.run(align, {keys: np.zeros([3, 6, H], np.float32), memory: mem1})
+    _check_rows_sum_to_one(al, "attention_step")
+    uniform = (np.arange(6)[None, :] < lengths[:, None]) / lengths[:, None]
+    assert np.allclose(al, uniform, atol=1e-5), (
+        "with all keys zero every valid score is 0, so the weights must be uniform (1 / length) on the valid "
+        f"positions, got row 0 {np.round(al[0], 3).tolist()}: score the cell output against keys "
+        "(parts.memory_layer(memory), given to attention_step), not against memory"
+    )
+    a1, al1 = sess.run([attention, align], {keys: k, memory: mem1})
+    a2, al2 = sess.run([attention, align], {keys: k, memory: mem2})
+    assert np.allclose(al1, al2, atol=1e-6), "the alignments changed when only memory changed: the scores come from keys"
+    assert not np.allclose(a1, a2, atol=1e-6), (
+        "the attentional state did not change when memory changed: the context is the weighted sum of memory "
+        "(the encoder outputs), context_vector(alignments, memory), not of keys"
+    )
+
+
+@pytest.mark.covers(*DECODER_COVERS)
+@pytest.mark.needs("k07")
 def test_training_decoder_shapes_and_alignments(sess):
     parts = k08.attention_parts()
     memory, lengths = _memory()
@@ -169,10 +241,46 @@ def test_training_decoder_shapes_and_alignments(sess):
     lg, al = sess.run([logits, align])
     assert lg.shape == (3, 5, V), f"logits should be [B, T_dec, V] = (3, 5, {V}), got {lg.shape}"
     assert al.shape == (3, 5, 6), f"the alignment history should be [B, T_dec, T_enc] = (3, 5, 6), got {al.shape}"
-    np.testing.assert_allclose(al.sum(-1), 1.0, rtol=1e-5, err_msg="every alignment row must sum to 1")
+    _check_rows_sum_to_one(al, "attention_training_decoder")
     assert np.all(al[1, :, 3:] == 0.0) and np.all(al[2, :, 4:] == 0.0), "no weight on padded encoder positions"
 
 
+@pytest.mark.covers(*DECODER_COVERS)
+@pytest.mark.needs("k07")
+def test_training_decoder_chains_attention_steps(sess):
+    parts = k08.attention_parts()
+    memory, lengths = _memory()
+    rng = np.random.RandomState(6)
+    initial = tuple(tf.compat.v1.nn.rnn_cell.LSTMStateTuple(*(tf.constant(rng.randn(3, H).astype(np.float32) * 0.5)
+                                                              for _ in range(2))) for _ in range(2))
+    dec_in = np.array([[0, 2, 4, 6], [0, 8, 8, 0], [0, 4, 0, 0]], dtype=np.int32)
+    # The steps by hand first, with the kata's own attention_step (tested above), then the decoder (the legacy cells
+    # keep the graph of their first call: first called inside a while loop, they cannot be called outside it).
+    keys = parts.memory_layer(memory)
+    state, prev, want_logits, want_align = initial, tf.zeros([3, H]), [], []
+    for t in range(dec_in.shape[1]):
+        prev, state, al = k08.attention_step(parts, keys, memory, tf.constant(lengths), tf.constant(dec_in[:, t]),
+                                             state, prev)
+        want_logits.append(parts.output_layer(prev))
+        want_align.append(al)
+    logits, align = k08.attention_training_decoder(parts, memory, tf.constant(lengths), tf.constant(dec_in), initial)
+    sess.run(tf.compat.v1.global_variables_initializer())
+    got_l, got_a, ref_l, ref_a = sess.run([logits, align, tf.stack(want_logits, 1), tf.stack(want_align, 1)])
+    assert got_l.shape == ref_l.shape, f"logits should be [B, T_dec, V] = {ref_l.shape}, got {got_l.shape}"
+    for t in range(dec_in.shape[1]):
+        if not (np.allclose(got_l[:, t], ref_l[:, t], atol=1e-4) and np.allclose(got_a[:, t], ref_a[:, t], atol=1e-5)):
+            if t == 0:
+                why = ("the first step should be attention_step on decoder_inputs[:, 0] from initial_state (the encoder's "
+                       "final state) with a zero previous attentional state")
+            else:
+                why = (f"steps 0..{t - 1} agree: step t takes decoder_inputs[:, t], the cell state of step t-1 and its "
+                       "attentional state as prev_attention (input feeding)")
+            pytest.fail(f"attention_training_decoder: step {t} differs from chaining attention_step by hand "
+                        f"(max |diff| of logits {np.abs(got_l[:, t] - ref_l[:, t]).max():.3g}): {why}", pytrace=False)
+
+
+@pytest.mark.covers(*MODEL_COVERS)
+@pytest.mark.needs("k07")
 def test_build_attention_seq2seq_shares_weights(sess):
     model = k08.build_attention_seq2seq()
     for name in ("encoder_inputs", "encoder_lengths", "decoder_inputs", "decoder_targets", "decoder_lengths"):
@@ -185,6 +293,11 @@ def test_build_attention_seq2seq_shares_weights(sess):
     assert preds.dtype == np.int32 and align.shape == (6, preds.shape[1], x.shape[1]), (
         f"greedy alignments should be [B, T_out, T_enc] = {(6, preds.shape[1], x.shape[1])}, got {align.shape}"
     )
+    for i, row in enumerate(preds.tolist()):
+        if 0 in row:
+            assert not any(row[row.index(0):]), (
+                f"greedy row {i} is {row}: after EOS a finished sequence emits PAD (0), whatever the model would say next"
+            )
     lengths = np.array([(r.index(0) + 1) if 0 in r else len(r) for r in preds.tolist()], dtype=np.int32)
     dec_in, dec_out = k07.get_decoder_input_and_output(preds)
     logits, talign = sess.run([model.logits, model.train_alignments], {
@@ -238,6 +351,7 @@ def _greedy(next_log_probs, max_steps):
     return seq
 
 
+@pytest.mark.covers("beam_search")
 def test_beam_search_finds_what_greedy_misses():
     model = _table_model(TRAP, UNIFORM)
     assert _greedy(model, 10) == (1, 0)
@@ -253,6 +367,7 @@ def test_beam_search_finds_what_greedy_misses():
     )
 
 
+@pytest.mark.covers("beam_search")
 def test_beam_width_one_is_greedy():
     for seed in range(5):
         rng = np.random.RandomState(seed)
@@ -266,6 +381,7 @@ def test_beam_width_one_is_greedy():
         assert len(got) == 1 and tuple(got[0][0]) == want, f"seed {seed}: width 1 should be greedy {want}, got {got}"
 
 
+@pytest.mark.covers("beam_search")
 def test_beam_search_stops_at_first_eos():
     # After (2, EOS) the table would gladly go on with 3 (0.99): a finished hypothesis must not.
     table = {(): {2: 0.6, 1: 0.4}, (2,): {0: 0.9, 3: 0.1}, (2, 0): {3: 0.99, 0: 0.01}, (1,): {0: 0.5, 1: 0.5}}
@@ -281,6 +397,7 @@ def test_beam_search_stops_at_first_eos():
     assert tuple(got[0][0]) == (2, 0), f"the best is (2, EOS) with p=0.54, got {got[0]}"
 
 
+@pytest.mark.covers("beam_search")
 def test_beam_search_results_sorted_with_summed_scores():
     rng = np.random.RandomState(7)
     bigram = _np_softmax(rng.randn(4, 4))
@@ -301,6 +418,7 @@ def test_beam_search_results_sorted_with_summed_scores():
         assert len(tokens) <= 5, f"{tuple(tokens)} is longer than max_steps = 5"
 
 
+@pytest.mark.covers("beam_search")
 def test_beam_search_respects_max_steps():
     never_eos = {(): {1: 0.5, 2: 0.5}}
     got = k08.beam_search(_table_model(never_eos, {1: 0.5, 2: 0.5}), beam_width=2, max_steps=4)
@@ -309,7 +427,43 @@ def test_beam_search_respects_max_steps():
     )
 
 
+@pytest.mark.covers("model_next_log_probs", *MODEL_COVERS)
+@pytest.mark.needs("k07")
+def test_model_next_log_probs_is_the_last_step_log_softmax(sess):
+    model = k08.build_attention_seq2seq()
+    sess.run(tf.compat.v1.global_variables_initializer())
+    x, len_x = np.array([3, 2, 5, 4, 0, 0], dtype=np.int32), 4
+    next_log_probs = k08.model_next_log_probs(sess, model, x, len_x)
+    first = np.asarray(next_log_probs([()]))
+    assert first.shape == (1, V), f"next_log_probs([()]) should give [1, {V}] (the first token after GO), got {first.shape}"
+    prefixes = [(2, 4), (4, 4), (2, 0)]
+    got = np.asarray(next_log_probs(prefixes), dtype=np.float64)
+    assert got.shape == (3, V), f"3 prefixes should give [3, {V}] log-probabilities, got {got.shape}"
+    dec_in = np.array([[0, *p] for p in prefixes], dtype=np.int32)
+    logits = sess.run(model.logits, {model.encoder_inputs: np.tile(x[:len_x], (3, 1)),
+                                     model.encoder_lengths: np.full([3], len_x, np.int32),
+                                     model.decoder_inputs: dec_in, model.decoder_lengths: np.full([3], 3, np.int32)})
+
+    def log_softmax(z):
+        z = z.astype(np.float64) - z.max(-1, keepdims=True)
+        return z - np.log(np.exp(z).sum(-1, keepdims=True))
+
+    want = log_softmax(logits[:, -1])
+    if np.allclose(got, want, atol=1e-4):
+        return
+    if np.allclose(got, logits[:, -1], atol=1e-4):
+        why = "these are the raw logits: return their log-softmax (log-probabilities, each row's exp sums to 1)"
+    elif np.allclose(got, log_softmax(logits[:, 0]), atol=1e-4):
+        why = "these are the FIRST step's log-probabilities: take the logits of the LAST decoder step, [:, -1]"
+    else:
+        why = ("feed decoder inputs [GO, *prefix] for every prefix, the input sequence repeated K times, and take the "
+               "log-softmax of the last step's logits")
+    pytest.fail(f"model_next_log_probs: max |diff| {np.abs(got - want).max():.3g} from the last step's log-softmax: {why}",
+                pytrace=False)
+
+
 # --------------------------------------------------------------------------- heatmap file
+@pytest.mark.covers("plot_attention")
 def test_plot_attention_writes_a_png(tmp_path):
     align = np.full([4, 6], 0.02)
     align[np.arange(4), [1, 3, 1, 3]] = 0.9
@@ -324,6 +478,15 @@ def test_plot_attention_writes_a_png(tmp_path):
 
 
 # --------------------------------------------------------------------------- training
+def _curve(result):
+    """What the training curve looked like (k07.train returns every step's loss as ``losses``)."""
+    losses = result.get("losses") if isinstance(result, dict) else None
+    if not losses:
+        return "train() returned no 'losses' (every step's loss, in order), so the curve cannot be described"
+    chunks = [float(np.mean(losses[k : k + 100])) for k in range(0, len(losses), 100)]
+    return explain_curve(chunks, n_classes=V)
+
+
 @pytest.fixture(scope="module")
 def trained():
     """The attention model trained once on the copy task; the session stays open for the tests."""
@@ -335,6 +498,9 @@ def trained():
         session.close()
 
 
+@pytest.mark.training
+@pytest.mark.covers(*TRAIN_COVERS)
+@pytest.mark.needs("k07")
 @pytest.mark.points(5)
 @pytest.mark.timeout(600)
 def test_attention_learns_the_copy_task(trained):
@@ -344,11 +510,15 @@ def test_attention_learns_the_copy_task(trained):
     print(f"k08 attention, copy task: {acc:.1%} exact match after {trained['steps']} steps ({trained['seconds']:.1f} s)")
     assert trained["steps"] == TRAIN_STEPS
     assert acc >= MIN_ACCURACY, (
-        f"expected >= {MIN_ACCURACY:.0%} exact match on the copy task after {TRAIN_STEPS} steps, got {acc:.1%}: check "
-        "the mask on padded encoder positions, input feeding, and that the greedy decoder starts from the encoder state"
+        f"expected >= {MIN_ACCURACY:.0%} exact match on the copy task after {TRAIN_STEPS} steps (the reference "
+        f"reaches 88-89 %), got {acc:.1%}. The pieces pass their unit tests, so compare train() and "
+        f"build_attention_seq2seq() with their docstrings. Curve: {_curve(trained)}"
     )
 
 
+@pytest.mark.training
+@pytest.mark.covers(*TRAIN_COVERS)
+@pytest.mark.needs("k07")
 @pytest.mark.points(3)
 @pytest.mark.timeout(600)
 def test_attention_beats_plain_seq2seq(trained):
@@ -357,8 +527,9 @@ def test_attention_beats_plain_seq2seq(trained):
     print(f"copy task after {TRAIN_STEPS} steps: attention {trained['accuracy']:.1%} ({trained['seconds']:.1f} s), "
           f"plain seq2seq {plain['accuracy']:.1%} ({plain['seconds']:.1f} s): gap {gap:+.1%}")
     assert gap >= MIN_GAP, (
-        f"attention should beat k07's plain model by >= {MIN_GAP:.0%} on the copy task with the same budget; "
-        f"got attention {trained['accuracy']:.1%}, plain {plain['accuracy']:.1%}"
+        f"attention should beat k07's plain model by >= {MIN_GAP:.0%} on the copy task with the same budget "
+        f"(reference: 88.8 % against 18-19 %); got attention {trained['accuracy']:.1%}, plain {plain['accuracy']:.1%}. "
+        f"Attention curve: {_curve(trained)}"
     )
 
 
@@ -377,7 +548,11 @@ def _aligned_share(x, lx, preds, align, y, ly):
     return hits / max(total, 1), total
 
 
+@pytest.mark.training
+@pytest.mark.covers(*TRAIN_COVERS, "plot_attention")
+@pytest.mark.needs("k07")
 @pytest.mark.points(2)
+@pytest.mark.timeout(600)
 def test_trained_attention_heatmap(trained, tmp_path):
     sess, model = trained["session"], trained["model"]
     x, y, lx, ly, _ = trained["eval"]
@@ -398,7 +573,11 @@ def test_trained_attention_heatmap(trained, tmp_path):
     print(f"heatmap {width}x{height} px for source {x[i, : lx[i]].tolist()} -> {preds[i, :n].tolist()}")
 
 
+@pytest.mark.training
+@pytest.mark.covers("beam_search", "model_next_log_probs", *TRAIN_COVERS)
+@pytest.mark.needs("k07")
 @pytest.mark.points(2)
+@pytest.mark.timeout(600)
 def test_beam_search_on_the_trained_model(trained):
     sess, model = trained["session"], trained["model"]
     x, y, lx, ly, greedy = trained["eval"]
