@@ -73,6 +73,8 @@ class _LazyKata:
         return self._module
 
     def __getattr__(self, name):
+        if name.startswith("_"):  # pytest probes module attributes at collection: do not import for that
+            raise AttributeError(name)
         return getattr(self._load(), name)
 
     def __setattr__(self, name, value):
