@@ -64,7 +64,9 @@ def learner_report(
     lines += frame_lines(exc, target_dir, tests_dir)
     tail = ([tail_head] if tail_head else []) + own_rest
     if is_test_failure(exc) and tail_head is None and own_rest:
-        tail = [type(exc).__name__ + ":"] + own_rest
+        # the test's own sentence is the headline; pytest's `assert ...` introspection (array dumps,
+        # reprs) only repeats it in noise: keep it for a bare assert, which has nothing else to say
+        tail = [] if own_head and _ASSERT_INTRO.match(own_rest[0]) else [type(exc).__name__ + ":"] + own_rest
     lines += _clip(tail)
     return "\n".join(lines)
 

@@ -1,4 +1,4 @@
-"""``python -m tfkata.mistakes [kNN ...] [--id ID] [--runslow] [--json PATH] [--check]``
+"""``python -m tfkata.mistakes [kNN ...] [--id ID] [--runslow] [--json PATH] [--check] [--jobs N]``
 
 Applies each catalogued mistake to a temporary copy of the checkout, runs the kata's tests against
 it, and prints one line per mistake (caught / MISSED / skipped / ERROR) and a summary. Exit status 1
@@ -11,6 +11,7 @@ import argparse
 import json
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from tfkata import registry
@@ -47,6 +48,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", metavar="PATH", help="write the outcomes to PATH as JSON")
     parser.add_argument("--check", action="store_true", help="validate and apply only; run no tests")
     parser.add_argument("--timeout", type=float, default=600, help="seconds per mistake (default 600)")
+    parser.add_argument("--jobs", type=int, default=1, metavar="N", help="run N mistakes at a time (default 1)")
     parser.add_argument("--root", type=Path, default=None, help="the checkout (default: the one around cwd)")
     args = parser.parse_args(argv)
 
@@ -83,10 +85,10 @@ def main(argv: list[str] | None = None) -> int:
 
     started = time.monotonic()
     outcomes = []
-    for m in mistakes:
-        o = run(m, root, runslow=args.runslow, timeout=args.timeout)
-        outcomes.append(o)
-        print(line_for(o), flush=True)
+    with ThreadPoolExecutor(max_workers=max(1, args.jobs)) as pool:  # each run is its own pytest process
+        for o in pool.map(lambda m: run(m, root, runslow=args.runslow, timeout=args.timeout), mistakes):
+            outcomes.append(o)
+            print(line_for(o), flush=True)
     count = {s: sum(o.status == s for o in outcomes) for s in ("caught", "missed", "skipped", "error")}
     summary = (f"{count['caught']} caught, {count['missed']} missed, {count['skipped']} skipped (training)"
                + (f", {count['error']} errors" if count["error"] else "")
