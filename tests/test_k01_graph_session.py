@@ -211,7 +211,7 @@ def test_interactive_session_adds_nodes_after_opening():
         assert tf.compat.v1.get_default_session() is session, (
             "open_interactive: the InteractiveSession should be the default session (do not close it)"
         )
-        assert a.eval() == 1.0
+        assert a.eval() == 1.0, "open_interactive: with the InteractiveSession open, a.eval() should give 1.0"
         b = a + 1.0  # a node added after the session was opened
         assert b.eval() == 2.0, "an InteractiveSession runs nodes added after it was opened"
     finally:
@@ -233,4 +233,4 @@ def test_thread_limited_config(n):
         f"= {n}, got {got}: set both fields"
     )
     with tf.compat.v1.Session(config=config) as s:
-        assert s.run(tf.constant(2.0) * 3.0) == 6.0
+        assert s.run(tf.constant(2.0) * 3.0) == 6.0, "thread_limited_config: a session with this config should run"

@@ -36,6 +36,16 @@ def _first_line(exc, limit=120):
     return line if len(line) <= limit else line[: limit - 3] + "..."
 
 
+def _assert_close(got, expected, message, rtol=1e-5, atol=1e-6):
+    """One-line failure: ``message``, then the largest difference and where (float32 tolerances)."""
+    got, expected = np.asarray(got), np.asarray(expected)
+    assert got.shape == expected.shape, f"{message} (expected shape {expected.shape}, got {got.shape})"
+    if not np.allclose(got, expected, rtol=rtol, atol=atol):
+        diff = np.abs(got.astype(np.float64) - expected)
+        where = tuple(int(i) for i in np.unravel_index(diff.argmax(), diff.shape))
+        pytest.fail(f"{message} (max |diff| {diff.max():.3g} at {where})")
+
+
 def _qualname(cls):
     return f"{cls.__module__}.{cls.__qualname__}"
 
@@ -46,16 +56,17 @@ def _check_cell_class(cell, kind, cls_name):
     got = type(cell)
     if got is expected:
         return
-    message = (
-        f"make_cell({kind!r}) should give tf.compat.v1.nn.rnn_cell.{cls_name} (class {_qualname(expected)}), "
-        f"got class {_qualname(got)}"
-    )
     if got.__name__ == expected.__name__ or ("keras" in got.__module__ and "legacy" not in got.__module__):
-        message += (
-            f": that is the Keras layer {got.__name__} (tf.keras.layers), a different class with no zero_state "
-            f"that graph-mode static_rnn / dynamic_rnn do not take; use tf.compat.v1.nn.rnn_cell.{cls_name}"
+        pytest.fail(
+            f"make_cell({kind!r}) gave the Keras layer {got.__name__} (module {got.__module__}), not "
+            f"tf.compat.v1.nn.rnn_cell.{cls_name} (module {expected.__module__}): use tf.compat.v1.nn.rnn_cell."
+            f"{cls_name}; the Keras layer (tf.keras.layers) has no zero_state and graph-mode static_rnn / "
+            "dynamic_rnn do not take it"
         )
-    pytest.fail(message)
+    pytest.fail(
+        f"make_cell({kind!r}) should give tf.compat.v1.nn.rnn_cell.{cls_name}, got {got.__name__} "
+        f"(class {_qualname(got)})"
+    )
 
 
 def _zero_state_and_step(cell, x):
@@ -196,11 +207,10 @@ def test_rnn_step_matches_formula(sess):
     out, state = sess.run([o1, s1], {x: xv})
     kernel, bias = _kernel_and_bias(cell, sess)
     expected = np.tanh(np.concatenate([xv, np.zeros((B, H), np.float32)], axis=1) @ kernel + bias)
-    np.testing.assert_allclose(
-        out, expected, rtol=1e-5, atol=1e-6,
-        err_msg="zero_state_and_step: o_1 should be tanh([x_1, s_0] W + b) with s_0 = 0: did the step start from zero_state?",
-    )
-    np.testing.assert_array_equal(state, out, err_msg="zero_state_and_step: a vanilla RNN's new state s_1 is its output o_1")
+    _assert_close(out, expected, "zero_state_and_step: o_1 should be tanh([x_1, s_0] W + b) with s_0 = 0: "
+                  "did the step start from cell.zero_state(...)?")
+    _assert_close(state, out, "zero_state_and_step: a vanilla RNN's new state s_1 is its output o_1: "
+                  "return (s_0, o_1, s_1) from o_1, s_1 = cell(x_t, s_0)")
 
 
 @pytest.mark.covers("zero_state_and_step", "make_cell")
@@ -208,12 +218,12 @@ def test_gru_output_is_its_state(sess):
     cell = k06.make_cell("gru", H)
     x = tf.constant(_inputs()[:, 0])
     _, o1, s1 = _zero_state_and_step(cell, x)
-    assert isinstance(s1, tf.Tensor), f"a GRU's state is one [B, H] tensor, got {type(s1).__name__}"
+    assert isinstance(s1, tf.Tensor), f"zero_state_and_step: a GRU's state is one [B, H] tensor, got {type(s1).__name__}"
     sess.run(tf.compat.v1.global_variables_initializer())
     out, state = sess.run([o1, s1])
-    assert out.shape == (B, H)
-    np.testing.assert_array_equal(out, state, err_msg="for a GRU the output is the new state")
-    assert np.abs(out).max() > 0, "one step on non-zero input should not stay at zero"
+    assert out.shape == (B, H), f"zero_state_and_step: expected o_1 of shape {(B, H)}, got {out.shape}"
+    _assert_close(state, out, "zero_state_and_step: for a GRU the output o_1 is the new state s_1")
+    assert np.abs(out).max() > 0, "zero_state_and_step: one GRU step on non-zero input should not stay at zero"
 
 
 @pytest.mark.covers("zero_state_and_step", "make_cell")
@@ -228,9 +238,11 @@ def test_lstm_output_is_h_state_is_c_h(sess, kind):
     )
     sess.run(tf.compat.v1.global_variables_initializer())
     out, c, h = sess.run([o1, s1.c, s1.h])
-    assert out.shape == c.shape == h.shape == (B, H)
-    np.testing.assert_array_equal(out, h, err_msg="an LSTM's output is h, the second half of its state")
-    assert not np.allclose(c, h), "c and h should differ (h = o * tanh(c)): is the state really (c, h)?"
+    assert out.shape == c.shape == h.shape == (B, H), (
+        f"zero_state_and_step: expected o_1, c and h of shape {(B, H)}, got {out.shape}, {c.shape}, {h.shape}"
+    )
+    _assert_close(out, h, "zero_state_and_step: an LSTM's output o_1 is h, the second half of its state s_1")
+    assert not np.allclose(c, h), "zero_state_and_step: c and h should differ (h = o * tanh(c)): is s_1 really (c, h)?"
 
 
 @pytest.mark.covers("top_output")
@@ -269,14 +281,19 @@ def test_top_output_reads_h_from_any_state(sess):
 def test_stacked_lstm_shapes():
     x = tf.compat.v1.placeholder(tf.float32, [None, T, D])
     outputs, state = k06.stacked_lstm(x)
-    assert outputs.shape.as_list() == [None, T, 256], f"expected outputs [B, {T}, 256], got {outputs.shape}"
+    assert outputs.shape.as_list() == [None, T, 256], (
+        f"stacked_lstm(x [B, {T}, {D}]): expected outputs [B, {T}, 256] (the top layer, 256 units), got {outputs.shape}: "
+        "MultiRNNCell([LSTMCell(n) for n in sizes]), bottom layer (128) first"
+    )
     assert isinstance(state, tuple) and len(state) == 2, (
-        f"a MultiRNNCell of two cells has a 2-tuple state, got {type(state).__name__} of {len(state)}"
+        f"stacked_lstm: a MultiRNNCell of two cells has a 2-tuple state, got {type(state).__name__} of {len(state)}"
     )
     for layer, size in zip(state, (128, 256)):
-        assert isinstance(layer, _rnn_cell().LSTMStateTuple), f"each layer's state is an LSTMStateTuple, got {type(layer).__name__}"
+        assert isinstance(layer, _rnn_cell().LSTMStateTuple), (
+            f"stacked_lstm: each layer's state is an LSTMStateTuple, got {type(layer).__name__}"
+        )
         got = (layer.c.shape.as_list(), layer.h.shape.as_list())
-        assert got == ([None, size], [None, size]), f"expected c, h of [B, {size}], got {got}"
+        assert got == ([None, size], [None, size]), f"stacked_lstm: expected c, h of [B, {size}], got {got}"
 
 
 @pytest.mark.covers("stacked_lstm")
@@ -303,8 +320,7 @@ def test_stacked_lstm_last_output_is_top_h(sess):
     outputs, state = k06.stacked_lstm(x)
     sess.run(tf.compat.v1.global_variables_initializer())
     out, h_top = sess.run([outputs, state[1].h])
-    np.testing.assert_allclose(out[:, -1], h_top, rtol=1e-6,
-                               err_msg="without sequence_length, the last output is the top layer's final h")
+    _assert_close(out[:, -1], h_top, "stacked_lstm: without sequence_length, the last output is the top layer's final h")
 
 
 # --------------------------------------------------------------------------- static vs dynamic
@@ -323,7 +339,7 @@ def test_unstack_time_gives_t_steps(sess):
     )
     got = sess.run(steps)
     for t, step in enumerate(got):
-        np.testing.assert_array_equal(step, xv[:, t], err_msg=f"element {t} should be x[:, {t}] (axis=1, not 0)")
+        _assert_close(step, xv[:, t], f"unstack_time: element {t} should be x[:, {t}] (time is axis 1)", rtol=0, atol=0)
 
 
 @pytest.mark.covers("run_static", "run_dynamic", "make_cell")
@@ -332,22 +348,45 @@ def test_static_and_dynamic_share_weights_and_agree(sess):
     xv = _inputs()
     x = tf.constant(xv)
     cell = k06.make_cell("lstm", H)
-    static_out, static_state = k06.run_static(cell, tf.unstack(x, axis=1))
-    dyn_out, dyn_state = k06.run_dynamic(cell, x)
-    tm_out, tm_state = k06.run_dynamic(cell, tf.transpose(x, [1, 0, 2]), time_major=True)
+    try:
+        static_out, static_state = k06.run_static(cell, tf.unstack(x, axis=1))
+        dyn_out, dyn_state = k06.run_dynamic(cell, x)
+        tm_out, tm_state = k06.run_dynamic(cell, tf.transpose(x, [1, 0, 2]), time_major=True)
+    except ValueError as exc:
+        if "already exists" not in str(exc):
+            raise
+        error = _first_line(exc)
+    else:
+        error = None
+    if error is not None:
+        pytest.fail(
+            "run_static / run_dynamic must run the cell they are given: one cell object holds one set of weights, "
+            f"so a new cell made inside them tries to create the same variables again (TensorFlow: {error})"
+        )
     assert len(static_out) == T and static_out[0].shape.as_list() == [B, H], (
-        f"static_rnn gives a list of T [B, H] outputs, got {len(static_out)} of {static_out[0].shape}"
+        f"run_static: static_rnn gives a list of T={T} outputs [B, H], got {len(static_out)} of {static_out[0].shape}"
     )
-    assert dyn_out.shape.as_list() == [B, T, H], f"batch-major outputs should be [B, T, H], got {dyn_out.shape}"
-    assert tm_out.shape.as_list() == [T, B, H], f"time-major outputs should be [T, B, H], got {tm_out.shape}"
+    assert dyn_out.shape.as_list() == [B, T, H], f"run_dynamic: batch-major outputs should be [B, T, H], got {dyn_out.shape}"
+    assert tm_out.shape.as_list() == [T, B, H], (
+        f"run_dynamic(..., time_major=True): outputs should be [T, B, H], got {tm_out.shape}"
+    )
     names = sorted(v.name for v in tf.compat.v1.trainable_variables())
-    assert len(names) == 2, f"one cell object means one kernel and one bias, got {names}"
+    assert len(names) == 2, (
+        f"run_static and run_dynamic with one cell object must share its one kernel and bias, got variables {names}"
+    )
     sess.run(tf.compat.v1.global_variables_initializer())
     s, d, tm = sess.run([tf.stack(static_out, axis=1), dyn_out, tf.transpose(tm_out, [1, 0, 2])])
-    np.testing.assert_allclose(d, s, rtol=1e-6, atol=1e-7, err_msg="dynamic_rnn and static_rnn should agree")
-    np.testing.assert_allclose(tm, s, rtol=1e-6, atol=1e-7, err_msg="time-major dynamic_rnn should agree too")
+    for got, message in (
+        (d, "run_dynamic (batch-major) should agree with run_static: both run the given cell from the zero state"),
+        (tm, "run_dynamic(..., time_major=True) on the [T, B, D] inputs should agree with run_static: "
+             "pass time_major=time_major to dynamic_rnn"),
+    ):
+        diff = np.abs(got - s)
+        assert np.allclose(got, s, rtol=1e-5, atol=1e-6), f"{message} (max |diff| {diff.max():.3g})"
     ss, ds = sess.run([static_state, dyn_state])
-    np.testing.assert_allclose(ds.h, ss.h, rtol=1e-6, atol=1e-7, err_msg="final states should agree")
+    assert np.allclose(ds.h, ss.h, rtol=1e-5, atol=1e-6) and np.allclose(ds.c, ss.c, rtol=1e-5, atol=1e-6), (
+        "run_static and run_dynamic should end in the same final state (c, h)"
+    )
 
 
 @pytest.mark.covers("run_dynamic", "make_cell")
@@ -392,17 +431,15 @@ def test_sequence_length_matches_numpy_reference(sess):
     out, final = sess.run([outputs, state], {lengths: LENGTHS})
     kernel, bias = _kernel_and_bias(cell, sess)
     ref_out, ref_state = _numpy_rnn(xv, LENGTHS, kernel, bias)
-    assert out.shape == ref_out.shape, f"expected outputs {ref_out.shape}, got {out.shape}"
+    assert out.shape == ref_out.shape, f"run_dynamic: expected outputs {ref_out.shape}, got {out.shape}"
     for i, n in enumerate(LENGTHS):
         assert not out[i, n:].any(), (
-            f"sequence {i} has length {n}: its outputs from step {n} on must be zeros, got "
+            f"run_dynamic: sequence {i} has length {n}: its outputs from step {n} on must be zeros, got "
             f"{np.abs(out[i, n:]).max():.3g}: pass sequence_length to dynamic_rnn"
         )
-    np.testing.assert_allclose(out, ref_out, rtol=1e-5, atol=1e-6, err_msg="outputs differ from the pseudo-code")
-    np.testing.assert_allclose(
-        final, ref_state, rtol=1e-5, atol=1e-6,
-        err_msg="the final state should be the state at each sequence's last valid step (zeros for length 0)",
-    )
+    _assert_close(out, ref_out, "run_dynamic: the outputs differ from the slide's pseudo-code for a vanilla RNN")
+    _assert_close(final, ref_state, "run_dynamic: the final state should be the state at each sequence's last valid "
+                  "step (zeros for length 0): pass sequence_length to dynamic_rnn")
 
 
 @pytest.mark.covers("run_dynamic", "make_cell", "top_output")
@@ -418,11 +455,9 @@ def test_sequence_length_lstm_final_state_is_last_valid_step(sess):
     out = sess.run(outputs)
     for k, (i, n) in enumerate((i, n) for i, n in enumerate(LENGTHS) if n > 0):
         ref = sess.run(alone[k])
-        np.testing.assert_allclose(c[i], ref.c[0], rtol=1e-5, atol=1e-6, err_msg=f"c of sequence {i} (length {n})")
-        np.testing.assert_allclose(h[i], ref.h[0], rtol=1e-5, atol=1e-6, err_msg=f"h of sequence {i} (length {n})")
-        np.testing.assert_allclose(
-            top[i], out[i, n - 1], rtol=1e-6, atol=1e-7,
-            err_msg=f"top_output(final state) of sequence {i} should be h, its output at step {n - 1} "
-            "(outputs[:, -1] is zeros past the length)",
-        )
-    assert not c[LENGTHS == 0].any(), "a length-0 sequence keeps the zero state"
+        for got, want, part in ((c[i], ref.c[0], "c"), (h[i], ref.h[0], "h")):
+            _assert_close(got, want, f"run_dynamic with sequence_length: the final {part} of sequence {i} (length {n}) "
+                          f"should be its state after step {n - 1}, as if it ran alone on its first {n} steps")
+        _assert_close(top[i], out[i, n - 1], f"top_output(final state) of sequence {i} should be h, its output at "
+                      f"step {n - 1} (outputs[:, -1] is zeros past the length)")
+    assert not c[LENGTHS == 0].any(), "run_dynamic: a length-0 sequence keeps the zero state"
