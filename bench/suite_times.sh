@@ -10,12 +10,13 @@ for venv in "$@"; do
     rc=$?
     end=$(date +%s.%N)
     "$venv/bin/python" - "$out" "$venv" "$rc" "$start" "$end" <<'PY'
-import json, sys
-data = json.load(open(sys.argv[1]))
+import sys
+from tfkata.results import Run
+run = Run.load(sys.argv[1])
 wall = float(sys.argv[5]) - float(sys.argv[4])
-per = ", ".join(f"{k['id']} {k['duration']:.0f}s" for k in data["katas"])
-harness = sum(t["duration"] for t in data["tests"] if t["kata"] is None)
-print(f"{sys.argv[2]}: TF {data['tensorflow']}, exit {sys.argv[3]}, wall {wall:.0f} s; {per}; harness {harness:.0f}s")
+per = ", ".join(f"{k.id} {k.duration:.0f}s" for k in run.katas)
+harness = sum(t.duration for t in run.tests if t.kata is None)
+print(f"{sys.argv[2]}: TF {run.tensorflow}, exit {sys.argv[3]}, wall {wall:.0f} s; {per}; harness {harness:.0f}s")
 PY
     rm -f "$out"
 done

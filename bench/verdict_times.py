@@ -1,0 +1,77 @@
+"""How long a learner waits for a verdict, measured (issue: "fast verdicts").
+
+    python bench/verdict_times.py                 # first pytest on a fresh clone + k01 k04 k05 k07 k08
+    python bench/verdict_times.py k04 n04         # only these katas' wrong-unit-function verdicts
+
+1. ``pytest`` on a fresh clone of this checkout (every graded test TODO): wall seconds.
+2. Per kata: a copy whose katas/ hold the reference solutions, except the kata's first catalogued unit
+   mistake (tfkata/mistakes/kNN.toml) applied to its file — a learner whose kata is complete but for
+   one wrong function. ``kata run kNN`` there: wall seconds, and the first line it reports.
+"""
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from tfkata import mistakes, registry
+from tfkata.paths import repo_root
+
+ROOT = repo_root()
+COPIED = ("katas", "solutions", "tests", "conftest.py", "pyproject.toml")
+
+
+def timed(cmd: list[str], cwd: Path) -> tuple[float, int, str]:
+    env = {"PATH": "/usr/bin:/bin", "HOME": str(Path.home()), "COLUMNS": "160"}
+    started = time.monotonic()
+    proc = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True)
+    return time.monotonic() - started, proc.returncode, proc.stdout + proc.stderr
+
+
+def first_pytest() -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        clone = Path(tmp) / "clone"
+        subprocess.run(["git", "clone", "-q", str(ROOT), str(clone)], check=True)
+        seconds, code, out = timed([sys.executable, "-m", "pytest"], clone)
+        lines = out.strip().splitlines()
+        print(f"first pytest on a fresh clone: {seconds:.1f} s, exit {code}, {len(lines)} lines; {lines[-1]}")
+
+
+def wrong_unit(kata_id: str) -> None:
+    kata = registry.get(kata_id)
+    unit = [m for m in mistakes.load(kata.id) if not m.training]
+    if not unit:
+        print(f"{kata.id}: no unit mistake catalogued")
+        return
+    m = unit[0]
+    with tempfile.TemporaryDirectory() as tmp:
+        copy = Path(tmp) / "repo"
+        copy.mkdir()
+        for name in COPIED:
+            src = ROOT / name
+            (shutil.copytree if src.is_dir() else shutil.copy2)(src, copy / name)
+        for k in registry.katas():
+            if (copy / k.path("solutions")).exists():
+                shutil.copy2(copy / k.path("solutions"), copy / k.path("katas"))
+        target = copy / kata.path("katas")
+        target.write_text(mistakes.apply(m, target.read_text(encoding="utf-8")), encoding="utf-8")
+        seconds, code, out = timed([sys.executable, "-m", "tfkata", "run", kata.id], copy)
+        failure = next((l for l in out.splitlines() if l.startswith("First failure")), "(no failure shown)")
+        detail = out.split(failure, 1)[-1].strip().splitlines()[:1] if failure in out else []
+        print(f"{kata.id} with one wrong unit function ({m.id}): kata run {kata.id} -> {seconds:.1f} s, exit {code}; "
+              f"{failure}: {detail[0][:120] if detail else ''}")
+
+
+def main(argv: list[str]) -> None:
+    if not argv:
+        first_pytest()
+        argv = ["k01", "k04", "k05", "k07", "k08"]
+    for kata_id in argv:
+        wrong_unit(kata_id)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
