@@ -189,14 +189,20 @@ def test_make_dataset_batches_in_order():
 
 @pytest.mark.covers("make_dataset")
 def test_make_dataset_shuffles_every_epoch():
-    images, labels = _toy_digits(20)
+    images, labels = _toy_digits(40)
     ds = n04.make_dataset(images, labels, batch_size=5, seed=3)
     first, second = _epoch_ids(ds), _epoch_ids(ds)
-    assert sorted(first) == list(range(20)), (
+    assert sorted(first) == list(range(40)), (
         f"one pass over the dataset should hold every example once, got {first}: shuffle the examples "
         "(before batch), with a buffer as large as the split"
     )
-    assert first != list(range(20)), "the examples came in their original order: shuffle when shuffle=True"
+    blocks = [sorted(first[i : i + 5]) for i in range(0, 40, 5)]
+    if all(b == list(range(b[0], b[0] + 5)) and b[0] % 5 == 0 for b in blocks):
+        pytest.fail(
+            f"each batch holds 5 neighbouring examples {blocks[:3]}...: the batches were shuffled, not the "
+            "examples. Shuffle before batch"
+        )
+    assert first != list(range(40)), "the examples came in their original order: shuffle when shuffle=True"
     assert first != second, (
         "the second epoch came in the same order as the first: keep reshuffle_each_iteration=True (the default)"
     )
@@ -204,6 +210,17 @@ def test_make_dataset_shuffles_every_epoch():
         assert np.array_equal(np.asarray(y), np.array(_ids(x)) % 10), (
             "images and labels of a batch no longer belong together: shuffle the (images, labels) pairs together"
         )
+
+
+@pytest.mark.covers("make_dataset")
+def test_make_dataset_shuffle_buffer_is_the_whole_split():
+    images, labels = _toy_digits(200)
+    ds = n04.make_dataset(images, labels, batch_size=10, seed=11)
+    first_batch = _ids(next(iter(ds))[0])
+    assert max(first_batch) >= 100, (
+        f"the first batch holds only examples from the start of the data {sorted(first_batch)}: a shuffle "
+        "buffer smaller than the split only mixes neighbours; use shuffle(len(images), ...)"
+    )
 
 
 @pytest.mark.covers("make_dataset")
@@ -482,8 +499,11 @@ def test_evaluate():
     dataset = tf.data.Dataset.from_tensor_slices((x, labels.astype(np.int64))).batch(50)
     got = n04.evaluate(_FakeModel(), dataset)
     assert isinstance(got, float), f"expected a Python float, got {type(got).__name__}: float(...)"
-    if got == 0.0:
-        pytest.fail("evaluate reported 0.0 where 100 of 130 predictions are right with dropout off: call the model with training=False")
+    if np.isclose(got, 30 / 130):
+        pytest.fail(
+            f"evaluate reported {got:.4f}, the accuracy of this model with training=True; with dropout off it is "
+            f"{100 / 130:.4f}: call the model with training=False"
+        )
     per_batch = np.mean([1.0, 1.0, 0.0])
     assert np.isclose(got, 100 / 130, rtol=1e-6), (
         f"expected accuracy {100 / 130:.6f} over all 130 examples (batches of 50, 50, 30), got {got:.6f}"
@@ -544,7 +564,7 @@ def test_train_history():
         assert all(isinstance(h[k], (int, float)) and not isinstance(h[k], bool) for k in h), f"expected Python numbers, got {h}"
     logged = 10 * sum(h["loss"] for h in history)
     assert np.isclose(logged, float(total), rtol=1e-4), (
-        f"each entry's loss should be the mean training loss of its 10 steps: 10 x their sum is {logged:.4f}, "
+        f"each entry's loss should be the mean training loss of its 10 steps: 10 x (the logged losses) add up to {logged:.4f}, "
         f"the steps' losses add up to {float(total):.4f}"
     )
     accuracy = _accuracy(model, vx, vy)
