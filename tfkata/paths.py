@@ -61,12 +61,11 @@ def download_dir() -> Path:
     return env_data_dir() or cache_dir()
 
 
-def data_file_candidates(name: str, extra: tuple[Path, ...] = ()) -> list[Path]:
-    """Every place ``name`` is looked for, in order (``$KATA_DATA_DIR`` only when it is set)."""
-    folders = [d for d in (env_data_dir(), BUNDLED_DATA, cache_dir()) if d is not None]
-    out = []
-    for folder in [*folders, *extra]:
-        path = Path(folder).expanduser() / name
-        if path not in out:
-            out.append(path)
-    return out
+def data_file_candidates(name: str, *, bundled: Path | None = None, extra: tuple[Path, ...] = ()) -> list[Path]:
+    """Every place ``name`` is looked for, in order: ``$KATA_DATA_DIR`` (only when set), the bundled
+    file (``bundled``, default ``tfkata/data/<name>``), the per-user cache, then the ``extra`` folders."""
+    env = env_data_dir()
+    out = [env / name] if env else []
+    out.append(bundled if bundled is not None else BUNDLED_DATA / name)
+    out += [cache_dir() / name] + [Path(folder).expanduser() / name for folder in extra]
+    return list(dict.fromkeys(out))

@@ -136,7 +136,7 @@ def test_hints_follow_the_function_the_learner_is_on_and_never_spill(repo):
     assert f"Hint 1/3 for name_constants: {hints['name_constants'][0]}" in res.output, res.output
     fake_results(repo, [result("test_x", "todo", TODO_NAMES.line_text, covers=("define_add",), todo=TODO_NAMES)])
     res = kata(repo, "hint", "k01")
-    assert f"Hint 2/3 for name_constants" in res.output, "a TODO's own function comes first: " + res.output
+    assert "Hint 2/3 for name_constants" in res.output, "a TODO's own function comes first: " + res.output
 
     # a finished kata says so
     fake_results(repo, [result("test_define_add_runs_to_five", "pass")])

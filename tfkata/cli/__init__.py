@@ -17,99 +17,20 @@ hints (which hint), watching (the loop) and checks (contributors). Nothing here 
 """
 from __future__ import annotations
 
-import os
-import subprocess
 import sys
 
 import click
-from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
 from tfkata import registry
 from tfkata.cli import hints as hint_policy
-from tfkata.cli import render, runner
-from tfkata.paths import repo_root
+from tfkata.cli import render
+from tfkata.cli.app import KATA, App, pass_app
 from tfkata.progress import all_progress, current, progress, stubs_left
-from tfkata.store import Store
 from tfkata.stubs import HEADER, stub_for
 
 SOURCE_REPO = "https://github.com/soloice/tf-tutorial/blob/HEAD/"
-
-
-class App:
-    def __init__(self):
-        try:
-            self.root = repo_root()
-        except FileNotFoundError as exc:
-            raise click.ClickException(str(exc)) from None
-        self.store = Store(self.root)
-        self.out = Console(highlight=False, soft_wrap=True)
-        self.err = Console(stderr=True, highlight=False, soft_wrap=True)
-
-    def warn_pending(self) -> None:
-        while self.store.warnings:
-            self.err.print(Text("warning: " + self.store.warnings.pop(0), style="bold yellow"))
-
-    def fail(self, message: str, code: int = 1):
-        self.warn_pending()
-        self.err.print(Text(message, style="red"))
-        raise SystemExit(code)
-
-    def need_pytest(self) -> None:
-        problem = runner.need_pytest()
-        if problem:
-            self.fail(problem)
-
-    def available_or_fail(self, kata: registry.Kata):
-        row = progress(self.store, kata)
-        if not row.available:
-            if not (self.root / kata.path("solutions")).exists() or not (self.root / kata.test_file).exists():
-                self.fail(f"{kata.id} ({kata.title}) is not available in this checkout: {row.missing} does not exist.")
-            self.fail(f"{kata.path('katas')} is missing: kata reset {kata.id} restores the stub "
-                      f"(your earlier files are in .tfkata/backups/ if you reset before).")
-        return row
-
-    def show_hint(self, kata: registry.Kata, func: str, number: int, label: str = "Hint") -> None:
-        self.out.print(render.hint_text(kata, func, number, label))
-        self.store.mark_hint(kata.id, func, number)
-
-    def report(self, row, **kwargs) -> None:
-        render.report(self.out, self.root, row, show_hint=lambda f, n: self.show_hint(row.kata, f, n), **kwargs)
-
-    def screen_lines(self) -> int | None:
-        return max(self.out.height - 14, 10) if self.out.is_terminal else None
-
-    def run(self, katas: list[registry.Kata], *, full: bool = False):
-        self.need_pytest()
-        names = ", ".join(k.id for k in katas)
-        try:
-            if self.out.is_terminal:
-                with self.out.status(f"running the tests of {names} ...", spinner="dots"):
-                    return runner.run_tests(self.store, katas, full=full)
-            return runner.run_tests(self.store, katas, full=full)
-        except runner.RunFailed as exc:
-            self.fail(str(exc))
-
-
-pass_app = click.make_pass_decorator(App)
-
-
-class KataType(click.ParamType):
-    """A kata id, alias or module name; an unknown one lists the valid ones."""
-
-    name = "kata"
-
-    def convert(self, value, param, ctx):
-        if isinstance(value, registry.Kata):
-            return value
-        try:
-            return registry.get(str(value))
-        except registry.UnknownKata as exc:
-            self.fail(str(exc), param, ctx)
-
-
-KATA = KataType()
 
 
 @click.group(invoke_without_command=True, context_settings={"help_option_names": ["-h", "--help"]})
@@ -360,85 +281,9 @@ def mistakes(app: App, kata: registry.Kata):
             app.out.print(Text(f"  ({o.status}: {o.error or 'no test failed'})", style="yellow"))
 
 
-@cli.command(short_help="Run the suite against solutions/ (contributors).",
-             context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
-@click.argument("args", nargs=-1, type=click.UNPROCESSED)
-@pass_app
-def solutions(app: App, args: tuple[str, ...]):
-    """Run the suite against solutions/ (pytest --solutions): the check a contributor runs.
+from tfkata.cli import contributors  # noqa: E402  (registers `kata solutions` and `kata dev`)
 
-    ARGS: kata names narrow it to those katas' tests; anything else goes to pytest
-    (e.g. kata solutions k04 --runslow -x).
-    """
-    files, extra = [], []
-    for arg in args:
-        kata = None
-        if not arg.startswith("-"):
-            try:
-                kata = registry.get(arg)
-            except registry.UnknownKata:
-                kata = None
-        if kata is None:
-            extra.append(arg)
-        elif (app.root / kata.test_file).exists():
-            files.append(kata.test_file)
-        else:
-            app.fail(f"{kata.id} is not available yet: {kata.test_file} does not exist.")
-    app.need_pytest()
-    app.out.print(Text("$ " + " ".join(["pytest", "--solutions", *files, *extra]), style="dim"))
-    sys.exit(subprocess.call([sys.executable, "-m", "pytest", "--solutions", *files, *extra],
-                             cwd=app.root, env=runner.pytest_env()))
-
-
-@cli.group()
-def dev():
-    """Contributors' checks (CI runs them)."""
-
-
-@dev.command(name="check")
-@click.option("--static", "static_only", is_flag=True, help="Only the checks that need no TensorFlow (steps 1-4).")
-@click.option("--solutions-json", type=click.Path(dir_okay=False), default=None,
-              help="Reuse the results of a `pytest --solutions --results-json` run instead of running it again.")
-@pass_app
-def dev_check(app: App, static_only: bool, solutions_json: str | None):
-    """katas/ generated from solutions/, registry hints, test coverage, mistake catalogues, every stub
-    TODO, every solution passing. Exit 1 with the list of problems."""
-    from tfkata.cli import checks
-    from tfkata.results import ResultsError, Run
-
-    steps = [("static checks (stubs, registry, covers, catalogues)", lambda: checks.static_problems(app.root))]
-    if not static_only:
-        steps.append(("pytest against katas/ (every graded test TODO or waiting)",
-                      lambda: checks.stub_problems(*reversed(checks.pytest_run(app.root)))))
-        if solutions_json:
-            def reuse():
-                try:
-                    return checks.solution_problems(Run.load(solutions_json), 0)
-                except ResultsError as exc:
-                    return [f"{solutions_json}: {exc}"]
-            steps.append((f"pytest --solutions (from {solutions_json})", reuse))
-        else:
-            steps.append(("pytest --solutions (every test passes)",
-                          lambda: checks.solution_problems(*reversed(checks.pytest_run(app.root, "--solutions")))))
-    bad = 0
-    for title, step in steps:
-        problems = step()
-        bad += len(problems)
-        mark = Text("ok  ", style="green") if not problems else Text("FAIL", style="bold red")
-        app.out.print(Text.assemble(mark, f" {title}"))
-        for p in problems:
-            app.out.print(Text(f"     {p}"))
-    app.out.print(f"dev check: {bad} problem{'s' if bad != 1 else ''}")
-    sys.exit(1 if bad else 0)
-
-
-@dev.command(name="mistakes", context_settings={"ignore_unknown_options": True})
-@click.argument("args", nargs=-1, type=click.UNPROCESSED)
-def dev_mistakes(args: tuple[str, ...]):
-    """Prove every catalogued mistake is caught: python -m tfkata.mistakes ARGS (kata ids, --runslow, --id)."""
-    from tfkata.mistakes.__main__ import main as run_mistakes
-
-    sys.exit(run_mistakes(list(args)))
+contributors.register(cli)
 
 
 def main(argv: list[str] | None = None) -> None:

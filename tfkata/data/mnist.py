@@ -18,12 +18,13 @@ mutations; normalising pixels and one-hot labels is the katas' job.
 from __future__ import annotations
 
 import hashlib
-import os
 import zipfile
 from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
+
+from tfkata.paths import data_file_candidates
 
 FILENAME = "mnist.npz"
 BUNDLED = Path(__file__).with_name(FILENAME)
@@ -48,14 +49,9 @@ class MnistDataError(RuntimeError):
 
 
 def candidates() -> list[Path]:
-    """The places searched, in order (KATA_DATA_DIR only when it is set)."""
-    out = []
-    data_dir = os.environ.get("KATA_DATA_DIR", "").strip()
-    if data_dir:
-        out.append(Path(data_dir).expanduser() / FILENAME)
-    out.append(BUNDLED)
-    out.append(KERAS_CACHE.expanduser())
-    return out
+    """The places searched, in order (tfkata.paths: ``$KATA_DATA_DIR`` when set, the bundled file, the
+    tf-katas cache, Keras's own cache)."""
+    return data_file_candidates(FILENAME, bundled=BUNDLED, extra=(KERAS_CACHE.parent,))
 
 
 def find_mnist() -> Path:

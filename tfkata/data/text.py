@@ -26,7 +26,6 @@ import contextlib
 import math
 import os
 import re
-import sys
 import tempfile
 import urllib.error
 import urllib.request
@@ -35,10 +34,11 @@ from pathlib import Path
 
 import numpy as np
 
+from tfkata.paths import DATA_DIR_ENV, download_dir
+
 TEXT8_URL = "http://mattmahoney.net/dc/text8.zip"
 TEXT8_FILE = "text8.zip"
 TEXT8_BYTES = 31_344_016
-DATA_DIR_ENV = "KATA_DATA_DIR"
 VALID_SIZE = 1000  # the tutorial's validation split: the first 1000 characters
 
 _NOT_TEXT8 = re.compile(r"[^a-z]+")
@@ -51,18 +51,9 @@ class DataUnavailable(RuntimeError):
 
 # --------------------------------------------------------------------------- files and cache
 def data_dir() -> Path:
-    """Where downloaded data lives: ``$KATA_DATA_DIR`` if set, else a per-user cache folder.
-
-    The cache folder is ``$XDG_CACHE_HOME/tf-katas`` (default ``~/.cache/tf-katas``), or
-    ``%LOCALAPPDATA%\\tf-katas`` on Windows. It is not created here.
-    """
-    env = os.environ.get(DATA_DIR_ENV, "").strip()
-    if env:
-        return Path(env).expanduser()
-    if sys.platform == "win32" and os.environ.get("LOCALAPPDATA"):
-        return Path(os.environ["LOCALAPPDATA"]) / "tf-katas"
-    base = os.environ.get("XDG_CACHE_HOME", "").strip() or os.path.join("~", ".cache")
-    return Path(base).expanduser() / "tf-katas"
+    """Where downloaded data lives (tfkata.paths.download_dir): ``$KATA_DATA_DIR`` if set, else the
+    per-user cache folder ``$XDG_CACHE_HOME/tf-katas`` (``~/.cache/tf-katas``). Not created here."""
+    return download_dir()
 
 
 def _place_hint(path: Path, expected_bytes: int, url: str) -> str:
