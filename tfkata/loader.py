@@ -36,15 +36,18 @@ def set_target(value: str) -> None:
     _target[:] = [value]
 
 
+def target_from_env() -> str:
+    """``TFKATA_TARGET`` (default katas); a bad value is one clear error."""
+    value = os.environ.get("TFKATA_TARGET", "katas").strip() or "katas"
+    if value not in TARGETS:
+        raise ValueError(f"TFKATA_TARGET must be 'katas' or 'solutions', got {value!r}: unset it or fix the value")
+    return value
+
+
 def target() -> str:
     """The run's target; outside pytest, ``TFKATA_TARGET`` (default katas), read once."""
     if not _target:
-        value = os.environ.get("TFKATA_TARGET", "katas").strip() or "katas"
-        if value not in TARGETS:
-            raise ValueError(
-                f"TFKATA_TARGET must be 'katas' or 'solutions', got {value!r}: unset it or fix the value"
-            )
-        _target.append(value)
+        _target.append(target_from_env())
     return _target[0]
 
 

@@ -18,7 +18,6 @@
 """
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
@@ -50,10 +49,10 @@ def pytest_addoption(parser):
 def _resolve_target(config) -> str:
     if config.getoption("solutions"):
         return "solutions"
-    value = os.environ.get("TFKATA_TARGET", "katas").strip() or "katas"
-    if value not in loader.TARGETS:
-        raise pytest.UsageError(f"TFKATA_TARGET must be 'katas' or 'solutions', got {value!r}: unset it or fix the value")
-    return value
+    try:
+        return loader.target_from_env()
+    except ValueError as exc:
+        raise pytest.UsageError(str(exc)) from None
 
 
 @pytest.hookimpl(tryfirst=True)
