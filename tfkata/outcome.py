@@ -113,8 +113,11 @@ def classify(exc: BaseException, tb, *, kata: registry.Kata | None, target_dir: 
 
 
 def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    if isinstance(exc, AssertionError):
-        text = text.split("\nassert ", 1)[0]
-    first = text.splitlines()[0] if text else ""
-    return f"{type(exc).__name__}: {first}" if not isinstance(exc, AssertionError) else (first or "assertion failed")
+    """The test's own sentence for an assert or pytest.fail, else ``Type: first line``."""
+    from tfkata.diagnoses import is_test_failure
+    from tfkata.tracebacks import split_message
+
+    head, _ = split_message(exc)
+    if is_test_failure(exc):
+        return head or "assertion failed"
+    return f"{type(exc).__name__}: {head}"
