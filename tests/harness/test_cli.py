@@ -307,3 +307,28 @@ def test_watch_cancels_a_running_run_when_a_file_is_saved(repo):
     assert proc.returncode == 0, out
     assert "the running tests were cancelled" in out, out
     assert "1/1 points" in out and time.time() - started < 110, f"the re-run must not wait for the old one:\n{out}"
+
+
+def test_kata_mistakes_names_only_the_count_until_the_kata_passes(repo):
+    from tfkata import mistakes as catalogue
+    from tfkata.cli import lessons
+
+    entries = catalogue.load("k01")
+    res = kata(repo, "mistakes", "k01")
+    assert res.exit_code == 0 and f"k01 has {len(entries)} catalogued common mistakes; finish the kata" in res.output
+    assert entries[0].what not in res.output, "no spoilers before the kata passes"
+    fake_results(repo, [result("test_define_add_runs_to_five", "pass")])
+    first = entries[0]
+    cached = {"fingerprint": lessons._fingerprint(app_store(repo), K01), "mistakes": [
+        {"function": first.function, "what": first.what, "status": "caught", "test_name": "test_x",
+         "message": "the message the learner would have seen", "error": None}]}
+    (repo / ".tfkata" / "mistakes-k01.json").write_text(json.dumps(cached))
+    res = kata(repo, "mistakes", "k01")
+    assert f"• {first.function}: {first.what}" in res.output, res.output
+    assert "test_x: the message the learner would have seen" in res.output, res.output
+
+
+def app_store(repo: Path):
+    from tfkata.store import Store
+
+    return Store(repo)

@@ -256,9 +256,10 @@ def diff(app: App, kata: registry.Kata, force: bool):
 @click.argument("kata", type=KATA)
 @pass_app
 def mistakes(app: App, kata: registry.Kata):
-    """Once KATA passes: its catalogued common mistakes and what the tests say to each (each is run
-    against a temporary copy of the reference, so this takes a few seconds per mistake)."""
+    """Once KATA passes: its catalogued common mistakes and what the tests say to each. Each runs
+    against a temporary copy of the reference (a few seconds each, the first time)."""
     from tfkata import mistakes as catalogue
+    from tfkata.cli.lessons import lessons
 
     entries = catalogue.load(kata.id)
     if not entries:
@@ -269,16 +270,21 @@ def mistakes(app: App, kata: registry.Kata):
                       f"(kata run {kata.id}) to see them and what the tests say to each.")
         return
     app.need_pytest()
-    app.out.print(Text(f"{kata.id} · {kata.title}: {len(entries)} common mistakes", style="bold"))
-    for m in entries:
-        o = catalogue.run(m, app.root, runslow=False)
-        app.out.print(Text(f"• {m.function}: {m.what}", style="bold"))
-        if o.status == "caught":
-            app.out.print(Text(f"  {o.test_name} says: {(o.message or '').splitlines()[0] if o.message else ''}"))
-        elif o.status == "skipped":
+    if app.out.is_terminal:
+        with app.out.status(f"running {len(entries)} mistakes against the reference ...", spinner="dots"):
+            rows = lessons(app.store, kata)
+    else:
+        rows = lessons(app.store, kata)
+    app.out.print(Text(f"{kata.id} · {kata.title}: {len(rows)} common mistakes and what the tests say", style="bold"))
+    for row in rows:
+        app.out.print(Text(f"• {row['function']}: {row['what']}", style="bold"))
+        if row["status"] == "caught":
+            first = (row["message"] or "").splitlines()[0] if row["message"] else ""
+            app.out.print(Text(f"  {row['test_name']}: {first}"))
+        elif row["status"] == "skipped":
             app.out.print(Text("  only a training run shows it (the accuracy or perplexity stays low)", style="dim"))
         else:
-            app.out.print(Text(f"  ({o.status}: {o.error or 'no test failed'})", style="yellow"))
+            app.out.print(Text(f"  ({row['status']}: {row['error'] or 'no test failed'})", style="yellow"))
 
 
 from tfkata.cli import contributors  # noqa: E402  (registers `kata solutions` and `kata dev`)
