@@ -25,6 +25,9 @@ from tfkata.tfsetup import import_tensorflow
 tf = import_tensorflow()  # quietly: without the CUDA/oneDNN lines a plain import prints
 import keras  # noqa: E402  (after the quiet TensorFlow import; Keras 3 on TF >= 2.16, Keras 2 before)
 
+# Keras 2.12 draws its initialisers' seeds with random.randint(1, 1e9), which Python 3.11 deprecates.
+pytestmark = pytest.mark.filterwarnings("ignore:non-integer arguments to randrange:DeprecationWarning")
+
 n04 = load_kata("n04_keras_cnn")
 k04 = load_kata("k04_cnn_mnist")
 
@@ -445,6 +448,7 @@ def test_make_train_step_one_step():
     step = n04.make_train_step(model, optimizer, loss_fn)
     _check_is_tf_function(step)
     got_loss = step(tf.constant(x), tf.constant(y))
+    first_traces = step.experimental_get_tracing_count()  # Keras 2 traces twice on the call that creates Adam's/SGD's variables
     assert np.shape(got_loss) == () and np.isclose(float(got_loss), float(expected_loss), rtol=1e-5), (
         f"the step should return the batch's loss before the update, {float(expected_loss):.5f}, got {got_loss}"
     )
@@ -458,8 +462,11 @@ def test_make_train_step_one_step():
         )
     for _ in range(3):
         step(tf.constant(x), tf.constant(y))
-    traces = step.experimental_get_tracing_count()
-    assert traces == 1, f"4 calls with batches of the same shape traced the step {traces} times: expected 1"
+    retraces = step.experimental_get_tracing_count() - first_traces
+    assert retraces == 0, (
+        f"3 more calls with batches of the same shape traced the step {retraces} more times: expected none "
+        "(make the tf.function once, in make_train_step, and call it with tensors)"
+    )
 
 
 @pytest.mark.covers("make_train_step")
