@@ -1024,12 +1024,12 @@ def test_summaries_run_cuts_the_test_loss(summaries_run):
     accuracy = test_events[40]["accuracy"]
     print(f"n09 summaries: test loss {first:.3f} (step 0) -> {last:.3f} (step 40), test accuracy {accuracy:.3f}, "
           f"{summaries_run['seconds']:.1f} s (k09 on the same budget: 2.309 -> 0.799)")
-    # Measured (TF 2.12 and 2.21): 2.31 -> 0.79; k09's threshold, the same budget.
+    # Measured (TF 2.12 and 2.21): 2.308 -> 0.710, accuracy 0.750; k09 2.309 -> 0.799. k09's threshold, the same budget.
     assert last < 0.6 * first, (
-        f"36 Adam steps (lr 5e-3) should cut the test loss by 40 %+ (measured 2.31 -> 0.79, k09 2.31 -> 0.80), got "
+        f"36 Adam steps (lr 5e-3) should cut the test loss by 40 %+ (measured 2.31 -> 0.71, k09 2.31 -> 0.80), got "
         f"{first:.3f} -> {last:.3f}; training losses {[round(history['train'][s], 3) for s in sorted(history['train'])][::6]}"
     )
-    assert accuracy > 0.6, f"test accuracy after 40 steps should pass 60 % (measured 0.79), got {accuracy:.3f}"
+    assert accuracy > 0.6, f"test accuracy after 40 steps should pass 60 % (measured 0.75), got {accuracy:.3f}"
 
 
 @pytest.fixture(scope="module")
