@@ -1049,13 +1049,10 @@ def checkpoint_runs(tmp_path_factory):
             "seconds": time.perf_counter() - start}
 
 
-CKPT_COVERS = ("train_with_checkpoints", "restore_latest", "make_checkpoint", "make_optimizer", "make_train_step",
-               "build_model")
-
-
 @pytest.mark.training
 @pytest.mark.timeout(300)
-@pytest.mark.covers(*CKPT_COVERS)
+@pytest.mark.covers("train_with_checkpoints", "restore_latest", "make_checkpoint", "make_optimizer", "make_train_step",
+                    "build_model")
 def test_checkpoints_saved_every_n_steps(checkpoint_runs):
     first, resumed = checkpoint_runs["first"], checkpoint_runs["resumed"]
     assert (first["start_step"], first["global_step"], first["saved_steps"]) == (0, 50, [10, 20, 30, 40, 50]), (
@@ -1074,7 +1071,8 @@ def test_checkpoints_saved_every_n_steps(checkpoint_runs):
 @pytest.mark.training
 @pytest.mark.timeout(300)
 @pytest.mark.points(3)
-@pytest.mark.covers(*CKPT_COVERS)
+@pytest.mark.covers("train_with_checkpoints", "restore_latest", "make_checkpoint", "make_optimizer", "make_train_step",
+                    "build_model")
 def test_resumed_run_equals_straight_run_bit_for_bit(checkpoint_runs):
     resumed, straight = checkpoint_runs["resumed"], checkpoint_runs["straight"]
     problem = _resume_problem(resumed, straight, "50 + 50 steps and 100 straight steps")
