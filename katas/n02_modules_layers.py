@@ -41,9 +41,12 @@ class Linear(tf.Module):
     """
 
     def __init__(self, in_features, out_features, name=None):
+        """Create ``self.w`` [in_features, out_features] (Glorot uniform, named "w") and ``self.b``
+        [out_features] (zeros, named "b") inside ``self.name_scope``, after ``super().__init__(name=name)``."""
         raise NotImplementedError("n02: Linear.__init__")
 
     def __call__(self, x):
+        """``x @ w + b`` for ``x`` [B, in_features]: [B, out_features]. Creates no variables."""
         raise NotImplementedError("n02: Linear.__call__")
 
 
@@ -59,9 +62,11 @@ class MLP(tf.Module):
     """
 
     def __init__(self, in_features, layer_sizes, name=None):
+        """Build ``self.layers``, one ``Linear(..., name=f"layer{i}")`` per size, inside ``self.name_scope``."""
         raise NotImplementedError("n02: MLP.__init__")
 
     def __call__(self, x):
+        """The layers in order on ``x`` [B, in_features], ``relu`` between them, none after the last."""
         raise NotImplementedError("n02: MLP.__call__")
 
 
@@ -77,12 +82,16 @@ class Dense(keras.layers.Layer):
     """
 
     def __init__(self, units, **kwargs):
+        """Pass ``kwargs`` to ``keras.layers.Layer`` and keep ``units``; create no weights yet."""
         raise NotImplementedError("n02: Dense.__init__")
 
     def build(self, input_shape):
+        """Create ``self.kernel`` (in, units), glorot_uniform, and ``self.bias`` (units,), zeros, with
+        ``add_weight``; ``in`` is ``input_shape[-1]``. Keras calls this once, before the first ``call``."""
         raise NotImplementedError("n02: Dense.build")
 
     def call(self, x):
+        """``x @ kernel + bias`` for ``x`` [B, in]: [B, units]. Creates no weights."""
         raise NotImplementedError("n02: Dense.call")
 
 

@@ -56,9 +56,12 @@ class LinearModel(tf.Module):
     """
 
     def __init__(self, k_init=0.0, b_init=0.0, name=None):
+        """``self.k`` and ``self.b``: float32 scalar ``tf.Variable``s named "k" and "b" starting at
+        ``k_init`` and ``b_init`` (after ``super().__init__(name=name)``)."""
         raise NotImplementedError("n03: LinearModel.__init__")
 
     def __call__(self, x):
+        """``k * x + b`` for a float32 ``x`` of any shape."""
         raise NotImplementedError("n03: LinearModel.__call__")
 
 

@@ -38,6 +38,8 @@ class Linear(tf.Module):
     """
 
     def __init__(self, in_features, out_features, name=None):
+        """Create ``self.w`` [in_features, out_features] (Glorot uniform, named "w") and ``self.b``
+        [out_features] (zeros, named "b") inside ``self.name_scope``, after ``super().__init__(name=name)``."""
         super().__init__(name=name)
         limit = (6.0 / (in_features + out_features)) ** 0.5
         with self.name_scope:
@@ -47,6 +49,7 @@ class Linear(tf.Module):
             self.b = tf.Variable(tf.zeros([out_features]), name="b")
 
     def __call__(self, x):
+        """``x @ w + b`` for ``x`` [B, in_features]: [B, out_features]. Creates no variables."""
         return tf.matmul(x, self.w) + self.b
 
 
@@ -62,6 +65,7 @@ class MLP(tf.Module):
     """
 
     def __init__(self, in_features, layer_sizes, name=None):
+        """Build ``self.layers``, one ``Linear(..., name=f"layer{i}")`` per size, inside ``self.name_scope``."""
         super().__init__(name=name)
         self.layers = []
         with self.name_scope:
@@ -71,6 +75,7 @@ class MLP(tf.Module):
                 size_in = size
 
     def __call__(self, x):
+        """The layers in order on ``x`` [B, in_features], ``relu`` between them, none after the last."""
         h = x
         for i, layer in enumerate(self.layers):
             h = layer(h)
@@ -91,16 +96,20 @@ class Dense(keras.layers.Layer):
     """
 
     def __init__(self, units, **kwargs):
+        """Pass ``kwargs`` to ``keras.layers.Layer`` and keep ``units``; create no weights yet."""
         super().__init__(**kwargs)
         self.units = units
 
     def build(self, input_shape):
+        """Create ``self.kernel`` (in, units), glorot_uniform, and ``self.bias`` (units,), zeros, with
+        ``add_weight``; ``in`` is ``input_shape[-1]``. Keras calls this once, before the first ``call``."""
         self.kernel = self.add_weight(
             name="kernel", shape=(int(input_shape[-1]), self.units), initializer="glorot_uniform"
         )
         self.bias = self.add_weight(name="bias", shape=(self.units,), initializer="zeros")
 
     def call(self, x):
+        """``x @ kernel + bias`` for ``x`` [B, in]: [B, units]. Creates no weights."""
         return tf.matmul(x, self.kernel) + self.bias
 
 

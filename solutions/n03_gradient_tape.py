@@ -57,11 +57,14 @@ class LinearModel(tf.Module):
     """
 
     def __init__(self, k_init=0.0, b_init=0.0, name=None):
+        """``self.k`` and ``self.b``: float32 scalar ``tf.Variable``s named "k" and "b" starting at
+        ``k_init`` and ``b_init`` (after ``super().__init__(name=name)``)."""
         super().__init__(name=name)
         self.k = tf.Variable(k_init, dtype=tf.float32, name="k")
         self.b = tf.Variable(b_init, dtype=tf.float32, name="b")
 
     def __call__(self, x):
+        """``k * x + b`` for a float32 ``x`` of any shape."""
         return self.k * x + self.b
 
 
