@@ -240,9 +240,11 @@ def test_eager_add_equals_k01_session_run():
 def test_wrong_port_of_k01_is_rejected():
     # The comparison above must be able to fail: a port that names the wrong constant is caught.
     k_names, k_values = _k01_constants()
+    message = _compare_constants(n01.constants_function(), k_names, k_values)
+    assert message is None, message  # the learner's port is accepted ...
 
     @tf.function
-    def wrong():
+    def wrong():  # ... and a wrong one is not
         return tf.constant(1.0, name="variable_b"), tf.constant(2.0), tf.constant(3.0)
 
     message = _compare_constants(wrong, k_names, k_values)

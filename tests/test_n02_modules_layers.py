@@ -283,9 +283,11 @@ class _Port(tf.Module):
 
 
 @pytest.mark.needs("k02")
-@pytest.mark.covers("MLP")
+@pytest.mark.covers("MLP", "Linear")
 def test_wrong_ports_of_k02_are_rejected():
     weights, k_out = _k02_mlp()
+    message = _port_and_compare(n02.MLP(5, SIZES), weights, k_out)
+    assert message is None, message  # the learner's port is accepted, the wrong ones are not
     for wrong, what in ((_Port(use_bias=False), "without biases"), (_Port(relu_last=True), "ReLU on the last layer")):
         message = _port_and_compare(wrong, weights, k_out)
         assert message is not None and MAPPING in message, (

@@ -252,10 +252,12 @@ def _k_only_step(loss_fn, variables, optimizer):
 
 
 @pytest.mark.needs("k03")
-@pytest.mark.covers("sgd_step")
+@pytest.mark.covers("sgd_step", "LinearModel", "square_error")
 def test_wrong_ports_of_k03_are_rejected():
     steps, lr, seed = 5, 0.5, 0
     start, k_after, _ = _k03_trajectory(steps, lr, seed)
+    _, message = _compare(_n03_trajectory(n03.sgd_step, start, steps, lr, seed)[0], k_after)
+    assert message is None, message  # the learner's port is accepted, the wrong ones are not
     for step, what in ((_uphill_step, "with the gradient's sign flipped"), (_k_only_step, "that trains k only")):
         n_after, _ = _n03_trajectory(step, start, steps, lr, seed)
         _, message = _compare(n_after, k_after)
