@@ -442,10 +442,10 @@ def test_training_loss_scores_the_next_character(sess):
         why = ("the loss is also averaged over the 27 columns: reduce_mean of softmax_cross_entropy_with_logits "
                "(one value per row), not of labels * log(p)")
     else:
-        why = ("labels = tf.concat(train_data[1:], 0) (the inputs shifted by one step), loss = "
-               "reduce_mean(softmax_cross_entropy_with_logits(labels=..., logits=logits))")
-    pytest.fail(f"loss {loss:.6f}, expected {want:.6f} (the mean cross-entropy of your logits against the next "
-                f"characters): {why}", pytrace=False)
+        why = ("the loss should be reduce_mean(softmax_cross_entropy_with_logits(labels=..., logits=logits)) with "
+               "labels = tf.concat(train_data[1:], 0), the inputs shifted by one step")
+    pytest.fail(f"{why} (loss {loss:.6f}, expected {want:.6f}: the mean cross-entropy of your logits against the "
+                "next characters)", pytrace=False)
 
 
 @pytest.mark.covers("build_training_model", "lstm_cell", "create_parameters")

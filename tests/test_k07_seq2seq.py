@@ -427,7 +427,7 @@ def test_masked_loss_matches_numpy(sess):
         ]
         why = next((text for value, text in candidates if abs(got - value) <= 1e-5 * abs(value)),
                    "expected sum(xent * mask) / sum(mask) with xent the per-step sparse softmax cross entropy")
-        pytest.fail(f"masked loss {float(got):.6f}, expected {want:.6f}: {why}", pytrace=False)
+        pytest.fail(f"masked_loss: {why} (got {float(got):.6f}, expected {want:.6f})", pytrace=False)
 
 
 @pytest.mark.covers("masked_loss")
