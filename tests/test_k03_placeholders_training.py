@@ -230,7 +230,7 @@ def test_train_linear_regression_follows_the_loop():
     k_val, b_val, losses = _train(steps=steps, learning_rate=learning_rate, seed=seed)
     assert isinstance(losses, list) and len(losses) == steps, (
         f"train_linear_regression(steps={steps}): expected a list of {steps} losses (one per step), "
-        f"got {type(losses).__name__} of {len(losses) if hasattr(losses, '__len__') else '?'}"
+        f"got {type(losses).__name__}" + (f" of {len(losses)}" if hasattr(losses, "__len__") else "")
     )
     # The start values: run the initializers of the graph it built again, in a new session (seeded ops
     # give the same values in every session).
