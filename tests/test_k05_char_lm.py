@@ -797,12 +797,6 @@ def test_uniform_model_validation_perplexity_is_27(sess):
 
 
 # --------------------------------------------------------------------------- training: offline corpus
-# Every kata function a training run exercises (a training test waits until their unit tests pass).
-TRAIN_COVERS = ("train", "BatchGenerator", "char2id", "id2char", "characters", "create_parameters", "lstm_cell",
-                "build_training_model", "build_optimizer", "build_sampling_model", "logprob", "sample_distribution",
-                "sample", "random_distribution", "generate", "validation_perplexity")
-
-
 def _curve(history):
     return explain_curve(history.get("mean_loss", []), n_classes=V)
 
@@ -825,7 +819,9 @@ def offline_run():
 
 
 @pytest.mark.training
-@pytest.mark.covers(*TRAIN_COVERS)
+@pytest.mark.covers("train", "BatchGenerator", "char2id", "id2char", "characters", "create_parameters", "lstm_cell",
+                    "build_training_model", "build_optimizer", "build_sampling_model", "logprob",
+                    "sample_distribution", "sample", "random_distribution", "generate", "validation_perplexity")
 @pytest.mark.points(4)
 @pytest.mark.timeout(300)
 def test_offline_training_reaches_perplexity(offline_run):
@@ -841,7 +837,9 @@ def test_offline_training_reaches_perplexity(offline_run):
 
 
 @pytest.mark.training
-@pytest.mark.covers(*TRAIN_COVERS)
+@pytest.mark.covers("train", "BatchGenerator", "char2id", "id2char", "characters", "create_parameters", "lstm_cell",
+                    "build_training_model", "build_optimizer", "build_sampling_model", "logprob",
+                    "sample_distribution", "sample", "random_distribution", "generate", "validation_perplexity")
 @pytest.mark.points(1)
 @pytest.mark.timeout(300)
 def test_offline_training_summaries_and_samples(offline_run):
@@ -902,7 +900,9 @@ def _synthetic_run(chain, train_batches=None, steps=SYNTHETIC_STEPS, valid_chars
 
 
 @pytest.mark.training
-@pytest.mark.covers(*TRAIN_COVERS)
+@pytest.mark.covers("train", "BatchGenerator", "char2id", "id2char", "characters", "create_parameters", "lstm_cell",
+                    "build_training_model", "build_optimizer", "build_sampling_model", "logprob",
+                    "sample_distribution", "sample", "random_distribution", "generate", "validation_perplexity")
 @pytest.mark.points(4)
 @pytest.mark.timeout(300)
 def test_synthetic_perplexity_sits_at_the_entropy_floor(chain):
@@ -918,7 +918,9 @@ def test_synthetic_perplexity_sits_at_the_entropy_floor(chain):
 
 
 @pytest.mark.training
-@pytest.mark.covers(*TRAIN_COVERS)
+@pytest.mark.covers("train", "BatchGenerator", "char2id", "id2char", "characters", "create_parameters", "lstm_cell",
+                    "build_training_model", "build_optimizer", "build_sampling_model", "logprob",
+                    "sample_distribution", "sample", "random_distribution", "generate", "validation_perplexity")
 @pytest.mark.points(0)
 @pytest.mark.timeout(300)
 def test_leak_detector_catches_a_leaking_generator(chain):
@@ -959,7 +961,9 @@ def test_leak_detector_catches_a_leaking_generator(chain):
 # --------------------------------------------------------------------------- slow: text8
 @pytest.mark.slow
 @pytest.mark.training
-@pytest.mark.covers(*TRAIN_COVERS)
+@pytest.mark.covers("train", "BatchGenerator", "char2id", "id2char", "characters", "create_parameters", "lstm_cell",
+                    "build_training_model", "build_optimizer", "build_sampling_model", "logprob",
+                    "sample_distribution", "sample", "random_distribution", "generate", "validation_perplexity")
 @pytest.mark.points(3)
 @pytest.mark.timeout(3600)
 def test_text8_full_schedule():

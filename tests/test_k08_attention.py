@@ -33,13 +33,6 @@ MIN_GAP = 0.40  # attention minus plain; measured plain (same schedule) 18.4-19.
 MIN_ALIGNED = 0.80  # share of output steps whose strongest weight is on the source position they copy
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
-# What each group of tests exercises (a training test waits until the unit tests of these pass).
-PIECES = ("luong_scores", "masked_softmax", "context_vector", "attentional_state")
-STEP_COVERS = ("attention_step", "attention_parts", *PIECES)
-DECODER_COVERS = ("attention_training_decoder", *STEP_COVERS)
-MODEL_COVERS = ("build_attention_seq2seq", "attention_greedy_decoder", *DECODER_COVERS)
-TRAIN_COVERS = ("train", *MODEL_COVERS)
-
 
 @pytest.fixture(autouse=True, scope="module")
 def _legacy_rnn():
@@ -172,7 +165,8 @@ def _zero_state(b):
     return tuple(tf.compat.v1.nn.rnn_cell.LSTMStateTuple(z, z) for _ in range(2))
 
 
-@pytest.mark.covers(*STEP_COVERS)
+@pytest.mark.covers("attention_step", "attention_parts", "luong_scores", "masked_softmax", "context_vector",
+                    "attentional_state")
 @pytest.mark.needs("k07")
 def test_attention_step_uses_input_feeding(sess):
     parts = k08.attention_parts()
@@ -200,7 +194,8 @@ def test_attention_step_uses_input_feeding(sess):
     assert al0.shape == (3, 6) and np.all(al0[1, 3:] == 0.0), f"alignments [B, T_enc] with zeros on padding, got {al0}"
 
 
-@pytest.mark.covers(*STEP_COVERS)
+@pytest.mark.covers("attention_step", "attention_parts", "luong_scores", "masked_softmax", "context_vector",
+                    "attentional_state")
 @pytest.mark.needs("k07")
 def test_attention_step_scores_keys_and_averages_memory(sess):
     parts = k08.attention_parts()
@@ -229,7 +224,8 @@ def test_attention_step_scores_keys_and_averages_memory(sess):
     )
 
 
-@pytest.mark.covers(*DECODER_COVERS)
+@pytest.mark.covers("attention_training_decoder", "attention_step", "attention_parts", "luong_scores",
+                    "masked_softmax", "context_vector", "attentional_state")
 @pytest.mark.needs("k07")
 def test_training_decoder_shapes_and_alignments(sess):
     parts = k08.attention_parts()
@@ -245,7 +241,8 @@ def test_training_decoder_shapes_and_alignments(sess):
     assert np.all(al[1, :, 3:] == 0.0) and np.all(al[2, :, 4:] == 0.0), "no weight on padded encoder positions"
 
 
-@pytest.mark.covers(*DECODER_COVERS)
+@pytest.mark.covers("attention_training_decoder", "attention_step", "attention_parts", "luong_scores",
+                    "masked_softmax", "context_vector", "attentional_state")
 @pytest.mark.needs("k07")
 def test_training_decoder_chains_attention_steps(sess):
     parts = k08.attention_parts()
@@ -279,7 +276,9 @@ def test_training_decoder_chains_attention_steps(sess):
                         f"(max |diff| of logits {np.abs(got_l[:, t] - ref_l[:, t]).max():.3g}): {why}", pytrace=False)
 
 
-@pytest.mark.covers(*MODEL_COVERS)
+@pytest.mark.covers("build_attention_seq2seq", "attention_greedy_decoder", "attention_training_decoder",
+                    "attention_step", "attention_parts", "luong_scores", "masked_softmax", "context_vector",
+                    "attentional_state")
 @pytest.mark.needs("k07")
 def test_build_attention_seq2seq_shares_weights(sess):
     model = k08.build_attention_seq2seq()
@@ -433,7 +432,9 @@ def test_beam_search_respects_max_steps():
     )
 
 
-@pytest.mark.covers("model_next_log_probs", *MODEL_COVERS)
+@pytest.mark.covers("model_next_log_probs", "build_attention_seq2seq", "attention_greedy_decoder",
+                    "attention_training_decoder", "attention_step", "attention_parts", "luong_scores",
+                    "masked_softmax", "context_vector", "attentional_state")
 @pytest.mark.needs("k07")
 def test_model_next_log_probs_is_the_last_step_log_softmax(sess):
     model = k08.build_attention_seq2seq()
@@ -507,7 +508,9 @@ def trained():
 
 
 @pytest.mark.training
-@pytest.mark.covers(*TRAIN_COVERS)
+@pytest.mark.covers("train", "build_attention_seq2seq", "attention_greedy_decoder", "attention_training_decoder",
+                    "attention_step", "attention_parts", "luong_scores", "masked_softmax", "context_vector",
+                    "attentional_state")
 @pytest.mark.needs("k07")
 @pytest.mark.points(5)
 @pytest.mark.timeout(600)
@@ -525,7 +528,9 @@ def test_attention_learns_the_copy_task(trained):
 
 
 @pytest.mark.training
-@pytest.mark.covers(*TRAIN_COVERS)
+@pytest.mark.covers("train", "build_attention_seq2seq", "attention_greedy_decoder", "attention_training_decoder",
+                    "attention_step", "attention_parts", "luong_scores", "masked_softmax", "context_vector",
+                    "attentional_state")
 @pytest.mark.needs("k07")
 @pytest.mark.points(3)
 @pytest.mark.timeout(600)
@@ -557,7 +562,9 @@ def _aligned_share(x, lx, preds, align, y, ly):
 
 
 @pytest.mark.training
-@pytest.mark.covers(*TRAIN_COVERS, "plot_attention")
+@pytest.mark.covers("train", "build_attention_seq2seq", "attention_greedy_decoder", "attention_training_decoder",
+                    "attention_step", "attention_parts", "luong_scores", "masked_softmax", "context_vector",
+                    "attentional_state", "plot_attention")
 @pytest.mark.needs("k07")
 @pytest.mark.points(2)
 @pytest.mark.timeout(600)
@@ -582,7 +589,9 @@ def test_trained_attention_heatmap(trained, tmp_path):
 
 
 @pytest.mark.training
-@pytest.mark.covers("beam_search", "model_next_log_probs", *TRAIN_COVERS)
+@pytest.mark.covers("beam_search", "model_next_log_probs", "train", "build_attention_seq2seq",
+                    "attention_greedy_decoder", "attention_training_decoder", "attention_step", "attention_parts",
+                    "luong_scores", "masked_softmax", "context_vector", "attentional_state")
 @pytest.mark.needs("k07")
 @pytest.mark.points(2)
 @pytest.mark.timeout(600)
