@@ -1,0 +1,234 @@
+# Kata stub: replace each `raise NotImplementedError(...)` with your code, then run
+#   kata run n05        (or: pytest tests/test_n05_keras_lstm_lm.py)
+# Generated from solutions/n05_keras_lstm_lm.py by `python -m tfkata.stubs n05`; `kata reset n05` restores it.
+"""n05 · The character LM with a Keras LSTM and tf.function (the TF 2 twin of k05).
+
+Then → now. In k05 you wrote the LSTM cell from its gate equations (twelve matrices ``ix, im, ib,
+fx, …``), unrolled it over ten placeholders, saved the last output and state in non-trainable
+variables under ``control_dependencies`` so the next ``sess.run`` continued the text, clipped the
+gradients with ``clip_by_global_norm``, decayed the learning rate with ``exponential_decay`` on a
+``global_step``, and sampled through a second, one-step copy of the graph with its own saved state.
+Now ``keras.layers.LSTM`` is the cell and the loop: its ``kernel`` holds the four input matrices
+side by side, its ``recurrent_kernel`` the four ``m`` matrices, its ``bias`` the four biases, in
+the gate order i, f, c, o; the state is an ordinary pair of tensors ``(h, c)`` that the training
+loop passes into the next call of a ``tf.function`` step (no saved-state variables, no control
+dependencies: the value returned IS the state, and no gradient flows through it into the previous
+batch); ``keras.optimizers.schedules.ExponentialDecay`` counts the steps itself (the optimizer's
+``iterations`` replaces ``global_step``); and sampling calls the very same model on one character
+at a time. Gained: one model for training, validation and sampling, the whole validation text in
+one call, no graph to keep in sync. Lost: the gate equations are no longer in your code — so the
+proof is the migration guide's: give the Keras LSTM the weights of YOUR k05 cell and get the same
+outputs, states, loss, clipped step and validation perplexity.
+
+Shapes: B batch, T time steps (``num_unrollings``), N ``num_nodes``, V = 27 symbols (``' '`` = 0,
+``'a'``..``'z'`` = 1..26). Text is handled as int32 ids; the model reads one-hot ``[B, T, 27]``.
+Everything runs eagerly except the training step, a ``tf.function``.
+
+Keras 2 and Keras 3 (``import keras``: Keras 3 from TensorFlow 2.16 on, Keras 2 on 2.12–2.15)
+behave the same here (measured on 2.12 and 2.21). What differs: a functional model returns a list
+(Keras 2) or a tuple (Keras 3) — index it; Keras 3 draws initial weights from its own seed
+(``keras.utils.set_random_seed`` seeds both).
+
+Run it once your functions pass:  ``python katas/n05_keras_lstm_lm.py --steps 2001``.
+"""
+import keras
+import numpy as np
+import tensorflow as tf
+
+VOCABULARY_SIZE = 27  # [a-z] + ' '
+BATCH_SIZE = 64
+NUM_UNROLLINGS = 10
+NUM_NODES = 64
+SUMMARY_FREQUENCY = 100
+SAMPLE_FREQUENCY = 1000
+GATES = ("i", "f", "c", "o")  # Keras's gate order inside kernel, recurrent_kernel and bias
+
+
+# --------------------------------------------------------------------------- text as ids, batches
+def text_to_ids(text):
+    """The ids of a whole text as an int32 numpy array ``[len(text)]``: ``' '`` -> 0, ``'a'``..``'z'`` -> 1..26.
+
+    Any other character counts as the space (0), as k05's ``char2id`` did (without the warning).
+    Vectorise it: one numpy expression over the bytes, not a Python loop over 300k characters.
+    """
+    raise NotImplementedError("n05: text_to_ids")
+
+
+def ids_to_text(ids):
+    """The text of a sequence of ids (the inverse of :func:`text_to_ids` on ``' '`` and ``a``-``z``)."""
+    raise NotImplementedError("n05: ids_to_text")
+
+
+def batch_windows(ids, batch_size=BATCH_SIZE, num_unrollings=NUM_UNROLLINGS):
+    """k05's ``BatchGenerator`` as a Python generator of int32 windows ``[batch_size, num_unrollings + 1]``.
+
+    Cut ``ids`` into ``batch_size`` segments: row b starts at ``b * (len(ids) // batch_size)``. Each
+    window holds, for every row, the character under its cursor followed by the next
+    ``num_unrollings`` ones (positions wrap around the end of the text); the next window starts
+    where this one ended, so consecutive windows overlap by ONE column (the last column of a
+    window is the first of the next) and no character pair is skipped. Inputs are ``window[:, :-1]``,
+    labels ``window[:, 1:]``. Yields forever.
+    """
+    raise NotImplementedError("n05: batch_windows")
+
+
+# --------------------------------------------------------------------------- the model
+def build_model(num_nodes=NUM_NODES):
+    """k05's model as a functional ``keras.Model``: ``[x, h, c] -> [logits, h, c]``.
+
+    Inputs: ``x`` one-hot float32 ``[B, T, 27]`` (T may vary: ``keras.Input(shape=(None, 27))``),
+    and the state to start from, ``h`` and ``c`` ``[B, N]``. Layers: ``keras.layers.LSTM(N,
+    return_sequences=True, return_state=True)`` named ``"lstm"``, called with
+    ``initial_state=[h, c]``, then ``keras.layers.Dense(27)`` named ``"classifier"`` on every
+    step's output. Outputs: logits ``[B, T, 27]`` and the final ``h``, ``c`` ``[B, N]``.
+
+    Initialise as k05 did: every weight matrix from ``TruncatedNormal(mean=-0.1, stddev=0.1)`` (the
+    tutorial's positional quirk), every bias zero — so switch off Keras's ``unit_forget_bias``,
+    which starts the forget gate's bias at 1.
+    """
+    raise NotImplementedError("n05: build_model")
+
+
+def one_hot(ids):
+    """int ids ``[...]`` -> float32 one-hot ``[..., 27]`` (``tf.one_hot``)."""
+    raise NotImplementedError("n05: one_hot")
+
+
+def zero_state(batch_size, num_nodes=NUM_NODES):
+    """The state to start from: ``(h, c)``, two float32 zero tensors ``[batch_size, num_nodes]``."""
+    raise NotImplementedError("n05: zero_state")
+
+
+def port_k05_weights(model, params):
+    """Give ``build_model``'s layers the weights of k05's hand-written cell; return ``model``.
+
+    ``params`` maps k05's names (``ix, im, ib, fx, fm, fb, cx, cm, cb, ox, om, ob, w, b``) to numpy
+    arrays: ``gx`` ``[27, N]`` (from the input), ``gm`` ``[N, N]`` (from the previous output), ``gb``
+    ``[1, N]``, ``w`` ``[N, 27]``, ``b`` ``[27]``. Keras's LSTM keeps ``kernel`` ``[27, 4N]``,
+    ``recurrent_kernel`` ``[N, 4N]`` and ``bias`` ``[4N]``, each the four gates' blocks side by side
+    in the order i, f, c, o; the classifier's kernel and bias are ``w`` and ``b``. k05's cell adds
+    nothing to the forget gate (its ``fb`` is the whole bias), and neither does Keras's: copy ``fb``
+    as it is. Use ``get_layer(...).set_weights``.
+    """
+    raise NotImplementedError("n05: port_k05_weights")
+
+
+# --------------------------------------------------------------------------- loss, schedule, one step
+def sequence_loss(labels, logits):
+    """Mean softmax cross-entropy of int ``labels`` ``[B, T]`` against ``logits`` ``[B, T, 27]``: a scalar.
+
+    The average over every character of every row, as k05's loss over its concatenated steps.
+    """
+    raise NotImplementedError("n05: sequence_loss")
+
+
+def make_schedule(initial=10.0, decay_steps=5000, decay_rate=0.1):
+    """k05's learning rate as a Keras schedule: 10.0 for steps 0..4999, 1.0 from 5000, 0.1 from 10000.
+
+    ``keras.optimizers.schedules.ExponentialDecay`` with ``staircase=True``; calling it with a step
+    gives the rate (the optimizer calls it with its own ``iterations``, k05's ``global_step``).
+    """
+    raise NotImplementedError("n05: make_schedule")
+
+
+def make_optimizer(schedule=None):
+    """Plain gradient descent (``keras.optimizers.SGD``, no momentum) at ``schedule`` (default: ``make_schedule()``)."""
+    raise NotImplementedError("n05: make_optimizer")
+
+
+def make_train_step(model, optimizer, clip_norm=1.25):
+    """A ``tf.function`` ``step(window [B, T + 1] int32, h, c) -> (loss, h, c, global_norm)``.
+
+    One step of k05's training: inputs are ``one_hot(window[:, :-1])``, labels ``window[:, 1:]``;
+    under a ``GradientTape`` run the model from the state ``(h, c)`` and take
+    :func:`sequence_loss`; clip the gradients of ``model.trainable_variables`` together with
+    ``tf.clip_by_global_norm(grads, clip_norm)`` and apply them with ``optimizer.apply_gradients``.
+    Return the loss (before the update), the model's final ``h`` and ``c`` (the caller passes them
+    to the next step: that is how the state is carried across batches) and the global norm BEFORE
+    clipping.
+    """
+    raise NotImplementedError("n05: make_train_step")
+
+
+# --------------------------------------------------------------------------- perplexity and sampling
+def make_forward(model, num_nodes=NUM_NODES):
+    """The model for evaluation and sampling as ONE traced graph: ``forward(x, h, c) -> (logits, h, c)``.
+
+    Calling a Keras LSTM eagerly runs its time loop op by op in Python (seconds for 1000 characters);
+    a ``tf.function`` runs it as a graph. Give it an ``input_signature`` so that any batch size and
+    any length reuse one trace: ``tf.TensorSpec([None, None, 27], tf.float32)`` for ``x`` and
+    ``tf.TensorSpec([None, num_nodes], tf.float32)`` for ``h`` and ``c``. Call the model with
+    ``training=False`` and return a tuple of its three outputs.
+    """
+    raise NotImplementedError("n05: make_forward")
+
+
+def validation_perplexity(forward, valid_ids, num_nodes=NUM_NODES):
+    """The model's perplexity on the ids ``valid_ids`` ``[L]``, as k05 measured it, in ONE model call.
+
+    k05 fed the validation text one character at a time from a reset state and scored each
+    prediction against the NEXT character, the last one against the first (its batch generator
+    wraps around). Do the same at once: run ``forward`` (:func:`make_forward`) from the zero state
+    on the whole text as one sequence ``[1, L, 27]``, score position t against ``valid_ids[(t + 1) % L]`` (``np.roll``) with
+    probabilities floored at 1e-10 as k05's ``logprob``, and return ``exp`` of the mean as a float.
+    """
+    raise NotImplementedError("n05: validation_perplexity")
+
+
+def sample_step(forward, char_id, h, c):
+    """One step of the model on ONE character: ``(probabilities [27] numpy, h, c)``.
+
+    Run ``forward`` on ``one_hot([[char_id]])`` (``[1, 1, 27]``) from the state ``(h, c)`` (``[1, N]``
+    each) and return the softmax of the logits as a float numpy vector, and the new state.
+    """
+    raise NotImplementedError("n05: sample_step")
+
+
+def sample_text(forward, length=80, seed=None, num_nodes=NUM_NODES):
+    """``length`` characters sampled from the model (the slide's samples), a string.
+
+    Use ``rng = np.random.default_rng(seed)``. The first character is drawn uniformly from the 27
+    symbols; then, from the zero state, ``length - 1`` times: :func:`sample_step` on the last
+    character, draw the next one from the probabilities with ``rng.choice(27, p=...)`` (normalise
+    them in float64 first), carrying the state forward.
+    """
+    raise NotImplementedError("n05: sample_text")
+
+
+# --------------------------------------------------------------------------- training
+def train(train_text, valid_text, num_steps=2001, summary_frequency=SUMMARY_FREQUENCY,
+          sample_frequency=SAMPLE_FREQUENCY, windows=None, num_nodes=NUM_NODES, log=print):
+    """k05's training, the TF 2 way. Returns the same history as k05's ``train``.
+
+    Build :func:`build_model` (``num_nodes``), :func:`make_optimizer` and :func:`make_train_step`;
+    ``windows`` defaults to :func:`batch_windows` over ``text_to_ids(train_text)`` (batch 64, 10
+    unrollings). Start from :func:`zero_state`, and for each of ``num_steps`` steps run the step on
+    the next window and the current state, and keep the state it returns for the next step.
+
+    Every ``summary_frequency`` steps (step 0 included) append to the history: ``step``,
+    ``mean_loss`` (mean loss since the previous summary; at step 0 that step's loss),
+    ``learning_rate`` (the schedule at that step), ``minibatch_perplexity`` (``exp`` of that step's
+    loss), ``valid_perplexity`` (:func:`validation_perplexity` of ``valid_text`` through one
+    :func:`make_forward` of the model, made once); every
+    ``sample_frequency`` steps also ``samples[step]`` = 5 :func:`sample_text` strings of 80
+    characters. ``log`` a line for each summary. All numbers are Python floats. Also returned under
+    ``"model"``: the trained model.
+    """
+    raise NotImplementedError("n05: train")
+
+
+if __name__ == "__main__":
+    import argparse
+    import time
+
+    from tfkata.data import text as corpora
+
+    parser = argparse.ArgumentParser(description="Train k05's character LM the TF 2 way with your n05 functions.")
+    parser.add_argument("--steps", type=int, default=2001)
+    args = parser.parse_args()
+    keras.utils.set_random_seed(1234)
+    valid, train_text = corpora.split_valid(corpora.offline_corpus())
+    start = time.time()
+    history = train(train_text, valid, num_steps=args.steps)
+    print(f"trained {args.steps} steps in {time.time() - start:.1f} s; "
+          f"validation perplexity {history['valid_perplexity'][-1]:.2f}")
