@@ -38,14 +38,13 @@ def find_todo(exc: BaseException | None, target_dir: Path) -> Todo | None:
     for err in _chain(exc):
         if not isinstance(err, NotImplementedError):
             continue
-        found = None
-        for frame, lineno in traceback.walk_tb(err.__traceback__):
-            path = Path(frame.f_code.co_filename).resolve()
-            if root in path.parents:
-                found = (frame, lineno, path)
-        if found is None:
+        frames = list(traceback.walk_tb(err.__traceback__))
+        if not frames:
             continue
-        frame, lineno, path = found
+        frame, lineno = frames[-1]  # raised by a stub itself, not by a library the learner called
+        path = Path(frame.f_code.co_filename).resolve()
+        if root not in path.parents:
+            continue
         kata = registry.for_source_file(path)
         func = frame.f_code.co_name
         owner = frame.f_locals.get("self")

@@ -42,6 +42,7 @@ WARNING_FILTERS = [
     r"ignore::UserWarning:tensorflow.*",
     r"ignore::UserWarning:tf_keras.*",
     r"ignore::FutureWarning:tensorflow.*",
+    r"ignore:non-integer arguments to randrange:DeprecationWarning",  # Keras 2.12's unseeded initializers
 ]
 
 

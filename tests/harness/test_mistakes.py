@@ -11,6 +11,7 @@ from tfkata.mistakes.__main__ import line_for, main
 from tfkata.results import Run, TestResult
 
 ROOT = Path(__file__).resolve().parents[2]
+pytestmark = pytest.mark.timeout(600)  # end-to-end runs start pytest processes
 
 SOURCE = '''"""A made-up kata module."""
 import functools
@@ -182,6 +183,23 @@ def test_run_catches_a_k01_mistake():
     assert "5.0" in o.message and not o.by_training
     line = line_for(o)
     assert line.startswith("k01/add-subtracts") and " caught " in line and "test_define_add_runs_to_five: " in line
+
+
+def test_warm_workers_agree_with_fresh_processes_and_share_no_state():
+    """run_many forks each mistake from a warm worker: an InteractiveSession left open by one mistake
+    must not make the next one fail in a test about sessions."""
+    from tfkata.mistakes.batch import run_many
+
+    leaky = Mistake("k01", "leaky", "evaluate", "evaluate leaves an InteractiveSession installed",
+                    (("with tf.compat.v1.Session() as sess:\n", "sess = tf.compat.v1.InteractiveSession()\n    if True:\n"),),
+                    None, False)
+    add = Mistake("k01", "add-subtracts", "define_add", "define_add computes a - b instead of a + b",
+                  (("c = a + b\n", "c = a - b\n"),), None, False)
+    started = time.monotonic()
+    got = run_many([leaky, add], ROOT, jobs=1, timeout=240)
+    print(f"two mistakes in one warm worker: {time.monotonic() - started:.1f} s")
+    assert [o.status for o in got] == ["caught", "caught"], [o.error for o in got]
+    assert got[1].test_name == "test_define_add_runs_to_five", "the second run must not see the first one's session"
 
 
 def test_a_run_past_its_timeout_is_an_error():

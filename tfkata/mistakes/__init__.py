@@ -267,19 +267,23 @@ def run(m: Mistake, root: Path, *, runslow: bool = False, timeout: float = 600) 
         except subprocess.TimeoutExpired:
             return Outcome(m, caught=False, seconds=time.monotonic() - started,
                            error=f"the test run took longer than {timeout:g} s and was stopped")
-        seconds = time.monotonic() - started
-        problem = _first_problem(results) if results.is_file() else None
-        if problem is None:
-            if code == 0:
-                return Outcome(m, caught=False, seconds=seconds)
-            tail = " | ".join(l for l in output.strip().splitlines()[-3:])
-            return Outcome(m, caught=False, seconds=seconds, error=f"pytest exited with code {code}: {tail}")
-        found = dict(test_id=problem.id, test_name=problem.name, message=problem.message, seconds=seconds,
-                     by_training=problem.training, report=problem.report)
-        if problem.status == "todo":
-            return Outcome(m, caught=False, **found,
-                           error="the mutated solution raised NotImplementedError (TODO), which is not a catch")
-        return Outcome(m, caught=True, **found)
+        return outcome_from(m, results, code, output, time.monotonic() - started)
+
+
+def outcome_from(m: Mistake, results: Path, code: int, output: str, seconds: float) -> Outcome:
+    """What one run of the kata's tests against the mutated solution says about ``m``."""
+    problem = _first_problem(results) if results.is_file() else None
+    if problem is None:
+        if code == 0:
+            return Outcome(m, caught=False, seconds=seconds)
+        tail = " | ".join(l for l in output.strip().splitlines()[-3:])
+        return Outcome(m, caught=False, seconds=seconds, error=f"pytest exited with code {code}: {tail}")
+    found = dict(test_id=problem.id, test_name=problem.name, message=problem.message, seconds=seconds,
+                 by_training=problem.training, report=problem.report)
+    if problem.status == "todo":
+        return Outcome(m, caught=False, **found,
+                       error="the mutated solution raised NotImplementedError (TODO), which is not a catch")
+    return Outcome(m, caught=True, **found)
 
 
 def _call(cmd: list[str], cwd: Path, env: dict, timeout: float) -> tuple[int, str]:

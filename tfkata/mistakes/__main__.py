@@ -16,6 +16,7 @@ from pathlib import Path
 
 from tfkata import registry
 from tfkata.mistakes import MistakeError, Outcome, check, load, load_all, run
+from tfkata.mistakes.batch import run_many
 from tfkata.paths import repo_root
 
 WIDTH = 110
@@ -48,7 +49,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", metavar="PATH", help="write the outcomes to PATH as JSON")
     parser.add_argument("--check", action="store_true", help="validate and apply only; run no tests")
     parser.add_argument("--timeout", type=float, default=600, help="seconds per mistake (default 600)")
-    parser.add_argument("--jobs", type=int, default=1, metavar="N", help="run N mistakes at a time (default 1)")
+    parser.add_argument("--jobs", type=int, default=1, metavar="N", help="N worker processes (default 1)")
+    parser.add_argument("--isolated", action="store_true",
+                        help="a fresh pytest process per mistake instead of warm workers (slower)")
     parser.add_argument("--root", type=Path, default=None, help="the checkout (default: the one around cwd)")
     args = parser.parse_args(argv)
 
@@ -84,11 +87,15 @@ def main(argv: list[str] | None = None) -> int:
         return 1 if bad else 0
 
     started = time.monotonic()
-    outcomes = []
-    with ThreadPoolExecutor(max_workers=max(1, args.jobs)) as pool:  # each run is its own pytest process
-        for o in pool.map(lambda m: run(m, root, runslow=args.runslow, timeout=args.timeout), mistakes):
-            outcomes.append(o)
-            print(line_for(o), flush=True)
+    if args.isolated:  # a fresh pytest process per mistake: slower, nothing shared
+        outcomes = []
+        with ThreadPoolExecutor(max_workers=max(1, args.jobs)) as pool:
+            for o in pool.map(lambda m: run(m, root, runslow=args.runslow, timeout=args.timeout), mistakes):
+                outcomes.append(o)
+                print(line_for(o), flush=True)
+    else:  # warm worker processes, TensorFlow imported once each (tfkata/mistakes/batch.py)
+        outcomes = run_many(mistakes, root, runslow=args.runslow, timeout=args.timeout, jobs=args.jobs,
+                            report=lambda o: print(line_for(o), flush=True))
     count = {s: sum(o.status == s for o in outcomes) for s in ("caught", "missed", "skipped", "error")}
     summary = (f"{count['caught']} caught, {count['missed']} missed, {count['skipped']} skipped (training)"
                + (f", {count['error']} errors" if count["error"] else "")

@@ -1,0 +1,199 @@
+"""Many mistakes from one warm Python process: TensorFlow, Keras and pytest are imported once, then
+each mistake runs in a child forked from that pristine process (``pytest.main`` on a temporary copy of
+the checkout with the mistake applied), so no state passes from one mistake to the next.
+
+:func:`tfkata.mistakes.run` starts a fresh interpreter per mistake (3–5 s of imports each, idle);
+with several hundred catalogued mistakes that was most of the time, so ``python -m tfkata.mistakes``
+(and CI) use :func:`run_many`: ``jobs`` worker processes, each forking its share. Forking is safe
+here because the worker has only imported TensorFlow (measured: 2 OS threads, no op run yet). A child
+that runs past ``timeout`` is killed and its mistake reported as an error; a worker that dies is
+replaced for the mistakes left.
+
+The worker's side: ``python -m tfkata.mistakes.batch --root ROOT --out FILE [--runslow] MISTAKES.json``
+appends one JSON line per mistake to FILE.
+"""
+from __future__ import annotations
+
+import argparse
+import contextlib
+import dataclasses
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+from tfkata.mistakes import COPIED, IGNORED, Mistake, MistakeError, Outcome, check, outcome_from
+
+
+def _copy(root: Path, work: Path) -> None:
+    for name in COPIED:
+        src = root / name
+        if src.is_dir():
+            shutil.copytree(src, work / name, ignore=shutil.ignore_patterns(*IGNORED))
+        elif src.is_file():
+            shutil.copy2(src, work / name)
+
+
+def _worker(root: Path, todo: list[Mistake], out: Path, runslow: bool, timeout: float) -> None:
+    import pytest  # noqa: F401  (warm: imported once, before the forks)
+
+    import tfkata.plugin  # noqa: F401
+    from tfkata.tfsetup import import_tensorflow
+
+    import_tensorflow()
+    with contextlib.suppress(ImportError):
+        import keras  # noqa: F401
+    with tempfile.TemporaryDirectory(prefix="tfkata-mistakes-") as tmp:
+        work = Path(tmp)
+        _copy(root, work)
+        os.chdir(work)
+        for m in todo:
+            started = time.monotonic()
+            if m.training and not runslow:
+                outcome = Outcome(m, caught=False, skipped=True)
+            else:
+                try:
+                    mutated = check(m, root)
+                except MistakeError as exc:
+                    outcome = Outcome(m, caught=False, error=str(exc))
+                else:
+                    outcome = _fork_run(m, work, mutated, started, timeout)
+            with out.open("a", encoding="utf-8") as fh:
+                fh.write(json.dumps(outcome.to_dict()) + "\n")
+
+
+def _fork_run(m: Mistake, work: Path, mutated: str, started: float, timeout: float) -> Outcome:
+    path = work / "solutions" / f"{m.module}.py"
+    original = path.read_text(encoding="utf-8")
+    results, log = work / "results.json", work / "pytest.log"
+    results.unlink(missing_ok=True)
+    args = ["--solutions", "-x", "-q", "-p", "no:cacheprovider", f"tests/test_{m.module}.py",
+            "--results-json", str(results)]
+    if not m.training:
+        args += ["-m", "not training"]
+    path.write_text(mutated, encoding="utf-8")
+    try:
+        pid = os.fork()
+        if pid == 0:  # the child: one pytest run, then gone
+            code = 1
+            try:
+                import pytest
+
+                with log.open("w", encoding="utf-8") as fh, contextlib.redirect_stdout(fh), contextlib.redirect_stderr(fh):
+                    code = int(pytest.main(args))
+            finally:
+                os._exit(code)
+        code = None
+        while time.monotonic() - started < timeout:
+            done, status = os.waitpid(pid, os.WNOHANG)
+            if done:
+                code = os.waitstatus_to_exitcode(status)
+                break
+            time.sleep(0.05)
+        if code is None:
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+            return Outcome(m, caught=False, seconds=time.monotonic() - started,
+                           error=f"the test run took longer than {timeout:g} s and was stopped")
+    finally:
+        path.write_text(original, encoding="utf-8")
+    output = log.read_text(encoding="utf-8", errors="replace") if log.exists() else ""
+    return outcome_from(m, results, code, output, time.monotonic() - started)
+
+
+# --------------------------------------------------------------------------- the parent's side
+def _outcome(by_key: dict, line: str) -> Outcome:
+    data = json.loads(line)
+    m = by_key[f"{data['kata']}/{data['id']}"]
+    return Outcome(m, caught=data["caught"], test_id=data["test_id"], test_name=data["test_name"],
+                   message=data["message"], seconds=data["seconds"], by_training=data["by_training"],
+                   error=data["error"], skipped=data["status"] == "skipped", report=data.get("report"))
+
+
+def _drive(chunk: list[Mistake], root: Path, runslow: bool, timeout: float, report) -> None:
+    by_key = {m.key: m for m in chunk}
+    pending = list(chunk)
+    while pending:
+        with tempfile.TemporaryDirectory(prefix="tfkata-batch-") as tmp:
+            out, given = Path(tmp) / "outcomes.jsonl", Path(tmp) / "mistakes.json"
+            out.touch()
+            given.write_text(json.dumps([dataclasses.asdict(m) for m in pending]), encoding="utf-8")
+            cmd = [sys.executable, "-m", "tfkata.mistakes.batch", "--root", str(root), "--out", str(out),
+                   "--timeout", str(timeout), *(["--runslow"] if runslow else []), str(given)]
+            env = {k: v for k, v in os.environ.items() if k != "TFKATA_TARGET"}
+            errors = (Path(tmp) / "worker.log").open("w", encoding="utf-8")  # a file, never a pipe that fills up
+            proc = subprocess.Popen(cmd, env=env, stdin=subprocess.DEVNULL, stdout=errors, stderr=subprocess.STDOUT,
+                                    start_new_session=True)
+            seen, last = 0, time.monotonic()
+            stuck = None
+            while True:
+                text = out.read_text(encoding="utf-8")
+                complete = text.splitlines() if text.endswith("\n") else text.splitlines()[:-1]
+                for line in complete[seen:]:
+                    o = _outcome(by_key, line)
+                    pending.remove(o.mistake)
+                    report(o)
+                    last = time.monotonic()
+                seen = len(complete)
+                if proc.poll() is not None:
+                    break
+                if time.monotonic() - last > timeout + 60:  # + the worker's imports
+                    stuck = f"the test run took longer than {timeout:g} s and was stopped"
+                    with contextlib.suppress(ProcessLookupError):
+                        os.killpg(proc.pid, signal.SIGKILL)
+                    proc.wait()
+                    break
+                time.sleep(0.2)
+            errors.close()
+            if pending and (stuck or proc.returncode != 0 or seen == 0):
+                tail = (Path(tmp) / "worker.log").read_text(encoding="utf-8", errors="replace").strip().splitlines()[-3:]
+                err = stuck or f"the mistakes worker stopped (exit {proc.returncode}): " + " | ".join(tail)
+                report(Outcome(pending.pop(0), caught=False, error=err))
+
+
+def run_many(mistakes: list[Mistake], root: Path, *, runslow: bool = False, timeout: float = 600,
+             jobs: int = 2, report=None) -> list[Outcome]:
+    """Every mistake's outcome, in the order given; ``report(outcome)`` is called as each arrives."""
+    got: dict[str, Outcome] = {}
+    lock = threading.Lock()
+
+    def collect(o: Outcome) -> None:
+        with lock:
+            got[o.mistake.key] = o
+            if report is not None:
+                report(o)
+
+    jobs = max(1, min(jobs, len(mistakes)))
+    chunks = [mistakes[i::jobs] for i in range(jobs)]
+    threads = [threading.Thread(target=_drive, args=(c, Path(root), runslow, timeout, collect)) for c in chunks]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return [got[m.key] for m in mistakes]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m tfkata.mistakes.batch")
+    parser.add_argument("--root", type=Path, required=True)
+    parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--runslow", action="store_true")
+    parser.add_argument("--timeout", type=float, default=600)
+    parser.add_argument("mistakes", type=Path, help="a JSON list of the mistakes to run")
+    args = parser.parse_args(argv)
+    todo = []
+    for d in json.loads(args.mistakes.read_text(encoding="utf-8")):
+        d["replace"] = tuple(tuple(pair) for pair in d["replace"])
+        todo.append(Mistake(**d))
+    _worker(args.root.resolve(), todo, args.out, args.runslow, args.timeout)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
