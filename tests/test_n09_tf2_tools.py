@@ -442,12 +442,16 @@ def _another_models_checkpoint(folder):
     tf.train.CheckpointManager(other, str(folder), max_to_keep=1).save()
 
 
-@pytest.mark.parametrize("how", ["empty directory", "missing directory", "another model", "corrupt index"])
+@pytest.mark.parametrize("how", ["empty directory", "missing directory", "another model", "another program",
+                                 "corrupt index"])
 @pytest.mark.covers("restore_latest", "CheckpointError")
 def test_restore_latest_bad_directory_gives_clear_error(tmp_path, how):
     folder = tmp_path / "nowhere" if how == "missing directory" else tmp_path
     if how == "another model":
         _another_models_checkpoint(folder)
+    elif how == "another program":  # shares no object with ours: restore() itself says nothing
+        counter = tf.train.Checkpoint(counter=tf.Variable(3))
+        tf.train.CheckpointManager(counter, str(folder), max_to_keep=1).save()
     elif how == "corrupt index":
         x, y = _toy_data()
         model, optimizer, iterator = _toy_parts(x, y)
@@ -513,7 +517,7 @@ def _resume_problem(resumed, straight, label):
                     "build_model")
 def test_resume_bookkeeping_in_a_few_steps(tmp_path):
     """2 steps, then resumed to 4, equal 4 straight steps: the step, the Adam slots and the data position come back."""
-    x, y, *_ = _mnist_flat()
+    x, y = _toy_data()
     keras.utils.set_random_seed(SEED)
     first = n09.train_with_checkpoints((x, y), str(tmp_path / "a"), 2, save_every=2, batch_size=8)
     resumed = n09.train_with_checkpoints((x, y), str(tmp_path / "a"), 4, save_every=2, resume=True, batch_size=8)
@@ -691,24 +695,34 @@ def test_naive_loss_is_nan_eagerly():
     )
 
 
+def _check_numerics_left_on():
+    """True when check_numerics is still on (log(0) raises); it is switched off again either way."""
+    try:
+        tf.math.log(tf.constant(0.0))
+        return False
+    except tf.errors.InvalidArgumentError:
+        tf.debugging.disable_check_numerics()
+        return True
+
+
+LEFT_ON = (
+    "check_numerics was still on after first_bad_op {how} (log(0) raised): the switch is global to the process and "
+    "slows every op; call tf.debugging.disable_check_numerics() in a finally, so it runs whatever fn does"
+)
+
+
 @pytest.mark.covers("first_bad_op", "naive_cross_entropy", "stable_cross_entropy")
 def test_first_bad_op_names_the_log():
     labels, crafted = tf.constant(LABELS), tf.constant(CRAFTED)
-    try:
-        eager = n09.first_bad_op(n09.naive_cross_entropy, labels, crafted)
-        traced = n09.first_bad_op(tf.function(n09.naive_cross_entropy), labels, crafted)
-        clean = n09.first_bad_op(n09.stable_cross_entropy, labels, crafted)
-    finally:
-        still_on = True
+    found = {}
+    for name, fn in (("eager", n09.naive_cross_entropy), ("traced", tf.function(n09.naive_cross_entropy)),
+                     ("stable", n09.stable_cross_entropy)):
         try:
-            tf.math.log(tf.constant(0.0))
-            still_on = False
-        except tf.errors.InvalidArgumentError:
-            tf.debugging.disable_check_numerics()
-    assert not still_on, (
-        "after first_bad_op returned, check_numerics was still on (log(0) raised): it is global to the process; "
-        "call tf.debugging.disable_check_numerics() in a finally"
-    )
+            found[name] = n09.first_bad_op(fn, labels, crafted)
+        finally:
+            left_on = _check_numerics_left_on()
+        assert not left_on, LEFT_ON.format(how=f"found {found.get(name)!r}")
+    eager, traced, clean = found["eager"], found["traced"], found["stable"]
     print(f"n09 first_bad_op: eager {eager!r}, in a tf.function {traced!r}, stable loss {clean!r}")
     assert eager == "Log", (
         f"the first non-finite output of the naive loss is the Log's (log of a 0 probability), got {eager!r}: return "
@@ -729,19 +743,14 @@ def test_first_bad_op_lets_other_errors_through_and_cleans_up():
     try:
         with pytest.raises(ValueError, match="not a numerics problem"):
             n09.first_bad_op(broken)
-        assert n09.first_bad_op(lambda: tf.constant(1.0) + 1.0) is None, "first_bad_op of a finite computation should be None"
-        still_on = True
-        try:
-            tf.math.log(tf.constant(0.0))
-            still_on = False
-        except tf.errors.InvalidArgumentError:
-            pass
     finally:
-        tf.debugging.disable_check_numerics()
-    assert not still_on, (
-        "after fn raised, check_numerics was still on: call tf.debugging.disable_check_numerics() in a finally, "
-        "so it runs whatever fn does"
-    )
+        left_on = _check_numerics_left_on()
+    assert not left_on, LEFT_ON.format(how="fn raised a ValueError")
+    try:
+        assert n09.first_bad_op(lambda: tf.constant(1.0) + 1.0) is None, "first_bad_op of a finite computation should be None"
+    finally:
+        left_on = _check_numerics_left_on()
+    assert not left_on, LEFT_ON.format(how="a finite computation")
 
 
 @pytest.mark.covers("stable_cross_entropy")
