@@ -12,14 +12,9 @@ import pytest
 import tensorflow as tf
 
 from tfkata import load_kata
+from tfkata.tracebacks import first_line
 
 k02 = load_kata("k02_variables_scopes")
-
-
-def _first_line(exc, limit=120):
-    text = str(getattr(exc, "message", None) or exc).strip()
-    line = text.splitlines()[0] if text else type(exc).__name__
-    return line if len(line) <= limit else line[: limit - 3] + "..."
 
 
 def _from_variable_store(name, like):
@@ -44,7 +39,7 @@ def _read_after_initialize(sess, fetches, variables=None):
     try:
         return sess.run(fetches)
     except tf.errors.FailedPreconditionError as exc:
-        error = _first_line(exc)
+        error = first_line(exc)
     pytest.fail(  # outside the except block: no chained TensorFlow traceback
         f"{call} must RUN the initializer op in the session: {fix}. Building the op only adds it to the "
         f"graph; afterwards a variable was still uninitialised (TensorFlow: {error})"
@@ -58,7 +53,7 @@ def _expect_value_error(call, pattern, message):
     except ValueError as exc:
         if re.search(pattern, str(exc)):
             return
-        message += f" (it raised ValueError, but not that one: {_first_line(exc)})"
+        message += f" (it raised ValueError, but not that one: {first_line(exc)})"
     pytest.fail(message)
 
 

@@ -12,6 +12,7 @@ import pytest
 import tensorflow as tf
 
 from tfkata import fresh_graph, load_kata
+from tfkata.tracebacks import first_line
 
 k03 = load_kata("k03_placeholders_training")
 
@@ -20,12 +21,6 @@ k03 = load_kata("k03_placeholders_training")
 # seeds (0.0116 for the graded seeds). 0.05 leaves more than 3x headroom; 10 steps or a learning rate
 # of 0.05 miss it by far.
 TOLERANCE = 0.05
-
-
-def _first_line(exc, limit=120):
-    text = str(getattr(exc, "message", None) or exc).strip()
-    line = text.splitlines()[0] if text else type(exc).__name__
-    return line if len(line) <= limit else line[: limit - 3] + "..."
 
 
 def _expect_error(call, error_type, pattern, message):
@@ -37,7 +32,7 @@ def _expect_error(call, error_type, pattern, message):
     except error_type as exc:
         if re.search(pattern, str(exc)):
             return
-        message += f" (it raised {error_type.__name__}, but not that one: {_first_line(exc)})"
+        message += f" (it raised {error_type.__name__}, but not that one: {first_line(exc)})"
     pytest.fail(message)
 
 
@@ -46,7 +41,7 @@ def _train(**kwargs):
     try:
         return k03.train_linear_regression(**kwargs)
     except tf.errors.FailedPreconditionError as exc:
-        error = _first_line(exc)
+        error = first_line(exc)
     pytest.fail(  # outside the except block: no chained TensorFlow traceback
         "train_linear_regression read a variable before its initializer ran: after building the model and the "
         "train op, open the session and run sess.run(tf.compat.v1.global_variables_initializer()) once, before "

@@ -162,3 +162,11 @@ def _common_root(a: Path, b: Path) -> Path:
         if folder == b or folder in b.parents:
             return folder
     return a.parent
+
+
+def first_line(exc: BaseException, limit: int = 120) -> str:
+    """The real first line of an exception's message (TensorFlow's 'Graph execution error' wrapper and
+    node dumps removed), cut at ``limit`` characters: for a test message that quotes TensorFlow."""
+    head, _ = split_message(exc)
+    line = head or type(exc).__name__
+    return line if len(line) <= limit else line[: limit - 3] + "..."
