@@ -139,12 +139,37 @@ class TestDecl:
     __test__ = False
 
 
+def _strings(node, names: dict) -> list[str] | None:
+    """The strings a marker argument stands for: a string, a module-level tuple of strings named or
+    starred (``covers(*MODEL)``), or a sum of those; None when it cannot be read statically."""
+    if isinstance(node, ast.Constant) and isinstance(node.value, str):
+        return [node.value]
+    if isinstance(node, ast.Starred):
+        return _strings(node.value, names)
+    if isinstance(node, ast.Name):
+        return names.get(node.id)
+    if isinstance(node, (ast.Tuple, ast.List)):
+        parts = [_strings(e, names) for e in node.elts]
+        return None if any(p is None for p in parts) else [x for p in parts for x in p]
+    if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Add):
+        left, right = _strings(node.left, names), _strings(node.right, names)
+        return None if left is None or right is None else left + right
+    return None
+
+
 def test_declarations(path: str | Path) -> list[TestDecl]:
-    """Every ``test_*`` function of a test file with its ``covers``/``training``/``needs`` markers."""
+    """Every ``test_*`` function of a test file with its ``covers``/``training``/``needs`` markers
+    (arguments may be strings or module-level tuples of strings: ``covers(*MODEL, "train")``)."""
     try:
         tree = ast.parse(Path(path).read_text(encoding="utf-8"))
     except (OSError, SyntaxError, UnicodeDecodeError, ValueError):
         return []
+    names: dict[str, list[str]] = {}
+    for node in tree.body:
+        if isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name):
+            value = _strings(node.value, names)
+            if value is not None:
+                names[node.targets[0].id] = value
     out = []
     for node in ast.walk(tree):
         if not isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) or not node.name.startswith("test"):
@@ -152,7 +177,7 @@ def test_declarations(path: str | Path) -> list[TestDecl]:
         covers, needs, training = [], [], False
         for dec in node.decorator_list:
             mark = _mark_name(dec)
-            args = [a.value for a in getattr(dec, "args", []) if isinstance(a, ast.Constant) and isinstance(a.value, str)]
+            args = [x for a in getattr(dec, "args", []) for x in (_strings(a, names) or [])]
             if mark == "covers":
                 covers.extend(args)
             elif mark == "needs":
