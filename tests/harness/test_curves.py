@@ -125,3 +125,49 @@ def test_degenerate_inputs(losses):
 def test_accepts_numpy_float32():
     text = explain_curve(np.full(50, LN10, dtype=np.float32), n_classes=10)
     assert "uniform" in text
+
+
+# Curves measured in real k04 runs (solutions/ with one mistake, 200 steps x 50, Adam 1e-3 unless said,
+# a mean loss every 20 steps; TF 2.21), used here as fixed data.
+REAL = {
+    "reference": [3.441, 0.712, 0.472, 0.376, 0.288, 0.273, 0.228, 0.212, 0.229, 0.145],
+    "relu-on-logits": [2.895, 2.303, 2.302, 2.303, 2.303, 2.303, 2.303, 2.303, 2.303, 2.303],
+    "stddev-0.01": [2.313, 2.313, 2.311, 2.305, 2.306, 2.312, 2.308, 2.304, 2.306, 2.305],
+    "lr-0.5": [242522.875, 2.335, 2.336, 2.313, 2.325, 2.327, 2.324, 2.325, 2.329, 2.339],
+    "lr-1e-5": [10.16, 8.636, 7.687, 6.949, 6.466, 6.064, 5.64, 5.418, 5.318, 4.729],
+}
+
+
+def test_real_reference_run_is_healthy():
+    text = explain_curve(REAL["reference"], n_classes=10, train_metric=0.9590, valid_metric=0.9656)
+    assert "healthy" in text, text
+
+
+@pytest.mark.parametrize("name", ["relu-on-logits", "stddev-0.01"])
+def test_real_dead_or_silent_network_is_uniform(name):
+    text = explain_curve(REAL[name], n_classes=10)
+    _one_sentence(text)
+    assert "ln(10)" in text and "uniform" in text and "ReLU on the output layer" in text and "stddev" in text, text
+
+
+def test_real_learning_rate_far_too_high():
+    text = explain_curve(REAL["lr-0.5"], n_classes=10)
+    _one_sentence(text)
+    assert "started huge" in text and "ln(10)" in text and "learning rate is too high" in text, text
+
+
+def test_real_learning_rate_far_too_low():
+    text = explain_curve(REAL["lr-1e-5"], n_classes=10)
+    _one_sentence(text)
+    assert "still falling steeply" in text and "learning rate too small" in text, text
+
+
+def test_real_dropout_left_on_at_evaluation():
+    """The reference curve with evaluate feeding keep_prob 0.1: validation 0.7726, training accuracy 0.9590."""
+    text = explain_curve(REAL["reference"], n_classes=10, train_metric=0.9590, valid_metric=0.7726)
+    assert "dropout left on at evaluation" in text, text
+
+
+def test_fell_but_stopped_high():
+    text = explain_curve([3.0, 2.0, 1.6, 1.5, 1.5, 1.5, 1.5, 1.5], n_classes=10)
+    assert "stopped there" in text and "healthy" not in text, text
