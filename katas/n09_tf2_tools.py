@@ -31,8 +31,9 @@ below works on both. What differs and does not matter here: the checkpoint keys 
 Sequential's weights under ``model/layer_with_weights-0/...`` with the Adam slots beside each
 weight; Keras 3 may file the very same variables under the optimizer's own lists,
 ``optimizer/_trainable_variables/0/...``, since a checkpoint stores each object once), and
-``optimizer.variables`` (a method in Keras 2's optimizer, a property in Keras 3). Compare
-checkpoints by reading them back, not by their keys.
+``optimizer.variables`` (a property in Keras 3; a method on 2.12–2.15, where ``keras.optimizers.Adam``
+of ``import keras`` is the legacy ``OptimizerV2``). Compare checkpoints by reading them back
+(``tf.train.load_checkpoint``), not by their keys.
 
 Run it once your functions pass:  ``python katas/n09_tf2_tools.py --logdir /tmp/n09`` and then
 ``tensorboard --logdir /tmp/n09``.

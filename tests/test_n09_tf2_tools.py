@@ -117,11 +117,6 @@ def _forward(weights, x):
     return hidden, hidden @ weights["layer2/kernel"] + weights["layer2/bias"]
 
 
-def _optimizer_variables(optimizer):
-    variables = optimizer.variables() if callable(optimizer.variables) else optimizer.variables
-    return list(variables)
-
-
 # =========================================================================== the model and its step
 @pytest.mark.covers("build_model")
 def test_build_model_layers_and_initializers():
