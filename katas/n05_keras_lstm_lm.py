@@ -27,7 +27,8 @@ Everything runs eagerly except the training step, a ``tf.function``.
 Keras 2 and Keras 3 (``import keras``: Keras 3 from TensorFlow 2.16 on, Keras 2 on 2.12–2.15)
 behave the same here (measured on 2.12 and 2.21). What differs: a functional model returns a list
 (Keras 2) or a tuple (Keras 3) — index it; Keras 3 draws initial weights from its own seed
-(``keras.utils.set_random_seed`` seeds both).
+(``keras.utils.set_random_seed`` seeds both); Keras 2.12 exports ``ExponentialDecay`` only from
+``keras.optimizers.schedules.learning_rate_schedule``.
 
 Run it once your functions pass:  ``python katas/n05_keras_lstm_lm.py --steps 2001``.
 """
@@ -84,7 +85,8 @@ def build_model(num_nodes=NUM_NODES):
 
     Initialise as k05 did: every weight matrix from ``TruncatedNormal(mean=-0.1, stddev=0.1)`` (the
     tutorial's positional quirk), every bias zero — so switch off Keras's ``unit_forget_bias``,
-    which starts the forget gate's bias at 1.
+    which starts the forget gate's bias at 1. Make a new initializer object for each weight (Keras 2
+    warns that one unseeded instance called several times returns the same values each time).
     """
     raise NotImplementedError("n05: build_model")
 
@@ -127,6 +129,8 @@ def make_schedule(initial=10.0, decay_steps=5000, decay_rate=0.1):
 
     ``keras.optimizers.schedules.ExponentialDecay`` with ``staircase=True``; calling it with a step
     gives the rate (the optimizer calls it with its own ``iterations``, k05's ``global_step``).
+    Keras 2.12 does not export the class there: take
+    ``keras.optimizers.schedules.learning_rate_schedule.ExponentialDecay`` when it is missing.
     """
     raise NotImplementedError("n05: make_schedule")
 

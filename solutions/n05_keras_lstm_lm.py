@@ -24,7 +24,8 @@ Everything runs eagerly except the training step, a ``tf.function``.
 Keras 2 and Keras 3 (``import keras``: Keras 3 from TensorFlow 2.16 on, Keras 2 on 2.12–2.15)
 behave the same here (measured on 2.12 and 2.21). What differs: a functional model returns a list
 (Keras 2) or a tuple (Keras 3) — index it; Keras 3 draws initial weights from its own seed
-(``keras.utils.set_random_seed`` seeds both).
+(``keras.utils.set_random_seed`` seeds both); Keras 2.12 exports ``ExponentialDecay`` only from
+``keras.optimizers.schedules.learning_rate_schedule``.
 
 Run it once your functions pass:  ``python katas/n05_keras_lstm_lm.py --steps 2001``.
 """
@@ -90,9 +91,12 @@ def build_model(num_nodes=NUM_NODES):
 
     Initialise as k05 did: every weight matrix from ``TruncatedNormal(mean=-0.1, stddev=0.1)`` (the
     tutorial's positional quirk), every bias zero — so switch off Keras's ``unit_forget_bias``,
-    which starts the forget gate's bias at 1.
+    which starts the forget gate's bias at 1. Make a new initializer object for each weight (Keras 2
+    warns that one unseeded instance called several times returns the same values each time).
     """
-    init = keras.initializers.TruncatedNormal(mean=-0.1, stddev=0.1)
+    def init():  # a new initializer per weight: Keras 2 gives an unseeded instance's every call the same values
+        return keras.initializers.TruncatedNormal(mean=-0.1, stddev=0.1)
+
     x = keras.Input(shape=(None, VOCABULARY_SIZE), name="x")
     h = keras.Input(shape=(num_nodes,), name="h")
     c = keras.Input(shape=(num_nodes,), name="c")
@@ -100,14 +104,14 @@ def build_model(num_nodes=NUM_NODES):
         num_nodes,
         return_sequences=True,
         return_state=True,
-        kernel_initializer=init,
-        recurrent_initializer=init,
+        kernel_initializer=init(),
+        recurrent_initializer=init(),
         bias_initializer="zeros",
         unit_forget_bias=False,
         name="lstm",
     )
     outputs, h_out, c_out = lstm(x, initial_state=[h, c])
-    logits = keras.layers.Dense(VOCABULARY_SIZE, kernel_initializer=init, name="classifier")(outputs)
+    logits = keras.layers.Dense(VOCABULARY_SIZE, kernel_initializer=init(), name="classifier")(outputs)
     return keras.Model([x, h, c], [logits, h_out, c_out], name="char_lm")
 
 
@@ -155,8 +159,12 @@ def make_schedule(initial=10.0, decay_steps=5000, decay_rate=0.1):
 
     ``keras.optimizers.schedules.ExponentialDecay`` with ``staircase=True``; calling it with a step
     gives the rate (the optimizer calls it with its own ``iterations``, k05's ``global_step``).
+    Keras 2.12 does not export the class there: take
+    ``keras.optimizers.schedules.learning_rate_schedule.ExponentialDecay`` when it is missing.
     """
-    return keras.optimizers.schedules.ExponentialDecay(initial, decay_steps, decay_rate, staircase=True)
+    schedules = keras.optimizers.schedules
+    decay = getattr(schedules, "ExponentialDecay", None) or schedules.learning_rate_schedule.ExponentialDecay
+    return decay(initial, decay_steps, decay_rate, staircase=True)
 
 
 def make_optimizer(schedule=None):
