@@ -517,9 +517,9 @@ def test_inference_shares_training_weights(sess):
     again = logits.argmax(-1)
     for i in range(len(x)):
         assert again[i, : lengths[i]].tolist() == dec_out[i, : lengths[i]].tolist(), (
-            f"row {i}: greedy decoding gave {dec_out[i, : lengths[i]].tolist()} but the training decoder, fed those "
-            f"tokens, predicts {again[i, : lengths[i]].tolist()}: both decoders must use the same DecoderParts and "
-            "start from the encoder's final state"
+            f"row {i}: the training decoder, fed the greedy output, predicts something else: both decoders must use "
+            "the same DecoderParts and start from the encoder's final state (greedy "
+            f"{dec_out[i, : lengths[i]].tolist()}, teacher-forced {again[i, : lengths[i]].tolist()})"
         )
 
 

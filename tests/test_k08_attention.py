@@ -467,8 +467,8 @@ def test_model_next_log_probs_is_the_last_step_log_softmax(sess):
     else:
         why = ("feed decoder inputs [GO, *prefix] for every prefix, the input sequence repeated K times, and take the "
                "log-softmax of the last step's logits")
-    pytest.fail(f"model_next_log_probs: max |diff| {np.abs(got - want).max():.3g} from the last step's log-softmax: {why}",
-                pytrace=False)
+    pytest.fail(f"model_next_log_probs: {why} (max |diff| {np.abs(got - want).max():.3g} from the last step's "
+                "log-softmax)", pytrace=False)
 
 
 # --------------------------------------------------------------------------- heatmap file
