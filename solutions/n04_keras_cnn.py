@@ -23,7 +23,9 @@ Keras 2 and Keras 3: this kata uses ``import keras``, which is Keras 3 from Tens
 and Keras 2 on 2.12–2.15. Everything below works on both. What differs: Keras 3 draws initial
 weights and dropout masks from its own seed (``keras.utils.set_random_seed``), Keras 2 from
 TensorFlow's (``tf.random.set_seed``) — set_random_seed sets both; Keras 3 optimizers have an
-``apply(grads, vars)`` method, but ``apply_gradients(zip(grads, vars))`` works on both, so use it.
+``apply(grads, vars)`` method, but ``apply_gradients(zip(grads, vars))`` works on both, so use it;
+Keras 2 traces a ``tf.function`` step twice on its first call (the call that creates Adam's slot
+variables), Keras 3 once. The numbers do not differ: both load k04's weights and give its logits.
 
 Run it once your functions pass:  ``python katas/n04_keras_cnn.py --steps 600``.
 """

@@ -8,7 +8,12 @@ tests, a few seconds each), then the equivalence tests against the same target's
 The harness runs every n04 test eagerly with numpy, random, tf and Keras seeds set (1234).
 
 Graded training (seeded): 600 steps x 100, Adam 1e-3, dropout 0.5 with the ``tf.function`` step,
-the same schedule as k04's graded run; threshold 97.5 % test accuracy (figures in the test).
+the same schedule as k04's graded run; threshold 97.5 % test accuracy. Measured with the reference
+(seeded, the same figure run to run): 98.23 % on TF 2.21 (Keras 3), 98.30 % on TF 2.12 (Keras 2); k04's
+reference reaches 98.34 %. Training wall time measured back to back with k04 on the same loaded 2-core
+box: n04 322-332 s vs k04 236-257 s (about 1.3x; Keras's unfused Adam update is the likely cost).
+The equivalence tests measured max |logits diff| 0 (bit-identical) and, after one Adam step,
+max |weight diff| 3e-8 (2.21) / 2e-8 (2.12).
 """
 import struct
 import time
@@ -791,7 +796,7 @@ def test_training_reaches_test_accuracy(trained):
         f"on 10,000 images, training {trained.seconds:.1f} s"
     )
     print(line)
-    assert acc >= 0.975, f"{line}; expected >= 0.975 (measured 0.9823 with the reference solution, k04: 0.9834)"
+    assert acc >= 0.975, f"{line}; expected >= 0.975 (reference: 0.9823 on TF 2.21, 0.9830 on 2.12; k04: 0.9834)"
 
 
 @pytest.mark.training
