@@ -233,7 +233,7 @@ def pytest_report_teststatus(report, config):
 def pytest_terminal_summary(terminalreporter, config):
     from tfkata import summary
 
-    summary.write(terminalreporter, config._tfkata.finish())
+    summary.write(terminalreporter, config._tfkata.finish(), config._tfkata_root)
 
 
 def pytest_sessionfinish(session):

@@ -1,20 +1,25 @@
 """The end of a pytest run, as the learner reads it: one line per kata still to do, then the grade table."""
 from __future__ import annotations
 
+from pathlib import Path
+
+from tfkata import source
 from tfkata.results import Run
 
 HEADER = f"{'kata':<5} {'title':<38} {'pass':>4} {'fail':>4} {'todo':>4} {'wait':>4} {'skip':>4} {'points':>9} {'time':>8}"
 
 
-def todo_lines(run: Run) -> list[str]:
-    """One line per kata with stubs left: how many functions, the first one and where, what to run."""
+def todo_lines(run: Run, root: Path | None = None) -> list[str]:
+    """One line per kata with stubs left: how many functions (stubs still in the file), the first one a
+    test hit and where, what to run."""
     out = []
     for row in run.katas:
         todos = [t.todo for t in run.graded if t.kata == row.id and t.status == "todo" and t.todo]
         if not todos:
             continue
-        funcs = list(dict.fromkeys(t.function for t in todos))
         first = todos[0]
+        left = source.stub_functions(root / first.file) if root is not None else []
+        funcs = list(dict.fromkeys(f.top for f in left)) or list(dict.fromkeys(t.function for t in todos))
         more = f" (+{len(funcs) - 1} more)" if len(funcs) > 1 else ""
         out.append(f"{row.id}  {len(funcs)} function{'s' if len(funcs) != 1 else ''} to write: "
                    f"{first.function} first ({first.where}){more}   → kata run {row.id}")
@@ -58,9 +63,9 @@ def grade_table(run: Run) -> list[str]:
     return lines
 
 
-def write(tr, run: Run) -> None:
-    """Write the summary to pytest's terminal reporter ``tr``."""
-    todo, waiting = todo_lines(run), waiting_lines(run)
+def write(tr, run: Run, root: Path | None = None) -> None:
+    """Write the summary to pytest's terminal reporter ``tr`` (``root``: the checkout)."""
+    todo, waiting = todo_lines(run, root), waiting_lines(run)
     if todo:
         tr.section("TODO: functions still to write", sep="-", yellow=True)
         for line in todo:
