@@ -6,8 +6,9 @@ a fresh seeded tf.Graph (the harness's autouse fixture); the graded training run
 module-scoped fixture that builds its own seeded graph and is read by two tests.
 
 Graded training (seeded): 600 steps x 100, Adam 1e-3, keep_prob 0.5 -> 98.50 % test accuracy with the
-reference solution on TF 2.21 (threshold 97.5 %). The schedules behind `slow` and `gpu` are described
-at their tests.
+reference solution on TF 2.21 (98.40 % on 2.12; the same figure run after run; threshold 97.5 %).
+The schedules behind `slow` and `gpu` are described at their tests. A training failure ends with one
+sentence from tfkata.curves.explain_curve on the run's curve (and points at kata-output/k04/report.png).
 """
 import struct
 import time
@@ -900,7 +901,8 @@ def test_train_history(trained):
     print(line)
     assert np.isfinite(last["loss"]) and last["loss"] < first["loss"], f"the training loss did not fall: {_diagnosis(trained)}"
     assert last["val_accuracy"] >= 0.97, (
-        f"validation accuracy after {STEPS} steps is {last['val_accuracy']:.4f}, expected >= 0.97 (measured 0.9854): "
+        f"validation accuracy after {STEPS} steps is {last['val_accuracy']:.4f}, expected >= 0.97 "
+        f"(measured 0.9854 on TF 2.21, 0.9850 on 2.12): "
         f"{_diagnosis(trained)}"
     )
 
@@ -918,7 +920,7 @@ def test_training_reaches_test_accuracy(trained):
     print(line)
     assert acc >= 0.975, (
         f"test accuracy {acc:.4f} after {STEPS} steps, expected >= 0.975 (measured 0.9850 with the reference "
-        f"solution): {_diagnosis(trained)}"
+        f"solution on TF 2.21, 0.9840 on 2.12): {_diagnosis(trained)}"
     )
 
 
