@@ -29,8 +29,9 @@ k07 = load_kata("k07_seq2seq")
 V = 11  # vocabulary: 0 (PAD = EOS = GO) and 1..10
 
 # Graded training: k07's budget (3000 steps, Adam 3e-3 constant, bucketed batches of 64, seed 1234).
-# Measured, exact match on 500 fresh sequences, training seconds on the shared 2-core box (loaded):
-# TF 2.21 / Keras 3.15: n07 see the report below; k07 on the same budget 93.2 % (2.21), 92.0 % (2.12).
+# Measured side by side in one process (exact match on 500 fresh sequences, training seconds, shared 2-core box at a
+# load of about 5): TF 2.21 / Keras 3.15: n07 91.4 % in 120 s, k07 91.6 % in 82 s; TF 2.12 / Keras 2.12: n07 94.4 %
+# in 95 s, k07 92.2 % in 96 s. Under a load of 11: n07 up to 353 s (2.21). Each figure repeats bit for bit per line.
 TRAIN_STEPS = 3000
 MIN_ACCURACY = 0.80
 
@@ -771,10 +772,12 @@ def test_one_step_as_k07():
                 d = float(np.abs(np.asarray(g) - np.asarray(w)).max())
                 worst = max(worst, (d, f"{name} {g_layer.name}"))
     print(f"n07 vs k07 after one Adam 3e-3 step: loss {loss:.6f} vs {k07_loss:.6f}, max |weight diff| {worst[0]:.3g} ({worst[1]})")
-    # One Adam step moves a weight by up to 3e-3; a wrong epsilon or loss would move many by a different amount.
-    assert worst[0] < 3e-5, (
+    # Adam's first step moves every weight by lr * g / (|g| + eps), i.e. by about +-lr = 3e-3 unless |g| is near eps;
+    # there float32 noise in g shows: measured max |diff| 5.3e-6 (TF 2.21) and 2.3e-5 (TF 2.12). A weight left out, a
+    # wrong rate or a gradient of another sign differs by ~lr or more: the limit is lr / 10.
+    assert worst[0] < 3e-4, (
         f"after one step the weights differ from k07's by {worst[0]:.3g} in {worst[1]}: the step must be k07's: the "
-        "masked loss, gradients of every layer, Adam 3e-3 with epsilon 1e-8"
+        "masked loss, gradients of every layer's weights, Adam 3e-3 with epsilon 1e-8"
     )
 
 
