@@ -32,9 +32,11 @@ Everything here works on both, measured on 2.12 and 2.21: both keep an LSTM's we
 last valid output and state forward over masked steps (so the final state is the state at each
 sequence's last valid step, as ``dynamic_rnn`` gave); ``layer.cell(x, [h, c])`` is one step on
 both. What differs: Keras 3 draws initial weights from its own seed
-(``keras.utils.set_random_seed`` sets that and TensorFlow's), and ``Embedding.build`` /
-``LSTM.build`` accept the same shapes but Keras 3 names the weights differently (so load them by
-layer, never by weight name).
+(``keras.utils.set_random_seed`` sets that and TensorFlow's); on 2.12 ``keras.optimizers.Adam``
+is Keras 2's legacy optimizer (measured; ``tf.keras``'s is the newer one), which applies an
+embedding's sparse gradient as TF 1 did, while Keras 3's Adam does not (see
+:func:`make_train_step`); the same seed gives other initial weights, so the trained figures differ
+between the lines (each repeats bit for bit).
 
 Run it once your functions pass:  ``python -m katas.n07_keras_seq2seq --steps 3000``.
 """
