@@ -10,6 +10,7 @@ reference solution on TF 2.21 (98.40 % on 2.12; the same figure run after run; t
 The schedules behind `slow` and `gpu` are described at their tests. A training failure ends with one
 sentence from tfkata.curves.explain_curve on the run's curve (and points at kata-output/k04/report.png).
 """
+import functools
 import struct
 import time
 from types import SimpleNamespace
@@ -22,6 +23,9 @@ from tfkata.curves import explain_curve
 from tfkata.data.mnist import load_mnist
 from tfkata.paths import output_dir
 from tfkata.tfsetup import import_tensorflow
+from tfkata.testing import mismatch
+
+_mismatch = functools.partial(mismatch, atol=1e-5)
 
 tf = import_tensorflow()  # quietly: without the CUDA/oneDNN lines a plain import prints
 
@@ -47,22 +51,6 @@ class _Short(dict):
 class _Run(SimpleNamespace):
     def __repr__(self):
         return f"<k04 training run: {len(self.history)} history entries, test accuracy {self.test_accuracy:.4f}>"
-
-
-def _mismatch(got, expected, atol=1e-5, rtol=1e-5):
-    """None if ``got`` matches ``expected`` (float32 tolerances), else 'max |diff| D at index I (got G, expected E)'."""
-    got, expected = np.asarray(got, dtype=np.float64), np.asarray(expected, dtype=np.float64)
-    if got.shape != expected.shape:
-        return f"shape {got.shape} instead of {expected.shape}"
-    diff = np.abs(got - expected)
-    bad = diff > atol + rtol * np.abs(expected)
-    if not bad.any():
-        return None
-    where = np.unravel_index(int(np.argmax(np.where(bad, diff, -1))), diff.shape)
-    return (
-        f"max |diff| {float(diff[where]):.3g} at index {tuple(int(i) for i in where)} "
-        f"(got {float(got[where]):.6g}, expected {float(expected[where]):.6g}; {int(bad.sum())} of {bad.size} differ)"
-    )
 
 
 @pytest.fixture(scope="module")

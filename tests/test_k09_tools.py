@@ -10,9 +10,10 @@ import pytest
 import tensorflow as tf
 
 from tfkata import load_kata
-from tfkata.data.mnist import load_mnist
 from tfkata.curves import explain_curve
 from tfkata.loader import fresh_graph
+from tfkata.testing import mismatch as _mismatch, mnist_images as _mnist_images
+from tfkata.testing import mnist_flat
 
 k09 = load_kata("k09_tools")
 
@@ -25,39 +26,6 @@ class _Runs(dict):
 
     def __repr__(self):
         return "<k09 checkpoint runs: " + ", ".join(k for k in self if k != "root") + ">"
-
-
-def _mismatch(got, expected, atol=1e-6, rtol=1e-5):
-    """None if ``got`` matches ``expected`` (float32 tolerances), else 'max |diff| D at index I (got G, expected E)'."""
-    got, expected = np.asarray(got, dtype=np.float64), np.asarray(expected, dtype=np.float64)
-    if got.shape != expected.shape:
-        return f"shape {got.shape} instead of {expected.shape}"
-    diff = np.abs(got - expected)
-    bad = diff > atol + rtol * np.abs(expected)
-    if not bad.any():
-        return None
-    where = np.unravel_index(int(np.argmax(np.where(bad, diff, -1))), diff.shape)
-    return (
-        f"max |diff| {float(diff[where]):.3g} at index {tuple(int(i) for i in where)} "
-        f"(got {float(got[where]):.6g}, expected {float(expected[where]):.6g}; {int(bad.sum())} of {bad.size} differ)"
-    )
-
-
-def _mnist_flat():
-    """(x_train [512, 784] float32 in [0, 1], y_train int64, x_test [256, 784], y_test)."""
-    mnist = load_mnist()
-    flat = lambda a: (a.reshape(len(a), -1) / 255.0).astype(np.float32)  # noqa: E731
-    return (
-        flat(mnist["x_train"][:N_TRAIN]),
-        mnist["y_train"][:N_TRAIN].astype(np.int64),
-        flat(mnist["x_test"][:N_TEST]),
-        mnist["y_test"][:N_TEST].astype(np.int64),
-    )
-
-
-def _mnist_images(n):
-    """The first n training digits as uint8 [n, 28, 28, 1] (what the Dataset pipeline takes)."""
-    return np.ascontiguousarray(load_mnist()["x_train"][:n, :, :, None])
 
 
 def _read_events(folder):
@@ -179,7 +147,7 @@ def test_build_model_interface(sess):
         f"y holds class ids: int64 [None], got {model['y'].dtype} {model['y'].shape}"
     )
     assert model["logits"].shape.as_list() == [None, 10], f"expected logits [B, 10], got {model['logits'].shape}"
-    x, y, *_ = _mnist_flat()
+    x, y, *_ = mnist_flat(N_TRAIN, N_TEST)
     feed = {model["x"]: x[:64], model["y"]: y[:64]}
     sess.run(tf.compat.v1.global_variables_initializer())
     summary = tf.compat.v1.Summary.FromString(sess.run(model["merged"], feed))
@@ -208,7 +176,7 @@ def test_build_model_interface(sess):
 
 @pytest.mark.covers("train_step", "open_writers", *MODEL)
 def test_train_step_logs_the_loss_it_computed(sess, tmp_path):
-    x, y, *_ = _mnist_flat()
+    x, y, *_ = mnist_flat(N_TRAIN, N_TEST)
     model = k09.build_model(input_dim=784)
     sess.run(tf.compat.v1.global_variables_initializer())
     train_writer, test_writer = k09.open_writers(str(tmp_path), sess.graph)
@@ -240,7 +208,7 @@ def test_train_step_logs_the_loss_it_computed(sess, tmp_path):
 
 @pytest.mark.covers("eval_step", *MODEL)
 def test_eval_step_logs_without_training(sess, tmp_path):
-    _, _, x_test, y_test = _mnist_flat()
+    _, _, x_test, y_test = mnist_flat(N_TRAIN, N_TEST)
     model = k09.build_model(input_dim=784)
     sess.run(tf.compat.v1.global_variables_initializer())
     before = sess.run(tf.compat.v1.trainable_variables())
@@ -294,7 +262,7 @@ def _check_summaries_run(history, log_dir, num_steps, eval_every):
 @pytest.mark.covers("train_with_summaries", "train_step", "eval_step", "open_writers", "batch_for_step", *MODEL)
 def test_train_with_summaries_bookkeeping(tmp_path):
     """A few steps: evaluation at step % eval_every == 0, training otherwise, each logged where it belongs."""
-    data = _mnist_flat()
+    data = mnist_flat(N_TRAIN, N_TEST)
     history = k09.train_with_summaries(data, str(tmp_path), num_steps=12, eval_every=5, batch_size=16)
     _check_summaries_run(history, tmp_path, 12, 5)
 
@@ -304,7 +272,7 @@ def test_train_with_summaries_bookkeeping(tmp_path):
 @pytest.mark.points(3)
 @pytest.mark.covers("train_with_summaries", "train_step", "eval_step", "open_writers", "batch_for_step", *MODEL)
 def test_train_with_summaries_event_files(tmp_path):
-    data = _mnist_flat()
+    data = mnist_flat(N_TRAIN, N_TEST)
     history = k09.train_with_summaries(data, str(tmp_path), num_steps=41, eval_every=10, batch_size=32,
                                        learning_rate=5e-3)
     test_events = _check_summaries_run(history, tmp_path, 41, 10)
@@ -351,7 +319,7 @@ def test_batch_for_step_is_a_function_of_the_step():
 @pytest.fixture(scope="module")
 def checkpoint_runs(tmp_path_factory):
     """50 steps, then resumed to 100, in folder a; 100 straight in folder b (each in a fresh graph)."""
-    x, y, *_ = _mnist_flat()
+    x, y, *_ = mnist_flat(N_TRAIN, N_TEST)
     root = tmp_path_factory.mktemp("k09_ckpt")
     runs = _Runs()
     with fresh_graph():
@@ -505,7 +473,7 @@ def test_restore_latest_other_model_gives_clear_error(tmp_path):
 @pytest.mark.covers("train_with_checkpoints", "restore_latest", "batch_for_step", *MODEL)
 def test_resume_bookkeeping_in_a_few_steps(tmp_path):
     """2 steps, then resumed to 4, equal 4 straight steps: the step, the Adam slots and the batches all come back."""
-    x, y, *_ = _mnist_flat()
+    x, y, *_ = mnist_flat(N_TRAIN, N_TEST)
     with fresh_graph():
         first = k09.train_with_checkpoints((x, y), str(tmp_path / "a"), 2, save_every=2, batch_size=8)
     with fresh_graph():

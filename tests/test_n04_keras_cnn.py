@@ -26,6 +26,7 @@ from tfkata import SEED, fresh_graph, load_kata
 from tfkata.data.mnist import load_mnist
 from tfkata.paths import output_dir
 from tfkata.tfsetup import import_tensorflow
+from tfkata.testing import where_max as _where
 
 tf = import_tensorflow()  # quietly: without the CUDA/oneDNN lines a plain import prints
 import keras  # noqa: E402  (after the quiet TensorFlow import; Keras 3 on TF >= 2.16, Keras 2 before)
@@ -111,11 +112,6 @@ def _outputs(model, images):
         x = layer(x, training=False)
         out[layer.name] = np.asarray(x)
     return out
-
-
-def _where(diff):
-    index = np.unravel_index(np.argmax(diff), diff.shape)
-    return f"max |diff| {float(diff[index]):.3g} at {tuple(int(i) for i in index)}"
 
 
 def _tiny_problem(n=240, seed=0):

@@ -20,6 +20,7 @@ from tfkata import SEED, fresh_graph, load_kata
 from tfkata.curves import explain_curve
 from tfkata.data import text as corpora
 from tfkata.tfsetup import import_tensorflow
+from tfkata.testing import where_max as _where
 
 tf = import_tensorflow()  # quietly: without the CUDA/oneDNN lines a plain import prints
 import keras  # noqa: E402  (after the quiet TensorFlow import; Keras 3 on TF >= 2.16, Keras 2 before)
@@ -84,11 +85,6 @@ def _random_params(n, seed=0, scale=0.5):
 
 def _one_hot(ids):
     return np.eye(V, dtype=np.float32)[np.asarray(ids)]
-
-
-def _where(diff):
-    index = np.unravel_index(np.argmax(diff), diff.shape)
-    return f"max |diff| {float(diff[index]):.3g} at {tuple(int(i) for i in index)}"
 
 
 def _call_model(model, x, h, c):

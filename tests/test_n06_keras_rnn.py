@@ -18,6 +18,7 @@ import pytest
 
 from tfkata import fresh_graph, load_kata, tfsetup
 from tfkata.tfsetup import import_tensorflow
+from tfkata.testing import where_max as _where
 
 tf = import_tensorflow()  # quietly: without the CUDA/oneDNN lines a plain import prints
 import keras  # noqa: E402  (after the quiet TensorFlow import; Keras 3 on TF >= 2.16, Keras 2 before)
@@ -42,11 +43,6 @@ def _inputs(b=B, t=T, d=D, seed=0):
 
 def _np(value):
     return np.asarray(value, np.float64)
-
-
-def _where(diff):
-    index = np.unravel_index(np.argmax(diff), diff.shape)
-    return f"max |diff| {float(diff[index]):.3g} at {tuple(int(i) for i in index)}"
 
 
 def _close(got, want, atol=ATOL):

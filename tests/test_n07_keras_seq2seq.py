@@ -19,6 +19,7 @@ import pytest
 from tfkata import fresh_graph, load_kata
 from tfkata.curves import explain_curve
 from tfkata.tfsetup import import_tensorflow, require_legacy_rnn
+from tfkata.testing import where_max as _where
 
 tf = import_tensorflow()  # quietly: without the CUDA/oneDNN lines a plain import prints
 import keras  # noqa: E402  (after the quiet TensorFlow import; Keras 3 on TF >= 2.16, Keras 2 before)
@@ -88,11 +89,6 @@ def _random_states(batch, hidden=8, layers=2, seed=0):
     rng = np.random.RandomState(seed)
     return [(tf.constant(rng.uniform(-0.5, 0.5, [batch, hidden]).astype(np.float32)),
              tf.constant(rng.uniform(-0.5, 0.5, [batch, hidden]).astype(np.float32))) for _ in range(layers)]
-
-
-def _where(diff):
-    index = np.unravel_index(np.argmax(diff), diff.shape)
-    return f"max |diff| {float(diff[index]):.3g} at {tuple(int(i) for i in index)}"
 
 
 def _toy_batch(n=5, seed=4):

@@ -15,8 +15,9 @@ import numpy as np
 import pytest
 
 from tfkata import SEED, fresh_graph, load_kata
-from tfkata.data.mnist import load_mnist
 from tfkata.tfsetup import import_tensorflow
+from tfkata.testing import mismatch as _mismatch, mnist_images as _mnist_images, where_max as _where
+from tfkata.testing import mnist_flat
 
 tf = import_tensorflow()
 import keras  # noqa: E402  (after the quiet TensorFlow import; Keras 3 on TF >= 2.16, Keras 2 before)
@@ -30,39 +31,6 @@ WEIGHTS = ("layer1/kernel", "layer1/bias", "layer2/kernel", "layer2/bias")
 
 
 # =========================================================================== helpers
-def _mnist_flat():
-    """(x_train [512, 784] float32 in [0, 1], y_train int64, x_test [256, 784], y_test)."""
-    mnist = load_mnist()
-    flat = lambda a: (a.reshape(len(a), -1) / 255.0).astype(np.float32)  # noqa: E731
-    return (
-        flat(mnist["x_train"][:N_TRAIN]),
-        mnist["y_train"][:N_TRAIN].astype(np.int64),
-        flat(mnist["x_test"][:N_TEST]),
-        mnist["y_test"][:N_TEST].astype(np.int64),
-    )
-
-
-def _mnist_images(n):
-    """The first n training digits as uint8 [n, 28, 28, 1] (what the Dataset pipeline takes)."""
-    return np.ascontiguousarray(load_mnist()["x_train"][:n, :, :, None])
-
-
-def _where(diff):
-    index = np.unravel_index(int(np.argmax(diff)), diff.shape)
-    return f"max |diff| {float(diff[index]):.3g} at {tuple(int(i) for i in index)}"
-
-
-def _mismatch(got, expected, atol=1e-6, rtol=1e-5):
-    """None if ``got`` matches ``expected`` (float32 tolerances), else 'max |diff| D at index I ...'."""
-    got, expected = np.asarray(got, dtype=np.float64), np.asarray(expected, dtype=np.float64)
-    if got.shape != expected.shape:
-        return f"shape {got.shape} instead of {expected.shape}"
-    diff = np.abs(got - expected)
-    if not (diff > atol + rtol * np.abs(expected)).any():
-        return None
-    return _where(diff)
-
-
 def _read_events(folder):
     """{step: {tag: value}} from the TF 2 event files in ``folder``: a scalar as a float, a histogram
     as its [buckets, 3] array (left edge, right edge, count). TF 2 stores both as tensors."""
@@ -311,7 +279,7 @@ def test_open_writers_one_folder_per_run(tmp_path):
                     "make_optimizer", "build_model")
 def test_train_with_summaries_bookkeeping(tmp_path):
     """12 steps, evaluating every 5: which steps went where, each logged value, and k09's batches."""
-    data = _mnist_flat()
+    data = mnist_flat(N_TRAIN, N_TEST)
     keras.utils.set_random_seed(SEED)
     history = n09.train_with_summaries(data, str(tmp_path), num_steps=12, eval_every=5, batch_size=16)
     assert isinstance(history, dict) and sorted(history) == ["test", "train"], (
@@ -893,7 +861,7 @@ def _k09_steps(x, y, steps, batch_size=32, learning_rate=1e-3):
 @pytest.mark.covers("make_train_step", "make_optimizer", "build_model")
 def test_train_steps_as_k09():
     """Five Adam 1e-3 steps from k09's weights on k09's batches: the same losses and the same weights."""
-    x, y, *_ = _mnist_flat()
+    x, y, *_ = mnist_flat(N_TRAIN, N_TEST)
     before, losses, after = _k09_steps(x, y, 5)
     model = n09.build_model(input_dim=784)
     _set_weights(model, before)
@@ -921,7 +889,7 @@ def test_train_steps_as_k09():
 @pytest.fixture(scope="module")
 def k09_checkpoint(tmp_path_factory):
     """The same target's k09: 20 steps with train_with_checkpoints, then its logits from the restored checkpoint."""
-    x, y, x_test, _ = _mnist_flat()
+    x, y, x_test, _ = mnist_flat(N_TRAIN, N_TEST)
     folder = tmp_path_factory.mktemp("n09_from_k09")
     with fresh_graph():
         k09.train_with_checkpoints((x, y), str(folder), 20, save_every=10)
@@ -1010,7 +978,7 @@ def summaries_run(tmp_path_factory):
     log_dir = tmp_path_factory.mktemp("n09_summaries")
     keras.utils.set_random_seed(SEED)
     start = time.perf_counter()
-    history = n09.train_with_summaries(_mnist_flat(), str(log_dir), num_steps=41, eval_every=10, batch_size=32,
+    history = n09.train_with_summaries(mnist_flat(N_TRAIN, N_TEST), str(log_dir), num_steps=41, eval_every=10, batch_size=32,
                                        learning_rate=5e-3)
     return {"history": history, "log_dir": log_dir, "seconds": time.perf_counter() - start}
 
@@ -1041,7 +1009,7 @@ def checkpoint_runs(tmp_path_factory):
     """50 steps, then resumed to 100, in folder a; 100 straight in folder b (k09's graded runs)."""
     import time
 
-    x, y, *_ = _mnist_flat()
+    x, y, *_ = mnist_flat(N_TRAIN, N_TEST)
     root = tmp_path_factory.mktemp("n09_ckpt")
     start = time.perf_counter()
     keras.utils.set_random_seed(SEED)

@@ -1,0 +1,49 @@
+"""Small helpers the graded tests share: float32-tolerant comparisons that say where two arrays differ
+(instead of an array dump), and the few MNIST slices several katas' tests use."""
+from __future__ import annotations
+
+import numpy as np
+
+
+def where_max(diff) -> str:
+    """``'max |diff| D at (i, j)'`` for an array of absolute differences."""
+    diff = np.asarray(diff)
+    index = np.unravel_index(int(np.argmax(diff)), diff.shape)
+    return f"max |diff| {float(diff[index]):.3g} at {tuple(int(i) for i in index)}"
+
+
+def mismatch(got, expected, atol: float = 1e-6, rtol: float = 1e-5) -> str | None:
+    """None if ``got`` matches ``expected`` within float32 tolerances, else one line saying where they
+    differ most: ``'max |diff| D at index I (got G, expected E; N of M differ)'``."""
+    got, expected = np.asarray(got, dtype=np.float64), np.asarray(expected, dtype=np.float64)
+    if got.shape != expected.shape:
+        return f"shape {got.shape} instead of {expected.shape}"
+    diff = np.abs(got - expected)
+    bad = diff > atol + rtol * np.abs(expected)
+    if not bad.any():
+        return None
+    where = np.unravel_index(int(np.argmax(np.where(bad, diff, -1))), diff.shape)
+    return (
+        f"max |diff| {float(diff[where]):.3g} at index {tuple(int(i) for i in where)} "
+        f"(got {float(got[where]):.6g}, expected {float(expected[where]):.6g}; {int(bad.sum())} of {bad.size} differ)"
+    )
+
+
+def mnist_flat(n_train: int, n_test: int):
+    """(x_train [n_train, 784] float32 in [0, 1], y_train int64, x_test [n_test, 784], y_test)."""
+    from tfkata.data.mnist import load_mnist
+
+    mnist = load_mnist()
+
+    def flat(a):
+        return (a.reshape(len(a), -1) / 255.0).astype(np.float32)
+
+    return (flat(mnist["x_train"][:n_train]), mnist["y_train"][:n_train].astype(np.int64),
+            flat(mnist["x_test"][:n_test]), mnist["y_test"][:n_test].astype(np.int64))
+
+
+def mnist_images(n: int):
+    """The first n training digits as uint8 [n, 28, 28, 1] (what a Dataset pipeline takes)."""
+    from tfkata.data.mnist import load_mnist
+
+    return np.ascontiguousarray(load_mnist()["x_train"][:n, :, :, None])
