@@ -1,0 +1,500 @@
+"""Graded tests for n08 · Attention as a Keras layer, beam search in eager code (the TF 2 twin of k08).
+
+Order: the score and the masked softmax, the LuongAttention layer against a numpy reference,
+keras.layers.Attention against the same numbers, beam search on hand-made next-token tables (as in
+k08), the heatmap file; then the tests that use other katas: the layer against YOUR k08's attention
+functions with the same weights (``needs("k08")``, a wrong port rejected) and beam search on n07's
+model (``needs("n07")``: width 1 must be n07's greedy decoder).
+
+No training run: k08's budget does not fit n08's time on the shared 2-core box; n08 is graded on
+the unit and equivalence tests only. The harness runs every n08 test eagerly, seeded (1234).
+"""
+import struct
+
+import numpy as np
+import pytest
+
+from tfkata import fresh_graph, load_kata
+from tfkata.tfsetup import import_tensorflow
+
+tf = import_tensorflow()
+
+n08 = load_kata("n08_keras_attention")
+k08 = load_kata("k08_attention")
+n07 = load_kata("n07_keras_seq2seq")
+
+V = 11
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+ATOL = 1e-5  # float32 sums of a few products of numbers below ~10
+
+
+def _np_softmax(z):
+    z = z - z.max(-1, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(-1, keepdims=True)
+
+
+def _where(diff):
+    index = np.unravel_index(np.argmax(diff), diff.shape)
+    return f"max |diff| {float(diff[index]):.3g} at {tuple(int(i) for i in index)}"
+
+
+def _inputs(b=3, t=6, h=4, hm=5, seed=0):
+    """query [b, h], memory [b, t, hm], lengths, mask."""
+    rng = np.random.RandomState(seed)
+    query = rng.randn(b, h).astype(np.float32)
+    memory = rng.randn(b, t, hm).astype(np.float32)
+    lengths = np.array([t, 3, 4][:b], np.int32)
+    mask = np.arange(t)[None, :] < lengths[:, None]
+    return query, memory, lengths, mask
+
+
+def _np_attention(query, memory, mask, w_mem, w_c, keys_for_context=False, query_first=False, tanh=True):
+    keys = memory @ w_mem
+    scores = np.where(mask, np.einsum("bh,bth->bt", query, keys), -np.inf)
+    align = _np_softmax(scores)
+    context = np.einsum("bt,bth->bh", align, keys if keys_for_context else memory)
+    pair = [query, context] if query_first else [context, query]
+    z = np.concatenate(pair, -1) @ w_c
+    return (np.tanh(z) if tanh else z), align
+
+
+def _check_rows(align, what):
+    sums = align.sum(-1)
+    if np.allclose(sums, 1.0, atol=1e-4):
+        return
+    if align.ndim == 2 and np.allclose(align.sum(0), 1.0, atol=1e-4):
+        pytest.fail(f"{what}: the columns sum to 1, not the rows: the softmax ran over axis 0 (the batch); use "
+                    "tf.nn.softmax(scores, axis=-1)", pytrace=False)
+    pytest.fail(f"{what}: each row of alignments should sum to 1 (a softmax over the encoder positions), got sums "
+                f"{np.round(sums, 3).tolist()}", pytrace=False)
+
+
+def _layer(units=4, query=None, memory=None, mask=None, seed=1):
+    """A LuongAttention(units) called once (so it is built), then given random weights; returns (layer, W, W_c)."""
+    layer = n08.LuongAttention(units)
+    layer(tf.constant(query), tf.constant(memory), tf.constant(mask))
+    rng = np.random.RandomState(seed)
+    w_mem = rng.randn(memory.shape[-1], units).astype(np.float32) * 0.7
+    w_c = rng.randn(memory.shape[-1] + query.shape[-1], units).astype(np.float32) * 0.7
+    layer.memory_layer.set_weights([w_mem])
+    layer.attention_layer.set_weights([w_c])
+    return layer, w_mem, w_c
+
+
+# --------------------------------------------------------------------------- score and masked softmax
+@pytest.mark.covers("general_scores")
+def test_general_scores():
+    query, memory, _, _ = _inputs(hm=4)
+    got = np.asarray(n08.general_scores(tf.constant(query), tf.constant(memory)))
+    assert got.shape == (3, 6), f"scores should be [B, T] = (3, 6), got {got.shape}"
+    want = np.einsum("bh,bth->bt", query, memory)
+    diff = np.abs(got - want)
+    assert diff.max() < ATOL, f"scores[b, s] should be query[b] · keys[b, s] ({_where(diff)})"
+
+
+@pytest.mark.covers("masked_softmax")
+def test_masked_softmax_exact_zeros_on_padding():
+    rng = np.random.RandomState(2)
+    scores = rng.randn(3, 5).astype(np.float32) * 3
+    lengths = np.array([5, 2, 3])
+    mask = np.arange(5)[None, :] < lengths[:, None]
+    got = np.asarray(n08.masked_softmax(tf.constant(scores), tf.constant(mask)))
+    assert got.shape == (3, 5), f"alignments should be [B, T] = (3, 5), got {got.shape}"
+    _check_rows(got, "masked_softmax")
+    for b, n in enumerate(lengths):
+        assert np.all(got[b, n:] == 0.0), (
+            f"row {b}: weights past length {n} must be exactly 0.0, got {got[b, n:]}: set the padded scores to -inf "
+            "before the softmax (tf.where(mask, scores, -inf))"
+        )
+        diff = np.abs(got[b, :n] - _np_softmax(scores[b, :n]))
+        assert diff.max() < 1e-5, f"row {b}: the real weights should be the softmax over the real scores ({_where(diff)})"
+
+
+@pytest.mark.covers("masked_softmax")
+def test_masked_softmax_ignores_huge_scores_on_padding():
+    scores = np.array([[0.0, 1.0, 1e4, 1e4]], np.float32)
+    got = np.asarray(n08.masked_softmax(tf.constant(scores), tf.constant([[True, True, False, False]])))
+    assert np.all(np.isfinite(got)), f"got non-finite weights {got}: mask the scores with -inf, then one softmax"
+    want = [*_np_softmax(np.array([0.0, 1.0])), 0.0, 0.0]
+    assert np.allclose(got[0], want, atol=1e-6), (
+        f"padded positions with score 1e4 took weight: got {[round(float(v), 3) for v in got[0]]}, expected "
+        f"{[round(float(v), 3) for v in want]}: subtracting a finite penalty (e.g. 1e4) is not enough; replace the "
+        "padded scores with -inf (tf.where)"
+    )
+
+
+# --------------------------------------------------------------------------- the Keras layer
+@pytest.mark.covers("LuongAttention")
+def test_luong_attention_owns_two_bias_free_kernels():
+    query, memory, _, mask = _inputs(h=5)
+    layer = n08.LuongAttention(5)
+    attention, align = layer(tf.constant(query), tf.constant(memory), tf.constant(mask))
+    assert tuple(attention.shape) == (3, 5) and tuple(align.shape) == (3, 6), (
+        f"LuongAttention(5) on query [3, 5], memory [3, 6, 5] should return attention [3, 5] and alignments [3, 6], "
+        f"got {tuple(attention.shape)} and {tuple(align.shape)}"
+    )
+    shapes = sorted(tuple(w.shape) for w in layer.trainable_weights)
+    assert shapes == [(5, 5), (10, 5)], (
+        f"expected exactly two bias-free kernels, W [H_mem, units] = (5, 5) on the memory and W_c [H_mem + H, units] "
+        f"= (10, 5) on [context ; query], got {shapes}: Dense(units, use_bias=False) twice, created in __init__"
+    )
+
+
+@pytest.mark.covers("LuongAttention", "general_scores", "masked_softmax")
+def test_luong_attention_matches_numpy():
+    query, memory, lengths, mask = _inputs(h=5)
+    layer, w_mem, w_c = _layer(5, query, memory, mask)
+    attention, align = (np.asarray(a) for a in layer(tf.constant(query), tf.constant(memory), tf.constant(mask)))
+    _check_rows(align, "LuongAttention")
+    assert np.all(align[~mask] == 0.0), "padded positions must get weight exactly 0.0: pass the mask to masked_softmax"
+    want_att, want_align = _np_attention(query, memory, mask, w_mem, w_c)
+    diff = np.abs(align - want_align)
+    if diff.max() > ATOL:
+        raw = _np_softmax(np.where(mask, np.einsum("bh,bth->bt", query, memory), -np.inf))
+        hint = ("the query was scored against the memory: score it against the keys memory_layer(memory) "
+                "(general score h_t · W h_s)" if np.abs(align - raw).max() < ATOL else "")
+        pytest.fail(f"alignments differ from softmax(query · W memory) over the real positions ({_where(diff)}): "
+                    f"{hint or 'keys = memory_layer(memory), then masked_softmax(general_scores(query, keys), mask)'}",
+                    pytrace=False)
+    diff = np.abs(attention - want_att)
+    if diff.max() <= ATOL:
+        return
+    for kwargs, why in (({"query_first": True}, "the concatenation is [query ; context]: the context comes first"),
+                        ({"tanh": False}, "there is no tanh: attention = tanh(W_c [context ; query])"),
+                        ({"keys_for_context": True}, "the context averages the keys; it averages the MEMORY "
+                                                     "(the encoder outputs), sum_s a(s) memory[s]")):
+        if np.abs(attention - _np_attention(query, memory, mask, w_mem, w_c, **kwargs)[0]).max() < ATOL:
+            pytest.fail(f"LuongAttention: {why}", pytrace=False)
+    pytest.fail(f"attention differs from tanh(W_c [context ; query]) ({_where(diff)}), with the context the "
+                "alignment-weighted sum of the memory", pytrace=False)
+
+
+# --------------------------------------------------------------------------- keras.layers.Attention
+@pytest.mark.covers("keras_attention")
+def test_keras_attention_is_a_dot_score_over_keys_averaging_values():
+    query, memory, _, mask = _inputs(hm=4)
+    keys = np.random.RandomState(3).randn(*memory.shape).astype(np.float32)
+    context, align = (np.asarray(a) for a in n08.keras_attention(tf.constant(query), tf.constant(memory),
+                                                                 tf.constant(keys), tf.constant(mask)))
+    assert context.shape == (3, 4) and align.shape == (3, 6), (
+        f"expected context [B, H_mem] = (3, 4) and alignments [B, T] = (3, 6) (the length-1 query axis squeezed), "
+        f"got {context.shape} and {align.shape}"
+    )
+    assert np.all(align[~mask] == 0.0), (
+        f"padded positions got weight (up to {align[~mask].max():.3g}): pass mask=[None, mask] (the value mask)"
+    )
+    want_align = _np_softmax(np.where(mask, np.einsum("bh,bth->bt", query, keys), -np.inf))
+    diff = np.abs(align - want_align)
+    if diff.max() > ATOL:
+        swapped = _np_softmax(np.where(mask, np.einsum("bh,bth->bt", query, memory), -np.inf))
+        why = ("the scores come from the memory: keras.layers.Attention takes [query, value, key]; the keys go LAST"
+               if np.allclose(align, swapped, atol=ATOL) else "scores are query · key over the real positions")
+        pytest.fail(f"keras_attention alignments wrong ({_where(diff)}): {why}", pytrace=False)
+    diff = np.abs(context - np.einsum("bt,bth->bh", want_align, memory))
+    assert diff.max() < ATOL, (
+        f"the context should average the values (the memory) with the alignments ({_where(diff)}): [query, value, key] "
+        "= [query[:, None], memory, keys]"
+    )
+
+
+@pytest.mark.covers("keras_attention", "LuongAttention", "general_scores", "masked_softmax")
+def test_keras_attention_equals_luong_where_it_should():
+    query, memory, _, mask = _inputs(h=5)
+    layer, w_mem, _ = _layer(5, query, memory, mask)
+    q, m, k = tf.constant(query), tf.constant(memory), tf.constant(mask)
+    _, luong = layer(q, m, k)
+    luong = np.asarray(luong)
+    _, general = n08.keras_attention(q, m, layer.memory_layer(m), k)
+    _, dot = n08.keras_attention(q, m, m, k)
+    general_diff = float(np.abs(np.asarray(general) - luong).max())
+    dot_diff = float(np.abs(np.asarray(dot) - luong).max())
+    print(f"keras.layers.Attention vs LuongAttention alignments: keys = W memory max |diff| {general_diff:.3g}; "
+          f"keys = memory (plain dot score) {dot_diff:.3g}")
+    assert general_diff < ATOL, (
+        f"with keys = layer.memory_layer(memory) keras.layers.Attention should give LuongAttention's alignments "
+        f"(max |diff| {general_diff:.3g}): the general score IS a dot score against W h_s"
+    )
+    assert dot_diff > 1e-2, (
+        f"a plain dot score (keys = memory) should differ from the general score with a random W, max |diff| only "
+        f"{dot_diff:.3g}: does LuongAttention apply memory_layer to the memory before scoring?"
+    )
+    # With W = identity the two scores are the same function: the dot score is the general score's special case.
+    layer.memory_layer.set_weights([np.eye(5, dtype=np.float32)])
+    _, identity = layer(q, m, k)
+    diff = np.abs(np.asarray(identity) - np.asarray(dot))
+    assert diff.max() < ATOL, f"with W = I LuongAttention should equal keras.layers.Attention's dot score ({_where(diff)})"
+
+
+# --------------------------------------------------------------------------- beam search (hand-made tables)
+def _table_model(table, default, calls=None):
+    def next_log_probs(prefixes):
+        if calls is not None:
+            calls.extend(tuple(p) for p in prefixes)
+        rows = []
+        for p in prefixes:
+            probs = np.full(4, 1e-12)
+            for tok, pr in table.get(tuple(p), default).items():
+                probs[tok] = pr
+            rows.append(np.log(probs / probs.sum()))
+        return np.array(rows)
+
+    return next_log_probs
+
+
+# k08's trap: greedy takes 1 (0.40) then EOS: 0.136; the best is (3, EOS): 0.25, kept by width 3, lost by width 2.
+TRAP = {
+    (): {1: 0.40, 2: 0.35, 3: 0.25},
+    (1,): {0: 0.34, 1: 0.26, 2: 0.20, 3: 0.20},
+    (2,): {0: 0.34, 1: 0.26, 2: 0.20, 3: 0.20},
+    (3,): {0: 1.0},
+}
+UNIFORM = {0: 0.25, 1: 0.25, 2: 0.25, 3: 0.25}
+
+
+def _greedy(next_log_probs, max_steps):
+    seq = ()
+    for _ in range(max_steps):
+        seq += (int(np.argmax(next_log_probs([seq])[0])),)
+        if seq[-1] == 0:
+            break
+    return seq
+
+
+def _show(results):
+    return [(tuple(int(t) for t in tokens), round(float(np.exp(score)), 3)) for tokens, score in results]
+
+
+def _check_stops_at_eos(results):
+    for tokens, _ in results:
+        tokens = tuple(int(t) for t in tokens)
+        assert 0 not in tokens[:-1], (
+            f"{tokens} runs on after its first EOS: a hypothesis is finished at its first EOS; keep it as it is, "
+            f"never extend it (results: {_show(results)})"
+        )
+
+
+@pytest.mark.covers("beam_search")
+def test_beam_search_finds_what_greedy_misses():
+    model = _table_model(TRAP, UNIFORM)
+    got = n08.beam_search(model, beam_width=3, max_steps=10)
+    _check_stops_at_eos(got)
+    assert [tuple(int(t) for t in tokens) for tokens, _ in got] == [(3, 0), (1, 0), (2, 0)], (
+        f"width 3 should return (3, 0) p=0.25, (1, 0) p=0.136, (2, 0) p=0.119 (best first), got {_show(got)}: a "
+        "hypothesis' score is its summed log-probabilities, and top_k keeps the best"
+    )
+    scores = np.array([float(s) for _, s in got])
+    assert np.allclose(scores, np.log([0.25, 0.136, 0.119]), rtol=1e-6), (
+        f"scores should be the summed log-probabilities log(0.25), log(0.136), log(0.119) = -1.386, -1.995, -2.129, "
+        f"got {[round(float(v), 3) for v in scores]}: add each token's log-probability to its hypothesis' score"
+    )
+    narrow = n08.beam_search(model, beam_width=2, max_steps=10)
+    assert len(narrow) == 2 and tuple(narrow[0][0]) == (1, 0), (
+        f"width 2 keeps the 2 best first tokens (1, 2) and cannot find (3, 0); got {_show(narrow)}: keep at most "
+        "beam_width hypotheses (tf.math.top_k(scores, k=beam_width))"
+    )
+
+
+@pytest.mark.covers("beam_search")
+def test_beam_width_one_is_greedy():
+    for seed in range(4):
+        bigram = _np_softmax(np.random.RandomState(seed).randn(4, 4) * 2)
+
+        def model(prefixes):
+            return np.log(np.array([bigram[p[-1] if p else 0] for p in prefixes]))
+
+        want = _greedy(model, 8)
+        got = n08.beam_search(model, beam_width=1, max_steps=8)
+        assert len(got) == 1 and tuple(got[0][0]) == want, f"seed {seed}: width 1 should be greedy {want}, got {_show(got)}"
+
+
+@pytest.mark.covers("beam_search")
+def test_beam_search_stops_at_first_eos():
+    table = {(): {2: 0.6, 1: 0.4}, (2,): {0: 0.9, 3: 0.1}, (2, 0): {3: 0.99, 0: 0.01}, (1,): {0: 0.5, 1: 0.5}}
+    calls = []
+    got = n08.beam_search(_table_model(table, UNIFORM, calls), beam_width=3, max_steps=6)
+    _check_stops_at_eos(got)
+    asked = [p for p in calls if 0 in p]
+    assert not asked, f"next_log_probs was asked to extend finished hypotheses {asked[:3]}: pass only unfinished ones"
+    assert tuple(got[0][0]) == (2, 0), (
+        f"the best is (2, EOS) with p=0.54, got {_show(got)}: a finished hypothesis stays a candidate as it is, "
+        "competing with the expansions of the unfinished ones"
+    )
+
+
+@pytest.mark.covers("beam_search")
+def test_beam_search_scores_sorted_and_bounded():
+    bigram = _np_softmax(np.random.RandomState(7).randn(4, 4))
+
+    def model(prefixes):
+        return np.log(np.array([bigram[p[-1] if p else 0] for p in prefixes]))
+
+    got = n08.beam_search(model, beam_width=4, max_steps=5)
+    assert 1 <= len(got) <= 4, f"at most beam_width = 4 results, got {len(got)}"
+    scores = [float(s) for _, s in got]
+    assert scores == sorted(scores, reverse=True), f"results must be best first, got scores {scores}"
+    for tokens, score in got:
+        prev, total = 0, 0.0
+        for tok in tokens:
+            total += np.log(bigram[prev, tok])
+            prev = int(tok)
+        assert float(score) == pytest.approx(total, rel=1e-6), (
+            f"{tuple(tokens)}: score {float(score):.6f} is not its summed log-probability {total:.6f}"
+        )
+        assert len(tokens) <= 5, f"{tuple(tokens)} is longer than max_steps = 5"
+    never_eos = n08.beam_search(_table_model({(): {1: 0.5, 2: 0.5}}, {1: 0.5, 2: 0.5}), beam_width=2, max_steps=4)
+    assert len(never_eos) == 2 and all(len(t) == 4 for t, _ in never_eos), (
+        f"without EOS the search stops after max_steps = 4 tokens with 2 hypotheses, got {_show(never_eos)}"
+    )
+
+
+# --------------------------------------------------------------------------- heatmap file
+def _png_size(path):
+    data = open(path, "rb").read()
+    assert data[:8] == PNG_SIGNATURE, f"{path} is not a PNG: it starts with {data[:8]!r}"
+    return struct.unpack(">II", data[16:24])
+
+
+@pytest.mark.covers("plot_attention")
+def test_plot_attention_writes_into_the_output_dir():
+    from tfkata.paths import output_dir
+
+    align = np.full([4, 6], 0.02)
+    align[np.arange(4), [1, 3, 1, 3]] = 0.9
+    name = "test-heatmap.png"
+    want = output_dir("n08") / name
+    if want.exists():
+        want.unlink()
+    path = n08.plot_attention([3, 2, 5, 4, 7, 9], [2, 4, 2, 4], align, name)
+    try:
+        assert str(path) == str(want), f"plot_attention should write output_dir('n08') / filename = {want} and return it, got {path!r}"
+        width, height = _png_size(want)
+        assert width > 50 and height > 50, f"the PNG is {width}x{height}: did the figure get drawn?"
+    finally:
+        if want.exists():
+            want.unlink()
+    with pytest.raises(ValueError):
+        n08.plot_attention([3, 2, 5, 4, 7, 9], [2, 4, 2, 4], align.T, "transposed.png")
+
+
+# --------------------------------------------------------------------------- against YOUR k08
+def _k08_attention(query, memory, lengths, w_mem, w_c):
+    """k08's hand-written attention (the learner's functions) in its own graph: (attention, alignments)."""
+    with fresh_graph():
+        keys = tf.einsum("bth,hu->btu", tf.constant(memory), tf.constant(w_mem))  # k08's memory_layer: memory @ W
+        align = k08.masked_softmax(k08.luong_scores(tf.constant(query), keys), tf.constant(lengths))
+        context = k08.context_vector(align, tf.constant(memory))
+        attention = k08.attentional_state(context, tf.constant(query), lambda z: tf.matmul(z, tf.constant(w_c)))
+        with tf.compat.v1.Session() as sess:
+            return sess.run([attention, align])
+
+
+def _port_problem(layer, query, memory, mask, k08_attention, k08_align):
+    got_att, got_align = (np.asarray(a) for a in layer(tf.constant(query), tf.constant(memory), tf.constant(mask)))
+    diff = np.abs(got_align - k08_align)
+    if diff.max() > ATOL:
+        return (f"alignments differ from k08's ({_where(diff)}): k08's memory_layer kernel [H_mem, units] goes into "
+                "memory_layer unchanged (Dense computes memory @ kernel, as tf.compat.v1.layers.Dense did)")
+    diff = np.abs(got_att - k08_attention)
+    if diff.max() > ATOL:
+        return (f"attentional states differ from k08's ({_where(diff)}): k08's attention_layer kernel [H_mem + H, "
+                "units] goes into attention_layer unchanged, its first H_mem rows acting on the context")
+    return None
+
+
+@pytest.mark.needs("k08")
+@pytest.mark.covers("LuongAttention", "general_scores", "masked_softmax")
+def test_same_numbers_as_k08():
+    query, memory, lengths, mask = _inputs(b=3, t=6, h=5, hm=5, seed=8)
+    layer, w_mem, w_c = _layer(5, query, memory, mask, seed=9)
+    want_att, want_align = _k08_attention(query, memory, lengths, w_mem, w_c)
+    problem = _port_problem(layer, query, memory, mask, want_att, want_align)
+    assert problem is None, problem
+    got_att, got_align = (np.asarray(a) for a in layer(tf.constant(query), tf.constant(memory), tf.constant(mask)))
+    print(f"n08 LuongAttention vs k08 with the same weights: max |diff| alignments "
+          f"{np.abs(got_align - want_align).max():.3g}, attention {np.abs(got_att - want_att).max():.3g}")
+
+
+@pytest.mark.needs("k08")
+@pytest.mark.covers("LuongAttention", "general_scores", "masked_softmax")
+def test_wrong_ports_are_rejected():
+    query, memory, lengths, mask = _inputs(b=3, t=6, h=5, hm=5, seed=8)
+    layer, w_mem, w_c = _layer(5, query, memory, mask, seed=9)
+    want = _k08_attention(query, memory, lengths, w_mem, w_c)
+    for name, weights, words in (
+        ("transposed W", (w_mem.T, w_c), "memory_layer"),
+        ("W_c halves swapped", (w_mem, np.concatenate([w_c[5:], w_c[:5]])), "attention_layer"),
+    ):
+        layer.memory_layer.set_weights([weights[0]])
+        layer.attention_layer.set_weights([weights[1]])
+        problem = _port_problem(layer, query, memory, mask, *want)
+        assert problem is not None and words in problem, (
+            f"a wrong port ({name}) should be rejected with a message naming {words}, got {problem!r}: are the "
+            "LuongAttention's alignments and attention computed from its weights?"
+        )
+
+
+# --------------------------------------------------------------------------- beam search on n07's model
+def _n07_layers():
+    layers = n07.build_layers(vocab_size=V, embed_size=6, hidden_units=8, num_layers=2)
+    rng = np.random.RandomState(5)
+    for item in layers:
+        for layer in (item if isinstance(item, (list, tuple)) else [item]):
+            layer.set_weights([rng.uniform(-1.0, 1.0, w.shape).astype(np.float32) for w in layer.get_weights()])
+    kernel, bias = layers.output_layer.get_weights()
+    bias[0] += 0.7  # EOS a little likelier: greedy then stops after 3 and 2 tokens on two of the inputs below, not on one
+    layers.output_layer.set_weights([kernel, bias])
+    return layers
+
+
+@pytest.mark.needs("n07")
+@pytest.mark.covers("model_next_log_probs")
+def test_model_next_log_probs_is_the_last_step_log_softmax():
+    layers = _n07_layers()
+    x, len_x = np.array([3, 2, 5, 4, 0, 0], np.int32), 4
+    next_log_probs = n08.model_next_log_probs(layers, x, len_x)
+    first = np.asarray(next_log_probs([()]))
+    assert first.shape == (1, V), f"next_log_probs([()]) should be [1, {V}] (the first token after GO), got {first.shape}"
+    prefixes = [(2, 4), (4, 4), (2, 0)]
+    got = np.asarray(next_log_probs(prefixes), np.float64)
+    assert got.shape == (3, V), f"3 prefixes should give [3, {V}], got {got.shape}"
+    _, states = n07.encode(layers, tf.constant(np.tile(x[:len_x], (3, 1))), tf.constant([len_x] * 3))
+    logits = np.asarray(n07.teacher_forced_logits(layers, tf.constant([[0, *p] for p in prefixes]), states),
+                        np.float64)
+
+    def log_softmax(z):
+        z = z - z.max(-1, keepdims=True)
+        return z - np.log(np.exp(z).sum(-1, keepdims=True))
+
+    want = log_softmax(logits[:, -1])
+    diff = np.abs(got - want)
+    if diff.max() <= 1e-4:
+        return
+    if not np.allclose(np.exp(got).sum(-1), 1.0, atol=1e-3):
+        why = "these are not log-probabilities: return tf.nn.log_softmax of the last step's logits"
+    elif np.allclose(got, log_softmax(logits[:, 0]), atol=1e-4):
+        why = "these are the FIRST step's: take the logits of the LAST decoder step, [:, -1]"
+    else:
+        why = "encode x[:len_x] once, repeat its states K times and run the decoder on [GO, *prefix]"
+    pytest.fail(f"model_next_log_probs: {why} ({_where(diff)})", pytrace=False)
+
+
+@pytest.mark.needs("n07")
+@pytest.mark.covers("beam_search", "model_next_log_probs")
+def test_beam_width_one_is_n07s_greedy_decoder():
+    layers = _n07_layers()
+    x = np.array([[3, 2, 5, 4, 8, 0], [6, 1, 2, 0, 0, 0], [4, 4, 9, 7, 2, 6]], np.int32)
+    lx = np.array([5, 3, 6], np.int32)
+    _, states = n07.encode(layers, tf.constant(x), tf.constant(lx))
+    ids, lengths = n07.greedy_decode(lambda t, s: n07.decoder_step(layers, t, s), states, 3, max_steps=8)
+    ids, lengths = np.asarray(ids), np.asarray(lengths)
+    print(f"n07 random model, greedy lengths {lengths.tolist()} (max 8; EOS counted)")
+    for i in range(3):
+        want = tuple(int(t) for t in ids[i, : lengths[i]])
+        got = n08.beam_search(n08.model_next_log_probs(layers, x[i], lx[i]), beam_width=1, max_steps=8)
+        assert tuple(int(t) for t in got[0][0]) == want, (
+            f"sequence {i}: beam width 1 on n07's model should be n07's greedy ids {want}, got {tuple(got[0][0])}"
+        )
+    wide = n08.beam_search(n08.model_next_log_probs(layers, x[0], lx[0]), beam_width=3, max_steps=8)
+    print(f"n07 random model, input {x[0, :lx[0]].tolist()}: greedy {ids[0, :lengths[0]].tolist()}, "
+          f"beam 3 best {list(wide[0][0])} (log p {wide[0][1]:.3f})")
