@@ -20,25 +20,49 @@ Shapes: B batch, T encoder steps, H units, V tokens (``PAD = EOS = GO = 0``). A 
 output, float32 ``[B, H]``; the memory is the encoder outputs, float32 ``[B, T, H]``; a mask is
 bool ``[B, T]`` (True = a real step; ``tf.sequence_mask(lengths, T)``).
 
-Reuses n07 (:func:`model_next_log_probs` runs its encoder and teacher-forced decoder). No graded
-training run here: k08's budget (1000 steps of an attention decoder with input feeding) does not
-fit this kata's time on the shared 2-core box, so n08 is graded on unit tests, the equivalence
-with k08's attention and keras.layers.Attention, and beam search against n07's greedy decoder.
+The whole model is k08's: n07's encoder (``n07.encode``), a decoder of ``keras.layers.LSTMCell``s
+with input feeding (the previous attentional state joins the embedding), :class:`LuongAttention`
+on the top cell's output, logits from the attentional state; teacher forcing is a ``tf.range`` loop
+AutoGraph turns into a ``while_loop``; greedy decoding is ``n07.greedy_decode`` with the pair
+(LSTM states, previous attention) as its state. Trained on k08's copy task with k08's budget and
+schedule (1000 steps, Adam 3e-3 halved smoothly every 300 steps, floor 3e-4: :class:`HalvingSchedule`).
 
 Keras 2 and Keras 3 (measured on TF 2.12 and 2.21): ``keras.layers.Attention`` masks the value
 positions by subtracting 1e9 from their scores on both, so padded weights come out exactly 0.0
 in float32 (exp underflows), as with -inf; both take ``mask=[query_mask, value_mask]`` and
-``return_attention_scores=True``.
+``return_attention_scores=True``. Keras 2.12 exports the schedule base class only as
+``keras.optimizers.schedules.learning_rate_schedule.LearningRateSchedule`` (see :class:`HalvingSchedule`).
+
+Run it once your functions pass:  ``python -m katas.n08_keras_attention --steps 1000``.
 """
+import collections
+import time
+
 import keras
 import numpy as np
 import tensorflow as tf
 
 from tfkata.paths import output_dir
 
+from . import k07_seq2seq as k07
 from . import n07_keras_seq2seq as n07
 
+VOCAB_SIZE, EMBED_SIZE, HIDDEN_UNITS, NUM_LAYERS = n07.VOCAB_SIZE, n07.EMBED_SIZE, n07.HIDDEN_UNITS, n07.NUM_LAYERS
 PAD = EOS = GO = n07.EOS
+MAX_DECODE_STEPS = n07.MAX_DECODE_STEPS
+
+# The attention model's layers (build_attention_layers). The encoder's names are n07's, so n07.encode runs it.
+AttentionLayers = collections.namedtuple(
+    "AttentionLayers",
+    [
+        "encoder_embedding",  # n07's encoder embedding
+        "encoder_lstms",  # n07's encoder LSTM layers
+        "decoder_embedding",  # keras.layers.Embedding(V, E)
+        "decoder_cells",  # num_layers keras.layers.LSTMCell(H); the first reads [embedding ; previous attention]
+        "attention",  # LuongAttention(H)
+        "output_layer",  # keras.layers.Dense(V) on the attentional state
+    ],
+)
 
 
 # --------------------------------------------------------------------------- Luong attention
@@ -93,6 +117,105 @@ def keras_attention(query, memory, keys, mask):
     raise NotImplementedError("n08: keras_attention")
 
 
+# --------------------------------------------------------------------------- the attention decoder
+def build_attention_layers(vocab_size=VOCAB_SIZE, embed_size=EMBED_SIZE, hidden_units=HIDDEN_UNITS,
+                           num_layers=NUM_LAYERS):
+    """k08's model as Keras layers, all BUILT (their weights exist); returns :class:`AttentionLayers`.
+
+    The encoder and the decoder embedding from ``n07.build_layers`` (same arguments; its decoder LSTMs
+    are not used); ``num_layers`` ``keras.layers.LSTMCell(hidden_units)``, the first built for inputs
+    ``(None, embed_size + hidden_units)`` (input feeding: the embedding and the previous attentional
+    state), the others ``(None, hidden_units)``; ``LuongAttention(hidden_units)`` with its
+    ``memory_layer`` built for ``(None, None, hidden_units)`` and its ``attention_layer`` for
+    ``(None, 2 * hidden_units)``; ``n07``'s output layer (Dense(V) on ``(None, hidden_units)``).
+    """
+    raise NotImplementedError("n08: build_attention_layers")
+
+
+def attention_decoder_step(layers, memory, mask, tokens, states, prev_attention):
+    """One decoder step with input feeding (k08's ``attention_step``), on :class:`AttentionLayers`.
+
+    The first cell's input is ``[decoder_embedding(tokens) ; prev_attention]`` (tokens int32 ``[B]``,
+    prev_attention float32 ``[B, H]``, zeros at the first step); each cell runs once,
+    ``x, (h, c) = cell(x, [h, c])``, feeding the next; the top output is the query of
+    ``layers.attention(x, memory, mask)``. Returns ``(logits [B, V], attention [B, H], new_states,
+    alignments [B, T])``, ``new_states`` a list of ``(h, c)`` like ``states``; the logits are
+    ``output_layer(attention)``.
+    """
+    raise NotImplementedError("n08: attention_decoder_step")
+
+
+def attention_teacher_forced(layers, memory, mask, decoder_inputs, states):
+    """Teacher forcing with attention: :func:`attention_decoder_step` over every step of ``decoder_inputs``.
+
+    ``decoder_inputs`` int32 ``[B, T_dec]`` (GO first), ``states`` the encoder's final states. Start
+    from zeros as the previous attention; loop ``for t in tf.range(T_dec)`` writing the logits and the
+    alignments into two ``tf.TensorArray``s (inside a ``tf.function`` AutoGraph makes it one
+    ``while_loop``). Returns ``(logits [B, T_dec, V], alignments [B, T_dec, T_enc])``.
+    """
+    raise NotImplementedError("n08: attention_teacher_forced")
+
+
+def make_attention_decoder(layers, max_steps=MAX_DECODE_STEPS):
+    """Greedy decoding with attention as one ``tf.function(input_signature=n07.BATCH_SIGNATURE[:2])``.
+
+    ``decode(inputs int32 [B, T], lengths int32 [B]) -> (ids, lengths)``: ``n07.encode`` (the memory
+    and the states), the mask ``tf.sequence_mask(lengths, T)``, then ``n07.greedy_decode`` with a step
+    whose state is the pair ``(states, previous attention)`` (zeros to start) and which calls
+    :func:`attention_decoder_step`.
+    """
+    raise NotImplementedError("n08: make_attention_decoder")
+
+
+# Keras 3 exports the base class as keras.optimizers.schedules.LearningRateSchedule; Keras 2.12 only from the
+# submodule (measured: its keras.optimizers.schedules holds nothing else).
+_Schedule = getattr(keras.optimizers.schedules, "LearningRateSchedule", None) or \
+    keras.optimizers.schedules.learning_rate_schedule.LearningRateSchedule
+
+
+class HalvingSchedule(_Schedule):
+    """k07's ``decayed_learning_rate`` as a Keras schedule: ``max(lr * 0.5 ** (step / halve_every), lr / 10)``.
+
+    Smooth (not staircase); ``step`` is the optimizer's iteration count (0 at the first update).
+    """
+
+    def __init__(self, learning_rate, halve_every):
+        raise NotImplementedError("n08: HalvingSchedule.__init__")
+
+    def __call__(self, step):
+        raise NotImplementedError("n08: HalvingSchedule.__call__")
+
+    def get_config(self):
+        raise NotImplementedError("n08: HalvingSchedule.get_config")
+
+
+def make_attention_train_step(layers, optimizer):
+    """The training step as a ``tf.function(input_signature=n07.BATCH_SIGNATURE)`` returning the loss.
+
+    Under a ``tf.GradientTape``: ``n07.encode``, the mask, :func:`attention_teacher_forced`,
+    ``n07.masked_loss``; gradients for every trainable weight of every layer in ``layers`` (the
+    attention's two kernels included), made dense (``tf.convert_to_tensor``, see n07), applied.
+    """
+    raise NotImplementedError("n08: make_attention_train_step")
+
+
+def train(steps=1000, learning_rate=3e-3, halve_every=300, batch_size=n07.BATCH_SIZE, eval_samples=500, seed=1234,
+          num_print=3):
+    """Train the attention model on k08's copy task with k08's budget; measure it as ``k07.train`` does.
+
+    ``keras.utils.set_random_seed(seed)``; :func:`build_attention_layers`; Adam
+    ``n07.make_optimizer(HalvingSchedule(learning_rate, halve_every))``;
+    :func:`make_attention_train_step`; :func:`make_attention_decoder`. Data as ``n07.train`` but with
+    ``copy_sequence=True``: ``rng = np.random.RandomState(seed)``, batches popped from
+    ``k07.bucketed_batches`` over pools ``k07.generate_data(32 * batch_size, True, rng)``. Evaluate on
+    ``k07.generate_data(eval_samples, True, np.random.RandomState(seed + 1))``.
+
+    Returns a dict: ``accuracy`` (``k07.exact_match``), ``steps``, ``seconds``, ``eval_seconds``,
+    ``loss`` (mean of the last 100), ``losses``, ``layers``, ``eval`` = (x, y, len_x, len_y, predictions).
+    """
+    raise NotImplementedError("n08: train")
+
+
 # --------------------------------------------------------------------------- beam search
 def beam_search(next_log_probs, beam_width, max_steps, eos=EOS):
     """Beam search in eager TensorFlow, one ``tf.math.top_k`` per step.
@@ -113,7 +236,10 @@ def beam_search(next_log_probs, beam_width, max_steps, eos=EOS):
 
 
 def model_next_log_probs(layers, x, len_x):
-    """A ``next_log_probs`` for :func:`beam_search` from n07's model (its :class:`n07.Seq2SeqLayers`).
+    """A ``next_log_probs`` for :func:`beam_search` from n07's model or the attention model.
+
+    ``layers``: n07's :class:`n07.Seq2SeqLayers` or :class:`AttentionLayers` (then the decoder is
+    :func:`attention_teacher_forced`, the memory repeated K times and the mask all True).
 
     For ONE input ``x`` (int ``[T]``) of length ``len_x``: encode ``x[:len_x]`` once with
     ``n07.encode`` (batch of 1); for K prefixes of equal length L, repeat each state K times
@@ -133,3 +259,21 @@ def plot_attention(source, output, alignments, filename="attention.png"):
     ``imshow`` with vmin 0, vmax 1, the tokens as tick labels and a colour bar.
     """
     raise NotImplementedError("n08: plot_attention")
+
+
+if __name__ == "__main__":
+    import argparse
+
+    parser = argparse.ArgumentParser(description="Train k08's attention model the TF 2 way with your n08 functions.")
+    parser.add_argument("--steps", type=int, default=1000)
+    args = parser.parse_args()
+    result = train(steps=args.steps)
+    print(f"exact match {result['accuracy']:.1%} after {args.steps} steps ({result['seconds']:.1f} s of training)")
+    x, y, lx, ly, predictions = result["eval"]
+    i = int(np.argmax(ly[:20]))
+    n = int(np.flatnonzero(predictions[i] == EOS)[0]) + 1 if EOS in predictions[i] else predictions.shape[1]
+    memory, states = n07.encode(result["layers"], tf.constant(x[i : i + 1]), tf.constant(lx[i : i + 1]))
+    mask = tf.sequence_mask(lx[i : i + 1], x.shape[1])
+    decoder_inputs = tf.constant(np.concatenate([[GO], predictions[i, : n - 1]])[None].astype(np.int32))
+    _, alignments = attention_teacher_forced(result["layers"], memory, mask, decoder_inputs, states)
+    print("heatmap:", plot_attention(x[i, : lx[i]], predictions[i, :n], alignments[0, :, : lx[i]].numpy()))
