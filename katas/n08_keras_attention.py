@@ -99,9 +99,11 @@ class LuongAttention(keras.layers.Layer):
     """
 
     def __init__(self, units, **kwargs):
+        """Keep ``units`` and make the two bias-free Dense layers, ``memory_layer`` and ``attention_layer``."""
         raise NotImplementedError("n08: LuongAttention.__init__")
 
     def call(self, query, memory, mask):
+        """``(attention [B, units], alignments [B, T])`` for one decoder step (see the class docstring)."""
         raise NotImplementedError("n08: LuongAttention.call")
 
 
@@ -180,12 +182,14 @@ class HalvingSchedule(_Schedule):
     """
 
     def __init__(self, learning_rate, halve_every):
+        """Keep the starting ``learning_rate`` and the number of steps ``halve_every`` that halves it."""
         raise NotImplementedError("n08: HalvingSchedule.__init__")
 
     def __call__(self, step):
         raise NotImplementedError("n08: HalvingSchedule.__call__")
 
     def get_config(self):
+        """The constructor's arguments as a dict (Keras saves and restores a schedule through it)."""
         raise NotImplementedError("n08: HalvingSchedule.get_config")
 
 

@@ -97,12 +97,14 @@ class LuongAttention(keras.layers.Layer):
     """
 
     def __init__(self, units, **kwargs):
+        """Keep ``units`` and make the two bias-free Dense layers, ``memory_layer`` and ``attention_layer``."""
         super().__init__(**kwargs)
         self.units = units
         self.memory_layer = keras.layers.Dense(units, use_bias=False, name="memory_layer")
         self.attention_layer = keras.layers.Dense(units, use_bias=False, name="attention_layer")
 
     def call(self, query, memory, mask):
+        """``(attention [B, units], alignments [B, T])`` for one decoder step (see the class docstring)."""
         keys = self.memory_layer(memory)
         alignments = masked_softmax(general_scores(query, keys), mask)
         context = tf.einsum("bt,bth->bh", alignments, memory)
@@ -228,6 +230,7 @@ class HalvingSchedule(_Schedule):
     """
 
     def __init__(self, learning_rate, halve_every):
+        """Keep the starting ``learning_rate`` and the number of steps ``halve_every`` that halves it."""
         self.learning_rate = learning_rate
         self.halve_every = halve_every
 
@@ -237,6 +240,7 @@ class HalvingSchedule(_Schedule):
         return tf.maximum(rate, self.learning_rate / 10.0)
 
     def get_config(self):
+        """The constructor's arguments as a dict (Keras saves and restores a schedule through it)."""
         return {"learning_rate": self.learning_rate, "halve_every": self.halve_every}
 
 

@@ -33,6 +33,9 @@ def static_problems(root: Path) -> list[str]:
             continue
         if stub.read_text(encoding="utf-8") != stub_for(kata, root):
             problems.append(f"{kata.path('katas')} is not generated from its solution: python -m tfkata.stubs {kata.id}")
+        for name, (_, doc) in source.public_api(sol).items():
+            if not doc:
+                problems.append(f"{kata.path('solutions')}: {name} needs a docstring saying what to write")
         names = source.public_names(sol)
         if sorted(kata.hints) != sorted(names):
             problems.append(f"{kata.id}: registry hints are for {sorted(kata.hints)}, the solution's public "
