@@ -45,7 +45,7 @@ def _random_weights(sizes, in_features, seed=3):
 
 def _max_diff(got, want):
     diff = np.abs(np.asarray(got, np.float64) - np.asarray(want, np.float64))
-    where = np.unravel_index(int(np.argmax(diff)), diff.shape) if diff.size else ()
+    where = tuple(int(i) for i in np.unravel_index(int(np.argmax(diff)), diff.shape)) if diff.size else ()
     return float(diff.max()) if diff.size else 0.0, where
 
 
