@@ -16,6 +16,7 @@ import pytest
 
 from tfkata import fresh_graph, load_kata
 from tfkata.tfsetup import import_tensorflow
+from tfkata.testing import where_max as _where
 
 tf = import_tensorflow()
 import keras  # noqa: E402  (after the quiet TensorFlow import; Keras 3 on TF >= 2.16, Keras 2 before)
@@ -33,11 +34,6 @@ def _np_softmax(z):
     z = z - z.max(-1, keepdims=True)
     e = np.exp(z)
     return e / e.sum(-1, keepdims=True)
-
-
-def _where(diff):
-    index = np.unravel_index(np.argmax(diff), diff.shape)
-    return f"max |diff| {float(diff[index]):.3g} at {tuple(int(i) for i in index)}"
 
 
 def _inputs(b=3, t=6, h=4, hm=5, seed=0):
