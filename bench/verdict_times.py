@@ -2,6 +2,7 @@
 
     python bench/verdict_times.py                 # first pytest on a fresh clone + k01 k04 k05 k07 k08
     python bench/verdict_times.py k04 n04         # only these katas' wrong-unit-function verdicts
+    python bench/verdict_times.py k04/weights-stddev-too-small    # one named catalogued mistake
 
 1. ``pytest`` on a fresh clone of this checkout (every graded test TODO): wall seconds.
 2. Per kata: a copy whose katas/ hold the reference solutions, except the kata's first catalogued unit
@@ -40,9 +41,11 @@ def first_pytest() -> None:
         print(f"first pytest on a fresh clone: {seconds:.1f} s, exit {code}, {len(lines)} lines; {lines[-1]}")
 
 
-def wrong_unit(kata_id: str) -> None:
+def wrong_unit(spec: str) -> None:
+    """``kNN`` (its first catalogued unit mistake) or ``kNN/mistake-id``."""
+    kata_id, _, wanted = spec.partition("/")
     kata = registry.get(kata_id)
-    unit = [m for m in mistakes.load(kata.id) if not m.training]
+    unit = [m for m in mistakes.load(kata.id) if not m.training and (not wanted or m.id == wanted)]
     if not unit:
         print(f"{kata.id}: no unit mistake catalogued")
         return
