@@ -42,9 +42,10 @@ def quiet_tensorflow():
     Sets ``TF_CPP_MIN_LOG_LEVEL=3`` (unless you set it), ``TF_USE_LEGACY_KERAS=1`` when ``tf_keras``
     is installed, filters the few C++ lines printed before logging starts and quiets TensorFlow's
     Python logger and its deprecation warnings (see :mod:`tfkata.tfsetup`). Errors still show.
-    If TensorFlow was imported already, returns it as it is.
+    It also runs one tiny session while stderr is filtered: TF 2.16-2.19 print two more lines at the
+    first session run. If TensorFlow was imported already, returns it as it is.
     """
-    return import_tensorflow()
+    return import_tensorflow(warm_up=True)
 
 
 def _duration(seconds: float) -> str:
