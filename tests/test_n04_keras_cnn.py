@@ -727,9 +727,11 @@ def test_one_step_as_k04(raw):
             moved = np.abs(after[name] - weights[name])
             diff = np.abs(np.asarray(var) - after[name])
             worst.append(float(diff.max()))
-            # Adam's first step moves a weight by about lr = 1e-3 whatever its gradient; a weight whose
-            # gradient is ~1e-8 moves by less, and that is where epsilon shows.
-            assert diff.max() <= 2e-6, (  # measured 3e-8 with the reference
+            # Adam's first step moves a weight by about lr = 1e-3 whatever its gradient, so a wrong loss,
+            # rate or variable list shows as a difference of order lr. Float32 noise on gradients near
+            # epsilon is far smaller: measured 3e-8 (2.21, 2.12) and 2.2e-6 (2.16). Limit lr / 10, as
+            # n07's; the epsilon itself is graded by test_make_optimizer_is_k04s_adam.
+            assert diff.max() <= 1e-4, (
                 f"after one step {scope}'s {kind} differs from k04's {name} ({_where(diff)}; k04 moved it by up to "
                 f"{moved.max():.2g}): the step should be Adam(1e-3, epsilon=1e-8) on the mean sparse cross-entropy of "
                 "the logits, with the gradients of every trainable variable"
