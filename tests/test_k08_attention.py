@@ -14,6 +14,7 @@ import tensorflow as tf
 from tfkata import load_kata
 from tfkata.curves import explain_curve
 from tfkata.tfsetup import require_legacy_rnn
+from tfkata.testing import BEAM_TRAP, UNIFORM_4, greedy, table_model
 
 k08 = load_kata("k08_attention")
 k07 = load_kata("k07_seq2seq")
@@ -312,48 +313,10 @@ def test_build_attention_seq2seq_shares_weights(sess):
                                    err_msg=f"row {i}: the same inputs must give the same alignments in both decoders")
 
 
-# --------------------------------------------------------------------------- beam search (no TF)
-def _table_model(table, default, calls=None):
-    """next_log_probs from a dict prefix -> {token: prob}; unknown prefixes get ``default``."""
-
-    def next_log_probs(prefixes):
-        if calls is not None:
-            calls.extend(prefixes)
-        rows = []
-        for p in prefixes:
-            probs = np.full(4, 1e-12)
-            for tok, pr in table.get(tuple(p), default).items():
-                probs[tok] = pr
-            rows.append(np.log(probs / probs.sum()))
-        return np.array(rows)
-
-    return next_log_probs
-
-
-# Tokens 0 (EOS), 1, 2, 3. Greedy takes 1 (0.40), then EOS: 0.136. The best sequence is 3 EOS: 0.25;
-# width 2 drops 3 at the first step and ends with (1, 0), (2, 0); width 3 keeps it.
-TRAP = {
-    (): {1: 0.40, 2: 0.35, 3: 0.25},
-    (1,): {0: 0.34, 1: 0.26, 2: 0.20, 3: 0.20},
-    (2,): {0: 0.34, 1: 0.26, 2: 0.20, 3: 0.20},
-    (3,): {0: 1.0},
-}
-UNIFORM = {0: 0.25, 1: 0.25, 2: 0.25, 3: 0.25}
-
-
-def _greedy(next_log_probs, max_steps):
-    seq = ()
-    for _ in range(max_steps):
-        seq += (int(np.argmax(next_log_probs([seq])[0])),)
-        if seq[-1] == 0:
-            break
-    return seq
-
-
 @pytest.mark.covers("beam_search")
 def test_beam_search_finds_what_greedy_misses():
-    model = _table_model(TRAP, UNIFORM)
-    assert _greedy(model, 10) == (1, 0)
+    model = table_model(BEAM_TRAP, UNIFORM_4)
+    assert greedy(model, 10) == (1, 0)
     got = k08.beam_search(model, beam_width=3, max_steps=10)
     assert [tuple(t) for t, _ in got] == [(3, 0), (1, 0), (2, 0)], (
         f"width 3 should return (3, 0) p=0.25, (1, 0) p=0.136, (2, 0) p=0.119, got {[(tuple(t), round(float(np.exp(s)), 3)) for t, s in got]}"
@@ -375,7 +338,7 @@ def test_beam_width_one_is_greedy():
         def model(prefixes):
             return np.log(np.array([bigram[p[-1] if p else 0] for p in prefixes]))
 
-        want = _greedy(model, 8)
+        want = greedy(model, 8)
         got = k08.beam_search(model, beam_width=1, max_steps=8)
         assert len(got) == 1 and tuple(got[0][0]) == want, f"seed {seed}: width 1 should be greedy {want}, got {got}"
 
@@ -385,7 +348,7 @@ def test_beam_search_stops_at_first_eos():
     # After (2, EOS) the table would gladly go on with 3 (0.99): a finished hypothesis must not.
     table = {(): {2: 0.6, 1: 0.4}, (2,): {0: 0.9, 3: 0.1}, (2, 0): {3: 0.99, 0: 0.01}, (1,): {0: 0.5, 1: 0.5}}
     calls = []
-    got = k08.beam_search(_table_model(table, UNIFORM, calls), beam_width=3, max_steps=6)
+    got = k08.beam_search(table_model(table, UNIFORM_4, calls), beam_width=3, max_steps=6)
     for tokens, _ in got:
         tokens = tuple(tokens)
         if 0 in tokens:
@@ -426,7 +389,7 @@ def test_beam_search_results_sorted_with_summed_scores():
 @pytest.mark.covers("beam_search")
 def test_beam_search_respects_max_steps():
     never_eos = {(): {1: 0.5, 2: 0.5}}
-    got = k08.beam_search(_table_model(never_eos, {1: 0.5, 2: 0.5}), beam_width=2, max_steps=4)
+    got = k08.beam_search(table_model(never_eos, {1: 0.5, 2: 0.5}), beam_width=2, max_steps=4)
     assert len(got) == 2 and all(len(t) == 4 for t, _ in got), (
         f"without EOS the search stops after max_steps = 4 tokens with the 2 kept hypotheses, got {got}"
     )

@@ -17,6 +17,7 @@ import pytest
 from tfkata import fresh_graph, load_kata
 from tfkata.tfsetup import import_tensorflow
 from tfkata.testing import where_max as _where
+from tfkata.testing import BEAM_TRAP, UNIFORM_4, greedy, table_model
 
 tf = import_tensorflow()
 import keras  # noqa: E402  (after the quiet TensorFlow import; Keras 3 on TF >= 2.16, Keras 2 before)
@@ -223,41 +224,6 @@ def test_keras_attention_equals_luong_where_it_should():
     assert diff.max() < ATOL, f"with W = I LuongAttention should equal keras.layers.Attention's dot score ({_where(diff)})"
 
 
-# --------------------------------------------------------------------------- beam search (hand-made tables)
-def _table_model(table, default, calls=None):
-    def next_log_probs(prefixes):
-        if calls is not None:
-            calls.extend(tuple(p) for p in prefixes)
-        rows = []
-        for p in prefixes:
-            probs = np.full(4, 1e-12)
-            for tok, pr in table.get(tuple(p), default).items():
-                probs[tok] = pr
-            rows.append(np.log(probs / probs.sum()))
-        return np.array(rows)
-
-    return next_log_probs
-
-
-# k08's trap: greedy takes 1 (0.40) then EOS: 0.136; the best is (3, EOS): 0.25, kept by width 3, lost by width 2.
-TRAP = {
-    (): {1: 0.40, 2: 0.35, 3: 0.25},
-    (1,): {0: 0.34, 1: 0.26, 2: 0.20, 3: 0.20},
-    (2,): {0: 0.34, 1: 0.26, 2: 0.20, 3: 0.20},
-    (3,): {0: 1.0},
-}
-UNIFORM = {0: 0.25, 1: 0.25, 2: 0.25, 3: 0.25}
-
-
-def _greedy(next_log_probs, max_steps):
-    seq = ()
-    for _ in range(max_steps):
-        seq += (int(np.argmax(next_log_probs([seq])[0])),)
-        if seq[-1] == 0:
-            break
-    return seq
-
-
 def _show(results):
     return [(tuple(int(t) for t in tokens), round(float(np.exp(score)), 3)) for tokens, score in results]
 
@@ -273,7 +239,7 @@ def _check_stops_at_eos(results):
 
 @pytest.mark.covers("beam_search")
 def test_beam_search_finds_what_greedy_misses():
-    model = _table_model(TRAP, UNIFORM)
+    model = table_model(BEAM_TRAP, UNIFORM_4)
     got = n08.beam_search(model, beam_width=3, max_steps=10)
     _check_stops_at_eos(got)
     assert [tuple(int(t) for t in tokens) for tokens, _ in got] == [(3, 0), (1, 0), (2, 0)], (
@@ -300,7 +266,7 @@ def test_beam_width_one_is_greedy():
         def model(prefixes):
             return np.log(np.array([bigram[p[-1] if p else 0] for p in prefixes]))
 
-        want = _greedy(model, 8)
+        want = greedy(model, 8)
         got = n08.beam_search(model, beam_width=1, max_steps=8)
         assert len(got) == 1 and tuple(got[0][0]) == want, f"seed {seed}: width 1 should be greedy {want}, got {_show(got)}"
 
@@ -309,7 +275,7 @@ def test_beam_width_one_is_greedy():
 def test_beam_search_stops_at_first_eos():
     table = {(): {2: 0.6, 1: 0.4}, (2,): {0: 0.9, 3: 0.1}, (2, 0): {3: 0.99, 0: 0.01}, (1,): {0: 0.5, 1: 0.5}}
     calls = []
-    got = n08.beam_search(_table_model(table, UNIFORM, calls), beam_width=3, max_steps=6)
+    got = n08.beam_search(table_model(table, UNIFORM_4, calls), beam_width=3, max_steps=6)
     _check_stops_at_eos(got)
     asked = [p for p in calls if 0 in p]
     assert not asked, f"next_log_probs was asked to extend finished hypotheses {asked[:3]}: pass only unfinished ones"
@@ -339,7 +305,7 @@ def test_beam_search_scores_sorted_and_bounded():
             f"{tuple(tokens)}: score {float(score):.6f} is not its summed log-probability {total:.6f}"
         )
         assert len(tokens) <= 5, f"{tuple(tokens)} is longer than max_steps = 5"
-    never_eos = n08.beam_search(_table_model({(): {1: 0.5, 2: 0.5}}, {1: 0.5, 2: 0.5}), beam_width=2, max_steps=4)
+    never_eos = n08.beam_search(table_model({(): {1: 0.5, 2: 0.5}}, {1: 0.5, 2: 0.5}), beam_width=2, max_steps=4)
     assert len(never_eos) == 2 and all(len(t) == 4 for t, _ in never_eos), (
         f"without EOS the search stops after max_steps = 4 tokens with 2 hypotheses, got {_show(never_eos)}"
     )
