@@ -279,30 +279,14 @@ def diagnose(exc: BaseException, *, target_dir: Path | None = None, under_test: 
 
 
 def other_kata_todo(exc: BaseException, under_test: str, target_dir: Path) -> str | None:
-    """When a stub of ANOTHER kata raised the NotImplementedError: which one, where, and what to do."""
+    """When a stub of ANOTHER kata raised the NotImplementedError: which one, where, and what to do
+    (the stub is found by :func:`tfkata.outcome.find_todo`, the one place that knows a TODO)."""
     from tfkata import registry
+    from tfkata.outcome import find_todo
 
-    root = Path(target_dir).resolve()
+    todo = find_todo(exc, target_dir)
     under = registry.get(under_test).id
-    for e in chain(exc):
-        if not isinstance(e, NotImplementedError):
-            continue
-        last = None
-        for frame, lineno in traceback.walk_tb(e.__traceback__):
-            path = Path(frame.f_code.co_filename).resolve()
-            if root in path.parents:
-                last = (frame, lineno, path)
-        if last is None:
-            return None
-        frame, lineno, path = last
-        kata = registry.for_source_file(path)
-        if kata is None or kata.id == under:
-            return None
-        func = frame.f_code.co_name
-        owner = frame.f_locals.get("self")
-        if owner is not None and func != "<module>":
-            func = f"{type(owner).__name__}.{func}"
-        rel = path.relative_to(root.parent).as_posix()
-        return (f"{under} uses your {kata.id}: {kata.id}'s {func} is not written yet ({rel}:{lineno}): "
-                f"finish {kata.id} first (kata run {kata.id})")
-    return None
+    if todo is None or todo.kata in (under, "?"):
+        return None
+    return (f"{under} uses your {todo.kata}: {todo.kata}'s {todo.function} is not written yet ({todo.where}): "
+            f"finish {todo.kata} first (kata run {todo.kata})")

@@ -89,8 +89,9 @@ def classify(exc: BaseException, tb, *, kata: registry.Kata | None, target_dir: 
     if todo is not None and (kata is None or todo.kata in (kata.id, "?")):
         return Outcome("todo", todo.line_text, todo.line_text, todo)
     if todo is not None:
-        line = (f"{kata.id} uses your {todo.kata}: {todo.kata}'s {todo.function} is not written yet "
-                f"({todo.where}); finish {todo.kata} first (kata run {todo.kata})")
+        from tfkata.diagnoses import other_kata_todo
+
+        line = other_kata_todo(exc, kata.id, target_dir)
         return Outcome("waiting", line, line, todo)
     if isinstance(exc, KataImportError):
         cause = exc.__cause__

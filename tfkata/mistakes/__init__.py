@@ -232,6 +232,16 @@ def check(m: Mistake, root: Path) -> str:
 
 
 # --------------------------------------------------------------------------- running
+def copy_checkout(root: Path, work: Path) -> None:
+    """What a mistake run needs of the checkout (katas/, solutions/, tests/, conftest, pyproject) in ``work``."""
+    for name in COPIED:
+        src = root / name
+        if src.is_dir():
+            shutil.copytree(src, work / name, ignore=shutil.ignore_patterns(*IGNORED))
+        elif src.is_file():
+            shutil.copy2(src, work / name)
+
+
 def run(m: Mistake, root: Path, *, runslow: bool = False, timeout: float = 600) -> Outcome:
     """Apply ``m`` in a temporary copy of the checkout at ``root`` and run the kata's tests there.
 
@@ -247,12 +257,7 @@ def run(m: Mistake, root: Path, *, runslow: bool = False, timeout: float = 600) 
         return Outcome(m, caught=False, error=str(exc))
     with tempfile.TemporaryDirectory(prefix=f"tfkata-mistake-{m.kata}-") as tmp:
         work = Path(tmp)
-        for name in COPIED:
-            src = Path(root) / name
-            if src.is_dir():
-                shutil.copytree(src, work / name, ignore=shutil.ignore_patterns(*IGNORED))
-            elif src.is_file():
-                shutil.copy2(src, work / name)
+        copy_checkout(Path(root), work)
         (work / "solutions" / f"{m.module}.py").write_text(mutated, encoding="utf-8")
         results = work / "results.json"
         test_file = f"tests/test_{m.module}.py"

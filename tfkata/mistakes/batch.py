@@ -19,7 +19,6 @@ import contextlib
 import dataclasses
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -28,16 +27,7 @@ import threading
 import time
 from pathlib import Path
 
-from tfkata.mistakes import COPIED, IGNORED, Mistake, MistakeError, Outcome, check, outcome_from
-
-
-def _copy(root: Path, work: Path) -> None:
-    for name in COPIED:
-        src = root / name
-        if src.is_dir():
-            shutil.copytree(src, work / name, ignore=shutil.ignore_patterns(*IGNORED))
-        elif src.is_file():
-            shutil.copy2(src, work / name)
+from tfkata.mistakes import Mistake, MistakeError, Outcome, check, copy_checkout, outcome_from
 
 
 def _worker(root: Path, todo: list[Mistake], out: Path, runslow: bool, timeout: float) -> None:
@@ -51,7 +41,7 @@ def _worker(root: Path, todo: list[Mistake], out: Path, runslow: bool, timeout: 
         import keras  # noqa: F401
     with tempfile.TemporaryDirectory(prefix="tfkata-mistakes-") as tmp:
         work = Path(tmp)
-        _copy(root, work)
+        copy_checkout(root, work)
         os.chdir(work)
         for m in todo:
             started = time.monotonic()
