@@ -6,7 +6,7 @@ _EXPORTS = {
     "SEED": "tfkata.tfsetup",
     "fresh_graph": "tfkata.loader",
     "load_kata": "tfkata.loader",
-    "repo_root": "tfkata.loader",
+    "repo_root": "tfkata.paths",
     "target": "tfkata.loader",
 }
 __all__ = sorted(_EXPORTS)

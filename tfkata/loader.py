@@ -16,7 +16,7 @@ import sys
 from pathlib import Path
 
 from tfkata import registry
-from tfkata.paths import repo_root  # noqa: F401  (re-exported)
+from tfkata.paths import repo_root
 from tfkata.tfsetup import SEED, import_tensorflow
 
 TARGETS = ("katas", "solutions")
