@@ -32,6 +32,7 @@ MARKERS = {
     "gpu": "needs a GPU visible to TensorFlow; skipped otherwise",
     "eager": "runs eagerly: no fresh tf.Graph is made the default for this test",
     "covers(*functions)": "the kata functions a graded test grades (hints and progress use it)",
+    "differential": "compares the covered function with the reference on generated inputs (tfkata.differential)",
     "training": "a training run: waits until the unit tests of the functions it covers pass",
     "needs(kata_id)": "uses another kata's functions (k08 uses k07, nNN its kNN): waits until that kata passes",
 }

@@ -79,6 +79,7 @@ class Recorder:
                 id=report.nodeid, name=item.name, kata=kata.id if kata else None, status="pass",
                 points=points_of(item), covers=covers_of(item), needs=needs_of(item),
                 training=item.get_closest_marker("training") is not None,
+                differential=item.get_closest_marker("differential") is not None,
             )
             self.results[report.nodeid] = entry
             self.order.append(report.nodeid)

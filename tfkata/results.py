@@ -18,7 +18,7 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 STATUSES = ("pass", "fail", "todo", "waiting", "skip", "error")
 PROBLEMS = ("fail", "error", "todo")  # what a learner has to fix, in a test
 
@@ -59,6 +59,7 @@ class TestResult:
     printed: str | None = None  # what the test printed (figures reached)
     covers: list[str] = field(default_factory=list)  # kata functions it grades
     training: bool = False
+    differential: bool = False  # compares the function with the reference on generated inputs
     needs: list[str] = field(default_factory=list)  # other katas it uses
     todo: Todo | None = None
     duration: float = 0.0

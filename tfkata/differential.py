@@ -1,0 +1,224 @@
+"""Differential checks: the learner's function against the reference on generated inputs.
+
+The concept tests of a kata explain the mistakes we know of, one sentence each. This module is the net
+behind them for the mistakes nobody listed: a graded test hands :func:`compare` a list of cases,
+smallest first (batch 1, non-square shapes, ``T > max(lengths)``, negative values, ties, repeated ids,
+orders that matter), and a way to turn one function's output on one case into numbers. The learner's
+module and the reference (``solutions/``, whatever the run's target) run the same case, each in a fresh
+graph with the same seeds (kNN) or eagerly with the same seeds (nNN). The first case where they
+differ fails the test with one line: ``on x of shape [1, 3] with lengths [1], yours gives …, the
+reference gives …``. Against ``--solutions`` it compares the reference with itself; the mistake
+catalogue, run as the learner sees it, proves it can fail.
+
+    from tfkata.differential import Case, compare, graph_outputs, reference
+
+    REF = reference("k06")
+
+    def _run(mod, case):                       # numbers only: what the function determines
+        return graph_outputs(lambda: mod.top_output(make_state(case)))
+
+    @pytest.mark.covers("top_output")
+    def test_top_output_matches_reference():
+        compare("top_output", k06, REF, CASES, _run)
+
+Where a function has freedom (variable names, initial values, iteration order), ``run`` returns only
+what is determined: assign the same weights to both, sort what has no order, compare shapes of what is
+random.
+"""
+from __future__ import annotations
+
+import dataclasses
+import importlib
+from typing import Any, Callable, Iterable
+
+import numpy as np
+
+from tfkata import registry
+from tfkata.loader import ensure_on_path, fresh_graph, seed_everything
+from tfkata.paths import repo_root
+from tfkata.testing import mismatch
+from tfkata.tfsetup import SEED, import_tensorflow
+
+
+@dataclasses.dataclass(frozen=True)
+class Case:
+    """One generated input: ``args`` for the run function and the words that describe it to a learner
+    (``"x of shape [1, 3] with lengths [1]"``)."""
+
+    label: str
+    args: Any = None
+
+    def __repr__(self) -> str:
+        return self.label
+
+
+def reference(kata_id: str):
+    """The reference module of a kata (``solutions/<module>.py``), whatever the run grades."""
+    kata = registry.get(kata_id)
+    ensure_on_path(repo_root())
+    import_tensorflow()
+    return importlib.import_module(f"solutions.{kata.module}")
+
+
+def graph_outputs(build: Callable[[], Any], feed: Callable[[Any], dict] | None = None, *, seed: int = SEED,
+                  initialize: bool = True):
+    """Build in a fresh seeded graph, initialise the variables, run what ``build`` returns (any nest of
+    tensors and plain values) and give its numpy values. ``feed(built)`` may return a feed dict."""
+    tf = import_tensorflow()
+    with fresh_graph(seed) as graph:
+        built = build()
+        with tf.compat.v1.Session(graph=graph) as sess:
+            if initialize:
+                sess.run(tf.compat.v1.global_variables_initializer())
+            fetches, where = _fetchable(built)
+            values = sess.run(fetches, feed_dict=feed(built) if feed else None) if fetches else []
+    return _fill(built, where, values)
+
+
+def eager_outputs(call: Callable[[], Any], *, seed: int = SEED, keras: bool = True):
+    """Call eagerly after seeding numpy, ``random``, TensorFlow (and Keras); numpy values of the result."""
+    seed_everything(seed, keras=keras)
+    return to_numpy(call())
+
+
+def to_numpy(value):
+    """A nest of tensors / variables / arrays / numbers as the same nest of numpy values."""
+    if isinstance(value, dict):
+        return {k: to_numpy(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        items = [to_numpy(v) for v in value]
+        return tuple(items) if isinstance(value, tuple) else items
+    if hasattr(value, "numpy"):
+        return np.asarray(value.numpy())
+    if value is None or isinstance(value, (str, bytes, bool)):
+        return value
+    return np.asarray(value)
+
+
+def _fetchable(built):
+    """The tensors in a nest (for one sess.run) and their paths."""
+    tf = import_tensorflow()
+    fetches, where = [], []
+
+    def walk(value, path):
+        if isinstance(value, dict):
+            for k, v in value.items():
+                walk(v, path + (k,))
+        elif isinstance(value, (list, tuple)) and not hasattr(value, "_fields"):
+            for i, v in enumerate(value):
+                walk(v, path + (i,))
+        elif isinstance(value, tuple):  # a namedtuple (LSTMStateTuple)
+            for i, v in enumerate(value):
+                walk(v, path + (i,))
+        elif isinstance(value, (tf.Tensor, tf.Variable)) or hasattr(value, "graph"):
+            fetches.append(value)
+            where.append(path)
+
+    walk(built, ())
+    return fetches, where
+
+
+def _fill(built, where, values):
+    """``built`` with each fetched tensor replaced by its value (namedtuples become plain tuples)."""
+    got = dict(zip(where, values))
+
+    def walk(value, path):
+        if path in got:
+            return np.asarray(got[path])
+        if isinstance(value, dict):
+            return {k: walk(v, path + (k,)) for k, v in value.items()}
+        if isinstance(value, (list, tuple)):
+            items = [walk(v, path + (i,)) for i, v in enumerate(value)]
+            return items if isinstance(value, list) else tuple(items)
+        return to_numpy(value)
+
+    return walk(built, ())
+
+
+def describe(value, limit: int = 70) -> str:
+    """A short phrase for a value a learner can read: ``array of shape (2, 3) [[0.1, …]]``."""
+    if isinstance(value, dict):
+        text = "{" + ", ".join(f"{k}: {describe(v, 30)}" for k, v in value.items()) + "}"
+    elif isinstance(value, (list, tuple)):
+        text = ("(" if isinstance(value, tuple) else "[") + ", ".join(describe(v, 30) for v in value)
+        text += ")" if isinstance(value, tuple) else "]"
+    elif isinstance(value, np.ndarray) and value.ndim > 0:
+        flat = np.array2string(value.ravel()[:6], precision=4, separator=", ", threshold=6)
+        more = ", …" if value.size > 6 else ""
+        text = f"shape {list(value.shape)} {value.dtype} {flat[:-1]}{more}]"
+    else:
+        text = repr(value.item() if isinstance(value, np.generic) or (isinstance(value, np.ndarray)) else value)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def difference(got, expected, atol: float = 1e-5, rtol: float = 1e-4) -> str | None:
+    """None when two nests of values agree (float32 tolerances), else where they first differ."""
+    if isinstance(expected, dict):
+        if not isinstance(got, dict) or set(got) != set(expected):
+            return f"keys {sorted(got) if isinstance(got, dict) else type(got).__name__} instead of {sorted(expected)}"
+        for key in expected:
+            found = difference(got[key], expected[key], atol, rtol)
+            if found:
+                return f"[{key!r}]: {found}"
+        return None
+    if isinstance(expected, (list, tuple)):
+        if not isinstance(got, (list, tuple)) or len(got) != len(expected):
+            n = len(got) if isinstance(got, (list, tuple)) else type(got).__name__
+            return f"{n} items instead of {len(expected)}"
+        for i, (g, e) in enumerate(zip(got, expected)):
+            found = difference(g, e, atol, rtol)
+            if found:
+                return f"item {i}: {found}"
+        return None
+    if expected is None or isinstance(expected, (str, bytes)):
+        return None if got == expected else f"{got!r} instead of {expected!r}"
+    got_a, exp_a = np.asarray(got), np.asarray(expected)
+    if got_a.shape != exp_a.shape:
+        return f"shape {list(got_a.shape)} instead of {list(exp_a.shape)}"
+    if exp_a.dtype.kind in "biuSUO" or got_a.dtype.kind in "SUO":
+        if not np.array_equal(got_a, exp_a):
+            bad = np.argwhere(np.asarray(got_a != exp_a).reshape(exp_a.shape) if exp_a.ndim else [[0]])
+            at = tuple(int(i) for i in bad[0]) if exp_a.ndim else ()
+            g = got_a[at] if exp_a.ndim else got_a
+            e = exp_a[at] if exp_a.ndim else exp_a
+            return f"{g!r} instead of {e!r} at index {at} ({len(bad)} of {exp_a.size} differ)"
+        return None
+    return mismatch(got_a, exp_a, atol=atol, rtol=rtol)
+
+
+class Mismatch(AssertionError):
+    """The learner's function and the reference disagree on a generated case (the test's own sentence)."""
+
+
+def compare(function: str, learner, ref, cases: Iterable[Case], run: Callable[[Any, Case], Any], *,
+            atol: float = 1e-5, rtol: float = 1e-4, hint: str = "") -> None:
+    """Run ``run(module, case)`` for the learner's module and the reference on every case, smallest
+    first; fail on the first case where they differ, naming the case and both results.
+
+    A stub's NotImplementedError passes through (the test stays TODO). Any other error from the
+    learner's side on a case the reference handles fails with the case named and the error chained."""
+    for case in cases:
+        expected = run(ref, case)
+        try:
+            got = run(learner, case)
+        except NotImplementedError:
+            raise
+        except Exception as exc:
+            raise Mismatch(
+                f"{function}: on {case.label}, yours raised {type(exc).__name__}: {_one_line(exc)}; "
+                f"the reference gives {describe(expected)}{_hint(hint)}") from exc
+        found = difference(got, expected, atol, rtol)
+        if found:
+            raise Mismatch(
+                f"{function}: on {case.label}, yours gives {describe(got)}, the reference gives "
+                f"{describe(expected)} ({found}){_hint(hint)}")
+
+
+def _hint(hint: str) -> str:
+    return f": {hint}" if hint else ""
+
+
+def _one_line(exc: BaseException, limit: int = 160) -> str:
+    text = str(getattr(exc, "message", None) or exc).strip()
+    line = text.splitlines()[0] if text else ""
+    return line if len(line) <= limit else line[: limit - 1] + "…"
