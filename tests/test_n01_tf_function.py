@@ -129,13 +129,18 @@ def test_vector_sum_one_trace_for_every_length():
     vector_sum = n01.make_vector_sum()
     for n in range(1, 6):
         try:
-            got = float(vector_sum(tf.range(n, dtype=tf.float32)).numpy())
+            result = vector_sum(tf.range(n, dtype=tf.float32))
         except (TypeError, ValueError) as exc:
-            got = exc
-        assert not isinstance(got, Exception), (
+            result = exc
+        assert not isinstance(result, Exception), (
             f"vector_sum refused a float32 vector of length {n}: the signature's shape must be [None] "
-            f"(any length), not a fixed length ({type(got).__name__}: {str(got).splitlines()[0][:120]})"
+            f"(any length), not a fixed length ({type(result).__name__}: {str(result).splitlines()[0][:120]})"
         )
+        assert result.shape == [], (
+            f"vector_sum(range({n})) should be a scalar (shape []), got shape {result.shape.as_list()}: "
+            "reduce over every axis, without keepdims"
+        )
+        got = float(result.numpy())
         assert got == n * (n - 1) / 2, f"vector_sum(range({n})) should be {n * (n - 1) / 2}, got {got}"
     count = vector_sum.experimental_get_tracing_count()
     assert count == 1, (
@@ -251,3 +256,150 @@ def test_wrong_port_of_k01_is_rejected():
     assert message is not None and "k01.name_constants -> tf.function" in message, (
         f"the equivalence check accepted a port that names the first constant variable_b: {message}"
     )
+
+
+# --------------------------------------------------------------------------- differential checks (reference)
+# The learner's function against solutions/ on generated cases, smallest first (tfkata.differential).
+# What a tf.function "determines" here is what it returns and how often it traces, not object identity.
+from tfkata.differential import Case, compare, eager_outputs, reference  # noqa: E402
+
+
+def _spec(t):
+    """``float32[2, 3]`` for a tensor (symbolic or eager); the type's name for anything else."""
+    if hasattr(t, "dtype") and hasattr(t, "shape"):
+        dims = "<unknown rank>" if t.shape.rank is None else str([d for d in t.shape.as_list()]).replace("None", "?")
+        return f"{tf.as_dtype(t.dtype).name}{dims}"
+    return type(t).__name__
+
+
+def _graph_of_case(case):
+    if case.args == "two":
+        @tf.function
+        def fn(x, n):
+            return tf.multiply(x, tf.cast(n, tf.float32), name="scaled")
+        return fn, (tf.constant([1.0, -2.0, 3.0]), tf.constant(4, tf.int32))
+
+    @tf.function
+    def fn(x):
+        return tf.square(x, name="my_square")
+    return fn, case.args
+
+
+def _run_graph_of(mod, case):
+    fn, args = _graph_of_case(case)
+    graph = mod.graph_of(fn, *args)
+    return {"inputs": [_spec(t) for t in graph.inputs],
+            "ops": [f"{op.name}:{op.type}" for op in graph.get_operations()]}
+
+
+GRAPH_OF_CASES = [
+    Case("square(x) traced for a float32 scalar x", (tf.constant(2.0),)),
+    Case("square(x) traced for a float32 x of shape [2, 3]", (tf.zeros([2, 3]),)),
+    Case("square(x) traced for tf.TensorSpec([None, 4], tf.float32) (a spec, no value)",
+         (tf.TensorSpec([None, 4], tf.float32),)),
+    Case("fn(x, n) of two arguments, x float32 [3] and n int32 []", "two"),
+]
+
+
+@pytest.mark.differential
+@pytest.mark.covers("graph_of")
+def test_graph_of_matches_reference():
+    compare("graph_of", n01, reference("n01"), GRAPH_OF_CASES, _run_graph_of,
+            hint="return fn.get_concrete_function(*args).graph: every argument, as given")
+
+
+def _run_traced_double(mod, case):
+    log = []
+    double = mod.make_traced_double(log)
+    results = eager_outputs(lambda: [double(v) for v in case.args], keras=False)
+    return {"results": results, "log entries (one per trace)": [_spec(t) for t in log]}
+
+
+TRACED_DOUBLE_CASES = [
+    Case("one call with the float32 scalar 1.0", [tf.constant(1.0)]),
+    Case("float32 scalars 1.0, -2.5, 1.0", [tf.constant(1.0), tf.constant(-2.5), tf.constant(1.0)]),
+    Case("a float32 scalar, then float32 vectors of lengths 2 and 3",
+         [tf.constant(1.0), tf.constant([1.0, -2.0]), tf.constant([3.0, 4.0, -5.0])]),
+    Case("an int32 scalar 4, then a float32 [2, 3] matrix",
+         [tf.constant(4, tf.int32), tf.constant([[1.0, 2.0, 3.0], [-4.0, 5.0, 6.0]])]),
+]
+
+
+@pytest.mark.differential
+@pytest.mark.covers("make_traced_double")
+def test_make_traced_double_matches_reference():
+    compare("make_traced_double", n01, reference("n01"), TRACED_DOUBLE_CASES, _run_traced_double,
+            hint="a plain @tf.function whose body appends x and returns 2 * x (any dtype; one trace per new shape or dtype)")
+
+
+def _run_call_with_tensors(mod, case):
+    traces = []
+
+    @tf.function
+    def square(x):
+        traces.append(1)
+        return x * x
+
+    results = mod.call_with_tensors(square, list(case.args))
+    return {"results": eager_outputs(lambda: list(results), keras=False),
+            "dtypes": [_spec(tf.convert_to_tensor(r)) for r in results], "traces": len(traces)}
+
+
+CALL_WITH_TENSORS_CASES = [
+    Case("no values []", []),
+    Case("one value [5]", [5]),
+    Case("ints only [1, 2, 3]", [1, 2, 3]),
+    Case("mixed and repeated [2, -0.5, 2, 3.25]", [2, -0.5, 2, 3.25]),
+]
+
+
+@pytest.mark.differential
+@pytest.mark.covers("call_with_tensors")
+def test_call_with_tensors_matches_reference():
+    compare("call_with_tensors", n01, reference("n01"), CALL_WITH_TENSORS_CASES, _run_call_with_tensors,
+            hint="call fn(tf.constant(v, dtype=tf.float32)) for each v, in order, and return the results")
+
+
+def _run_vector_sum(mod, case):
+    vector_sum = mod.make_vector_sum()
+    sums = [vector_sum(tf.constant(v, tf.float32)) for v in case.args]
+    values = eager_outputs(lambda: sums, keras=False)
+    # NaN flags: tfkata.differential.difference treats NaN as equal to any number
+    return {"sums": values, "NaN": [bool(np.isnan(v).any()) for v in values], "dtypes": [_spec(s) for s in sums],
+            "traces": vector_sum.experimental_get_tracing_count()}
+
+
+VECTOR_SUM_CASES = [
+    Case("one vector of length 1, [-1.5]", [[-1.5]]),
+    Case("an empty vector [], then [2.0, -3.0, 0.25]", [[], [2.0, -3.0, 0.25]]),
+    Case("vectors of lengths 4, 1, 4 with negative values",
+         [[1.0, -2.0, 3.0, -4.0], [7.0], [0.5, 0.5, -0.5, -0.5]]),
+]
+
+
+@pytest.mark.differential
+@pytest.mark.covers("make_vector_sum")
+def test_make_vector_sum_matches_reference():
+    compare("make_vector_sum", n01, reference("n01"), VECTOR_SUM_CASES, _run_vector_sum,
+            hint="return tf.reduce_sum(x): a float32 scalar (shape []), one trace for every length")
+
+
+def _run_collatz(mod, case):
+    collatz_steps = mod.make_collatz_steps()
+    steps = [collatz_steps(tf.constant(n, tf.int32)) for n in case.args]
+    return {"steps": eager_outputs(lambda: steps, keras=False), "dtypes": [_spec(s) for s in steps],
+            "traces": collatz_steps.experimental_get_tracing_count()}
+
+
+COLLATZ_CASES = [
+    Case("n = 1 (no step)", [1]),
+    Case("n = 2, 3, 4, 5", [2, 3, 4, 5]),
+    Case("n = 871 (178 steps) and 77031 (350 steps)", [871, 77031]),
+]
+
+
+@pytest.mark.differential
+@pytest.mark.covers("make_collatz_steps")
+def test_make_collatz_steps_matches_reference():
+    compare("make_collatz_steps", n01, reference("n01"), COLLATZ_CASES, _run_collatz,
+            hint="loop `while n != 1` with no bound on the number of steps; count one step per update")
