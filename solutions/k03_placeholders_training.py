@@ -73,9 +73,11 @@ def train_linear_regression(steps=100, learning_rate=0.5, seed=0):
     Build the model and an SGD op (``learning_rate``), open a session, initialise, then for each of
     ``steps`` steps draw ONE sample from ``rng = np.random.RandomState(seed)``:
     ``x = rng.random_sample()`` and ``y = 3x - 1 + 0.0001 * rng.standard_normal()`` (in that order),
-    and run k, b, loss and the train op with that feed.
-    Returns ``(k_value, b_value, losses)``: floats after the last step, and the list of the
-    ``steps`` losses (each computed before its update).
+    and run k, b, loss and the train op with that feed (one ``sess.run``).
+    Returns ``(k_value, b_value, losses)``: k and b as floats from the last step, and the list of
+    the ``steps`` losses (each computed before its update). In one run TF 1 does not order the
+    reads of k and b against the update, so each may be the value before or after it: both are
+    accepted, as are k and b read after the loop.
     """
     x, y, k, b, loss = linear_regression_model()
     train_op = sgd_minimize(loss, learning_rate)
@@ -86,7 +88,6 @@ def train_linear_regression(steps=100, learning_rate=0.5, seed=0):
         for _ in range(steps):
             data_x = rng.random_sample()
             data_y = 3.0 * data_x - 1.0 + 0.0001 * rng.standard_normal()
-            loss_val, _ = sess.run([loss, train_op], feed_dict={x: data_x, y: data_y})
+            k_val, b_val, loss_val, _ = sess.run([k, b, loss, train_op], feed_dict={x: data_x, y: data_y})
             losses.append(float(loss_val))
-        k_val, b_val = sess.run([k, b])
     return float(k_val), float(b_val), losses
