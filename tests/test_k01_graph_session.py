@@ -9,6 +9,8 @@ import tensorflow as tf
 from tensorflow.python.client import session as tf_session  # BaseSession, to watch evaluate's sessions
 
 from tfkata import load_kata
+from tfkata.differential import Case, compare, graph_outputs, reference, to_numpy
+from tfkata.loader import fresh_graph
 
 k01 = load_kata("k01_graph_session")
 
@@ -234,3 +236,99 @@ def test_thread_limited_config(n):
     )
     with tf.compat.v1.Session(config=config) as s:
         assert s.run(tf.constant(2.0) * 3.0) == 6.0, "thread_limited_config: a session with this config should run"
+
+
+# --------------------------------------------------------------------------- differential checks (reference)
+# Yours against solutions/ on generated cases, smallest first (tfkata.differential). Skipped, with reason:
+# define_add, name_constants and build_in_new_graph take no input (their one output is pinned exactly by the
+# tests above); open_interactive returns a session, which has no value to compare.
+
+REF = reference("k01")
+
+
+def _run_evaluate(mod, case):
+    with fresh_graph():
+        return to_numpy(mod.evaluate(case.args()))
+
+
+def _random_twice():
+    r = tf.random.uniform([3], seed=1)
+    return [r, r * 1.0]  # one run: both are the same draw
+
+
+EVALUATE_CASES = [
+    Case("the scalar tensor -2.5", lambda: tf.constant(-2.5)),
+    Case("a list of one tensor [1, 2, 3]", lambda: [tf.constant([1.0, 2.0, 3.0])]),
+    Case("the nested list [x, [x * 2, x - 1]] with x = [[1, -2], [3, 4], [5, 6]]",
+         lambda: (lambda x: [x, [x * 2.0, x - 1.0]])(tf.constant([[1.0, -2.0], [3.0, 4.0], [5.0, 6.0]]))),
+    Case("the list [r, r * 1.0] of one random draw r (one Session.run gives both the same r)", _random_twice),
+]
+
+
+@pytest.mark.differential
+@pytest.mark.covers("evaluate")
+def test_evaluate_matches_reference():
+    compare("evaluate", k01, REF, EVALUATE_CASES, _run_evaluate,
+            hint="run all of fetches in ONE sess.run(fetches), which returns the same structure")
+
+
+def _run_multi_output(mod, case):
+    x, k = case.args
+
+    def build():
+        values, indices = mod.multi_output(tf.constant(x), k)
+        return values, indices, values.name, indices.name
+
+    return graph_outputs(build)
+
+
+MULTI_OUTPUT_CASES = [
+    Case("x = [4.0] with k = 1", ([4.0], 1)),
+    Case("x = [-3.0, -1.0, -2.0] (all negative) with k = 2", ([-3.0, -1.0, -2.0], 2)),
+    Case("x = [2.0, 5.0, 5.0, 1.0, 5.0] (a three-way tie) with k = 3", ([2.0, 5.0, 5.0, 1.0, 5.0], 3)),
+    Case("x = [3, 1, 4, 1, 5, 9, 2, 6] with k = 8 (all of it)", ([3.0, 1.0, 4.0, 1.0, 5.0, 9.0, 2.0, 6.0], 8)),
+    Case("the int32 x = [7, -7, 0, 3] with k = 2", (np.array([7, -7, 0, 3], np.int32), 2)),
+]
+
+
+@pytest.mark.differential
+@pytest.mark.covers("multi_output")
+def test_multi_output_matches_reference():
+    compare("multi_output", k01, REF, MULTI_OUTPUT_CASES, _run_multi_output,
+            hint="tf.nn.top_k(x, k=k, name='my_name') gives the k largest, largest first, ties by lower index")
+
+
+def _run_int_constant(mod, case):
+    def build():
+        t = mod.int_constant(case.args)
+        return t.dtype.name if hasattr(t, "dtype") else type(t).__name__, t
+
+    return graph_outputs(build)
+
+
+INT_CONSTANT_CASES = [
+    Case("the Python int 7", 7),
+    Case("the list [-3]", [-3]),
+    Case("the nested list [[1, 2, 3], [4, 5, 6]] (2 x 3)", [[1, 2, 3], [4, 5, 6]]),
+    Case("the int64 array [2**31 - 1, -2**31, 0]", np.array([2**31 - 1, -2**31, 0], np.int64)),
+]
+
+
+@pytest.mark.differential
+@pytest.mark.covers("int_constant")
+def test_int_constant_matches_reference():
+    compare("int_constant", k01, REF, INT_CONSTANT_CASES, _run_int_constant,
+            hint="tf.constant(values, dtype=np.int32) takes any values: a number, a (nested) list or an array")
+
+
+def _run_thread_config(mod, case):
+    config = mod.thread_limited_config(case.args)
+    return type(config).__name__, config.intra_op_parallelism_threads, config.inter_op_parallelism_threads
+
+
+@pytest.mark.differential
+@pytest.mark.covers("thread_limited_config")
+def test_thread_limited_config_matches_reference():
+    cases = [Case(f"num_threads = {n}", n) for n in (1, 2, 7)]
+    compare("thread_limited_config", k01, REF, cases, _run_thread_config,
+            hint="set intra_op_parallelism_threads and inter_op_parallelism_threads to num_threads")

@@ -12,6 +12,8 @@ import pytest
 import tensorflow as tf
 
 from tfkata import load_kata
+from tfkata.differential import Case, compare, graph_outputs, reference
+from tfkata.loader import fresh_graph
 from tfkata.tracebacks import first_line
 
 k02 = load_kata("k02_variables_scopes")
@@ -307,3 +309,168 @@ def test_increment_assigns_when_run(sess):
         f"increment(var, 2.5): two runs from 1.0 must leave var = 6.0, got {got}: return "
         "tf.compat.v1.assign(var, var + amount) (var + amount alone computes a value and changes nothing)"
     )
+
+
+# --------------------------------------------------------------------------- differential checks (reference)
+# Yours against solutions/ on generated cases, smallest first (tfkata.differential). Skipped, with reason:
+# make_variables and two_variables_named_y take no input (names, shapes and values are pinned exactly above,
+# w's glorot draw is random).
+REF = reference("k02")
+
+
+def _run_initialize(mod, case):
+    """Three variables; initialise the ones the case names (None: all); which stay uninitialised, and the
+    values of the others."""
+    with fresh_graph() as graph:
+        made = {
+            "a": tf.Variable([1.0, -2.0], name="a"),
+            "b": tf.compat.v1.get_variable("b", [2, 3], initializer=tf.compat.v1.constant_initializer(0.5)),
+            "c": tf.Variable(-3.0, name="c"),
+        }
+        with tf.compat.v1.Session(graph=graph) as s:
+            mod.initialize(s, None if case.args is None else [made[n] for n in case.args])
+            left = sorted(n.decode() for n in s.run(tf.compat.v1.report_uninitialized_variables()))
+            return left, {n: s.run(v) for n, v in made.items() if n not in left}
+
+
+INITIALIZE_CASES = [
+    Case("variables=None (a, b, c in the graph)", None),
+    Case("variables=[c] (of a, b, c)", ["c"]),
+    Case("variables=[c, a] (of a, b, c)", ["c", "a"]),
+    Case("variables=[] (an empty list: initialise nothing)", []),
+]
+
+
+@pytest.mark.differential
+@pytest.mark.covers("initialize")
+def test_initialize_matches_reference():
+    compare("initialize", k02, REF, INITIALIZE_CASES, _run_initialize,
+            hint="None means every global variable; a list, even an empty one, means exactly those (test `is None`)")
+
+
+def _run_shared_variable(mod, case):
+    """Call shared_variable for each (scope, reuse) in order: its name, which earlier call returned the same
+    variable (or None), its value; or the error a call raised (the sequence stops there)."""
+    with fresh_graph() as graph:
+        got, seen = [], []
+        for scope, reuse in case.args:
+            try:
+                w = mod.shared_variable(scope, reuse=reuse)
+            except ValueError:
+                got.append("ValueError")
+                break
+            same = next((i for i, v in enumerate(seen) if v is w), None)
+            seen.append(w)
+            got.append((w.name, w.shape.as_list(), same))
+        with tf.compat.v1.Session(graph=graph) as s:
+            s.run(tf.compat.v1.global_variables_initializer())
+            return got, s.run(seen), len(tf.compat.v1.global_variables())
+
+
+AUTO = tf.compat.v1.AUTO_REUSE
+SHARED_VARIABLE_CASES = [
+    Case("shared_variable('s')", [("s", None)]),
+    Case("shared_variable('s', reuse=True) with nothing created", [("s", True)]),
+    Case("shared_variable('s') then shared_variable('s', reuse=True)", [("s", None), ("s", True)]),
+    Case("shared_variable('s') twice", [("s", None), ("s", None)]),
+    Case("shared_variable('a'), shared_variable('b'), then ('a', reuse=True)", [("a", None), ("b", None), ("a", True)]),
+    Case("shared_variable('s', AUTO_REUSE) three times", [("s", AUTO)] * 3),
+    Case("shared_variable('outer/inner') then ('outer/inner', AUTO_REUSE)", [("outer/inner", None), ("outer/inner", AUTO)]),
+]
+
+
+@pytest.mark.differential
+@pytest.mark.covers("shared_variable")
+def test_shared_variable_matches_reference():
+    compare("shared_variable", k02, REF, SHARED_VARIABLE_CASES, _run_shared_variable,
+            hint="with tf.compat.v1.variable_scope(scope, reuse=reuse): get_variable('w', shape=[2], zeros initializer)")
+
+
+def _run_scope_names(mod, case):
+    with fresh_graph():
+        try:
+            v1, v2, a = mod.scope_names(case.args)
+        except ValueError:
+            return "ValueError"
+        return [t.name for t in (v1, v2, a)], [t.shape.as_list() for t in (v1, v2, a)]
+
+
+@pytest.mark.differential
+@pytest.mark.covers("scope_names")
+def test_scope_names_matches_reference():
+    cases = [Case(f"kind = {k!r}", k) for k in ("name_scope", "variable_scope", "Variable_scope")]
+    compare("scope_names", k02, REF, cases, _run_scope_names,
+            hint="tf.name_scope prefixes tf.Variable and ops only; variable_scope prefixes get_variable too")
+
+
+def _assign_by_name(sess, seed):
+    """Give every global variable, in name order, values from one seeded generator (the same for both runs)."""
+    rng = np.random.RandomState(seed)
+    sess.run([v.assign(rng.uniform(-1.0, 1.0, v.shape.as_list()).astype(np.float32))
+              for v in sorted(tf.compat.v1.global_variables(), key=lambda v: v.name)])
+
+
+def _run_mlp(mod, case):
+    x_value, sizes, twice = case.args
+    with fresh_graph() as graph:
+        x = tf.compat.v1.placeholder(tf.float32, [None, x_value.shape[1]])
+        with tf.compat.v1.variable_scope("net"):
+            outs = [mod.mlp(x, list(sizes))]
+        if twice:
+            with tf.compat.v1.variable_scope("net", reuse=True):
+                outs.append(mod.mlp(x, list(sizes)))
+        names = sorted((v.name, v.shape.as_list()) for v in tf.compat.v1.global_variables())
+        with tf.compat.v1.Session(graph=graph) as s:
+            s.run(tf.compat.v1.global_variables_initializer())
+            _assign_by_name(s, 0)
+            return names, s.run(outs, {x: x_value})
+
+
+_rng = np.random.RandomState(3)
+MLP_CASES = [
+    Case("x of shape [1, 2] with layer_sizes [3] (one linear layer)", (_rng.randn(1, 2).astype(np.float32), [3], False)),
+    Case("x of shape [2, 3] with layer_sizes [4, 2]", (_rng.randn(2, 3).astype(np.float32), [4, 2], False)),
+    Case("x of shape [4, 3] with layer_sizes [5, 6, 2] (three layers)", (_rng.randn(4, 3).astype(np.float32), [5, 6, 2], False)),
+    Case("x of shape [3, 5] with layer_sizes [4, 4, 3, 2], called again under reuse=True",
+         (_rng.randn(3, 5).astype(np.float32), [4, 4, 3, 2], True)),
+]
+
+
+@pytest.mark.differential
+@pytest.mark.covers("mlp")
+def test_mlp_matches_reference():
+    compare("mlp", k02, REF, MLP_CASES, _run_mlp,
+            hint="layer i in variable_scope(f'layer{i}'), h = relu(h @ W + b) for every layer but the last")
+
+
+def _run_increment(mod, case):
+    start, amount, runs = case.args
+
+    def build():
+        var = tf.Variable(start)
+        return var, mod.increment(var, amount)
+
+    with fresh_graph() as graph:
+        var, op = build()
+        with tf.compat.v1.Session(graph=graph) as s:
+            s.run(var.initializer)
+            values = [s.run(var)]
+            for _ in range(runs):
+                s.run(op)
+                values.append(s.run(var))
+            return values
+
+
+INCREMENT_CASES = [
+    Case("var = 0.0, amount = 1.0, run once", (0.0, 1.0, 1)),
+    Case("var = [1.0, -2.0, 3.0], amount = -0.5, run 3 times", (np.array([1.0, -2.0, 3.0], np.float32), -0.5, 3)),
+    Case("var = [[1, 2], [3, 4], [5, 6]] (int32), amount = [10, -10] (broadcast), run twice",
+         (np.array([[1, 2], [3, 4], [5, 6]], np.int32), np.array([10, -10], np.int32), 2)),
+]
+
+
+@pytest.mark.differential
+@pytest.mark.covers("increment")
+def test_increment_matches_reference():
+    compare("increment", k02, REF, INCREMENT_CASES, _run_increment,
+            hint="return tf.compat.v1.assign(var, var + amount): each run adds amount once")
