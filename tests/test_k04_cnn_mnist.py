@@ -644,6 +644,41 @@ def test_build_training(sess, raw):
     )
 
 
+def _linear_model(n, seed=4):
+    """A stand-in Model with variables: logits = dropout(x[:, :10] @ W + c), W [10, 10] starting at -identity, c [10]
+    at 0. Returns the model, its n_correct, the variables and n images (first 10 pixels in 0.1..1)."""
+    rng = np.random.RandomState(seed)
+    x = tf.compat.v1.placeholder(tf.float32, [None, 784], name="x")
+    y_ = tf.compat.v1.placeholder(tf.float32, [None, 10], name="y_")
+    keep_prob = tf.compat.v1.placeholder(tf.float32, [], name="keep_prob")
+    W = tf.Variable(-np.eye(10, dtype=np.float32), name="W")
+    c = tf.Variable(np.zeros(10, np.float32), name="c")
+    logits = tf.compat.v1.nn.dropout(tf.matmul(x[:, :10], W) + c, keep_prob=keep_prob)
+    fields = dict.fromkeys(k04.Model._fields)
+    fields.update(x=x, y_=y_, keep_prob=keep_prob, logits=logits)
+    count = tf.reduce_sum(tf.cast(tf.equal(tf.argmax(logits, 1), tf.argmax(y_, 1)), tf.float32))
+    images = rng.uniform(0.1, 1.0, (n, 784)).astype(np.float32)
+    return k04.Model(**fields), count, (W, c), images
+
+
+@pytest.mark.covers("build_training", "loss", "correct_prediction", "n_correct", "accuracy", "adam_train_step")
+def test_build_training_uses_its_learning_rate(sess):
+    model, _, (W, c), images = _linear_model(40)
+    learning_rate = 0.003  # not the tutorial's 1e-4: a learning rate left at its default shows
+    training = k04.build_training(model, learning_rate=learning_rate)
+    _run_init(sess)
+    before = sess.run([W, c])
+    labels = np.eye(10, dtype=np.float32)[np.zeros(40, int)]  # every gradient entry is clearly non-zero
+    sess.run(training.train_op, {model.x: images, model.y_: labels, model.keep_prob: 1.0})
+    moved = np.concatenate([np.abs(a - b).ravel() for a, b in zip(sess.run([W, c]), before)])
+    # Adam's first step moves every parameter by about learning_rate, whatever its gradient.
+    assert np.allclose(moved, learning_rate, rtol=1e-2), (
+        f"build_training(model, learning_rate={learning_rate}): one Adam step should move every weight by about "
+        f"{learning_rate}, it moved them by {np.median(moved):.2g} (median): pass the learning_rate argument on to "
+        "adam_train_step(loss, learning_rate)"
+    )
+
+
 # --------------------------------------------------------------------------- evaluation and prediction
 def _dropout_model(n):
     """A stand-in Model: logits = dropout(the first 10 pixels); with keep_prob 1.0 every label is right."""
@@ -701,6 +736,29 @@ def test_evaluate_counts_every_example(sess):
         why = "add n_correct over every batch (the last has 30) and divide by dataset.num_examples"
     assert abs(got - expected) < 1e-6, (
         f"evaluate: expected accuracy {expected:.6f} (86 right of 130, in batches of 50, 50, 30), got {got:.6f}: {why}"
+    )
+
+
+@pytest.mark.covers("evaluate")
+def test_evaluate_keeps_the_trained_weights(sess):
+    model, count, (W, c), images = _linear_model(120)
+    _run_init(sess)
+    rng = np.random.RandomState(5)
+    trained = [rng.standard_normal((10, 10)).astype(np.float32), rng.standard_normal(10).astype(np.float32) * 0.1]
+    sess.run([W.assign(trained[0]), c.assign(trained[1])])  # "trained" weights, not the initial ones
+    predicted = np.argmax(images[:, :10] @ trained[0] + trained[1], axis=1)
+    labels = predicted.copy()
+    labels[::4] = (labels[::4] + 3) % 10  # 90 of 120 right with these weights
+    got = k04.evaluate(sess, model, count, _Split(images, np.eye(10, dtype=np.float32)[labels]), batch_size=50)
+    after = sess.run([W, c])
+    assert all(np.array_equal(a, t) for a, t in zip(after, trained)), (
+        "evaluate must not re-initialise the variables (it reset the trained weights): run "
+        "global_variables_initializer once, before training"
+    )
+    expected = float(np.mean(predicted == labels))
+    assert isinstance(got, float) and abs(got - expected) < 1e-6, (
+        f"evaluate: with the weights in the session the accuracy is {expected:.4f} (90 of 120), got {got}: run "
+        "n_correct_op in the given session, with its variables as they are"
     )
 
 
