@@ -14,6 +14,7 @@ import pytest
 import tensorflow as tf
 
 from tfkata import fresh_graph, load_kata
+from tfkata.differential import Case, compare, eager_outputs, reference
 
 n03 = load_kata("n03_gradient_tape")
 k03 = load_kata("k03_placeholders_training")
@@ -95,6 +96,30 @@ def test_square_error_value():
     assert got == pytest.approx(6.25), f"(k x + b - y)^2 = (3.5 - 1)^2 = 6.25, got {got}"
 
 
+@pytest.mark.covers("square_error")
+def test_square_error_is_differentiable():
+    model = n03.LinearModel(2.0, 0.5)
+    try:
+        with tf.GradientTape() as tape:
+            loss = n03.square_error(model, 1.5, 1.0)
+        grads = tape.gradient(loss, [model.k, model.b])
+    except (TypeError, ValueError, AttributeError) as exc:  # tape.gradient of a numpy value
+        grads = exc
+    want = (2 * 2.5 * 1.5, 2 * 2.5)  # d/dk (k x + b - y)^2 = 2 r x, d/db = 2 r, with r = 3.5 - 1
+    if not isinstance(grads, list) or any(g is None for g in grads):
+        got = type(grads).__name__ if isinstance(grads, Exception) else "None"
+        pytest.fail(
+            f"square_error under a tf.GradientTape gives no gradient for k and b (got {got}): square_error must stay a "
+            "TensorFlow op: .numpy() (or float(), np.square) leaves the graph, so no gradient reaches k and b; "
+            "return tf.square(model(x) - y)"
+        )
+    got = tuple(float(g) for g in grads)
+    assert got == pytest.approx(want, rel=1e-6), (
+        f"the gradients of square_error for k and b should be 2 (k x + b - y) x = {want[0]} and 2 (k x + b - y) = {want[1]}, "
+        f"got {got}: the loss is (model(x) - y)^2 as a TensorFlow op"
+    )
+
+
 def _why(error):
     """The likely cause of an error raised inside apply_gradients, for the failure message."""
     text = str(error)
@@ -161,6 +186,31 @@ def test_train_linear_regression_is_seeded_and_short():
         f"after 5 SGD steps at learning rate 0.5 from (0.2, 0.1), k, b should be ({k:.5f}, {b:.5f}), got "
         f"({first[0]:.5f}, {first[1]:.5f}): one sgd_step per sample on square_error, SGD(learning_rate)"
     )
+
+
+@pytest.mark.covers("train_linear_regression")
+def test_train_linear_regression_makes_one_optimizer(monkeypatch):
+    made = []  # every keras.optimizers.SGD constructed during the run (kept alive, so none is counted twice)
+    real_init = keras.optimizers.SGD.__init__
+
+    def counting_init(self, *args, **kwargs):
+        made.append(self)
+        real_init(self, *args, **kwargs)
+
+    monkeypatch.setattr(keras.optimizers.SGD, "__init__", counting_init)
+    steps = 4
+    n03.train_linear_regression(steps=steps, seed=1)
+    assert len(made) <= 1, (
+        f"train_linear_regression made {len(made)} SGD optimizers for {steps} steps: create the optimizer once, outside "
+        "the loop (keras.optimizers.SGD(learning_rate) before `for`), and pass the same one to every sgd_step -- an "
+        "optimizer keeps state across steps (its iterations count, momentum, Adam's moments)"
+    )
+    if made:
+        iterations = int(made[0].iterations)
+        assert iterations == steps, (
+            f"the SGD optimizer counted {iterations} updates after {steps} steps: one apply_gradients per step, "
+            "on that one optimizer"
+        )
 
 
 # --------------------------------------------------------------------------- equivalence with k03
@@ -262,6 +312,167 @@ def test_wrong_ports_of_k03_are_rejected():
         n_after, _ = _n03_trajectory(step, start, steps, lr, seed)
         _, message = _compare(n_after, k_after)
         assert message is not None and MAPPING in message, f"the equivalence check accepted a port {what}"
+
+
+# --------------------------------------------------------------------------- differential checks (reference)
+# The learner's function against solutions/ on generated cases, smallest first (tfkata.differential): the net
+# behind the concept tests above for mistakes nobody listed. Each run returns what the function determines.
+REF = reference("n03")
+
+
+def _kind(value):
+    """'tensor float32' for a tensor, else the Python type's name (what a function promised to return)."""
+    if isinstance(value, (tf.Tensor, tf.Variable)):
+        return f"tensor {value.dtype.name}"
+    return type(value).__name__
+
+
+def _run_sum_of(mod, case):
+    result = mod.sum_of(case.args)
+    return {"returns": _kind(result), "value": eager_outputs(lambda: result)}
+
+
+SUM_OF_CASES = [
+    Case("the list [2.5]", [2.5]),
+    Case("the list [1.0, -2.0, 3.5]", [1.0, -2.0, 3.5]),
+    Case("a float64 numpy array [0.1, -0.25, 3.0] (numpy's default float)", np.array([0.1, -0.25, 3.0])),
+    Case("an empty list []", []),
+    Case("a float32 tf.constant of 6 entries with negatives", tf.constant([-1.0, 2.0, -3.0, 4.0, 0.5, -0.5])),
+]
+
+
+@pytest.mark.differential
+@pytest.mark.covers("sum_of")
+def test_sum_of_matches_reference():
+    compare("sum_of", n03, REF, SUM_OF_CASES, _run_sum_of,
+            hint="convert x to a float32 tensor, then tf.reduce_sum: a float32 scalar tensor for any vector")
+
+
+def _run_derivative(mod, case):
+    fn, x = case.args
+    result = mod.derivative(fn, x)
+    return {"returns": _kind(result), "value": eager_outputs(lambda: result)}
+
+
+DERIVATIVE_CASES = [
+    Case("x^2 at the float -1.5", (lambda x: x * x, -1.5)),
+    Case("tanh at the float32 constant 0.0", (tf.tanh, tf.constant(0.0))),
+    Case("x^3 - 2x at the numpy float32 2.0", (lambda x: x ** 3 - 2.0 * x, np.float32(2.0))),
+    Case("exp(-x) * x at the float 0.75", (lambda x: tf.exp(-x) * x, 0.75)),
+    Case("sin(40 x) at the float 0.3 (a steep curve)", (lambda x: tf.sin(40.0 * x), 0.3)),
+]
+
+
+@pytest.mark.differential
+@pytest.mark.covers("derivative")
+def test_derivative_matches_reference():
+    compare("derivative", n03, REF, DERIVATIVE_CASES, _run_derivative, atol=1e-6, rtol=1e-6,
+            hint="a float32 tensor x, tape.watch(x), y = fn(x) inside the tape, tape.gradient(y, x)")
+
+
+def _run_linear_model(mod, case):
+    k_init, b_init, x = case.args
+
+    def call():
+        model = mod.LinearModel(k_init, b_init)
+        return {"trainable variables": sorted(f"{v.name} {v.dtype.name} {v.shape}" for v in model.trainable_variables),
+                "k, b": [model.k, model.b], "model(x)": model(x)}
+
+    return eager_outputs(call)
+
+
+LINEAR_MODEL_CASES = [
+    Case("LinearModel(2.0, 0.5) on x = 1.5", (2.0, 0.5, 1.5)),
+    Case("LinearModel(3, -1) (integer starting values) on x = [0.5, -2.0] float32", (3, -1, tf.constant([0.5, -2.0]))),
+    Case("LinearModel(-0.5, 0.25) on a float32 x of shape [2, 3]", (-0.5, 0.25, tf.constant([[1.0, -2.0, 0.0], [3.0, 0.5, -1.0]]))),
+]
+
+
+@pytest.mark.differential
+@pytest.mark.covers("LinearModel")
+def test_linear_model_matches_reference():
+    compare("LinearModel", n03, REF, LINEAR_MODEL_CASES, _run_linear_model,
+            hint="two float32 scalar tf.Variables named k and b (dtype=tf.float32 whatever the start values), k * x + b")
+
+
+def _run_square_error(mod, case):
+    k, b, x, y = case.args
+
+    def call():
+        model = REF.LinearModel(k, b)  # the reference model: only square_error differs
+        with tf.GradientTape() as tape:
+            loss = mod.square_error(model, x, y)
+        return {"loss": loss, "d/dk, d/db": tape.gradient(loss, [model.k, model.b])}
+
+    return eager_outputs(call)
+
+
+SQUARE_ERROR_CASES = [
+    Case("k = 2, b = 0.5, x = 1.5, y = 1.0", (2.0, 0.5, 1.5, 1.0)),
+    Case("k = -1, b = 0.25, x = 0.5, y = 3.0 (a negative residual)", (-1.0, 0.25, 0.5, 3.0)),
+    Case("k = 3, b = -1, x = 0.2, y = -0.4 (an exact fit)", (3.0, -1.0, 0.2, -0.4)),
+    Case("k = 0.5, b = 2, x and y float32 tf.constants -2.0 and 1.5", (0.5, 2.0, tf.constant(-2.0), tf.constant(1.5))),
+]
+
+
+@pytest.mark.differential
+@pytest.mark.covers("square_error")
+def test_square_error_matches_reference():
+    compare("square_error", n03, REF, SQUARE_ERROR_CASES, _run_square_error,
+            hint="tf.square(model(x) - y), a TensorFlow op the tape can differentiate")
+
+
+def _run_sgd_step(mod, case):
+    lr, momentum, train_b, steps = case.args
+
+    def call():
+        k = tf.Variable(1.0, name="k")
+        b = tf.Variable(-2.0, name="b")
+        optimizer = keras.optimizers.SGD(learning_rate=lr, momentum=momentum)
+        variables = [k, b] if train_b else [k]
+        losses, after = [], []
+        for _ in range(steps):
+            losses.append(mod.sgd_step(lambda: tf.square(3.0 * k + b - 4.0) + 0.5 * b * b, variables, optimizer))
+            after.append([tf.identity(k), tf.identity(b)])
+        return {"losses": losses, "k, b after each step": after}
+
+    return eager_outputs(call)
+
+
+SGD_STEP_CASES = [
+    Case("one step of SGD(0.05) on [k, b] for (3k + b - 4)^2 + b^2 / 2 from k = 1, b = -2", (0.05, 0.0, True, 1)),
+    Case("one step of SGD(0.05) on [k] only (b stays)", (0.05, 0.0, False, 1)),
+    Case("three steps of SGD(0.02, momentum=0.9) on [k, b] (the optimizer keeps a velocity)", (0.02, 0.9, True, 3)),
+]
+
+
+@pytest.mark.differential
+@pytest.mark.covers("sgd_step")
+def test_sgd_step_matches_reference():
+    compare("sgd_step", n03, REF, SGD_STEP_CASES, _run_sgd_step,
+            hint="loss_fn() inside the tape, tape.gradient(loss, variables), optimizer.apply_gradients(zip(grads, "
+                 "variables)), return the loss")
+
+
+def _run_train(mod, case):
+    return eager_outputs(lambda: mod.train_linear_regression(**case.args))
+
+
+TRAIN_CASES = [
+    Case("steps=1 with the defaults (learning_rate 0.5, seed 0, start 0, 0)", dict(steps=1)),
+    Case("steps=3, learning_rate=0.1, seed=5, k_init=-1.0, b_init=2.0",
+         dict(steps=3, learning_rate=0.1, seed=5, k_init=-1.0, b_init=2.0)),
+    Case("steps=4, learning_rate=0.9, seed=2, k_init=0.5, b_init=-0.5",
+         dict(steps=4, learning_rate=0.9, seed=2, k_init=0.5, b_init=-0.5)),
+]
+
+
+@pytest.mark.differential
+@pytest.mark.covers("train_linear_regression")
+def test_train_linear_regression_matches_reference():
+    compare("train_linear_regression", n03, REF, TRAIN_CASES, _run_train,
+            hint="LinearModel(k_init, b_init) and SGD(learning_rate) once; per step x = rng.random_sample(), then y "
+                 "with rng.standard_normal(), one sgd_step; return (k, b, losses) as Python floats")
 
 
 @pytest.mark.needs("k03")
