@@ -295,3 +295,212 @@ def test_wrong_ports_of_k02_are_rejected():
         )
     right = _Port()
     assert _port_and_compare(right, weights, k_out) is None, "the check must accept a correct port"
+
+
+# --------------------------------------------------------------------------- differential checks (reference)
+# The learner's classes and functions against solutions/ on generated cases, smallest first
+# (tfkata.differential). Random initial weights are not compared: the reference's run draws weights
+# (biases non-zero), the learner's object gets the very same ones, by the order of trainable_variables,
+# once the shapes agree (a shape that differs is reported as such).
+import tempfile  # noqa: E402
+
+import keras  # noqa: E402
+
+from tfkata.differential import Case, compare, eager_outputs, reference  # noqa: E402
+
+_KEPT_WEIGHTS = {}
+
+
+def _give_reference_weights(mod, case, what, variables):
+    """The reference's run draws seeded weights for its variables and keeps them; the learner's run
+    gets the same values after checking that its variables have the same shapes, in the same order."""
+    shapes = [[int(d) for d in v.shape] for v in variables]
+    if mod is reference("n02"):
+        rng = np.random.RandomState(17)
+        _KEPT_WEIGHTS[case.label] = [rng.standard_normal(s).astype(np.float32) for s in shapes]
+    values = _KEPT_WEIGHTS[case.label]
+    want = [list(v.shape) for v in values]
+    if shapes != want:
+        raise AssertionError(
+            f"{what}: your trainable variables have shapes {shapes}, the reference's {want} (in the order of "
+            "trainable_variables), so they cannot get the same weights")
+    for v, value in zip(variables, values):
+        v.assign(value)
+
+
+def _run_linear(mod, case):
+    in_features, out_features, x = case.args
+
+    def call():
+        lin = mod.Linear(in_features, out_features)
+        _give_reference_weights(mod, case, f"Linear({in_features}, {out_features})", lin.trainable_variables)
+        return {"y": lin(tf.constant(x)), "names": _names(lin)}
+
+    return eager_outputs(call, keras=False)
+
+
+def _x(shape, seed=0):
+    return np.random.RandomState(seed).standard_normal(shape).astype(np.float32)
+
+
+LINEAR_CASES = [
+    Case("Linear(1, 1) on x of shape [1, 1]", (1, 1, _x([1, 1]))),
+    Case("Linear(3, 5) on x of shape [1, 3] (batch 1)", (3, 5, _x([1, 3], 1))),
+    Case("Linear(4, 2) on x of shape [3, 4] with negative values", (4, 2, _x([3, 4], 2))),
+    Case("Linear(3, 3) (square w) on x of shape [2, 3]", (3, 3, _x([2, 3], 3))),
+]
+
+
+@pytest.mark.differential
+@pytest.mark.covers("Linear")
+def test_linear_matches_reference():
+    compare("Linear", n02, reference("n02"), LINEAR_CASES, _run_linear,
+            hint="w [in_features, out_features] and b [out_features] made in __init__; __call__ returns x @ w + b")
+
+
+def _run_mlp(mod, case):
+    in_features, sizes, x = case.args
+
+    def call():
+        mlp = mod.MLP(in_features, sizes)
+        _give_reference_weights(mod, case, f"MLP({in_features}, {sizes})", mlp.trainable_variables)
+        return {"y": mlp(tf.constant(x)), "names": _names(mlp)}
+
+    return eager_outputs(call, keras=False)
+
+
+MLP_CASES = [
+    Case("MLP(2, [1]) (one layer: no relu at all) on x of shape [1, 2]", (2, [1], _x([1, 2], 4))),
+    Case("MLP(3, [4, 2]) on x of shape [2, 3] with negative values", (3, [4, 2], _x([2, 3], 5))),
+    Case("MLP(4, [3, 3, 5]) on x of shape [3, 4]", (4, [3, 3, 5], _x([3, 4], 6))),
+]
+
+
+@pytest.mark.differential
+@pytest.mark.covers("MLP")
+def test_mlp_matches_reference():
+    compare("MLP", n02, reference("n02"), MLP_CASES, _run_mlp,
+            hint="layer i is Linear(previous size, layer_sizes[i-1], name=f'layer{i}'); relu between layers, none after the last")
+
+
+def _run_dense(mod, case):
+    units, x = case.args
+
+    def call():
+        layer = mod.Dense(units)
+        first = layer(tf.constant(x))
+        _give_reference_weights(mod, case, f"Dense({units})", layer.trainable_weights)
+        return {"shape of the first call": np.asarray(first.shape), "y": layer(tf.constant(x)),
+                "weights after two calls": len(layer.trainable_weights)}
+
+    return eager_outputs(call)
+
+
+DENSE_CASES = [
+    Case("Dense(1) on x of shape [1, 1]", (1, _x([1, 1], 7))),
+    Case("Dense(5) on x of shape [2, 3]", (5, _x([2, 3], 8))),
+    Case("Dense(2) on x of shape [4, 6] with negative values", (2, _x([4, 6], 9))),
+]
+
+
+@pytest.mark.differential
+@pytest.mark.covers("Dense")
+def test_dense_matches_reference():
+    compare("Dense", n02, reference("n02"), DENSE_CASES, _run_dense,
+            hint="build() makes kernel (input_shape[-1], units) and bias (units,) once; call() returns x @ kernel + bias")
+
+
+def _run_increment(mod, case):
+    start, amounts = case.args
+    var = tf.Variable(start)
+    steps = []
+    for amount in amounts:
+        returned = mod.increment(var, amount)
+        steps.append({"returned": eager_outputs(lambda: returned, keras=False), "variable": var.numpy()})
+    return steps
+
+
+INCREMENT_CASES = [
+    Case("a float32 scalar 1.0, incremented by 2.0 then by -3.5", (1.0, [2.0, -3.5])),
+    Case("an int32 scalar 7, incremented by 2 then by -9", (7, [2, -9])),
+    Case("a float32 vector [1, 2, 3], incremented by [0.5, -1, 0] twice",
+         (np.array([1.0, 2.0, 3.0], np.float32), [np.array([0.5, -1.0, 0.0], np.float32)] * 2)),
+]
+
+
+@pytest.mark.differential
+@pytest.mark.covers("increment")
+def test_increment_matches_reference():
+    compare("increment", n02, reference("n02"), INCREMENT_CASES, _run_increment,
+            hint="return var.assign_add(amount): it adds now, for any dtype and shape, and gives the new value")
+
+
+class _Holder(tf.Module):
+    def __init__(self, **attributes):
+        super().__init__()
+        for key, value in attributes.items():
+            setattr(self, key, value)
+
+
+def _count_case(kind):
+    if kind == "scalar":
+        return _Holder(v=tf.Variable(2.0))
+    if kind == "unbuilt":
+        return keras.layers.Dense(3)
+    if kind == "shared":
+        shared = _Holder(w=tf.Variable(tf.zeros([2, 3])))
+        return _Holder(first=shared, second=shared, steps=tf.Variable(0, trainable=False))
+    layer = keras.layers.Dense(4)
+    layer.build((None, 3))
+    return _Holder(layer=layer, extra=[tf.Variable(tf.zeros([5])), tf.Variable(1.0, trainable=False)])
+
+
+def _run_count(mod, case):
+    got = mod.count_parameters(_count_case(case.args))
+    return {"count": got, "type": type(got).__name__}
+
+
+COUNT_CASES = [
+    Case("a module with one trainable scalar variable (shape [])", "scalar"),
+    Case("a keras Dense(3) not called yet (no weights yet)", "unbuilt"),
+    Case("a module holding the same [2, 3] variable twice and a non-trainable step", "shared"),
+    Case("a module with a built Dense(4) on 3 inputs, a [5] variable and a non-trainable scalar", "mixed"),
+]
+
+
+@pytest.mark.differential
+@pytest.mark.covers("count_parameters")
+def test_count_parameters_matches_reference():
+    compare("count_parameters", n02, reference("n02"), COUNT_CASES, _run_count,
+            hint="add up tf.size(v) over obj.trainable_variables (no variable at all: 0) and return a Python int")
+
+
+def _checkpoint_case(kind):
+    if kind == "one":
+        return _Holder(v=tf.Variable(1.0, name="v"))
+    if kind == "nested":
+        inner = [_Holder(w=tf.Variable(tf.zeros([2, 3]), name="w")), _Holder(w=tf.Variable(tf.zeros([3]), name="w"))]
+        return _Holder(blocks=inner, table={"scale": tf.Variable(2.0, name="scale")})
+    layer = keras.layers.Dense(2)
+    layer.build((None, 3))
+    return layer
+
+
+def _run_checkpoint_keys(mod, case):
+    with tempfile.TemporaryDirectory(prefix="n02-differential-") as directory:
+        return mod.checkpoint_keys(_checkpoint_case(case.args), directory)
+
+
+CHECKPOINT_CASES = [
+    Case("a module with one variable v", "one"),
+    Case("a module with a list of two modules (both variables named w) and a dict {'scale': ...}", "nested"),
+    Case("a built keras Dense(2) on 3 inputs", "dense"),
+]
+
+
+@pytest.mark.differential
+@pytest.mark.covers("checkpoint_keys")
+def test_checkpoint_keys_matches_reference():
+    compare("checkpoint_keys", n02, reference("n02"), CHECKPOINT_CASES, _run_checkpoint_keys,
+            hint="tf.train.Checkpoint(model=obj).write(<directory>/ckpt), then the sorted keys of "
+                 "tf.train.list_variables without _CHECKPOINTABLE_OBJECT_GRAPH")
