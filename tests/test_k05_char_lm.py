@@ -18,6 +18,9 @@ import tensorflow as tf
 from tfkata import fresh_graph, load_kata
 from tfkata.curves import explain_curve
 from tfkata.data import text as corpora
+from tfkata.differential import Case, compare, graph_outputs, reference
+from tfkata.loader import seed_everything
+from tfkata.tfsetup import SEED
 
 k05 = load_kata("k05_char_lm")
 
@@ -794,6 +797,368 @@ def test_uniform_model_validation_perplexity_is_27(sess):
     sess.run([params["w"].assign(tf.zeros_like(params["w"])), params["b"].assign(tf.zeros_like(params["b"]))])
     got = k05.validation_perplexity(sess, sampler, "any text will do")
     assert abs(got - 27.0) < 1e-3, f"with a zero classifier every prediction is uniform: perplexity 27, got {got:.4f}"
+
+
+# --------------------------------------------------------------------------- differential checks (reference)
+# Yours against solutions/ on generated cases, smallest first (tfkata.differential). Functions that build
+# graphs get constant params (or one seeded set of values), so both sides compute with the same numbers;
+# the random ones (sample_distribution, sample, random_distribution, generate) run after the same seeds.
+# Skipped: train (the training loop; the training tests below run it).
+REF = reference("k05")
+_ONE_HOT = np.eye(V, dtype=np.float32)
+
+
+def _warned(call, char):
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        got = call()
+    return got, type(got).__name__, any(issubclass(w.category, UserWarning) and char in str(w.message) for w in caught)
+
+
+def _run_char2id(mod, case):
+    return [_warned(lambda: mod.char2id(c), c) for c in case.args]
+
+
+CHAR2ID_CASES = [
+    Case("' ', 'a', 'm' and 'z'", " amz"),
+    Case("'A' (upper case is unexpected: warn, 0)", "A"),
+    Case("'{' and '`' (just after 'z' and just before 'a' in ASCII)", "{`"),
+    Case("the digit '7' and the newline '\\n'", "7\n"),
+]
+
+
+@pytest.mark.differential
+@pytest.mark.covers("char2id")
+def test_char2id_matches_reference():
+    compare("char2id", k05, REF, CHAR2ID_CASES, _run_char2id,
+            hint="(id, type, warned) per character: only ' ' and a..z have ids; anything else warns and gives 0")
+
+
+@pytest.mark.differential
+@pytest.mark.covers("id2char")
+def test_id2char_matches_reference():
+    cases = [Case("id 0", [0]), Case("ids 1 and 26", [1, 26]), Case("the numpy ids [13, 0, 5]", list(np.array([13, 0, 5])))]
+    compare("id2char", k05, REF, cases, lambda mod, case: [mod.id2char(i) for i in case.args],
+            hint="0 -> ' ', 1..26 -> 'a'..'z'")
+
+
+def _run_batch_generator(mod, case):
+    text, batch_size, num_unrollings, calls = case.args
+    gen = mod.BatchGenerator(text, batch_size, num_unrollings)
+    got = [[int(c) for c in gen._cursor]]
+    for _ in range(calls):
+        batches = gen.next()
+        got.append(([np.asarray(b) for b in batches], [np.asarray(b).dtype.name for b in batches],
+                    [int(c) for c in gen._cursor]))
+    return got
+
+
+BATCH_GENERATOR_CASES = [
+    Case("text 'ab c', batch_size 1, num_unrollings 1, 3 calls", ("ab c", 1, 1, 3)),
+    Case("text 'hello world' (11 characters), batch_size 3 (segments of 3, one character left over), "
+         "num_unrollings 2, 3 calls", ("hello world", 3, 2, 3)),
+    Case("text 'the quick brown fox' (19), batch_size 4, num_unrollings 3, 4 calls (every row wraps)",
+         ("the quick brown fox", 4, 3, 4)),
+]
+
+
+@pytest.mark.differential
+@pytest.mark.covers("BatchGenerator")
+def test_batch_generator_matches_reference():
+    compare("BatchGenerator", k05, REF, BATCH_GENERATOR_CASES, _run_batch_generator,
+            hint="(cursors after __init__, then per next(): the float32 batches and the cursors); cursor b starts at "
+                 "b * (len(text) // batch_size), moves one per batch, modulo len(text)")
+
+
+_PROBS = np.random.RandomState(8).uniform(0.0, 1.0, (3, V)).astype(np.float32)
+_PROBS[1, [4, 19]] = 2.0  # a tie: the first maximum wins
+
+
+@pytest.mark.differential
+@pytest.mark.covers("characters")
+def test_characters_matches_reference():
+    cases = [Case("one one-hot row [1, 27] (id 0)", _ONE_HOT[[0]]),
+             Case("3 rows of probabilities [3, 27], row 1 tied between ids 4 and 19", _PROBS)]
+    compare("characters", k05, REF, cases, lambda mod, case: mod.characters(case.args.copy()),
+            hint="np.argmax(probabilities, 1) per row (the first maximum on a tie), then id2char")
+
+
+@pytest.mark.differential
+@pytest.mark.covers("batches2string")
+def test_batches2string_matches_reference():
+    cases = [Case("one batch of one row (id 3)", [_ONE_HOT[[3]]]),
+             Case("2 batches of 2 rows (ids [1, 2] then [3, 0])", [_ONE_HOT[[1, 2]], _ONE_HOT[[3, 0]]]),
+             Case("4 batches of 3 rows", [_ONE_HOT[[i, 26 - i, 13]] for i in range(4)])]
+    compare("batches2string", k05, REF, cases, lambda mod, case: mod.batches2string(case.args),
+            hint="row b of the result reads row b of every batch, in order")
+
+
+def _run_create_parameters(mod, case):
+    """What the init determines: the keys, shapes, dtypes, trainability, and per weight its mean and stddev
+    to one decimal and whether all of it lies within 2 stddev (0.2) of the mean -0.1 (truncated)."""
+    vocabulary_size, num_nodes = case.args
+
+    def summary(values):
+        return (round(float(values.mean()), 1) + 0.0, round(float(values.std()), 1) + 0.0,
+                bool(np.all(np.abs(values + 0.1) <= 0.2 + 1e-6)))
+
+    with fresh_graph() as graph:
+        params = mod.create_parameters(vocabulary_size, num_nodes)
+        trainable = {v.ref() for v in tf.compat.v1.trainable_variables()}
+        meta = {k: (v.shape.as_list(), v.dtype.base_dtype.name, v.ref() in trainable) for k, v in params.items()}
+        with tf.compat.v1.Session(graph=graph) as s:
+            s.run(tf.compat.v1.global_variables_initializer())
+            values = s.run(params)
+    return {k: meta[k] + summary(values[k]) for k in params}
+
+
+@pytest.mark.differential
+@pytest.mark.covers("create_parameters")
+def test_create_parameters_matches_reference():
+    cases = [Case("vocabulary_size 40, num_nodes 30", (40, 30))]  # each weight has >= 900 entries: stable stats
+    compare("create_parameters", k05, REF, cases, _run_create_parameters,
+            hint="per key (shape, dtype, trainable, mean, stddev, within 0.2 of -0.1): weights "
+                 "tf.random.truncated_normal(shape, -0.1, 0.1) (mean -0.1, stddev 0.1), biases zeros")
+
+
+def _params(seed, num_nodes, vocabulary_size=V):
+    return _random_params(np.random.RandomState(seed), num_nodes, vocabulary_size)
+
+
+def _run_lstm_cell(mod, case):
+    i, o, s, p = case.args
+    return graph_outputs(lambda: mod.lstm_cell(tf.constant(i), tf.constant(o), tf.constant(s),
+                                               {k: tf.constant(v) for k, v in p.items()}))
+
+
+def _cell_case(seed, batch, num_nodes, one_hot=True, zero=False):
+    rng = np.random.RandomState(seed)
+    i = _one_hot_batches(rng, 1, batch)[0] if one_hot else rng.uniform(-1, 1, (batch, V)).astype(np.float32)
+    o, s = (rng.uniform(-1, 1, (batch, num_nodes)).astype(np.float32) * (0.0 if zero else 1.0) for _ in range(2))
+    return i, o, s, _params(seed + 100, num_nodes)
+
+
+LSTM_CELL_CASES = [
+    Case("batch 1, num_nodes 3, a one-hot input", _cell_case(0, 1, 3)),
+    Case("batch 3, num_nodes 4, zero previous output and state", _cell_case(1, 3, 4, zero=True)),
+    Case("batch 2, num_nodes 5, an input with negative values (not one-hot)", _cell_case(2, 2, 5, one_hot=False)),
+]
+
+
+@pytest.mark.differential
+@pytest.mark.covers("lstm_cell")
+def test_lstm_cell_matches_reference():
+    compare("lstm_cell", k05, REF, LSTM_CELL_CASES, _run_lstm_cell,
+            hint="(output, state): the slide's gate equations, output = output_gate * tanh(new state)")
+
+
+def _run_training_model(mod, case):
+    """Two calls of the loss with two sets of batches (the state carries), on constant params."""
+    batch_size, num_unrollings, num_nodes, seed = case.args
+    rng = np.random.RandomState(seed)
+    values = _params(seed, num_nodes)
+    feeds = [_one_hot_batches(rng, num_unrollings + 1, batch_size) for _ in range(2)]
+    with fresh_graph() as graph:
+        model = mod.build_training_model({k: tf.constant(v) for k, v in values.items()}, batch_size=batch_size,
+                                         num_unrollings=num_unrollings)
+        fetch = [model[k] for k in ("logits", "loss", "train_prediction")]
+        with tf.compat.v1.Session(graph=graph) as s:
+            s.run(tf.compat.v1.global_variables_initializer())
+            got = []
+            for batches in feeds:
+                got.append(s.run(fetch, dict(zip(model["train_data"], batches))))
+                got.append(s.run([model["saved_output"], model["saved_state"]]))
+    return got
+
+
+TRAINING_MODEL_CASES = [
+    Case("batch_size 1, num_unrollings 1, num_nodes 3, the loss run twice", (1, 1, 3, 0)),
+    Case("batch_size 2, num_unrollings 3, num_nodes 5, the loss run twice", (2, 3, 5, 1)),
+]
+
+
+@pytest.mark.differential
+@pytest.mark.covers("build_training_model")
+def test_build_training_model_matches_reference():
+    compare("build_training_model", k05, REF, TRAINING_MODEL_CASES, _run_training_model,
+            hint="per run: [logits, loss, train_prediction], then [saved_output, saved_state]; inputs "
+                 "train_data[:num_unrollings], labels train_data[1:], outputs concatenated time-major")
+
+
+def _run_optimizer(mod, case):
+    scale, clip_norm = case.args
+    with fresh_graph() as graph:
+        v = tf.Variable([1.0, -2.0, 2.0])
+        u = tf.Variable([[4.0, 0.5]])
+        loss = scale * (tf.reduce_sum(tf.square(v)) + tf.reduce_sum(tf.square(u)))
+        opt = mod.build_optimizer(loss) if clip_norm is None else mod.build_optimizer(loss, clip_norm=clip_norm)
+        with tf.compat.v1.Session(graph=graph) as s:
+            s.run(tf.compat.v1.global_variables_initializer())
+            grads, norm = s.run([opt["gradients"], opt["global_norm"]])
+            s.run(opt["train_op"])
+            after = s.run([v, u, opt["global_step"]])
+            step = tf.compat.v1.placeholder(opt["global_step"].dtype.base_dtype, [])
+            set_step = opt["global_step"].assign(step)
+            rates = []
+            for k in (0, 4999, 5000, 12345):
+                s.run(set_step, {step: k})
+                rates.append(s.run(opt["learning_rate"]))
+    return grads, norm, after, rates
+
+
+OPTIMIZER_CASES = [
+    Case("loss 10 * |params|^2 (global norm 100, clipped to the default 1.25)", (10.0, None)),
+    Case("loss 10 * |params|^2 with clip_norm=5.0", (10.0, 5.0)),
+]
+
+
+@pytest.mark.differential
+@pytest.mark.covers("build_optimizer")
+def test_build_optimizer_matches_reference():
+    compare("build_optimizer", k05, REF, OPTIMIZER_CASES, _run_optimizer,
+            hint="(clipped gradients, norm before clipping, [v, u, global_step] after one train_op, learning rates "
+                 "at steps 0, 4999, 5000, 12345): clip_by_global_norm(gradients, clip_norm)")
+
+
+def _run_sampling_model(mod, case):
+    num_nodes, ids = case.args
+    values = _params(num_nodes, num_nodes)
+    with fresh_graph() as graph:
+        sampler = mod.build_sampling_model({k: tf.constant(v) for k, v in values.items()})
+        with tf.compat.v1.Session(graph=graph) as s:
+            s.run(tf.compat.v1.global_variables_initializer())
+            got = []
+            for k in ids:
+                if k is None:
+                    s.run(sampler["reset_sample_state"])
+                else:
+                    got.append(s.run(sampler["sample_prediction"], {sampler["sample_input"]: _ONE_HOT[[k]]}))
+            got.append(s.run([sampler["saved_sample_output"], sampler["saved_sample_state"]]))
+    return got
+
+
+SAMPLING_MODEL_CASES = [
+    Case("num_nodes 3, feeding id 5 once", (3, [5])),
+    Case("num_nodes 4, feeding ids 3, 3, 0, a reset, then 3", (4, [3, 3, 0, None, 3])),
+]
+
+
+@pytest.mark.differential
+@pytest.mark.covers("build_sampling_model")
+def test_build_sampling_model_matches_reference():
+    compare("build_sampling_model", k05, REF, SAMPLING_MODEL_CASES, _run_sampling_model,
+            hint="one prediction per fed id (each run moves one step on; reset zeroes both saved tensors), then "
+                 "[saved_sample_output, saved_sample_state]")
+
+
+def _run_logprob(mod, case):
+    predictions, labels = case.args
+    mine = predictions.copy()
+    with np.errstate(divide="ignore", invalid="ignore"):
+        value = mod.logprob(mine, labels)
+    return value, type(value).__name__, mine
+
+
+LOGPROB_CASES = [
+    Case("one row: p = 0.25 on the label", (np.array([[0.25, 0.75]]), np.array([[1.0, 0.0]]))),
+    Case("3 rows, one label with probability 0 and one with 1e-12", (
+        np.array([[0.0, 1.0, 0.0], [1e-12, 0.5, 0.5], [0.2, 0.3, 0.5]]),
+        np.array([[1.0, 0.0, 0.0], [1.0, 0.0, 0.0], [0.0, 0.0, 1.0]]))),
+    Case("6 rows of 27 (softmax predictions, one-hot labels)", (
+        _np_softmax(np.random.RandomState(9).normal(size=(6, V))), _ONE_HOT[[0, 5, 5, 26, 1, 13]].astype(np.float64))),
+]
+
+
+@pytest.mark.differential
+@pytest.mark.covers("logprob")
+def test_logprob_matches_reference():
+    compare("logprob", k05, REF, LOGPROB_CASES, _run_logprob,
+            hint="(value, its type, your predictions array afterwards): sum of -labels * log(max(p, 1e-10)) / N, "
+                 "a float, the caller's array unchanged")
+
+
+def _seeded(call):
+    seed_everything(SEED)
+    return call()
+
+
+@pytest.mark.differential
+@pytest.mark.covers("sample_distribution")
+def test_sample_distribution_matches_reference():
+    cases = [Case("[1.0] (one entry)", [1.0]),
+             Case("[0.0, 0.0, 1.0] (all on the last)", [0.0, 0.0, 1.0]),
+             Case("[0.5, 0.5] (a tie)", [0.5, 0.5]),
+             Case("[0.1, 0.0, 0.6, 0.3]", [0.1, 0.0, 0.6, 0.3])]
+    compare("sample_distribution", k05, REF, cases,
+            lambda mod, case: _seeded(lambda: [int(mod.sample_distribution(np.array(case.args))) for _ in range(8)]),
+            hint="8 draws after random.seed: one random.uniform(0, 1) per draw, walk the cumulative sum until it "
+                 "reaches the draw (Python's random module, not numpy's)")
+
+
+def _run_sample(mod, case):
+    def draws():
+        return [(lambda p: (np.asarray(p), np.asarray(p).dtype.name))(mod.sample(case.args)) for _ in range(4)]
+
+    return _seeded(draws)
+
+
+@pytest.mark.differential
+@pytest.mark.covers("sample")
+def test_sample_matches_reference():
+    spread = _np_softmax(np.random.RandomState(10).normal(size=(1, V)) * 2)
+    cases = [Case("a prediction certain of id 26", _ONE_HOT[[26]].astype(np.float64)),
+             Case("a prediction spread over all 27 ids", spread)]
+    compare("sample", k05, REF, cases, _run_sample,
+            hint="4 draws after the same seeds: a float32 [1, 27] one-hot of sample_distribution(prediction[0])")
+
+
+@pytest.mark.differential
+@pytest.mark.covers("random_distribution")
+def test_random_distribution_matches_reference():
+    compare("random_distribution", k05, REF, [Case("three calls after np.random.seed", None)],
+            lambda mod, case: _seeded(lambda: [mod.random_distribution() for _ in range(3)]),
+            hint="np.random.uniform(0, 1, [1, 27]), divided by its row sum")
+
+
+def _reference_sampler(num_nodes, seed):
+    values = _params(seed, num_nodes)
+    return REF.build_sampling_model({k: tf.constant(v) for k, v in values.items()})
+
+
+def _run_generate(mod, case):
+    num_samples, length = case.args
+    with fresh_graph() as graph:
+        sampler = _reference_sampler(4, 11)
+        with tf.compat.v1.Session(graph=graph) as s:
+            s.run(tf.compat.v1.global_variables_initializer())
+            return _seeded(lambda: mod.generate(s, sampler, num_samples=num_samples, length=length))
+
+
+@pytest.mark.differential
+@pytest.mark.covers("generate")
+def test_generate_matches_reference():
+    cases = [Case("num_samples 1, length 1", (1, 1)), Case("num_samples 3, length 12", (3, 12))]
+    compare("generate", k05, REF, cases, _run_generate,
+            hint="the same seeds must give the same samples: per sample, feed = sample(random_distribution()), reset, "
+                 "then length - 1 times predict from feed and sample(prediction)")
+
+
+def _run_validation_perplexity(mod, case):
+    with fresh_graph() as graph:
+        sampler = _reference_sampler(5, 12)
+        with tf.compat.v1.Session(graph=graph) as s:
+            s.run(tf.compat.v1.global_variables_initializer())
+            s.run(sampler["sample_prediction"], {sampler["sample_input"]: _ONE_HOT[[7]]})  # a dirty state
+            value = mod.validation_perplexity(s, sampler, case.args)
+            return value, type(value).__name__
+
+
+@pytest.mark.differential
+@pytest.mark.covers("validation_perplexity")
+def test_validation_perplexity_matches_reference():
+    cases = [Case("valid_text 'a' (one character)", "a"), Case("valid_text 'hello world'", "hello world")]
+    compare("validation_perplexity", k05, REF, cases, _run_validation_perplexity,
+            hint="reset, then len(valid_text) steps of BatchGenerator(valid_text, 1, 1): exp of the mean logprob")
 
 
 # --------------------------------------------------------------------------- training: offline corpus
