@@ -110,6 +110,39 @@ def _import_problem(exc: Exception, kata: registry.Kata) -> str:
     return f"{text} Fix that first; every test of this kata needs it."
 
 
+class Blocked(Exception):
+    """A function that did not return in an earlier test of this run, called again: the test waits."""
+
+
+_blocked: dict[tuple[str, str], str] = {}
+
+
+def block(kata_id: str, function: str, reason: str) -> None:
+    """Stop calling ``function`` (``name`` or ``Class.method``) of the run's module for ``kata_id``: it
+    did not return in an earlier test. Calls from tests and from the kata's own code raise
+    :class:`Blocked` with ``reason``; tests that cover it wait (the plugin asks :func:`blocked`)."""
+    _blocked[(kata_id, function)] = reason
+    module = sys.modules.get(f"{target()}.{registry.get(kata_id).module}")
+    if module is None:
+        return
+    owner, name = module, function
+    if "." in function:
+        cls_name, name = function.split(".", 1)
+        owner = getattr(module, cls_name, None)
+    if owner is None or not callable(getattr(owner, name, None)):
+        return
+
+    def refuse(*args, **kwargs):
+        raise Blocked(reason)
+
+    setattr(owner, name, refuse)
+
+
+def blocked(kata_id: str, function: str) -> str | None:
+    """Why ``function`` is not called again in this run, or None."""
+    return _blocked.get((kata_id, function)) or _blocked.get((kata_id, function.split(".")[0]))
+
+
 def load_kata(key: str) -> _LazyKata:
     """The module under test for a kata id, alias or module name, from the current target."""
     return _LazyKata(registry.get(key))

@@ -22,6 +22,7 @@ class Outcome:
     message: str | None = None  # the one line
     report: str | None = None  # what replaces pytest's long report (None: keep pytest's)
     todo: Todo | None = None
+    stuck: str | None = None  # the learner's function that did not return (time-out / watchdog)
 
 
 def _chain(exc: BaseException | None):
@@ -56,34 +57,64 @@ def find_todo(exc: BaseException | None, target_dir: Path) -> Todo | None:
 
 
 def _learner_frame(tb, target_dir: Path):
-    """The deepest frame of the learner's code in a traceback: (function, 'file:line') or None."""
+    """The deepest frame of the learner's code in a traceback: (function, 'file:line') or None
+    (a method is ``Class.method``; lambdas and comprehensions give way to the function around them)."""
     root = Path(target_dir).resolve()
     found = None
     for frame, lineno in traceback.walk_tb(tb):
         path = Path(frame.f_code.co_filename).resolve()
-        if root in path.parents:
-            found = (frame.f_code.co_name, f"{path.relative_to(root.parent).as_posix()}:{lineno}")
+        name = frame.f_code.co_name
+        if root in path.parents and not name.startswith("<"):
+            owner = frame.f_locals.get("self")
+            if owner is not None:
+                name = f"{type(owner).__name__}.{name}"
+            found = (name, f"{path.relative_to(root.parent).as_posix()}:{lineno}")
     return found
 
 
-def timeout_line(exc: BaseException, tb, target_dir: Path, kata_id: str | None) -> str | None:
+def timeout_line(exc: BaseException, tb, target_dir: Path, kata_id: str | None, covers=()):
+    """(first line, the function that did not return) for pytest-timeout's failure, else None."""
     match = _TIMEOUT.search(str(exc))
     if not match:
         return None
-    limit = float(match.group(1))
+    from tfkata.watchdog import Hang
+
     where = _learner_frame(tb, target_dir)
-    who = f"{kata_id}: {where[0]} ({where[1]})" if where else "the test"
-    return (
-        f"{who} did not finish within {limit:g} s: it may never return — a loop whose condition never "
-        f"changes, or a tf.while_loop without a bound. If it is only slow on this machine, raise the "
-        f"limit: pytest --timeout={int(limit) * 4}"
-    )
+    hang = Hang("time", float(match.group(1)), *(where or (None, None)))
+    return hang_line(hang, kata_id, covers), hang.function or next(iter(covers or ()), None)
+
+
+def hang_line(hang, kata_id: str | None, covers) -> str:
+    """The first line for a test the watchdog stopped (:class:`tfkata.watchdog.Hang`)."""
+    name = hang.function or next(iter(covers or ()), None)
+    who = f"{kata_id}: {name}" if name else "the test"
+    if hang.where:
+        who += f" ({hang.where})"
+    if hang.reason == "memory":
+        return (f"{who} grew the process by {_size(hang.grown_mb)} (limit {_size(hang.limit)}) and was "
+                f"stopped: it may never stop growing — a loop that keeps appending, or a tf.while_loop without a "
+                f"bound")
+    return (f"{who} did not finish within {hang.limit:g} s: it may never return — a loop whose condition never "
+            f"changes, or a tf.while_loop without a bound (TensorFlow stopped it). If it is only slow on this "
+            f"machine, raise the limit: pytest --timeout={int(hang.limit) * 4}")
+
+
+def _size(mb: float) -> str:
+    return f"{mb / 1024:.1f} GB" if mb >= 1024 else f"{mb:.0f} MB"
 
 
 def classify(exc: BaseException, tb, *, kata: registry.Kata | None, target_dir: Path, tests_dir: Path,
-             full: bool) -> Outcome:
-    """The learner's view of one failed graded test (``full``: keep pytest's whole report)."""
-    from tfkata.loader import KataImportError
+             full: bool, hang=None, covers=()) -> Outcome:
+    """The learner's view of one failed graded test (``full``: keep pytest's whole report); ``hang``: the
+    watchdog stopped it (time or memory)."""
+    from tfkata.loader import Blocked, KataImportError
+
+    if hang is not None:
+        line = hang_line(hang, kata.id if kata else None, covers)
+        return Outcome(None, line, line, stuck=hang.function or next(iter(covers or ()), None))
+    blocked = next((e for e in _chain(exc) if isinstance(e, Blocked)), None)
+    if blocked is not None:
+        return Outcome("waiting", str(blocked), str(blocked))
 
     todo = find_todo(exc, target_dir)
     if todo is not None and (kata is None or todo.kata in (kata.id, "?")):
@@ -98,18 +129,19 @@ def classify(exc: BaseException, tb, *, kata: registry.Kata | None, target_dir: 
         detail = "".join(traceback.format_exception_only(type(cause), cause)).strip() if cause else ""
         return Outcome(None, str(exc), f"{exc}\n{detail}".rstrip())
     kata_id = kata.id if kata else None
-    line = timeout_line(exc, tb, target_dir, kata_id)
+    timed_out = timeout_line(exc, tb, target_dir, kata_id, covers)
+    line, stuck = timed_out if timed_out else (None, None)
     if line is None:
         from tfkata.diagnoses import diagnose
 
         found = diagnose(exc, target_dir=Path(target_dir))
         line = found.line if found else None
     if full:
-        return Outcome(None, line or _first_line(exc), None)
+        return Outcome(None, line or _first_line(exc), None, stuck=stuck)
     from tfkata.tracebacks import learner_report
 
     text = learner_report(exc, target_dir=Path(target_dir), tests_dir=Path(tests_dir), message_first=line)
-    return Outcome(None, line or _first_line(exc), text)
+    return Outcome(None, line or _first_line(exc), text, stuck=stuck)
 
 
 def _first_line(exc: BaseException) -> str:

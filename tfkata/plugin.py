@@ -18,6 +18,7 @@
 """
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -45,6 +46,8 @@ def pytest_addoption(parser):
                     help="run the tests against solutions/ instead of katas/ (same as TFKATA_TARGET=solutions)")
     group.addoption("--runslow", action="store_true", default=False, help="also run tests marked slow")
     group.addoption("--results-json", metavar="PATH", default=None, help="write the results as JSON to PATH")
+    parser.addini("tfkata_memory_limit_mb", default="4096",
+                  help="a graded test that grows the process by more than this many MB is stopped (0: no limit)")
 
 
 def _resolve_target(config) -> str:
@@ -70,8 +73,19 @@ def pytest_configure(config):
     for spec in WARNING_FILTERS:
         config.addinivalue_line("filterwarnings", spec)
     _grade_from_anywhere(config, root)
+    _set_memory_limit(config)
     config._tfkata = Recorder(config, target)
     config.pluginmanager.register(config._tfkata, "tfkata-recorder")
+
+
+def _set_memory_limit(config) -> None:
+    from tfkata import watchdog
+
+    value = config.getini("tfkata_memory_limit_mb")
+    try:
+        watchdog.memory_limit_mb[0] = float(value)
+    except ValueError:
+        raise pytest.UsageError(f"tfkata_memory_limit_mb must be a number of MB, got {value!r}") from None
 
 
 def _grade_from_anywhere(config, root: Path) -> None:
@@ -137,6 +151,10 @@ def _waiting_reason(item) -> str | None:
         return None
     config = item.config
     recorder: Recorder = config._tfkata
+    for name in covers_of(item):
+        blocked = loader.blocked(kata.id, name)
+        if blocked:
+            return blocked
     if config._tfkata_target == "katas":
         for need in needs_of(item):
             done = recorder.kata_state(need)
@@ -154,6 +172,46 @@ def _waiting_reason(item) -> str | None:
             return (f"training waits for {len(blockers)} unit test{'s' if len(blockers) != 1 else ''} "
                     f"still to pass ({', '.join(funcs[:4])}{', …' if len(funcs) > 4 else ''})")
     return None
+
+
+# --------------------------------------------------------------------------- nothing hangs
+def _limit_of(item) -> float:
+    """The test's time limit in seconds, as pytest-timeout reads it (marker, --timeout, ini); 0: none."""
+    try:
+        from pytest_timeout import _get_item_settings
+
+        return float(_get_item_settings(item).timeout or 0)
+    except Exception:  # pytest-timeout absent or changed: the ini value
+        try:
+            return float(item.config.getini("timeout") or 0)
+        except (ValueError, TypeError):
+            return 0.0
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_protocol(item, nextitem):
+    """A graded test runs under the watchdog (:mod:`tfkata.watchdog`): past its limit, or grown past the
+    memory limit, TensorFlow's work is cancelled even where no signal reaches it."""
+    if kata_of(item) is None:
+        yield
+        return
+    from tfkata import watchdog
+
+    config = item.config
+    with watchdog.watch(item, _limit_of(item), config._tfkata_root / config._tfkata_target):
+        yield
+    stuck = getattr(item, "_tfkata_stuck", None)
+    if stuck:
+        _block(item, stuck)
+
+
+def _block(item, stuck: str) -> None:
+    """The function that did not return is not called again in this run (the other tests wait)."""
+    kata = kata_of(item)
+    name = stuck if stuck.split(".")[0] in kata.hints else next(iter(covers_of(item)), None)
+    if name:
+        loader.block(kata.id, name, f"{kata.id}: {name} did not return in {item.name}; "
+                                    f"this test waits until it does (fix it, then run again)")
 
 
 # --------------------------------------------------------------------------- fixtures
@@ -199,18 +257,23 @@ def pytest_runtest_makereport(item, call):
         kata = kata_of(item)
         full = kata is None or config.option.tbstyle not in ("auto", None) or config.option.fulltrace
         got = classify(excinfo.value, excinfo.tb, kata=kata, target_dir=config._tfkata_root / config._tfkata_target,
-                       tests_dir=config._tfkata_root / "tests", full=full)
+                       tests_dir=config._tfkata_root / "tests", full=full, hang=getattr(item, "_tfkata_hang", None),
+                       covers=covers_of(item))
     if got is None or got.report is None:
         report = pytest.TestReport.from_item_and_call(item, call)
     else:
         outcome, longrepr = "failed", got.report
         if got.status == "waiting":
             outcome, longrepr = "skipped", (str(item.path), item.location[1] or 0, got.message)
-        sections = [(f"Captured {key} {when}", content) for when, key, content in item._report_sections]
+        sections = [(f"Captured {key} {when}", _without_stack_dump(content))
+                    for when, key, content in item._report_sections]
+        sections = [(title, content) for title, content in sections if content.strip()]
         report = pytest.TestReport(
             item.nodeid, item.location, {x: 1 for x in item.keywords}, outcome, longrepr, call.when, sections,
             call.duration, call.start, call.stop, user_properties=item.user_properties,
         )
+    if got is not None and got.stuck:
+        item._tfkata_stuck = got.stuck
     report.tfkata_status = got.status if got else None
     report.tfkata_message = got.message if got else None
     report.tfkata_todo = got.todo if got else None
@@ -218,6 +281,14 @@ def pytest_runtest_makereport(item, call):
     if waiting is not None and report.skipped:
         report.tfkata_status, report.tfkata_message = "waiting", waiting
     return report
+
+
+_DUMP = re.compile(r"\+{5,} Timeout \+{5,}\n.*\+{5,} Timeout \+{5,}\n?", re.S)
+
+
+def _without_stack_dump(text: str) -> str:
+    """pytest-timeout prints every other thread's stack (the watchdog's) on a time-out: not the learner's."""
+    return _DUMP.sub("", text)
 
 
 def pytest_report_teststatus(report, config):

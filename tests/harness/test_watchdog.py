@@ -1,0 +1,144 @@
+"""Nothing hangs (tfkata/watchdog.py): a Python loop, a tf.while_loop inside Session.run, a tf.while_loop
+inside a tf.function and runaway memory each give their verdict within the test's limit, naming the
+function; a function that did not return is not called again in that run (the other tests wait), and
+the rest of the run gets its verdicts. Run on a mini checkout in a subprocess (pytester)."""
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from tfkata.results import Run
+
+pytestmark = pytest.mark.timeout(300)
+
+KATA = '''
+import tensorflow as tf
+
+
+def py_spin():
+    """Returns at once."""
+    i = 0
+    while i < 10:
+        i = i * 1
+
+
+def uses_py_spin():
+    """Calls py_spin."""
+    py_spin()
+    return 1
+
+
+def graph_spin():
+    """An int32 scalar tensor."""
+    return tf.while_loop(lambda i: i >= 0, lambda i: i + 0 * i, [tf.constant(0)])
+
+
+@tf.function
+def _loop(n):
+    i = tf.constant(0)
+    while i >= 0:
+        i = i + 0 * n
+    return i
+
+
+def eager_spin():
+    """Returns 0."""
+    return int(_loop(tf.constant(1)))
+
+
+def grow():
+    """Returns a short list."""
+    out = []
+    while True:
+        out.append(bytearray(10_000_000))
+
+
+def fine():
+    """Returns 2."""
+    return 2
+'''
+
+TESTS = '''
+import pytest
+import tensorflow as tf
+from tfkata import load_kata
+
+k = load_kata("k01")
+
+
+@pytest.mark.covers("py_spin")
+def test_py_spin():
+    k.py_spin()
+
+
+@pytest.mark.covers("py_spin")
+def test_py_spin_again():
+    k.py_spin()
+
+
+@pytest.mark.covers("uses_py_spin")
+def test_calls_it_inside():
+    assert k.uses_py_spin() == 1
+
+
+@pytest.mark.covers("graph_spin")
+def test_graph_spin():
+    with tf.compat.v1.Session() as sess:
+        sess.run(k.graph_spin())
+
+
+@pytest.mark.eager
+@pytest.mark.covers("eager_spin")
+def test_eager_spin():
+    assert k.eager_spin() == 0
+
+
+@pytest.mark.eager
+@pytest.mark.covers("grow")
+def test_grow():
+    k.grow()
+
+
+@pytest.mark.covers("fine")
+def test_fine_after_all_that():
+    assert k.fine() == 2
+'''
+
+
+@pytest.fixture
+def mini(pytester):
+    pytester.makeconftest('pytest_plugins = ["tfkata.plugin"]\n')
+    pytester.makeini("[pytest]\ntimeout = 3\ntimeout_method = signal\ntestpaths = tests\n"
+                     "tfkata_memory_limit_mb = 400\n")
+    for target in ("katas", "solutions"):
+        (pytester.mkpydir(target) / "k01_graph_session.py").write_text(KATA)
+    (pytester.mkdir("tests") / "test_k01_graph_session.py").write_text(TESTS)
+    return pytester
+
+
+def test_every_kind_of_hang_gets_its_verdict_in_time(mini):
+    out = mini.path / "results.json"
+    started = time.monotonic()
+    result = mini.runpytest_subprocess("-p", "no:cacheprovider", "--results-json", str(out))
+    seconds = time.monotonic() - started
+    text = result.stdout.str()
+    tests = {t.name: t for t in Run.load(out).tests}
+    status = {name: t.status for name, t in tests.items()}
+    assert status == {
+        "test_py_spin": "fail", "test_py_spin_again": "waiting", "test_calls_it_inside": "waiting",
+        "test_graph_spin": "fail", "test_eager_spin": "fail", "test_grow": "fail", "test_fine_after_all_that": "pass",
+    }, text
+    for name, function in (("test_py_spin", "py_spin"), ("test_graph_spin", "graph_spin"),
+                           ("test_eager_spin", "eager_spin")):
+        message = tests[name].message
+        assert message.startswith(f"k01: {function}") and "did not finish within 3 s" in message, message
+        assert message.index("may never return") < message.index("raise the limit"), message
+    grow = tests["test_grow"].message
+    assert grow.startswith("k01: grow (katas/k01_graph_session.py:") and "(limit 400 MB)" in grow, grow
+    for name in ("test_py_spin_again", "test_calls_it_inside"):
+        assert tests[name].message.startswith("k01: py_spin did not return in test_py_spin"), tests[name].message
+    assert "Stack of" not in text and "+++ Timeout" not in text, "no thread dumps for the learner"
+    # 3 hangs x (3 s + 1 s grace) + memory + start-up; before the watchdog the C++ loops never returned
+    print(f"whole run: {seconds:.1f} s")
+    assert seconds < 60, f"{seconds:.0f} s"

@@ -1,0 +1,226 @@
+"""Nothing hangs: a thread that stops a test TensorFlow keeps busy in C++, or that eats memory.
+
+pytest-timeout's signal stops a Python loop at the test's limit, but a signal handler runs only when the
+main thread executes Python again: a ``tf.while_loop`` without a bound inside ``Session.run`` or a
+``tf.function`` never gives it the chance (measured: 15 min, 7-10 GB, Ctrl-C ignored). So while a
+test runs, this module
+
+* makes every eager function call cancellable (TensorFlow's own CancellationManager, handed to
+  ``execute_with_cancellation`` for the calls that would have gone to ``execute``) and records every
+  ``tf.compat.v1`` session opened;
+* watches from a thread: once the test has run past its limit (plus a second, so the signal comes
+  first for a Python loop), or its process has grown by more than the memory limit, it records which
+  function of the learner was running (the main thread's Python stack), cancels the eager calls and
+  closes the sessions (TensorFlow then raises ``CancelledError`` out of ``run``), and sends the main
+  thread a signal whose handler raises :class:`Stopped` (pytest-timeout's own signal is pending too);
+* as a last resort, if the test is still running long after that (a wait nothing can cancel), writes
+  one line naming the test and ends the process, rather than leave the learner waiting for ever.
+
+The plugin turns the record (:class:`Hang`) into the learner's first line and stops calling the
+function for the rest of the run (:func:`tfkata.loader.block`).
+"""
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import os
+import signal
+import sys
+import threading
+import time
+import weakref
+from pathlib import Path
+
+GRACE_S = 1.0  # after the limit: pytest-timeout's signal stops a Python loop first
+LAST_RESORT_S = 20.0  # after cancelling: still running means nothing can stop it but ending the process
+MEMORY_LIMIT_MB = 4096  # growth of the process within one test
+POLL_S = 0.2
+_SIGNAL = getattr(signal, "SIGUSR1", None)
+
+
+class Stopped(BaseException):  # not Exception: a learner's `except Exception` must not swallow it
+    """Raised in the test by the watchdog (time or memory); the plugin reads the :class:`Hang` record."""
+
+
+@dataclasses.dataclass
+class Hang:
+    reason: str  # "time" | "memory"
+    limit: float  # seconds, or MB for memory
+    function: str | None = None  # the learner's function that was running (innermost public one)
+    where: str | None = None  # "katas/k07_seq2seq.py:88"
+    grown_mb: float = 0.0
+
+
+@dataclasses.dataclass
+class _Job:
+    item: object
+    limit: float  # seconds; 0: no time limit
+    started: float
+    rss0: float
+    learner_dir: Path
+    fired: float | None = None
+    hang: Hang | None = None
+    sessions: "weakref.WeakSet" = dataclasses.field(default_factory=weakref.WeakSet)
+    cancel: object = None  # a CancellationManager
+
+
+_lock = threading.Lock()
+_job: list[_Job] = []
+_thread: list[threading.Thread] = []
+_main = threading.main_thread().ident
+_patched: list[bool] = []
+memory_limit_mb: list[float] = [MEMORY_LIMIT_MB]
+
+
+def rss_mb() -> float:
+    """This process's resident memory in MB (Linux: now; elsewhere: the peak so far)."""
+    try:
+        with open("/proc/self/statm") as fh:
+            return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+    except (OSError, ValueError, IndexError):
+        import resource
+
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        return peak / 2**20 if sys.platform == "darwin" else peak / 1024
+
+
+def _ignore(signum, frame):  # SIG_IGN would make Python warn "Signal 14 ignored due to race condition"
+    return None
+
+
+def _on_signal(signum, frame):
+    job = _job[0] if _job else None
+    if job is not None and job.hang is not None:
+        # pytest-timeout's SIGALRM is pending too (it came while TensorFlow held the thread); handled
+        # after this one, it would fail the test a second time, wherever Python is then, and dump
+        # every thread's stack: ignore it (pytest-timeout resets the handler after the test).
+        if hasattr(signal, "SIGALRM"):
+            signal.signal(signal.SIGALRM, _ignore)
+        raise Stopped(f"stopped by the tf-katas watchdog ({job.hang.reason})")
+
+
+def install() -> None:
+    """Patch TensorFlow (eager calls cancellable, sessions recorded) and the signal handler; once."""
+    if _patched:
+        return
+    _patched.append(True)
+    from tensorflow.python.client import session as session_module
+    from tensorflow.python.eager import cancellation, execute
+
+    original_init = session_module.BaseSession.__init__
+
+    def init(self, *args, **kwargs):
+        original_init(self, *args, **kwargs)
+        job = _job[0] if _job else None
+        if job is not None:
+            job.sessions.add(self)
+
+    session_module.BaseSession.__init__ = init
+
+    plain = execute.execute
+    with_cancellation = execute.execute_with_cancellation
+
+    def execute_cancellable(op_name, num_outputs, inputs, attrs, ctx, name=None):
+        job = _job[0] if _job else None
+        if job is None or job.cancel is None:
+            return plain(op_name, num_outputs, inputs, attrs, ctx, name)
+        return with_cancellation(op_name, num_outputs, inputs, attrs, ctx, job.cancel, name)
+
+    execute.execute = execute_cancellable
+    _cancellation[:] = [cancellation]
+    if _SIGNAL is not None and threading.current_thread() is threading.main_thread():
+        signal.signal(_SIGNAL, _on_signal)
+
+
+_cancellation: list = []
+
+
+@contextlib.contextmanager
+def watch(item, limit: float, learner_dir: Path):
+    """Watch one test's call: ``limit`` seconds (0: no time limit) and the memory limit."""
+    install()
+    job = _Job(item, float(limit or 0), time.monotonic(), rss_mb(), Path(learner_dir).resolve())
+    if _cancellation:
+        job.cancel = _cancellation[0].CancellationManager()
+    with _lock:
+        _job[:] = [job]
+    _ensure_thread()
+    try:
+        yield job
+    finally:
+        with _lock:
+            _job.clear()
+
+
+def _ensure_thread() -> None:
+    if _thread and _thread[0].is_alive():
+        return
+    thread = threading.Thread(target=_loop, name="tfkata-watchdog", daemon=True)
+    _thread[:] = [thread]
+    thread.start()
+
+
+def _loop() -> None:
+    while True:
+        time.sleep(POLL_S)
+        with _lock:
+            job = _job[0] if _job else None
+        if job is None:
+            continue
+        now = time.monotonic()
+        if job.fired is not None:
+            if now - job.fired > LAST_RESORT_S:
+                _last_resort(job)
+            continue
+        grown = rss_mb() - job.rss0
+        if memory_limit_mb[0] and grown > memory_limit_mb[0]:
+            _fire(job, Hang("memory", memory_limit_mb[0], grown_mb=grown))
+        elif job.limit and now - job.started > job.limit + GRACE_S:
+            _fire(job, Hang("time", job.limit))
+
+
+def _fire(job: _Job, hang: Hang) -> None:
+    hang.function, hang.where = _running_function(job.learner_dir)
+    job.hang, job.fired = hang, time.monotonic()
+    job.item._tfkata_hang = hang  # the plugin's report for this test reads it
+    if job.cancel is not None:
+        job.cancel.start_cancel()
+    for sess in list(job.sessions):
+        with contextlib.suppress(Exception):
+            sess.close()
+    if _SIGNAL is not None and _main is not None:
+        with contextlib.suppress(Exception):
+            signal.pthread_kill(_main, _SIGNAL)
+
+
+def _running_function(learner_dir: Path) -> tuple[str | None, str | None]:
+    """The innermost frame of the learner's code on the main thread's stack: (function, file:line)."""
+    frame = sys._current_frames().get(_main)
+    found = None
+    while frame is not None:
+        path = Path(frame.f_code.co_filename)
+        try:
+            resolved = path.resolve()
+        except OSError:  # pragma: no cover
+            resolved = path
+        name = frame.f_code.co_name
+        if learner_dir in resolved.parents and not name.startswith("<"):
+            owner = frame.f_locals.get("self")
+            if owner is not None:
+                name = f"{type(owner).__name__}.{name}"
+            found = (name, f"{resolved.relative_to(learner_dir.parent).as_posix()}:{frame.f_lineno}")
+            break
+        frame = frame.f_back
+    return found if found else (None, None)
+
+
+def _last_resort(job: _Job) -> None:
+    """Nothing cancelled the test: say so on the terminal and end the run (exit status 3)."""
+    hang = job.hang
+    what = f"{hang.function} ({hang.where})" if hang and hang.function else getattr(job.item, "nodeid", "a test")
+    text = (f"\ntf-katas: {what} is still running {LAST_RESORT_S:g} s after it was cancelled "
+            f"(limit {job.limit:g} s): it may never return and TensorFlow cannot stop it. The run ends here; "
+            f"fix that function, then run again.\n")
+    with contextlib.suppress(Exception):
+        os.write(2, text.encode())
+    os._exit(3)
