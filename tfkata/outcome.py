@@ -95,7 +95,7 @@ def hang_line(hang, kata_id: str | None, covers) -> str:
                 f"stopped: it may never stop growing — a loop that keeps appending, or a tf.while_loop without a "
                 f"bound")
     return (f"{who} did not finish within {hang.limit:g} s: it may never return — a loop whose condition never "
-            f"changes, or a tf.while_loop without a bound (TensorFlow stopped it). If it is only slow on this "
+            f"changes, or a tf.while_loop without a bound. If it is only slow on this "
             f"machine, raise the limit: pytest --timeout={int(hang.limit) * 4}")
 
 

@@ -34,6 +34,11 @@ from tfkata.source import scan
 CATALOGUE_DIR = Path(__file__).resolve().parent
 KEYS = ("id", "function", "what", "replace", "code", "training")
 COPIED = ("katas", "solutions", "tests", "conftest.py", "pyproject.toml")
+# "solutions": the mistake in solutions/, tests run with --solutions (a wrong reference must fail);
+# "learner": as the learner sees it: the mistake in katas/, every other kata file the reference's code
+# (the learner finished them), solutions/ untouched, tests run against katas/ (plain pytest), so the
+# differential checks compare the mistake with the reference.
+VIEWS = ("solutions", "learner")
 IGNORED = ("__pycache__", ".tfkata", "kata-output", ".pytest_cache")
 _ID = re.compile(r"^[a-z0-9]+(-[a-z0-9]+)*$")
 _FUNCTION = re.compile(r"^[A-Za-z_]\w*(\.[A-Za-z_]\w*)?$")
@@ -74,6 +79,8 @@ class Outcome:
     error: str | None = None  # the run itself went wrong (timeout, no results, TODO, ...)
     skipped: bool = False  # a training mistake without runslow
     report: str | None = None  # the catching test's failure as a learner sees it (short traceback)
+    view: str = "solutions"  # how it ran: see VIEWS
+    by_differential: bool = False  # the catching test compares with the reference (tfkata.differential)
 
     @property
     def status(self) -> str:
@@ -90,7 +97,7 @@ class Outcome:
             "kata": m.kata, "id": m.id, "function": m.function, "what": m.what, "training": m.training,
             "status": self.status, "caught": self.caught, "test_id": self.test_id, "test_name": self.test_name,
             "message": self.message, "seconds": round(self.seconds, 2), "by_training": self.by_training,
-            "error": self.error, "report": self.report,
+            "error": self.error, "report": self.report, "view": self.view, "by_differential": self.by_differential,
         }
 
 
@@ -232,59 +239,78 @@ def check(m: Mistake, root: Path) -> str:
 
 
 # --------------------------------------------------------------------------- running
-def copy_checkout(root: Path, work: Path) -> None:
-    """What a mistake run needs of the checkout (katas/, solutions/, tests/, conftest, pyproject) in ``work``."""
+def copy_checkout(root: Path, work: Path, *, finished: bool = False) -> None:
+    """What a mistake run needs of the checkout (katas/, solutions/, tests/, conftest, pyproject) in ``work``;
+    ``finished``: katas/ holds the reference's code (a learner who finished every kata)."""
     for name in COPIED:
         src = root / name
         if src.is_dir():
             shutil.copytree(src, work / name, ignore=shutil.ignore_patterns(*IGNORED))
         elif src.is_file():
             shutil.copy2(src, work / name)
+    if finished:
+        for path in (work / "solutions").glob("*.py"):
+            shutil.copy2(path, work / "katas" / path.name)
 
 
-def run(m: Mistake, root: Path, *, runslow: bool = False, timeout: float = 600) -> Outcome:
+def pytest_args(m: Mistake, view: str, results: Path) -> list[str]:
+    """The pytest arguments of one mistake's run (``view``: see VIEWS)."""
+    args = ["-x", "-q", "-p", "no:cacheprovider", f"tests/test_{m.module}.py", "--results-json", str(results)]
+    if view == "solutions":
+        args.insert(0, "--solutions")
+    else:  # the other katas are finished: tests that use them do not wait
+        args += ["--assume-done", ",".join(k.id for k in registry.katas() if k.id != m.kata)]
+    if not m.training:
+        args += ["-m", "not training"]
+    return args
+
+
+def mutated_path(m: Mistake, work: Path, view: str) -> Path:
+    """The file the mistake goes into: solutions/ or, as the learner sees it, katas/."""
+    return Path(work) / ("solutions" if view == "solutions" else "katas") / f"{m.module}.py"
+
+
+def run(m: Mistake, root: Path, *, runslow: bool = False, timeout: float = 600, view: str = "solutions") -> Outcome:
     """Apply ``m`` in a temporary copy of the checkout at ``root`` and run the kata's tests there.
 
     A unit mistake runs ``-m "not training"`` (a unit test must catch it); a ``training`` mistake
     runs the whole test file, and only with ``runslow`` (else the outcome is ``skipped``).
     """
     if m.training and not runslow:
-        return Outcome(m, caught=False, skipped=True)
+        return Outcome(m, caught=False, skipped=True, view=view)
     started = time.monotonic()
     try:
         mutated = check(m, root)
     except MistakeError as exc:
-        return Outcome(m, caught=False, error=str(exc))
+        return Outcome(m, caught=False, error=str(exc), view=view)
     with tempfile.TemporaryDirectory(prefix=f"tfkata-mistake-{m.kata}-") as tmp:
         work = Path(tmp)
-        copy_checkout(Path(root), work)
-        (work / "solutions" / f"{m.module}.py").write_text(mutated, encoding="utf-8")
+        copy_checkout(Path(root), work, finished=view == "learner")
+        mutated_path(m, work, view).write_text(mutated, encoding="utf-8")
         results = work / "results.json"
-        test_file = f"tests/test_{m.module}.py"
-        cmd = [sys.executable, "-m", "pytest", "--solutions", "-x", "-q", "-p", "no:cacheprovider",
-               test_file, "--results-json", str(results)]
-        if not m.training:
-            cmd += ["-m", "not training"]
+        cmd = [sys.executable, "-m", "pytest", *pytest_args(m, view, results)]
         env = dict(os.environ, PYTHONDONTWRITEBYTECODE="1")
         env.pop("TFKATA_TARGET", None)
         try:
             code, output = _call(cmd, work, env, timeout)
         except subprocess.TimeoutExpired:
-            return Outcome(m, caught=False, seconds=time.monotonic() - started,
+            return Outcome(m, caught=False, seconds=time.monotonic() - started, view=view,
                            error=f"the test run took longer than {timeout:g} s and was stopped")
-        return outcome_from(m, results, code, output, time.monotonic() - started)
+        return outcome_from(m, results, code, output, time.monotonic() - started, view)
 
 
-def outcome_from(m: Mistake, results: Path, code: int, output: str, seconds: float) -> Outcome:
+def outcome_from(m: Mistake, results: Path, code: int, output: str, seconds: float,
+                 view: str = "solutions") -> Outcome:
     """What one run of the kata's tests against the mutated solution says about ``m``."""
     problem = _first_problem(results) if results.is_file() else None
     if problem is None:
         if code == 0:
-            return Outcome(m, caught=False, seconds=seconds)
+            return Outcome(m, caught=False, seconds=seconds, view=view)
         tail = " | ".join(l for l in output.strip().splitlines()[-3:])
-        return Outcome(m, caught=False, seconds=seconds, error=f"pytest exited with code {code}: {tail}")
+        return Outcome(m, caught=False, seconds=seconds, view=view, error=f"pytest exited with code {code}: {tail}")
     found = dict(test_id=problem.id, test_name=problem.name, message=problem.message, seconds=seconds,
-                 by_training=problem.training, report=problem.report)
+                 by_training=problem.training, report=problem.report, view=view,
+                 by_differential=problem.differential)
     if problem.status == "todo":
         return Outcome(m, caught=False, **found,
                        error="the mutated solution raised NotImplementedError (TODO), which is not a catch")

@@ -15,7 +15,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from tfkata import registry
-from tfkata.mistakes import MistakeError, Outcome, check, load, load_all, run
+from tfkata.mistakes import VIEWS, MistakeError, Outcome, check, load, load_all, run
 from tfkata.mistakes.batch import run_many
 from tfkata.paths import repo_root
 
@@ -23,8 +23,8 @@ WIDTH = 110
 
 
 def line_for(o: Outcome) -> str:
-    """``k04/conv-valid-padding  caught  3.1 s  test_conv2d_same_padding: <message>``"""
-    head = f"{o.mistake.key:<34} "
+    """``k04/conv-valid-padding  learner  caught  3.1 s  test_conv2d_same_padding: <message>``"""
+    head = f"{o.mistake.key:<34} {o.view:<9} "
     if o.status == "skipped":
         return head + "skipped  (training mistake: run with --runslow)"
     label = {"caught": "caught", "missed": "MISSED", "error": "ERROR"}[o.status]
@@ -34,7 +34,7 @@ def line_for(o: Outcome) -> str:
         first = first.removeprefix("AssertionError: ")
         if len(first) > WIDTH:
             first = first[: WIDTH - 3] + "..."
-        where = " (training test)" if o.by_training else ""
+        where = " (training test)" if o.by_training else " (differential)" if o.by_differential else ""
         return head + f"{o.test_name}{where}: {first}"
     if o.status == "missed":
         return head + f"no test failed; {o.mistake.function}: {o.mistake.what}"
@@ -53,6 +53,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--isolated", action="store_true",
                         help="a fresh pytest process per mistake instead of warm workers (slower)")
     parser.add_argument("--root", type=Path, default=None, help="the checkout (default: the one around cwd)")
+    parser.add_argument("--view", choices=(*VIEWS, "both"), default="both",
+                        help="solutions: the mistake in solutions/, pytest --solutions; learner: as the learner "
+                             "sees it (the mistake in katas/, every other kata the reference, solutions/ "
+                             "untouched, plain pytest); both (default)")
     args = parser.parse_args(argv)
 
     try:
@@ -86,17 +90,35 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{len(mistakes) - bad} apply cleanly, {bad} do not")
         return 1 if bad else 0
 
+    views = VIEWS if args.view == "both" else (args.view,)
     started = time.monotonic()
     if args.isolated:  # a fresh pytest process per mistake: slower, nothing shared
         outcomes = []
+        jobs = [(m, view) for m in mistakes for view in views]
         with ThreadPoolExecutor(max_workers=max(1, args.jobs)) as pool:
-            for o in pool.map(lambda m: run(m, root, runslow=args.runslow, timeout=args.timeout), mistakes):
+            for o in pool.map(lambda j: run(j[0], root, runslow=args.runslow, timeout=args.timeout, view=j[1]), jobs):
                 outcomes.append(o)
                 print(line_for(o), flush=True)
     else:  # warm worker processes, TensorFlow imported once each (tfkata/mistakes/batch.py)
         outcomes = run_many(mistakes, root, runslow=args.runslow, timeout=args.timeout, jobs=args.jobs,
-                            report=lambda o: print(line_for(o), flush=True))
+                            report=lambda o: print(line_for(o), flush=True), views=views)
+    # A mistake that only a differential check catches cannot be caught with --solutions (the check then
+    # compares the reference with itself): it counts as caught when the learner view caught it there.
+    learner_by_differential = {o.mistake.key for o in outcomes
+                               if o.view == "learner" and o.status == "caught" and o.by_differential}
+    for view in views:
+        mine = [o for o in outcomes if o.view == view]
+        count = {s: sum(o.status == s for o in mine) for s in ("caught", "missed", "skipped", "error")}
+        covered = sum(o.status == "missed" and o.mistake.key in learner_by_differential for o in mine)
+        print(f"{view}: {count['caught']} caught, {count['missed'] - covered} missed, {count['skipped']} skipped "
+              f"(training)" + (f", {count['error']} errors" if count["error"] else "")
+              + (f"; {covered} more caught only by a differential check (learner view)" if covered else ""))
+    if "learner" in views:
+        keys = sorted(learner_by_differential)
+        print(f"caught only by a differential check (they need a concept message): {len(keys)}"
+              + (f" ({', '.join(keys)})" if keys else ""))
     count = {s: sum(o.status == s for o in outcomes) for s in ("caught", "missed", "skipped", "error")}
+    count["missed"] -= sum(o.status == "missed" and o.mistake.key in learner_by_differential for o in outcomes)
     summary = (f"{count['caught']} caught, {count['missed']} missed, {count['skipped']} skipped (training)"
                + (f", {count['error']} errors" if count["error"] else "")
                + f" in {time.monotonic() - started:.0f} s")
@@ -104,7 +126,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.json:
         path = Path(args.json)
         path.parent.mkdir(parents=True, exist_ok=True)
-        data = {"version": 1, "mistakes": [o.to_dict() for o in outcomes]}
+        data = {"version": 2, "mistakes": [o.to_dict() for o in outcomes]}
         path.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     return 1 if count["missed"] or count["error"] else 0
 

@@ -27,10 +27,10 @@ import threading
 import time
 from pathlib import Path
 
-from tfkata.mistakes import Mistake, MistakeError, Outcome, check, copy_checkout, outcome_from
+from tfkata.mistakes import Mistake, MistakeError, Outcome, check, copy_checkout, mutated_path, outcome_from, pytest_args
 
 
-def _worker(root: Path, todo: list[Mistake], out: Path, runslow: bool, timeout: float) -> None:
+def _worker(root: Path, todo: list[tuple[Mistake, str]], out: Path, runslow: bool, timeout: float) -> None:
     import pytest  # noqa: F401  (warm: imported once, before the forks)
 
     import tfkata.plugin  # noqa: F401
@@ -41,32 +41,29 @@ def _worker(root: Path, todo: list[Mistake], out: Path, runslow: bool, timeout: 
         import keras  # noqa: F401
     with tempfile.TemporaryDirectory(prefix="tfkata-mistakes-") as tmp:
         work = Path(tmp)
-        copy_checkout(root, work)
+        copy_checkout(root, work, finished=True)  # katas/ = the reference: only a learner-view run reads it
         os.chdir(work)
-        for m in todo:
+        for m, view in todo:
             started = time.monotonic()
             if m.training and not runslow:
-                outcome = Outcome(m, caught=False, skipped=True)
+                outcome = Outcome(m, caught=False, skipped=True, view=view)
             else:
                 try:
                     mutated = check(m, root)
                 except MistakeError as exc:
-                    outcome = Outcome(m, caught=False, error=str(exc))
+                    outcome = Outcome(m, caught=False, error=str(exc), view=view)
                 else:
-                    outcome = _fork_run(m, work, mutated, started, timeout)
+                    outcome = _fork_run(m, view, work, mutated, started, timeout)
             with out.open("a", encoding="utf-8") as fh:
                 fh.write(json.dumps(outcome.to_dict()) + "\n")
 
 
-def _fork_run(m: Mistake, work: Path, mutated: str, started: float, timeout: float) -> Outcome:
-    path = work / "solutions" / f"{m.module}.py"
+def _fork_run(m: Mistake, view: str, work: Path, mutated: str, started: float, timeout: float) -> Outcome:
+    path = mutated_path(m, work, view)
     original = path.read_text(encoding="utf-8")
     results, log = work / "results.json", work / "pytest.log"
     results.unlink(missing_ok=True)
-    args = ["--solutions", "-x", "-q", "-p", "no:cacheprovider", f"tests/test_{m.module}.py",
-            "--results-json", str(results)]
-    if not m.training:
-        args += ["-m", "not training"]
+    args = pytest_args(m, view, results)
     path.write_text(mutated, encoding="utf-8")
     try:
         pid = os.fork()
@@ -89,31 +86,33 @@ def _fork_run(m: Mistake, work: Path, mutated: str, started: float, timeout: flo
         if code is None:
             os.kill(pid, signal.SIGKILL)
             os.waitpid(pid, 0)
-            return Outcome(m, caught=False, seconds=time.monotonic() - started,
+            return Outcome(m, caught=False, seconds=time.monotonic() - started, view=view,
                            error=f"the test run took longer than {timeout:g} s and was stopped")
     finally:
         path.write_text(original, encoding="utf-8")
     output = log.read_text(encoding="utf-8", errors="replace") if log.exists() else ""
-    return outcome_from(m, results, code, output, time.monotonic() - started)
+    return outcome_from(m, results, code, output, time.monotonic() - started, view)
 
 
 # --------------------------------------------------------------------------- the parent's side
 def _outcome(by_key: dict, line: str) -> Outcome:
     data = json.loads(line)
-    m = by_key[f"{data['kata']}/{data['id']}"]
+    m, view = by_key[(f"{data['kata']}/{data['id']}", data["view"])]
     return Outcome(m, caught=data["caught"], test_id=data["test_id"], test_name=data["test_name"],
                    message=data["message"], seconds=data["seconds"], by_training=data["by_training"],
-                   error=data["error"], skipped=data["status"] == "skipped", report=data.get("report"))
+                   error=data["error"], skipped=data["status"] == "skipped", report=data.get("report"),
+                   view=view, by_differential=data.get("by_differential", False))
 
 
-def _drive(chunk: list[Mistake], root: Path, runslow: bool, timeout: float, report) -> None:
-    by_key = {m.key: m for m in chunk}
+def _drive(chunk: list[tuple[Mistake, str]], root: Path, runslow: bool, timeout: float, report) -> None:
+    by_key = {(m.key, view): (m, view) for m, view in chunk}
     pending = list(chunk)
     while pending:
         with tempfile.TemporaryDirectory(prefix="tfkata-batch-") as tmp:
             out, given = Path(tmp) / "outcomes.jsonl", Path(tmp) / "mistakes.json"
             out.touch()
-            given.write_text(json.dumps([dataclasses.asdict(m) for m in pending]), encoding="utf-8")
+            given.write_text(json.dumps([dict(dataclasses.asdict(m), view=view) for m, view in pending]),
+                             encoding="utf-8")
             cmd = [sys.executable, "-m", "tfkata.mistakes.batch", "--root", str(root), "--out", str(out),
                    "--timeout", str(timeout), *(["--runslow"] if runslow else []), str(given)]
             env = {k: v for k, v in os.environ.items() if k != "TFKATA_TARGET"}
@@ -127,7 +126,7 @@ def _drive(chunk: list[Mistake], root: Path, runslow: bool, timeout: float, repo
                 complete = text.splitlines() if text.endswith("\n") else text.splitlines()[:-1]
                 for line in complete[seen:]:
                     o = _outcome(by_key, line)
-                    pending.remove(o.mistake)
+                    pending.remove((o.mistake, o.view))
                     report(o)
                     last = time.monotonic()
                 seen = len(complete)
@@ -144,29 +143,32 @@ def _drive(chunk: list[Mistake], root: Path, runslow: bool, timeout: float, repo
             if pending and (stuck or proc.returncode != 0 or seen == 0):
                 tail = (Path(tmp) / "worker.log").read_text(encoding="utf-8", errors="replace").strip().splitlines()[-3:]
                 err = stuck or f"the mistakes worker stopped (exit {proc.returncode}): " + " | ".join(tail)
-                report(Outcome(pending.pop(0), caught=False, error=err))
+                m, view = pending.pop(0)
+                report(Outcome(m, caught=False, error=err, view=view))
 
 
 def run_many(mistakes: list[Mistake], root: Path, *, runslow: bool = False, timeout: float = 600,
-             jobs: int = 2, report=None) -> list[Outcome]:
-    """Every mistake's outcome, in the order given; ``report(outcome)`` is called as each arrives."""
-    got: dict[str, Outcome] = {}
+             jobs: int = 2, report=None, views: tuple[str, ...] = ("solutions",)) -> list[Outcome]:
+    """Every mistake's outcome in each view (tfkata.mistakes.VIEWS), in the order given; ``report(outcome)``
+    is called as each arrives."""
+    got: dict[tuple[str, str], Outcome] = {}
     lock = threading.Lock()
 
     def collect(o: Outcome) -> None:
         with lock:
-            got[o.mistake.key] = o
+            got[(o.mistake.key, o.view)] = o
             if report is not None:
                 report(o)
 
-    jobs = max(1, min(jobs, len(mistakes)))
-    chunks = [mistakes[i::jobs] for i in range(jobs)]
+    todo = [(m, view) for m in mistakes for view in views]
+    jobs = max(1, min(jobs, len(todo)))
+    chunks = [todo[i::jobs] for i in range(jobs)]
     threads = [threading.Thread(target=_drive, args=(c, Path(root), runslow, timeout, collect)) for c in chunks]
     for t in threads:
         t.start()
     for t in threads:
         t.join()
-    return [got[m.key] for m in mistakes]
+    return [got[(m.key, view)] for m, view in todo]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -179,8 +181,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     todo = []
     for d in json.loads(args.mistakes.read_text(encoding="utf-8")):
+        view = d.pop("view")
         d["replace"] = tuple(tuple(pair) for pair in d["replace"])
-        todo.append(Mistake(**d))
+        todo.append((Mistake(**d), view))
     _worker(args.root.resolve(), todo, args.out, args.runslow, args.timeout)
     return 0
 
