@@ -299,6 +299,20 @@ def test_conv2d_same_padding(sess):
     assert problem is None, (
         f"conv2d: expected a plain convolution with a zero-padded border (SAME, stride 1), {problem}"
     )
+    # A kernel whose only 1 is at its top-left corner: output (i, j) is x[i - 1, j - 1] (tf.nn.conv2d correlates).
+    ramp = np.arange(1, 13, dtype=np.float32).reshape(1, 3, 4, 1)
+    corner = np.zeros((3, 3, 1, 1), np.float32)
+    corner[0, 0] = 1.0
+    shifted = sess.run(k04.conv2d(tf.constant(ramp), tf.constant(corner)))[0, :, :, 0]
+    padded = np.pad(ramp[0, :, :, 0], 1)
+    if np.array_equal(shifted, padded[2:, 2:]):
+        why = "the kernel was flipped (a textbook convolution): tf.nn.conv2d uses W as it is, unflipped"
+    else:
+        why = "a plain tf.nn.conv2d(x, W, strides=[1, 1, 1, 1], padding='SAME')"
+    assert np.array_equal(shifted, padded[:-2, :-2]), (
+        f"conv2d: with a 3x3 kernel whose only 1 is at its top-left, output (i, j) should be x[i-1, j-1], got "
+        f"{shifted.tolist()}: {why}"
+    )
     wide = k04.conv2d(tf.compat.v1.placeholder(tf.float32, [None, 28, 28, 1]), tf.zeros([5, 5, 1, 32]))
     assert wide.shape.as_list() == [None, 28, 28, 32], f"conv2d: expected [B, 28, 28, 32], got {wide.shape.as_list()}"
 
@@ -868,6 +882,313 @@ def test_train_loop_on_a_stand_in_model(sess, capsys):
         f"val_accuracy should be 1.0 here (every validation example is right with dropout off), got {val}: "
         "evaluate the whole validation set with evaluate(...) (keep_prob 1.0)"
     )
+
+
+# --------------------------------------------------------------------------- differential checks
+# The net behind the concept tests above: each function against the reference (solutions/) on small
+# inputs chosen to show what the concept tests' few values cannot (batch 1, non-square sizes, several
+# channels, kernels that are not symmetric, large logits, an empty input, other arguments). Where a
+# function makes variables, both sides get the same weights: each trainable variable is set to values
+# drawn from its NAME (the concept tests check the names first). Skipped: DataSet (any permutation drawn
+# from its seeded RandomState is right, and the concept tests check the epochs), weight_variable (random:
+# its statistics are checked above), train (a training loop, checked on a stand-in model above) and
+# save_report (a picture).
+import zlib  # noqa: E402
+
+from tfkata.differential import Case, compare, reference  # noqa: E402
+
+REF = reference("k04")
+
+
+def _value_for(var):
+    """The same values for a variable of that name and shape on both sides."""
+    return _values(var.op.name, tuple(var.shape.as_list()))
+
+
+@functools.lru_cache(maxsize=64)
+def _values(name, shape):
+    rng = np.random.RandomState(zlib.crc32(name.encode()))
+    return (rng.standard_normal(shape) * 0.3).astype(np.float32)
+
+
+def _with_weights(build, feed=None, after=None):
+    """Build in a fresh seeded graph, initialise, give every trainable variable :func:`_value_for`, run what
+    ``build`` returns (a nest of tensors) with ``feed(built)``; ``after(sess, built)`` may run more."""
+    with fresh_graph() as graph:
+        built = build()
+        with tf.compat.v1.Session(graph=graph) as s:
+            s.run(tf.compat.v1.global_variables_initializer())
+            for var in tf.compat.v1.trainable_variables():
+                var.load(_value_for(var), s)
+            if after is not None:
+                return after(s, built)
+            return s.run(built, feed(built) if feed else None)
+
+
+@pytest.mark.differential
+@pytest.mark.covers("preprocess_images")
+def test_preprocess_images_matches_reference():
+    rng = np.random.RandomState(11)
+    cases = [
+        Case("1 image [1, 28, 28] with pixels 0..255", np.arange(784).reshape(1, 28, 28).astype(np.uint8)),
+        Case("3 images [3, 28, 28] that differ", rng.randint(0, 256, (3, 28, 28)).astype(np.uint8)),
+    ]
+    compare("preprocess_images", k04, REF, cases, lambda mod, case: mod.preprocess_images(case.args.copy()))
+
+
+@pytest.mark.differential
+@pytest.mark.covers("one_hot")
+def test_one_hot_matches_reference():
+    cases = [
+        Case("labels [2] (one label, 10 classes)", (np.array([2]), {})),
+        Case("labels [2, 0, 2] (10 classes, the largest label 2)", (np.array([2, 0, 2], np.uint8), {})),
+        Case("labels [4, 1, 4, 0] with num_classes=5", (np.array([4, 1, 4, 0], np.int64), {"num_classes": 5})),
+        Case("labels [] (none)", (np.zeros([0], np.int64), {})),
+    ]
+    compare("one_hot", k04, REF, cases, lambda mod, case: mod.one_hot(case.args[0], **case.args[1]))
+
+
+def _read_data_sets_run(mod, case):
+    """read_data_sets on a made-up raw MNIST of 12 + 5 digits; DataSet replaced by a recorder, so only what
+    read_data_sets passes it is compared (the split's images, labels and seed)."""
+    validation_size, seed = case.args
+    rng = np.random.RandomState(12)
+    raw = {"x_train": rng.randint(0, 256, (12, 28, 28)).astype(np.uint8), "y_train": (np.arange(12) * 7 % 10).astype(np.uint8),
+           "x_test": rng.randint(0, 256, (5, 28, 28)).astype(np.uint8), "y_test": np.array([3, 1, 4, 1, 5], np.uint8)}
+
+    def recorder(images, labels, seed=0):
+        return {"images": np.asarray(images), "labels": np.asarray(labels), "seed": seed}
+
+    import sys
+
+    import tfkata.data.mnist as mnist_module
+
+    module = sys.modules[mod.read_data_sets.__module__]  # the module itself (a kata's stand-in is read-only)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(module, "load_mnist", lambda: raw, raising=False)
+        patch.setattr(mnist_module, "load_mnist", lambda: raw)
+        patch.setattr(module, "DataSet", recorder)
+        return list(module.read_data_sets(validation_size=validation_size, seed=seed))
+
+
+@pytest.mark.differential
+@pytest.mark.covers("read_data_sets")
+def test_read_data_sets_matches_reference():
+    cases = [
+        Case("12 training and 5 test digits, validation_size=1, seed=0 (splits as [train, validation, test])", (1, 0)),
+        Case("12 training and 5 test digits, validation_size=4, seed=7", (4, 7)),
+    ]
+    compare("read_data_sets", k04, REF, cases, _read_data_sets_run)
+
+
+@pytest.mark.differential
+@pytest.mark.covers("bias_variable")
+def test_bias_variable_matches_reference():
+    def run(mod, case):
+        shape, kwargs = case.args
+        with fresh_graph() as graph:
+            b = mod.bias_variable(shape, **kwargs)
+            with tf.compat.v1.Session(graph=graph) as s:
+                s.run(tf.compat.v1.global_variables_initializer())
+                return b.name, s.run(b)
+    cases = [Case("shape [1]", ([1], {})), Case("shape [2, 3] named 'bias'", ([2, 3], {"name": "bias"}))]
+    compare("bias_variable", k04, REF, cases, run)
+
+
+@pytest.mark.differential
+@pytest.mark.covers("conv2d")
+def test_conv2d_matches_reference():
+    rng = np.random.RandomState(13)
+
+    def case(label, x_shape, w_shape):
+        return Case(label, (rng.standard_normal(x_shape).astype(np.float32), rng.standard_normal(w_shape).astype(np.float32)))
+    cases = [
+        case("x [1, 3, 4, 1] and a 3x3 kernel that is not symmetric", [1, 3, 4, 1], [3, 3, 1, 1]),
+        case("x [2, 5, 3, 2] (2 channels in) and a 3x3 kernel to 3 channels", [2, 5, 3, 2], [3, 3, 2, 3]),
+        case("x [1, 4, 5, 1] and a 2x2 kernel (even: SAME pads one side more)", [1, 4, 5, 1], [2, 2, 1, 2]),
+    ]
+    compare("conv2d", k04, REF, cases,
+            lambda mod, c: _with_weights(lambda: mod.conv2d(tf.constant(c.args[0]), tf.constant(c.args[1]))))
+
+
+@pytest.mark.differential
+@pytest.mark.covers("max_pool_2x2")
+def test_max_pool_2x2_matches_reference():
+    rng = np.random.RandomState(14)
+    cases = [Case(f"x of shape {s} with negative values", rng.standard_normal(s).astype(np.float32))
+             for s in ([1, 1, 1, 1], [2, 3, 5, 3], [1, 4, 2, 2])]
+    compare("max_pool_2x2", k04, REF, cases, lambda mod, c: _with_weights(lambda: mod.max_pool_2x2(tf.constant(c.args))))
+
+
+@pytest.mark.differential
+@pytest.mark.covers("fc_layer")
+def test_fc_layer_matches_reference():
+    rng = np.random.RandomState(15)
+    cases = [
+        Case("x [1, 3] to 2 units (ReLU)", (rng.standard_normal((1, 3)), dict(out_dim=2))),
+        Case("x [4, 5] to 3 units, activation=None", (rng.standard_normal((4, 5)), dict(out_dim=3, activation=None))),
+        Case("x [2, 3] to 4 units, activation=tf.tanh", (rng.standard_normal((2, 3)), dict(out_dim=4, activation=tf.tanh))),
+    ]
+    compare("fc_layer", k04, REF, cases, lambda mod, c: _with_weights(
+        lambda: mod.fc_layer(tf.constant(c.args[0], tf.float32), scope="dense", **c.args[1])))
+
+
+@pytest.mark.differential
+@pytest.mark.covers("conv_and_pool")
+def test_conv_and_pool_matches_reference():
+    rng = np.random.RandomState(16)
+    cases = [
+        Case("x [1, 4, 4, 1], kernel_size 3, 2 channels out", (rng.standard_normal((1, 4, 4, 1)), dict(kernel_size=3, out_channel=2))),
+        Case("x [2, 5, 6, 3], kernel_size 2, 4 channels out (odd size: pooling rounds up)",
+             (rng.standard_normal((2, 5, 6, 3)), dict(kernel_size=2, out_channel=4))),
+    ]
+    compare("conv_and_pool", k04, REF, cases, lambda mod, c: _with_weights(
+        lambda: mod.conv_and_pool(tf.constant(c.args[0], tf.float32), scope="block", **c.args[1])))
+
+
+@pytest.mark.differential
+@pytest.mark.covers("build_cnn")
+def test_build_cnn_matches_reference(raw):
+    def run(mod, case):
+        def build():
+            m = mod.build_cnn()
+            return m, [m.x_image, m.conv1, m.conv2, m.conv2_flat, m.fc1, m.logits]
+        return _with_weights(build, after=lambda s, built: s.run(built[1], {built[0].x: case.args, built[0].keep_prob: 1.0}))
+    cases = [Case("2 test digits, keep_prob 1.0 (x_image, conv1, conv2, conv2_flat, fc1, logits)", _test_images(raw, 2))]
+    compare("build_cnn", k04, REF, cases, run, atol=1e-4, rtol=1e-4)
+
+
+def _logits_labels(seed, batch, classes, scale=3.0):
+    rng = np.random.RandomState(seed)
+    return ((rng.standard_normal((batch, classes)) * scale).astype(np.float32),
+            np.eye(classes, dtype=np.float32)[rng.randint(0, classes, batch)])
+
+
+def _confident_and_wrong():
+    logits, labels = _logits_labels(19, 3, 10)
+    logits[1, (np.argmax(labels[1]) + 1) % 10] = 150.0  # 150 above the labelled class: softmax underflows to 0 there
+    return logits, labels
+
+
+LOGIT_CASES = [
+    Case("logits [1, 3] (batch 1)", _logits_labels(17, 1, 3)),
+    Case("logits [5, 4] that differ row by row", _logits_labels(18, 5, 4)),
+    Case("logits [3, 10], row 1 confident and wrong (a logit of 150 on a class that is not its label)",
+         _confident_and_wrong()),
+]
+
+
+def _metric_run(name):
+    return lambda mod, c: _with_weights(lambda: getattr(mod, name)(tf.constant(c.args[0]), tf.constant(c.args[1])))
+
+
+@pytest.mark.differential
+@pytest.mark.covers("loss")
+def test_loss_matches_reference():
+    def run(mod, case):  # finite: a NaN compares as equal to anything in float comparisons
+        value = _metric_run("loss")(mod, case)
+        return {"loss": value, "finite": np.isfinite(value)}
+    compare("loss", k04, REF, LOGIT_CASES, run)
+
+
+@pytest.mark.differential
+@pytest.mark.covers("correct_prediction")
+def test_correct_prediction_matches_reference():
+    compare("correct_prediction", k04, REF, LOGIT_CASES, _metric_run("correct_prediction"))
+
+
+@pytest.mark.differential
+@pytest.mark.covers("n_correct")
+def test_n_correct_matches_reference():
+    compare("n_correct", k04, REF, LOGIT_CASES, _metric_run("n_correct"))
+
+
+@pytest.mark.differential
+@pytest.mark.covers("accuracy")
+def test_accuracy_matches_reference():
+    compare("accuracy", k04, REF, LOGIT_CASES, _metric_run("accuracy"))
+
+
+@pytest.mark.differential
+@pytest.mark.covers("adam_train_step")
+def test_adam_train_step_matches_reference():
+    def run(mod, case):
+        learning_rate, steps = case.args
+
+        def build():
+            w = tf.Variable(np.zeros((2, 3), np.float32), name="w")
+            c = tf.Variable(np.zeros(3, np.float32), name="c")
+            loss = tf.reduce_sum(tf.square(tf.matmul([[1.0, -2.0]], w) + c - [[1.0, 0.5, -3.0]]))
+            op = mod.adam_train_step(loss, **({} if learning_rate is None else {"learning_rate": learning_rate}))
+            return op, (w, c)
+
+        def after(s, built):
+            for _ in range(steps):
+                s.run(built[0])
+            return s.run(built[1])
+        return _with_weights(build, after=after)
+    cases = [Case("w [2, 3] and c [3], learning_rate 0.01, three steps", (0.01, 3)),
+             Case("the same, the default learning rate, two steps", (None, 2))]
+    compare("adam_train_step", k04, REF, cases, run)
+
+
+def _stand_in_outputs(mod, case, what):
+    """A _linear_model with named weights: what build_training / evaluate / predict give on it."""
+    n, arg = case.args
+    labels = np.eye(10, dtype=np.float32)[np.arange(n) * 3 % 10]
+
+    def build():
+        model, count, _, images = _linear_model(n, seed=21)
+        return model, count, images
+
+    def after(s, built):
+        model, count, images = built
+        if what == "build_training":
+            return None
+        if what == "evaluate":
+            return mod.evaluate(s, model, count, _Split(images, labels), batch_size=arg)
+        return mod.predict(s, model, images, batch_size=arg)
+    if what != "build_training":
+        return _with_weights(build, after=after)
+
+    def build_training():
+        model, _, (W, c), images = _linear_model(n, seed=21)
+        return model, mod.build_training(model, learning_rate=arg), (W, c), images
+
+    def train_once(s, built):
+        model, training, weights, images = built
+        feed = {model.x: images, model.y_: labels, model.keep_prob: 1.0}
+        values = s.run([training.loss, training.correct_prediction, training.n_correct, training.accuracy], feed)
+        s.run(training.train_op, feed)
+        return values, s.run(weights)
+    return _with_weights(build_training, after=train_once)
+
+
+@pytest.mark.differential
+@pytest.mark.covers("build_training")
+def test_build_training_matches_reference():
+    cases = [Case("a linear stand-in model (logits = x[:, :10] @ W + c), a batch of 1, learning_rate 0.02 "
+                  "(loss, correct_prediction, n_correct, accuracy, then W and c after one step)", (1, 0.02)),
+             Case("the stand-in model, a batch of 6, learning_rate 0.005", (6, 0.005))]
+    compare("build_training", k04, REF, cases, lambda mod, c: _stand_in_outputs(mod, c, "build_training"))
+
+
+@pytest.mark.differential
+@pytest.mark.covers("evaluate")
+def test_evaluate_matches_reference():
+    cases = [Case("3 examples, batch_size 50 (one short batch)", (3, 50)),
+             Case("7 examples in batches of 2", (7, 2)),
+             Case("5 examples in batches of 1", (5, 1))]
+    compare("evaluate", k04, REF, cases, lambda mod, c: _stand_in_outputs(mod, c, "evaluate"))
+
+
+@pytest.mark.differential
+@pytest.mark.covers("predict")
+def test_predict_matches_reference():
+    cases = [Case("0 images (an empty [0, 784] array)", (0, 500)),
+             Case("1 image", (1, 500)),
+             Case("7 images in batches of 3", (7, 3))]
+    compare("predict", k04, REF, cases, lambda mod, c: _stand_in_outputs(mod, c, "predict"))
 
 
 # --------------------------------------------------------------------------- training
