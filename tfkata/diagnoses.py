@@ -220,12 +220,61 @@ TABLE: tuple[Entry, ...] = (
            r"[`'](?P<n>[^`']*?):(?P<i>\d+)[`'] is not a valid (?:root )?(?:scope |node )?name",
            lambda m, e: (f"'{_last(m.group('n'))}:{m.group('i')}' is not a valid op name: pass "
                          f"name='{_last(m.group('n'))}'; the ':{m.group('i')}' is the output index TF adds to tensor names")),
+    # ---- TF 2: tf.function, AutoGraph, Keras state (the migration guide's pitfalls)
+    _entry("variable-in-tf-function", ["ValueError"],
+           r"tf\.function only supports singleton tf\.Variables created on the first call",
+           lambda m, e: ("a tf.Variable is created inside a tf.function on a later call (a new optimizer, layer or "
+                         "tf.Variable each call): create that state once, outside the function (the optimizer and "
+                         "the layers before the training loop), and only use it inside")),
+    _entry("inaccessible-tensor", ["InaccessibleTensorError"],
+           r"is out of scope and cannot be used here",
+           lambda m, e: ("a tensor made inside a tf.function's loop or branch was kept in a Python list or variable and "
+                         "used outside it: collect loop values in a tf.TensorArray (ta = ta.write(t, x), then "
+                         "ta.stack()) or carry them as loop variables")),
+    _entry("autograph-dtype", ["TypeError"],
+           r"'(?P<v>\w+)' has dtype (?P<a>\w+) (?P<where>before the loop|in the main branch), but dtype (?P<b>\w+)",
+           lambda m, e: (f"AutoGraph needs '{m.group('v')}' to keep one dtype {'through the loop' if 'loop' in m.group('where') else 'in both branches'} "
+                         f"({m.group('a')} vs {m.group('b')}): `/` on integers makes a float — use `//` for integer "
+                         f"division, or tf.cast it back")),
+    _entry("keras-state-in-call", ["ValueError"],
+           r"You cannot add new elements of state \(variables or sub-layers\) to a layer that is already built",
+           lambda m, e: ("a Keras layer created a weight (add_weight / a sub-layer) in call(): create every weight in "
+                         "build(input_shape) (or __init__), once; call() only uses them")),
+    _entry("gradients-in-eager", ["RuntimeError"],
+           r"tf\.gradients is not supported when eager execution is enabled",
+           lambda m, e: ("tf.gradients only works while building a graph (TF 1); eagerly, record the forward pass "
+                         "under `with tf.GradientTape() as tape:` and call tape.gradient(loss, variables)")),
     _entry("batch-size-none", ["ValueError", "TypeError"],
            r"Prefix or suffix can't be None|Cannot convert a partially known TensorShape|"
            r"Expected int32, but got None of type 'NoneType'",
            lambda m, e: ("a static shape with None (the batch size, unknown until run time) is used as a number: "
                          "use the dynamic size tf.shape(x)[0], not x.shape[0] or x.get_shape()[0]")),
 )
+
+
+# The now track (nNN: TF 2, eager and tf.function) never gets TF 1 advice: no sess.run, no feed_dict,
+# no initializer op. These entries say it the TF 2 way there; every other entry fits both tracks.
+NOW_LINES: dict[str, Callable[[re.Match, BaseException], str]] = {
+    "uninitialized-variable": lambda m, e: (
+        f"variable '{m.group('v') or m.group('w')}' is read before it has a value: in TF 2 a tf.Variable gets its "
+        "value when it is created (tf.Variable(initial_value)), and a Keras layer makes its weights on its first "
+        "call (or build): call the layer once before reading them"),
+    "placeholder-not-fed": lambda m, e: (
+        "a tf.compat.v1.placeholder in TF 2 code: there is no feeding in TF 2; pass the values as the "
+        "function's arguments (a tf.function traces them as inputs)"),
+    "numpy-in-graph": lambda m, e: (
+        "tensor.numpy() works only eagerly, and this runs inside a tf.function (or a Keras graph), where a tensor "
+        "has no value yet: keep it a tensor and use TF ops, or return it and call .numpy() outside"),
+    "fetch-none": lambda m, e: "a function returned None (a missing `return`?): return the tensor you computed",
+    "tensor-as-bool": lambda m, e: (
+        "Python `if`/`while`/`and` on a symbolic tensor: inside a tf.function write a plain `if`/`while` on a "
+        "tensor condition (AutoGraph turns it into tf.cond / tf.while_loop), use tf.logical_and for `and`, "
+        "or tf.where for element-wise choices"),
+    "feed-a-tensor": lambda m, e: "feed_dict is TF 1: in TF 2 pass tensors to the function as arguments",
+    "graph-finalized": lambda m, e: (
+        "an op was added to a finalized graph: TF 2 code runs eagerly or inside a tf.function; do not build "
+        "tf.compat.v1 graphs here"),
+}
 
 
 # --------------------------------------------------------------------------- API
@@ -253,8 +302,10 @@ def _names(exc: BaseException) -> set[str]:
     return {cls.__name__ for cls in type(exc).__mro__}
 
 
-def diagnose(exc: BaseException, *, target_dir: Path | None = None, under_test: str | None = None) -> Diagnosis | None:
+def diagnose(exc: BaseException, *, target_dir: Path | None = None, under_test: str | None = None,
+             track: str | None = None) -> Diagnosis | None:
     """The first table entry that explains ``exc`` (or an exception it was raised from), else None.
+    ``track="now"`` (an nNN kata) gives TF 2 advice (:data:`NOW_LINES`), never ``sess.run``.
 
     With ``target_dir`` (katas/ or solutions/) and ``under_test`` (a kata id), a TODO raised from
     another kata's file is explained too (:func:`other_kata_todo`).
@@ -272,7 +323,8 @@ def diagnose(exc: BaseException, *, target_dir: Path | None = None, under_test: 
                 continue
             m = entry.pattern.search(text)
             if m:
-                line = entry.explain(m, e)
+                explain = NOW_LINES.get(entry.key, entry.explain) if track == "now" else entry.explain
+                line = explain(m, e)
                 if line:
                     return Diagnosis(entry.key, line)
     return None

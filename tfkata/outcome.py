@@ -134,7 +134,7 @@ def classify(exc: BaseException, tb, *, kata: registry.Kata | None, target_dir: 
     if line is None:
         from tfkata.diagnoses import diagnose
 
-        found = diagnose(exc, target_dir=Path(target_dir))
+        found = diagnose(exc, target_dir=Path(target_dir), track=kata.track if kata else None)
         line = found.line if found else None
     if full:
         return Outcome(None, line or _first_line(exc), None, stuck=stuck)

@@ -44,7 +44,8 @@ def test_every_entry_is_tested():
         "empty-session-graph", "keras-cell", "variable-exists", "variable-missing", "incompatible-shapes",
         "dtype-mix", "fetch-none", "colon-in-name", "batch-size-none", "none-value", "dtype-not-allowed",
         "sparse-labels", "reshape-size", "no-gradients", "tensor-as-bool", "feed-a-tensor", "placeholder-in-eager",
-        "graph-finalized",
+        "graph-finalized", "variable-in-tf-function", "inaccessible-tensor", "autograph-dtype",
+        "keras-state-in-call", "gradients-in-eager",
     }
     assert {e.key for e in TABLE} == tested
 
@@ -399,3 +400,126 @@ def test_todo_in_another_kata(tmp_path):
     with pytest.raises(NotImplementedError) as own:
         k08.luong_scores()
     assert other_kata_todo(own.value, "k08", katas) is None
+
+
+# --------------------------------------------------------------------------- TF 2 (the now track)
+def raised_eagerly(call) -> BaseException:
+    try:
+        call()
+    except Exception as exc:  # noqa: BLE001
+        return exc
+    pytest.fail(f"{call.__name__} raised nothing on TF {tf.__version__}")
+
+
+def check_now(call, key: str, *facts: str) -> str:
+    exc = raised_eagerly(call)
+    d = diagnose(exc, track="now")
+    assert d is not None, f"no diagnosis for {type(exc).__name__}: {str(exc)[:300]}"
+    assert d.key == key, f"expected {key}, got {d.key}: {d.line}"
+    for fact in facts:
+        assert fact in d.line, f"{fact!r} missing from: {d.line}"
+    assert "sess.run" not in d.line and "\n" not in d.line and len(d.line) < 260, d.line
+    return d.line
+
+
+def test_variable_created_in_a_tf_function_after_the_first_call():
+    @tf.function
+    def scale(x):
+        return x * tf.Variable(2.0)
+
+    def call():
+        scale(tf.constant(1.0))
+        scale(tf.constant([1.0, 2.0]))  # a new trace: a new tf.Variable
+
+    check_now(call, "variable-in-tf-function", "outside the function")
+
+
+def test_optimizer_made_inside_a_tf_function():
+    import keras
+
+    w = tf.Variable([1.0, 2.0])
+
+    @tf.function
+    def step(x):
+        opt = keras.optimizers.SGD(0.1)
+        with tf.GradientTape() as tape:
+            loss = tf.reduce_sum(w * x)
+        opt.apply_gradients([(tape.gradient(loss, w), w)])
+        return loss
+
+    check_now(lambda: (step(tf.constant([1.0, 1.0])), step(tf.constant([1.0, 1.0]))),
+              "variable-in-tf-function", "optimizer")
+
+
+def test_python_list_in_a_tf_function_loop():
+    @tf.function
+    def doubled(n):
+        out = []
+        for i in tf.range(n):
+            out.append(i * 2)
+        return tf.stack(out)
+
+    check_now(lambda: doubled(tf.constant(3)), "inaccessible-tensor", "tf.TensorArray")
+
+
+@pytest.mark.parametrize("kind", ["loop", "branch"])
+def test_autograph_dtype_changes_with_true_division(kind):
+    @tf.function
+    def halve_loop(n):
+        while n > 1:
+            n = n / 2
+        return n
+
+    @tf.function
+    def halve_branch(n):
+        if n > 1:
+            n = n / 2
+        return n
+
+    fn = halve_loop if kind == "loop" else halve_branch
+    check_now(lambda: fn(tf.constant(8)), "autograph-dtype", "'n'", "`//`")
+
+
+def test_keras_weight_made_in_call():
+    import keras
+
+    class Scale(keras.layers.Layer):
+        def call(self, x):
+            self.w = self.add_weight(shape=(x.shape[-1],), initializer="ones")
+            return x * self.w
+
+    layer = Scale()
+    # Keras 3 refuses it eagerly; Keras 2 only inside a tf.function (as a singleton-variable error)
+    exc = raised_eagerly(lambda: tf.function(lambda x: layer(x) + layer(x * 2))(tf.ones([2, 3])))
+    d = diagnose(exc, track="now")
+    assert d is not None and d.key in ("keras-state-in-call", "variable-in-tf-function"), (d, str(exc)[-300:])
+    assert "build" in d.line or "outside the function" in d.line, d.line
+
+
+def test_tf_gradients_under_eager_execution():
+    check_now(lambda: tf.gradients(tf.constant(1.0) * 2, [tf.constant(1.0)]), "gradients-in-eager", "GradientTape")
+
+
+def test_now_track_never_gets_sess_run_advice():
+    """Every entry that would say sess.run / feed_dict has a TF 2 line for an nNN kata."""
+    from tfkata.diagnoses import NOW_LINES
+
+    def bool_on_tensor():
+        with tf.Graph().as_default():
+            if v1.placeholder(tf.bool):
+                pass
+
+    exc = raised_eagerly(bool_on_tensor)
+    then, now = diagnose(exc), diagnose(exc, track="now")
+    assert "sess.run" in then.line and "sess.run" not in now.line and "tf.function" in now.line, (then, now)
+    talks_tf1 = [e.key for e in TABLE if e.key not in NOW_LINES and "sess.run" in _source_of(e)]
+    assert not talks_tf1, f"entries whose advice says sess.run with no TF 2 line: {talks_tf1}"
+
+
+def _source_of(entry) -> str:
+    import inspect
+
+    try:
+        return inspect.getsource(entry.explain)
+    except (OSError, TypeError):
+        return ""
