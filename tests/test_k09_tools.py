@@ -3,17 +3,23 @@
 Every test runs in a fresh default tf.Graph with fixed seeds (the harness); every file goes to
 pytest's tmp_path. Data: a small slice of the bundled MNIST (tfkata.data.mnist), so it runs fast.
 """
+import os
 import re
+import tempfile
+import zlib
+from pathlib import Path
 
 import numpy as np
 import pytest
 import tensorflow as tf
 
 from tfkata import load_kata
+from tfkata.differential import Case, compare, graph_outputs, reference, to_numpy
 from tfkata.curves import explain_curve
 from tfkata.loader import fresh_graph
 from tfkata.testing import mismatch as _mismatch, mnist_images as _mnist_images
 from tfkata.testing import mnist_flat
+from tfkata.tfsetup import SEED
 
 k09 = load_kata("k09_tools")
 
@@ -776,3 +782,413 @@ def test_stable_loss_is_finite_and_matches_numpy():
     with tf.compat.v1.Session(config=k09.debug_config()) as s:
         checked = k09.run_with_nan_check(s, loss, feed)
     assert np.isclose(checked, value, rtol=1e-6), "run_with_nan_check should return the fetched value of the stable loss"
+
+
+# =========================================================================== differential checks (reference)
+# Yours against solutions/ on generated cases, smallest first (tfkata.differential). Random weights get the same
+# values on both sides (by shape, every shape distinct); summary tags are compared without TensorFlow's _N
+# suffixes. Skipped: train_with_summaries and train_with_checkpoints (training loops; the tests above check their
+# bookkeeping), debug_config (no input; its one field is checked above).
+REF = reference("k09")
+
+
+def _base(tag):
+    return re.sub(r"_\d+$", "", tag)
+
+
+def _digest(summary_bytes):
+    """{tag without _N: value} of a serialized Summary (a histogram as (num, sum, min, max))."""
+    out = {}
+    for v in tf.compat.v1.Summary.FromString(summary_bytes).value:
+        h = v.histo
+        out[_base(v.tag)] = (h.num, h.sum, h.min, h.max) if v.HasField("histo") else v.simple_value
+    return out
+
+
+def _assign_by_shape(sess, variables):
+    """The same values for a variable of a given shape, whatever its name or creation order."""
+    sess.run([v.assign(np.random.RandomState(zlib.crc32(str(v.shape.as_list()).encode())).uniform(
+        -0.5, 0.5, v.shape.as_list()).astype(np.float32)) for v in variables])
+    return sorted(v.shape.as_list() for v in variables)
+
+
+def _run_variable_summaries(mod, case):
+    with fresh_graph() as graph:
+        ops = mod.variable_summaries(tf.constant(case.args))
+        in_collection = len(tf.compat.v1.get_collection(tf.compat.v1.GraphKeys.SUMMARIES))
+        with tf.compat.v1.Session(graph=graph) as s:
+            return len(ops), in_collection, _digest(s.run(tf.compat.v1.summary.merge(ops)))
+
+
+@pytest.mark.differential
+@pytest.mark.covers("variable_summaries")
+def test_variable_summaries_matches_reference():
+    cases = [Case("var = [2.5] (one value: stddev 0)", np.array([2.5], np.float32)),
+             Case("var = [[1, -2, 3.5], [0.5, 4, -1]] (2 x 3, negative values)",
+                  np.array([[1.0, -2.0, 3.5], [0.5, 4.0, -1.0]], np.float32)),
+             Case("var = [-1, 3, 3, -1] (tied max and min)", np.array([-1.0, 3.0, 3.0, -1.0], np.float32))]
+    compare("variable_summaries", k09, REF, cases, _run_variable_summaries,
+            hint="(5 summaries, 5 in the SUMMARIES collection, {tag: value}): mean, population stddev, max, min "
+                 "and a histogram of var, in tf.name_scope('summaries')")
+
+
+def _run_nn_layer(mod, case):
+    x, output_dim, act = case.args
+    with fresh_graph() as graph:
+        out = mod.nn_layer(tf.constant(x), x.shape[1], output_dim, "layer1", act=act)
+        with tf.compat.v1.Session(graph=graph) as s:
+            s.run(tf.compat.v1.global_variables_initializer())
+            shapes = _assign_by_shape(s, tf.compat.v1.trainable_variables())
+            return shapes, s.run(out), _digest(s.run(tf.compat.v1.summary.merge_all()))
+
+
+_x = np.random.RandomState(4).standard_normal((4, 5)).astype(np.float32)
+NN_LAYER_CASES = [
+    Case("x of shape [1, 2], output_dim 3, the default act (relu)", (_x[:1, :2], 3, tf.nn.relu)),
+    Case("x of shape [4, 3], output_dim 2, act=tf.identity (negative outputs stay)", (_x[:, :3], 2, tf.identity)),
+    Case("x of shape [3, 5], output_dim 4, act=tf.nn.sigmoid", (_x[:3], 4, tf.nn.sigmoid)),
+]
+
+
+@pytest.mark.differential
+@pytest.mark.covers("nn_layer")
+def test_nn_layer_matches_reference():
+    compare("nn_layer", k09, REF, NN_LAYER_CASES, _run_nn_layer,
+            hint="(variable shapes, act(x W + b), {summary tag: value}): use the act you are given")
+
+
+def _run_build_model(mod, case):
+    with fresh_graph() as graph:
+        model = mod.build_model(input_dim=5, hidden_dim=3, num_classes=4, learning_rate=0.1)
+        fetch = [model["logits"], model["loss"], model["accuracy"], model["global_step"]]
+        with tf.compat.v1.Session(graph=graph) as s:
+            s.run(tf.compat.v1.global_variables_initializer())
+            got = [_assign_by_shape(s, tf.compat.v1.trainable_variables())]
+            for x, y in case.args:  # one graph for the batches of a case: each is evaluated, then trained on
+                feed = {model["x"]: x, model["y"]: y}
+                got.append(s.run(fetch, feed))
+                got.append({k: v for k, v in _digest(s.run(model["merged"], feed)).items() if "/" not in k})
+                s.run(model["train_op"], feed)
+                got.append(s.run(fetch, feed))
+            return got
+
+
+_images = np.random.RandomState(5).uniform(0, 1, (3, 5)).astype(np.float32)
+BUILD_MODEL_CASES = [
+    Case("input_dim 5, hidden_dim 3, num_classes 4: a batch of one example (label 2), then one of 3 (labels [0, 3, 3])",
+         [(_images[:1], np.array([2])), (_images, np.array([0, 3, 3]))]),
+]
+
+
+@pytest.mark.differential
+@pytest.mark.covers("build_model")
+def test_build_model_matches_reference():
+    compare("build_model", k09, REF, BUILD_MODEL_CASES, _run_build_model,
+            hint="(variable shapes, then per batch: [logits, loss, accuracy, global step], the top-level summaries, "
+                 "the same after one Adam step): layer2 is linear (act=tf.identity), the loss a mean sparse softmax cross-entropy")
+
+
+def _folder_digest(folder, forward_only=False):
+    """{sub folder: (has graph, {step: {tag: value}})} of the event files under ``folder``; ``forward_only``
+    leaves out the summaries of the weights and biases (in a run that also trains, they may read a variable
+    before or after its update: no order between them)."""
+    out = {}
+    for sub in sorted(p for p in folder.iterdir() if p.is_dir()):
+        steps, has_graph = {}, False
+        for path in sorted(sub.glob("events.out.tfevents.*")):
+            for event in tf.compat.v1.train.summary_iterator(str(path)):
+                has_graph = has_graph or event.HasField("graph_def")
+                if event.HasField("summary"):
+                    values = _digest(event.summary.SerializeToString())
+                    steps.setdefault(event.step, {}).update(
+                        {k: v for k, v in values.items() if not (forward_only and re.search("/(weights|biases)/", k))})
+        out[sub.name] = (has_graph, steps)
+    return out
+
+
+def _run_open_writers(mod, case):
+    with tempfile.TemporaryDirectory() as tmp, fresh_graph() as graph:
+        tf.constant(1.0, name="one")
+        writers = mod.open_writers(os.path.join(tmp, case.args), graph)
+        for w in writers:
+            w.close()
+        return len(writers), _folder_digest(Path(tmp) / case.args)
+
+
+@pytest.mark.differential
+@pytest.mark.covers("open_writers")
+def test_open_writers_matches_reference():
+    compare("open_writers", k09, REF, [Case("log_dir 'logs' (not there yet)", "logs"),
+                                       Case("log_dir 'runs/a' (nested)", os.path.join("runs", "a"))],
+            _run_open_writers, hint="(2 writers, {folder: (graph written?, events)}): <log_dir>/train gets the "
+                                    "graph, <log_dir>/test does not")
+
+
+def _run_batch_for_step(mod, case):
+    n, width, step, batch_size = case.args
+    images = np.arange(n * width).reshape(n, width) - 5
+    labels = np.arange(n) * 10
+    return tuple(np.asarray(a) for a in mod.batch_for_step(images, labels, step, batch_size))
+
+
+@pytest.mark.differential
+@pytest.mark.covers("batch_for_step")
+def test_batch_for_step_matches_reference():
+    cases = [Case("3 rows, step 0, batch_size 1", (3, 2, 0, 1)),
+             Case("5 rows of 3, step 4, batch_size 2 (rows 8, 9 wrap to 3, 4)", (5, 3, 4, 2)),
+             Case("3 rows, step 2, batch_size 7 (a batch larger than the data wraps more than once)", (3, 2, 2, 7))]
+    compare("batch_for_step", k09, REF, cases, _run_batch_for_step,
+            hint="rows (step * batch_size + arange(batch_size)) % len(images), however often that wraps")
+
+
+def _reference_model(sess):
+    model = REF.build_model(input_dim=5, hidden_dim=3, num_classes=4, learning_rate=0.1)
+    sess.run(tf.compat.v1.global_variables_initializer())
+    _assign_by_shape(sess, tf.compat.v1.trainable_variables())
+    return model
+
+
+def _run_train_or_eval(mod, case):
+    which, steps = case.args
+    with tempfile.TemporaryDirectory() as tmp, fresh_graph() as graph:
+        with tf.compat.v1.Session(graph=graph) as s:
+            model = _reference_model(s)
+            writer = tf.compat.v1.summary.FileWriter(os.path.join(tmp, "run"))
+            got = []
+            for step, rows in steps:
+                value = getattr(mod, which)(s, model, writer, _images[rows], np.array([0, 3, 1])[rows], step)
+                got.append((value, type(value).__name__ if which == "train_step" else [type(v).__name__ for v in value]))
+            writer.close()
+            weights = s.run(tf.compat.v1.trainable_variables())
+        return got, weights, _folder_digest(Path(tmp), forward_only=True)
+
+
+@pytest.mark.differential
+@pytest.mark.covers("train_step")
+def test_train_step_matches_reference():
+    cases = [Case("steps 0, 5 and 6 on 1, 3 and 2 examples", ("train_step", [(0, [0]), (5, [0, 1, 2]), (6, [2, 0])]))]
+    compare("train_step", k09, REF, cases, _run_train_or_eval,
+            hint="(the returned losses and their type, the weights after, the event files): ONE sess.run of merged, "
+                 "loss and train_op; the loss before the update as a float; the summary added at step")
+
+
+@pytest.mark.differential
+@pytest.mark.covers("eval_step")
+def test_eval_step_matches_reference():
+    cases = [Case("evaluations at steps 0, 10 and 20 of 1, 3 and 2 examples",
+                  ("eval_step", [(0, [0]), (10, [0, 1, 2]), (20, [2, 1])]))]
+    compare("eval_step", k09, REF, cases, _run_train_or_eval,
+            hint="(the returned (loss, accuracy) and their types, the weights after, the event files): run merged, "
+                 "loss and accuracy, no train_op; floats; the summary added at step")
+
+
+def _saved(folder, steps, step_value=None):
+    """Checkpoints of v = [0, 1, 2] * step in ``folder``, one Saver per step (as separate runs would)."""
+    for step in steps:
+        with fresh_graph():
+            tf.compat.v1.get_variable("v", initializer=np.arange(3, dtype=np.float32) * step)
+            step_var = tf.compat.v1.train.get_or_create_global_step()
+            saver = tf.compat.v1.train.Saver()
+            with tf.compat.v1.Session() as s:
+                s.run(tf.compat.v1.global_variables_initializer())
+                s.run(step_var.assign(step if step_value is None else step_value))
+                saver.save(s, str(folder / "model"), global_step=step)
+
+
+def _run_restore_latest(mod, case):
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp) / "ckpt"
+        if case.args is not None:
+            folder.mkdir()
+            _saved(folder, *case.args)
+        with fresh_graph():
+            var = tf.compat.v1.get_variable("v", shape=(3,), initializer=tf.compat.v1.zeros_initializer())
+            tf.compat.v1.train.get_or_create_global_step()
+            saver = tf.compat.v1.train.Saver()
+            with tf.compat.v1.Session() as s:
+                try:
+                    step = mod.restore_latest(s, saver, str(folder))
+                except Exception as exc:  # noqa: BLE001 - yours or the reference's CheckpointError
+                    if type(exc).__name__ != "CheckpointError":
+                        raise
+                    return "CheckpointError"
+                return step, type(step).__name__, s.run(var)
+
+
+@pytest.mark.differential
+@pytest.mark.covers("restore_latest")
+def test_restore_latest_matches_reference():
+    cases = [Case("a missing directory", None),
+             Case("one checkpoint at step 0", ([0],)),
+             Case("checkpoints saved at steps 7, then 3 (the latest saved is model-3)", ([7, 3],)),
+             Case("model-5, whose global step variable holds 12", ([5], 12))]
+    compare("restore_latest", k09, REF, cases, _run_restore_latest,
+            hint="(step, its type, the restored v): tf.train.latest_checkpoint, saver.restore, and the value of the "
+                 "restored global step variable as an int")
+
+
+@pytest.mark.differential
+@pytest.mark.covers("normalize")
+def test_normalize_matches_reference():
+    cases = [Case("the uint8 scalar 255", np.uint8(255)), Case("the uint8 row [0, 1, 128]", np.array([0, 1, 128], np.uint8)),
+             Case("uint8 pixels of shape [2, 3, 1]", np.arange(0, 256, 45, dtype=np.uint8)[:6].reshape(2, 3, 1))]
+    compare("normalize", k09, REF, cases,
+            lambda mod, case: graph_outputs(lambda: (lambda t: (t.dtype.name, t))(mod.normalize(tf.constant(case.args)))),
+            hint="tf.cast(image, tf.float32) / 255.0")
+
+
+def _augment_more(mod, case):
+    """Three runs of one augment op: each run draws anew, in a reproducible sequence."""
+    image, seed, noise = case.args
+    with fresh_graph() as graph:
+        out = mod.augment(tf.constant(image), seed, noise)
+        with tf.compat.v1.Session(graph=graph) as s:
+            return tuple(s.run(out) for _ in range(3))
+
+
+_pixels = np.random.RandomState(6).uniform(0, 1, (2, 3, 1)).astype(np.float32)
+AUGMENT_CASES = [
+    Case("an image [1, 1, 1] of 0.5, seed 0, noise 0.05", (np.full([1, 1, 1], 0.5, np.float32), 0, 0.05)),
+    Case("an image [2, 3, 1] (not square), seed 5, noise 0.1", (_pixels, 5, 0.1)),
+    Case("an image [3, 2, 3] (3 channels), seed 7, noise 0 (flips only)",
+         (np.random.RandomState(7).uniform(0, 1, (3, 2, 3)).astype(np.float32), 7, 0.0)),
+]
+
+
+@pytest.mark.differential
+@pytest.mark.covers("augment")
+def test_augment_matches_reference():
+    compare("augment", k09, REF, AUGMENT_CASES, _augment_more,
+            hint="three runs of one op with the same seeds: random_flip_left_right(image, seed=seed), then "
+                 "tf.random.normal(..., stddev=noise_stddev, seed=seed + 1), clip to [0, 1]")
+
+
+def _run_make_dataset(mod, case):
+    n, batch_size, seed, kwargs = case.args
+    images = (np.arange(n * 4).reshape(n, 2, 2, 1) * 7 % 256).astype(np.uint8)
+    labels = np.arange(n) * 10
+    with fresh_graph() as graph:
+        batch = tf.compat.v1.data.make_one_shot_iterator(
+            mod.make_dataset(images, labels, batch_size, seed, **kwargs)).get_next()
+        got = []
+        with tf.compat.v1.Session(graph=graph) as s:
+            for _ in range(12):
+                try:
+                    images_b, labels_b = s.run(batch)
+                    got.append((labels_b, images_b))
+                except tf.errors.OutOfRangeError:
+                    got.append("end")
+                    break
+    return got
+
+
+MAKE_DATASET_CASES = [
+    Case("3 examples, batch_size 2, seed 1, augment_data=False, num_epochs 1", (3, 2, 1, dict(augment_data=False, num_epochs=1))),
+    Case("9 examples, batch_size 2, seed 3, augment_data=False, num_epochs 2", (9, 2, 3, dict(augment_data=False, num_epochs=2))),
+    Case("5 examples, batch_size 3, seed 4, augmented (noise 0.05), num_epochs 1", (5, 3, 4, dict(num_epochs=1))),
+]
+
+
+@pytest.mark.differential
+@pytest.mark.covers("make_dataset")
+def test_make_dataset_matches_reference():
+    compare("make_dataset", k09, REF, MAKE_DATASET_CASES, _run_make_dataset,
+            hint="(labels, images) per batch until the end: from_tensor_slices, shuffle(N, seed=seed) over ALL N examples, map, "
+                 "batch, repeat(num_epochs)")
+
+
+def _run_next_batch(mod, case):
+    with fresh_graph() as graph:
+        batch = mod.next_batch(case.args())
+        got = []
+        with tf.compat.v1.Session(graph=graph) as s:
+            for _ in range(6):
+                try:
+                    got.append(s.run(batch))
+                except tf.errors.OutOfRangeError:
+                    got.append("end")
+                    break
+    return got
+
+
+@pytest.mark.differential
+@pytest.mark.covers("next_batch")
+def test_next_batch_matches_reference():
+    cases = [Case("Dataset.range(1)", lambda: tf.data.Dataset.range(1)),
+             Case("Dataset.range(5).batch(2)", lambda: tf.data.Dataset.range(5).batch(2)),
+             Case("a dataset of (x, y) pairs, batch 2", lambda: tf.data.Dataset.from_tensor_slices(
+                 (np.arange(6.0).reshape(3, 2), np.array([1, 0, 1]))).batch(2))]
+    compare("next_batch", k09, REF, cases, _run_next_batch,
+            hint="each run of make_one_shot_iterator(dataset).get_next() gives the next element, then OutOfRangeError")
+
+
+def _run_loss(function):
+    def run(mod, case):
+        labels, logits = case.args
+
+        def build():
+            lab, log = tf.constant(labels), tf.constant(logits)
+            loss = getattr(mod, function)(lab, log)
+            names = {op.name for op in tf.compat.v1.get_default_graph().get_operations()}
+            named = [n in names for n in ("cross_entropy/Softmax", "cross_entropy/Log", "cross_entropy/mul")]
+            return loss, tf.gradients(loss, log)[0], named if function == "naive_cross_entropy" else None
+
+        return graph_outputs(build)
+
+    return run
+
+
+_logits = np.random.RandomState(7).normal(0, 2, (3, 4)).astype(np.float32)
+LOSS_CASES = [
+    Case("one example, 2 classes (labels [[0, 1]])", (np.array([[0, 1]], np.float32), np.array([[0.5, -1.0]], np.float32))),
+    Case("3 examples, 4 classes (labels 2, 0, 2; negative logits)", (np.eye(4, dtype=np.float32)[[2, 0, 2]], _logits)),
+]
+
+
+@pytest.mark.differential
+@pytest.mark.covers("naive_cross_entropy")
+def test_naive_cross_entropy_matches_reference():
+    compare("naive_cross_entropy", k09, REF, LOSS_CASES, _run_loss("naive_cross_entropy"),
+            hint="(loss, its gradient, ops cross_entropy/Softmax, /Log, /mul there?): -labels * log(softmax(logits)) "
+                 "summed over classes, averaged over the batch, in tf.name_scope('cross_entropy')")
+
+
+@pytest.mark.differential
+@pytest.mark.covers("stable_cross_entropy")
+def test_stable_cross_entropy_matches_reference():
+    cases = LOSS_CASES + [Case("the crafted batch (a softmax that underflows to 0)", (LABELS, CRAFTED))]
+    compare("stable_cross_entropy", k09, REF, cases, _run_loss("stable_cross_entropy"),
+            hint="(loss, its gradient): reduce_mean of tf.nn.softmax_cross_entropy_with_logits(labels=..., logits=...)")
+
+
+def _run_nan_check(mod, case):
+    with fresh_graph() as graph:
+        fetches, feed = case.args()
+        with tf.compat.v1.Session(graph=graph) as s:
+            try:
+                return to_numpy(mod.run_with_nan_check(s, fetches, feed))
+            except tf.errors.InvalidArgumentError as exc:
+                found = re.search(r"(\S+) : Tensor had (\w+) values", exc.message)
+                return "InvalidArgumentError", found.groups() if found else exc.message.splitlines()[0]
+
+
+def _nan_fed():
+    x = tf.compat.v1.placeholder(tf.float32, [None], name="x")
+    return tf.math.log(x, name="log_x"), {x: np.array([1.0, 0.0], np.float32)}
+
+
+NAN_CHECK_CASES = [
+    Case("one tensor, exp([1, -1])", lambda: (tf.exp(tf.constant([1.0, -1.0])), None)),
+    Case("a list [x * 2, r] with a fed x and a random r (one run: the checked values are the ones returned)",
+         lambda: (lambda x: ([x * 2.0, tf.random.uniform([2], seed=3)], {x: np.array([3.0, -4.0], np.float32)}))(
+             tf.compat.v1.placeholder(tf.float32, [2]))),
+    Case("log(x) fed x = [1, 0] (-inf)", _nan_fed),
+]
+
+
+@pytest.mark.differential
+@pytest.mark.covers("run_with_nan_check")
+def test_run_with_nan_check_matches_reference():
+    compare("run_with_nan_check", k09, REF, NAN_CHECK_CASES, _run_nan_check,
+            hint="the fetched values, or InvalidArgumentError naming the first non-finite tensor: run "
+                 "add_check_numerics_ops() in the SAME sess.run as the fetches")
