@@ -242,6 +242,11 @@ def test_one_hot_and_zero_state():
     x = n05.one_hot(tf.constant([[0, 26]]))
     assert x.dtype == tf.float32 and tuple(x.shape) == (1, 2, V), f"one_hot([[0, 26]]) should be float32 [1, 2, 27], got {x.dtype.name} {tuple(x.shape)}"
     assert np.array_equal(np.asarray(x), _one_hot([[0, 26]])), "one_hot should put a 1 at each id"
+    x = n05.one_hot(tf.constant([[3, 1]]))
+    assert tuple(x.shape) == (1, 2, V), (
+        f"one_hot([[3, 1]]) should be [1, 2, 27] like any batch, got {tuple(x.shape)}: the depth is always the 27 "
+        "symbols (VOCABULARY_SIZE), never taken from the ids at hand"
+    )
     state = n05.zero_state(3, 5)
     assert len(state) == 2, f"zero_state should return the pair (h, c), got {len(state)} items"
     for part in state:
@@ -654,6 +659,373 @@ def test_validation_perplexity_as_k05():
         f"n05's validation perplexity in one call, {ppl:.5f}, should equal k05's character by character, {k_ppl:.5f}"
     )
     print(f"n05 vs k05 validation perplexity on 300 characters: {ppl:.6f} vs {k_ppl:.6f}")
+
+
+# --------------------------------------------------------------------------- differential checks (reference)
+# The learner's functions against solutions/ on generated cases, smallest first (tfkata.differential).
+# A function that takes a model gets one built by the REFERENCE's build_model with fixed k05-style
+# weights, so each check compares one function; build_model itself gets the reference's weights copied
+# in by order once the shapes agree. N_DIFF = 3 units keeps every matrix non-square (27 x 12, 3 x 12, 3 x 27).
+import functools  # noqa: E402
+
+from tfkata.differential import Case, compare, eager_outputs, reference  # noqa: E402
+
+N_DIFF = 3
+
+
+def _ref():
+    return reference("n05")
+
+
+def _reference_model(n=N_DIFF, seed=21, scale=0.8, **overrides):
+    params = _random_params(n, seed=seed, scale=scale)
+    params.update(overrides)
+    return _ref().port_k05_weights(_ref().build_model(num_nodes=n), params)
+
+
+@functools.lru_cache(maxsize=None)
+def _reference_forward(kind):
+    """The reference's make_forward on a fixed model ("fixed"; "confident": the classifier gives every letter
+    of "abc" a probability below 1e-10), traced once and shared by every case."""
+    if kind == "confident":
+        bias = np.zeros(V, np.float32)
+        bias[1:4] = -40.0
+        model = _reference_model(w=np.zeros((N_DIFF, V), np.float32), b=bias)
+    else:
+        model = _reference_model()
+    return _ref().make_forward(model, N_DIFF)
+
+
+def _state(b, n=N_DIFF, seed=0, zero=False):
+    if zero:
+        return np.zeros((b, n), np.float32), np.zeros((b, n), np.float32)
+    h, c = np.random.RandomState(seed).uniform(-0.8, 0.8, (2, b, n)).astype(np.float32)
+    return h, c
+
+
+def _ids(shape, seed):
+    return np.random.RandomState(seed).randint(0, V, shape).astype(np.int32)
+
+
+def _run_text_to_ids(mod, case):
+    ids = mod.text_to_ids(case.args)
+    return {"ids": np.asarray(ids), "dtype": str(np.asarray(ids).dtype)}
+
+
+TEXT_TO_IDS_CASES = [
+    Case("the empty text ''", ""),
+    Case("'a'", "a"),
+    Case("'z a'", "z a"),
+    Case("'Zebra, 42!' (capitals, digits, punctuation)", "Zebra, 42!"),
+    Case("'café naïve—ok\\n' (accents, an em dash, a newline)", "café naïve—ok\n"),
+]
+
+
+@pytest.mark.differential
+@pytest.mark.covers("text_to_ids")
+def test_text_to_ids_matches_reference():
+    compare("text_to_ids", n05, _ref(), TEXT_TO_IDS_CASES, _run_text_to_ids,
+            hint="one int32 id per CHARACTER (a non-ASCII character is one character, and a space: 0)")
+
+
+IDS_TO_TEXT_CASES = [
+    Case("no ids []", np.zeros([0], np.int32)),
+    Case("[0]", np.array([0])),
+    Case("int64 ids [[1, 2], [26, 0]] (two rows)", np.array([[1, 2], [26, 0]], np.int64)),
+    Case("a list [8, 9, 0, 9, 19]", [8, 9, 0, 9, 19]),
+]
+
+
+@pytest.mark.differential
+@pytest.mark.covers("ids_to_text")
+def test_ids_to_text_matches_reference():
+    compare("ids_to_text", n05, _ref(), IDS_TO_TEXT_CASES, lambda mod, case: mod.ids_to_text(case.args),
+            hint="' ' for 0, chr(ord('a') - 1 + i) for 1..26, over the ids in order (reshape(-1))")
+
+
+def _run_batch_windows(mod, case):
+    ids, batch_size, unrollings, count = case.args
+    windows = mod.batch_windows(np.asarray(ids, np.int32), batch_size=batch_size, num_unrollings=unrollings)
+    return [np.asarray(next(windows)) for _ in range(count)]
+
+
+BATCH_WINDOWS_CASES = [
+    Case("ids 1..5, batch 1, 2 unrollings, 4 windows (wrapping around the end)", ([1, 2, 3, 4, 5], 1, 2, 4)),
+    Case("10 ids (not a multiple of batch 3), 2 unrollings, 5 windows", (list(range(1, 11)), 3, 2, 5)),
+    Case("7 ids with repeats [3, 3, 0, 5, 3, 0, 1], batch 2, 4 unrollings, 3 windows", ([3, 3, 0, 5, 3, 0, 1], 2, 4, 3)),
+]
+
+
+@pytest.mark.differential
+@pytest.mark.covers("batch_windows")
+def test_batch_windows_matches_reference():
+    compare("batch_windows", n05, _ref(), BATCH_WINDOWS_CASES, _run_batch_windows,
+            hint="row b starts at b * (len // batch_size); a window holds num_unrollings + 1 ids (wrapping); "
+                 "the cursors advance by num_unrollings")
+
+
+_KEPT_WEIGHTS = {}
+
+
+def _give_reference_weights(mod, case, what, model):
+    """The reference's run draws seeded weights for its model and keeps them; the learner's model gets the same
+    values, by the order of model.get_weights(), once the shapes agree."""
+    shapes = [list(w.shape) for w in model.get_weights()]
+    if mod is _ref():
+        rng = np.random.RandomState(23)
+        _KEPT_WEIGHTS[case.label] = [rng.uniform(-0.8, 0.8, s).astype(np.float32) for s in shapes]
+    values = _KEPT_WEIGHTS[case.label]
+    want = [list(v.shape) for v in values]
+    if shapes != want:
+        raise AssertionError(f"{what}: your model's weights have shapes {shapes}, the reference's {want} (in the "
+                             "order of get_weights()), so they cannot get the same weights")
+    model.set_weights(values)
+
+
+def _run_build_model(mod, case):
+    n, b, t, zero, seed = case.args
+    h, c = _state(b, n, seed, zero)
+    x = _one_hot(_ids((b, t), seed))
+
+    def call():
+        model = mod.build_model(num_nodes=n)
+        _give_reference_weights(mod, case, f"build_model({n})", model)
+        return list(model([tf.constant(x), tf.constant(h), tf.constant(c)]))
+
+    return eager_outputs(call)
+
+
+BUILD_MODEL_CASES = [
+    Case("num_nodes 3, x of shape [1, 1, 27] (one character) from a non-zero state", (3, 1, 1, False, 1)),
+    Case("num_nodes 5, x of shape [2, 4, 27] (rows differ) from a non-zero state", (5, 2, 4, False, 2)),
+    Case("num_nodes 4, x of shape [3, 2, 27] from the zero state", (4, 3, 2, True, 3)),
+]
+
+
+@pytest.mark.differential
+@pytest.mark.covers("build_model")
+def test_build_model_matches_reference():
+    compare("build_model", n05, _ref(), BUILD_MODEL_CASES, _run_build_model, atol=ATOL,
+            hint="[x, h, c] -> [logits, h, c]: LSTM(return_sequences=True, return_state=True) from initial_state=[h, c], "
+                 "then Dense(27) on every step")
+
+
+ONE_HOT_CASES = [
+    Case("ids [[0]]", [[0]]),
+    Case("ids [3, 1, 3] (1-D, repeated, all below 26)", [3, 1, 3]),
+    Case("ids [[26, 0, 5], [5, 5, 2]]", [[26, 0, 5], [5, 5, 2]]),
+]
+
+
+@pytest.mark.differential
+@pytest.mark.covers("one_hot")
+def test_one_hot_matches_reference():
+    def run(mod, case):
+        x = mod.one_hot(tf.constant(case.args, tf.int32))
+        return {"x": np.asarray(x), "dtype": tf.as_dtype(x.dtype).name}
+
+    compare("one_hot", n05, _ref(), ONE_HOT_CASES, run,
+            hint="tf.one_hot(ids, 27, dtype=tf.float32): always 27 symbols, whatever ids it is given")
+
+
+ZERO_STATE_CASES = [Case("batch 1, 1 unit", (1, 1)), Case("batch 2, 5 units", (2, 5)), Case("batch 4, 3 units", (4, 3))]
+
+
+@pytest.mark.differential
+@pytest.mark.covers("zero_state")
+def test_zero_state_matches_reference():
+    def run(mod, case):
+        h, c = mod.zero_state(*case.args)
+        return {"h": np.asarray(h), "c": np.asarray(c), "dtypes": [tf.as_dtype(h.dtype).name, tf.as_dtype(c.dtype).name]}
+
+    compare("zero_state", n05, _ref(), ZERO_STATE_CASES, run, hint="(h, c): two float32 zero tensors [batch_size, num_nodes]")
+
+
+def _run_port(mod, case):
+    n, seed = case.args
+    model = _ref().build_model(num_nodes=n)
+    returned = mod.port_k05_weights(model, {k: v.copy() for k, v in _random_params(n, seed=seed).items()})
+    return {"returns the model": returned is model, "lstm": model.get_layer("lstm").get_weights(),
+            "classifier": model.get_layer("classifier").get_weights()}
+
+
+PORT_CASES = [
+    Case("num_nodes 1 (k05's ix ... ob of shape [27, 1], [1, 1], [1, 1])", (1, 31)),
+    Case("num_nodes 3", (3, 32)),
+    Case("num_nodes 27 (square gate matrices [27, 27])", (27, 33)),
+]
+
+
+@pytest.mark.differential
+@pytest.mark.covers("port_k05_weights")
+def test_port_k05_weights_matches_reference():
+    compare("port_k05_weights", n05, _ref(), PORT_CASES, _run_port, hint=MAPPING)
+
+
+def _logits(b, t, seed, scale):
+    return (np.random.RandomState(seed).standard_normal((b, t, V)) * scale).astype(np.float32)
+
+
+def _confident_logits(predicted):
+    logits = np.full(np.shape(predicted) + (V,), -60.0, np.float32)
+    np.put_along_axis(logits, np.asarray(predicted)[..., None], 60.0, axis=-1)
+    return logits
+
+
+SEQUENCE_LOSS_CASES = [
+    Case("labels [[4]] and all-zero logits [1, 1, 27] (a 27-way tie)", ([[4]], np.zeros((1, 1, V), np.float32))),
+    Case("labels [2, 3] with repeats and logits [2, 3, 27] with negative values",
+         ([[1, 1, 0], [26, 1, 5]], _logits(2, 3, 41, 2.0))),
+    Case("labels [[1, 2], [3, 0]] and confident logits (+60 for the predicted id, -60 elsewhere; two predictions wrong)",
+         ([[1, 2], [3, 0]], _confident_logits([[1, 5], [3, 7]]))),
+]
+
+
+@pytest.mark.differential
+@pytest.mark.covers("sequence_loss")
+def test_sequence_loss_matches_reference():
+    def run(mod, case):
+        labels, logits = case.args
+        return eager_outputs(lambda: mod.sequence_loss(tf.constant(labels, tf.int32), tf.constant(logits)))
+
+    compare("sequence_loss", n05, _ref(), SEQUENCE_LOSS_CASES, run,
+            hint="tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(labels=labels, logits=logits)): "
+                 "stable for large logits, the mean over every character")
+
+
+SCHEDULE_CASES = [
+    Case("make_schedule() at steps 0, 1, 4999, 5000, 10000, 12345", ((), (0, 1, 4999, 5000, 10000, 12345))),
+    Case("make_schedule(1.0, 3, 0.5) at steps 0..7", ((1.0, 3, 0.5), tuple(range(8)))),
+    Case("make_schedule(2.0, 1, 0.9) at steps 0..3", ((2.0, 1, 0.9), tuple(range(4)))),
+]
+
+
+@pytest.mark.differential
+@pytest.mark.covers("make_schedule")
+def test_make_schedule_matches_reference():
+    def run(mod, case):
+        args, steps = case.args
+        schedule = mod.make_schedule(*args)
+        return [float(schedule(step)) for step in steps]
+
+    compare("make_schedule", n05, _ref(), SCHEDULE_CASES, run,
+            hint="ExponentialDecay(initial, decay_steps, decay_rate, staircase=True), with the arguments given")
+
+
+def _run_optimizer(mod, case):
+    kind = case.args
+    schedule = {"default": None, "constant": 0.5, "schedule": _ref().make_schedule(1.0, 2, 0.5)}[kind]
+    optimizer = mod.make_optimizer() if kind == "default" else mod.make_optimizer(schedule)
+    v = tf.Variable([1.0, -2.0])
+    values = []
+    for _ in range(3):
+        optimizer.apply_gradients([(tf.constant([0.1, -0.3]), v)])
+        values.append(v.numpy())
+    return values
+
+
+OPTIMIZER_CASES = [
+    Case("make_optimizer() for three steps of the gradient [0.1, -0.3]", "default"),
+    Case("make_optimizer(0.5) (a constant rate) for three steps", "constant"),
+    Case("make_optimizer(make_schedule(1.0, 2, 0.5)) for three steps (rates 1, 1, 0.5)", "schedule"),
+]
+
+
+@pytest.mark.differential
+@pytest.mark.covers("make_optimizer")
+def test_make_optimizer_matches_reference():
+    compare("make_optimizer", n05, _ref(), OPTIMIZER_CASES, _run_optimizer,
+            hint="keras.optimizers.SGD(learning_rate=schedule), make_schedule() only when no schedule is given")
+
+
+def _run_train_step(mod, case):
+    windows, clip_norm, zero = case.args
+    model = _reference_model(scale=0.5)
+    step = mod.make_train_step(model, keras.optimizers.SGD(learning_rate=1.0), clip_norm=clip_norm)
+    h, c = (tf.constant(s) for s in _state(windows[0].shape[0], seed=3, zero=zero))
+    out = []
+    for window in windows:
+        loss, h, c, norm = step(tf.constant(window), h, c)
+        out.append({"loss": loss, "global norm": norm, "h": h, "c": c})
+    return eager_outputs(lambda: {"steps": out, "weights after": model.get_weights()})
+
+
+# One case: each run traces a gradient step (seconds on Keras 2); two windows cover the carried state.
+TRAIN_STEP_CASES = [
+    Case("two windows of shape [2, 4] (the state carried) from a non-zero state, clip_norm 0.1",
+         ([_ids((2, 4), 51), _ids((2, 4), 52)], 0.1, False)),
+]
+
+
+@pytest.mark.differential
+@pytest.mark.covers("make_train_step")
+def test_make_train_step_matches_reference():
+    compare("make_train_step", n05, _ref(), TRAIN_STEP_CASES, _run_train_step, atol=1e-4, rtol=1e-3,
+            hint="inputs one_hot(window[:, :-1]), labels window[:, 1:], the model from (h, c); clip_by_global_norm; "
+                 "return (loss before the update, new h, new c, norm before clipping)")
+
+
+def _run_forward(mod, case):
+    model = _reference_model()
+    forward = mod.make_forward(model, N_DIFF)
+    out = []
+    for b, t, seed in case.args:
+        h, c = _state(b, seed=seed)
+        out.append(forward(tf.constant(_one_hot(_ids((b, t), seed))), tf.constant(h), tf.constant(c)))
+    return eager_outputs(lambda: {"outputs": [list(o) for o in out], "traces": forward.experimental_get_tracing_count()})
+
+
+FORWARD_CASES = [
+    Case("x [1, 1, 27], then [2, 3, 27], then [3, 2, 27] (three shapes), each from a non-zero state",
+         [(1, 1, 61), (2, 3, 62), (3, 2, 63)]),
+]
+
+
+@pytest.mark.differential
+@pytest.mark.covers("make_forward")
+def test_make_forward_matches_reference():
+    compare("make_forward", n05, _ref(), FORWARD_CASES, _run_forward, atol=ATOL,
+            hint="a tf.function with input_signature [None, None, 27], [None, N], [None, N] returning the model's "
+                 "(logits, h, c) with training=False")
+
+
+VALID_CASES = [
+    Case("one character 'a'", ("fixed", "a")),
+    Case("the same character twice, 'zz'", ("fixed", "zz")),
+    Case("'the end ' (eight characters)", ("fixed", "the end ")),
+    Case("'abcab' under a model that gives a, b, c probabilities below 1e-10", ("confident", "abcab")),
+]
+
+
+@pytest.mark.differential
+@pytest.mark.covers("validation_perplexity")
+def test_validation_perplexity_matches_reference():
+    def run(mod, case):
+        kind, text = case.args
+        got = mod.validation_perplexity(_reference_forward(kind), _ref().text_to_ids(text), num_nodes=N_DIFF)
+        return {"perplexity": got, "type": type(got).__name__}
+
+    compare("validation_perplexity", n05, _ref(), VALID_CASES, run,
+            hint="one forward call from the zero state on [1, L, 27]; position t scored against ids[(t + 1) % L]; "
+                 "probabilities floored at 1e-10 as k05's logprob; exp of the mean")
+
+
+SAMPLE_STEP_CASES = [
+    Case("character 0 (the space) from the zero state", (0, True)),
+    Case("character 26 ('z') from a non-zero state", (26, False)),
+]
+
+
+@pytest.mark.differential
+@pytest.mark.covers("sample_step")
+def test_sample_step_matches_reference():
+    def run(mod, case):
+        char, zero = case.args
+        h, c = _state(1, seed=71, zero=zero)
+        return eager_outputs(lambda: list(mod.sample_step(_reference_forward("fixed"), char, tf.constant(h), tf.constant(c))))
+
+    compare("sample_step", n05, _ref(), SAMPLE_STEP_CASES, run, atol=ATOL,
+            hint="forward on one_hot([[char_id]]) from (h, c): the softmax of the last logits as a [27] vector, then h, c")
 
 
 # --------------------------------------------------------------------------- training (k05's budget)
