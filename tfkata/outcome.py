@@ -23,6 +23,7 @@ class Outcome:
     report: str | None = None  # what replaces pytest's long report (None: keep pytest's)
     todo: Todo | None = None
     stuck: str | None = None  # the learner's function that did not return (time-out / watchdog)
+    about: str | None = None  # the kata function the failure is about ("Stuck? kata hint K -f F")
 
 
 def _chain(exc: BaseException | None):
@@ -106,7 +107,41 @@ def _size(mb: float) -> str:
 def classify(exc: BaseException, tb, *, kata: registry.Kata | None, target_dir: Path, tests_dir: Path,
              full: bool, hang=None, covers=()) -> Outcome:
     """The learner's view of one failed graded test (``full``: keep pytest's whole report); ``hang``: the
-    watchdog stopped it (time or memory)."""
+    watchdog stopped it (time or memory). ``about`` names the function the failure is about."""
+    got = _classify(exc, tb, kata=kata, target_dir=target_dir, tests_dir=tests_dir, full=full, hang=hang,
+                    covers=covers)
+    if kata is not None and got.status is None:
+        got.about = got.stuck or blamed_function(tb, got.message, kata, covers, target_dir)
+    return got
+
+
+def blamed_function(tb, line: str | None, kata: registry.Kata, covers, target_dir: Path) -> str | None:
+    """The function a failure is about: the deepest public function of the kata in the traceback (the
+    one that raised, not the one that merely called it); else the covered function the message names
+    first; else the test's first covered function."""
+    root = Path(target_dir).resolve()
+    deepest = None
+    for frame, _ in traceback.walk_tb(tb):
+        path = Path(frame.f_code.co_filename).resolve()
+        name = frame.f_code.co_name
+        if root in path.parents and path.stem == kata.module and name in kata.hints:
+            deepest = name
+        elif root in path.parents and path.stem == kata.module and "self" in frame.f_locals:
+            owner = type(frame.f_locals["self"]).__name__
+            if owner in kata.hints:
+                deepest = owner
+    if deepest:
+        return deepest
+    first = (line or "").splitlines()[0] if line else ""
+    for names in (list(covers or ()), list(kata.hints)):
+        found = [(m.start(), n) for n in names for m in [re.search(rf"\b{re.escape(n)}\b", first)] if m]
+        if found:
+            return min(found)[1]
+    return next(iter(covers or ()), None)
+
+
+def _classify(exc: BaseException, tb, *, kata: registry.Kata | None, target_dir: Path, tests_dir: Path,
+              full: bool, hang=None, covers=()) -> Outcome:
     from tfkata.loader import Blocked, KataImportError
 
     if hang is not None:

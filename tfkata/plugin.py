@@ -283,6 +283,7 @@ def pytest_runtest_makereport(item, call):
     report.tfkata_status = got.status if got else None
     report.tfkata_message = got.message if got else None
     report.tfkata_todo = got.todo if got else None
+    report.tfkata_about = got.about if got else None
     waiting = getattr(item, "_tfkata_waiting", None)
     if waiting is not None and report.skipped:
         report.tfkata_status, report.tfkata_message = "waiting", waiting

@@ -102,6 +102,7 @@ class Recorder:
             return
         entry.message = getattr(report, "tfkata_message", None) or _short(report)
         entry.todo = getattr(report, "tfkata_todo", None)
+        entry.about = getattr(report, "tfkata_about", None)
         if entry.status in ("fail", "error"):
             entry.report = _trim(report.longreprtext)
 

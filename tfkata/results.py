@@ -62,6 +62,7 @@ class TestResult:
     differential: bool = False  # compares the function with the reference on generated inputs
     needs: list[str] = field(default_factory=list)  # other katas it uses
     todo: Todo | None = None
+    about: str | None = None  # the kata function a failure is about (the one that raised, or its message names)
     duration: float = 0.0
 
     __test__ = False  # not a pytest test class
@@ -71,6 +72,8 @@ class TestResult:
         """The kata function this result is about: the stub it hit, else the first it covers."""
         if self.todo is not None and self.todo.kata == self.kata:
             return self.todo.function.split(".")[0]
+        if self.about:
+            return self.about
         return self.covers[0] if self.covers else None
 
     @property
@@ -176,7 +179,9 @@ class Run:
 
     @property
     def first_problem(self) -> TestResult | None:
-        return next(iter(self.problems), None)
+        """The first failure or error (what the learner just broke), else the first TODO."""
+        problems = self.problems
+        return next((t for t in problems if t.status != "todo"), None) or next(iter(problems), None)
 
     # ------------------------------------------------------------------ JSON
     def to_dict(self) -> dict:

@@ -85,6 +85,8 @@ def split_message(exc: BaseException) -> tuple[str, list[str]]:
     text = text.split("\nOriginal stack trace for", 1)[0]
     text = _drop_detected_block(text)
     lines = [l.rstrip() for l in text.splitlines() if not any(p.match(l) for p in _TF_NOISE)]
+    if isinstance(exc, AssertionError) and lines and _NUMPY_HEAD.match(lines[0]):
+        return _numpy_headline(lines), lines
     if isinstance(exc, AssertionError):
         intro = next((i for i, l in enumerate(lines) if _ASSERT_INTRO.match(l)), None)
         if intro is not None and intro > 0:  # message, then pytest's introspection
@@ -92,6 +94,30 @@ def split_message(exc: BaseException) -> tuple[str, list[str]]:
     if not lines:
         return "", []
     return lines[0].strip(), lines[1:]
+
+
+_NUMPY_HEAD = re.compile(r"^(Not equal to tolerance|Arrays are not)")
+_NUMPY_FACTS = (" ACTUAL", " DESIRED", "Mismatched elements", "Mismatch at index", "Max absolute", "Max relative",
+                "(shapes", " x:", " y:", "x:", "y:")
+
+
+def _numpy_headline(lines: list[str]) -> str:
+    """np.testing's message puts its own line first and the test's sentence (err_msg) second: the test's
+    sentence is the headline, with numpy's count and largest difference after it."""
+    own = lines[1].strip() if len(lines) > 1 and not lines[1].startswith(_NUMPY_FACTS) else ""
+    facts = []
+    for line in lines:
+        m = re.match(r"Mismatched elements: (\d+) / (\d+)", line)
+        if m:
+            facts.append(f"{m.group(1)} of {m.group(2)} differ")
+        m = re.match(r"Max absolute difference(?: among violations)?: (\S+)", line)
+        if m:
+            facts.append(f"max |diff| {m.group(1).rstrip('.')}")
+        m = re.match(r"\(shapes (.*) mismatch\)", line)
+        if m:
+            facts.append(f"shapes {m.group(1)} differ")
+    detail = f" ({', '.join(facts)})" if facts else ""
+    return (own or "the values differ from the expected ones") + detail
 
 
 def _drop_detected_block(text: str) -> str:
@@ -111,10 +137,23 @@ def _drop_detected_block(text: str) -> str:
     return "\n".join(out)
 
 
+_ERROR_LINE = re.compile(r"^\s*[\w.]*(Error|Exception)\b[^:]*:")
+
+
 def _clip(lines: list[str]) -> list[str]:
-    out = [l if len(l) <= MAX_LINE else l[: MAX_LINE - 3] + "..." for l in lines[:MAX_MESSAGE_LINES]]
-    if len(lines) > MAX_MESSAGE_LINES:
-        out.append(f"  ... ({len(lines) - MAX_MESSAGE_LINES} more lines: pytest --tb=long shows them)")
+    """At most MAX_MESSAGE_LINES lines, each cut at MAX_LINE; when lines are folded, the last
+    ``SomethingError: ...`` line among them (TensorFlow's and Keras's real message) still shows."""
+    cut = [l if len(l) <= MAX_LINE else l[: MAX_LINE - 3] + "..." for l in lines]
+    if len(lines) <= MAX_MESSAGE_LINES:
+        return cut
+    last_error = next((i for i in range(len(lines) - 1, MAX_MESSAGE_LINES - 1, -1) if _ERROR_LINE.match(lines[i])), None)
+    keep = MAX_MESSAGE_LINES - (1 if last_error is not None else 0)
+    out = cut[:keep]
+    folded = len(lines) - keep - (1 if last_error is not None else 0)
+    if folded:
+        out.append(f"  ... ({folded} more lines: pytest --tb=long shows them)")
+    if last_error is not None:
+        out.append(cut[last_error])
     return out
 
 

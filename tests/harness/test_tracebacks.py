@@ -165,3 +165,77 @@ def test_split_message_of_a_graph_execution_error(repo):
         tests.test_read(learner)
     head, rest = split_message(info.value)
     assert head.startswith("Could not find variable w.") and rest == []
+
+
+# --------------------------------------------------------------------------- the first line's rules
+@pytest.mark.parametrize("call", [
+    lambda np: np.testing.assert_allclose([1.0, 2.0], [1.0, 3.0], err_msg="mlp: the last layer must be linear"),
+    lambda np: np.testing.assert_array_equal([1, 2], [1, 3], err_msg="mlp: the last layer must be linear"),
+    lambda np: np.testing.assert_array_almost_equal([1.0, 2.0], [1.0, 3.0], err_msg="mlp: the last layer must be linear"),
+])
+def test_numpy_line_never_comes_first(call):
+    """np.testing puts 'Not equal to tolerance' / 'Arrays are not equal' first and the test's sentence
+    second: the learner sees the test's sentence first, with numpy's count and largest difference."""
+    import numpy as np
+
+    with pytest.raises(AssertionError) as info:
+        call(np)
+    head, rest = split_message(info.value)
+    assert head.startswith("mlp: the last layer must be linear (1 of 2 differ, max |diff| 1"), head
+    assert any("Arrays are not" in l or "Not equal to tolerance" in l for l in rest), rest
+
+
+def test_numpy_without_a_sentence_still_does_not_lead():
+    import numpy as np
+
+    with pytest.raises(AssertionError) as info:
+        np.testing.assert_allclose([1.0, 2.0], [1.0, 3.0, 4.0])
+    head, _ = split_message(info.value)
+    assert head == "the values differ from the expected ones (shapes (2,), (3,) differ)", head
+
+
+def test_folded_lines_keep_the_final_error_line():
+    from tfkata.tracebacks import MAX_MESSAGE_LINES, _clip
+
+    lines = [f"context {i}" for i in range(12)] + ["    ValueError: Input 0 of layer 'dense' is incompatible", "tail"]
+    out = _clip(lines)
+    assert len(out) <= MAX_MESSAGE_LINES + 1 and out[-1].strip().startswith("ValueError: Input 0"), out
+    assert "more lines" in out[-2], out
+
+
+def test_first_problem_is_the_failure_not_an_earlier_todo():
+    from tfkata.results import Run, TestResult, Todo
+
+    tests = [TestResult("t::a", "test_a", "k07", "todo", covers=["bucketed_batches"],
+                        todo=Todo("k07", "bucketed_batches", "katas/k07_seq2seq.py", 10)),
+             TestResult("t::b", "test_b", "k07", "fail", covers=["masked_loss"], message="masked_loss: ...")]
+    run = Run("katas", tests=tests)
+    assert run.first_problem.name == "test_b"
+    assert Run("katas", tests=tests[:1]).first_problem.name == "test_a"
+
+
+def test_blame_goes_to_the_function_that_raised_or_the_one_the_message_names(tmp_path):
+    """`Stuck? kata hint` names the function the failure is about: the deepest public function of the kata
+    in the traceback (not its caller), else the covered function the first line names first."""
+    from tfkata import registry
+    from tfkata.outcome import blamed_function
+
+    k06 = registry.get("k06")
+    target = tmp_path / "katas"
+    target.mkdir()
+    (target / f"{k06.module}.py").write_text(textwrap.dedent('''
+        def top_output(state):
+            raise ValueError("boom")
+
+        def run_stack(x):
+            return top_output(x)
+    '''))
+    spec = importlib.util.spec_from_file_location("blame_k06", target / f"{k06.module}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    with pytest.raises(ValueError) as info:
+        module.run_stack(1)
+    assert blamed_function(info.tb, "ValueError: boom", k06, ["run_stack", "top_output"], target) == "top_output"
+    line = "run_dynamic: with sequence_length the outputs past each length must be 0"
+    assert blamed_function(None, line, k06, ["run_static", "run_dynamic", "make_cell"], target) == "run_dynamic"
+    assert blamed_function(None, "wrong", k06, ["run_static", "run_dynamic"], target) == "run_static"

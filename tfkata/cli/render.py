@@ -153,7 +153,7 @@ def report(out: Console, root: Path, row: Progress, *, show_hint, max_lines: int
         out.print(Text(f"Also failing ({len(failing)}):", style="bold"))
         shown = failing if list_all else failing[:LIST_LIMIT]
         for t in shown:
-            first = (t.message or "").splitlines()[0][:110] if t.message else ""
+            first = (t.message or "").splitlines()[0] if t.message else ""  # whole: rich wraps it
             out.print(Text(f"  {MARK.get(t.status, '?')} {t.name}: {first}"))
         if len(shown) < len(failing):
             out.print(Text(f"  ... {len(failing) - len(shown)} more: kata run {k.id} --all", style="dim"))
