@@ -24,6 +24,7 @@ import pytest
 
 from tfkata import SEED, fresh_graph, load_kata
 from tfkata.data.mnist import load_mnist
+from tfkata.differential import Case, compare, eager_outputs, reference
 from tfkata.paths import output_dir
 from tfkata.tfsetup import import_tensorflow
 from tfkata.testing import where_max as _where
@@ -216,14 +217,31 @@ def test_make_dataset_shuffles_every_epoch():
         )
 
 
+def _wide_digits(n):
+    """uint8 images [n, 28, 28], zero but for pixel (0, 0) = i % 256 and (0, 1) = i // 256: ids beyond 255."""
+    images = np.zeros((n, 28, 28), np.uint8)
+    images[:, 0, 0], images[:, 0, 1] = np.arange(n) % 256, np.arange(n) // 256
+    return images, np.arange(n) % 10
+
+
+def _wide_ids(images):
+    pixels = np.rint(np.asarray(images)[:, 0, :2, 0] * 255.0).astype(int)
+    return (pixels[:, 0] + 256 * pixels[:, 1]).tolist()
+
+
 @pytest.mark.covers("make_dataset")
 def test_make_dataset_shuffle_buffer_is_the_whole_split():
-    images, labels = _toy_digits(200)
-    ds = n04.make_dataset(images, labels, batch_size=10, seed=11)
-    first_batch = _ids(next(iter(ds))[0])
-    assert max(first_batch) >= 100, (
-        f"the first batch holds only examples from the start of the data {sorted(first_batch)}: a shuffle "
-        "buffer smaller than the split only mixes neighbours; use shuffle(len(images), ...)"
+    n, batch = 2500, 50
+    images, labels = _wide_digits(n)
+    ds = n04.make_dataset(images, labels, batch_size=batch, seed=11)
+    first_batch = _wide_ids(next(iter(ds))[0])
+    # A buffer of S examples can put only examples 0 .. S + batch - 2 into the first batch; drawn from the whole
+    # split, 50 examples all from its first half have probability 2^-50 (and the seed fixes the draw).
+    assert max(first_batch) >= n // 2, (
+        f"the first batch of {batch} from a split of {n} examples holds only examples among the first "
+        f"{max(first_batch) + 1} (largest id {max(first_batch)}): a shuffle buffer smaller than the split "
+        "(shuffle(1000), shuffle(batch_size)) draws only from the first examples; use shuffle(len(images), ...) so the "
+        "buffer holds the whole split"
     )
 
 
@@ -584,6 +602,32 @@ def test_train_history():
     )
 
 
+@pytest.mark.covers("train")
+def test_train_builds_the_step_once():
+    train_ds, val_ds, _ = _tiny_datasets()
+    model = _tiny_model()
+    base = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+    runs = {"traced": 0, "eager": 0}
+
+    def loss_fn(labels, logits):  # its Python body runs once per trace inside a tf.function, every call eagerly
+        runs["eager" if tf.executing_eagerly() else "traced"] += 1
+        return base(labels, logits)
+
+    steps = 12
+    n04.train(model, train_ds, steps, keras.optimizers.Adam(learning_rate=0.05), loss_fn, val_ds, log_every=6,
+              verbose=False)
+    # Measured with the reference: 2 traces on Keras 2.12 (the first call, which creates Adam's variables, traces
+    # twice) and 2 on Keras 3.15; batches of one shape trace no more.
+    assert runs["traced"] <= 3, (
+        f"train makes a new tf.function every step ({runs['traced']} traces for {steps} steps): build the step once, "
+        "outside the loop (step_fn = make_train_step(model, optimizer, loss_fn) before `for`), and call it for every batch"
+    )
+    assert runs["traced"] > 0 or runs["eager"] == 0, (
+        f"train ran its {steps} steps eagerly ({runs['eager']} eager loss calls, no trace): call the tf.function "
+        "from make_train_step(model, optimizer, loss_fn) for every batch"
+    )
+
+
 @pytest.mark.filterwarnings("ignore:.*shuffle=True.*:UserWarning")  # Keras 3: a tf.data dataset shuffles itself
 @pytest.mark.covers("fit", "make_optimizer", "make_loss")
 def test_fit_history():
@@ -737,6 +781,274 @@ def test_one_step_as_k04(raw):
                 "the logits, with the gradients of every trainable variable"
             )
     print(f"n04 vs k04 after one Adam step: max |weight diff| {max(worst):.3g}")
+
+
+# --------------------------------------------------------------------------- differential checks (reference)
+# The learner's function against solutions/ on generated cases, smallest first (tfkata.differential): the net
+# behind the concept tests above. Keras weights are random: both models get the same fixed arrays, by order,
+# when their shapes agree. Skipped: train and fit (training loops; their tiny runs above are graded) and
+# load_k04_weights (its concept test already compares every array it sets with k04's, exactly).
+REF = reference("n04")
+
+
+def _spec(t):
+    """``float32 [2, 28, 28, 1]`` for a tensor, a TensorSpec or an array; the type's name for anything else."""
+    if hasattr(t, "dtype") and hasattr(t, "shape"):
+        shape = [d if d is None else int(d) for d in (t.shape.as_list() if hasattr(t.shape, "as_list") else t.shape)]
+        return f"{tf.as_dtype(t.dtype).name} {shape}"
+    return type(t).__name__
+
+
+def _run_mnist_splits(mod, case):
+    splits = mod.mnist_splits(**case.args)
+    out = {}
+    for name, (images, labels) in zip(("train", "validation", "test"), splits):
+        picked = sorted({0, min(1, len(images) - 1), len(images) // 2, len(images) - 1}) if len(images) else []
+        out[name] = {"images": _spec(images), "labels": _spec(labels), "all labels": np.asarray(labels),
+                     "images 0, 1, middle and last": np.asarray(images)[picked]}
+    return out
+
+
+MNIST_SPLITS_CASES = [
+    Case("mnist_splits(validation_size=1)", {"validation_size": 1}),
+    Case("mnist_splits(validation_size=12345)", {"validation_size": 12345}),
+]
+
+
+@pytest.mark.differential
+@pytest.mark.covers("mnist_splits")
+def test_mnist_splits_matches_reference():
+    compare("mnist_splits", n04, REF, MNIST_SPLITS_CASES, _run_mnist_splits,
+            hint="validation = the first validation_size training digits, train = the rest, test as loaded; uint8, in order")
+
+
+def _run_normalize(mod, case):
+    images, labels = case.args
+    x, y = mod.normalize(tf.constant(images), tf.constant(labels))
+    return {"images": _spec(x), "labels": _spec(y), "values": eager_outputs(lambda: (x, y))}
+
+
+def _pixels(*shape, seed=0):
+    return np.random.RandomState(seed).randint(0, 256, shape).astype(np.uint8)
+
+
+NORMALIZE_CASES = [
+    Case("one image [28, 28] with label 7 (uint8 scalar)", (_pixels(28, 28), np.uint8(7))),
+    Case("a batch [1, 28, 28] with labels [0] (uint8)", (_pixels(1, 28, 28, seed=1), np.array([0], np.uint8))),
+    Case("a batch [3, 28, 28] with pixels 0 and 255 and labels [9, 0, 9] (uint8)",
+         (np.stack([np.zeros((28, 28), np.uint8), np.full((28, 28), 255, np.uint8), _pixels(28, 28, seed=2)]),
+          np.array([9, 0, 9], np.uint8))),
+]
+
+
+@pytest.mark.differential
+@pytest.mark.covers("normalize")
+def test_normalize_matches_reference():
+    compare("normalize", n04, REF, NORMALIZE_CASES, _run_normalize,
+            hint="(tf.cast(images, tf.float32) / 255 with a channel axis LAST, tf.cast(labels, tf.int64))")
+
+
+def _run_make_dataset(mod, case):
+    n, kwargs, batches = case.args
+    images, labels = _toy_digits(n)
+
+    def call():
+        ds = mod.make_dataset(images, labels, **kwargs)
+        if kwargs.get("repeat"):
+            ds = ds.take(batches)
+        out = [{"ids": np.array(_ids(x)), "labels": y} for x, y in ds]
+        return {"element_spec": [_spec(s) for s in ds.element_spec], "batches": out}
+
+    return eager_outputs(call)
+
+
+MAKE_DATASET_CASES = [
+    Case("7 examples, batch_size=3, shuffle=False", (7, dict(batch_size=3, shuffle=False), None)),
+    Case("1 example, batch_size=4, seed=2", (1, dict(batch_size=4, seed=2), None)),
+    Case("23 examples, batch_size=5, seed=3 (the last batch holds 3)", (23, dict(batch_size=5, seed=3), None)),
+    Case("23 examples, batch_size=5, seed=3, repeat=True: the first 12 batches (2 epochs and more)",
+         (23, dict(batch_size=5, seed=3, repeat=True), 12)),
+]
+
+
+@pytest.mark.differential
+@pytest.mark.covers("make_dataset")
+def test_make_dataset_matches_reference():
+    compare("make_dataset", n04, REF, MAKE_DATASET_CASES, _run_make_dataset,
+            hint="from_tensor_slices -> shuffle(len(images), seed=seed, reshuffle_each_iteration=True) -> "
+                 "batch(batch_size) -> repeat() -> map(normalize) -> prefetch")
+
+
+def _fixed_weights(model, seed=0, scale=0.1):
+    """Give ``model`` arrays drawn from one RandomState by order and shape (the same for two models whose
+    weights have the same shapes); returns the weights' shapes."""
+    rng = np.random.RandomState(seed)
+    shapes = [tuple(w.shape) for w in model.get_weights()]
+    model.set_weights([rng.uniform(-scale, scale, shape).astype(np.float32) for shape in shapes])
+    return shapes
+
+
+def _run_build_model(mod, case):
+    rate, n = case.args
+
+    def call():
+        model = mod.build_model(**({"dropout_rate": rate} if rate is not None else {}))
+        shapes = _fixed_weights(model, scale=0.05)
+        images = np.random.RandomState(n).uniform(0.0, 1.0, (n, 28, 28, 1)).astype(np.float32)
+        return {"layers": [type(layer).__name__ for layer in model.layers],
+                "dropout rates": [float(layer.rate) for layer in model.layers if hasattr(layer, "rate")],
+                "weight shapes": [str(list(s)) for s in shapes],
+                "logits (training=False)": model(tf.constant(images), training=False)}
+
+    return eager_outputs(call)
+
+
+BUILD_MODEL_CASES = [
+    Case("build_model(dropout_rate=0.2) on 2 images, every weight set to the same fixed values", (0.2, 2)),
+]
+
+
+@pytest.mark.differential
+@pytest.mark.covers("build_model")
+def test_build_model_matches_reference():
+    compare("build_model", n04, REF, BUILD_MODEL_CASES, _run_build_model, atol=1e-4, rtol=1e-4,
+            hint="conv1 32x5x5 ReLU, pool, conv2 64x5x5 ReLU, pool, flatten, fc1 1024 ReLU, dropout, fc2 10 linear, "
+                 "SAME padding")
+
+
+def _run_make_loss(mod, case):
+    labels, logits = case.args
+    loss = mod.make_loss()
+    return eager_outputs(lambda: loss(tf.constant(labels), tf.constant(logits)))
+
+
+MAKE_LOSS_CASES = [
+    Case("one example: label [3], logits [1, 10] of -2..2.5", (np.array([3]), np.linspace(-2, 2.5, 10, dtype=np.float32)[None])),
+    Case("4 examples with tied logits (all 0.5) and labels [0, 9, 9, 4]",
+         (np.array([0, 9, 9, 4]), np.full((4, 10), 0.5, np.float32))),
+    Case("2 examples with logits of size 100 (-100 and 100) and int32 labels [1, 2]",
+         (np.array([1, 2], np.int32), np.array([[-100.0, 100.0] + [0.0] * 8, [100.0, -100.0] + [0.0] * 8], np.float32))),
+]
+
+
+@pytest.mark.differential
+@pytest.mark.covers("make_loss")
+def test_make_loss_matches_reference():
+    compare("make_loss", n04, REF, MAKE_LOSS_CASES, _run_make_loss,
+            hint="keras.losses.SparseCategoricalCrossentropy(from_logits=True): the mean over the batch")
+
+
+def _run_make_optimizer(mod, case):
+    lr, grads = case.args
+
+    def call():
+        optimizer = mod.make_optimizer() if lr is None else mod.make_optimizer(learning_rate=lr)
+        w = tf.Variable([0.5, -0.5, 0.0])
+        after = []
+        for g in grads:
+            optimizer.apply_gradients([(tf.constant(g, tf.float32), w)])
+            after.append(tf.identity(w))
+        return {"learning_rate": float(optimizer.learning_rate), "w after each step": after}
+
+    return eager_outputs(call)
+
+
+MAKE_OPTIMIZER_CASES = [
+    Case("make_optimizer(), one step with gradients [1, -2, 0]", (None, [[1.0, -2.0, 0.0]])),
+    Case("make_optimizer(0.01), one step with tiny gradients [1e-8, -3e-8, 2e-7]", (0.01, [[1e-8, -3e-8, 2e-7]])),
+    Case("make_optimizer(0.05), three steps with gradients that change sign",
+         (0.05, [[1.0, -1.0, 0.5], [-2.0, 0.5, 0.5], [0.1, 0.0, -3.0]])),
+]
+
+
+@pytest.mark.differential
+@pytest.mark.covers("make_optimizer")
+def test_make_optimizer_matches_reference():
+    compare("make_optimizer", n04, REF, MAKE_OPTIMIZER_CASES, _run_make_optimizer, atol=1e-7, rtol=1e-5,
+            hint="keras.optimizers.Adam(learning_rate=learning_rate, epsilon=1e-8): TF 1's AdamOptimizer")
+
+
+def _run_make_train_step(mod, case):
+    optimizer_name, lr, sizes = case.args
+
+    def call():
+        model = keras.Sequential([keras.Input(shape=(4,)), keras.layers.Dense(5, activation="tanh"), keras.layers.Dense(3)])
+        _fixed_weights(model, seed=1, scale=0.5)
+        optimizer = getattr(keras.optimizers, optimizer_name)(learning_rate=lr)
+        step = mod.make_train_step(model, optimizer, keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+        losses, weights = [], []
+        for i, size in enumerate(sizes):
+            x, y = _tiny_problem(size, seed=10 + i)
+            losses.append(step(tf.constant(x), tf.constant(y)))
+            weights.append([tf.identity(v) for v in model.trainable_variables])
+        return {"losses": losses, "weights after each step": weights}
+
+    return eager_outputs(call)
+
+
+MAKE_TRAIN_STEP_CASES = [
+    Case("one SGD(0.5) step on a batch of 1 (a Dense(5, tanh) -> Dense(3) model with fixed weights)", ("SGD", 0.5, [1])),
+    Case("two Adam(0.01) steps on batches of 6 and 2 (the second one shorter)", ("Adam", 0.01, [6, 2])),
+]
+
+
+@pytest.mark.differential
+@pytest.mark.covers("make_train_step")
+def test_make_train_step_matches_reference():
+    compare("make_train_step", n04, REF, MAKE_TRAIN_STEP_CASES, _run_make_train_step,
+            hint="a @tf.function step: under a tape logits = model(images, training=True), loss = loss_fn(labels, logits); "
+                 "apply the gradients of model.trainable_variables; return that loss")
+
+
+def _run_evaluate(mod, case):
+    n, batch = case.args
+    images, _ = _toy_digits(n)
+    x = (images.astype(np.float32) / 255.0)[..., None]
+    labels = (np.arange(n) % 10 + (np.arange(n) % 3 == 0)) % 10  # every third example is labelled wrongly
+    dataset = tf.data.Dataset.from_tensor_slices((x, labels.astype(np.int64))).batch(batch)
+    result = mod.evaluate(_FakeModel(), dataset)
+    return {"returns": type(result).__name__, "accuracy": result}
+
+
+EVALUATE_CASES = [
+    Case("one example (labelled wrongly), batch_size 1", (1, 1)),
+    Case("7 examples in batches of 3, 3, 1", (7, 3)),
+    Case("130 examples in batches of 50, 50, 30", (130, 50)),
+]
+
+
+@pytest.mark.differential
+@pytest.mark.covers("evaluate")
+def test_evaluate_matches_reference():
+    compare("evaluate", n04, REF, EVALUATE_CASES, _run_evaluate,
+            hint="count argmax(model(images, training=False)) == labels over every batch; divide by the number of examples")
+
+
+def _run_predict(mod, case):
+    n, batch = case.args
+
+    def call():
+        model = keras.Sequential([keras.Input(shape=(28, 28, 1)), keras.layers.Flatten(), keras.layers.Dropout(0.5),
+                                  keras.layers.Dense(10)])
+        _fixed_weights(model, seed=2)
+        images = np.random.RandomState(n).uniform(0.0, 1.0, (n, 28, 28, 1)).astype(np.float32)
+        result = mod.predict(model, images, batch_size=batch)
+        return {"returns": _spec(result), "classes": result}
+
+    return eager_outputs(call)
+
+
+PREDICT_CASES = [
+    Case("1 image, batch_size 500 (a Flatten -> Dropout(0.5) -> Dense(10) model with fixed weights)", (1, 500)),
+    Case("130 images, batch_size 50", (130, 50)),
+]
+
+
+@pytest.mark.differential
+@pytest.mark.covers("predict")
+def test_predict_matches_reference():
+    compare("predict", n04, REF, PREDICT_CASES, _run_predict,
+            hint="np.argmax(model.predict(images, batch_size=batch_size, verbose=0), axis=1).astype(np.int64)")
 
 
 # --------------------------------------------------------------------------- training
