@@ -32,7 +32,7 @@ from tfkata.results import Run, TestResult
 from tfkata.source import scan
 
 CATALOGUE_DIR = Path(__file__).resolve().parent
-KEYS = ("id", "function", "what", "replace", "code", "training")
+KEYS = ("id", "function", "what", "replace", "code", "training", "expect")
 COPIED = ("katas", "solutions", "tests", "conftest.py", "pyproject.toml")
 # "solutions": the mistake in solutions/, tests run with --solutions (a wrong reference must fail);
 # "learner": as the learner sees it: the mistake in katas/, every other kata file the reference's code
@@ -57,6 +57,7 @@ class Mistake:
     replace: tuple[tuple[str, str], ...]  # (old, new) pairs applied inside the function's text
     code: str | None  # or: the whole function rewritten
     training: bool  # only a training run can catch it
+    expect: tuple[str, ...] = ()  # what the learner's first line must say (see :func:`tells`)
 
     @property
     def key(self) -> str:
@@ -83,6 +84,19 @@ class Outcome:
     by_differential: bool = False  # the catching test compares with the reference (tfkata.differential)
 
     @property
+    def first_line(self) -> str:
+        """The first line the learner sees (``kata run`` shows the report, whose first line is the message)."""
+        text = (self.report or self.message or "").strip()
+        return text.splitlines()[0].removeprefix("AssertionError: ") if text else ""
+
+    @property
+    def told(self) -> bool | None:
+        """Caught, and the first line says what the entry's ``expect`` asks (None: no expect, or not caught)."""
+        if not self.caught or not self.mistake.expect:
+            return None
+        return tells(self.first_line, self.mistake.expect)
+
+    @property
     def status(self) -> str:
         """'caught', 'missed', 'skipped' or 'error'."""
         if self.skipped:
@@ -98,6 +112,7 @@ class Outcome:
             "status": self.status, "caught": self.caught, "test_id": self.test_id, "test_name": self.test_name,
             "message": self.message, "seconds": round(self.seconds, 2), "by_training": self.by_training,
             "error": self.error, "report": self.report, "view": self.view, "by_differential": self.by_differential,
+            "expect": list(m.expect), "first_line": self.first_line, "told": self.told,
         }
 
 
@@ -135,6 +150,18 @@ def load_all() -> list[Mistake]:
     return [m for kata in registry.katas() for m in load(kata.id)]
 
 
+def tells(line: str, expect) -> bool:
+    """Whether ``line`` says every item of ``expect``: a plain item is a case-insensitive substring, an item
+    ``re:PATTERN`` a case-insensitive regular expression, and ``a|b`` (plain) accepts either word."""
+    for item in expect:
+        if item.startswith("re:"):
+            if not re.search(item[3:], line, re.I):
+                return False
+        elif not any(alt.strip().lower() in line.lower() for alt in item.split("|")):
+            return False
+    return True
+
+
 def _parse(kata_id: str, entry: dict, where: str) -> Mistake:
     def fail(text: str):
         raise MistakeError(f"{where}: {text}")
@@ -169,7 +196,17 @@ def _parse(kata_id: str, entry: dict, where: str) -> Mistake:
     training = entry.get("training", False)
     if not isinstance(training, bool):
         fail("'training' must be true or false")
-    return Mistake(kata_id, entry["id"], entry["function"], entry["what"].strip(), replace, code, training)
+    expect = entry.get("expect", [])
+    if not isinstance(expect, list) or not all(isinstance(x, str) and x.strip() for x in expect):
+        fail("'expect' must be a list of non-empty strings (words the first line must say; 're:' for a regex)")
+    for item in expect:
+        if item.startswith("re:"):
+            try:
+                re.compile(item[3:])
+            except re.error as exc:
+                fail(f"'expect' item {item!r} is not a valid regular expression: {exc}")
+    return Mistake(kata_id, entry["id"], entry["function"], entry["what"].strip(), replace, code, training,
+                   tuple(expect))
 
 
 def _rel(path: Path) -> str:

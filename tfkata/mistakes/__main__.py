@@ -30,12 +30,13 @@ def line_for(o: Outcome) -> str:
     label = {"caught": "caught", "missed": "MISSED", "error": "ERROR"}[o.status]
     head += f"{label:<7} {o.seconds:5.1f} s  "
     if o.status == "caught":
-        first = (o.message or "").strip().splitlines()[0] if (o.message or "").strip() else "(no message)"
-        first = first.removeprefix("AssertionError: ")
+        first = o.first_line or "(no message)"
         if len(first) > WIDTH:
             first = first[: WIDTH - 3] + "..."
         where = " (training test)" if o.by_training else " (differential)" if o.by_differential else ""
-        return head + f"{o.test_name}{where}: {first}"
+        told = {True: "told", False: "MISTOLD", None: "no expect"}[o.told]
+        wanted = f"  [expected to say: {', '.join(o.mistake.expect)}]" if o.told is False else ""
+        return head + f"{told:<9} {o.test_name}{where}: {first}{wanted}"
     if o.status == "missed":
         return head + f"no test failed; {o.mistake.function}: {o.mistake.what}"
     return head + (o.error or "")
@@ -117,6 +118,12 @@ def main(argv: list[str] | None = None) -> int:
         keys = sorted(learner_by_differential)
         print(f"caught only by a differential check (they need a concept message): {len(keys)}"
               + (f" ({', '.join(keys)})" if keys else ""))
+    # What the learner is told is judged as the learner sees it (the learner view when it ran).
+    judged = [o for o in outcomes if o.view == ("learner" if "learner" in views else views[0])]
+    mistold = sorted(o.mistake.key for o in judged if o.told is False)
+    no_expect = sum(o.told is None and o.caught for o in judged)
+    print(f"told: {sum(o.told is True for o in judged)} right, {len(mistold)} MISTOLD"
+          + (f" ({', '.join(mistold)})" if mistold else "") + f", {no_expect} caught with no 'expect' yet")
     count = {s: sum(o.status == s for o in outcomes) for s in ("caught", "missed", "skipped", "error")}
     count["missed"] -= sum(o.status == "missed" and o.mistake.key in learner_by_differential for o in outcomes)
     summary = (f"{count['caught']} caught, {count['missed']} missed, {count['skipped']} skipped (training)"
@@ -128,7 +135,7 @@ def main(argv: list[str] | None = None) -> int:
         path.parent.mkdir(parents=True, exist_ok=True)
         data = {"version": 2, "mistakes": [o.to_dict() for o in outcomes]}
         path.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-    return 1 if count["missed"] or count["error"] else 0
+    return 1 if count["missed"] or count["error"] or mistold else 0
 
 
 if __name__ == "__main__":

@@ -183,6 +183,7 @@ def main(argv: list[str] | None = None) -> int:
     for d in json.loads(args.mistakes.read_text(encoding="utf-8")):
         view = d.pop("view")
         d["replace"] = tuple(tuple(pair) for pair in d["replace"])
+        d["expect"] = tuple(d.get("expect", ()))
         todo.append((Mistake(**d), view))
     _worker(args.root.resolve(), todo, args.out, args.runslow, args.timeout)
     return 0
