@@ -1158,9 +1158,11 @@ def _stand_in_outputs(mod, case, what):
     def train_once(s, built):
         model, training, weights, images = built
         feed = {model.x: images, model.y_: labels, model.keep_prob: 1.0}
-        values = s.run([training.loss, training.correct_prediction, training.n_correct, training.accuracy], feed)
+        values = s.run({"loss": training.loss, "correct_prediction": training.correct_prediction,
+                        "n_correct": training.n_correct, "accuracy": training.accuracy}, feed)
         s.run(training.train_op, feed)
-        return values, s.run(weights)
+        values["W, c after one step"] = s.run(weights)
+        return values
     return _with_weights(build_training, after=train_once)
 
 

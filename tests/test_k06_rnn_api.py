@@ -249,29 +249,36 @@ def test_lstm_output_is_h_state_is_c_h(sess, kind):
 def test_top_output_reads_h_from_any_state(sess):
     lstm_tuple = _rnn_cell().LSTMStateTuple
 
-    def const(value, shape=(2, 3)):
-        return tf.constant(np.full(shape, value, np.float32))
+    def rows(base, shape=(2, 3)):
+        """A [B, H] state whose entries all differ (B != H), so a row or a column taken for the whole shows."""
+        return base + np.arange(np.prod(shape), dtype=np.float32).reshape(shape) / 10
 
     cases = [
-        ("a plain [B, H] tensor (RNN, GRU)", const(7.0), 7.0,
-         "a tensor state is the output itself: return it"),
-        ("LSTMStateTuple(c=0, h=1)", lstm_tuple(c=const(0.0), h=const(1.0)), 1.0,
+        ("a plain [B, H] = [2, 3] tensor (RNN, GRU)", rows(7.0), rows(7.0),
+         "a tensor state is the output itself: return it whole (state[-1] of a tensor is its last batch row)"),
+        ("a plain [1, 4] tensor (batch 1)", rows(9.0, (1, 4)), rows(9.0, (1, 4)),
+         "a tensor state is the output itself: return it whole (state[-1] of a tensor is its last batch row)"),
+        ("LSTMStateTuple(c, h)", lstm_tuple(c=rows(0.0), h=rows(1.0)), rows(1.0),
          "an LSTM's output is h (state.h), not c"),
-        ("a MultiRNNCell state (LSTMStateTuple(c=2, h=3), LSTMStateTuple(c=4, h=5))",
-         (lstm_tuple(c=const(2.0), h=const(3.0)), lstm_tuple(c=const(4.0), h=const(5.0, (2, 4)))), 5.0,
+        ("a MultiRNNCell state (LSTMStateTuple(c, h), LSTMStateTuple(c, h [2, 4]))",
+         (lstm_tuple(c=rows(2.0), h=rows(3.0)), lstm_tuple(c=rows(4.0, (2, 4)), h=rows(5.0, (2, 4)))), rows(5.0, (2, 4)),
          "the top layer is the LAST entry of a MultiRNNCell state, and its output is h"),
-        ("a MultiRNNCell state of GRU tensors (6, 8)", (const(6.0), const(8.0, (2, 4))), 8.0,
+        ("a MultiRNNCell state of GRU tensors ([2, 3], [2, 4])", (rows(6.0), rows(8.0, (2, 4))), rows(8.0, (2, 4)),
          "the top layer is the LAST entry of a MultiRNNCell state"),
     ]
     for what, state, expected, fix in cases:
-        top = k06.top_output(state)
+        top = k06.top_output(tf.nest.map_structure(tf.constant, state))
         assert isinstance(top, tf.Tensor), (
             f"top_output({what}) should return one [B, H] tensor, got {type(top).__name__}: {fix}"
         )
+        assert top.shape.as_list() == list(expected.shape), (
+            f"top_output({what}) should return the [B, H] = {list(expected.shape)} tensor, got shape "
+            f"{top.shape.as_list()}: {fix}"
+        )
         got = sess.run(top)
-        assert got.size and np.all(got == expected), (
-            f"top_output({what}) should give the tensor of {expected:g}s, got values "
-            f"{sorted(set(np.unique(got).tolist()))[:4]}: {fix}"
+        assert np.array_equal(got, expected), (
+            f"top_output({what}) should give the top layer's output {np.round(expected.astype(float), 2).tolist()}, "
+            f"got {np.round(got.astype(float), 2).tolist()}: {fix}"
         )
 
 
@@ -461,3 +468,138 @@ def test_sequence_length_lstm_final_state_is_last_valid_step(sess):
         _assert_close(top[i], out[i, n - 1], f"top_output(final state) of sequence {i} should be h, its output at "
                       f"step {n - 1} (outputs[:, -1] is zeros past the length)")
     assert not c[LENGTHS == 0].any(), "run_dynamic: a length-0 sequence keeps the zero state"
+
+
+
+# --------------------------------------------------------------------------- differential checks
+# The net behind the concept tests above: each function against the reference (solutions/) on small inputs
+# chosen to show what the concept tests' cases cannot (batch 1, B != T != D != H, three layers, T wider than
+# the longest sequence, time_major together with sequence_length). Both sides get the same weights: the
+# trainable variables, in the order they were made, are set to values drawn from their position and shape
+# (names may differ: a cell's scope is the learner's choice). The cells are made here, not by make_cell,
+# except in make_cell's own check.
+from tfkata import fresh_graph  # noqa: E402
+from tfkata.differential import Case, compare, reference  # noqa: E402
+
+REF = reference("k06")
+
+
+def _fixed_weights(build, feed=None):
+    """Build in a fresh seeded graph, give the trainable variables fixed values by position, run what
+    ``build`` returns (a nest of tensors)."""
+    with fresh_graph() as graph:
+        built = build()
+        with tf.compat.v1.Session(graph=graph) as s:
+            s.run(tf.compat.v1.global_variables_initializer())
+            for i, var in enumerate(tf.compat.v1.trainable_variables()):
+                rng = np.random.RandomState(100 + i)
+                var.load((rng.standard_normal(var.shape.as_list()) * 0.5).astype(np.float32), s)
+            return s.run(built, feed(built) if feed else None)
+
+
+def _cell(kind, units):
+    rnn_cell = _rnn_cell()
+    return {"rnn": rnn_cell.BasicRNNCell, "basic_lstm": rnn_cell.BasicLSTMCell, "lstm": rnn_cell.LSTMCell,
+            "gru": rnn_cell.GRUCell}[kind](units)
+
+
+@pytest.mark.differential
+@pytest.mark.covers("make_cell")
+def test_make_cell_matches_reference():
+    def run(mod, case):
+        kind, units = case.args
+        cell = None
+
+        def build():
+            nonlocal cell
+            cell = mod.make_cell(kind, units)
+            out, state = cell(tf.constant(_inputs(b=2, d=3, seed=7)[:, 0]), cell.zero_state(2, tf.float32))
+            return out, (state)
+        values = _fixed_weights(build)
+        return type(cell).__name__, cell.output_size, values
+    cases = [Case(f"make_cell({kind!r}, {units}), one step on x [2, 3] from the zero state", (kind, units))
+             for kind, units in (("rnn", 1), ("basic_lstm", 4), ("lstm", 4), ("gru", 5))]
+    compare("make_cell", k06, REF, cases, run)
+
+
+@pytest.mark.differential
+@pytest.mark.covers("zero_state_and_step")
+def test_zero_state_and_step_matches_reference():
+    def run(mod, case):
+        kind, b, d, h = case.args
+        return _fixed_weights(lambda: (mod.zero_state_and_step(_cell(kind, h), tf.constant(_inputs(b=b, d=d, seed=8)[:, 0]))))
+    cases = [Case(f"a {kind} cell of {h} units on x_t [{b}, {d}] (s_0, o_1, s_1)", (kind, b, d, h))
+             for kind, b, d, h in (("rnn", 1, 2, 3), ("lstm", 3, 2, 4), ("gru", 2, 5, 3))]
+    compare("zero_state_and_step", k06, REF, cases, run)
+
+
+@pytest.mark.differential
+@pytest.mark.covers("top_output")
+def test_top_output_matches_reference():
+    lstm_tuple = _rnn_cell().LSTMStateTuple
+    rng = np.random.RandomState(9)
+
+    def t(b, h):
+        return rng.standard_normal((b, h)).astype(np.float32)
+
+    cases = [
+        Case("a [1, 3] tensor (batch 1)", t(1, 3)),
+        Case("an LSTMStateTuple of [3, 2] tensors", lstm_tuple(t(3, 2), t(3, 2))),
+        Case("a MultiRNNCell state of three LSTM layers (H 2, 4, 5)",
+             tuple(lstm_tuple(t(2, n), t(2, n)) for n in (2, 4, 5))),
+        Case("a MultiRNNCell state of three GRU layers (H 3, 1, 4)", tuple(t(2, n) for n in (3, 1, 4))),
+        Case("a MultiRNNCell state of one LSTM layer", (lstm_tuple(t(2, 3), t(2, 3)),)),
+    ]
+    compare("top_output", k06, REF, cases,
+            lambda mod, c: _fixed_weights(lambda: mod.top_output(tf.nest.map_structure(tf.constant, c.args))))
+
+
+@pytest.mark.differential
+@pytest.mark.covers("stacked_lstm")
+def test_stacked_lstm_matches_reference():
+    def run(mod, case):
+        (b, t, d), sizes = case.args
+        return _fixed_weights(lambda: (mod.stacked_lstm(tf.constant(_inputs(b, t, d, seed=10)), sizes=sizes)))
+    cases = [Case("x [1, 3, 4] (batch 1) with sizes (5, 2, 3)", ((1, 3, 4), (5, 2, 3)))]
+    compare("stacked_lstm", k06, REF, cases, run)
+
+
+@pytest.mark.differential
+@pytest.mark.covers("unstack_time")
+def test_unstack_time_matches_reference():
+    cases = [Case("x [1, 1, 2]", _inputs(1, 1, 2, seed=11)), Case("x [2, 3, 4]", _inputs(2, 3, 4, seed=12))]
+    compare("unstack_time", k06, REF, cases, lambda mod, c: _fixed_weights(lambda: mod.unstack_time(tf.constant(c.args))))
+
+
+@pytest.mark.differential
+@pytest.mark.covers("run_static")
+def test_run_static_matches_reference():
+    def run(mod, case):
+        kind, (b, t, d), h = case.args
+        return _fixed_weights(lambda: (mod.run_static(
+            _cell(kind, h), tf.unstack(tf.constant(_inputs(b, t, d, seed=13)), axis=1))))
+    cases = [Case("a rnn cell (3 units) over 1 step of [1, 2]", ("rnn", (1, 1, 2), 3)),
+             Case("an lstm cell (4 units) over 3 steps of [2, 5]", ("lstm", (2, 3, 5), 4))]
+    compare("run_static", k06, REF, cases, run)
+
+
+@pytest.mark.differential
+@pytest.mark.covers("run_dynamic")
+def test_run_dynamic_matches_reference():
+    def run(mod, case):
+        kind, (b, t, d), h, lengths, time_major = case.args
+
+        def build():
+            x = _inputs(b, t, d, seed=14)
+            x = np.transpose(x, (1, 0, 2)) if time_major else x
+            seq = None if lengths is None else tf.constant(np.array(lengths, np.int32))
+            return (mod.run_dynamic(_cell(kind, h), tf.constant(x), sequence_length=seq, time_major=time_major))
+        return _fixed_weights(build)
+    cases = [
+        Case("a rnn cell (3 units), x [1, 2, 4], no lengths", ("rnn", (1, 2, 4), 3, None, False)),
+        Case("an lstm cell (4 units), x [3, 5, 2] with lengths [2, 1, 3] (T wider than the longest)",
+             ("lstm", (3, 5, 2), 4, [2, 1, 3], False)),
+        Case("an lstm cell (3 units), time-major x [T=5, B=2, D=4] with lengths [3, 0]",
+             ("lstm", (2, 5, 4), 3, [3, 0], True)),
+    ]
+    compare("run_dynamic", k06, REF, cases, run)
