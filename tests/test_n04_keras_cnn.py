@@ -238,7 +238,7 @@ def test_make_dataset_shuffle_buffer_is_the_whole_split():
     # A buffer of S examples can put only examples 0 .. S + batch - 2 into the first batch; drawn from the whole
     # split, 50 examples all from its first half have probability 2^-50 (and the seed fixes the draw).
     assert max(first_batch) >= n // 2, (
-        f"the first batch of {batch} from a split of {n} examples holds only examples among the first "
+        f"make_dataset: the first batch of {batch} from a split of {n} examples holds only examples among the first "
         f"{max(first_batch) + 1} (largest id {max(first_batch)}): a shuffle buffer smaller than the split "
         "(shuffle(1000), shuffle(batch_size)) draws only from the first examples; use shuffle(len(images), ...) so the "
         "buffer holds the whole split"
@@ -705,6 +705,12 @@ def _port_problem(k04_outputs, keras_model, images, atol=1e-4):
         diff = np.abs(theirs - got)
         scale = max(1.0, float(np.abs(theirs).max()))
         if diff.max() > atol * scale:
+            if got.min() < 0 <= theirs.min() and np.abs(np.maximum(got, 0) - theirs).max() <= atol * scale:
+                source = {"pool1": "conv1", "pool2": "conv2"}.get(layer, layer)
+                return (
+                    f"n04's layer {layer} has negative values where k04's {k04_name} has zeros (they agree after a ReLU): "
+                    f"give layer {source} activation='relu', as k04 applied tf.nn.relu"
+                )
             return (
                 f"the port differs from k04 first at k04's {k04_name} vs n04's layer {layer} ({_where(diff)}, "
                 f"values up to {scale:.3g}): {mapping}"
