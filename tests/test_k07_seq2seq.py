@@ -255,6 +255,31 @@ def test_bucketing_groups_similar_lengths():
 
 
 @pytest.mark.covers("bucketed_batches")
+def test_bucketing_shuffles_the_order_of_batches():
+    x, y, lx, ly = _pool(600, seed=6)
+
+    def bucket_order(seed):
+        batches = k07.bucketed_batches(x, y, lx, ly, batch_size=16, bucket_width=4, rng=np.random.RandomState(seed))
+        return [int((np.asarray(b[2]).max() - 1) // 4) for b in batches]
+
+    order = bucket_order(0)
+    runs = 1 + sum(a != b for a, b in zip(order, order[1:]))  # stretches of batches from one bucket
+    assert runs > len(set(order)), (
+        f"bucketed_batches: the batches come grouped by bucket (bucket of each batch in order: {order[:12]}...): "
+        "shuffle the order of all the batches with rng (rng.permutation(len(batches))), so training does not see "
+        "one length range after another"
+    )
+    assert bucket_order(0) == order, (
+        "bucketed_batches: the same rng seed gave batches in another order: draw every shuffle from the rng argument, "
+        "not from the global np.random"
+    )
+    assert bucket_order(1) != order, (
+        "bucketed_batches: rng seeds 0 and 1 gave the batches in the same order: shuffle their order with the rng "
+        "argument (rng.permutation(len(batches)))"
+    )
+
+
+@pytest.mark.covers("bucketed_batches")
 def test_bucketing_cuts_padding():
     x, y, lx, ly = _pool()
     rng = np.random.RandomState(0)
@@ -447,6 +472,35 @@ def test_masked_loss_ignores_padding(sess):
     l3 = logits.copy()
     l3[1, 1] += 5.0 * rng.randn(V)
     assert run(l3, targets) != pytest.approx(base, rel=1e-4), "changing a valid step must change the loss"
+
+
+@pytest.mark.covers("masked_loss")
+def test_masked_loss_batch_padded_wider(sess):
+    """A batch padded wider than its longest sequence (T = 6, lengths [2, 4]): bucketed batches are trimmed, but a
+    batch cut from a wider pool, or k08's copy task, is not."""
+    rng = np.random.RandomState(2)
+    logits = rng.randn(2, 6, V).astype(np.float32)
+    targets = rng.randint(0, V, size=[2, 6]).astype(np.int32)
+    lengths = np.array([2, 4], dtype=np.int32)
+    where = "on a batch padded wider than its longest sequence (T=6, lengths [2, 4])"
+    try:
+        got = sess.run(k07.masked_loss(tf.constant(logits), tf.constant(targets), tf.constant(lengths)))
+    except (ValueError, tf.errors.InvalidArgumentError) as exc:
+        error = str(exc).strip().splitlines()[0][:120]
+    else:
+        error = None
+    if error is not None:
+        pytest.fail(f"masked_loss: {where} the mask and the [B, T] cross entropy differ in width: "
+                    "tf.sequence_mask(lengths) is only max(lengths) wide, pass maxlen=T "
+                    f"(tf.sequence_mask(lengths, maxlen=tf.shape(targets)[1])) (TensorFlow: {error})", pytrace=False)
+    logp = logits - np.log(np.exp(logits).sum(-1, keepdims=True))
+    xent = -np.take_along_axis(logp, targets[..., None], -1)[..., 0]
+    mask = np.arange(6)[None, :] < lengths[:, None]
+    want = (xent * mask).sum() / mask.sum()
+    assert abs(float(got) - want) <= 1e-5 * abs(want), (
+        f"masked_loss: {where} expected sum(xent * mask) / sum(mask) = {want:.6f}, got {float(got):.6f}: the mask "
+        "must be T wide (tf.sequence_mask(lengths, maxlen=T)) and count only the valid steps"
+    )
 
 
 @pytest.mark.covers("exact_match")
