@@ -17,6 +17,8 @@ given, the final training and validation metric) and names the shape of the curv
   evaluation;
 * still falling steeply at the end: learning too slowly (learning rate, initialisation scale);
 * fell and stopped far above a working model's loss (with ``n_classes``): stopped learning early;
+* a training loss near 0 with a poor validation figure: a label leak (the answer among the inputs);
+* ended well above the reference's final loss on the same budget (``reference_loss``): too slow;
 * fell and levelled off: a healthy curve (the sentence says so, so nobody hunts a training bug).
 
 The thresholds were checked on real k04 runs with one mistake each (their curves are fixed data in
@@ -53,6 +55,12 @@ _EXPLODE_FACTOR = 10.0
 _HUGE = 1e4
 # Training metric above validation metric by more than this: they are measured differently.
 _GAP = 0.05
+# A label leak: the loss ends below this and below this fraction of its start, validation below this.
+_LEAK_LOSS = 0.05
+_LEAK_REL = 0.02
+_LEAK_VALID = 0.5
+# A final loss more than this many times the reference's (same budget) learned too slowly.
+_SLOW_FACTOR = 1.5
 
 
 def _last(metric) -> Optional[float]:
@@ -94,6 +102,7 @@ def explain_curve(
     train_metric=None,
     valid_metric=None,
     picture: Optional[str] = None,
+    reference_loss: Optional[float] = None,
 ) -> str:
     """One sentence: what the training curve ``losses`` looks like and the causes that fit it.
 
@@ -102,7 +111,9 @@ def explain_curve(
     sentence recognise the loss of a uniform prediction, ``ln(n_classes)``. ``train_metric`` /
     ``valid_metric``: the final accuracy-like figure (higher is better) on training and validation
     data, as a number or a sequence (its last finite value is used). ``picture``: a path to mention
-    ("open kata-output/k04/report.png ...").
+    ("open kata-output/k04/report.png ..."). ``reference_loss``: the reference solution's final training
+    loss on the same budget (measured; the test knows it): a curve that ends well above it learned too
+    slowly, however healthy its shape.
     """
     values = [float(v) for v in losses]
     see = _picture(picture)
@@ -178,14 +189,24 @@ def explain_curve(
             f"variables are not trainable){see}"
         )
 
-    # 5. Rising.
+    # 5. A label leak: the training loss goes to ~0 while validation stays poor.
+    valid_now = _last(valid_metric)
+    if (n >= 2 and end < _LEAK_LOSS and start > 0 and end <= _LEAK_REL * start and valid_now is not None
+            and valid_now < _LEAK_VALID):
+        return (
+            f"the training loss fell to almost 0 ({_fmt(start)} → {_fmt(end)}) but validation reaches only "
+            f"{valid_now:.4f}: the model sees the answer while training (a label leak: targets not shifted, the "
+            f"decoder fed the targets, or labels among the inputs), so it copies instead of learning{see}"
+        )
+
+    # 6. Rising.
     if n >= 2 and end > start * 1.1 + 1e-12:
         return (
             f"the training loss rises from {_fmt(start)} to {_fmt(end)}: the learning rate is too high, or "
             f"the optimiser maximises the loss (a sign error){see}"
         )
 
-    # 6. Training fine, validation poor.
+    # 7. Training fine, validation poor.
     train, valid = _last(train_metric), _last(valid_metric)
     if train is not None and valid is not None and train - valid > _GAP:
         return (
@@ -195,7 +216,18 @@ def explain_curve(
             f"scaling that differs between training and evaluation){see}"
         )
 
-    # 7. Still falling steeply at the end (a high loss, with n_classes: well above a working model's).
+    # 8. Ended far above the reference's loss on the same budget: too slow, whatever the shape.
+    if reference_loss is not None and reference_loss > 0 and start > end and end > _SLOW_FACTOR * reference_loss:
+        rising = ""
+        if valid is not None:
+            rising = f" (validation {valid:.4f})"
+        return (
+            f"the training loss fell from {_fmt(start)} to {_fmt(end)}{rising}, {end / reference_loss:.1f}x the "
+            f"reference's {_fmt(reference_loss)} on the same budget: it learns too slowly (a learning rate below "
+            f"the tutorial's, e.g. Adam's default 1e-4 instead of 1e-3, or weights initialised too small){see}"
+        )
+
+    # 9. Still falling steeply at the end (a high loss, with n_classes: well above a working model's).
     if n >= 3 and start > end:
         before_end = _mean(values[-2 * k : -k]) if n >= 2 * k + 1 else values[0]
         late_slope = (before_end - end) / k
@@ -208,7 +240,7 @@ def explain_curve(
                 f"stddev) and would need many more steps{see}"
             )
 
-    # 8. Fell and levelled off.
+    # 10. Fell and levelled off.
     metric = ""
     if valid is not None:
         metric = f", validation {valid:.4f}"

@@ -171,3 +171,22 @@ def test_real_dropout_left_on_at_evaluation():
 def test_fell_but_stopped_high():
     text = explain_curve([3.0, 2.0, 1.6, 1.5, 1.5, 1.5, 1.5, 1.5], n_classes=10)
     assert "stopped there" in text and "healthy" not in text, text
+
+
+def test_label_leak_is_not_told_learning_rate():
+    """A decoder fed its own targets: the loss goes to ~0, exact match stays at 0 (issue: told 'learning
+    rate too high' before)."""
+    losses = [2.9, 1.2, 0.3, 0.05, 0.01, 0.004, 0.003, 0.002]
+    line = explain_curve(losses, n_classes=18, valid_metric=0.0)
+    assert "label leak" in line and "learning rate" not in line, line
+
+
+def test_slow_learning_against_the_reference_loss():
+    """Adam at its default 1e-4 instead of 1e-3: a smooth curve that levels off 3x above the reference's
+    final loss is too slow, not 'healthy'."""
+    losses = [2.3, 1.6, 1.2, 1.0, 0.92, 0.9, 0.89, 0.885]
+    healthy = explain_curve(losses)
+    assert "healthy" in healthy, healthy
+    line = explain_curve(losses, reference_loss=0.29, valid_metric=0.71)
+    assert "learns too slowly" in line and "3.1x the reference's" in line and "healthy" not in line, line
+    assert "healthy" in explain_curve(losses, reference_loss=0.8), "within 1.5x of the reference: no blame"
