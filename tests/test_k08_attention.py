@@ -6,6 +6,7 @@ heatmap file, and training last: the attention model on the copy task, the k07 m
 attention on the same budget (the gap is the lesson), and what the trained attention looks like.
 """
 import struct
+import zlib
 
 import numpy as np
 import pytest
@@ -13,6 +14,8 @@ import tensorflow as tf
 
 from tfkata import load_kata
 from tfkata.curves import explain_curve
+from tfkata.differential import Case, compare, graph_outputs, reference
+from tfkata.loader import fresh_graph
 from tfkata.tfsetup import require_legacy_rnn
 from tfkata.testing import BEAM_TRAP, UNIFORM_4, greedy, table_model
 
@@ -447,6 +450,350 @@ def test_plot_attention_writes_a_png(tmp_path):
     assert str(returned) == str(path), f"plot_attention should return the path it wrote, got {returned!r}"
     with pytest.raises(ValueError):
         k08.plot_attention([3, 2, 5, 4, 7, 9], [2, 4, 2, 4], align.T, str(tmp_path / "transposed.png"))
+
+
+# --------------------------------------------------------------------------- differential checks (reference)
+# Yours against solutions/ on generated cases, smallest first (tfkata.differential). Small, all-different sizes
+# (vocab 7, embed 4, hidden 5, memory width 6) so a transpose or a mixed-up size shows. The decoder functions get
+# the REFERENCE's AttentionParts, and every weight the same values on both sides (by shape), so only the function
+# under test differs. Skipped: train (the training loop, the training tests run it) and plot_attention (a PNG
+# whose bytes depend on matplotlib; the test above checks the file and the shape check).
+REF = reference("k08")
+VS, ES, HS, MS = 7, 4, 5, 6  # vocabulary, embedding, hidden units, memory width
+LS = 2  # decoder layers
+
+
+def _session(graph):
+    """A session without Grappler's rewrites: the same numbers on both sides, and the first run of a graph with
+    while loops and their gradients takes a tenth of the time."""
+    config = tf.compat.v1.ConfigProto()
+    config.graph_options.rewrite_options.disable_meta_optimizer = True
+    return tf.compat.v1.Session(graph=graph, config=config)
+
+
+def _assign_by_shape(sess, variables):
+    """The same values for a variable of a given shape, whatever its name or creation order."""
+    sess.run([v.assign(np.random.RandomState(zlib.crc32(str(v.shape.as_list()).encode())).uniform(
+        -0.6, 0.6, v.shape.as_list()).astype(np.float32)) for v in variables])
+    return sorted(v.shape.as_list() for v in variables)
+
+
+def _constant(rng, *shape, scale=1.0):
+    return tf.constant((rng.uniform(-1.0, 1.0, shape) * scale).astype(np.float32))
+
+
+def _lstm_state(rng, b, scale=1.0, layers=LS):
+    return tuple(tf.compat.v1.nn.rnn_cell.LSTMStateTuple(_constant(rng, b, HS, scale=scale), _constant(rng, b, HS, scale=scale))
+                 for _ in range(layers))
+
+
+def _run_luong_scores(mod, case):
+    query, keys = case.args
+    return graph_outputs(lambda: mod.luong_scores(tf.constant(query), tf.constant(keys)))
+
+
+def _randn(seed, *shape):
+    return np.random.RandomState(seed).randn(*shape).astype(np.float32)
+
+
+LUONG_CASES = [
+    Case("query [1, 1] and keys [1, 1, 1]", (_randn(0, 1, 1), _randn(1, 1, 1, 1))),
+    Case("batch 1: query [1, 2] and keys [1, 3, 2]", (_randn(2, 1, 2), _randn(3, 1, 3, 2))),
+    Case("query [2, 3] and keys [2, 4, 3] (negative values)", (_randn(4, 2, 3), _randn(5, 2, 4, 3))),
+]
+
+
+@pytest.mark.differential
+@pytest.mark.covers("luong_scores")
+def test_luong_scores_matches_reference():
+    compare("luong_scores", k08, REF, LUONG_CASES, _run_luong_scores,
+            hint="score[b, s] = keys[b, s] . query[b], float32 [B, T_enc] for every B and T_enc (1 included)")
+
+
+def _run_masked_softmax(mod, case):
+    scores, lengths = case.args
+    return graph_outputs(lambda: mod.masked_softmax(tf.constant(scores), tf.constant(lengths, tf.int32)))
+
+
+MASKED_SOFTMAX_CASES = [
+    Case("scores [1, 1] with lengths [1]", (_randn(6, 1, 1), [1])),
+    Case("scores [1, 4] with lengths [2] (T wider than the longest length)", (_randn(7, 1, 4) * 3, [2])),
+    Case("scores [3, 5] with lengths [5, 1, 3]", (_randn(8, 3, 5) * 3, [5, 1, 3])),
+    Case("tied scores [2, 3] with lengths [3, 2]", (np.full([2, 3], 0.7, np.float32), [3, 2])),
+]
+
+
+@pytest.mark.differential
+@pytest.mark.covers("masked_softmax")
+def test_masked_softmax_matches_reference():
+    compare("masked_softmax", k08, REF, MASKED_SOFTMAX_CASES, _run_masked_softmax,
+            hint="sequence_mask(memory_lengths, maxlen=T_enc), -inf past each length, then softmax over axis -1")
+
+
+def _run_context_vector(mod, case):
+    alignments, memory = case.args
+    return graph_outputs(lambda: mod.context_vector(tf.constant(alignments), tf.constant(memory)))
+
+
+CONTEXT_CASES = [
+    Case("alignments [1, 1] and memory [1, 1, 2]", (np.ones([1, 1], np.float32), _randn(9, 1, 1, 2))),
+    Case("batch 1: alignments [1, 3] and memory [1, 3, 2]", (_np_softmax(_randn(10, 1, 3)), _randn(11, 1, 3, 2))),
+    Case("alignments [2, 3] (zeros on padding) and memory [2, 3, 4]",
+         (np.array([[0.2, 0.5, 0.3], [0.6, 0.4, 0.0]], np.float32), _randn(12, 2, 3, 4))),
+]
+
+
+@pytest.mark.differential
+@pytest.mark.covers("context_vector")
+def test_context_vector_matches_reference():
+    compare("context_vector", k08, REF, CONTEXT_CASES, _run_context_vector,
+            hint="context[b] = sum_s alignments[b, s] * memory[b, s], float32 [B, H] for every B (1 included)")
+
+
+def _run_attentional_state(mod, case):
+    context, query, w_c = case.args
+    return graph_outputs(lambda: mod.attentional_state(tf.constant(context), tf.constant(query),
+                                                       lambda z: tf.matmul(z, w_c)))
+
+
+ATTENTIONAL_STATE_CASES = [
+    Case("batch 1: context [1, 2], query [1, 3], W_c [5, 4]", (_randn(13, 1, 2), _randn(14, 1, 3), _randn(15, 5, 4))),
+    Case("context [3, 4], query [3, 2], W_c [6, 3]", (_randn(16, 3, 4), _randn(17, 3, 2), _randn(18, 6, 3))),
+]
+
+
+@pytest.mark.differential
+@pytest.mark.covers("attentional_state")
+def test_attentional_state_matches_reference():
+    compare("attentional_state", k08, REF, ATTENTIONAL_STATE_CASES, _run_attentional_state,
+            hint="tanh(attention_layer([context ; query])), the context first")
+
+
+def _run_attention_parts(mod, case):
+    """What the parts determine: the variables' shapes once each part is used, each layer's units, bias and
+    activation, and (for a large enough embedding) its initial stddev and truncation."""
+    vocab, embed, hidden, layers = case.args
+    with fresh_graph() as graph:
+        parts = mod.attention_parts(vocab, embed, hidden, layers)
+        zeros = tf.zeros([2, hidden])
+        parts.cell(tf.zeros([2, embed + hidden]), tuple(tf.compat.v1.nn.rnn_cell.LSTMStateTuple(zeros, zeros)
+                                                        for _ in range(layers)))
+        parts.memory_layer(tf.zeros([2, 3, MS]))
+        parts.attention_layer(tf.zeros([2, MS + hidden]))
+        parts.output_layer(tf.zeros([2, hidden]))
+        layers_seen = [(layer.units, layer.use_bias, getattr(layer.activation, "__name__", str(layer.activation)))
+                       for layer in (parts.memory_layer, parts.attention_layer, parts.output_layer)]
+        shapes = sorted(v.shape.as_list() for v in tf.compat.v1.trainable_variables())
+        with _session(graph) as s:
+            s.run(tf.compat.v1.global_variables_initializer())
+            e = s.run(parts.embedding)
+    stats = (round(float(e.std()), 1), bool(np.abs(e).max() <= 0.2 + 1e-6)) if e.size >= 300 else None
+    return shapes, layers_seen, list(e.shape), stats
+
+
+@pytest.mark.differential
+@pytest.mark.needs("k07")
+@pytest.mark.covers("attention_parts")
+def test_attention_parts_matches_reference():
+    cases = [Case("vocab 7, embed 4, hidden 5, 1 layer", (7, 4, 5, 1)),
+             Case("the defaults: vocab 11, embed 30, hidden 50, 2 layers", (V, 30, H, 2))]
+    compare("attention_parts", k08, REF, cases, _run_attention_parts,
+            hint="(variable shapes, (units, use_bias, activation) of memory, attention and output layer, embedding "
+                 "shape, its stddev and truncation): memory and attention layers Dense(hidden, use_bias=False), no "
+                 "activation; embedding truncated normal, stddev 0.1")
+
+
+def _decoder_graph(seed, b, t_enc):
+    """The reference's parts, a memory [b, t_enc, 6] and a random initial state, in the current graph."""
+    rng = np.random.RandomState(seed)
+    parts = REF.attention_parts(VS, ES, HS, LS)
+    memory = _constant(rng, b, t_enc, MS)
+    return rng, parts, memory, _lstm_state(rng, b, scale=0.5)
+
+
+def _run_decoder(build, eos_bias=0.0):
+    """Build with ``build(rng, parts, memory, state)``, give every weight its value, run what it returns."""
+    def run(mod, case):
+        seed, b, t_enc = case.args[:3]
+        with fresh_graph() as graph:
+            rng, parts, memory, state = _decoder_graph(seed, b, t_enc)
+            out = build(mod, case, rng, parts, memory, state)
+            with _session(graph) as s:
+                s.run(tf.compat.v1.global_variables_initializer())
+                _assign_by_shape(s, tf.compat.v1.trainable_variables())
+                if eos_bias:
+                    s.run(parts.output_layer.bias.assign_add(np.eye(VS, dtype=np.float32)[REF.EOS] * eos_bias))
+                return s.run(out)
+
+    return run
+
+
+def _build_step(mod, case, rng, parts, memory, state):
+    _, b, _, lengths, tokens = case.args
+    keys = parts.memory_layer(memory)
+    return mod.attention_step(parts, keys, memory, tf.constant(lengths, tf.int32), tf.constant(tokens, tf.int32),
+                              state, _constant(rng, b, HS))
+
+
+ATTENTION_STEP_CASES = [
+    Case("batch 1, T_enc 1, token 3", (0, 1, 1, [1], [3])),
+    Case("batch 2, T_enc 4, lengths [4, 2], the same token [5, 5]", (1, 2, 4, [4, 2], [5, 5])),
+    Case("batch 3, T_enc 5, lengths [2, 5, 3], tokens [0, 6, 2]", (2, 3, 5, [2, 5, 3], [0, 6, 2])),
+]
+
+
+@pytest.mark.differential
+@pytest.mark.covers("attention_step")
+def test_attention_step_matches_reference():
+    compare("attention_step", k08, REF, ATTENTION_STEP_CASES, _run_decoder(_build_step),
+            hint="(attention, new state, alignments): the cell reads [embedding ; prev_attention], its output is "
+                 "scored against keys, masked by memory_lengths, the context averages memory")
+
+
+def _build_training(mod, case, rng, parts, memory, state):
+    _, b, _, lengths, dec_in = case.args
+    return mod.attention_training_decoder(parts, memory, tf.constant(lengths, tf.int32),
+                                          tf.constant(dec_in, tf.int32), state)
+
+
+TRAINING_DECODER_CASES = [
+    Case("batch 1, T_enc 1, decoder inputs [[0]]", (3, 1, 1, [1], [[0]])),
+    Case("batch 2, T_enc 4 with lengths [4, 2], decoder inputs [[0, 2, 4], [0, 6, 6]]", (4, 2, 4, [4, 2], [[0, 2, 4], [0, 6, 6]])),
+    Case("batch 3, T_enc 3 with lengths [1, 3, 2], 4 decoder steps", (5, 3, 3, [1, 3, 2], [[0, 4, 4, 4], [0, 1, 2, 3], [0, 0, 0, 0]])),
+]
+
+
+@pytest.mark.differential
+@pytest.mark.covers("attention_training_decoder")
+def test_attention_training_decoder_matches_reference():
+    compare("attention_training_decoder", k08, REF, TRAINING_DECODER_CASES, _run_decoder(_build_training),
+            hint="(logits [B, T_dec, V], alignments [B, T_dec, T_enc]): attention_step at every t on "
+                 "decoder_inputs[:, t], carrying the cell state and the attentional state")
+
+
+def _build_greedy(mod, case, rng, parts, memory, state):
+    _, _, _, lengths, max_steps = case.args
+    return mod.attention_greedy_decoder(parts, memory, tf.constant(lengths, tf.int32), state, max_steps)
+
+
+GREEDY_CASES = [
+    Case("batch 1, T_enc 2, max_steps 1", (6, 1, 2, [2], 1)),
+    Case("batch 3, T_enc 4 with lengths [4, 1, 3], max_steps 4", (7, 3, 4, [4, 1, 3], 4)),
+]
+# With the EOS logit raised by 0.3 these rows end after 1, 2, 1 and no steps (measured on TF 2.21).
+GREEDY_EOS_CASES = [Case("batch 4, T_enc 3 with lengths [3, 2, 3, 1], max_steps 6, the EOS logit raised by 0.3 (rows "
+                         "that end at different steps)", (24, 4, 3, [3, 2, 3, 1], 6))]
+
+
+@pytest.mark.differential
+@pytest.mark.covers("attention_greedy_decoder")
+def test_attention_greedy_decoder_matches_reference():
+    hint = ("(ids, lengths with EOS counted, alignments): feed back the argmax from GO with zero attention, PAD after "
+            "EOS, stop when all are finished or after max_steps")
+    compare("attention_greedy_decoder", k08, REF, GREEDY_CASES, _run_decoder(_build_greedy), hint=hint)
+    compare("attention_greedy_decoder", k08, REF, GREEDY_EOS_CASES, _run_decoder(_build_greedy, eos_bias=0.3),
+            hint=hint)
+
+
+def _run_build_model(mod, case):
+    x, lx, y, ly = (np.array(a, np.int32) for a in case.args)
+    dec_in = np.concatenate([np.zeros_like(y[:, :1]), y[:, :-1]], 1)
+    with fresh_graph() as graph:
+        model = mod.build_attention_seq2seq(learning_rate=3e-3, halve_every=1, max_decode_steps=4, vocab_size=VS,
+                                            embed_size=ES, hidden_units=HS, num_layers=1)
+        feed = {model.encoder_inputs: x, model.encoder_lengths: lx, model.decoder_inputs: dec_in,
+                model.decoder_targets: y, model.decoder_lengths: ly}
+        with _session(graph) as s:
+            s.run(tf.compat.v1.global_variables_initializer())
+            got = [_assign_by_shape(s, tf.compat.v1.trainable_variables())]
+            got.append(s.run([model.logits, model.loss, model.train_alignments], feed))
+            got.append(s.run([model.predictions, model.alignments], {model.encoder_inputs: x, model.encoder_lengths: lx}))
+            for _ in range(2):
+                s.run(model.train_op, feed)
+            got.append(s.run([model.loss, tf.compat.v1.train.get_global_step()], feed))
+    return got
+
+
+@pytest.mark.differential
+@pytest.mark.needs("k07")
+@pytest.mark.covers("build_attention_seq2seq")
+def test_build_attention_seq2seq_matches_reference():
+    case = Case("vocab 7, embed 4, hidden 5, 1 layer, halve_every 1: inputs [[3, 2, 5, 0], [6, 1, 0, 0], [2, 2, 4, 6]] "
+                "with lengths [3, 2, 4], targets of lengths [3, 2, 4]; two Adam steps",
+                ([[3, 2, 5, 0], [6, 1, 0, 0], [2, 2, 4, 6]], [3, 2, 4], [[2, 2, 0, 0], [6, 0, 0, 0], [2, 2, 4, 4]], [3, 2, 4]))
+    compare("build_attention_seq2seq", k08, REF, [case], _run_build_model,
+            hint="(variable shapes, [logits, loss, train alignments], [greedy ids, alignments], [loss, global step] "
+                 "after two train_op runs): the encoder's outputs are the memory and its final state starts both "
+                 "decoders; Adam on k07.decayed_learning_rate(learning_rate, step, halve_every)")
+
+
+def _run_beam_search(mod, case):
+    table, default, width, steps, eos = case.args
+    got = mod.beam_search(table_model(table, default), beam_width=width, max_steps=steps, eos=eos)
+    return [(tuple(int(t) for t in tokens), float(score)) for tokens, score in got]
+
+
+BEAM_CASES = [
+    Case("width 1, max_steps 1, 4 tokens equally likely (ties: the smaller sequence first)", ({}, UNIFORM_4, 1, 1, 0)),
+    Case("width 3, max_steps 2: (1, 0), (1, 3) and (2, 3) tie at 0.1 for the third place (the smaller first)",
+         ({(): {1: 0.2, 2: 0.5, 3: 0.3}, (2,): {3: 0.2, 0: 0.8}, (1,): {3: 0.5, 0: 0.5}}, {0: 1.0}, 3, 2, 0)),
+    Case("eos=2, width 2, max_steps 4 (token 0 is an ordinary token here)",
+         ({(): {0: 0.5, 2: 0.3, 1: 0.2}, (0,): {0: 0.7, 2: 0.3}, (0, 0): {2: 1.0}}, {2: 0.7, 3: 0.3}, 2, 4, 2)),
+    Case("width 20 (more than there are sequences), max_steps 2",
+         ({(): {1: 0.5, 2: 0.25, 3: 0.25}}, {0: 0.4, 1: 0.3, 2: 0.2, 3: 0.1}, 20, 2, 0)),
+]
+
+
+@pytest.mark.differential
+@pytest.mark.covers("beam_search")
+def test_beam_search_matches_reference():
+    compare("beam_search", k08, REF, BEAM_CASES, _run_beam_search,
+            hint="[(tokens, score)] best first: keep beam_width, finished at the first `eos` (the argument), ties "
+                 "broken by the smaller token sequence, key (-score, tokens)")
+
+
+def _fake_seq2seq():
+    """A cheap model with k07.Seq2Seq's fields whose last-step logits depend on every input and prefix token, in
+    order, and on the encoder lengths (what model_next_log_probs must feed right)."""
+    rng = np.random.RandomState(19)
+    enc_in = tf.compat.v1.placeholder(tf.int32, [None, None])
+    enc_len = tf.compat.v1.placeholder(tf.int32, [None])
+    dec_in = tf.compat.v1.placeholder(tf.int32, [None, None])
+    dec_len = tf.compat.v1.placeholder(tf.int32, [None])
+    mask = tf.sequence_mask(enc_len, tf.shape(enc_in)[1], dtype=tf.float32)[:, :, None]
+    position = tf.cast(tf.range(1, tf.shape(dec_in)[1] + 1), tf.float32)[None, :, None]
+    encoded = tf.matmul(tf.reduce_sum(tf.one_hot(enc_in, VS) * mask, 1), rng.randn(VS, VS).astype(np.float32))
+    decoded = tf.einsum("btv,vw->btw", tf.cumsum(tf.one_hot(dec_in, VS) * position, axis=1),
+                        rng.randn(VS, VS).astype(np.float32))
+    fields = dict.fromkeys(REF.k07.Seq2Seq._fields)
+    fields.update(encoder_inputs=enc_in, encoder_lengths=enc_len, decoder_inputs=dec_in, decoder_lengths=dec_len,
+                  logits=decoded + encoded[:, None, :])
+    return REF.k07.Seq2Seq(**fields)
+
+
+def _run_next_log_probs(mod, case):
+    x, len_x, prefixes = case.args
+    with fresh_graph() as graph:
+        model = _fake_seq2seq()
+        with _session(graph) as s:
+            return np.asarray(mod.model_next_log_probs(s, model, x, len_x)(prefixes), np.float64)
+
+
+NEXT_LOG_PROBS_CASES = [
+    Case("x = [3] (len_x 1), prefixes [()]", (np.array([3]), 1, [()])),
+    Case("x = [[3, 2, 5, 0, 0]] ([1, T_enc], padded past len_x = array([3])), prefixes [(2,), (4,), (2,)]",
+         (np.array([[3, 2, 5, 0, 0]]), np.array([3]), [(2,), (4,), (2,)])),
+    Case("x = [4, 1, 6, 2] (len_x 4), prefixes [(2, 4), (4, 2), (6, 0)] (order matters)",
+         (np.array([4, 1, 6, 2]), 4, [(2, 4), (4, 2), (6, 0)])),
+]
+
+
+@pytest.mark.differential
+@pytest.mark.covers("model_next_log_probs")
+def test_model_next_log_probs_matches_reference():
+    compare("model_next_log_probs", k08, REF, NEXT_LOG_PROBS_CASES, _run_next_log_probs,
+            hint="[K, V] log-softmax of the LAST step's logits, feeding x[:len_x] K times with that length and "
+                 "[GO, *prefix] as decoder inputs")
 
 
 # --------------------------------------------------------------------------- training

@@ -273,36 +273,6 @@ def test_train_with_summaries_bookkeeping(tmp_path):
     _check_summaries_run(history, tmp_path, 12, 5)
 
 
-@pytest.mark.training
-@pytest.mark.timeout(300)
-@pytest.mark.points(3)
-@pytest.mark.covers("train_with_summaries", "train_step", "eval_step", "open_writers", "batch_for_step", *MODEL)
-def test_train_with_summaries_event_files(tmp_path):
-    data = mnist_flat(N_TRAIN, N_TEST)
-    history = k09.train_with_summaries(data, str(tmp_path), num_steps=41, eval_every=10, batch_size=32,
-                                       learning_rate=5e-3)
-    test_events = _check_summaries_run(history, tmp_path, 41, 10)
-    # Independently: the step-0 test loss is the untrained model's (same seed, same construction).
-    with fresh_graph():
-        model = k09.build_model(input_dim=784, learning_rate=5e-3)
-        with tf.compat.v1.Session() as s:
-            s.run(tf.compat.v1.global_variables_initializer())
-            initial = s.run(model["loss"], {model["x"]: data[2], model["y"]: data[3]})
-    first, last = _scalar(test_events[0], "cross_entropy"), _scalar(test_events[40], "cross_entropy")
-    assert np.isclose(first, initial, rtol=1e-6), (
-        f"the test loss logged at step 0 should be the untrained model's {initial:.4f}, "
-        f"got {first:.4f}: evaluate before training at step 0"
-    )
-    print(f"k09 summaries: test loss {first:.3f} (step 0) -> {last:.3f} (step 40), "
-          f"test accuracy {_scalar(test_events[40], 'accuracy'):.3f}")
-    # Measured (TF 2.12-2.21): 2.309 -> 0.799 with Adam 5e-3 (1e-3 only reaches 1.763).
-    assert last < 0.6 * first, (
-        f"36 Adam steps (lr 5e-3) should cut the test loss by 40 %+ (measured: 2.31 -> 0.80), got "
-        f"{first:.3f} -> {last:.3f}: "
-        + explain_curve([history["train"][s] for s in sorted(history["train"])], n_classes=10)
-    )
-
-
 # =========================================================================== checkpoints
 @pytest.mark.covers("batch_for_step")
 def test_batch_for_step_is_a_function_of_the_step():
@@ -320,67 +290,6 @@ def test_batch_for_step_is_a_function_of_the_step():
     )
     again = k09.batch_for_step(images, labels, 2, 4)[1]
     assert np.array_equal(again, yb), "batch_for_step must depend on the step only (no random draw)"
-
-
-@pytest.fixture(scope="module")
-def checkpoint_runs(tmp_path_factory):
-    """50 steps, then resumed to 100, in folder a; 100 straight in folder b (each in a fresh graph)."""
-    x, y, *_ = mnist_flat(N_TRAIN, N_TEST)
-    root = tmp_path_factory.mktemp("k09_ckpt")
-    runs = _Runs()
-    with fresh_graph():
-        runs["first"] = k09.train_with_checkpoints((x, y), str(root / "a"), 50, save_every=10)
-    with fresh_graph():
-        runs["resumed"] = k09.train_with_checkpoints((x, y), str(root / "a"), 100, save_every=10, resume=True)
-    with fresh_graph():
-        runs["straight"] = k09.train_with_checkpoints((x, y), str(root / "b"), 100, save_every=10)
-    runs["root"] = root
-    return runs
-
-
-@pytest.mark.training
-@pytest.mark.timeout(300)
-@pytest.mark.covers("train_with_checkpoints", "restore_latest", "batch_for_step", *MODEL)
-def test_checkpoints_saved_every_n_steps(checkpoint_runs):
-    first = checkpoint_runs["first"]
-    assert first["start_step"] == 0 and first["global_step"] == 50, (
-        f"a fresh run starts at 0 and ends at global step 50, got {first['start_step']} -> {first['global_step']}"
-    )
-    assert first["saved_steps"] == [10, 20, 30, 40, 50], f"save every 10 steps, got {first['saved_steps']}"
-    latest = tf.train.latest_checkpoint(str(checkpoint_runs["root"] / "b"))
-    assert latest is not None and latest.endswith("model-100"), f"the latest checkpoint should be model-100, got {latest}"
-
-
-@pytest.mark.training
-@pytest.mark.timeout(300)
-@pytest.mark.covers("train_with_checkpoints", "restore_latest", "batch_for_step", *MODEL)
-def test_resume_starts_at_latest_checkpoint(checkpoint_runs):
-    resumed = checkpoint_runs["resumed"]
-    assert resumed["start_step"] == 50, (
-        f"resuming after 50 steps should start at global step 50 (the latest checkpoint), got {resumed['start_step']}"
-    )
-    assert resumed["global_step"] == 100 and resumed["saved_steps"] == [60, 70, 80, 90, 100], (
-        f"then train to 100, saving at 60..100, got {resumed['global_step']} and {resumed['saved_steps']}"
-    )
-
-
-@pytest.mark.training
-@pytest.mark.timeout(300)
-@pytest.mark.covers("train_with_checkpoints", "restore_latest", "batch_for_step", *MODEL)
-@pytest.mark.points(3)
-def test_resumed_run_equals_straight_run_bit_for_bit(checkpoint_runs):
-    resumed, straight = checkpoint_runs["resumed"]["weights"], checkpoint_runs["straight"]["weights"]
-    assert sorted(resumed) == sorted(straight) and len(resumed) == 4, (
-        f"expected the 4 trainable variables of both runs, got {sorted(resumed)} and {sorted(straight)}"
-    )
-    for name in straight:
-        diff = np.abs(resumed[name] - straight[name]).max()
-        assert np.array_equal(resumed[name], straight[name]), (
-            f"{name}: 50 + 50 steps differs from 100 straight steps by up to {diff:.3g}: restore ALL global "
-            "variables (Adam's slots and beta powers too, tf.compat.v1.train.Saver() does) and make the batch "
-            "a function of the global step"
-        )
-    print("k09 checkpoints: 50 + 50 steps == 100 straight steps, bit for bit")
 
 
 def _write_checkpoint(folder, step):
@@ -1192,3 +1101,96 @@ def test_run_with_nan_check_matches_reference():
     compare("run_with_nan_check", k09, REF, NAN_CHECK_CASES, _run_nan_check,
             hint="the fetched values, or InvalidArgumentError naming the first non-finite tensor: run "
                  "add_check_numerics_ops() in the SAME sess.run as the fetches")
+
+
+# =========================================================================== training (last: each waits for the unit
+# tests of the functions it covers, differential checks included)
+@pytest.mark.training
+@pytest.mark.timeout(300)
+@pytest.mark.points(3)
+@pytest.mark.covers("train_with_summaries", "train_step", "eval_step", "open_writers", "batch_for_step", *MODEL)
+def test_train_with_summaries_event_files(tmp_path):
+    data = mnist_flat(N_TRAIN, N_TEST)
+    history = k09.train_with_summaries(data, str(tmp_path), num_steps=41, eval_every=10, batch_size=32,
+                                       learning_rate=5e-3)
+    test_events = _check_summaries_run(history, tmp_path, 41, 10)
+    # Independently: the step-0 test loss is the untrained model's (same seed, same construction).
+    with fresh_graph():
+        model = k09.build_model(input_dim=784, learning_rate=5e-3)
+        with tf.compat.v1.Session() as s:
+            s.run(tf.compat.v1.global_variables_initializer())
+            initial = s.run(model["loss"], {model["x"]: data[2], model["y"]: data[3]})
+    first, last = _scalar(test_events[0], "cross_entropy"), _scalar(test_events[40], "cross_entropy")
+    assert np.isclose(first, initial, rtol=1e-6), (
+        f"the test loss logged at step 0 should be the untrained model's {initial:.4f}, "
+        f"got {first:.4f}: evaluate before training at step 0"
+    )
+    print(f"k09 summaries: test loss {first:.3f} (step 0) -> {last:.3f} (step 40), "
+          f"test accuracy {_scalar(test_events[40], 'accuracy'):.3f}")
+    # Measured (TF 2.12-2.21): 2.309 -> 0.799 with Adam 5e-3 (1e-3 only reaches 1.763).
+    assert last < 0.6 * first, (
+        f"36 Adam steps (lr 5e-3) should cut the test loss by 40 %+ (measured: 2.31 -> 0.80), got "
+        f"{first:.3f} -> {last:.3f}: "
+        + explain_curve([history["train"][s] for s in sorted(history["train"])], n_classes=10)
+    )
+
+
+@pytest.fixture(scope="module")
+def checkpoint_runs(tmp_path_factory):
+    """50 steps, then resumed to 100, in folder a; 100 straight in folder b (each in a fresh graph)."""
+    x, y, *_ = mnist_flat(N_TRAIN, N_TEST)
+    root = tmp_path_factory.mktemp("k09_ckpt")
+    runs = _Runs()
+    with fresh_graph():
+        runs["first"] = k09.train_with_checkpoints((x, y), str(root / "a"), 50, save_every=10)
+    with fresh_graph():
+        runs["resumed"] = k09.train_with_checkpoints((x, y), str(root / "a"), 100, save_every=10, resume=True)
+    with fresh_graph():
+        runs["straight"] = k09.train_with_checkpoints((x, y), str(root / "b"), 100, save_every=10)
+    runs["root"] = root
+    return runs
+
+
+@pytest.mark.training
+@pytest.mark.timeout(300)
+@pytest.mark.covers("train_with_checkpoints", "restore_latest", "batch_for_step", *MODEL)
+def test_checkpoints_saved_every_n_steps(checkpoint_runs):
+    first = checkpoint_runs["first"]
+    assert first["start_step"] == 0 and first["global_step"] == 50, (
+        f"a fresh run starts at 0 and ends at global step 50, got {first['start_step']} -> {first['global_step']}"
+    )
+    assert first["saved_steps"] == [10, 20, 30, 40, 50], f"save every 10 steps, got {first['saved_steps']}"
+    latest = tf.train.latest_checkpoint(str(checkpoint_runs["root"] / "b"))
+    assert latest is not None and latest.endswith("model-100"), f"the latest checkpoint should be model-100, got {latest}"
+
+
+@pytest.mark.training
+@pytest.mark.timeout(300)
+@pytest.mark.covers("train_with_checkpoints", "restore_latest", "batch_for_step", *MODEL)
+def test_resume_starts_at_latest_checkpoint(checkpoint_runs):
+    resumed = checkpoint_runs["resumed"]
+    assert resumed["start_step"] == 50, (
+        f"resuming after 50 steps should start at global step 50 (the latest checkpoint), got {resumed['start_step']}"
+    )
+    assert resumed["global_step"] == 100 and resumed["saved_steps"] == [60, 70, 80, 90, 100], (
+        f"then train to 100, saving at 60..100, got {resumed['global_step']} and {resumed['saved_steps']}"
+    )
+
+
+@pytest.mark.training
+@pytest.mark.timeout(300)
+@pytest.mark.covers("train_with_checkpoints", "restore_latest", "batch_for_step", *MODEL)
+@pytest.mark.points(3)
+def test_resumed_run_equals_straight_run_bit_for_bit(checkpoint_runs):
+    resumed, straight = checkpoint_runs["resumed"]["weights"], checkpoint_runs["straight"]["weights"]
+    assert sorted(resumed) == sorted(straight) and len(resumed) == 4, (
+        f"expected the 4 trainable variables of both runs, got {sorted(resumed)} and {sorted(straight)}"
+    )
+    for name in straight:
+        diff = np.abs(resumed[name] - straight[name]).max()
+        assert np.array_equal(resumed[name], straight[name]), (
+            f"{name}: 50 + 50 steps differs from 100 straight steps by up to {diff:.3g}: restore ALL global "
+            "variables (Adam's slots and beta powers too, tf.compat.v1.train.Saver() does) and make the batch "
+            "a function of the global step"
+        )
+    print("k09 checkpoints: 50 + 50 steps == 100 straight steps, bit for bit")
