@@ -14,7 +14,7 @@ import tensorflow as tf
 from tfkata import load_kata
 from tfkata.differential import Case, compare, graph_outputs, reference
 from tfkata.loader import fresh_graph
-from tfkata.tracebacks import first_line
+from tfkata.feedback.facts import first_line
 
 k02 = load_kata("k02_variables_scopes")
 

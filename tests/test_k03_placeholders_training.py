@@ -12,7 +12,7 @@ import pytest
 import tensorflow as tf
 
 from tfkata import fresh_graph, load_kata
-from tfkata.tracebacks import first_line
+from tfkata.feedback.facts import first_line
 
 k03 = load_kata("k03_placeholders_training")
 

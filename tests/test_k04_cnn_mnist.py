@@ -8,7 +8,7 @@ module-scoped fixture that builds its own seeded graph and is read by two tests.
 Graded training (seeded): 600 steps x 100, Adam 1e-3, keep_prob 0.5 -> 98.50 % test accuracy with the
 reference solution on TF 2.21 (98.40 % on 2.12; the same figure run after run; threshold 97.5 %).
 The schedules behind `slow` and `gpu` are described at their tests. A training failure ends with one
-sentence from tfkata.curves.explain_curve on the run's curve (and points at kata-output/k04/report.png).
+sentence from tfkata.feedback.curves.explain_curve on the run's curve (and points at kata-output/k04/report.png).
 """
 import functools
 import struct
@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 
 from tfkata import SEED, fresh_graph, load_kata
-from tfkata.curves import explain_curve
+from tfkata.feedback.curves import explain_curve
 from tfkata.data.mnist import load_mnist
 from tfkata.paths import output_dir
 from tfkata.tfsetup import import_tensorflow
@@ -1236,7 +1236,7 @@ def _train_and_test(steps, batch_size, learning_rate, keep_prob, picture=None):
 
 
 def _diagnosis(run):
-    """One sentence on the curve of ``run`` (tfkata.curves), for a failure message."""
+    """One sentence on the curve of ``run`` (tfkata.feedback.curves), for a failure message."""
     losses = [h.get("loss", float("nan")) for h in run.history if isinstance(h, dict)]
     valid = [h.get("val_accuracy") for h in run.history if isinstance(h, dict) and "val_accuracy" in h]
     return explain_curve(

@@ -16,7 +16,7 @@ import pytest
 import tensorflow as tf
 
 from tfkata import fresh_graph, load_kata
-from tfkata.curves import explain_curve
+from tfkata.feedback.curves import explain_curve
 from tfkata.data import text as corpora
 from tfkata.differential import Case, compare, graph_outputs, reference
 from tfkata.loader import seed_everything

@@ -15,7 +15,7 @@ import pytest
 import tensorflow as tf
 
 from tfkata import load_kata
-from tfkata.curves import explain_curve
+from tfkata.feedback.curves import explain_curve
 from tfkata.tfsetup import require_legacy_rnn
 
 k07 = load_kata("k07_seq2seq")

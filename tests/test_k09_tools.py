@@ -15,7 +15,7 @@ import tensorflow as tf
 
 from tfkata import load_kata
 from tfkata.differential import Case, compare, graph_outputs, reference, to_numpy
-from tfkata.curves import explain_curve
+from tfkata.feedback.curves import explain_curve
 from tfkata.loader import fresh_graph
 from tfkata.testing import mismatch as _mismatch, mnist_images as _mnist_images
 from tfkata.testing import mnist_flat

@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 
 from tfkata import SEED, fresh_graph, load_kata
-from tfkata.curves import explain_curve
+from tfkata.feedback.curves import explain_curve
 from tfkata.data import text as corpora
 from tfkata.tfsetup import import_tensorflow
 from tfkata.testing import where_max as _where

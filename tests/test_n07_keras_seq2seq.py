@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 
 from tfkata import fresh_graph, load_kata
-from tfkata.curves import explain_curve
+from tfkata.feedback.curves import explain_curve
 from tfkata.tfsetup import import_tensorflow, require_legacy_rnn
 from tfkata.testing import where_max as _where
 

@@ -5,7 +5,7 @@
 * A learner's run (target katas) grades the katas only: ``tests/harness/`` (the harness's own tests)
   runs with ``--solutions`` or when named on the command line. ``pytest`` from any folder of the
   checkout grades the whole checkout.
-* Outcomes (:mod:`tfkata.outcome`): TODO in one line; ``waiting`` for a training run whose unit tests
+* Outcomes (:mod:`tfkata.feedback.classify`): TODO in one line; ``waiting`` for a training run whose unit tests
   do not pass yet, or a test that ``needs`` another kata that does not pass yet; a diagnosis line
   first and the learner's own frames only (``--tb=long`` shows everything); time-outs that name the
   function that was running.
@@ -251,13 +251,13 @@ def sess():
 def pytest_runtest_makereport(item, call):
     """Every test's report, tagged with the tf-katas status (todo / waiting), message and TODO.
 
-    A graded test's failure is shown as the learner should see it (:mod:`tfkata.outcome`), and the
+    A graded test's failure is shown as the learner should see it (:mod:`tfkata.feedback.classify`), and the
     report is built here so that pytest never formats the long traceback it would throw away (that
     took most of a learner's first run: ~0.1 s per TODO test)."""
     excinfo = call.excinfo
     got = None
     if excinfo is not None and not excinfo.errisinstance(pytest.skip.Exception):
-        from tfkata.outcome import classify
+        from tfkata.feedback.classify import classify
 
         config = item.config
         kata = kata_of(item)

@@ -1,10 +1,10 @@
-"""tfkata.curves.explain_curve: each diagnosis on a made-up curve that shows it (no TensorFlow)."""
+"""tfkata.feedback.curves.explain_curve: each diagnosis on a made-up curve that shows it (no TensorFlow)."""
 import math
 
 import numpy as np
 import pytest
 
-from tfkata.curves import explain_curve
+from tfkata.feedback.curves import explain_curve
 
 LN10 = math.log(10)
 

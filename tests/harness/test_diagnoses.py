@@ -1,4 +1,4 @@
-"""tfkata/diagnoses.py: every entry of the table, checked against the error TensorFlow really raises.
+"""tfkata/feedback/diagnoses.py: every entry of the table, checked against the error TensorFlow really raises.
 
 Each test builds the tiny graph that fails the way a learner's code would, catches the real
 exception, and checks that ``diagnose`` picks the right entry and quotes the key facts.
@@ -9,7 +9,7 @@ import textwrap
 import numpy as np
 import pytest
 
-from tfkata.diagnoses import TABLE, diagnose, other_kata_todo
+from tfkata.feedback.diagnoses import TABLE, diagnose, other_kata_todo
 from tfkata.tfsetup import import_tensorflow
 
 tf = import_tensorflow()
@@ -502,7 +502,7 @@ def test_tf_gradients_under_eager_execution():
 
 def test_now_track_never_gets_sess_run_advice():
     """Every entry that would say sess.run / feed_dict has a TF 2 line for an nNN kata."""
-    from tfkata.diagnoses import NOW_LINES
+    from tfkata.feedback.diagnoses import NOW_LINES
 
     def bool_on_tensor():
         with tf.Graph().as_default():

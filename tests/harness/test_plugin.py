@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from tfkata.outcome import find_todo
+from tfkata.feedback.facts import find_todo
 from tfkata.results import SCHEMA_VERSION, Run, Todo
 
 pytestmark = pytest.mark.timeout(600)

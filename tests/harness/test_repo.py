@@ -97,3 +97,45 @@ def test_registry_lookup_and_errors():
     with pytest.raises(registry.UnknownKata) as err:
         registry.get("k99")
     assert "valid katas: k01 (graph)" in str(err.value)
+
+
+def test_no_import_circles_in_the_harness():
+    """tfkata's modules import each other one way (function-level imports included): no circle, so each
+    room can be read and tested on its own (the feedback rooms: facts <- diagnoses <- frames <- classify)."""
+    import ast
+
+    root = Path(__file__).resolve().parents[2] / "tfkata"
+    mods = {}
+    for p in root.rglob("*.py"):
+        name = ".".join(p.relative_to(root.parent).with_suffix("").parts)
+        mods[name.removesuffix(".__init__")] = p
+    graph = {m: set() for m in mods}
+    for m, p in mods.items():
+        pkg = m if p.name == "__init__.py" else m.rsplit(".", 1)[0]
+        for node in ast.walk(ast.parse(p.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Import):
+                targets = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom):
+                base = node.module or ""
+                if node.level:
+                    parts = pkg.split(".")[: len(pkg.split(".")) - node.level + 1]
+                    base = ".".join(parts + ([base] if base else []))
+                targets = [f"{base}.{a.name}" if f"{base}.{a.name}" in mods else base for a in node.names]
+            else:
+                continue
+            graph[m].update(t for t in targets if t in mods and t != m)
+
+    def path_back(start):
+        stack, seen = [(start, [start])], set()
+        while stack:
+            node, path = stack.pop()
+            for nxt in graph[node]:
+                if nxt == start:
+                    return path + [start]
+                if nxt not in seen:
+                    seen.add(nxt)
+                    stack.append((nxt, path + [nxt]))
+        return None
+
+    circles = [" -> ".join(c) for m in sorted(graph) for c in [path_back(m)] if c]
+    assert not circles, "import circles:\n" + "\n".join(circles)

@@ -11,7 +11,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from tfkata import registry
-from tfkata.results import Todo
+from tfkata.feedback.diagnoses import diagnose, other_kata_todo
+from tfkata.feedback.facts import chain, find_todo, is_test_failure, learner_frame, split_message
+from tfkata.feedback.frames import learner_report
 
 _TIMEOUT = re.compile(r"Timeout \(>([0-9.]+)s\) from pytest-timeout")
 
@@ -26,53 +28,6 @@ class Outcome:
     about: str | None = None  # the kata function the failure is about ("Stuck? kata hint K -f F")
 
 
-def _chain(exc: BaseException | None):
-    seen = set()
-    while exc is not None and id(exc) not in seen:
-        seen.add(id(exc))
-        yield exc
-        exc = exc.__cause__ or exc.__context__
-
-
-def find_todo(exc: BaseException | None, target_dir: Path) -> Todo | None:
-    """Where a stub's NotImplementedError came from: the deepest frame inside ``target_dir``."""
-    root = Path(target_dir).resolve()
-    for err in _chain(exc):
-        if not isinstance(err, NotImplementedError):
-            continue
-        frames = list(traceback.walk_tb(err.__traceback__))
-        if not frames:
-            continue
-        frame, lineno = frames[-1]  # raised by a stub itself, not by a library the learner called
-        path = Path(frame.f_code.co_filename).resolve()
-        if root not in path.parents:
-            continue
-        kata = registry.for_source_file(path)
-        func = frame.f_code.co_name
-        owner = frame.f_locals.get("self")
-        if owner is not None and func != "<module>":
-            func = f"{type(owner).__name__}.{func}"
-        return Todo(kata=kata.id if kata else "?", function=func,
-                    file=path.relative_to(root.parent).as_posix(), line=lineno)
-    return None
-
-
-def _learner_frame(tb, target_dir: Path):
-    """The deepest frame of the learner's code in a traceback: (function, 'file:line') or None
-    (a method is ``Class.method``; lambdas and comprehensions give way to the function around them)."""
-    root = Path(target_dir).resolve()
-    found = None
-    for frame, lineno in traceback.walk_tb(tb):
-        path = Path(frame.f_code.co_filename).resolve()
-        name = frame.f_code.co_name
-        if root in path.parents and not name.startswith("<"):
-            owner = frame.f_locals.get("self")
-            if owner is not None:
-                name = f"{type(owner).__name__}.{name}"
-            found = (name, f"{path.relative_to(root.parent).as_posix()}:{lineno}")
-    return found
-
-
 def timeout_line(exc: BaseException, tb, target_dir: Path, kata_id: str | None, covers=()):
     """(first line, the function that did not return) for pytest-timeout's failure, else None."""
     match = _TIMEOUT.search(str(exc))
@@ -80,7 +35,7 @@ def timeout_line(exc: BaseException, tb, target_dir: Path, kata_id: str | None, 
         return None
     from tfkata.watchdog import Hang
 
-    where = _learner_frame(tb, target_dir)
+    where = learner_frame(tb, target_dir)
     hang = Hang("time", float(match.group(1)), *(where or (None, None)))
     return hang_line(hang, kata_id, covers), hang.function or next(iter(covers or ()), None)
 
@@ -147,7 +102,7 @@ def _classify(exc: BaseException, tb, *, kata: registry.Kata | None, target_dir:
     if hang is not None:
         line = hang_line(hang, kata.id if kata else None, covers)
         return Outcome(None, line, line, stuck=hang.function or next(iter(covers or ()), None))
-    blocked = next((e for e in _chain(exc) if isinstance(e, Blocked)), None)
+    blocked = next((e for e in chain(exc, past_test_failures=True) if isinstance(e, Blocked)), None)
     if blocked is not None:
         return Outcome("waiting", str(blocked), str(blocked))
 
@@ -155,8 +110,6 @@ def _classify(exc: BaseException, tb, *, kata: registry.Kata | None, target_dir:
     if todo is not None and (kata is None or todo.kata in (kata.id, "?")):
         return Outcome("todo", todo.line_text, todo.line_text, todo)
     if todo is not None:
-        from tfkata.diagnoses import other_kata_todo
-
         line = other_kata_todo(exc, kata.id, target_dir)
         return Outcome("waiting", line, line, todo)
     if isinstance(exc, KataImportError):
@@ -167,23 +120,16 @@ def _classify(exc: BaseException, tb, *, kata: registry.Kata | None, target_dir:
     timed_out = timeout_line(exc, tb, target_dir, kata_id, covers)
     line, stuck = timed_out if timed_out else (None, None)
     if line is None:
-        from tfkata.diagnoses import diagnose
-
         found = diagnose(exc, target_dir=Path(target_dir), track=kata.track if kata else None)
         line = found.line if found else None
     if full:
         return Outcome(None, line or _first_line(exc), None, stuck=stuck)
-    from tfkata.tracebacks import learner_report
-
     text = learner_report(exc, target_dir=Path(target_dir), tests_dir=Path(tests_dir), message_first=line)
     return Outcome(None, line or _first_line(exc), text, stuck=stuck)
 
 
 def _first_line(exc: BaseException) -> str:
     """The test's own sentence for an assert or pytest.fail, else ``Type: first line``."""
-    from tfkata.diagnoses import is_test_failure
-    from tfkata.tracebacks import split_message
-
     head, _ = split_message(exc)
     if is_test_failure(exc):
         return head or "assertion failed"

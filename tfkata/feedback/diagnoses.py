@@ -17,6 +17,8 @@ import traceback
 from pathlib import Path
 from typing import Callable
 
+from tfkata.feedback.facts import chain, find_todo, is_test_failure
+
 INIT = "sess.run(tf.compat.v1.global_variables_initializer())"
 
 
@@ -278,26 +280,6 @@ NOW_LINES: dict[str, Callable[[re.Match, BaseException], str]] = {
 
 
 # --------------------------------------------------------------------------- API
-def is_test_failure(exc: BaseException) -> bool:
-    """An ``assert`` or ``pytest.fail`` of the test itself: its message is the test author's."""
-    try:
-        import pytest
-    except ImportError:  # pragma: no cover - only used under pytest
-        return isinstance(exc, AssertionError)
-    return isinstance(exc, (AssertionError, pytest.fail.Exception))
-
-
-def chain(exc: BaseException | None):
-    """``exc``, then its ``__cause__`` / ``__context__`` chain, each once; stops after a test failure."""
-    seen = set()
-    while exc is not None and id(exc) not in seen:
-        seen.add(id(exc))
-        yield exc
-        if is_test_failure(exc):
-            return
-        exc = exc.__cause__ or (None if exc.__suppress_context__ else exc.__context__)
-
-
 def _names(exc: BaseException) -> set[str]:
     return {cls.__name__ for cls in type(exc).__mro__}
 
@@ -332,9 +314,8 @@ def diagnose(exc: BaseException, *, target_dir: Path | None = None, under_test: 
 
 def other_kata_todo(exc: BaseException, under_test: str, target_dir: Path) -> str | None:
     """When a stub of ANOTHER kata raised the NotImplementedError: which one, where, and what to do
-    (the stub is found by :func:`tfkata.outcome.find_todo`, the one place that knows a TODO)."""
+    (the stub is found by :func:`tfkata.feedback.facts.find_todo`, the one place that knows a TODO)."""
     from tfkata import registry
-    from tfkata.outcome import find_todo
 
     todo = find_todo(exc, target_dir)
     under = registry.get(under_test).id

@@ -21,19 +21,14 @@ import re
 import traceback
 from pathlib import Path
 
-from tfkata.diagnoses import diagnose, is_test_failure
+from tfkata.feedback.diagnoses import diagnose
+from tfkata.feedback.facts import _ASSERT_INTRO, is_test_failure, split_message
 
 MAX_MESSAGE_LINES = 6
 MAX_LINE = 200
 MAX_FRAMES = 7
 HARNESS = ("/_pytest/", "/pytest/", "/pluggy/", "/tfkata/", "/pytest_timeout", "/runpy.py")
 TENSORFLOW = ("/tensorflow/", "/keras/", "/tf_keras/")
-_ASSERT_INTRO = re.compile(r"^assert ", re.M)
-_TF_NOISE = (
-    re.compile(r"^Graph execution error:\s*$"),
-    re.compile(r"^\s*\[\[\{\{node [^}]*\}\}\]\]\s*$"),
-    re.compile(r"^\s*$"),
-)
 
 
 def learner_report(
@@ -69,72 +64,6 @@ def learner_report(
         tail = [] if own_head and _ASSERT_INTRO.match(own_rest[0]) else [type(exc).__name__ + ":"] + own_rest
     lines += _clip(tail)
     return "\n".join(lines)
-
-
-def split_message(exc: BaseException) -> tuple[str, list[str]]:
-    """(headline, further lines) of the exception's message, with TensorFlow's noise removed.
-
-    A TF runtime error ("Graph execution error: Detected at node ... Original stack trace ...")
-    is reduced to its real message, which TF also keeps in ``__cause__``. An AssertionError
-    rewritten by pytest keeps the test's message as headline and its ``assert ...`` explanation
-    as further lines.
-    """
-    text = str(exc)
-    if text.startswith("Graph execution error") and exc.__cause__ is not None:
-        text = str(exc.__cause__)
-    text = text.split("\nOriginal stack trace for", 1)[0]
-    text = _drop_detected_block(text)
-    lines = [l.rstrip() for l in text.splitlines() if not any(p.match(l) for p in _TF_NOISE)]
-    if isinstance(exc, AssertionError) and lines and _NUMPY_HEAD.match(lines[0]):
-        return _numpy_headline(lines), lines
-    if isinstance(exc, AssertionError):
-        intro = next((i for i, l in enumerate(lines) if _ASSERT_INTRO.match(l)), None)
-        if intro is not None and intro > 0:  # message, then pytest's introspection
-            return " ".join(l.strip() for l in lines[:intro]), lines[intro:]
-    if not lines:
-        return "", []
-    return lines[0].strip(), lines[1:]
-
-
-_NUMPY_HEAD = re.compile(r"^(Not equal to tolerance|Arrays are not)")
-_NUMPY_FACTS = (" ACTUAL", " DESIRED", "Mismatched elements", "Mismatch at index", "Max absolute", "Max relative",
-                "(shapes", " x:", " y:", "x:", "y:")
-
-
-def _numpy_headline(lines: list[str]) -> str:
-    """np.testing's message puts its own line first and the test's sentence (err_msg) second: the test's
-    sentence is the headline, with numpy's count and largest difference after it."""
-    own = lines[1].strip() if len(lines) > 1 and not lines[1].startswith(_NUMPY_FACTS) else ""
-    facts = []
-    for line in lines:
-        m = re.match(r"Mismatched elements: (\d+) / (\d+)", line)
-        if m:
-            facts.append(f"{m.group(1)} of {m.group(2)} differ")
-        m = re.match(r"Max absolute difference(?: among violations)?: (\S+)", line)
-        if m:
-            facts.append(f"max |diff| {m.group(1).rstrip('.')}")
-        m = re.match(r"\(shapes (.*) mismatch\)", line)
-        if m:
-            facts.append(f"shapes {m.group(1)} differ")
-    detail = f" ({', '.join(facts)})" if facts else ""
-    return (own or "the values differ from the expected ones") + detail
-
-
-def _drop_detected_block(text: str) -> str:
-    """Remove TF's 'Detected at node X defined at (most recent call last):' + its File lines."""
-    out, skipping = [], False
-    for line in text.splitlines():
-        if line.startswith("Detected at node") or line.startswith("Detected unsupported operations"):
-            skipping = True
-            continue
-        if skipping:
-            if line.startswith(" ") or not line.strip():
-                continue
-            skipping = False
-            if line.startswith("Node: "):
-                continue
-        out.append(line)
-    return "\n".join(out)
 
 
 _ERROR_LINE = re.compile(r"^\s*[\w.]*(Error|Exception)\b[^:]*:")
@@ -201,11 +130,3 @@ def _common_root(a: Path, b: Path) -> Path:
         if folder == b or folder in b.parents:
             return folder
     return a.parent
-
-
-def first_line(exc: BaseException, limit: int = 120) -> str:
-    """The real first line of an exception's message (TensorFlow's 'Graph execution error' wrapper and
-    node dumps removed), cut at ``limit`` characters: for a test message that quotes TensorFlow."""
-    head, _ = split_message(exc)
-    line = head or type(exc).__name__
-    return line if len(line) <= limit else line[: limit - 3] + "..."

@@ -1,4 +1,4 @@
-"""tfkata/tracebacks.py: the short report of a failure, built from real exceptions.
+"""tfkata/feedback/frames.py: the short report of a failure, built from real exceptions.
 
 A made-up learner module (``katas/learner.py``) and test module (``tests/fake_test.py``) are written
 to a temporary folder and imported from there, so their frames are "own" frames exactly as in a
@@ -10,7 +10,8 @@ import textwrap
 import pytest
 
 from tfkata.tfsetup import import_tensorflow
-from tfkata.tracebacks import learner_report, split_message
+from tfkata.feedback.facts import split_message
+from tfkata.feedback.frames import learner_report
 
 tf = import_tensorflow()
 
@@ -195,7 +196,7 @@ def test_numpy_without_a_sentence_still_does_not_lead():
 
 
 def test_folded_lines_keep_the_final_error_line():
-    from tfkata.tracebacks import MAX_MESSAGE_LINES, _clip
+    from tfkata.feedback.frames import MAX_MESSAGE_LINES, _clip
 
     lines = [f"context {i}" for i in range(12)] + ["    ValueError: Input 0 of layer 'dense' is incompatible", "tail"]
     out = _clip(lines)
@@ -218,7 +219,7 @@ def test_blame_goes_to_the_function_that_raised_or_the_one_the_message_names(tmp
     """`Stuck? kata hint` names the function the failure is about: the deepest public function of the kata
     in the traceback (not its caller), else the covered function the first line names first."""
     from tfkata import registry
-    from tfkata.outcome import blamed_function
+    from tfkata.feedback.classify import blamed_function
 
     k06 = registry.get("k06")
     target = tmp_path / "katas"

@@ -1,0 +1,156 @@
+"""The facts of a failure, read from the exception itself: its chain, whether it is the test's own
+failure, the stub that raised a TODO, the learner's deepest frame, and its message without
+TensorFlow's noise. The bottom room of :mod:`tfkata.feedback`: it imports nothing from the others.
+"""
+from __future__ import annotations
+
+import re
+import traceback
+from pathlib import Path
+
+from tfkata import registry
+from tfkata.results import Todo
+
+_ASSERT_INTRO = re.compile(r"^assert ", re.M)
+_TF_NOISE = (
+    re.compile(r"^Graph execution error:\s*$"),
+    re.compile(r"^\s*\[\[\{\{node [^}]*\}\}\]\]\s*$"),
+    re.compile(r"^\s*$"),
+)
+
+
+def is_test_failure(exc: BaseException) -> bool:
+    """An ``assert`` or ``pytest.fail`` of the test itself: its message is the test author's."""
+    try:
+        import pytest
+    except ImportError:  # pragma: no cover - only used under pytest
+        return isinstance(exc, AssertionError)
+    return isinstance(exc, (AssertionError, pytest.fail.Exception))
+
+
+def chain(exc: BaseException | None, *, past_test_failures: bool = False):
+    """``exc``, then its ``__cause__`` / ``__context__`` chain, each once; stops after a test failure
+    (its message is the test author's) unless ``past_test_failures`` (a TODO behind a failed assert)."""
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        yield exc
+        if is_test_failure(exc) and not past_test_failures:
+            return
+        if past_test_failures:
+            exc = exc.__cause__ or exc.__context__
+        else:
+            exc = exc.__cause__ or (None if exc.__suppress_context__ else exc.__context__)
+
+
+def find_todo(exc: BaseException | None, target_dir: Path) -> Todo | None:
+    """Where a stub's NotImplementedError came from: the deepest frame inside ``target_dir``."""
+    root = Path(target_dir).resolve()
+    for err in chain(exc, past_test_failures=True):
+        if not isinstance(err, NotImplementedError):
+            continue
+        frames = list(traceback.walk_tb(err.__traceback__))
+        if not frames:
+            continue
+        frame, lineno = frames[-1]  # raised by a stub itself, not by a library the learner called
+        path = Path(frame.f_code.co_filename).resolve()
+        if root not in path.parents:
+            continue
+        kata = registry.for_source_file(path)
+        func = frame.f_code.co_name
+        owner = frame.f_locals.get("self")
+        if owner is not None and func != "<module>":
+            func = f"{type(owner).__name__}.{func}"
+        return Todo(kata=kata.id if kata else "?", function=func,
+                    file=path.relative_to(root.parent).as_posix(), line=lineno)
+    return None
+
+
+def learner_frame(tb, target_dir: Path):
+    """The deepest frame of the learner's code in a traceback: (function, 'file:line') or None
+    (a method is ``Class.method``; lambdas and comprehensions give way to the function around them)."""
+    root = Path(target_dir).resolve()
+    found = None
+    for frame, lineno in traceback.walk_tb(tb):
+        path = Path(frame.f_code.co_filename).resolve()
+        name = frame.f_code.co_name
+        if root in path.parents and not name.startswith("<"):
+            owner = frame.f_locals.get("self")
+            if owner is not None:
+                name = f"{type(owner).__name__}.{name}"
+            found = (name, f"{path.relative_to(root.parent).as_posix()}:{lineno}")
+    return found
+
+
+def split_message(exc: BaseException) -> tuple[str, list[str]]:
+    """(headline, further lines) of the exception's message, with TensorFlow's noise removed.
+
+    A TF runtime error ("Graph execution error: Detected at node ... Original stack trace ...")
+    is reduced to its real message, which TF also keeps in ``__cause__``. An AssertionError
+    rewritten by pytest keeps the test's message as headline and its ``assert ...`` explanation
+    as further lines.
+    """
+    text = str(exc)
+    if text.startswith("Graph execution error") and exc.__cause__ is not None:
+        text = str(exc.__cause__)
+    text = text.split("\nOriginal stack trace for", 1)[0]
+    text = _drop_detected_block(text)
+    lines = [l.rstrip() for l in text.splitlines() if not any(p.match(l) for p in _TF_NOISE)]
+    if isinstance(exc, AssertionError) and lines and _NUMPY_HEAD.match(lines[0]):
+        return _numpy_headline(lines), lines
+    if isinstance(exc, AssertionError):
+        intro = next((i for i, l in enumerate(lines) if _ASSERT_INTRO.match(l)), None)
+        if intro is not None and intro > 0:  # message, then pytest's introspection
+            return " ".join(l.strip() for l in lines[:intro]), lines[intro:]
+    if not lines:
+        return "", []
+    return lines[0].strip(), lines[1:]
+
+
+_NUMPY_HEAD = re.compile(r"^(Not equal to tolerance|Arrays are not)")
+_NUMPY_FACTS = (" ACTUAL", " DESIRED", "Mismatched elements", "Mismatch at index", "Max absolute", "Max relative",
+                "(shapes", " x:", " y:", "x:", "y:")
+
+
+def _numpy_headline(lines: list[str]) -> str:
+    """np.testing's message puts its own line first and the test's sentence (err_msg) second: the test's
+    sentence is the headline, with numpy's count and largest difference after it."""
+    own = lines[1].strip() if len(lines) > 1 and not lines[1].startswith(_NUMPY_FACTS) else ""
+    facts = []
+    for line in lines:
+        m = re.match(r"Mismatched elements: (\d+) / (\d+)", line)
+        if m:
+            facts.append(f"{m.group(1)} of {m.group(2)} differ")
+        m = re.match(r"Max absolute difference(?: among violations)?: (\S+)", line)
+        if m:
+            facts.append(f"max |diff| {m.group(1).rstrip('.')}")
+        m = re.match(r"\(shapes (.*) mismatch\)", line)
+        if m:
+            facts.append(f"shapes {m.group(1)} differ")
+    detail = f" ({', '.join(facts)})" if facts else ""
+    return (own or "the values differ from the expected ones") + detail
+
+
+def _drop_detected_block(text: str) -> str:
+    """Remove TF's 'Detected at node X defined at (most recent call last):' + its File lines."""
+    out, skipping = [], False
+    for line in text.splitlines():
+        if line.startswith("Detected at node") or line.startswith("Detected unsupported operations"):
+            skipping = True
+            continue
+        if skipping:
+            if line.startswith(" ") or not line.strip():
+                continue
+            skipping = False
+            if line.startswith("Node: "):
+                continue
+        out.append(line)
+    return "\n".join(out)
+
+
+def first_line(exc: BaseException, limit: int = 120) -> str:
+    """The real first line of an exception's message (TensorFlow's 'Graph execution error' wrapper and
+    node dumps removed), cut at ``limit`` characters: for a test message that quotes TensorFlow."""
+    head, _ = split_message(exc)
+    line = head or type(exc).__name__
+    return line if len(line) <= limit else line[: limit - 3] + "..."
