@@ -539,6 +539,10 @@ def test_make_optimizer_is_k07s_adam():
         f"epsilon should be 1e-8 as TF 1's AdamOptimizer, got {config['epsilon']:g} (Keras's default is 1e-7)"
     )
     assert np.isclose(config["beta_1"], 0.9) and np.isclose(config["beta_2"], 0.999), "keep beta_1 0.9 and beta_2 0.999"
+    other = float(n07.make_optimizer(0.05).get_config()["learning_rate"])
+    assert np.isclose(other, 0.05), (
+        f"make_optimizer(0.05) should use the learning rate 0.05, got {other:g}: pass learning_rate on, do not hard-code 3e-3"
+    )
 
 
 # Tracing a step with gradients through two Keras LSTM loops is the slowest thing a unit test does here: measured
@@ -775,6 +779,361 @@ def test_one_step_as_k07():
         f"after one step the weights differ from k07's by {worst[0]:.3g} in {worst[1]}: the step must be k07's: the "
         "masked loss, gradients of every layer's weights, Adam 3e-3 with epsilon 1e-8"
     )
+
+
+# --------------------------------------------------------------------------- differential checks (reference)
+# The learner's functions against solutions/ on generated cases, smallest first (tfkata.differential).
+# Functions that take the layers get layers built by the REFERENCE's build_layers with fixed weights
+# (E = 4, H = 3: every matrix non-square), so each check compares one function. The two tf.functions
+# (make_greedy_decoder, make_train_step) run with tf.config.run_functions_eagerly(True): the same numbers
+# without tracing a gradient graph twice more (6-13 s a trace, measured); their tracing is the concept
+# tests' business above.
+import contextlib  # noqa: E402
+import functools  # noqa: E402
+
+from tfkata.differential import Case, compare, eager_outputs, reference  # noqa: E402
+
+
+def _ref():
+    return reference("n07")
+
+
+def _every_layer(layers):
+    for item in layers:
+        yield from (item if isinstance(item, (list, tuple)) else [item])
+
+
+def _reference_layers(num_layers=2, embed=4, hidden=3, seed=0, scale=0.8, eos_bias=0.0, fresh=False):
+    """The reference's layers with fixed weights (uniform on +-scale, eos_bias added to EOS's output bias); shared
+    by every case that only reads them (fresh=True: new ones)."""
+    if not fresh:
+        return _shared_reference_layers(num_layers, embed, hidden, seed, scale, eos_bias)
+    layers = _ref().build_layers(vocab_size=V, embed_size=embed, hidden_units=hidden, num_layers=num_layers)
+    rng = np.random.RandomState(seed)
+    for layer in _every_layer(layers):
+        layer.set_weights([rng.uniform(-scale, scale, np.shape(w)).astype(np.float32) for w in layer.get_weights()])
+    kernel, bias = layers.output_layer.get_weights()
+    bias[0] += eos_bias
+    layers.output_layer.set_weights([kernel, bias])
+    return layers
+
+
+@functools.lru_cache(maxsize=None)
+def _shared_reference_layers(num_layers, embed, hidden, seed, scale, eos_bias):
+    return _reference_layers(num_layers, embed, hidden, seed, scale, eos_bias, fresh=True)
+
+
+@contextlib.contextmanager
+def _eagerly():
+    tf.config.run_functions_eagerly(True)
+    try:
+        yield
+    finally:
+        tf.config.run_functions_eagerly(False)
+
+
+def _padded(lengths, width, seed, low=1):
+    """int32 [B, width] ids in low..10 up to each length, PAD (0) after."""
+    rng = np.random.RandomState(seed)
+    x = np.zeros([len(lengths), width], np.int32)
+    for i, n in enumerate(lengths):
+        x[i, :n] = rng.randint(low, V, n)
+    return x, np.asarray(lengths, np.int32)
+
+
+def _cell(d, h, seed, dtype=np.float32):
+    rng = np.random.RandomState(seed)
+    return rng.uniform(-1, 1, [d + h, 4 * h]).astype(dtype), rng.uniform(-1, 1, [4 * h]).astype(dtype)
+
+
+LSTM_WEIGHTS_CASES = [
+    Case("D = 1 input and H = 1 unit (kernel [2, 4], bias [4])", (_cell(1, 1, 1), 1.0)),
+    Case("D = 3, H = 2 (kernel [5, 8]) with forget_bias 0.0", (_cell(3, 2, 2), 0.0)),
+    Case("D = 2, H = 2 (square blocks) in float64 with forget_bias 2.5", (_cell(2, 2, 3, np.float64), 2.5)),
+]
+
+
+@pytest.mark.differential
+@pytest.mark.covers("lstm_weights_from_k07")
+def test_lstm_weights_from_k07_matches_reference():
+    def run(mod, case):
+        (kernel, bias), forget_bias = case.args
+        got = mod.lstm_weights_from_k07(kernel.copy(), bias.copy(), forget_bias=forget_bias)
+        return [np.asarray(a) for a in got]
+
+    compare("lstm_weights_from_k07", n07, _ref(), LSTM_WEIGHTS_CASES, run,
+            hint="kernel = the first D rows, recurrent_kernel = the last H rows, gate blocks i, j, f, o -> i, f, j, o, "
+                 "forget_bias added to the f block of the bias")
+
+
+def _layer_summary(layer):
+    out = {"type": type(layer).__name__, "weights": [list(np.shape(w)) for w in layer.get_weights()]}
+    if isinstance(layer, keras.layers.LSTM):
+        out.update(units=layer.units, return_sequences=bool(layer.return_sequences), return_state=bool(layer.return_state))
+    if isinstance(layer, keras.layers.Dense):
+        out.update(units=layer.units, activation=getattr(layer.activation, "__name__", str(layer.activation)))
+    return out
+
+
+def _run_build_layers(mod, case):
+    layers = mod.build_layers(*case.args)
+    out = {field: ([_layer_summary(layer) for layer in item] if isinstance(item, (list, tuple)) else _layer_summary(item))
+           for field, item in zip(type(layers)._fields, layers)}
+    out["distinct layer objects"] = len({id(layer) for layer in _every_layer(layers)})
+    return out
+
+
+BUILD_LAYERS_CASES = [
+    Case("build_layers(5, 2, 3, 1): V 5, E 2, H 3, one layer", (5, 2, 3, 1)),
+    Case("build_layers(7, 4, 3, 3): V 7, E 4, H 3, three layers", (7, 4, 3, 3)),
+]
+
+
+@pytest.mark.differential
+@pytest.mark.covers("build_layers")
+def test_build_layers_matches_reference():
+    compare("build_layers", n07, _ref(), BUILD_LAYERS_CASES, _run_build_layers,
+            hint="use the arguments: Embedding(vocab_size, embed_size) x 2, num_layers LSTM(hidden_units) per side "
+                 "(the first reads embed_size, the others hidden_units), Dense(vocab_size), all built")
+
+
+def _run_load(mod, case):
+    num_layers, embed, hidden, forget_bias, seed = case.args
+    layers = _ref().build_layers(vocab_size=V, embed_size=embed, hidden_units=hidden, num_layers=num_layers)
+    back = mod.load_k07_weights(layers, _roles(d=embed, h=hidden, layers=num_layers, seed=seed), forget_bias=forget_bias)
+    return {"returns the layers": back is layers,
+            "weights": {f"{field}{'' if isinstance(item, keras.layers.Layer) else ' ' + str(i)}": layer.get_weights()
+                        for field, item in zip(type(layers)._fields, layers)
+                        for i, layer in enumerate(item if isinstance(item, (list, tuple)) else [item])}}
+
+
+LOAD_CASES = [
+    Case("one layer, E 2, H 3, forget_bias 1.0", (1, 2, 3, 1.0, 4)),
+    Case("three layers, E 4, H 3, forget_bias 0.5", (3, 4, 3, 0.5, 5)),
+]
+
+
+@pytest.mark.differential
+@pytest.mark.covers("load_k07_weights")
+def test_load_k07_weights_matches_reference():
+    compare("load_k07_weights", n07, _ref(), LOAD_CASES, _run_load,
+            hint="embeddings and output layer unchanged; each '<side>/cell_<i>' through lstm_weights_from_k07 with the "
+                 "forget_bias given, into <side>_lstms[i]")
+
+
+def _run_encode(mod, case):
+    num_layers, lengths, width, seed = case.args
+    layers = _reference_layers(num_layers)
+    x, lx = _padded(lengths, width, seed)
+    return eager_outputs(lambda: mod.encode(layers, tf.constant(x), tf.constant(lx)))
+
+
+ENCODE_CASES = [
+    Case("x of shape [1, 1] with lengths [1] (two layers)", (2, [1], 1, 11)),
+    Case("x of shape [3, 6] padded wider than its longest sequence, lengths [5, 1, 3] (two layers)", (2, [5, 1, 3], 6, 12)),
+    Case("x of shape [2, 4] with lengths [4, 2] (three layers)", (3, [4, 2], 4, 13)),
+]
+
+
+@pytest.mark.differential
+@pytest.mark.covers("encode")
+def test_encode_matches_reference():
+    compare("encode", n07, _ref(), ENCODE_CASES, _run_encode, atol=1e-5,
+            hint="mask = tf.sequence_mask(lengths, maxlen=T) with T = tf.shape(inputs)[1] (the padded width), passed to "
+                 "every LSTM; return (top outputs, [(h, c) per layer])")
+
+
+def _run_teacher_forced(mod, case):
+    num_layers, batch, steps, seed = case.args
+    layers = _reference_layers(num_layers)
+    tokens = np.random.RandomState(seed).randint(0, V, [batch, steps]).astype(np.int32)
+    states = _random_states(batch, hidden=3, layers=num_layers, seed=seed)
+    return eager_outputs(lambda: mod.teacher_forced_logits(layers, tf.constant(tokens), states))
+
+
+TEACHER_FORCED_CASES = [
+    Case("decoder inputs [1, 1] from random states (two layers)", (2, 1, 1, 21)),
+    Case("decoder inputs [3, 4] from random states (two layers)", (2, 3, 4, 22)),
+    Case("decoder inputs [2, 3] from random states (three layers)", (3, 2, 3, 23)),
+]
+
+
+@pytest.mark.differential
+@pytest.mark.covers("teacher_forced_logits")
+def test_teacher_forced_logits_matches_reference():
+    compare("teacher_forced_logits", n07, _ref(), TEACHER_FORCED_CASES, _run_teacher_forced, atol=1e-5,
+            hint="decoder_embedding, then decoder LSTM i from initial_state=[h, c] of states[i], then output_layer")
+
+
+def _run_decoder_step(mod, case):
+    num_layers, tokens, seed = case.args
+    layers = _reference_layers(num_layers)
+    states = _random_states(len(tokens), hidden=3, layers=num_layers, seed=seed)
+    return eager_outputs(lambda: mod.decoder_step(layers, tf.constant(tokens, tf.int32), states))
+
+
+DECODER_STEP_CASES = [
+    Case("tokens [0] (GO) from random states (two layers)", (2, [0], 31)),
+    Case("tokens [4, 4, 10] (a repeated id) from random states (two layers)", (2, [4, 4, 10], 32)),
+    Case("tokens [1, 9] from random states (three layers)", (3, [1, 9], 33)),
+]
+
+
+@pytest.mark.differential
+@pytest.mark.covers("decoder_step")
+def test_decoder_step_matches_reference():
+    compare("decoder_step", n07, _ref(), DECODER_STEP_CASES, _run_decoder_step, atol=1e-5,
+            hint="decoder_embedding(tokens), then each decoder LSTM's cell once, lstm.cell(x, [h, c]), then output_layer; "
+                 "new states as a list of (h, c)")
+
+
+def _greedy_table():
+    """GO -> 3 -> 7 -> EOS; 9 -> 9 forever; row 2 of the table is a tie between 4 and 5."""
+    table = np.full([V, V], -5.0, np.float32)
+    table[0, 3], table[3, 7], table[7, 0], table[9, 9] = 5.0, 5.0, 5.0, 5.0
+    table[2, 4] = table[2, 5] = 5.0
+    table[4, 0] = table[5, 0] = 5.0
+    return table
+
+
+def _start(rows):
+    """Start states for _TableStep: row i's first logits get +100 on rows[i] (None: follow the table from GO)."""
+    states = np.zeros([len(rows), V], np.float32)
+    for i, token in enumerate(rows):
+        if token is not None:
+            states[i, token] = 100.0
+    return states
+
+
+GREEDY_CASES = [
+    Case("batch 1 following GO -> 3 -> 7 -> EOS, max_steps 5", ([None], 5)),
+    Case("batch 1, max_steps 1", ([None], 1)),
+    Case("batch 4: rows that finish after 3 steps, at once, after 2 steps (a tie between 4 and 5 "
+         "after 2), and never (max_steps 6)", ([None, 0, 2, 9], 6)),
+]
+
+
+@pytest.mark.differential
+@pytest.mark.covers("greedy_decode")
+def test_greedy_decode_matches_reference():
+    def run(mod, case):
+        rows, max_steps = case.args
+        ids, lengths = mod.greedy_decode(_TableStep(_greedy_table()), tf.constant(_start(rows)), len(rows),
+                                         max_steps=max_steps)
+        return {"ids": np.asarray(ids), "lengths": np.asarray(lengths),
+                "dtypes": [str(np.asarray(ids).dtype), str(np.asarray(lengths).dtype)]}
+
+    compare("greedy_decode", n07, _ref(), GREEDY_CASES, run,
+            hint="from GO: argmax (int32) fed back, PAD once finished, lengths counting EOS (max_steps without one), "
+                 "stop when every row has emitted EOS; ids [B, T_out]")
+
+
+def _run_greedy_decoder(mod, case):
+    lengths, width, seed = case.args
+    # Sharp weights and a nudge towards EOS: the rows decode differently and stop at different steps
+    # (measured: ids [[6, 8, 8, 0, 0], [6, 6, 8, 8, 0], [6, 8, 8, 0, 0]], lengths [4, 5, 4] on the second case).
+    layers = _reference_layers(1, seed=1, scale=2.5, eos_bias=1.0)
+    x, lx = _padded(lengths, width, seed)
+    with _eagerly():
+        decode = mod.make_greedy_decoder(layers, max_steps=5)
+        return eager_outputs(lambda: decode(tf.constant(x), tf.constant(lx)))
+
+
+GREEDY_DECODER_CASES = [
+    Case("x of shape [1, 1] with lengths [1], max_steps 5", ([1], 1, 41)),
+    Case("x of shape [3, 6] padded wider than its longest sequence, lengths [5, 1, 3], max_steps 5", ([5, 1, 3], 6, 42)),
+]
+
+
+@pytest.mark.differential
+@pytest.mark.covers("make_greedy_decoder")
+def test_make_greedy_decoder_matches_reference():
+    compare("make_greedy_decoder", n07, _ref(), GREEDY_DECODER_CASES, _run_greedy_decoder,
+            hint="decode(inputs, lengths) = encode, then greedy_decode with decoder_step on the same layers, "
+                 "batch size tf.shape(inputs)[0]")
+
+
+def _confident(targets, wrong):
+    """Logits [B, T, V]: +30 on the target, or on another id where ``wrong`` is set."""
+    targets = np.asarray(targets)
+    logits = np.zeros(targets.shape + (V,), np.float32)
+    picked = np.where(np.asarray(wrong), (targets + 1) % V, targets)
+    np.put_along_axis(logits, picked[..., None], 30.0, axis=-1)
+    return logits
+
+
+MASKED_LOSS_CASES = [
+    Case("logits [1, 1, 11], target [[3]], lengths [1]", (np.random.RandomState(51).randn(1, 1, V), [[3]], [1])),
+    Case("logits [3, 6, 11] padded wider than the longest target, lengths [5, 1, 3]",
+         (np.random.RandomState(52).randn(3, 6, V) * 2, np.random.RandomState(53).randint(0, V, [3, 6]), [5, 1, 3])),
+    Case("all-zero logits [2, 3, 11] (ties) with lengths [3, 0] (an empty row)",
+         (np.zeros([2, 3, V]), [[1, 2, 0], [0, 0, 0]], [3, 0])),
+    Case("confident logits [2, 3, 11] wrong only at padded steps, lengths [1, 2]",
+         (_confident([[4, 0, 0], [5, 6, 0]], [[0, 1, 1], [0, 0, 1]]), [[4, 0, 0], [5, 6, 0]], [1, 2])),
+]
+
+
+@pytest.mark.differential
+@pytest.mark.covers("masked_loss")
+def test_masked_loss_matches_reference():
+    def run(mod, case):
+        logits, targets, lengths = case.args
+        return eager_outputs(lambda: mod.masked_loss(tf.constant(logits, tf.float32), tf.constant(targets, tf.int32),
+                                                     tf.constant(lengths, tf.int32)))
+
+    compare("masked_loss", n07, _ref(), MASKED_LOSS_CASES, run,
+            hint="sum(xent * tf.sequence_mask(lengths, maxlen=T, dtype=tf.float32)) / sum(mask), T = the targets' padded "
+                 "width")
+
+
+def _run_optimizer(mod, case):
+    optimizer = mod.make_optimizer() if case.args is None else mod.make_optimizer(case.args)
+    v = tf.Variable([1.0, -2.0, 0.5])
+    values = []
+    for g in ([0.1, -0.3, 0.0], [1e-6, 2.0, -1e-5], [0.2, 0.2, 0.2]):
+        optimizer.apply_gradients([(tf.constant(g), v)])
+        values.append(v.numpy())
+    return values
+
+
+OPTIMIZER_CASES = [
+    Case("make_optimizer() for three steps (one gradient of 1e-6, where epsilon shows)", None),
+    Case("make_optimizer(0.1) for the same three steps", 0.1),
+]
+
+
+@pytest.mark.differential
+@pytest.mark.covers("make_optimizer")
+def test_make_optimizer_matches_reference():
+    compare("make_optimizer", n07, _ref(), OPTIMIZER_CASES, _run_optimizer,
+            hint="keras.optimizers.Adam(learning_rate=learning_rate, epsilon=1e-8)")
+
+
+def _run_train_step(mod, case):
+    lengths_x, width_x, lengths_y, width_y, steps = case.args
+    layers = _reference_layers(1, seed=61, fresh=True)  # the step changes them
+    x, lx = _padded(lengths_x, width_x, 62)
+    y, ly = _padded([n - 1 for n in lengths_y], width_y, 63)  # EOS (0) at position n - 1
+    y_in = np.concatenate([np.zeros([len(y), 1], np.int32), y[:, :-1]], axis=1)
+    with _eagerly():
+        step = mod.make_train_step(layers, keras.optimizers.Adam(learning_rate=0.05, epsilon=1e-8))
+        losses = [step(x, lx, y_in, y, np.asarray(lengths_y, np.int32)) for _ in range(steps)]
+        return eager_outputs(lambda: {"losses": losses,
+                                      "weights after": [layer.get_weights() for layer in _every_layer(layers)]})
+
+
+TRAIN_STEP_CASES = [
+    Case("two steps on x [2, 4] padded wider than lengths [3, 1], targets [2, 3] with lengths [3, 2]",
+         ([3, 1], 4, [3, 2], 3, 2)),
+]
+
+
+@pytest.mark.differential
+@pytest.mark.covers("make_train_step")
+def test_make_train_step_matches_reference():
+    compare("make_train_step", n07, _ref(), TRAIN_STEP_CASES, _run_train_step, atol=1e-5, rtol=1e-4,
+            hint="under a tape: encode, teacher_forced_logits, masked_loss; the dense gradients of EVERY layer's "
+                 "weights applied; return the loss before the update")
 
 
 # --------------------------------------------------------------------------- training
