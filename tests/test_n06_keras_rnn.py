@@ -336,23 +336,50 @@ def test_stack_shapes_and_chaining():
     _assert_close(n06.top_output(states), np.asarray(outputs)[:, -1], "run_stack: the top layer's final h is its last output")
 
 
+class _PlainOutputs:
+    """A stack layer whose results are plain tensors: Keras's mask metadata stripped (``tf.identity``).
+
+    Keras attaches a layer's output mask to its eager outputs and the next layer picks it up by itself (Keras 3
+    even when called with ``mask=None``), which hides a mask given to the first layer only. Any op between two
+    layers (a dropout, a projection, a ``tf.function`` boundary) hands on a plain tensor instead: then only a mask
+    passed to every layer reaches the upper ones."""
+
+    def __init__(self, layer):
+        self.layer = layer
+
+    def __call__(self, inputs, *args, **kwargs):
+        result = self.layer(inputs, *args, **kwargs)
+        if isinstance(result, (list, tuple)):
+            return type(result)(tf.identity(t) for t in result)
+        return tf.identity(result)
+
+    def __getattr__(self, name):
+        return getattr(self.layer, name)
+
+
 @pytest.mark.covers("run_stack", "make_stack")
 def test_run_stack_passes_the_mask_to_every_layer():
     layers = n06.make_stack(sizes=(3, 4), kind="gru")
-    x = _inputs(d=4)
-    mask = tf.sequence_mask(LENGTHS, T)
-    outputs, states = n06.run_stack(layers, x, mask=mask)
-    y = x[1:2, : LENGTHS[1]]
-    alone = []
-    for layer in layers:
-        y = layer(y)[0]
-        alone.append(np.asarray(y)[0])
-    got = np.asarray(outputs)[1]
-    _assert_close(got[: LENGTHS[1]], alone[-1], "run_stack with a mask: the valid steps of a padded sequence should equal "
-                  "the sequence run alone without its padding: pass mask=mask to EVERY layer")
-    for k in (0, 1):
-        _assert_close(states[k][0][1], alone[k][-1], f"run_stack with a mask: layer {k + 1}'s final h should be its state "
-                      f"at the last valid step (step {LENGTHS[1] - 1}): pass mask=mask to every layer")
+    lengths = np.array([2, 5, 1], np.int32)  # T = 7 is wider than the longest sequence; every row differs
+    x = _inputs(b=3, t=7, d=4)
+    outputs, states = n06.run_stack([_PlainOutputs(layer) for layer in layers], x, mask=tf.sequence_mask(lengths, 7))
+    got = np.asarray(outputs)
+    for i, n in enumerate(lengths):
+        y = x[i : i + 1, :n]
+        alone = []
+        for layer in layers:
+            y = layer(y)[0]
+            alone.append(np.asarray(y)[0])
+        _assert_close(got[i, :n], alone[-1], f"run_stack with a mask: the valid steps of padded sequence {i} (length {n}) "
+                      "should equal the sequence run alone without its padding: pass mask=mask to EVERY layer")
+        for k in (0, 1):
+            _assert_close(states[k][0][i], alone[k][-1], f"run_stack with a mask: layer {k + 1}'s final h for sequence {i} "
+                          f"(length {n} of T = 7) should be its state at the last valid step: pass mask=mask to EVERY "
+                          "layer, not only the first (Keras hands the mask on by itself only while nothing comes between "
+                          "two layers)")
+        _assert_close(got[i, n:], np.broadcast_to(alone[-1][-1], got[i, n:].shape),
+                      f"run_stack with a mask: past length {n} the top layer should repeat its last valid output for "
+                      f"sequence {i}: pass mask=mask to EVERY layer")
 
 
 # --------------------------------------------------------------------------- masking
@@ -712,3 +739,317 @@ def test_wrong_ports_are_rejected():
             assert problem is not None, f"the equivalence check accepted a wrong {kind} port: {what}"
             assert named in problem, f"for {what} the message should name {named!r}, got: {problem}"
             print(f"n06 wrong {kind} port rejected ({what}): {problem[:150]}")
+
+
+# --------------------------------------------------------------------------- differential checks (reference)
+# The learner's function against solutions/ on generated cases, smallest first (tfkata.differential): the net
+# behind the concept tests above. Keras weights are random: a layer or model is built, then given arrays drawn
+# from one RandomState by order and shape (the same for two layers whose weights have the same shapes).
+from tfkata.differential import Case, compare, eager_outputs, reference  # noqa: E402
+
+REF = reference("n06")
+
+
+def _fixed(layer, seed=0, scale=0.5):
+    """Give every weight of ``layer`` (built) fixed uniform values, by order; returns the weights' shapes."""
+    rng = np.random.RandomState(seed)
+    shapes = [tuple(w.shape) for w in layer.get_weights()]
+    layer.set_weights([rng.uniform(-scale, scale, shape).astype(np.float32) for shape in shapes])
+    return [str(list(s)) for s in shapes]
+
+
+def _layer_case(make, case):
+    kind, units, sequences, state, (b, t, d) = case.args
+
+    def call():
+        layer = make(kind, units, return_sequences=sequences, return_state=state)
+        layer(np.zeros((1, 2, d), np.float32))
+        shapes = _fixed(layer)
+        return {"layer": type(layer).__name__, "weight shapes": shapes, "result": layer(_inputs(b, t, d, seed=5))}
+
+    return eager_outputs(call)
+
+
+LAYER_CASES = [
+    Case("kind 'rnn', 2 units, on x [1, 1, 3] (batch 1, one step)", ("rnn", 2, False, False, (1, 1, 3))),
+    Case("kind 'lstm', 3 units, return_sequences=True, return_state=True, on x [2, 4, 5]", ("lstm", 3, True, True, (2, 4, 5))),
+    Case("kind 'gru', 2 units, return_state=True (last output and state), on x [2, 5, 3]", ("gru", 2, False, True, (2, 5, 3))),
+]
+
+
+@pytest.mark.differential
+@pytest.mark.covers("make_layer")
+def test_make_layer_matches_reference():
+    compare("make_layer", n06, REF, LAYER_CASES, lambda mod, case: _layer_case(mod.make_layer, case),
+            hint="SimpleRNN / LSTM / GRU(reset_after=False) with units, return_sequences and return_state passed through")
+
+
+@pytest.mark.differential
+@pytest.mark.covers("make_rnn")
+def test_make_rnn_matches_reference():
+    compare("make_rnn", n06, REF, LAYER_CASES, lambda mod, case: _layer_case(mod.make_rnn, case),
+            hint="keras.layers.RNN(SimpleRNNCell / LSTMCell / GRUCell(reset_after=False), return_sequences=..., "
+                 "return_state=...)")
+
+
+def _run_split_result(mod, case):
+    def call():
+        if case.args == "cells":
+            layer = keras.layers.RNN([keras.layers.LSTMCell(2), keras.layers.GRUCell(3, reset_after=False)],
+                                     return_state=True)
+        else:
+            layer = _keras_layer(case.args[0], h=2, return_sequences=case.args[1], return_state=True)
+        layer(np.zeros((1, 2, D), np.float32))
+        _fixed(layer)
+        outputs, states = mod.split_result(layer(_inputs(2, 3, D, seed=6)))
+        return {"outputs": outputs, "states": states, "states is a": type(states).__name__}
+
+    return eager_outputs(call)
+
+
+SPLIT_RESULT_CASES = [
+    Case("a SimpleRNN(2) with return_state=True on x [2, 3, 3]", ("rnn", False)),
+    Case("an LSTM(2) with return_sequences=True, return_state=True", ("lstm", True)),
+    Case("keras.layers.RNN over [LSTMCell(2), GRUCell(3)] with return_state=True", "cells"),
+]
+
+
+@pytest.mark.differential
+@pytest.mark.covers("split_result")
+def test_split_result_matches_reference():
+    compare("split_result", n06, REF, SPLIT_RESULT_CASES, _run_split_result,
+            hint="(result[0], list(result[1:])): the outputs, then a Python list of the states in order")
+
+
+def _run_top_output(mod, case):
+    rng = np.random.RandomState(7)
+
+    def build(spec):
+        if isinstance(spec, list):
+            return [build(s) for s in spec]
+        return tf.constant(rng.uniform(-1, 1, (2, spec)).astype(np.float32))
+
+    return eager_outputs(lambda: mod.top_output(build(case.args)))
+
+
+TOP_OUTPUT_CASES = [
+    Case("[h] with h [2, 3] (SimpleRNN, GRU)", [3]),
+    Case("[h, c] with h and c [2, 4] (LSTM)", [4, 4]),
+    Case("a stack of LSTMs [[h, c] of 3 units, [h, c] of 5 units]", [[3, 3], [5, 5]]),
+    Case("a stack [[h] of 2 units (GRU), [h, c] of 4 units (LSTM)]", [[2], [4, 4]]),
+]
+
+
+@pytest.mark.differential
+@pytest.mark.covers("top_output")
+def test_top_output_matches_reference():
+    compare("top_output", n06, REF, TOP_OUTPUT_CASES, _run_top_output,
+            hint="the top layer is the LAST entry of a stack's states; its output is h, the FIRST of [h, c]")
+
+
+def _chain(layers, x, mask=None):
+    """The layers run by the test itself (not the kata's run_stack): outputs and each layer's states."""
+    states = []
+    for layer in layers:
+        result = layer(x, mask=mask)
+        x, layer_states = result[0], list(result[1:])
+        states.append(layer_states)
+    return x, states
+
+
+def _run_make_stack(mod, case):
+    args, (b, t, d) = case.args
+
+    def call():
+        layers = mod.make_stack(*args)
+        _chain(layers, np.zeros((1, 2, d), np.float32))
+        shapes = [_fixed(layer, seed=i) for i, layer in enumerate(layers)]
+        outputs, states = _chain(layers, _inputs(b, t, d, seed=8))
+        return {"layers": [f"{type(layer).__name__}({layer.units})" for layer in layers], "weight shapes": shapes,
+                "return_sequences, return_state": [[layer.return_sequences, layer.return_state] for layer in layers],
+                "top outputs": outputs, "states": states}
+
+    return eager_outputs(call)
+
+
+MAKE_STACK_CASES = [
+    Case("make_stack((2,), 'rnn') on x [1, 2, 3]", (((2,), "rnn"), (1, 2, 3))),
+    Case("make_stack((3, 5), 'gru') on x [2, 4, 2]", (((3, 5), "gru"), (2, 4, 2))),
+    Case("make_stack() with its defaults (128, 256) LSTMs, on x [1, 2, 3]", ((), (1, 2, 3))),
+]
+
+
+@pytest.mark.differential
+@pytest.mark.covers("make_stack")
+def test_make_stack_matches_reference():
+    compare("make_stack", n06, REF, MAKE_STACK_CASES, _run_make_stack,
+            hint="[make_layer(kind, n, return_sequences=True, return_state=True) for n in sizes], bottom first")
+
+
+def _run_run_stack(mod, case):
+    sizes, kind, (b, t, d), lengths = case.args
+
+    def call():
+        layers = REF.make_stack(sizes, kind)  # the reference's layers with fixed weights: only run_stack differs
+        _chain(layers, np.zeros((1, 2, d), np.float32))
+        for i, layer in enumerate(layers):
+            _fixed(layer, seed=i)
+        x = _inputs(b, t, d, seed=9)
+        if lengths is None:
+            return mod.run_stack(layers, x)
+        return mod.run_stack(layers, x, mask=tf.sequence_mask(lengths, t))
+
+    return eager_outputs(call)
+
+
+RUN_STACK_CASES = [
+    Case("two GRU layers (2, 3) on x [1, 3, 2], no mask", ((2, 3), "gru", (1, 3, 2), None)),
+    Case("two LSTM layers (3, 2) on x [3, 6, 4] with lengths [2, 4, 0] (T = 6 wider than the longest)",
+         ((3, 2), "lstm", (3, 6, 4), [2, 4, 0])),
+]
+
+
+@pytest.mark.differential
+@pytest.mark.covers("run_stack")
+def test_run_stack_matches_reference():
+    compare("run_stack", n06, REF, RUN_STACK_CASES, _run_run_stack,
+            hint="layer k+1 reads layer k's output sequence, mask=mask for every layer; return (top outputs, "
+                 "[each layer's states], bottom first)")
+
+
+def _run_run_masked(mod, case):
+    kind, (b, t), lengths, as_tensors = case.args
+
+    def call():
+        layer = _keras_layer(kind, h=3, return_sequences=True, return_state=True)
+        _fixed(layer)
+        x = _inputs(b, t, D, seed=10)
+        if as_tensors:
+            return mod.run_masked(layer, tf.constant(x), tf.constant(lengths))
+        return mod.run_masked(layer, x, np.array(lengths, np.int32))
+
+    return eager_outputs(call)
+
+
+RUN_MASKED_CASES = [
+    Case("a GRU(3) on x [1, 2, 3] with lengths [1]", ("gru", (1, 2), [1], False)),
+    Case("an LSTM(3) on x [4, 5, 3] with lengths [3, 4, 1, 0] (T = 5 wider than the longest)",
+         ("lstm", (4, 5), [3, 4, 1, 0], False)),
+    Case("a SimpleRNN(3) on a tensor x [2, 4, 3] with int64 tensor lengths [4, 2]", ("rnn", (2, 4), [4, 2], True)),
+]
+
+
+@pytest.mark.differential
+@pytest.mark.covers("run_masked")
+def test_run_masked_matches_reference():
+    compare("run_masked", n06, REF, RUN_MASKED_CASES, _run_run_masked,
+            hint="layer(inputs, mask=tf.sequence_mask(lengths, maxlen=tf.shape(inputs)[1]))")
+
+
+def _run_on_outputs(fn_name):
+    def run(mod, case):
+        (b, t, h), lengths, as_tensor = case.args
+        outputs = np.random.RandomState(b * 10 + t).randn(b, t, h).astype(np.float32)
+        lengths = tf.constant(lengths, tf.int64) if as_tensor else np.array(lengths, np.int32)
+        return eager_outputs(lambda: getattr(mod, fn_name)(tf.constant(outputs), lengths))
+
+    return run
+
+
+OUTPUT_CASES = [
+    Case("outputs [1, 3, 2] with lengths [3]", ((1, 3, 2), [3], False)),
+    Case("outputs [4, 6, 5] with lengths [4, 3, 1, 0] (T = 6 wider than the longest)", ((4, 6, 5), [4, 3, 1, 0], False)),
+    Case("outputs [3, 5, 2] with int64 tensor lengths [5, 2, 2] (a repeated length)", ((3, 5, 2), [5, 2, 2], True)),
+]
+
+
+@pytest.mark.differential
+@pytest.mark.covers("zero_after_length")
+def test_zero_after_length_matches_reference():
+    compare("zero_after_length", n06, REF, OUTPUT_CASES, _run_on_outputs("zero_after_length"),
+            hint="outputs * tf.sequence_mask(lengths, maxlen=T, dtype=outputs.dtype)[:, :, tf.newaxis]")
+
+
+@pytest.mark.differential
+@pytest.mark.covers("last_valid_output")
+def test_last_valid_output_matches_reference():
+    compare("last_valid_output", n06, REF, OUTPUT_CASES, _run_on_outputs("last_valid_output"),
+            hint="outputs[b, lengths[b] - 1] with tf.gather(..., batch_dims=1), zeros where the length is 0")
+
+
+def _run_sequential(make, inputs):
+    def run(mod, case):
+        kwargs, x = case.args
+
+        def call():
+            model = getattr(mod, make)(**kwargs)
+            shapes = _fixed(model, scale=0.4)
+            return {"layers": [type(layer).__name__ for layer in model.layers], "weight shapes": shapes,
+                    "outputs": model(inputs(x))}
+
+        return eager_outputs(call)
+
+    return run
+
+
+EMBEDDING_CASES = [
+    Case("make_embedding_rnn(5, 2, 3) on ids [[4, 1, 0]] (id 0 is padding)",
+         (dict(vocab_size=5, embed_dim=2, units=3), [[4, 1, 0]])),
+    Case("make_embedding_rnn(9, 3, 2, kind='lstm') on ids [[3, 8, 0, 0], [5, 0, 0, 0], [1, 2, 7, 8]] (kind matters)",
+         (dict(vocab_size=9, embed_dim=3, units=2, kind="lstm"), [[3, 8, 0, 0], [5, 0, 0, 0], [1, 2, 7, 8]])),
+]
+
+
+@pytest.mark.differential
+@pytest.mark.covers("make_embedding_rnn")
+def test_make_embedding_rnn_matches_reference():
+    compare("make_embedding_rnn", n06, REF, EMBEDDING_CASES,
+            _run_sequential("make_embedding_rnn", lambda ids: tf.constant(ids, tf.int32)),
+            hint="Sequential([Input((None,), int32), Embedding(vocab_size, embed_dim, mask_zero=True), "
+                 "make_layer(kind, units, return_sequences=True)])")
+
+
+def _padded(spec):
+    """float inputs [B, T, D] from (B, T, D, lengths, mask_value): steps past each length all equal mask_value."""
+    b, t, d, lengths, value = spec
+    x = _inputs(b, t, d, seed=11)
+    for i, n in enumerate(lengths):
+        x[i, n:] = value
+    return tf.constant(x)
+
+
+MASKING_CASES = [
+    Case("make_masking_rnn(2, 3) on x [1, 3, 2] padded with 0.0 after step 2",
+         (dict(input_dim=2, units=3), (1, 3, 2, [2], 0.0))),
+    Case("make_masking_rnn(3, 2, kind='gru', mask_value=-1.0) on x [3, 5, 3] padded with -1 after lengths [5, 2, 1]",
+         (dict(input_dim=3, units=2, kind="gru", mask_value=-1.0), (3, 5, 3, [5, 2, 1], -1.0))),
+]
+
+
+@pytest.mark.differential
+@pytest.mark.covers("make_masking_rnn")
+def test_make_masking_rnn_matches_reference():
+    compare("make_masking_rnn", n06, REF, MASKING_CASES, _run_sequential("make_masking_rnn", _padded),
+            hint="Sequential([Input((None, input_dim)), Masking(mask_value), make_layer(kind, units, return_sequences=True)])")
+
+
+def _run_port(mod, case):
+    kind, d, h = case.args
+    weights = _tf1_weights(kind, d=d, h=h, seed=d + h)
+    return eager_outputs(lambda: [np.asarray(a, np.float32) for a in mod.port_k06_weights(kind, weights, d)])
+
+
+PORT_CASES = [
+    Case("'rnn' with D = 1, H = 2", ("rnn", 1, 2)),
+    Case("'lstm' with D = 3, H = 2", ("lstm", 3, 2)),
+    Case("'gru' with D = 2, H = 3", ("gru", 2, 3)),
+    Case("'lstm' with D = 4, H = 1", ("lstm", 4, 1)),
+]
+
+
+@pytest.mark.differential
+@pytest.mark.covers("port_k06_weights")
+def test_port_k06_weights_matches_reference():
+    compare("port_k06_weights", n06, REF, PORT_CASES, _run_port,
+            hint="split the rows (x's: kernel, h's: recurrent_kernel); LSTM blocks i, j, f, o -> i, f, c, o with "
+                 "forget_bias 1.0 on f; GRU blocks r, u -> z (= u), r, then the candidate")
