@@ -911,12 +911,21 @@ def _values(name, shape):
     return (rng.standard_normal(shape) * 0.3).astype(np.float32)
 
 
+def _quick_session_config():
+    """No graph rewriting before the first run (grappler): these small graphs run once, and rewriting them took
+    longer than running them. Both sides run the same way."""
+    config = tf.compat.v1.ConfigProto()
+    config.graph_options.rewrite_options.disable_meta_optimizer = True
+    config.graph_options.optimizer_options.opt_level = tf.compat.v1.OptimizerOptions.L0
+    return config
+
+
 def _with_weights(build, feed=None, after=None):
     """Build in a fresh seeded graph, initialise, give every trainable variable :func:`_value_for`, run what
     ``build`` returns (a nest of tensors) with ``feed(built)``; ``after(sess, built)`` may run more."""
     with fresh_graph() as graph:
         built = build()
-        with tf.compat.v1.Session(graph=graph) as s:
+        with tf.compat.v1.Session(graph=graph, config=_quick_session_config()) as s:
             s.run(tf.compat.v1.global_variables_initializer())
             for var in tf.compat.v1.trainable_variables():
                 var.load(_value_for(var), s)

@@ -484,12 +484,21 @@ from tfkata.differential import Case, compare, reference  # noqa: E402
 REF = reference("k06")
 
 
+def _quick_session_config():
+    """No graph rewriting before the first run (grappler): these small graphs run once, and rewriting them took
+    longer than running them. Both sides run the same way."""
+    config = tf.compat.v1.ConfigProto()
+    config.graph_options.rewrite_options.disable_meta_optimizer = True
+    config.graph_options.optimizer_options.opt_level = tf.compat.v1.OptimizerOptions.L0
+    return config
+
+
 def _fixed_weights(build, feed=None):
     """Build in a fresh seeded graph, give the trainable variables fixed values by position, run what
     ``build`` returns (a nest of tensors)."""
     with fresh_graph() as graph:
         built = build()
-        with tf.compat.v1.Session(graph=graph) as s:
+        with tf.compat.v1.Session(graph=graph, config=_quick_session_config()) as s:
             s.run(tf.compat.v1.global_variables_initializer())
             for i, var in enumerate(tf.compat.v1.trainable_variables()):
                 rng = np.random.RandomState(100 + i)

@@ -416,6 +416,23 @@ def test_greedy_decoder_stops_at_eos(sess):
 
 
 @pytest.mark.covers("greedy_decoder")
+def test_greedy_decoder_carries_the_state(sess):
+    chain = [3, 7, 2, 9, 0]
+    table = _chain_table(chain)
+    table[0, 3] = 20.0  # from GO, 3 wins by far: an initial-state bonus of 15 on token 9 does not change step 1
+    parts = _table_parts(table)
+    state = np.zeros([2, V], dtype=np.float32)
+    state[0, 9] = 15.0  # the test cell adds the state to its output, and its next state is zeros
+    ids, _ = k07.greedy_decoder(parts, tf.constant(state), 2, max_steps=8)
+    got = sess.run(ids)
+    assert got[0].tolist()[:5] == chain, (
+        f"greedy_decoder: row 0's initial state favours token 9 at the first step only (the cell's next state has "
+        f"no bonus), so it should still decode {chain}, got {got[0].tolist()}: each step must call parts.cell on the "
+        "state the previous step returned (carry it through the loop), not on initial_state again"
+    )
+
+
+@pytest.mark.covers("greedy_decoder")
 def test_greedy_decoder_is_bounded(sess):
     parts = _table_parts(_chain_table([3, 7, 3, 7], no_eos=True))
     ids, lengths = k07.greedy_decoder(parts, tf.zeros([3, V]), 3, max_steps=6)
@@ -575,6 +592,256 @@ def test_inference_shares_training_weights(sess):
             "the same DecoderParts and start from the encoder's final state (greedy "
             f"{dec_out[i, : lengths[i]].tolist()}, teacher-forced {again[i, : lengths[i]].tolist()})"
         )
+
+
+# --------------------------------------------------------------------------- differential checks
+# The net behind the concept tests above: each function against the reference (solutions/) on small inputs
+# chosen to show what the hand-made cells and default sizes cannot (batch 1, other sizes and layer counts, T
+# wider than the longest sequence, real LSTM weights, a decaying learning rate over two steps, an empty
+# batch). Both sides get the same weights: the trainable variables, in the order they were made, are set to
+# values drawn from their position and shape. Skipped: generate_data and the order of bucketed_batches (any
+# draw order from the given rng is right; the concept tests check the task and its statistics), train (the
+# training loop).
+from tfkata import fresh_graph  # noqa: E402
+from tfkata.differential import Case, compare, reference  # noqa: E402
+
+REF = reference("k07")
+
+
+def _load_weights(s):
+    for i, var in enumerate(tf.compat.v1.trainable_variables()):
+        rng = np.random.RandomState(200 + i)
+        var.load((rng.standard_normal(var.shape.as_list()) * 0.5).astype(np.float32), s)
+
+
+def _quick_session_config():
+    """No graph rewriting before the first run (grappler): these graphs run once or twice, and rewriting them took
+    longer than running them (measured: build_seq2seq's first runs 1.0 s -> 0.1 s). Both sides run the same way."""
+    config = tf.compat.v1.ConfigProto()
+    config.graph_options.rewrite_options.disable_meta_optimizer = True
+    config.graph_options.optimizer_options.opt_level = tf.compat.v1.OptimizerOptions.L0
+    return config
+
+
+def _fixed_weights(build, after=None):
+    """Build in a fresh seeded graph, initialise, give the trainable variables fixed values by position, then
+    run what ``build`` returns (or ``after(sess, built)``)."""
+    with fresh_graph() as graph:
+        built = build()
+        with tf.compat.v1.Session(graph=graph, config=_quick_session_config()) as s:
+            s.run(tf.compat.v1.global_variables_initializer())
+            _load_weights(s)
+            return after(s, built) if after else s.run(built)
+
+
+def _finite(value):
+    """A number and whether it is finite (a NaN compares as equal to anything in float comparisons)."""
+    return {"value": np.asarray(value, np.float64), "finite": bool(np.all(np.isfinite(value)))}
+
+
+def _ids(b, t, vocab=V, seed=0, lengths=None):
+    ids = np.random.RandomState(seed).randint(1, vocab, size=[b, t]).astype(np.int32)
+    if lengths is not None:
+        ids[np.arange(t)[None, :] >= np.asarray(lengths)[:, None]] = 0
+    return ids
+
+
+def _lstm_state(b, h, layers, seed):
+    rng = np.random.RandomState(seed)
+    return tuple(tf.compat.v1.nn.rnn_cell.LSTMStateTuple(*(tf.constant(rng.standard_normal((b, h)).astype(np.float32))
+                                                           for _ in range(2))) for _ in range(layers))
+
+
+def _parts_here(vocab, embed, hidden, layers):
+    """DecoderParts made here (not by decoder_parts): an embedding, BasicLSTMCell layers and a Dense layer."""
+    rnn_cell = tf.compat.v1.nn.rnn_cell
+    embedding = tf.compat.v1.get_variable("embedding", [vocab, embed])
+    cell = rnn_cell.MultiRNNCell([rnn_cell.BasicLSTMCell(hidden) for _ in range(layers)])
+    return k07.DecoderParts(embedding, cell, tf.compat.v1.layers.Dense(vocab))
+
+
+@pytest.mark.differential
+@pytest.mark.covers("bucketed_batches")
+def test_bucketed_batches_matches_reference():
+    def run(mod, case):
+        n, batch_size, width = case.args
+        x, y, lx, ly = _pool(n, seed=n)
+        batches = mod.bucketed_batches(x, y, lx, ly, batch_size=batch_size, bucket_width=width,
+                                       rng=np.random.RandomState(0))
+        # Determined: how many batches of which size each bucket gives (which examples, and the order, are random).
+        return np.array(sorted((int((np.asarray(b[2]).max() - 1) // width), len(b[2])) for b in batches))
+    cases = [Case("a pool of 10, batch_size 3, bucket_width 2 ((bucket, batch size) of every batch)", (10, 3, 2)),
+             Case("a pool of 45, batch_size 7, bucket_width 5", (45, 7, 5)),
+             Case("a pool of 70, batch_size 64, bucket_width 30 (one bucket of 70)", (70, 64, 30))]
+    compare("bucketed_batches", k07, REF, cases, run)
+
+
+@pytest.mark.differential
+@pytest.mark.covers("get_decoder_input_and_output")
+def test_get_decoder_input_and_output_matches_reference():
+    cases = [Case("ids [[5]] (B = 1, T = 1)", np.array([[5]], np.int32)),
+             Case("ids [1, 3]", np.array([[3, 9, 0]], np.int32)),
+             Case("ids [3, 2]", np.array([[2, 0], [4, 6], [10, 8]], np.int32))]
+    compare("get_decoder_input_and_output", k07, REF, cases,
+            lambda mod, c: tuple(np.asarray(a) for a in mod.get_decoder_input_and_output(c.args.copy())))
+
+
+@pytest.mark.differential
+@pytest.mark.covers("make_cell")
+def test_make_cell_matches_reference():
+    def run(mod, case):
+        hidden, layers = case.args
+
+        def build():
+            cell = mod.make_cell(hidden, layers)
+            x = tf.constant(np.random.RandomState(1).standard_normal((2, 3)).astype(np.float32))
+            return cell(x, cell.zero_state(2, tf.float32))
+        return _fixed_weights(build)
+    cases = [Case("make_cell(3, 1), one step on x [2, 3] (output, state)", (3, 1)),
+             Case("make_cell(2, 3), one step on x [2, 3]", (2, 3))]
+    compare("make_cell", k07, REF, cases, run)
+
+
+@pytest.mark.differential
+@pytest.mark.covers("encoder")
+def test_encoder_matches_reference():
+    def run(mod, case):
+        (b, t), lengths, sizes = case.args
+        ids = _ids(b, t, vocab=sizes["vocab_size"], seed=2, lengths=lengths)
+        return _fixed_weights(lambda: mod.encoder(tf.constant(ids), tf.constant(np.array(lengths, np.int32)), **sizes))
+    small = dict(vocab_size=6, embed_size=4, hidden_units=3, num_layers=1)
+    cases = [Case("inputs [1, 3] with lengths [3], vocab 6, embed 4, 3 units, 1 layer", ((1, 3), [3], small)),
+             Case("inputs [2, 5] with lengths [3, 1] (T wider than the longest), 2 layers of 4 units",
+                  ((2, 5), [3, 1], dict(small, hidden_units=4, num_layers=2)))]
+    compare("encoder", k07, REF, cases, run)
+
+
+@pytest.mark.differential
+@pytest.mark.covers("decoder_parts")
+def test_decoder_parts_matches_reference():
+    def run(mod, case):
+        vocab, embed, hidden, layers = case.args
+
+        def build():
+            parts = mod.decoder_parts(vocab, embed, hidden, layers)
+            emb = tf.nn.embedding_lookup(parts.embedding, tf.constant([[1], [vocab - 1]]))[:, 0]
+            out, state = parts.cell(emb, parts.cell.zero_state(2, tf.float32))
+            return parts.output_layer(out), state
+        return _fixed_weights(build)
+    cases = [Case("decoder_parts(7, 3, 4, 1): embed ids [1, 6], one cell step, the output layer", (7, 3, 4, 1)),
+             Case("decoder_parts(5, 2, 3, 2): embed ids [1, 4], one cell step, the output layer", (5, 2, 3, 2))]
+    compare("decoder_parts", k07, REF, cases, run)
+
+
+@pytest.mark.differential
+@pytest.mark.covers("training_decoder")
+def test_training_decoder_matches_reference():
+    def run(mod, case):
+        (b, t), lengths, (vocab, embed, hidden, layers) = case.args
+        dec_in = _ids(b, t, vocab=vocab, seed=3, lengths=lengths)
+
+        def build():
+            parts = _parts_here(vocab, embed, hidden, layers)
+            return mod.training_decoder(parts, tf.constant(dec_in), tf.constant(np.array(lengths, np.int32)),
+                                        _lstm_state(b, hidden, layers, seed=4))
+        logits = _fixed_weights(build)
+        # Only the valid steps are determined by what matters (the loss masks the rest).
+        return logits * (np.arange(t)[None, :, None] < np.asarray(lengths)[:, None, None])
+    cases = [Case("decoder inputs [1, 2], lengths [2], 1 layer of 3 units, vocab 5 (the valid steps' logits)",
+                  ((1, 2), [2], (5, 2, 3, 1))),
+             Case("decoder inputs [2, 5], lengths [4, 2] (T wider than the longest), 2 layers of 4 units, vocab 6, "
+                  "from a non-zero state", ((2, 5), [4, 2], (6, 3, 4, 2)))]
+    compare("training_decoder", k07, REF, cases, run)
+
+
+@pytest.mark.differential
+@pytest.mark.covers("greedy_decoder")
+def test_greedy_decoder_matches_reference():
+    def run(mod, case):
+        b, max_steps, (vocab, embed, hidden, layers), dynamic_batch = case.args
+
+        def build():
+            parts = _parts_here(vocab, embed, hidden, layers)
+            batch = tf.constant(b) if dynamic_batch else b
+            return mod.greedy_decoder(parts, _lstm_state(b, hidden, layers, seed=5), batch, max_steps=max_steps)
+        return _fixed_weights(build)
+    cases = [Case("batch 1, max_steps 4, 1 layer of 3 units, vocab 5, a non-zero initial state", (1, 4, (5, 2, 3, 1), False)),
+             Case("batch 3 (a tensor), max_steps 7, 2 layers of 4 units, vocab 4", (3, 7, (4, 3, 4, 2), True))]
+    compare("greedy_decoder", k07, REF, cases, run)
+
+
+@pytest.mark.differential
+@pytest.mark.covers("masked_loss")
+def test_masked_loss_matches_reference():
+    def run(mod, case):
+        (b, t, v), lengths = case.args
+        rng = np.random.RandomState(b * t)
+        logits = rng.standard_normal((b, t, v)).astype(np.float32) * 2
+        targets = rng.randint(0, v, (b, t)).astype(np.int32)
+        return _finite(_fixed_weights(lambda: mod.masked_loss(
+            tf.constant(logits), tf.constant(targets), tf.constant(np.array(lengths, np.int32)))))
+    cases = [Case("logits [1, 3, 4] with lengths [2]", ((1, 3, 4), [2])),
+             Case("logits [2, 6, 5] with lengths [2, 4] (T wider than the longest)", ((2, 6, 5), [2, 4])),
+             Case("logits [3, 2, 3] with lengths [2, 1, 2]", ((3, 2, 3), [2, 1, 2]))]
+    compare("masked_loss", k07, REF, cases, run)
+
+
+@pytest.mark.differential
+@pytest.mark.covers("decayed_learning_rate")
+def test_decayed_learning_rate_matches_reference():
+    def run(mod, case):
+        learning_rate, halve_every, steps = case.args
+        with fresh_graph() as graph:
+            step = tf.compat.v1.placeholder(tf.int64, [])
+            rate = mod.decayed_learning_rate(learning_rate, step, halve_every=halve_every)
+            with tf.compat.v1.Session(graph=graph) as s:
+                return np.array([s.run(rate, {step: n}) for n in steps])
+    cases = [Case("learning_rate 0.01, halve_every 10, at steps 0, 5, 30, 100", (0.01, 10, [0, 5, 30, 100])),
+             Case("learning_rate 5e-4, halve_every None, at steps 0, 7", (5e-4, None, [0, 7]))]
+    compare("decayed_learning_rate", k07, REF, cases, run)
+
+
+@pytest.mark.differential
+@pytest.mark.covers("build_seq2seq")
+def test_build_seq2seq_matches_reference():
+    def run(mod, case):
+        kwargs = case.args
+        x = np.array([[3, 4, 0], [2, 7, 6]], np.int32)
+        lx = np.array([2, 3], np.int32)
+        y = np.array([[4, 0, 0], [2, 6, 0]], np.int32)
+        ly = np.array([2, 3], np.int32)
+        y_in = np.concatenate([np.zeros([2, 1], np.int32), y[:, :-1]], axis=1)
+
+        def after(s, model):
+            feed = {model.encoder_inputs: x, model.encoder_lengths: lx, model.decoder_inputs: y_in,
+                    model.decoder_targets: y, model.decoder_lengths: ly}
+            out = s.run({"logits": model.logits, "loss": model.loss, "predictions": model.predictions}, feed)
+            step = tf.compat.v1.train.get_global_step()
+            if step is None:
+                return dict(out, **{"global step": "none: get_or_create_global_step() was never called"})
+            step.load(3, s)  # at step 3 the rate is 0.01 / 2**3: a rate that does not decay shows in one step
+            s.run(model.train_op, feed)
+            out["loss after a train step at global step 3"] = s.run(model.loss, feed)
+            out["global step after it"] = s.run(step)
+            return out
+        return _fixed_weights(lambda: mod.build_seq2seq(**kwargs), after=after)
+    # One case (each side builds the whole model: about a second), small sizes.
+    cases = [Case("build_seq2seq(embed_size=4, hidden_units=5, num_layers=1, max_decode_steps=5, learning_rate=0.01, "
+                  "halve_every=1) on 2 examples (logits, loss, predictions; one train step at global step 3)",
+                  dict(embed_size=4, hidden_units=5, num_layers=1, max_decode_steps=5, learning_rate=0.01, halve_every=1))]
+    compare("build_seq2seq", k07, REF, cases, run, atol=1e-5, rtol=1e-3)
+
+
+@pytest.mark.differential
+@pytest.mark.covers("exact_match")
+def test_exact_match_matches_reference():
+    cases = [
+        Case("no rows (predictions and targets [0, 3])", (np.zeros([0, 3], np.int64), np.zeros([0, 3], np.int64))),
+        Case("predictions [[0]] for targets [[0]] (EOS only)", (np.array([[0]]), np.array([[0]]))),
+        Case("predictions [3, 4] for targets [3, 2], EOS early, late and missing",
+             (np.array([[2, 0, 5, 0], [2, 4, 6, 8], [4, 4, 0, 0]]), np.array([[2, 0], [2, 4], [4, 0]]))),
+    ]
+    compare("exact_match", k07, REF, cases, lambda mod, c: _finite(mod.exact_match(*c.args)))
 
 
 # --------------------------------------------------------------------------- training
