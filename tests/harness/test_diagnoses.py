@@ -523,3 +523,31 @@ def _source_of(entry) -> str:
         return inspect.getsource(entry.explain)
     except (OSError, TypeError):
         return ""
+
+
+def test_variable_created_after_the_initializer_names_where():
+    """A new variable made after global_variables_initializer() (a new layer in greedy_decoder) is not
+    'run the initializer' — it says which variable was made where, and to build it before (or reuse)."""
+    def build():
+        v1.get_variable("w", [2], initializer=v1.zeros_initializer())
+        init = v1.global_variables_initializer()
+        late = v1.get_variable("late_kernel", [2], initializer=v1.ones_initializer())
+        with v1.Session() as s:
+            s.run(init)
+            s.run(late * 2)
+
+    line = check(build, "uninitialized-variable", "'late_kernel'", "created in build (",
+                 "after global_variables_initializer() was built")
+    assert "test_diagnoses.py:" in line, line
+
+
+def test_stacked_cells_sharing_one_object():
+    if importlib.util.find_spec("tf_keras") is None and int(tf.__version__.split(".")[1]) >= 16:
+        pytest.skip("tf.compat.v1.nn.rnn_cell needs tf_keras from TF 2.16 on")
+
+    def build():
+        cell = v1.nn.rnn_cell.LSTMCell(4)
+        multi = v1.nn.rnn_cell.MultiRNNCell([cell] * 2)
+        v1.nn.dynamic_rnn(multi, tf.ones([2, 5, 3]), dtype=tf.float32)
+
+    check(build, "incompatible-shapes", "share ONE cell object", "a new cell for each layer")

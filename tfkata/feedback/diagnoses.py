@@ -88,12 +88,52 @@ def _keras_cell_line(m: re.Match, exc: BaseException) -> str | None:
             f"dynamic_rnn, static_rnn and .zero_state need tf.compat.v1.nn.rnn_cell.{v1}")
 
 
+# --------------------------------------------------------------------------- variables made too late
+def _uninitialised(m: re.Match, exc: BaseException) -> str:
+    """Which variable, and — when the graph already had an initializer op when it was made — where it was
+    created: an initializer built before a variable does not cover it (a new layer in a later function)."""
+    name = m.group("v") or m.group("w")
+    late = _created_after_init(exc, name)
+    if late is not None:
+        return (f"variable '{name}' was created{late} after global_variables_initializer() was built, which "
+                "does not cover it: reuse the layer or variable made before, or build every variable first")
+    return (f"variable '{name}' is used before it is initialised: run {INIT} in the session first (make that op "
+            "after building every variable)")
+
+
+def _created_after_init(exc: BaseException, name: str) -> str | None:
+    """' in greedy_decoder (katas/k07_seq2seq.py:210)' when ``name`` was created after an initializer op."""
+    op = getattr(exc, "op", None)
+    graph = getattr(op, "graph", None)
+    if graph is None:
+        return None
+    try:
+        var_op = graph.get_operation_by_name(name)
+    except (KeyError, ValueError):
+        return None
+    inits = [o for o in graph.get_operations() if o.type == "NoOp" and o.name.split("/")[-1].startswith("init")]
+    if not any(o._id < var_op._id for o in inits):  # noqa: SLF001 - creation order
+        return None
+    where = ""
+    for frame in reversed(list(getattr(var_op, "traceback", None) or [])):
+        filename = getattr(frame, "filename", "")
+        if "site-packages" not in filename and "/tensorflow/" not in filename and "/tfkata/" not in filename:
+            parts = filename.replace("\\", "/").split("/")
+            where = f" in {frame.name} ({'/'.join(parts[-2:])}:{frame.lineno})"
+            break
+    return where
+
+
 # --------------------------------------------------------------------------- shapes
 def _shapes(kind: str) -> Callable[[re.Match, BaseException], str]:
     """Explain a shape clash; ``kind``: 'rank', 'matmul' or 'auto' (MatMul ops: matmul, else element-wise)."""
 
     def explain(m: re.Match, exc: BaseException) -> str:
         a, b, op = m.group("a"), m.group("b"), m.groupdict().get("op") or ""
+        if _SHARED_CELL.search(str(exc)):
+            return (f"stacked RNN layers got shapes {a} and {b}: the layers share ONE cell object ([cell] * n "
+                    "reuses the first layer's weights): build a new cell for each layer, "
+                    "MultiRNNCell([make_cell() for _ in range(n)])")
         if kind == "rank":
             return (f"{op or 'an op'} got inputs of shapes {a} and {b}, and one has the wrong rank: "
                     "reshape it (tf.reshape / tf.expand_dims), e.g. a vector to a [n, 1] matrix")
@@ -108,14 +148,14 @@ def _shapes(kind: str) -> Callable[[re.Match, BaseException], str]:
 
 
 _SHAPES = r"\[[^\]]*\]"
+_SHARED_CELL = re.compile(r"multi_rnn_cell/cell_\d+/[\w/]*MatMul_\d")
 
 
 # --------------------------------------------------------------------------- the table
 TABLE: tuple[Entry, ...] = (
     _entry("uninitialized-variable", ["FailedPreconditionError"],
            r"Attempting to use uninitialized value (?P<v>[\w/.-]+)|Could not find variable (?P<w>[\w/.-]+?)\.\s",
-           lambda m, e: (f"variable '{m.group('v') or m.group('w')}' is used before it is initialised: run "
-                         f"{INIT} in the session first (make that op after building every variable)")),
+           _uninitialised),
     _entry("placeholder-not-fed", ["InvalidArgumentError"],
            r"You must feed a value for placeholder tensor '(?P<p>[^']+)' with dtype (?P<d>\w+)(?: and shape (?P<s>\[[^\]]*\]))?",
            lambda m, e: (f"placeholder '{m.group('p')}' ({m.group('d')}"
