@@ -975,12 +975,12 @@ def test_make_optimizer_matches_reference():
 
 
 def _run_make_train_step(mod, case):
-    optimizer_name, lr, sizes = case.args
+    momentum, lr, sizes = case.args
 
     def call():
         model = keras.Sequential([keras.Input(shape=(4,)), keras.layers.Dense(5, activation="tanh"), keras.layers.Dense(3)])
         _fixed_weights(model, seed=1, scale=0.5)
-        optimizer = getattr(keras.optimizers, optimizer_name)(learning_rate=lr)
+        optimizer = keras.optimizers.SGD(learning_rate=lr, momentum=momentum)
         step = mod.make_train_step(model, optimizer, keras.losses.SparseCategoricalCrossentropy(from_logits=True))
         losses, weights = [], []
         for i, size in enumerate(sizes):
@@ -993,8 +993,8 @@ def _run_make_train_step(mod, case):
 
 
 MAKE_TRAIN_STEP_CASES = [
-    Case("one SGD(0.5) step on a batch of 1 (a Dense(5, tanh) -> Dense(3) model with fixed weights)", ("SGD", 0.5, [1])),
-    Case("two Adam(0.01) steps on batches of 6 and 2 (the second one shorter)", ("Adam", 0.01, [6, 2])),
+    Case("one SGD(0.5) step on a batch of 1 (a Dense(5, tanh) -> Dense(3) model with fixed weights)", (0.0, 0.5, [1])),
+    Case("two SGD(0.1, momentum=0.9) steps on batches of 6 and 2 (the second one shorter)", (0.9, 0.1, [6, 2])),
 ]
 
 
@@ -1045,8 +1045,8 @@ def _run_predict(mod, case):
 
 
 PREDICT_CASES = [
-    Case("1 image, batch_size 500 (a Flatten -> Dropout(0.5) -> Dense(10) model with fixed weights)", (1, 500)),
-    Case("130 images, batch_size 50", (130, 50)),
+    Case("51 images, batch_size 25: batches of 25, 25 and 1 (a Flatten -> Dropout(0.5) -> Dense(10) model with fixed "
+         "weights)", (51, 25)),
 ]
 
 
