@@ -85,6 +85,23 @@ def test_luong_scores_general_form(sess):
                                err_msg="score[b, s] should be the dot product of query[b] and keys[b, s]")
 
 
+@pytest.mark.covers("luong_scores")
+def test_luong_scores_keeps_the_batch_and_time_axes(sess):
+    query = tf.compat.v1.placeholder(tf.float32, [None, 4])
+    keys = tf.compat.v1.placeholder(tf.float32, [None, None, 4])
+    scores = k08.luong_scores(query, keys)
+    assert scores.shape.rank == 2, (
+        f"luong_scores on query [None, 4] and keys [None, None, 4] should have the static shape [None, None] "
+        f"([B, T_enc]), got {scores.shape}: squeeze only the last axis, tf.squeeze(..., -1) (without an axis "
+        "tf.squeeze drops every axis of size 1, and where the sizes are unknown the rank is lost)"
+    )
+    got = sess.run(scores, {query: np.ones([1, 4], np.float32), keys: np.ones([1, 1, 4], np.float32)})
+    assert got.shape == (1, 1), (
+        f"luong_scores with one example and one encoder position should give [1, 1], got {list(got.shape)}: "
+        "squeeze only the last axis, tf.squeeze(..., -1)"
+    )
+
+
 @pytest.mark.covers("masked_softmax")
 def test_masked_softmax_is_a_distribution_with_exact_zeros(sess):
     rng = np.random.RandomState(1)
@@ -120,6 +137,23 @@ def test_context_is_the_weighted_sum(sess):
     assert context.shape.as_list() == [2, 3], f"the context should be [B, H] = [2, 3], got {context.shape}"
     np.testing.assert_allclose(sess.run(context), np.einsum("bt,bth->bh", align, memory), rtol=1e-5, atol=1e-6,
                                err_msg="context[b] = sum_s alignments[b, s] * memory[b, s]")
+
+
+@pytest.mark.covers("context_vector")
+def test_context_keeps_the_batch_axis(sess):
+    align = tf.compat.v1.placeholder(tf.float32, [None, None])
+    memory = tf.compat.v1.placeholder(tf.float32, [None, None, 3])
+    context = k08.context_vector(align, memory)
+    assert context.shape.rank == 2, (
+        f"context_vector on alignments [None, None] and memory [None, None, 3] should have the static shape "
+        f"[None, 3] ([B, H]), got {context.shape}: squeeze only the time axis, tf.squeeze(..., 1) (without an axis "
+        "tf.squeeze drops every axis of size 1, and where the sizes are unknown the rank is lost)"
+    )
+    got = sess.run(context, {align: np.ones([1, 1], np.float32), memory: np.ones([1, 1, 3], np.float32)})
+    assert got.shape == (1, 3), (
+        f"context_vector with one example and one encoder position should give [1, 3], got {list(got.shape)}: "
+        "squeeze only the time axis, tf.squeeze(..., 1)"
+    )
 
 
 @pytest.mark.covers("attentional_state")
@@ -278,6 +312,32 @@ def test_training_decoder_chains_attention_steps(sess):
                        "attentional state as prev_attention (input feeding)")
             pytest.fail(f"attention_training_decoder: step {t} differs from chaining attention_step by hand "
                         f"(max |diff| of logits {np.abs(got_l[:, t] - ref_l[:, t]).max():.3g}): {why}", pytrace=False)
+
+
+@pytest.mark.covers("attention_greedy_decoder", "attention_step", "attention_parts", "luong_scores",
+                    "masked_softmax", "context_vector", "attentional_state")
+@pytest.mark.needs("k07")
+def test_greedy_decoder_stops_when_every_sequence_has_ended(sess):
+    parts = k08.attention_parts()
+    memory, lengths = _memory()
+    ids, out_lengths, align = k08.attention_greedy_decoder(parts, memory, tf.constant(lengths), _zero_state(3),
+                                                          max_steps=6)
+    sess.run(tf.compat.v1.global_variables_initializer())
+    eos = np.eye(V, dtype=np.float32)[k07.EOS] * 100.0
+    sess.run(parts.output_layer.bias.assign(eos))  # the model says EOS first, whatever it reads
+    got_ids, got_lengths, got_align = sess.run([ids, out_lengths, align])
+    assert got_ids.shape[1] == 1, (
+        f"attention_greedy_decoder: every sequence said EOS at its first step, yet the loop ran {got_ids.shape[1]} "
+        "steps (ids " + str(got_ids.tolist()) + "): stop as soon as all are finished, while_loop cond "
+        "t < max_steps AND NOT tf.reduce_all(finished)"
+    )
+    assert got_ids.tolist() == [[k07.EOS]] * 3 and got_align.shape == (3, 1, 6), (
+        f"expected ids [[EOS]] * 3 and alignments [3, 1, 6], got {got_ids.tolist()} and {got_align.shape}"
+    )
+    assert got_lengths.tolist() == [1, 1, 1], (
+        f"attention_greedy_decoder: sequences that end with EOS at their first step have length 1 (the EOS counts), "
+        f"got lengths {got_lengths.tolist()}: set length = t + 1 at the step that emits EOS"
+    )
 
 
 @pytest.mark.covers("build_attention_seq2seq", "attention_greedy_decoder", "attention_training_decoder",
@@ -611,8 +671,9 @@ def _decoder_graph(seed, b, t_enc):
     return rng, parts, memory, _lstm_state(rng, b, scale=0.5)
 
 
-def _run_decoder(build, eos_bias=0.0):
-    """Build with ``build(rng, parts, memory, state)``, give every weight its value, run what it returns."""
+def _run_decoder(build, eos_bias=lambda case: 0.0):
+    """Build with ``build(mod, case, rng, parts, memory, state)``, give every weight its value (the EOS logit's
+    bias raised by ``eos_bias(case)``), run what it returns."""
     def run(mod, case):
         seed, b, t_enc = case.args[:3]
         with fresh_graph() as graph:
@@ -621,8 +682,8 @@ def _run_decoder(build, eos_bias=0.0):
             with _session(graph) as s:
                 s.run(tf.compat.v1.global_variables_initializer())
                 _assign_by_shape(s, tf.compat.v1.trainable_variables())
-                if eos_bias:
-                    s.run(parts.output_layer.bias.assign_add(np.eye(VS, dtype=np.float32)[REF.EOS] * eos_bias))
+                if eos_bias(case):
+                    s.run(parts.output_layer.bias.assign_add(np.eye(VS, dtype=np.float32)[REF.EOS] * eos_bias(case)))
                 return s.run(out)
 
     return run
@@ -672,27 +733,28 @@ def test_attention_training_decoder_matches_reference():
 
 
 def _build_greedy(mod, case, rng, parts, memory, state):
-    _, _, _, lengths, max_steps = case.args
+    _, _, _, lengths, max_steps, _ = case.args
     return mod.attention_greedy_decoder(parts, memory, tf.constant(lengths, tf.int32), state, max_steps)
 
 
+# (seed, B, T_enc, lengths, max_steps, how much the EOS logit is raised). The rows of the last two end at different
+# steps (measured on TF 2.21: after 1, 2, 1 and no steps; after 1, 1 and 4 steps, so all end before max_steps).
 GREEDY_CASES = [
-    Case("batch 1, T_enc 2, max_steps 1", (6, 1, 2, [2], 1)),
-    Case("batch 3, T_enc 4 with lengths [4, 1, 3], max_steps 4", (7, 3, 4, [4, 1, 3], 4)),
+    Case("batch 1, T_enc 2, max_steps 1", (6, 1, 2, [2], 1, 0.0)),
+    Case("batch 3, T_enc 4 with lengths [4, 1, 3], max_steps 4", (7, 3, 4, [4, 1, 3], 4, 0.0)),
+    Case("batch 4, T_enc 3 with lengths [3, 2, 3, 1], max_steps 6, the EOS logit raised by 0.3 (rows that end at "
+         "different steps, one never)", (24, 4, 3, [3, 2, 3, 1], 6, 0.3)),
+    Case("batch 3, T_enc 3 with lengths [3, 1, 2], max_steps 6, the EOS logit raised by 0.2 (every row ends before "
+         "max_steps)", (83, 3, 3, [3, 1, 2], 6, 0.2)),
 ]
-# With the EOS logit raised by 0.3 these rows end after 1, 2, 1 and no steps (measured on TF 2.21).
-GREEDY_EOS_CASES = [Case("batch 4, T_enc 3 with lengths [3, 2, 3, 1], max_steps 6, the EOS logit raised by 0.3 (rows "
-                         "that end at different steps)", (24, 4, 3, [3, 2, 3, 1], 6))]
 
 
 @pytest.mark.differential
 @pytest.mark.covers("attention_greedy_decoder")
 def test_attention_greedy_decoder_matches_reference():
-    hint = ("(ids, lengths with EOS counted, alignments): feed back the argmax from GO with zero attention, PAD after "
-            "EOS, stop when all are finished or after max_steps")
-    compare("attention_greedy_decoder", k08, REF, GREEDY_CASES, _run_decoder(_build_greedy), hint=hint)
-    compare("attention_greedy_decoder", k08, REF, GREEDY_EOS_CASES, _run_decoder(_build_greedy, eos_bias=0.3),
-            hint=hint)
+    compare("attention_greedy_decoder", k08, REF, GREEDY_CASES, _run_decoder(_build_greedy, lambda case: case.args[5]),
+            hint="(ids, lengths with EOS counted, alignments): feed back the argmax from GO with zero attention, PAD "
+                 "after EOS, stop when all are finished or after max_steps")
 
 
 def _run_build_model(mod, case):
