@@ -273,6 +273,14 @@ def test_mlp_reuse_and_values(sess):
     var = {v.op.name: v for v in tf.compat.v1.global_variables()}
     biases = sess.run([var["net/layer1/b"], var["net/layer2/b"]])
     assert not any(b.any() for b in biases), "mlp: b should start at zeros (initializer=tf.compat.v1.zeros_initializer())"
+    for i, fan_in, fan_out in ((1, 3, 6), (2, 6, 4)):
+        w0 = sess.run(var[f"net/layer{i}/W"])
+        limit = math.sqrt(6.0 / (fan_in + fan_out))
+        assert np.unique(w0).size == w0.size and np.abs(w0).max() <= limit, (
+            f"mlp: layer{i}/W should start random within +-{limit:.3f} (get_variable's default initializer, "
+            f"glorot_uniform), got {np.unique(w0).size} distinct values among {w0.size}, max |W| "
+            f"{np.abs(w0).max():.3f}: give W no initializer (equal weights never break the symmetry between units)"
+        )
     rng = np.random.RandomState(0)
     for i, size in enumerate(sizes, start=1):  # non-zero biases, so a missing `+ b` shows
         sess.run(var[f"net/layer{i}/b"].assign(rng.uniform(-0.5, 0.5, size).astype(np.float32)))
