@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import dataclasses
 import importlib
+import os
 from typing import Any, Callable, Iterable
 
 import numpy as np
@@ -52,12 +53,19 @@ class Case:
         return self.label
 
 
+REFERENCE_ENV = "TFKATA_REFERENCE"  # kata grade renames solutions/ in a graded copy (a submission cannot
+                                   # simply `import solutions`) and names the new package here
+
+
 def reference(kata_id: str):
     """The reference module of a kata (``solutions/<module>.py``), whatever the run grades."""
     kata = registry.get(kata_id)
     ensure_on_path(repo_root())
     import_tensorflow()
-    return importlib.import_module(f"solutions.{kata.module}")
+    package = os.environ.get(REFERENCE_ENV, "solutions")
+    if not package.isidentifier():
+        raise ValueError(f"{REFERENCE_ENV} must name a package folder of the checkout, got {package!r}")
+    return importlib.import_module(f"{package}.{kata.module}")
 
 
 def graph_outputs(build: Callable[[], Any], feed: Callable[[Any], dict] | None = None, *, seed: int = SEED,

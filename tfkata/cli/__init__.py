@@ -11,6 +11,7 @@
     kata mistakes K       once K passes: the common mistakes of K and what the tests say to each
     kata solutions [K..]  run the suite against solutions/ (the contributor's check)
     kata dev check        the contributors' whole check (CI runs it); kata dev mistakes [K..]
+    kata grade SUBS...    the teacher's: grade a class of submissions (tfkata.grading)
 
 This module only wires click commands; the rooms are runner (pytest), render (what is printed),
 hints (which hint), watching (the loop) and checks (contributors). Nothing here imports TensorFlow.
@@ -287,9 +288,10 @@ def mistakes(app: App, kata: registry.Kata):
             app.out.print(Text(f"  ({row['status']}: {row['error'] or 'no test failed'})", style="yellow"))
 
 
-from tfkata.cli import contributors  # noqa: E402  (registers `kata solutions` and `kata dev`)
+from tfkata.cli import contributors, teaching  # noqa: E402  (register `kata solutions|dev|grade`)
 
 contributors.register(cli)
+teaching.register(cli)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -1,0 +1,159 @@
+"""kata grade (tfkata/grading/): a small class on k01 — the reference, the stub, catalogued mistakes and
+the adversarial submissions the teacher's side must withstand — graded in parallel. Each grade equals
+what plain pytest gives in that submission, and no adversarial submission scores above its honest code
+(here: the stub, 0 points)."""
+from __future__ import annotations
+
+import csv
+import json
+import os
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from tfkata import registry
+from tfkata.grading.classroom import grade_class
+from tfkata.grading.flags import identical_to_reference, suspicious
+from tfkata.grading.grader import Limits
+from tfkata.grading.submissions import SubmissionError, read_submission
+from tfkata.mistakes import apply, load
+from tfkata.paths import repo_root
+from tfkata.results import Run
+
+pytestmark = pytest.mark.timeout(900)
+ROOT = repo_root()
+K01 = registry.get("k01")
+STUB = (ROOT / "katas" / f"{K01.module}.py").read_text()
+REFERENCE = (ROOT / "solutions" / f"{K01.module}.py").read_text()
+
+ATTACKS = {
+    # at import time, appended to the stub (its honest code earns 0)
+    "exit0": "import os\nos._exit(0)\n",
+    "sysexit": "import sys\nsys.exit(0)\n",
+    "fakeprint": ("print('grade: 17/17 points (100 %)')\n"
+                  "print('{\"version\": 5, \"points\": {\"earned\": 17, \"possible\": 17}}')\n"),
+    "editstests": ("import pathlib\n"
+                   "for p in pathlib.Path('tests').glob('test_*.py'):\n"
+                   "    p.write_text('def test_ok():\\n    pass\\n')\n"
+                   "for p in pathlib.Path('tfkata').glob('*.py'):\n"
+                   "    p.write_text(p.read_text() + '\\n')\n"),
+    "patchpytest": ("import _pytest.runner as r\n"
+                    "_orig = r.CallInfo.from_call.__func__\n"
+                    "def _swallow(cls, func, when, reraise=None):\n"
+                    "    info = _orig(cls, func, when, reraise)\n"
+                    "    info.excinfo = None\n"
+                    "    return info\n"
+                    "r.CallInfo.from_call = classmethod(_swallow)\n"),
+    "importref": "from solutions.k01_graph_session import *  # noqa\n",
+    "forks": "import os, time\nif os.fork() == 0:\n    time.sleep(600)\n    os._exit(0)\n",
+}
+ALWAYS_EQUAL = '''
+
+class _Any:
+    def __eq__(self, other): return True
+    def __ne__(self, other): return False
+    def __getattr__(self, name): return self
+    def __call__(self, *a, **k): return self
+'''
+
+
+def _write(folder: Path, text: str) -> Path:
+    (folder / "katas").mkdir(parents=True)
+    (folder / "katas" / f"{K01.module}.py").write_text(text)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def graded(tmp_path_factory):
+    subs = tmp_path_factory.mktemp("subs")
+    out = tmp_path_factory.mktemp("out")
+    paths = [_write(subs / "ref", REFERENCE), _write(subs / "stub", STUB)]
+    for m in load("k01")[:2]:
+        paths.append(_write(subs / f"mistake-{m.id}", apply(m, REFERENCE)))
+    for name, code in ATTACKS.items():
+        paths.append(_write(subs / name, STUB + "\n" + code))
+    paths.append(_write(subs / "alwayseq", STUB.replace("raise NotImplementedError(", "return _Any()  # (")
+                        + ALWAYS_EQUAL))
+    paths.append(_write(subs / "spins", STUB.replace('raise NotImplementedError("k01: define_add")',
+                                                     "while True:\n        pass")))
+    paths.append(_write(subs / "allocates", STUB.replace('raise NotImplementedError("k01: define_add")',
+                                                         "x = []\n    while True:\n        x.append(bytearray(10**7))")))
+    zipped = subs / "zipped.zip"
+    with zipfile.ZipFile(zipped, "w") as zf:
+        zf.writestr(f"myrepo/katas/{K01.module}.py", REFERENCE)
+        zf.writestr("myrepo/tests/test_k01_graph_session.py", "def test_x():\n    pass\n")  # ignored
+        zf.writestr("../evil.py", "x = 1\n")  # never extracted
+    paths.append(zipped)
+    results = grade_class([str(p) for p in paths], out, ROOT, katas=[K01], profile="unit", jobs=2,
+                          limits=Limits(seconds=240, memory_mb=2500, test_seconds=5), log=lambda *_: None)
+    return {g.name: g for g in results}, out, subs
+
+
+def test_reference_full_marks_stub_zero_and_attacks_no_more_than_their_honest_code(graded):
+    by_name, out, _ = graded
+    possible = by_name["ref"].possible
+    assert possible > 10 and by_name["ref"].earned == possible, by_name["ref"]
+    assert by_name["zipped"].earned == possible, "the zip's katas/ file is graded, its tests/ ignored"
+    assert by_name["stub"].earned == 0
+    for name in (*ATTACKS, "alwayseq", "spins", "allocates"):
+        assert by_name[name].earned == 0, (name, by_name[name].status, by_name[name].message)
+    assert by_name["exit0"].status == "crashed" and by_name["patchpytest"].status == "tampered"
+    assert by_name["spins"].status == "graded", "a hang costs its tests, not the whole class"
+    rows = list(csv.DictReader((out / "grades.csv").open()))
+    assert {r["student"] for r in rows} == set(by_name) and all(r["possible"] == str(possible) for r in rows)
+
+
+def test_each_grade_equals_plain_pytest_in_that_submission(graded, tmp_path):
+    """The parent's points equal a learner's own `pytest` in a checkout holding that kata file."""
+    by_name, _, subs = graded
+    for name in ("ref", "stub", *[n for n in by_name if n.startswith("mistake-")]):
+        work = tmp_path / name
+        subprocess.run(["git", "clone", "-q", str(ROOT), str(work)], check=True)
+        for folder in ("tests", "tfkata", "solutions", "katas"):  # this working tree, committed or not
+            subprocess.run(["rm", "-rf", str(work / folder)], check=True)
+            subprocess.run(["cp", "-r", str(ROOT / folder), str(work / folder)], check=True)
+        (work / "katas" / f"{K01.module}.py").write_text((subs / name / "katas" / f"{K01.module}.py").read_text())
+        results = work / "plain.json"
+        env = {k: v for k, v in os.environ.items() if not k.startswith("TFKATA_")}
+        subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", K01.test_file,
+                        "-m", "not training", "--results-json", str(results)], cwd=work, env=env,
+                       capture_output=True)
+        plain = Run.load(results)
+        earned = sum(t.points_earned for t in plain.tests if t.kata == "k01")
+        assert earned == by_name[name].earned, (name, earned, by_name[name].earned)
+
+
+def test_flags_for_the_teacher(graded):
+    _, out, _ = graded
+    flags = json.loads((out / "students" / "importref" / "grade.json").read_text())["flags"]
+    assert any("imports the reference" in line for line in flags[K01.module]), flags
+    ref_flags = json.loads((out / "students" / "ref" / "grade.json").read_text())["flags"]
+    assert "identical to the reference: " in ref_flags[K01.module][0], ref_flags
+    report = (out / "students" / "stub" / "report.txt").read_text()
+    assert "0/" in report and "TODO k01: define_add is not written yet" in report, report
+    summary = (out / "summary.txt").read_text()
+    assert "exit0: crashed" in summary and "patchpytest: tampered" in summary, summary
+
+
+def test_a_rerun_skips_unchanged_submissions(graded):
+    by_name, out, subs = graded
+    logs = []
+    again = grade_class([str(subs / "ref"), str(subs / "stub")], out, ROOT, katas=[K01], jobs=1,
+                        limits=Limits(seconds=240), log=logs.append)
+    assert any("2 unchanged submission(s) kept" in line for line in logs), logs
+    assert {g.name: g.earned for g in again} == {"ref": by_name["ref"].earned, "stub": 0}
+
+
+def test_reading_submissions(tmp_path):
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(SubmissionError, match="no kata files"):
+        read_submission(tmp_path / "empty")
+    folder = _write(tmp_path / "alice", STUB)
+    (folder / "conftest.py").write_text("raise SystemExit\n")
+    sub = read_submission(folder)
+    assert sub.name == "alice" and set(sub.sources) == {K01.module}
+    assert identical_to_reference(REFERENCE, REFERENCE) and not identical_to_reference(STUB, REFERENCE)
+    assert any("ends the process" in line for line in suspicious("import os\nos._exit(0)\n"))
