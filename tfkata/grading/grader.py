@@ -198,7 +198,7 @@ def derive(name: str, results: Path, baseline: Baseline, katas, status: str, sec
                            status=seen.status if seen else ("fail" if status != "ran" else "error"),
                            points=worth, points_earned=worth if ok else 0, training=training,
                            message=(seen.message if seen else "no result for this test (the run did not reach it)"),
-                           covers=seen.covers if seen else [])
+                           covers=seen.covers if seen else [], printed=seen.printed if seen else None)
         tests.append(entry)
         points[kata][1] += worth
         points[kata][0] += entry.points_earned
