@@ -122,7 +122,8 @@ def run_stack(layers, inputs, mask=None):
 
     (Measured: a masked layer's eager outputs carry the mask along, and the next layer uses it when
     given none — Keras 3 even when called with ``mask=None``, Keras 2 only when ``mask`` is not
-    passed at all. Passing ``mask`` to every layer gives the same numbers on both.)
+    passed at all. Any op between two layers hands on a plain tensor without it, and so do the
+    tests' layers. Passing ``mask`` to every layer gives the same numbers everywhere.)
     """
     x = inputs
     states = []
