@@ -652,6 +652,14 @@ def _lstm_state(b, h, layers, seed):
                                                            for _ in range(2))) for _ in range(layers))
 
 
+def _some_state(cell, batch, seed):
+    """A non-zero state of ``cell``'s structure (from the zero state its forget gate would not show)."""
+    rng = np.random.RandomState(seed)
+    zero = cell.zero_state(batch, tf.float32)
+    return tf.nest.pack_sequence_as(zero, [z + rng.standard_normal((batch, int(z.shape[-1]))).astype(np.float32)
+                                           for z in tf.nest.flatten(zero)])
+
+
 def _parts_here(vocab, embed, hidden, layers):
     """DecoderParts made here (not by decoder_parts): an embedding, BasicLSTMCell layers and a Dense layer."""
     rnn_cell = tf.compat.v1.nn.rnn_cell
@@ -695,9 +703,9 @@ def test_make_cell_matches_reference():
         def build():
             cell = mod.make_cell(hidden, layers)
             x = tf.constant(np.random.RandomState(1).standard_normal((2, 3)).astype(np.float32))
-            return cell(x, cell.zero_state(2, tf.float32))
+            return cell(x, _some_state(cell, 2, seed=8))
         return _fixed_weights(build)
-    cases = [Case("make_cell(3, 1), one step on x [2, 3] (output, state)", (3, 1)),
+    cases = [Case("make_cell(3, 1), one step on x [2, 3] from a non-zero state (output, state)", (3, 1)),
              Case("make_cell(2, 3), one step on x [2, 3]", (2, 3))]
     compare("make_cell", k07, REF, cases, run)
 
@@ -725,10 +733,10 @@ def test_decoder_parts_matches_reference():
         def build():
             parts = mod.decoder_parts(vocab, embed, hidden, layers)
             emb = tf.nn.embedding_lookup(parts.embedding, tf.constant([[1], [vocab - 1]]))[:, 0]
-            out, state = parts.cell(emb, parts.cell.zero_state(2, tf.float32))
+            out, state = parts.cell(emb, _some_state(parts.cell, 2, seed=9))
             return parts.output_layer(out), state
         return _fixed_weights(build)
-    cases = [Case("decoder_parts(7, 3, 4, 1): embed ids [1, 6], one cell step, the output layer", (7, 3, 4, 1)),
+    cases = [Case("decoder_parts(7, 3, 4, 1): embed ids [1, 6], one cell step from a non-zero state, the output layer", (7, 3, 4, 1)),
              Case("decoder_parts(5, 2, 3, 2): embed ids [1, 4], one cell step, the output layer", (5, 2, 3, 2))]
     compare("decoder_parts", k07, REF, cases, run)
 
