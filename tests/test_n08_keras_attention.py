@@ -627,6 +627,398 @@ def test_make_attention_train_step():
     assert not frozen, f"these layers' weights did not move after one step: {frozen}: take the gradients of EVERY layer"
 
 
+# --------------------------------------------------------------------------- differential checks (reference)
+# The learner's functions against solutions/ on generated cases, smallest first (tfkata.differential).
+# Functions that take layers get the REFERENCE's layers with fixed weights (E 4, H 3: every matrix
+# non-square), so each check compares one function; LuongAttention gets the reference's weights copied
+# in by order once the shapes agree. The tf.functions run with tf.config.run_functions_eagerly(True):
+# the same numbers without tracing twice more (their tracing is the concept tests' business above).
+# Checks of functions whose code calls your n07 wait for n07, as the tests above do.
+import contextlib  # noqa: E402
+import functools  # noqa: E402
+
+from tfkata.differential import Case, compare, eager_outputs, reference  # noqa: E402
+
+DE, DH = 4, 3  # embedding and hidden sizes of the differential cases
+
+
+def _ref():
+    return reference("n08")
+
+
+def _ref07():
+    return reference("n07")
+
+
+def _layers_of(layers):
+    for item in layers:
+        yield from (item if isinstance(item, (list, tuple)) else [item])
+
+
+def _fixed_weights(layers, seed, scale=1.0, eos_bias=0.0):
+    rng = np.random.RandomState(seed)
+    for layer in _layers_of(layers):
+        layer.set_weights([rng.uniform(-scale, scale, np.shape(w)).astype(np.float32) for w in layer.get_weights()])
+    kernel, bias = layers.output_layer.get_weights()
+    bias[0] += eos_bias
+    layers.output_layer.set_weights([kernel, bias])
+    return layers
+
+
+@functools.lru_cache(maxsize=None)
+def _shared_attention_layers(num_layers=2, seed=6, scale=1.0, eos_bias=0.0):
+    """The reference's attention layers with fixed weights, shared by the cases that only read them."""
+    return _fresh_attention_layers(num_layers, seed, scale, eos_bias)
+
+
+def _fresh_attention_layers(num_layers=2, seed=6, scale=1.0, eos_bias=0.0):
+    layers = _ref().build_attention_layers(vocab_size=V, embed_size=DE, hidden_units=DH, num_layers=num_layers)
+    return _fixed_weights(layers, seed, scale=scale, eos_bias=eos_bias)
+
+
+@functools.lru_cache(maxsize=None)
+def _shared_seq2seq_layers(seed=5):
+    layers = _ref07().build_layers(vocab_size=V, embed_size=DE, hidden_units=DH, num_layers=2)
+    return _fixed_weights(layers, seed, eos_bias=0.7)
+
+
+@contextlib.contextmanager
+def _eagerly():
+    tf.config.run_functions_eagerly(True)
+    try:
+        yield
+    finally:
+        tf.config.run_functions_eagerly(False)
+
+
+def _rand(shape, seed, scale=1.0):
+    return (np.random.RandomState(seed).standard_normal(shape) * scale).astype(np.float32)
+
+
+def _mask(lengths, width):
+    return np.arange(width)[None, :] < np.asarray(lengths)[:, None]
+
+
+def _padded(lengths, width, seed):
+    rng = np.random.RandomState(seed)
+    x = np.zeros([len(lengths), width], np.int32)
+    for i, n in enumerate(lengths):
+        x[i, :n] = rng.randint(1, V, n)
+    return x, np.asarray(lengths, np.int32)
+
+
+GENERAL_SCORES_CASES = [
+    Case("query [1, 1] and keys [1, 1, 1]", (_rand([1, 1], 1), _rand([1, 1, 1], 2))),
+    Case("query [2, 4] and keys [2, 3, 4] with negative values", (_rand([2, 4], 3), _rand([2, 3, 4], 4))),
+    Case("query [3, 2] and keys [3, 5, 2], rows that differ", (_rand([3, 2], 5), _rand([3, 5, 2], 6))),
+]
+
+
+@pytest.mark.differential
+@pytest.mark.covers("general_scores")
+def test_general_scores_matches_reference():
+    def run(mod, case):
+        query, keys = case.args
+        return eager_outputs(lambda: mod.general_scores(tf.constant(query), tf.constant(keys)))
+
+    compare("general_scores", n08, _ref(), GENERAL_SCORES_CASES, run,
+            hint="scores[b, s] = query[b] · keys[b, s] (tf.einsum('bh,bth->bt', query, keys))")
+
+
+MASKED_SOFTMAX_CASES = [
+    Case("scores [1, 1] with mask [[True]]", (_rand([1, 1], 11), [[True]])),
+    Case("scores [2, 4] with lengths [4, 1] (a row with one real position)", (_rand([2, 4], 12, 3.0), _mask([4, 1], 4))),
+    Case("equal scores [2, 5] (ties) with lengths [3, 5]", (np.zeros([2, 5], np.float32), _mask([3, 5], 5))),
+    Case("scores [3, 6] padded wider than the longest row, lengths [4, 2, 5], large padded scores",
+         (np.where(_mask([4, 2, 5], 6), _rand([3, 6], 13, 2.0), 50.0).astype(np.float32), _mask([4, 2, 5], 6))),
+]
+
+
+@pytest.mark.differential
+@pytest.mark.covers("masked_softmax")
+def test_masked_softmax_matches_reference():
+    def run(mod, case):
+        scores, mask = case.args
+        return eager_outputs(lambda: mod.masked_softmax(tf.constant(scores), tf.constant(mask)))
+
+    compare("masked_softmax", n08, _ref(), MASKED_SOFTMAX_CASES, run,
+            hint="tf.where(mask, scores, -inf), then tf.nn.softmax over the last axis (the encoder positions)")
+
+
+_KEPT_WEIGHTS = {}
+
+
+def _give_reference_weights(mod, case, what, variables):
+    """The reference's run draws seeded weights and keeps them; the learner's run gets the same values, by the
+    order of trainable_weights, once the shapes agree."""
+    shapes = [[int(d) for d in v.shape] for v in variables]
+    if mod is _ref():
+        rng = np.random.RandomState(71)
+        _KEPT_WEIGHTS[case.label] = [(rng.standard_normal(s) * 0.7).astype(np.float32) for s in shapes]
+    values = _KEPT_WEIGHTS[case.label]
+    want = [list(v.shape) for v in values]
+    if shapes != want:
+        raise AssertionError(f"{what}: your trainable weights have shapes {shapes}, the reference's {want} (in the "
+                             "order of trainable_weights), so they cannot get the same weights")
+    for v, value in zip(variables, values):
+        v.assign(value)
+
+
+def _run_luong(mod, case):
+    units, lengths, width, h_mem, seed = case.args
+    query, memory = _rand([len(lengths), units], seed), _rand([len(lengths), width, h_mem], seed + 1)
+    mask = tf.constant(_mask(lengths, width))
+
+    def call():
+        layer = mod.LuongAttention(units)
+        layer(tf.constant(query), tf.constant(memory), mask)
+        _give_reference_weights(mod, case, f"LuongAttention({units})", layer.trainable_weights)
+        return list(layer(tf.constant(query), tf.constant(memory), mask))
+
+    return eager_outputs(call)
+
+
+LUONG_CASES = [
+    Case("LuongAttention(1): query [1, 1], memory [1, 1, 1], mask [[True]]", (1, [1], 1, 1, 21)),
+    Case("LuongAttention(3): query [2, 3], memory [2, 4, 5] (H_mem 5), lengths [4, 2]", (3, [4, 2], 4, 5, 22)),
+    Case("LuongAttention(2): query [3, 2], memory [3, 6, 2] padded wider than lengths [3, 1, 5]",
+         (2, [3, 1, 5], 6, 2, 23)),
+]
+
+
+@pytest.mark.differential
+@pytest.mark.covers("LuongAttention")
+def test_luong_attention_matches_reference():
+    compare("LuongAttention", n08, _ref(), LUONG_CASES, _run_luong,
+            hint="keys = memory_layer(memory); alignments = masked_softmax(general_scores(query, keys), mask); "
+                 "context of the MEMORY; attention = tanh(attention_layer([context ; query]))")
+
+
+KERAS_ATTENTION_CASES = [
+    Case("query [1, 2], memory [1, 2, 3], keys [1, 2, 2], mask [[True, False]]",
+         (_rand([1, 2], 31), _rand([1, 2, 3], 32), _rand([1, 2, 2], 33), [[True, False]])),
+    Case("query [2, 3], memory [2, 4, 5], keys [2, 4, 3], lengths [4, 2]",
+         (_rand([2, 3], 34), _rand([2, 4, 5], 35), _rand([2, 4, 3], 36), _mask([4, 2], 4))),
+    Case("query [3, 2], memory = keys [3, 5, 2] (a dot score), lengths [1, 5, 3]",
+         (_rand([3, 2], 37), _rand([3, 5, 2], 38), _rand([3, 5, 2], 38), _mask([1, 5, 3], 5))),
+]
+
+
+@pytest.mark.differential
+@pytest.mark.covers("keras_attention")
+def test_keras_attention_matches_reference():
+    def run(mod, case):
+        query, memory, keys, mask = (tf.constant(a) for a in case.args)
+        return eager_outputs(lambda: list(mod.keras_attention(query, memory, keys, mask)))
+
+    compare("keras_attention", n08, _ref(), KERAS_ATTENTION_CASES, run,
+            hint="keras.layers.Attention()([query[:, None, :], memory, keys], mask=[None, mask], "
+                 "return_attention_scores=True), the length-1 query axis squeezed away")
+
+
+def _run_build_attention_layers(mod, case):
+    layers = mod.build_attention_layers(*case.args)
+    out = {}
+    for field, item in zip(type(layers)._fields, layers):
+        group = item if isinstance(item, (list, tuple)) else [item]
+        out[field] = [{"type": type(layer).__name__, "weights": sorted(list(np.shape(w)) for w in layer.get_weights())}
+                      for layer in group]
+    return out
+
+
+BUILD_ATTENTION_CASES = [
+    Case("build_attention_layers(5, 2, 3, 1): V 5, E 2, H 3, one layer", (5, 2, 3, 1)),
+    Case("build_attention_layers(7, 4, 3, 3): V 7, E 4, H 3, three layers", (7, 4, 3, 3)),
+]
+
+
+@pytest.mark.differential
+@pytest.mark.needs("n07")
+@pytest.mark.covers("build_attention_layers")
+def test_build_attention_layers_matches_reference():
+    compare("build_attention_layers", n08, _ref(), BUILD_ATTENTION_CASES, _run_build_attention_layers,
+            hint="n07.build_layers with ALL the arguments; num_layers LSTMCells (the first built for E + H inputs); "
+                 "LuongAttention(H) built for (None, None, H) and (None, 2H); n07's output layer")
+
+
+def _decoder_inputs(lengths, width, batch_seed):
+    """memory [B, T, H], mask, the states of 2 layers and a previous attention, all random (the layers' own)."""
+    batch = len(lengths)
+    states = [(tf.constant(_rand([batch, DH], batch_seed + 2 * i, 0.5)), tf.constant(_rand([batch, DH], batch_seed + 2 * i + 1, 0.5)))
+              for i in range(2)]
+    return (tf.constant(_rand([batch, width, DH], batch_seed + 9)), tf.constant(_mask(lengths, width)), states,
+            tf.constant(_rand([batch, DH], batch_seed + 10, 0.5)))
+
+
+ATTENTION_STEP_CASES = [
+    Case("tokens [0] (GO), memory [1, 1, 3], mask [[True]]", ([0], [1], 1, 41)),
+    Case("tokens [4, 4, 9] (a repeated id), memory [3, 5, 3] padded wider than lengths [4, 1, 3]", ([4, 4, 9], [4, 1, 3], 5, 42)),
+]
+
+
+@pytest.mark.differential
+@pytest.mark.covers("attention_decoder_step")
+def test_attention_decoder_step_matches_reference():
+    def run(mod, case):
+        tokens, lengths, width, seed = case.args
+        memory, mask, states, prev = _decoder_inputs(lengths, width, seed)
+        return eager_outputs(lambda: mod.attention_decoder_step(_shared_attention_layers(), memory, mask,
+                                                                tf.constant(tokens, tf.int32), states, prev))
+
+    compare("attention_decoder_step", n08, _ref(), ATTENTION_STEP_CASES, run,
+            hint="the first cell reads [decoder_embedding(tokens) ; prev_attention]; each cell once, feeding the next; "
+                 "the top output queries layers.attention; logits = output_layer(attention)")
+
+
+TEACHER_FORCED_CASES = [
+    Case("decoder inputs [[0]] (one step), memory [1, 1, 3]", ([[0]], [1], 1, 51)),
+    Case("decoder inputs [3, 4] with repeated ids, memory [3, 5, 3] padded wider than lengths [4, 1, 3]",
+         ([[0, 2, 2, 6], [0, 8, 8, 0], [0, 4, 0, 0]], [4, 1, 3], 5, 52)),
+]
+
+
+@pytest.mark.differential
+@pytest.mark.covers("attention_teacher_forced")
+def test_attention_teacher_forced_matches_reference():
+    def run(mod, case):
+        tokens, lengths, width, seed = case.args
+        memory, mask, states, _ = _decoder_inputs(lengths, width, seed)
+        return eager_outputs(lambda: list(mod.attention_teacher_forced(_shared_attention_layers(), memory, mask,
+                                                                       tf.constant(tokens, tf.int32), states)))
+
+    compare("attention_teacher_forced", n08, _ref(), TEACHER_FORCED_CASES, run, atol=1e-5,
+            hint="attention_decoder_step at every step of tf.range(T_dec), from zeros as the previous attention, "
+                 "carrying the states and the attention; logits [B, T_dec, V], alignments [B, T_dec, T_enc]")
+
+
+def _run_attention_decoder(mod, case):
+    lengths, width, seed = case.args
+    x, lx = _padded(lengths, width, seed)
+    # Sharp weights and a nudge towards EOS: the rows decode differently and stop at different steps (measured:
+    # ids [[9, 0, 0, 0, 0, 0], [9, 0, 0, 0, 0, 0], [4, 4, 4, 4, 4, 4]], lengths [2, 2, 6] on the second case).
+    with _eagerly():
+        decode = mod.make_attention_decoder(_shared_attention_layers(seed=4, scale=2.0, eos_bias=1.5), max_steps=6)
+        return eager_outputs(lambda: list(decode(tf.constant(x), tf.constant(lx))))
+
+
+ATTENTION_DECODER_CASES = [
+    Case("x of shape [1, 1] with lengths [1], max_steps 6", ([1], 1, 61)),
+    Case("x of shape [3, 6] padded wider than its longest sequence, lengths [5, 1, 3], max_steps 6", ([5, 1, 3], 6, 62)),
+]
+
+
+@pytest.mark.differential
+@pytest.mark.needs("n07")
+@pytest.mark.covers("make_attention_decoder")
+def test_make_attention_decoder_matches_reference():
+    compare("make_attention_decoder", n08, _ref(), ATTENTION_DECODER_CASES, _run_attention_decoder,
+            hint="n07.encode, the mask tf.sequence_mask(lengths, maxlen=T) with T the padded width, then "
+                 "n07.greedy_decode with the state (states, previous attention), zeros to start")
+
+
+HALVING_CASES = [
+    Case("HalvingSchedule(1.0, 2) at Python int steps 0..8", ((1.0, 2), list(range(9)), None)),
+    Case("HalvingSchedule(3e-3, 300) at int64 steps 0, 1, 299, 300, 450, 997, 998, 5000 (the optimizer's iterations)",
+         ((3e-3, 300), [0, 1, 299, 300, 450, 997, 998, 5000], tf.int64)),
+]
+
+
+@pytest.mark.differential
+@pytest.mark.covers("HalvingSchedule")
+def test_halving_schedule_matches_reference():
+    def run(mod, case):
+        (lr, halve_every), steps, dtype = case.args
+        schedule = mod.HalvingSchedule(lr, halve_every)
+        rates = [float(schedule(s if dtype is None else tf.constant(s, dtype))) for s in steps]
+        return {"rates": rates, "config": schedule.get_config()}
+
+    compare("HalvingSchedule", n08, _ref(), HALVING_CASES, run,
+            hint="max(lr * 0.5 ** (step / halve_every), lr / 10), smooth, step cast to float; get_config gives "
+                 "learning_rate and halve_every")
+
+
+def _run_attention_train_step(mod, case):
+    steps = case.args
+    layers = _fresh_attention_layers(seed=81)  # the step changes them
+    x, lx = _padded([3, 1], 4, 82)
+    y = np.array([[2, 4, 0], [6, 0, 0]], np.int32)
+    ly = np.array([3, 2], np.int32)
+    y_in = np.concatenate([np.zeros([2, 1], np.int32), y[:, :-1]], 1)
+    with _eagerly():
+        step = mod.make_attention_train_step(layers, keras.optimizers.Adam(learning_rate=0.05, epsilon=1e-8))
+        losses = [step(x, lx, y_in, y, ly) for _ in range(steps)]
+        return eager_outputs(lambda: {"losses": losses, "weights after": [l.get_weights() for l in _layers_of(layers)]})
+
+
+ATTENTION_TRAIN_CASES = [
+    Case("two steps on x [2, 4] padded wider than lengths [3, 1], targets [2, 3] with lengths [3, 2]", 2),
+]
+
+
+@pytest.mark.differential
+@pytest.mark.needs("n07")
+@pytest.mark.covers("make_attention_train_step")
+def test_make_attention_train_step_matches_reference():
+    compare("make_attention_train_step", n08, _ref(), ATTENTION_TRAIN_CASES, _run_attention_train_step,
+            atol=1e-5, rtol=1e-4,
+            hint="under a tape: n07.encode, the mask, attention_teacher_forced, n07.masked_loss; the dense gradients "
+                 "of every layer (attention included) applied; the loss before the update")
+
+
+def _tie_table():
+    """Tokens 0 (EOS)..3, every probability a power of 2 (exact ties in float64): width 2 keeps (1,) 0.5 and
+    (0,) 0.25 (EOS ties with 2 at 0.25, the earlier wins); then the finished (0,) ties with (1, 0) at 0.25."""
+    return ({(): {0: 0.25, 1: 0.5, 2: 0.125, 3: 0.125}, (1,): {0: 0.5, 1: 0.125, 2: 0.125, 3: 0.25}}, UNIFORM_4)
+
+
+BEAM_CASES = [
+    Case("width 1, max_steps 1 on the trap table", ("trap", 1, 1)),
+    Case("width 2, max_steps 4 on the trap table", ("trap", 2, 4)),
+    Case("width 6 (more than the 4 tokens), max_steps 3 on the trap table", ("trap", 6, 3)),
+    Case("width 2, max_steps 3 on a table with exact ties (a finished hypothesis ties with an extension)", ("ties", 2, 3)),
+    Case("width 3, max_steps 5 on uniform probabilities (every candidate ties)", ("uniform", 3, 5)),
+]
+
+
+@pytest.mark.differential
+@pytest.mark.covers("beam_search")
+def test_beam_search_matches_reference():
+    def run(mod, case):
+        kind, width, max_steps = case.args
+        table, default = {"trap": (BEAM_TRAP, UNIFORM_4), "ties": _tie_table(), "uniform": ({}, UNIFORM_4)}[kind]
+        found = mod.beam_search(table_model(table, default), beam_width=width, max_steps=max_steps)
+        return [(tuple(int(t) for t in tokens), float(score)) for tokens, score in found]
+
+    compare("beam_search", n08, _ref(), BEAM_CASES, run, atol=1e-9, rtol=1e-9,
+            hint="candidates = the finished hypotheses first, then the unfinished ones extended row by row; "
+                 "tf.math.top_k(scores, k=min(beam_width, n)) (ties: the earlier candidate)")
+
+
+def _run_next_log_probs(mod, case):
+    kind, x, len_x, prefixes = case.args
+    layers = _shared_attention_layers() if kind == "attention" else _shared_seq2seq_layers()
+    next_log_probs = mod.model_next_log_probs(layers, np.asarray(x, np.int32), len_x)
+    return [np.asarray(next_log_probs(p)) for p in prefixes]
+
+
+NEXT_LOG_PROBS_CASES = [
+    Case("n07's layers, x [4] with len_x 1 (padded), prefixes [()]", ("n07", [5, 0, 0, 0], 1, [[()]])),
+    Case("n07's layers, x [6] with len_x 4, prefixes [()], then [(2,), (2,)] (repeated), then [(1, 2), (2, 1), (3, 3)]",
+         ("n07", [3, 2, 5, 4, 0, 0], 4, [[()], [(2,), (2,)], [(1, 2), (2, 1), (3, 3)]])),
+    Case("the attention layers, x [6] with len_x 3 (padded), prefixes [()], then [(4,), (7,)]",
+         ("attention", [6, 1, 2, 0, 0, 0], 3, [[()], [(4,), (7,)]])),
+]
+
+
+@pytest.mark.differential
+@pytest.mark.needs("n07")
+@pytest.mark.covers("model_next_log_probs")
+def test_model_next_log_probs_matches_reference():
+    compare("model_next_log_probs", n08, _ref(), NEXT_LOG_PROBS_CASES, _run_next_log_probs, atol=1e-5,
+            hint="encode x[:len_x] once; per call repeat the states (and the memory) K times, run the decoder on "
+                 "[GO, *prefix] and return the log-softmax of the LAST step, numpy [K, V]")
+
+
 # --------------------------------------------------------------------------- training (k08's budget)
 # Graded training, k08's budget: 1000 steps of bucketed batches of 64 on the copy task, Adam 3e-3 halved every 300
 # steps (floor 3e-4), seed 1234, exact match on 500 fresh sequences. Measured (shared 2-core box, load 3-4), n08 then
