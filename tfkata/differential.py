@@ -184,13 +184,13 @@ def difference(got, expected, atol: float = 1e-5, rtol: float = 1e-4) -> str | N
     if got_a.shape != exp_a.shape:
         return f"shape {list(got_a.shape)} instead of {list(exp_a.shape)}"
     if exp_a.dtype.kind in "biuSUO" or got_a.dtype.kind in "SUO":
-        if not np.array_equal(got_a, exp_a):
-            bad = np.argwhere(np.asarray(got_a != exp_a).reshape(exp_a.shape) if exp_a.ndim else [[0]])
-            at = tuple(int(i) for i in bad[0]) if exp_a.ndim else ()
-            g = got_a[at] if exp_a.ndim else got_a
-            e = exp_a[at] if exp_a.ndim else exp_a
-            return f"{g!r} instead of {e!r} at index {at} ({len(bad)} of {exp_a.size} differ)"
-        return None
+        if np.array_equal(got_a, exp_a):
+            return None
+        if exp_a.ndim == 0:
+            return f"{got_a.item()!r} instead of {exp_a.item()!r}"
+        bad = np.argwhere(np.asarray(got_a != exp_a).reshape(exp_a.shape))
+        at = tuple(int(i) for i in bad[0])
+        return f"{got_a[at]!r} instead of {exp_a[at]!r} at index {at} ({len(bad)} of {exp_a.size} differ)"
     return mismatch(got_a, exp_a, atol=atol, rtol=rtol)
 
 
@@ -227,6 +227,7 @@ def _hint(hint: str) -> str:
 
 
 def _one_line(exc: BaseException, limit: int = 160) -> str:
-    text = str(getattr(exc, "message", None) or exc).strip()
-    line = text.splitlines()[0] if text else ""
-    return line if len(line) <= limit else line[: limit - 1] + "…"
+    """The real first line (TensorFlow's 'Graph execution error:' wrapper and node dumps removed)."""
+    from tfkata.feedback.facts import first_line
+
+    return first_line(exc, limit)

@@ -20,6 +20,9 @@ def mismatch(got, expected, atol: float = 1e-6, rtol: float = 1e-5) -> str | Non
         return f"shape {got.shape} instead of {expected.shape}"
     diff = np.abs(got - expected)
     bad = diff > atol + rtol * np.abs(expected)
+    nan_got, nan_expected = np.isnan(got), np.isnan(expected)
+    bad |= nan_got != nan_expected  # NaN matches only NaN (a NaN compares as "not greater" otherwise)
+    diff = np.where(nan_got != nan_expected, np.inf, np.nan_to_num(diff))
     if not bad.any():
         return None
     where = np.unravel_index(int(np.argmax(np.where(bad, diff, -1))), diff.shape)
