@@ -822,8 +822,9 @@ def test_dataset_same_batches_as_k09():
     worst = 0.0
     for i, ((ti, tl), (oi, ol)) in enumerate(zip(theirs, ours)):
         assert np.array_equal(tl, ol), (
-            f"batch {i}: k09 read labels {tl[:6].tolist()}..., n09 {ol[:6].tolist()}...: with the same global seed "
-            "(graph seed / tf.random.set_seed) the same shuffle(N, seed=seed) gives the same order; keep k09's stages"
+            f"make_dataset: batch {i}: k09 read labels {tl[:6].tolist()}..., n09 {ol[:6].tolist()}...: with the same "
+            "global seed (graph seed / tf.random.set_seed) the same shuffle(N, seed=seed) over all N examples gives the "
+            "same order; keep k09's stages"
         )
         diff = np.abs(ti - oi)
         worst = max(worst, float(diff.max()))
@@ -967,6 +968,446 @@ def test_wrong_ports_are_rejected(k09_checkpoint):
         assert problem is not None, f"the equivalence check accepted a wrong port: {what}"
         assert f"{target} <- k09's {names[target]}" in problem, f"for {what} the message should name {target}, got: {problem}"
         print(f"n09 wrong port rejected ({what}): {problem}")
+
+
+# =========================================================================== differential checks (reference)
+# The learner's functions against solutions/ on generated cases, smallest first (tfkata.differential).
+# Functions that take a model get the REFERENCE's build_model with fixed weights; build_model itself gets
+# the reference's weights copied in by order once the shapes agree. Random ops (augment, make_dataset) are
+# compared under the same global seed (eager_outputs sets it), as k09's graph and n09 are compared above.
+# Skipped: train_with_summaries and train_with_checkpoints (training loops, graded above by their
+# bookkeeping and by the training runs below).
+import tempfile  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+from tfkata.differential import Case, compare, eager_outputs, reference  # noqa: E402
+
+
+def _ref():
+    return reference("n09")
+
+
+def _reference_model(input_dim=6, hidden=4, classes=3, seed=0):
+    model = _ref().build_model(input_dim=input_dim, hidden_dim=hidden, num_classes=classes)
+    _set_weights(model, _small_weights(input_dim, hidden, classes, seed))
+    return model
+
+
+def _x(shape, seed, scale=1.0):
+    return (np.random.RandomState(seed).standard_normal(shape) * scale).astype(np.float32)
+
+
+_KEPT_WEIGHTS = {}
+
+
+def _give_reference_weights(mod, case, what, model):
+    shapes = [list(np.shape(w)) for w in model.get_weights()]
+    if mod is _ref():
+        rng = np.random.RandomState(91)
+        _KEPT_WEIGHTS[case.label] = [rng.uniform(-1, 1, s).astype(np.float32) for s in shapes]
+    values = _KEPT_WEIGHTS[case.label]
+    want = [list(v.shape) for v in values]
+    if shapes != want:
+        raise AssertionError(f"{what}: your model's weights have shapes {shapes}, the reference's {want} (in the "
+                             "order of get_weights()), so they cannot get the same weights")
+    model.set_weights(values)
+
+
+def _run_build_model(mod, case):
+    dims, x = case.args
+
+    def call():
+        model = mod.build_model(*dims)
+        _give_reference_weights(mod, case, f"build_model{dims}", model)
+        return {"layers": [layer.name for layer in model.layers], "logits": model(tf.constant(x), training=False)}
+
+    return eager_outputs(call)
+
+
+BUILD_MODEL_CASES = [
+    Case("build_model(1, 1, 1) on x of shape [1, 1]", ((1, 1, 1), _x([1, 1], 1))),
+    Case("build_model(3, 5, 2) on x of shape [2, 3] with negative values", ((3, 5, 2), _x([2, 3], 2))),
+    Case("build_model(6, 4, 3) on x of shape [4, 6]", ((6, 4, 3), _x([4, 6], 3))),
+]
+
+
+@pytest.mark.differential
+@pytest.mark.covers("build_model")
+def test_build_model_matches_reference():
+    compare("build_model", n09, _ref(), BUILD_MODEL_CASES, _run_build_model, atol=1e-5,
+            hint="keras.Input((input_dim,)), Dense(hidden_dim, relu, name='layer1'), Dense(num_classes, name='layer2')")
+
+
+EVALUATE_CASES = [
+    Case("one example x [1, 6] with label [2]", (_x([1, 6], 11), [2])),
+    Case("x [5, 6] with labels [0, 0, 1, 2, 2] (repeated)", (_x([5, 6], 12, 2.0), [0, 0, 1, 2, 2])),
+    Case("all-zero x [3, 6] (every row the same logits) with labels [0, 1, 2]", (np.zeros([3, 6], np.float32), [0, 1, 2])),
+]
+
+
+@pytest.mark.differential
+@pytest.mark.covers("evaluate")
+def test_evaluate_matches_reference():
+    def run(mod, case):
+        x, labels = case.args
+        return eager_outputs(lambda: list(mod.evaluate(_reference_model(), tf.constant(x),
+                                                       tf.constant(labels, tf.int64))))
+
+    compare("evaluate", n09, _ref(), EVALUATE_CASES, run,
+            hint="(mean sparse softmax cross-entropy of model(images, training=False), mean of argmax(logits, 1) == labels)")
+
+
+def _run_optimizer(mod, case):
+    optimizer = mod.make_optimizer() if case.args is None else mod.make_optimizer(case.args)
+    v = tf.Variable([1.0, -2.0, 0.5])
+    values = []
+    for g in ([0.1, -0.3, 0.0], [1e-6, 2.0, -1e-5], [0.2, 0.2, 0.2]):
+        optimizer.apply_gradients([(tf.constant(g), v)])
+        values.append(v.numpy())
+    return values
+
+
+OPTIMIZER_CASES = [
+    Case("make_optimizer() for three steps (one gradient of 1e-6, where epsilon shows)", None),
+    Case("make_optimizer(0.1) for the same three steps", 0.1),
+]
+
+
+@pytest.mark.differential
+@pytest.mark.covers("make_optimizer")
+def test_make_optimizer_matches_reference():
+    compare("make_optimizer", n09, _ref(), OPTIMIZER_CASES, _run_optimizer,
+            hint="keras.optimizers.Adam(learning_rate=learning_rate, epsilon=1e-8)")
+
+
+def _run_train_step(mod, case):
+    batches, optimizer = case.args
+    model = _reference_model(seed=5)
+    tf.config.run_functions_eagerly(True)  # the same numbers without tracing (the tracing is tested above)
+    try:
+        step = mod.make_train_step(model, keras.optimizers.SGD(0.5) if optimizer == "sgd" else
+                                   keras.optimizers.Adam(0.05, epsilon=1e-8))
+        losses = [step(tf.constant(x), tf.constant(y, tf.int64)) for x, y in batches]
+    finally:
+        tf.config.run_functions_eagerly(False)
+    return eager_outputs(lambda: {"losses": losses, "weights after": model.get_weights()})
+
+
+TRAIN_STEP_CASES = [
+    Case("one SGD(0.5) step on one example", ([(_x([1, 6], 21), [1])], "sgd")),
+    Case("three Adam(0.05) steps on batches [4, 6], [4, 6], [2, 6]",
+         ([(_x([4, 6], 22), [0, 1, 2, 2]), (_x([4, 6], 23), [1, 1, 0, 2]), (_x([2, 6], 24), [2, 0])], "adam")),
+]
+
+
+@pytest.mark.differential
+@pytest.mark.covers("make_train_step")
+def test_make_train_step_matches_reference():
+    compare("make_train_step", n09, _ref(), TRAIN_STEP_CASES, _run_train_step, atol=1e-5,
+            hint="under a tape the mean sparse cross-entropy of model(images, training=True); apply the gradients of "
+                 "model.trainable_variables; return the loss before the update")
+
+
+def _run_variable_summaries(mod, case):
+    values, as_variable = case.args
+    with tempfile.TemporaryDirectory(prefix="n09-differential-") as folder:
+        writer = tf.summary.create_file_writer(folder)
+        try:
+            with writer.as_default(), tf.name_scope("layer1"), tf.name_scope("weights"):
+                for step, scale in ((1, 1.0), (4, -2.0)):
+                    var = values * np.float32(scale)
+                    mod.variable_summaries(tf.Variable(var) if as_variable else tf.constant(var), step)
+        finally:
+            writer.close()
+        events = _read_events(Path(folder))
+    flags = {f"{step}/{tag} is NaN": bool(np.isnan(v).any()) for step, tags in events.items() for tag, v in tags.items()}
+    return {"events": {step: events[step] for step in sorted(events)}, "NaN": flags}
+
+
+SUMMARIES_CASES = [
+    Case("a variable with one entry [0.5], at steps 1 and 4", (np.array([0.5], np.float32), True)),
+    Case("a [2, 3] tensor (not a variable) with negative values", (_x([2, 3], 31), False)),
+    Case("a variable of values near 1000 with a small spread, [1000.1, 1000.2, 1000.3, 1000.1]",
+         (np.array([1000.1, 1000.2, 1000.3, 1000.1], np.float32), True)),
+]
+
+
+@pytest.mark.differential
+@pytest.mark.covers("variable_summaries")
+def test_variable_summaries_matches_reference():
+    compare("variable_summaries", n09, _ref(), SUMMARIES_CASES, _run_variable_summaries, atol=1e-5, rtol=1e-4,
+            hint="inside tf.name_scope('summaries'): scalars mean, stddev = sqrt(mean((var - mean)^2)), max, min and "
+                 "histogram 'histogram', each at step=step")
+
+
+def _run_open_writers(mod, case):
+    with tempfile.TemporaryDirectory(prefix="n09-differential-") as root:
+        log_dir = str(Path(root, *case.args))
+        writers = mod.open_writers(log_dir)
+        try:
+            for value, writer in enumerate(writers):
+                with writer.as_default():
+                    tf.summary.scalar("probe", float(value), step=value)
+        finally:
+            for writer in writers:
+                writer.close()
+        found = {}
+        for path in sorted(Path(root).rglob("events.out.tfevents.*")):
+            found[str(path.parent.relative_to(root))] = _read_events(path.parent)
+        return found
+
+
+OPEN_WRITERS_CASES = [
+    Case("log_dir 'logs'", ("logs",)),
+    Case("log_dir 'runs/a b/1' (nested, not made yet, a space)", ("runs", "a b", "1")),
+]
+
+
+@pytest.mark.differential
+@pytest.mark.covers("open_writers")
+def test_open_writers_matches_reference():
+    compare("open_writers", n09, _ref(), OPEN_WRITERS_CASES, _run_open_writers,
+            hint="(tf.summary.create_file_writer(<log_dir>/train), tf.summary.create_file_writer(<log_dir>/test))")
+
+
+def _checkpoint_parts(steps, seed=0):
+    x, y = _toy_data(32, 6)
+    model = _reference_model(seed=seed)
+    optimizer = keras.optimizers.Adam(1e-2)
+    iterator = iter(tf.data.Dataset.from_tensor_slices((x, y)).shuffle(len(x), seed=seed).batch(8).repeat())
+    for _ in range(steps):
+        _one_step(model, optimizer, *next(iterator))
+    return model, optimizer, iterator
+
+
+def _run_make_checkpoint(mod, case):
+    with tempfile.TemporaryDirectory(prefix="n09-differential-") as folder:
+        path = mod.make_checkpoint(*_checkpoint_parts(case.args)).write(str(Path(folder, "ckpt")))
+        return sorted(f"{name} {shape}" for name, shape in tf.train.list_variables(path))
+
+
+MAKE_CHECKPOINT_CASES = [
+    Case("a model, an Adam and an iterator after 1 step", 1),
+    Case("the same after 3 steps", 3),
+]
+
+
+@pytest.mark.differential
+@pytest.mark.covers("make_checkpoint")
+def test_make_checkpoint_matches_reference():
+    compare("make_checkpoint", n09, _ref(), MAKE_CHECKPOINT_CASES, _run_make_checkpoint,
+            hint="tf.train.Checkpoint(model=model, optimizer=optimizer, data=iterator)")
+
+
+def _run_restore_latest(mod, case):
+    saved_steps = case.args
+    with tempfile.TemporaryDirectory(prefix="n09-differential-") as folder:
+        if saved_steps:
+            model, optimizer, iterator = _checkpoint_parts(max(saved_steps))
+            saved = tf.train.Checkpoint(model=model, optimizer=optimizer, data=iterator)
+            manager = tf.train.CheckpointManager(saved, folder, max_to_keep=3)
+            for step in saved_steps:
+                manager.save(checkpoint_number=step)
+        model, optimizer, iterator = _checkpoint_parts(0, seed=3)
+        checkpoint = tf.train.Checkpoint(model=model, optimizer=optimizer, data=iterator)
+        try:
+            step = mod.restore_latest(checkpoint, tf.train.CheckpointManager(checkpoint, folder, max_to_keep=3))
+        except mod.CheckpointError:
+            return {"raises": "CheckpointError"}
+        return {"step": step, "type": type(step).__name__, "weights": model.get_weights()}
+
+
+RESTORE_CASES = [
+    Case("an empty directory", ()),
+    Case("a directory where step 2 was saved", (2,)),
+    Case("a directory where steps 1 and 3 were saved (the latest is 3)", (1, 3)),
+]
+
+
+@pytest.mark.differential
+@pytest.mark.covers("restore_latest")
+def test_restore_latest_matches_reference():
+    compare("restore_latest", n09, _ref(), RESTORE_CASES, _run_restore_latest,
+            hint="CheckpointError when manager.latest_checkpoint is None; else restore it, "
+                 "assert_existing_objects_matched(), return int(checkpoint.optimizer.iterations)")
+
+
+NORMALIZE_CASES = [
+    Case("uint8 [[0]]", np.array([[0]], np.uint8)),
+    Case("uint8 [2, 3] with 1, 128, 255", np.array([[1, 128, 255], [255, 0, 7]], np.uint8)),
+    Case("uint8 image [2, 2, 1]", np.array([[[3], [250]], [[64], [255]]], np.uint8)),
+]
+
+
+@pytest.mark.differential
+@pytest.mark.covers("normalize")
+def test_normalize_matches_reference():
+    def run(mod, case):
+        out = mod.normalize(tf.constant(case.args))
+        return {"values": np.asarray(out), "dtype": tf.as_dtype(out.dtype).name}
+
+    compare("normalize", n09, _ref(), NORMALIZE_CASES, run, hint="tf.cast(image, tf.float32) / 255.0")
+
+
+def _run_augment(mod, case):
+    image, seed, stddev, calls = case.args
+    return eager_outputs(lambda: [mod.augment(tf.constant(image), seed=seed, noise_stddev=stddev) for _ in range(calls)],
+                         keras=False)
+
+
+def _image(shape, seed):
+    return (np.random.RandomState(seed).randint(0, 256, shape) / 255.0).astype(np.float32)
+
+
+AUGMENT_CASES = [
+    Case("one [1, 2, 1] image, noise 0 (only the flip), 4 calls", (_image([1, 2, 1], 41), 3, 0.0, 4)),
+    Case("a [3, 4, 1] image, noise 0.1, 3 calls with seed 7", (_image([3, 4, 1], 42), 7, 0.1, 3)),
+]
+
+
+@pytest.mark.differential
+@pytest.mark.covers("augment")
+def test_augment_matches_reference():
+    compare("augment", n09, _ref(), AUGMENT_CASES, _run_augment,
+            hint="tf.image.random_flip_left_right(image, seed=seed), + tf.random.normal(tf.shape(image), "
+                 "stddev=noise_stddev, seed=seed + 1), clipped to [0, 1]: the same ops with the same op seeds")
+
+
+def _run_make_dataset(mod, case):
+    n, batch_size, seed, kwargs, take = case.args
+    images = (np.arange(n * 4).reshape(n, 2, 2, 1) * 7 % 256).astype(np.uint8)
+    labels = np.arange(n)
+    return eager_outputs(lambda: [list(b) for b in mod.make_dataset(images, labels, batch_size, seed, **kwargs).take(take)],
+                         keras=False)
+
+
+MAKE_DATASET_CASES = [
+    Case("1 example, batch 1, no augmentation, 1 epoch", (1, 1, 3, dict(augment_data=False, num_epochs=1), 5)),
+    Case("7 examples, batch 3 (a short last batch), no augmentation, 2 epochs",
+         (7, 3, 5, dict(augment_data=False, num_epochs=2), 10)),
+    Case("20 examples, batch 8, augmented (noise 0.05), 2 epochs", (20, 8, 11, dict(num_epochs=2), 10)),
+]
+
+
+@pytest.mark.differential
+@pytest.mark.covers("make_dataset")
+def test_make_dataset_matches_reference():
+    compare("make_dataset", n09, _ref(), MAKE_DATASET_CASES, _run_make_dataset,
+            hint="from_tensor_slices, shuffle(N, seed=seed, reshuffle_each_iteration=True), map(normalize, augment), "
+                 "batch(batch_size), repeat(num_epochs), in that order")
+
+
+CROSS_ENTROPY_CASES = [
+    Case("one row, labels [[0, 1]], logits [[0.5, -0.5]]", (np.array([[0, 1]], np.float32), np.array([[0.5, -0.5]], np.float32))),
+    Case("the benign batch [2, 4]", (LABELS, BENIGN)),
+    Case("soft labels [[0.25, 0.75, 0, 0]] and tied logits", (np.array([[0.25, 0.75, 0, 0]], np.float32), np.zeros([1, 4], np.float32))),
+    Case("the crafted batch [2, 4] (a probability underflows to 0)", (LABELS, CRAFTED)),
+]
+
+
+def _run_cross_entropy(name):
+    def run(mod, case):
+        labels, logits = case.args
+        value = eager_outputs(lambda: getattr(mod, name)(tf.constant(labels), tf.constant(logits)))
+        return {"value": value, "NaN": bool(np.isnan(value).any())}  # difference() takes NaN for any number
+    return run
+
+
+@pytest.mark.differential
+@pytest.mark.covers("naive_cross_entropy")
+def test_naive_cross_entropy_matches_reference():
+    compare("naive_cross_entropy", n09, _ref(), CROSS_ENTROPY_CASES, _run_cross_entropy("naive_cross_entropy"),
+            hint="the tutorial's -labels * tf.math.log(tf.nn.softmax(logits)), summed over the classes, averaged over "
+                 "the batch (NaN on the crafted batch, eagerly)")
+
+
+@pytest.mark.differential
+@pytest.mark.covers("stable_cross_entropy")
+def test_stable_cross_entropy_matches_reference():
+    compare("stable_cross_entropy", n09, _ref(), CROSS_ENTROPY_CASES, _run_cross_entropy("stable_cross_entropy"),
+            hint="tf.reduce_mean(tf.nn.softmax_cross_entropy_with_logits(labels=labels, logits=logits))")
+
+
+def _bad_sqrt():
+    return tf.sqrt(tf.constant([4.0, -1.0]))
+
+
+@tf.function
+def _traced_division(x):
+    return 1.0 / x
+
+
+FIRST_BAD_OP_CASES = [
+    Case("a finite computation, 1 + 1", (lambda: tf.constant(1.0) + 1.0, ())),
+    Case("tf.sqrt of [4, -1] eagerly", (_bad_sqrt, ())),
+    Case("tf.math.log of [1, 0] eagerly", (lambda x: tf.math.log(x), (tf.constant([1.0, 0.0]),))),
+    Case("1 / x inside a tf.function, x = [2, 0]", (_traced_division, (tf.constant([2.0, 0.0]),))),
+]
+
+
+@pytest.mark.differential
+@pytest.mark.covers("first_bad_op")
+def test_first_bad_op_matches_reference():
+    def run(mod, case):
+        fn, args = case.args
+        try:
+            return mod.first_bad_op(fn, *args)
+        finally:
+            tf.debugging.disable_check_numerics()
+
+    compare("first_bad_op", n09, _ref(), FIRST_BAD_OP_CASES, run,
+            hint="enable_check_numerics, call fn, return the op TYPE quoted in the InvalidArgumentError "
+                 "('of eagerly-executing op \"Log\"' / 'of graph op \"...\"'), None when all is finite; disable in a finally")
+
+
+def _run_name_map(mod, case):
+    names, dims = case.args
+    with tempfile.TemporaryDirectory(prefix="n09-differential-") as folder:
+        path, _ = _tf1_checkpoint(Path(folder), names=names, input_dim=dims[0], hidden=dims[1], classes=dims[2])
+        try:
+            return mod.k09_name_map(path)
+        except ValueError:
+            return "raises ValueError"
+
+
+NAME_MAP_CASES = [
+    Case("k09's names (layer1/weights/Variable ...), dims 2, 1, 2", (K09_KEYS, (2, 1, 2))),
+    Case("names ending in W and b", ({k.replace("/Variable", "/W" if "weights" in k else "/b"): v
+                                      for k, v in K09_KEYS.items()}, (3, 2, 2))),
+    Case("a checkpoint without layer2's biases", ({k: v for k, v in K09_KEYS.items() if k != "layer2/biases/Variable"},
+                                                   (3, 2, 2))),
+]
+
+
+@pytest.mark.differential
+@pytest.mark.covers("k09_name_map")
+def test_k09_name_map_matches_reference():
+    compare("k09_name_map", n09, _ref(), NAME_MAP_CASES, _run_name_map,
+            hint="for each layer and (scope, attribute) of K09_SCOPES, the ONE key under '<layer>/<scope>/' without "
+                 "'/Adam'; ValueError when there is not exactly one")
+
+
+def _run_load_k09(mod, case):
+    dims, step = case.args
+    with tempfile.TemporaryDirectory(prefix="n09-differential-") as folder:
+        path, _ = _tf1_checkpoint(Path(folder), input_dim=dims[0], hidden=dims[1], classes=dims[2], step=step)
+        model = _ref().build_model(*dims)
+        got = mod.load_k09_checkpoint(model, path)
+        return {"step": got, "type": type(got).__name__, "weights": _weights_of(model)}
+
+
+LOAD_K09_CASES = [
+    Case("dims 1, 1, 1 at global step 0", ((1, 1, 1), 0)),
+    Case("dims 4, 3, 2 at global step 42", ((4, 3, 2), 42)),
+]
+
+
+@pytest.mark.differential
+@pytest.mark.covers("load_k09_checkpoint")
+def test_load_k09_checkpoint_matches_reference():
+    compare("load_k09_checkpoint", n09, _ref(), LOAD_K09_CASES, _run_load_k09,
+            hint="reader.get_tensor(key) into model.get_layer(layer).kernel / .bias for every key of k09_name_map; "
+                 "return int(reader.get_tensor('global_step'))")
 
 
 # =========================================================================== training (short, graded as k09's)
