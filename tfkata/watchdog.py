@@ -195,23 +195,15 @@ def _fire(job: _Job, hang: Hang) -> None:
 
 def _running_function(learner_dir: Path) -> tuple[str | None, str | None]:
     """The innermost frame of the learner's code on the main thread's stack: (function, file:line)."""
+    from tfkata.feedback.facts import frame_label
+
     frame = sys._current_frames().get(_main)
-    found = None
     while frame is not None:
-        path = Path(frame.f_code.co_filename)
-        try:
-            resolved = path.resolve()
-        except OSError:  # pragma: no cover
-            resolved = path
-        name = frame.f_code.co_name
-        if learner_dir in resolved.parents and not name.startswith("<"):
-            owner = frame.f_locals.get("self")
-            if owner is not None:
-                name = f"{type(owner).__name__}.{name}"
-            found = (name, f"{resolved.relative_to(learner_dir.parent).as_posix()}:{frame.f_lineno}")
-            break
+        found = frame_label(frame, frame.f_lineno, learner_dir)
+        if found:
+            return found
         frame = frame.f_back
-    return found if found else (None, None)
+    return None, None
 
 
 def _last_resort(job: _Job) -> None:

@@ -66,19 +66,28 @@ def find_todo(exc: BaseException | None, target_dir: Path) -> Todo | None:
     return None
 
 
+def frame_label(frame, lineno: int, root: Path) -> tuple[str, str] | None:
+    """(function, 'file:line') for a frame of the learner's code under ``root`` (resolved), else None; a
+    method is ``Class.method``; lambdas and comprehensions (``<...>``) give way to the function around them."""
+    name = frame.f_code.co_name
+    try:
+        path = Path(frame.f_code.co_filename).resolve()
+    except OSError:  # pragma: no cover
+        return None
+    if root not in path.parents or name.startswith("<"):
+        return None
+    owner = frame.f_locals.get("self")
+    if owner is not None:
+        name = f"{type(owner).__name__}.{name}"
+    return name, f"{path.relative_to(root.parent).as_posix()}:{lineno}"
+
+
 def learner_frame(tb, target_dir: Path):
-    """The deepest frame of the learner's code in a traceback: (function, 'file:line') or None
-    (a method is ``Class.method``; lambdas and comprehensions give way to the function around them)."""
+    """The deepest frame of the learner's code in a traceback: (function, 'file:line') or None."""
     root = Path(target_dir).resolve()
     found = None
     for frame, lineno in traceback.walk_tb(tb):
-        path = Path(frame.f_code.co_filename).resolve()
-        name = frame.f_code.co_name
-        if root in path.parents and not name.startswith("<"):
-            owner = frame.f_locals.get("self")
-            if owner is not None:
-                name = f"{type(owner).__name__}.{name}"
-            found = (name, f"{path.relative_to(root.parent).as_posix()}:{lineno}")
+        found = frame_label(frame, lineno, root) or found
     return found
 
 
