@@ -75,9 +75,21 @@ def all_progress(store: Store) -> list[Progress]:
     return [progress(store, k) for k in registry.katas()]
 
 
+def learning_order(rows: list[Progress]) -> list[Progress]:
+    """Each kNN followed by its TF 2 twin (k04 -> n04 -> k05), then what has no twin, in registry order."""
+    by_id = {r.kata.id: r for r in rows}
+    order: list[Progress] = []
+    for row in rows:
+        if row.kata.track != "then":
+            continue
+        order.append(row)
+        order += [r for r in rows if r.kata.twin == row.kata.id]
+    return order + [r for r in rows if r not in order and r.kata.id in by_id]
+
+
 def current(store: Store, rows: list[Progress] | None = None) -> Progress | None:
-    """The first available kata that is not done (None when every available kata is done)."""
-    for row in rows if rows is not None else all_progress(store):
+    """The first available kata that is not done, each kNN before its twin nNN (None when all are done)."""
+    for row in learning_order(rows if rows is not None else all_progress(store)):
         if row.available and not row.done:
             return row
     return None
