@@ -208,3 +208,25 @@ def test_github_workflow_is_valid():
         assert done.returncode == 0, done.stdout
     text = workflow.read_text()
     assert "kata grade ." in text and "GITHUB_STEP_SUMMARY" in text and "upload-artifact" in text
+
+
+def test_exercism_style_run_sh(tmp_path):
+    """bin/run.sh SLUG INPUT_DIR OUTPUT_DIR writes a version-3 results.json: pass for the reference, fail
+    with each failing test's first line for a catalogued mistake, error for an unreadable input."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TFKATA_")}
+    env["PYTHON"] = sys.executable
+    docs = {}
+    for name, text in (("ref", REFERENCE), ("mistake", apply(load("k01")[0], REFERENCE)), ("empty", None)):
+        folder = tmp_path / name
+        folder.mkdir()
+        if text is not None:
+            (folder / f"{K01.module}.py").write_text(text)
+        done = subprocess.run([str(ROOT / "bin" / "run.sh"), "graph", f"{folder}/", f"{tmp_path / ('out-' + name)}/"],
+                              env=env, capture_output=True, text=True, timeout=600)
+        assert done.returncode == 0, done.stderr[-1500:]
+        docs[name] = json.loads((tmp_path / f"out-{name}" / "results.json").read_text())
+    assert docs["ref"]["version"] == 3 and docs["ref"]["status"] == "pass", docs["ref"]
+    assert all(t["test_code"].startswith("def test_") and t["task_id"] >= 1 for t in docs["ref"]["tests"])
+    failing = [t for t in docs["mistake"]["tests"] if t["status"] == "fail"]
+    assert docs["mistake"]["status"] == "fail" and failing and all(t["message"] for t in failing), docs["mistake"]
+    assert docs["empty"]["status"] == "error" and "no kata files" in docs["empty"]["message"], docs["empty"]
