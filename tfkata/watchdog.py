@@ -13,8 +13,9 @@ test runs, this module
   function of the learner was running (the main thread's Python stack), cancels the eager calls and
   closes the sessions (TensorFlow then raises ``CancelledError`` out of ``run``), and sends the main
   thread a signal whose handler raises :class:`Stopped` (pytest-timeout's own signal is pending too);
-* as a last resort, if the test is still running long after that (a wait nothing can cancel), writes
-  one line naming the test and ends the process, rather than leave the learner waiting for ever.
+* as a last resort, if the test is still running long after that (a wait nothing can cancel) or keeps
+  growing to twice the memory limit, writes one line naming the test and ends the process, rather than
+  leave the learner waiting (or the machine swapping) for ever.
 
 The plugin turns the record (:class:`Hang`) into the learner's first line and stops calling the
 function for the rest of the run (:func:`tfkata.loader.block`).
@@ -34,7 +35,7 @@ from pathlib import Path
 GRACE_S = 1.0  # after the limit: pytest-timeout's signal stops a Python loop first
 LAST_RESORT_S = 20.0  # after cancelling: still running means nothing can stop it but ending the process
 MEMORY_LIMIT_MB = 4096  # growth of the process within one test
-POLL_S = 0.2
+POLL_S = 0.1
 _SIGNAL = getattr(signal, "SIGUSR1", None)
 
 
@@ -168,11 +169,12 @@ def _loop() -> None:
         if job is None:
             continue
         now = time.monotonic()
+        grown = rss_mb() - job.rss0
         if job.fired is not None:
-            if now - job.fired > LAST_RESORT_S:
+            # still running long after the cancel, or still growing to twice the limit: nothing stops it
+            if now - job.fired > LAST_RESORT_S or (memory_limit_mb[0] and grown > 2 * memory_limit_mb[0]):
                 _last_resort(job)
             continue
-        grown = rss_mb() - job.rss0
         if memory_limit_mb[0] and grown > memory_limit_mb[0]:
             _fire(job, Hang("memory", memory_limit_mb[0], grown_mb=grown))
         elif job.limit and now - job.started > job.limit + GRACE_S:
@@ -210,9 +212,9 @@ def _last_resort(job: _Job) -> None:
     """Nothing cancelled the test: say so on the terminal and end the run (exit status 3)."""
     hang = job.hang
     what = f"{hang.function} ({hang.where})" if hang and hang.function else getattr(job.item, "nodeid", "a test")
-    text = (f"\ntf-katas: {what} is still running {LAST_RESORT_S:g} s after it was cancelled "
-            f"(limit {job.limit:g} s): it may never return and TensorFlow cannot stop it. The run ends here; "
-            f"fix that function, then run again.\n")
+    text = (f"\ntf-katas: {what} is still running after it was cancelled ({hang.reason if hang else 'time'} "
+            f"limit): it may never return and TensorFlow cannot stop it. The run ends here; fix that function, "
+            f"then run again.\n")
     with contextlib.suppress(Exception):
         os.write(2, text.encode())
     os._exit(3)
