@@ -61,7 +61,9 @@ def _in_variable_store(var):
 @pytest.mark.covers("sum_placeholder")
 def test_placeholder_shape_and_name():
     x, total = k03.sum_placeholder()
-    assert x.op.type == "Placeholder", f"sum_placeholder: x should be a placeholder, it is a {x.op.type} op"
+    assert x.op.type == "Placeholder", (
+        f"sum_placeholder: x should be a placeholder, fed with each run (tf.compat.v1.placeholder), it is a {x.op.type} op"
+    )
     assert x.name == "x:0", f"sum_placeholder: expected the placeholder to be named x (x:0), got {x.name}"
     assert x.shape.as_list() == [None], f"sum_placeholder: expected x of shape [None] (any length), got {x.shape}"
     assert x.dtype == tf.float32, f"sum_placeholder: expected a float32 placeholder, got {x.dtype.name}"
@@ -77,6 +79,15 @@ def test_feed_dict_gives_the_value(sess):
             f"sum_placeholder: feeding x = {np.asarray(feed).tolist()} should give the sum {expected}, got {got}: "
             "tf.reduce_sum(x)"
         )
+    try:  # an empty x (shape [None] allows length 0): its sum is 0
+        got, error = sess.run(total, feed_dict={x: np.zeros([0], np.float32)}), None
+    except tf.errors.InvalidArgumentError as exc:
+        got, error = None, first_line(exc)
+    assert error is None and got == 0.0, (
+        "sum_placeholder: feeding x = [] (no entries) should give the sum 0.0, "
+        + (f"it raised InvalidArgumentError ({error})" if error else f"got {got}")
+        + ": tf.reduce_sum(x) sums any length, 0 included (an index such as [-1] needs an entry)"
+    )
 
 
 @pytest.mark.covers("sum_placeholder")
@@ -97,12 +108,23 @@ def test_feeding_a_non_placeholder_tensor(sess):
     assert (a.name, b.name) == ("a:0", "b:0"), (
         f"sum_of_constants: expected constants named a and b (a:0, b:0), got {a.name}, {b.name}"
     )
+    for name, t in (("a", a), ("b", b)):
+        assert t.op.type == "Const", (
+            f"sum_of_constants: {name} should be a constant, tf.constant({2.0 if name == 'a' else 3.0}, "
+            f"name='{name}'), it is a {t.op.type} op: feeding overrides any tensor for one run, it needs no "
+            "tf.Variable (a variable would also need its initializer)"
+        )
     dtypes = [t.dtype.name for t in (a, b, c)]
     assert dtypes == ["float32"] * 3, f"sum_of_constants: expected float32 tensors (2.0, not 2), got {dtypes}"
     got = sess.run(c)
     assert got == 5.0, f"sum_of_constants: c = a + b should be 5.0, got {got}"
-    got = sess.run(c, feed_dict={a: 1.0})
-    assert got == 4.0, f"sum_of_constants: feeding a = 1.0 should give c = 1.0 + 3.0 = 4.0, got {got}"
+    for feed, expected, text in (({a: 1.0}, 4.0, "a = 1.0 should give c = 1.0 + 3.0 = 4.0"),
+                                 ({b: -1.5}, 0.5, "b = -1.5 should give c = 2.0 + (-1.5) = 0.5")):
+        got = sess.run(c, feed_dict=feed)
+        assert got == expected, (
+            f"sum_of_constants: feeding {text}, got {got}: c = a + b must add the tensors a and b "
+            "(a number written in place of one of them is not fed)"
+        )
     assert sess.run(a) == 2.0, "sum_of_constants: feeding only overrides a for that one run"
 
 
@@ -146,11 +168,22 @@ def test_sgd_step_is_one_gradient_step(sess):
     residual = 3.0 * 1.0 - 2.0 - 4.0
     expected = (1.0 - 0.1 * 6.0 * residual, -2.0 - 0.1 * 2.0 * residual)
     got = tuple(float(v) for v in sess.run([k, b]))
-    assert np.allclose(got, expected, rtol=1e-5), (
-        f"sgd_minimize(loss, 0.1): one run should make (k, b) = ({expected[0]:.4g}, {expected[1]:.4g}) (v - lr * dloss/dv), "
-        f"got ({got[0]:.4g}, {got[1]:.4g}): "
-        "tf.compat.v1.train.GradientDescentOptimizer(learning_rate).minimize(loss, var_list=var_list)"
-    )
+    if not np.allclose(got, expected, rtol=1e-5):
+        start, grads = (1.0, -2.0), (6.0 * residual, 2.0 * residual)
+        rates = [(v0 - v) / g for v0, v, g in zip(start, got, grads)]
+        moves = [abs(v - v0) for v0, v in zip(start, got)]
+        if np.allclose(rates[0], rates[1], rtol=1e-4) and rates[0] > 0:
+            why = (f"the step used learning rate {rates[0]:.4g}, not the argument 0.1: pass learning_rate to "
+                   "GradientDescentOptimizer(learning_rate)")
+        elif np.allclose(moves, 0.1, rtol=1e-3):
+            why = ("each variable moved by exactly 0.1 whatever its gradient (Adam's first step): use plain gradient "
+                   "descent, tf.compat.v1.train.GradientDescentOptimizer(learning_rate)")
+        else:
+            why = "tf.compat.v1.train.GradientDescentOptimizer(learning_rate).minimize(loss, var_list=var_list)"
+        pytest.fail(
+            f"sgd_minimize(loss, 0.1): one run should make (k, b) = ({expected[0]:.4g}, {expected[1]:.4g}) "
+            f"(v - lr * dloss/dv), got ({got[0]:.4g}, {got[1]:.4g}): {why}"
+        )
 
 
 @pytest.mark.covers("sgd_minimize")
@@ -164,13 +197,37 @@ def test_sgd_var_list_limits_what_trains(sess):
     assert got_k != 1.0, "sgd_minimize(..., var_list=[k]): k should have been updated"
 
 
+@pytest.mark.covers("sgd_minimize")
+def test_sgd_minimizes_the_loss_as_given(sess):
+    k, b, _ = _quadratic()
+    loss = tf.square(tf.stack([2.0 * k - 4.0, b + 1.0]))  # one value per example, shape [2]
+    op = k03.sgd_minimize(loss, 0.1)
+    sess.run(tf.compat.v1.global_variables_initializer())
+    sess.run(op)
+    # The gradient of a loss with several values is that of their sum: dk = 2*2*(2k-4) = -8, db = 2*(b+1) = -2.
+    expected = (1.0 + 0.1 * 8.0, -2.0 + 0.1 * 2.0)
+    got = tuple(float(v) for v in sess.run([k, b]))
+    if not np.allclose(got, expected, rtol=1e-5):
+        halved = np.allclose(np.subtract(got, (1.0, -2.0)), np.subtract(expected, (1.0, -2.0)) / 2, rtol=1e-4)
+        pytest.fail(
+            f"sgd_minimize: a loss of shape [2] (one value per example) should take the gradient step of their sum, "
+            f"(k, b) = ({expected[0]:.4g}, {expected[1]:.4g}), got ({got[0]:.4g}, {got[1]:.4g})"
+            + (" (half the step: averaged over the 2 values)" if halved else "")
+            + ": pass the loss to minimize as given, without tf.reduce_mean (that divides the step by the batch size)"
+        )
+
+
 # --------------------------------------------------------------------------- linear regression
 @pytest.mark.covers("linear_regression_model")
 def test_linear_regression_model_graph():
     x, y, k, b, loss = k03.linear_regression_model()
     shapes = [t.shape.as_list() for t in (x, y, k, b, loss)]
     assert shapes == [[]] * 5, f"linear_regression_model: x, y, k, b and loss are all scalars (shape []), got {shapes}"
-    assert x.op.type == y.op.type == "Placeholder", "linear_regression_model: x and y must be placeholders"
+    assert x.op.type == y.op.type == "Placeholder", (
+        f"linear_regression_model: x and y must be placeholders, fed one sample each run "
+        f"(tf.compat.v1.placeholder(tf.float32, [], name='x')), got a {x.op.type} and a {y.op.type} op"
+        + (": a tf.Variable is trained, not fed" if "VarHandleOp" in (x.op.type, y.op.type) else "")
+    )
     assert (x.name, y.name) == ("x:0", "y:0"), f"linear_regression_model: expected placeholders x and y, got {x.name}, {y.name}"
     assert x.dtype == y.dtype == tf.float32, "linear_regression_model: x and y are float32 placeholders"
     assert (k.name, b.name) == ("k:0", "b:0"), f"linear_regression_model: expected variables k and b, got {k.name}, {b.name}"
@@ -196,8 +253,10 @@ def test_linear_regression_loss_value(sess):
         got = sess.run(loss, {x: xv, y: yv})
         expected = (2.0 * xv + 0.5 - yv) ** 2
         assert got == pytest.approx(expected, rel=1e-6), (
-            f"linear_regression_model: with k = 2, b = 0.5, x = {xv}, y = {yv} the loss (k x + b - y)^2 is "
+            f"linear_regression_model: with k = 2, b = 0.5, x = {xv}, y = {yv} the squared error (k x + b - y)^2 is "
             f"{expected}, got {got}"
+            + (" (the absolute error |k x + b - y|)" if got == pytest.approx(abs(2.0 * xv + 0.5 - yv), rel=1e-6) else "")
+            + ": tf.square(k * x + b - y, name='square_error')"
         )
 
 
