@@ -55,24 +55,70 @@ def test_sum_of_takes_the_value_as_an_argument():
             f"{getattr(got, 'dtype', '')}: keep the result a tensor (no .numpy(), no np.sum)"
         )
         assert float(got) == want, f"sum_of({np.asarray(values).tolist()}) should be {want}, got {float(got)}"
+    got = n03.sum_of(np.array([0.1, -0.25, 3.0]))  # numpy's default float is float64
+    assert not isinstance(got, tf.Tensor) or got.dtype == tf.float32, (
+        f"sum_of on a float64 numpy array gave a {got.dtype.name} tensor: tf.reduce_sum keeps the dtype it is given; "
+        "convert x to float32 first, tf.convert_to_tensor(x, dtype=tf.float32)"
+    )
+
+
+def _why_no_derivative(monkeypatch, fn, x):
+    """Why ``derivative(fn, x)`` came back None, from a second call that watches the learner's tapes."""
+    tapes, inside = [], []  # every tf.GradientTape made; per call of fn: was a tape's `with` block open?
+
+    class WatchingTape(tf.GradientTape):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            self.open, self.watched = False, 0
+            tapes.append(self)
+
+        def __enter__(self):
+            self.open = True
+            return super().__enter__()
+
+        def __exit__(self, *exc):
+            self.open = False
+            return super().__exit__(*exc)
+
+        def watch(self, tensor):
+            self.watched += 1
+            return super().watch(tensor)
+
+    def spy(value):
+        inside.append(any(tape.open for tape in tapes))
+        return fn(value)
+
+    monkeypatch.setattr(tf, "GradientTape", WatchingTape)
+    try:
+        n03.derivative(spy, x)
+    except Exception:  # noqa: BLE001 -- only the tapes are of interest here
+        pass
+    monkeypatch.undo()
+    if tapes and inside and not any(inside):
+        return ("fn(x) ran after the `with tf.GradientTape() as tape:` block had ended, so the tape recorded nothing: "
+                "compute y = fn(x) inside the with block (indented under it), after tape.watch(x)")
+    if tapes and inside and not any(tape.watched for tape in tapes):
+        return ("the tape watches only trainable variables, and x is a constant: call tape.watch(x) (x as a float32 "
+                "tensor) inside the with block before y = fn(x)")
+    return ("the tape watches only trainable variables; call tape.watch(x) on the constant (as a float32 tensor) "
+            "before computing fn(x) inside the tape")
 
 
 @pytest.mark.covers("derivative")
-def test_derivative_of_a_constant_point():
+def test_derivative_of_a_constant_point(monkeypatch):
     cases = ((lambda x: x * x, 3.0, 6.0, "x^2 at 3"), (tf.sin, 0.5, math.cos(0.5), "sin at 0.5"),
              (lambda x: 4.0 * x - 1.0, tf.constant(2.0), 4.0, "4x - 1 at a tf.constant 2"))
     for fn, x, want, what in cases:
         got, error = _call(n03.derivative, fn, x)
         if error is not None and "not tf.Tensor" in str(error):
             pytest.fail(
-                f"derivative of {what} raised {type(error).__name__}: {str(error).splitlines()[0][:120]} -- "
-                "tape.watch needs a tensor: convert x first, x = tf.convert_to_tensor(x, dtype=tf.float32)"
+                f"derivative of {what} (x a Python {type(x).__name__}): tape.watch needs a tensor: convert x first, "
+                f"x = tf.convert_to_tensor(x, dtype=tf.float32) (it raised {type(error).__name__}: "
+                f"{str(error).splitlines()[0][:100]})"
             )
         assert error is None, f"derivative of {what} raised {type(error).__name__}: {str(error).splitlines()[0][:150]}"
-        assert got is not None, (
-            f"derivative of {what} came back None: the tape watches only trainable variables; call "
-            "tape.watch(x) on the constant (as a float32 tensor) before computing fn(x) inside the tape"
-        )
+        if got is None:
+            pytest.fail(f"derivative of {what} came back None: {_why_no_derivative(monkeypatch, fn, x)}")
         assert abs(float(got) - want) < 1e-5, f"derivative of {what} should be {want:.6f}, got {float(got):.6f}"
 
 
@@ -80,8 +126,27 @@ def test_derivative_of_a_constant_point():
 def test_linear_model_variables_and_value():
     model = n03.LinearModel(2.0, 0.5)
     names = sorted(v.name for v in model.trainable_variables)
-    assert names == ["b:0", "k:0"], f"expected the trainable variables k:0 and b:0, got {names}"
+    if names != ["b:0", "k:0"]:
+        kinds = {name: getattr(model, name, None) for name in ("k", "b")}
+        constants = [name for name, value in kinds.items() if not isinstance(value, tf.Variable)]
+        frozen = [name for name, value in kinds.items() if isinstance(value, tf.Variable) and not value.trainable]
+        if constants:
+            what = f"{constants[0]} is not a tf.Variable" if len(constants) == 1 else "k and b are not tf.Variables"
+            why = (f"{what} (a tf.constant cannot be trained): make k and b tf.Variable(k_init, dtype=tf.float32, "
+                   "name='k') and likewise b")
+        elif frozen:
+            why = (f"{' and '.join(frozen)} was made with trainable=False, so the tape and the optimizer skip it: "
+                   "leave trainable at its default (True)")
+        else:
+            why = "make k and b tf.Variables named 'k' and 'b' on the module (self.k, self.b)"
+        pytest.fail(f"LinearModel's trainable variables should be k:0 and b:0, got {names}: {why}")
     assert model.k.dtype == tf.float32 and model.k.shape == [], f"k should be a float32 scalar, got {model.k.dtype} {model.k.shape}"
+    whole = n03.LinearModel(3, -1)  # integer start values
+    dtypes = [getattr(whole, name).dtype.name for name in ("k", "b")]
+    assert dtypes == ["float32", "float32"], (
+        f"LinearModel(3, -1) made k, b as {dtypes[0]}, {dtypes[1]}: integer start values give integer variables unless "
+        "you say dtype=tf.float32 in tf.Variable(k_init, dtype=tf.float32, name='k')"
+    )
     assert (float(model.k.numpy()), float(model.b.numpy())) == (2.0, 0.5), "k and b should start at k_init, b_init"
     got = _as_float(model(1.5), "model(1.5)")
     assert got == 3.5, f"model(1.5) with k = 2, b = 0.5 should be 2 * 1.5 + 0.5 = 3.5, got {got}"
@@ -93,7 +158,11 @@ def test_linear_model_variables_and_value():
 def test_square_error_value():
     model = n03.LinearModel(2.0, 0.5)
     got = _as_float(n03.square_error(model, 1.5, 1.0), "square_error")
-    assert got == pytest.approx(6.25), f"(k x + b - y)^2 = (3.5 - 1)^2 = 6.25, got {got}"
+    why = (" (the absolute error |k x + b - y|): square the difference, tf.square(model(x) - y)"
+           if got == pytest.approx(2.5) else ": tf.square(model(x) - y)")
+    assert got == pytest.approx(6.25), (
+        f"square_error(LinearModel(2, 0.5), x=1.5, y=1) should be (k x + b - y)^2 = (3.5 - 1)^2 = 6.25, got {got}{why}"
+    )
 
 
 @pytest.mark.covers("square_error")
@@ -120,14 +189,17 @@ def test_square_error_is_differentiable():
     )
 
 
-def _why(error):
-    """The likely cause of an error raised inside apply_gradients, for the failure message."""
+def _raised(what, error):
+    """One line for an error raised inside sgd_step: the likely cause and its fix first, TensorFlow's words after."""
     text = str(error)
+    raised = f"{type(error).__name__}: {text.splitlines()[0][:120] if text else ''}"
     if "No gradients" in text or "None" in text:
-        return " -- compute the loss INSIDE `with tf.GradientTape() as tape:` so the tape can differentiate it"
+        return (f"{what}: no gradients: compute the loss INSIDE `with tf.GradientTape() as tape:` (loss = loss_fn() "
+                f"indented under it) so the tape can differentiate it (it raised {raised})")
     if isinstance(error, AttributeError) or "Updating a `Tensor`" in text:
-        return " -- apply_gradients takes (gradient, variable) pairs: zip(grads, variables), in that order"
-    return ""
+        return (f"{what}: apply_gradients takes (gradient, variable) pairs: zip(grads, variables), in that order "
+                f"(it raised {raised})")
+    return f"{what} raised {raised}"
 
 
 def _quadratic():
@@ -140,16 +212,19 @@ def _quadratic():
 def test_sgd_step_is_one_gradient_step():
     k, b, loss_fn = _quadratic()
     loss, error = _call(n03.sgd_step, loss_fn, [k, b], keras.optimizers.SGD(learning_rate=0.05))
-    assert error is None, f"sgd_step raised {type(error).__name__}: {str(error).splitlines()[0][:150]}{_why(error)}"
+    assert error is None, _raised("sgd_step", error)
     residual = 3.0 * 1.0 - 2.0 - 4.0
     want = (1.0 - 0.05 * 6.0 * residual, -2.0 - 0.05 * 2.0 * residual)  # loss 9 before, 0 after
     got = (float(k.numpy()), float(b.numpy()))
     if got == (1.0, -2.0):
         pytest.fail("sgd_step changed nothing: apply the tape's gradients with optimizer.apply_gradients")
-    sign = " (the step went uphill: apply the gradient itself, the optimizer subtracts it)" if got[0] < 1.0 else ""
-    assert got == pytest.approx(want, rel=1e-6), f"one SGD step should give k, b = {want}, got {got}{sign}"
+    if got[0] < 1.0:  # the gradient for k is negative here: a step along -gradient raises k
+        pytest.fail(f"sgd_step went uphill: one SGD step should give k, b = {want}, got {got}: apply the gradient "
+                    "itself, apply_gradients(zip(grads, variables)) -- the optimizer subtracts it")
+    assert got == pytest.approx(want, rel=1e-6), f"one SGD step should give k, b = {want}, got {got}"
     assert _as_float(loss, "the returned loss") == pytest.approx(residual ** 2), (
-        f"sgd_step should return the loss before the update, {residual ** 2}, got {float(np.asarray(loss))}"
+        f"sgd_step should return the loss before the update, {residual ** 2}, got {float(np.asarray(loss))}: return "
+        "the loss computed inside the tape, not loss_fn() called again after apply_gradients"
     )
 
 
@@ -157,9 +232,58 @@ def test_sgd_step_is_one_gradient_step():
 def test_sgd_step_trains_only_the_variables_given():
     k, b, loss_fn = _quadratic()
     _, error = _call(n03.sgd_step, loss_fn, [k], keras.optimizers.SGD(learning_rate=0.1))
-    assert error is None, f"sgd_step(loss_fn, [k], ...) raised {type(error).__name__}: {str(error).splitlines()[0][:150]}"
+    assert error is None, _raised("sgd_step(loss_fn, [k], ...)", error)
     assert float(b.numpy()) == -2.0, "with variables=[k] only k may change (the tape's gradients for [k] only)"
     assert float(k.numpy()) != 1.0, "k should have been updated"
+
+
+@pytest.mark.covers("train_linear_regression")
+def test_train_linear_regression_makes_one_model_and_optimizer(monkeypatch):
+    made = {"SGD": [], "LinearModel": []}  # every one constructed during the run (kept alive: none counted twice)
+
+    def counting(cls, key):
+        real_init = cls.__init__
+
+        def init(self, *args, **kwargs):
+            made[key].append(self)
+            real_init(self, *args, **kwargs)
+
+        monkeypatch.setattr(cls, "__init__", init)
+
+    counting(keras.optimizers.SGD, "SGD")
+    counting(n03.LinearModel, "LinearModel")
+    steps = 4
+    try:
+        n03.train_linear_regression(steps=steps, learning_rate=0.1, seed=1)
+        error = None
+    except NotImplementedError:
+        raise
+    except Exception as exc:  # noqa: BLE001 -- e.g. Keras 3's optimizer meeting another model's variables
+        error = exc
+    assert len(made["LinearModel"]) <= 1, (
+        f"train_linear_regression made {len(made['LinearModel'])} LinearModels for {steps} steps: every step started "
+        "again from k_init, b_init; create the model once, before the loop (LinearModel(k_init, b_init) before `for`), "
+        "and train that one"
+    )
+    assert len(made["SGD"]) <= 1, (
+        f"train_linear_regression made {len(made['SGD'])} SGD optimizers for {steps} steps: create the optimizer once, "
+        "outside the loop (keras.optimizers.SGD(learning_rate) before `for`), and pass the same one to every sgd_step "
+        "-- an optimizer keeps state across steps (its iterations count, momentum, Adam's moments)"
+    )
+    if made["SGD"]:
+        rate = float(np.asarray(made["SGD"][0].learning_rate))
+        assert rate == pytest.approx(0.1), (
+            f"train_linear_regression(learning_rate=0.1) trained with an SGD of learning rate {rate:g}: pass the "
+            "argument on, keras.optimizers.SGD(learning_rate=learning_rate)"
+        )
+    if error is not None:
+        raise error
+    if made["SGD"]:
+        iterations = int(made["SGD"][0].iterations)
+        assert iterations == steps, (
+            f"the SGD optimizer counted {iterations} updates after {steps} steps: one apply_gradients per step, "
+            "on that one optimizer"
+        )
 
 
 @pytest.mark.covers("train_linear_regression")
@@ -174,7 +298,7 @@ def test_train_linear_regression_is_seeded_and_short():
     y = 3.0 * x - 1.0 + 0.0001 * rng.standard_normal()
     want = (0.2 * x + 0.1 - y) ** 2
     assert first[2][0] == pytest.approx(want, rel=1e-5), (
-        f"the first loss should be (k_init x + b_init - y)^2 = {want:.6f} for the first sample "
+        f"train_linear_regression: the first loss should be (k_init x + b_init - y)^2 = {want:.6f} for the first sample "
         f"(x = rng.random_sample(), then y from rng.standard_normal()), got {first[2][0]:.6f}"
     )
     k, b = 0.2, 0.1  # the same 5 steps in float64 numpy, learning rate 0.5 (the default)
@@ -186,31 +310,6 @@ def test_train_linear_regression_is_seeded_and_short():
         f"after 5 SGD steps at learning rate 0.5 from (0.2, 0.1), k, b should be ({k:.5f}, {b:.5f}), got "
         f"({first[0]:.5f}, {first[1]:.5f}): one sgd_step per sample on square_error, SGD(learning_rate)"
     )
-
-
-@pytest.mark.covers("train_linear_regression")
-def test_train_linear_regression_makes_one_optimizer(monkeypatch):
-    made = []  # every keras.optimizers.SGD constructed during the run (kept alive, so none is counted twice)
-    real_init = keras.optimizers.SGD.__init__
-
-    def counting_init(self, *args, **kwargs):
-        made.append(self)
-        real_init(self, *args, **kwargs)
-
-    monkeypatch.setattr(keras.optimizers.SGD, "__init__", counting_init)
-    steps = 4
-    n03.train_linear_regression(steps=steps, seed=1)
-    assert len(made) <= 1, (
-        f"train_linear_regression made {len(made)} SGD optimizers for {steps} steps: create the optimizer once, outside "
-        "the loop (keras.optimizers.SGD(learning_rate) before `for`), and pass the same one to every sgd_step -- an "
-        "optimizer keeps state across steps (its iterations count, momentum, Adam's moments)"
-    )
-    if made:
-        iterations = int(made[0].iterations)
-        assert iterations == steps, (
-            f"the SGD optimizer counted {iterations} updates after {steps} steps: one apply_gradients per step, "
-            "on that one optimizer"
-        )
 
 
 # --------------------------------------------------------------------------- equivalence with k03
