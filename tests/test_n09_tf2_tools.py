@@ -977,6 +977,8 @@ def test_wrong_ports_are_rejected(k09_checkpoint):
 # compared under the same global seed (eager_outputs sets it), as k09's graph and n09 are compared above.
 # Skipped: train_with_summaries and train_with_checkpoints (training loops, graded above by their
 # bookkeeping and by the training runs below).
+import atexit  # noqa: E402
+import shutil  # noqa: E402
 import tempfile  # noqa: E402
 from pathlib import Path  # noqa: E402
 
@@ -985,6 +987,22 @@ from tfkata.differential import Case, compare, eager_outputs, reference  # noqa:
 
 def _ref():
     return reference("n09")
+
+
+_MADE = {}
+
+
+def _made_once(key, make):
+    """A folder prepared once per case (a saved checkpoint) and shared by the reference's and the learner's runs:
+    what they read is the same, and nothing is saved twice."""
+    if key not in _MADE:
+        if not _MADE:
+            _MADE["root"] = Path(tempfile.mkdtemp(prefix="n09-differential-"))
+            atexit.register(shutil.rmtree, _MADE["root"], ignore_errors=True)
+        folder = _MADE["root"] / str(len(_MADE))
+        folder.mkdir()
+        _MADE[key] = make(folder)
+    return _MADE[key]
 
 
 def _reference_model(input_dim=6, hidden=4, classes=3, seed=0):
@@ -1199,22 +1217,27 @@ def test_make_checkpoint_matches_reference():
             hint="tf.train.Checkpoint(model=model, optimizer=optimizer, data=iterator)")
 
 
-def _run_restore_latest(mod, case):
-    saved_steps = case.args
-    with tempfile.TemporaryDirectory(prefix="n09-differential-") as folder:
+def _saved_steps(saved_steps):
+    def make(folder):
         if saved_steps:
             model, optimizer, iterator = _checkpoint_parts(max(saved_steps))
             saved = tf.train.Checkpoint(model=model, optimizer=optimizer, data=iterator)
-            manager = tf.train.CheckpointManager(saved, folder, max_to_keep=3)
+            manager = tf.train.CheckpointManager(saved, str(folder), max_to_keep=3)
             for step in saved_steps:
                 manager.save(checkpoint_number=step)
-        model, optimizer, iterator = _checkpoint_parts(0, seed=3)
-        checkpoint = tf.train.Checkpoint(model=model, optimizer=optimizer, data=iterator)
-        try:
-            step = mod.restore_latest(checkpoint, tf.train.CheckpointManager(checkpoint, folder, max_to_keep=3))
-        except mod.CheckpointError:
-            return {"raises": "CheckpointError"}
-        return {"step": step, "type": type(step).__name__, "weights": model.get_weights()}
+        return str(folder)
+    return make
+
+
+def _run_restore_latest(mod, case):
+    folder = _made_once(("restore", case.args), _saved_steps(case.args))
+    model, optimizer, iterator = _checkpoint_parts(0, seed=3)
+    checkpoint = tf.train.Checkpoint(model=model, optimizer=optimizer, data=iterator)
+    try:
+        step = mod.restore_latest(checkpoint, tf.train.CheckpointManager(checkpoint, folder, max_to_keep=3))
+    except mod.CheckpointError:
+        return {"raises": "CheckpointError"}
+    return {"step": step, "type": type(step).__name__, "weights": model.get_weights()}
 
 
 RESTORE_CASES = [
@@ -1362,12 +1385,12 @@ def test_first_bad_op_matches_reference():
 
 def _run_name_map(mod, case):
     names, dims = case.args
-    with tempfile.TemporaryDirectory(prefix="n09-differential-") as folder:
-        path, _ = _tf1_checkpoint(Path(folder), names=names, input_dim=dims[0], hidden=dims[1], classes=dims[2])
-        try:
-            return mod.k09_name_map(path)
-        except ValueError:
-            return "raises ValueError"
+    path, _ = _made_once(("name map", case.label), lambda folder: _tf1_checkpoint(
+        folder, names=names, input_dim=dims[0], hidden=dims[1], classes=dims[2]))
+    try:
+        return mod.k09_name_map(path)
+    except ValueError:
+        return "raises ValueError"
 
 
 NAME_MAP_CASES = [
@@ -1389,11 +1412,11 @@ def test_k09_name_map_matches_reference():
 
 def _run_load_k09(mod, case):
     dims, step = case.args
-    with tempfile.TemporaryDirectory(prefix="n09-differential-") as folder:
-        path, _ = _tf1_checkpoint(Path(folder), input_dim=dims[0], hidden=dims[1], classes=dims[2], step=step)
-        model = _ref().build_model(*dims)
-        got = mod.load_k09_checkpoint(model, path)
-        return {"step": got, "type": type(got).__name__, "weights": _weights_of(model)}
+    path, _ = _made_once(("load", case.args), lambda folder: _tf1_checkpoint(
+        folder, input_dim=dims[0], hidden=dims[1], classes=dims[2], step=step))
+    model = _ref().build_model(*dims)
+    got = mod.load_k09_checkpoint(model, path)
+    return {"step": got, "type": type(got).__name__, "weights": _weights_of(model)}
 
 
 LOAD_K09_CASES = [
