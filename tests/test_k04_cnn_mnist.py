@@ -90,6 +90,15 @@ def _run_init(sess):
     sess.run(tf.compat.v1.global_variables_initializer())
 
 
+def _quick_session_config():
+    """No graph rewriting before the first run (grappler): these small graphs run once, and rewriting them took
+    longer than running them. Both sides run the same way."""
+    config = tf.compat.v1.ConfigProto()
+    config.graph_options.rewrite_options.disable_meta_optimizer = True
+    config.graph_options.optimizer_options.opt_level = tf.compat.v1.OptimizerOptions.L0
+    return config
+
+
 # --------------------------------------------------------------------------- input pipeline
 @pytest.mark.covers("preprocess_images")
 def test_preprocess_images_shape_and_dtype(raw):
@@ -105,9 +114,9 @@ def test_preprocess_images_shape_and_dtype(raw):
 def test_preprocess_images_range(raw):
     x = k04.preprocess_images(raw["x_test"][:1000])
     low, high = float(x.min()), float(x.max())
-    assert high <= 1.0, f"pixels not normalised: they go up to {high}, expected [0, 1]: divide by 255"
+    assert high <= 1.0, f"preprocess_images: pixels not normalised: they go up to {high}, expected [0, 1]: divide by 255"
     assert abs(low) < 1e-6 and abs(high - 1.0) < 1e-6, (
-        f"pixels not normalised to [0, 1]: expected 0 -> 0.0 and 255 -> 1.0, got [{low}, {high}]: divide by 255 "
+        f"preprocess_images: pixels not normalised to [0, 1]: expected 0 -> 0.0 and 255 -> 1.0, got [{low}, {high}]: divide by 255 "
         "(not 256, and do not standardise)"
     )
     expected = raw["x_test"][:1000].reshape(1000, 784).astype(np.float32) / 255.0
@@ -121,9 +130,14 @@ def test_preprocess_images_range(raw):
 def test_one_hot():
     labels = np.array([3, 0, 9, 3, 5], dtype=np.uint8)
     y = k04.one_hot(labels)
-    assert isinstance(y, np.ndarray) and y.shape == (5, 10), (
-        f"one_hot: expected a numpy array of shape (5, 10), got {getattr(y, 'shape', type(y).__name__)}"
+    assert isinstance(y, np.ndarray), (
+        "one_hot: got a "
+        + ("tf.Tensor (a graph node, not the labels' values)" if isinstance(y, (tf.Tensor, tf.Variable))
+           else type(y).__name__)
+        + ", it must return a numpy array: build the rows with numpy (np.zeros, then set the 1.0s), not tf.one_hot; "
+        "the labels go into feed_dict as numpy"
     )
+    assert y.shape == (5, 10), f"one_hot: expected a numpy array of shape (5, 10) for 5 labels, got {y.shape}"
     assert y.dtype == np.float32, f"one_hot: expected float32 labels (the y_ placeholder is float32), got {y.dtype}"
     wrong = [i for i in range(5) if not np.array_equal(y[i], np.eye(10, dtype=np.float32)[labels[i]])]
     assert not wrong, (
@@ -138,13 +152,18 @@ def test_one_hot():
         f"{'an IndexError for label 11' if wide is None else f'shape {wide.shape}'}: "
         "use the num_classes argument"
     )
+    one = k04.one_hot(np.array([2], dtype=np.uint8))
+    assert getattr(one, "shape", None) == (1, 10), (
+        f"one_hot([2]) should give shape (1, 10): num_classes (10 by default) columns whatever labels the batch holds, "
+        f"got {getattr(one, 'shape', type(one).__name__)}: make num_classes columns, not labels.max() + 1"
+    )
 
 
 @pytest.mark.covers("read_data_sets", "preprocess_images", "one_hot", "DataSet")
 def test_read_data_sets_split_sizes(mnist):
     sizes = tuple(split.num_examples for split in mnist)
     assert sizes == (55000, 5000, 10000), (
-        f"expected train / validation / test of 55000 / 5000 / 10000 examples, got {sizes}"
+        f"read_data_sets: expected train / validation / test of 55000 / 5000 / 10000 examples, got {sizes}"
     )
     for name, split in zip(("train", "validation", "test"), mnist):
         n = split.num_examples
@@ -166,14 +185,54 @@ def test_read_data_sets_split_contents(mnist, raw):
     )
     for name, split, images, labels in checks:
         assert np.array_equal(np.argmax(split.labels, axis=1), labels), (
-            f"{name}: labels are not those of the raw data in order. Validation must be the FIRST 5000 "
+            f"read_data_sets: {name} labels are not those of the raw data in order. Validation must be the FIRST 5000 "
             "training digits and train the other 55,000 (as input_data did), unshuffled: shuffling "
             "belongs in next_batch"
         )
         assert np.allclose(split.images[::25] * 255.0, images[::25], atol=1e-2), (
-            f"{name}: images do not match the raw digits / 255 in order (did images and labels get "
+            f"read_data_sets: {name} images do not match the raw digits / 255 in order (did images and labels get "
             "split or reordered differently?)"
         )
+
+
+def _read_data_sets_run(mod, case):
+    """read_data_sets on a made-up raw MNIST of 12 + 5 digits; DataSet replaced by a recorder, so only what
+    read_data_sets passes it is compared (the split's images, labels and seed)."""
+    validation_size, seed = case.args
+    rng = np.random.RandomState(12)
+    raw = {"x_train": rng.randint(0, 256, (12, 28, 28)).astype(np.uint8), "y_train": (np.arange(12) * 7 % 10).astype(np.uint8),
+           "x_test": rng.randint(0, 256, (5, 28, 28)).astype(np.uint8), "y_test": np.array([3, 1, 4, 1, 5], np.uint8)}
+
+    def recorder(images, labels, seed=0):
+        return {"images": np.asarray(images), "labels": np.asarray(labels), "seed": seed}
+
+    import sys
+
+    import tfkata.data.mnist as mnist_module
+
+    module = sys.modules[mod.read_data_sets.__module__]  # the module itself (a kata's stand-in is read-only)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(module, "load_mnist", lambda: raw, raising=False)
+        patch.setattr(mnist_module, "load_mnist", lambda: raw)
+        patch.setattr(module, "DataSet", recorder)
+        return list(module.read_data_sets(validation_size=validation_size, seed=seed))
+
+
+@pytest.mark.covers("read_data_sets")
+def test_read_data_sets_arguments():
+    from tfkata.differential import Case
+
+    train, validation, test = _read_data_sets_run(k04, Case("", (3, 7)))
+    sizes = (len(train["images"]), len(validation["images"]), len(test["images"]))
+    assert sizes == (9, 3, 5), (
+        f"read_data_sets(validation_size=3) on 12 training and 5 test digits: expected train / validation / test of "
+        f"9 / 3 / 5, got {' / '.join(map(str, sizes))}: split at the validation_size argument, not a fixed 5000"
+    )
+    seeds = (train["seed"], validation["seed"], test["seed"])
+    assert seeds == (7, 8, 9), (
+        f"read_data_sets(seed=7): the train / validation / test DataSets should get the seeds 7 / 8 / 9, got "
+        f"{' / '.join(map(str, seeds))}: seed them with seed, seed + 1 and seed + 2 (DataSet(..., seed=...))"
+    )
 
 
 @pytest.mark.covers("DataSet")
@@ -186,7 +245,7 @@ def test_next_batch_shapes_and_pairs():
     )
     ids = np.array(_ids((images, labels)))
     assert np.array_equal(np.argmax(labels, axis=1), ids % 10), (
-        "images and labels of a batch no longer belong together: index both with the SAME permutation"
+        "DataSet.next_batch: images and labels of a batch no longer belong together: index both with the SAME permutation"
     )
 
 
@@ -199,7 +258,7 @@ def test_next_batch_epoch_has_every_example_once():
     for epoch in (0, 1):
         got = ids[10 * epoch : 10 * (epoch + 1)]
         assert sorted(got) == list(range(10)), (
-            f"epoch {epoch + 1} should hold every one of the 10 examples exactly once, got {got}: walk a "
+            f"DataSet.next_batch: epoch {epoch + 1} should hold every one of the 10 examples exactly once, got {got}: walk a "
             "permutation and finish a batch that crosses the end with the start of the next epoch"
         )
 
@@ -208,8 +267,8 @@ def test_next_batch_epoch_has_every_example_once():
 def test_next_batch_reshuffles_each_epoch():
     ds = _toy_dataset(50, seed=5)
     first, second = _ids(ds.next_batch(50)), _ids(ds.next_batch(50))
-    assert first != list(range(50)), "the first epoch came in the original order: shuffle before it too"
-    assert first != second, "the second epoch came in the same order as the first: draw a new permutation each epoch"
+    assert first != list(range(50)), "DataSet.next_batch: the first epoch came in the original order: shuffle before it too"
+    assert first != second, "DataSet.next_batch: the second epoch came in the same order as the first: draw a new permutation each epoch"
 
 
 @pytest.mark.covers("DataSet")
@@ -220,10 +279,10 @@ def test_next_batch_is_seeded():
         np.random.seed(global_seed)  # must not matter: the DataSet has its own RandomState
         runs.append([_ids(ds.next_batch(8)) for _ in range(4)])
     assert runs[0] == runs[1], (
-        "two DataSets with the same seed gave different batches: shuffle with your own "
+        "DataSet.next_batch: two DataSets with the same seed gave different batches: shuffle with your own "
         "np.random.RandomState(seed), not the global np.random"
     )
-    assert runs[0] != runs[2], "seeds 7 and 8 gave the same batches: use the seed argument"
+    assert runs[0] != runs[2], "DataSet: seeds 7 and 8 gave the same batches: use the seed argument"
 
 
 # --------------------------------------------------------------------------- helpers
@@ -238,7 +297,7 @@ def test_weight_variable_init_stats(sess):
     value = sess.run(w)
     biggest = float(np.abs(value).max())
     assert biggest <= 0.2 + 1e-6, (
-        f"found a weight of {biggest:.3f}, beyond 2 standard deviations (0.2): use a TRUNCATED normal "
+        f"weight_variable: found a weight of {biggest:.3f}, beyond 2 standard deviations (0.2): use a TRUNCATED normal "
         "(tf.random.truncated_normal), not tf.random.normal"
     )
     std, mean = float(value.std()), float(value.mean())
@@ -348,7 +407,7 @@ def test_max_pool_2x2_same_padding(sess):
         if shape[1:3] == [5, 5]
         else "use padding='SAME' (the last row and column form blocks of their own)"
     )
-    assert shape == [1, 3, 3, 1], f"expected [1, 3, 3, 1] from a 5x5 input, got {shape}: {why}"
+    assert shape == [1, 3, 3, 1], f"max_pool_2x2: expected [1, 3, 3, 1] from a 5x5 input, got {shape}: {why}"
     got = sess.run(out)[0, :, :, 0]
     assert np.array_equal(got, [[6, 8, 9], [16, 18, 19], [21, 23, 24]]), (
         f"max_pool_2x2 on a 5x5 input: expected [[6, 8, 9], [16, 18, 19], [21, 23, 24]], got {got.tolist()}: "
@@ -387,6 +446,15 @@ def test_fc_layer_activation(sess):
     )
     problem = _mismatch(got_linear, linear)
     assert problem is None, f"fc_layer(..., activation=None) must give x @ W + b: {problem}"
+    squash_out = k04.fc_layer(x, out_dim=7, scope="squash", activation=tf.tanh)
+    _run_init(sess)
+    w3, b3 = sess.run([v for v in tf.compat.v1.trainable_variables() if v.name.startswith("squash/")])
+    got_tanh, pre = sess.run(squash_out), x_value @ w3 + b3
+    problem = _mismatch(got_tanh, np.tanh(pre))
+    if problem is not None and _mismatch(got_tanh, np.maximum(pre, 0)) is None:
+        problem = ("gave relu(x @ W + b): apply the activation you are given, activation(x @ W + b), not always "
+                   "ReLU")
+    assert problem is None, f"fc_layer(..., activation=tf.tanh) must give tanh(x @ W + b), {problem}"
 
 
 @pytest.mark.covers("conv_and_pool", "conv2d", "max_pool_2x2", "weight_variable", "bias_variable")
@@ -513,7 +581,7 @@ def test_logits_are_linear(sess, raw):
     logits, fc1_drop, w, b = sess.run([model.logits, model.fc1_drop, variables["CNN/fc2/W:0"], variables["CNN/fc2/b:0"]], feed)
     linear = fc1_drop @ w + b
     assert not (np.allclose(logits, np.maximum(linear, 0), atol=1e-4) and linear.min() < 0), (
-        "the logits are ReLU'd (no logit is below 0): the final layer must be linear "
+        "build_cnn: the logits are ReLU'd (no logit is below 0): the final layer must be linear "
         "(fc_layer(..., activation=None)); a ReLU there clamps the logits at 0 and kills their gradients"
     )
     problem = _mismatch(logits, linear, atol=1e-4, rtol=1e-4)
@@ -527,7 +595,7 @@ def test_dropout_identity_at_keep_prob_1(sess, raw):
     fc1, fc1_drop = sess.run([model.fc1, model.fc1_drop], {model.x: _test_images(raw, 20), model.keep_prob: 1.0})
     changed = int(np.sum(fc1_drop != fc1))
     assert changed == 0, (
-        f"with keep_prob 1.0 dropout must change nothing, but {changed} of {fc1.size} fc1 units changed: keep_prob "
+        f"build_cnn: with keep_prob 1.0 dropout must change nothing, but {changed} of {fc1.size} fc1 units changed: keep_prob "
         "is the probability of KEEPING a unit (tf.compat.v1.nn.dropout(fc1, keep_prob=keep_prob), or "
         "tf.nn.dropout(fc1, rate=1 - keep_prob))"
     )
@@ -541,16 +609,20 @@ def test_dropout_scaling(sess, raw, keep_prob):
     fc1, fc1_drop = sess.run([model.fc1, model.fc1_drop], {model.x: _test_images(raw, 50), model.keep_prob: keep_prob})
     active = fc1 > 0
     kept = active & (fc1_drop != 0)
-    assert kept.any(), "every unit was dropped"
+    assert kept.any(), "build_cnn: every fc1 unit was dropped: keep_prob is the probability of KEEPING a unit"
+    assert not np.array_equal(fc1_drop, fc1), (
+        f"build_cnn: with keep_prob {keep_prob} fc1_drop is fc1 unchanged (no unit dropped, none scaled): apply "
+        "dropout, fc1_drop = tf.compat.v1.nn.dropout(fc1, keep_prob=keep_prob)"
+    )
     ratios = fc1_drop[kept] / fc1[kept]
     assert np.allclose(ratios, 1.0 / keep_prob, rtol=1e-4), (
-        f"kept units must be scaled by 1/keep_prob = {1 / keep_prob:g}, got scale factors from {ratios.min():.4g} to "
+        f"build_cnn: kept units must be scaled by 1/keep_prob = {1 / keep_prob:g}, got scale factors from {ratios.min():.4g} to "
         f"{ratios.max():.4g}: fc1_drop = dropout(fc1, keep_prob) (no dropout at all gives 1)"
     )
-    assert np.all(fc1_drop[~kept] == 0), "a unit is either kept (scaled) or dropped (0)"
+    assert np.all(fc1_drop[~kept] == 0), "build_cnn: a unit is either kept (scaled) or dropped (0)"
     kept_fraction = kept.sum() / active.sum()
     assert abs(kept_fraction - keep_prob) < 0.03, (
-        f"with keep_prob {keep_prob} about {keep_prob:.0%} of the units should be kept, got {kept_fraction:.1%}: "
+        f"build_cnn: with keep_prob {keep_prob} about {keep_prob:.0%} of the units should be kept, got {kept_fraction:.1%}: "
         "keep_prob is the probability of KEEPING a unit (in TF2 terms rate = 1 - keep_prob)"
     )
 
@@ -567,7 +639,7 @@ def test_loss_on_known_logits(sess):
     assert out.shape.as_list() == [], f"expected a scalar loss, got shape {out.shape.as_list()}: average over the batch"
     got = float(sess.run(out))
     assert not np.isclose(got, per_example.sum(), rtol=1e-4), (
-        f"the loss is the SUM over the batch ({got:.4f}), expected the mean {per_example.mean():.4f}: use tf.reduce_mean"
+        f"loss: the loss is the SUM over the batch ({got:.4f}), expected the mean {per_example.mean():.4f}: use tf.reduce_mean"
     )
     if np.isclose(got, per_example.mean() / 10, rtol=1e-4):
         why = "that is the mean over every entry of [B, 10] (1/10 of it): sum over the classes, average over the batch"
@@ -579,6 +651,17 @@ def test_loss_on_known_logits(sess):
     )
     uniform = float(sess.run(k04.loss(tf.zeros([3, 10]), tf.constant(labels[:3]))))
     assert np.isclose(uniform, np.log(10.0), rtol=1e-4), f"loss: all-zero logits must give log(10) = 2.302585, got {uniform}"
+    # A confident wrong prediction: softmax underflows to 0 at the label, and log(0) = -inf. Run without
+    # grappler, which can rewrite log(softmax(x)) into a stable log-softmax when only the loss is fetched.
+    confident = logits[:2].copy()
+    confident[0, (np.argmax(labels[0]) + 1) % 10] = 150.0
+    with tf.compat.v1.Session(config=_quick_session_config()) as quick:
+        value = float(quick.run(k04.loss(tf.constant(confident), tf.constant(labels[:2]))))
+    assert np.isfinite(value), (
+        f"loss: a confident wrong prediction (a logit of 150 on a class that is not the label) gave {value}: "
+        "log(softmax(logits)) takes log(0) = -inf there; use tf.nn.softmax_cross_entropy_with_logits(labels=..., "
+        "logits=...), which works on the raw logits and stays finite"
+    )
 
 
 LOGITS = np.array([[0, 5, 1], [3, 0, 0], [0, 0, 1], [1, 2, 0]], np.float32)
@@ -608,9 +691,16 @@ def test_n_correct_and_accuracy(sess):
         assert t.dtype == tf.float32 and t.shape.as_list() == [], (
             f"{name}: expected a float32 scalar, got {t.dtype.name} {t.shape.as_list()}: cast the bools to float32"
         )
-    got = [float(v) for v in sess.run([count, acc])]
-    assert np.allclose(got, [3.0, 0.75], rtol=1e-6), (
-        f"expected n_correct 3.0 (a count: reduce_sum) and accuracy 0.75 (a fraction: reduce_mean), got {got}"
+    got_count, got_acc = (float(v) for v in sess.run([count, acc]))
+    assert np.isclose(got_count, 3.0, rtol=1e-6), (
+        f"n_correct: expected 3.0 (3 of 4 right), got {got_count:g}"
+        + (", the fraction: count the hits with tf.reduce_sum, not tf.reduce_mean" if np.isclose(got_count, 0.75)
+           else ": a count, tf.reduce_sum of the correct predictions cast to float32")
+    )
+    assert np.isclose(got_acc, 0.75, rtol=1e-6), (
+        f"accuracy: expected 0.75 (3 of 4 right), got {got_acc:g}"
+        + (", the count: average the hits with tf.reduce_mean, not tf.reduce_sum" if np.isclose(got_acc, 3.0)
+           else ": a fraction, tf.reduce_mean of the correct predictions cast to float32")
     )
 
 
@@ -622,17 +712,17 @@ def test_adam_train_step(sess):
     v = tf.Variable(0.0, name="v")
     default_op = k04.adam_train_step(tf.square(v - 1.0))
     slots = [x.name for x in tf.compat.v1.global_variables() if "Adam" in x.name]
-    assert slots, "no Adam slot variables: use tf.compat.v1.train.AdamOptimizer"
+    assert slots, "adam_train_step: no Adam slot variables: use tf.compat.v1.train.AdamOptimizer"
     _run_init(sess)
     sess.run(op)
     sess.run(default_op)
     moved, moved_default = sess.run([w, v])
     # Adam's first step moves every parameter by about learning_rate, whatever its gradient.
     assert np.isclose(moved, 0.01, rtol=1e-3), (
-        f"one Adam step at learning_rate 0.01 should move w from 0 to 0.01, got {moved:.5f} "
+        f"adam_train_step: one Adam step at learning_rate 0.01 should move w from 0 to 0.01, got {moved:.5f} "
         "(gradient descent would give 0.02)"
     )
-    assert np.isclose(moved_default, 1e-4, rtol=1e-3), f"the default learning rate is 1e-4; the step moved v to {moved_default:.2e}"
+    assert np.isclose(moved_default, 1e-4, rtol=1e-3), f"adam_train_step: the default learning rate is 1e-4; the step moved v to {moved_default:.2e}"
 
 
 @pytest.mark.covers("build_training", "loss", "correct_prediction", "n_correct", "accuracy", "adam_train_step", *MODEL)
@@ -693,6 +783,31 @@ def test_build_training_uses_its_learning_rate(sess):
     )
 
 
+def _cross_entropy(logits, labels):
+    """The mean softmax cross-entropy in numpy (float64)."""
+    shifted = logits - logits.max(axis=1, keepdims=True)
+    log_softmax = shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
+    return float(np.mean(-(labels * log_softmax).sum(axis=1)))
+
+
+@pytest.mark.covers("build_training", "loss")
+def test_build_training_loss_is_the_cross_entropy(sess):
+    model, _, (W, c), images = _linear_model(5)
+    training = k04.build_training(model, learning_rate=0.01)
+    _run_init(sess)
+    labels = np.eye(10, dtype=np.float32)[[3, 0, 9, 3, 5]]
+    got, logits = sess.run([training.loss, model.logits], {model.x: images, model.y_: labels, model.keep_prob: 1.0})
+    expected = _cross_entropy(logits.astype(np.float64), labels)
+    if np.isclose(got, _cross_entropy(labels.astype(np.float64), logits), rtol=1e-4):
+        why = "the arguments are swapped: the kata's loss takes (logits, labels), loss(model.logits, model.y_)"
+    else:
+        why = "training.loss = loss(model.logits, model.y_)"
+    assert np.isclose(got, expected, rtol=1e-4), (
+        f"build_training: training.loss is {float(got):.4f}, expected the cross-entropy of the model's logits against "
+        f"its labels, {expected:.4f}: {why}"
+    )
+
+
 # --------------------------------------------------------------------------- evaluation and prediction
 def _dropout_model(n):
     """A stand-in Model: logits = dropout(the first 10 pixels); with keep_prob 1.0 every label is right."""
@@ -725,7 +840,7 @@ def test_evaluate_turns_dropout_off(sess):
     model, count, images, truth = _dropout_model(150)
     got = k04.evaluate(sess, model, count, _Split(images, np.eye(10, dtype=np.float32)[truth]), batch_size=50)
     assert abs(got - 1.0) < 1e-6, (
-        f"every prediction is right with dropout off, but evaluate reported {got:.4f}: dropout left on at "
+        f"evaluate: every prediction is right with dropout off, but evaluate reported {got:.4f}: dropout left on at "
         "test time? feed keep_prob 1.0"
     )
 
@@ -780,14 +895,32 @@ def test_evaluate_keeps_the_trained_weights(sess):
 def test_predict(sess):
     model, _, images, truth = _dropout_model(130)
     got = k04.predict(sess, model, images, batch_size=50)
-    assert isinstance(got, np.ndarray) and got.shape == (130,), (
-        f"expected an array of 130 class ids, got {getattr(got, 'shape', type(got).__name__)}: include the last batch"
+    shape = getattr(got, "shape", None)
+    if shape == (30,):
+        why = ("10 per batch of 50, one per class: take the argmax over axis 1 (the classes), not axis 0 (the batch), "
+               "np.argmax(logits, axis=1)")
+    elif shape == (100,):
+        why = "the last, shorter batch (30 images) is missing: walk range(0, len(images), batch_size)"
+    else:
+        why = "one class id per image: run the logits batch by batch and take np.argmax(logits, axis=1)"
+    assert isinstance(got, np.ndarray) and shape == (130,), (
+        f"predict: expected a numpy array of 130 class ids for 130 images in batches of 50, got "
+        f"{shape if isinstance(got, np.ndarray) else type(got).__name__}: {why}"
     )
     assert np.issubdtype(got.dtype, np.integer), f"expected integer class ids, got {got.dtype}: take the argmax"
     wrong = np.flatnonzero(got != truth)
     assert wrong.size == 0, (
         f"predict: {wrong.size} of 130 predictions differ from argmax(logits) with dropout off (first at row "
         f"{wrong[0]}: got {got[wrong[0]]}, expected {truth[wrong[0]]}): feed keep_prob 1.0 and take argmax over axis 1"
+    )
+    try:
+        none, error = k04.predict(sess, model, images[:0], batch_size=50), None
+    except Exception as exc:  # noqa: BLE001 - any error is the learner's
+        none, error = None, f"{type(exc).__name__}: {exc}".splitlines()[0]
+    assert error is None and getattr(none, "shape", None) == (0,), (
+        "predict: on 0 images (an empty [0, 784] array) expected an empty array of class ids, shape (0,), "
+        + (f"it raised {error}" if error else f"got {getattr(none, 'shape', type(none).__name__)}")
+        + ": with no batch to run, return np.zeros([0], np.int64) (np.concatenate needs at least one array)"
     )
 
 
@@ -911,15 +1044,6 @@ def _values(name, shape):
     return (rng.standard_normal(shape) * 0.3).astype(np.float32)
 
 
-def _quick_session_config():
-    """No graph rewriting before the first run (grappler): these small graphs run once, and rewriting them took
-    longer than running them. Both sides run the same way."""
-    config = tf.compat.v1.ConfigProto()
-    config.graph_options.rewrite_options.disable_meta_optimizer = True
-    config.graph_options.optimizer_options.opt_level = tf.compat.v1.OptimizerOptions.L0
-    return config
-
-
 def _with_weights(build, feed=None, after=None):
     """Build in a fresh seeded graph, initialise, give every trainable variable :func:`_value_for`, run what
     ``build`` returns (a nest of tensors) with ``feed(built)``; ``after(sess, built)`` may run more."""
@@ -955,29 +1079,6 @@ def test_one_hot_matches_reference():
         Case("labels [] (none)", (np.zeros([0], np.int64), {})),
     ]
     compare("one_hot", k04, REF, cases, lambda mod, case: mod.one_hot(case.args[0], **case.args[1]))
-
-
-def _read_data_sets_run(mod, case):
-    """read_data_sets on a made-up raw MNIST of 12 + 5 digits; DataSet replaced by a recorder, so only what
-    read_data_sets passes it is compared (the split's images, labels and seed)."""
-    validation_size, seed = case.args
-    rng = np.random.RandomState(12)
-    raw = {"x_train": rng.randint(0, 256, (12, 28, 28)).astype(np.uint8), "y_train": (np.arange(12) * 7 % 10).astype(np.uint8),
-           "x_test": rng.randint(0, 256, (5, 28, 28)).astype(np.uint8), "y_test": np.array([3, 1, 4, 1, 5], np.uint8)}
-
-    def recorder(images, labels, seed=0):
-        return {"images": np.asarray(images), "labels": np.asarray(labels), "seed": seed}
-
-    import sys
-
-    import tfkata.data.mnist as mnist_module
-
-    module = sys.modules[mod.read_data_sets.__module__]  # the module itself (a kata's stand-in is read-only)
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(module, "load_mnist", lambda: raw, raising=False)
-        patch.setattr(mnist_module, "load_mnist", lambda: raw)
-        patch.setattr(module, "DataSet", recorder)
-        return list(module.read_data_sets(validation_size=validation_size, seed=seed))
 
 
 @pytest.mark.differential
