@@ -73,13 +73,17 @@ def katas() -> tuple[Kata, ...]:
         )
         if not _ID.match(kata.id) or not kata.module.startswith(kata.id + "_"):
             raise ValueError(f"{REGISTRY_FILE}: bad id/module pair {kata.id!r}/{kata.module!r}")
-        if (kata.track == "now") != (kata.twin is not None):
-            raise ValueError(f"{REGISTRY_FILE}: {kata.id}: an nNN kata names its kNN twin (twin = \"kNN\"); a kNN names none")
+        if kata.track == "then" and kata.twin is not None:
+            raise ValueError(f"{REGISTRY_FILE}: {kata.id}: a kNN names no twin")
         for key in (kata.id, kata.alias, kata.module):
             if key in seen:
                 raise ValueError(f"{REGISTRY_FILE}: {key!r} is used by two katas")
             seen.add(key)
         out.append(kata)
+    ids = {k.id for k in out}
+    for kata in out:  # an nNN ports the kNN of its number; one with no such kNN extends the now track, twinless
+        if kata.track == "now" and kata.twin is None and f"k{kata.id[1:]}" in ids:
+            raise ValueError(f"{REGISTRY_FILE}: {kata.id}: an nNN kata names its kNN twin (twin = \"k{kata.id[1:]}\")")
     return tuple(out)
 
 
@@ -126,6 +130,9 @@ def markdown_table() -> str:
     for k in katas():
         if k.track == "then":
             rows.append(f"| {cell(k)} | {cell(now.get(k.id))} | {k.heading} | {k.slide} |")
+    for k in katas():
+        if k.track == "now" and k.twin is None:  # extends the now track: no TF 1 kata of its own
+            rows.append(f"| {cell(None)} | {cell(k)} | {k.heading} | {k.slide} |")
     rows += ["", "| kata | functions you write |", "|---|---|"]
     for k in katas():
         rows.append(f"| {k.id} | {', '.join(f'`{name}`' for name in k.hints)} |")
