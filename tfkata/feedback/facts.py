@@ -113,9 +113,16 @@ def split_message(exc: BaseException) -> tuple[str, list[str]]:
             return " ".join(l.strip() for l in lines[:intro]), lines[intro:]
     if not lines:
         return "", []
+    if _WRAPPER.match(lines[0]):  # AutoGraph's "in user code:" / Keras 3's "Exception encountered when calling"
+        real = [i for i, l in enumerate(lines) if _INNER_ERROR.match(l)]
+        if real:
+            i = real[-1]
+            return _INNER_ERROR.match(lines[i]).group(2).strip() or lines[i].strip(), lines[:i] + lines[i + 1:]
     return lines[0].strip(), lines[1:]
 
 
+_WRAPPER = re.compile(r"^\s*(in user code:|Exception encountered when calling)")
+_INNER_ERROR = re.compile(r"^\s*(?:\x1b\[\dm)?([\w.]*(?:Error|Exception)): (.*)")
 _NUMPY_HEAD = re.compile(r"^(Not equal to tolerance|Arrays are not)")
 _NUMPY_FACTS = (" ACTUAL", " DESIRED", "Mismatched elements", "Mismatch at index", "Max absolute", "Max relative",
                 "(shapes", " x:", " y:", "x:", "y:")
