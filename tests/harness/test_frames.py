@@ -240,3 +240,16 @@ def test_blame_goes_to_the_function_that_raised_or_the_one_the_message_names(tmp
     line = "run_dynamic: with sequence_length the outputs past each length must be 0"
     assert blamed_function(None, line, k06, ["run_static", "run_dynamic", "make_cell"], target) == "run_dynamic"
     assert blamed_function(None, "wrong", k06, ["run_static", "run_dynamic"], target) == "run_static"
+
+
+def test_autograph_and_keras_wrappers_give_way_to_the_real_error():
+    """'in user code:' (AutoGraph) is never the headline: the error line inside it is."""
+    @tf.function
+    def scale(x):
+        return x * tf.Variable(2.0)
+
+    with pytest.raises(ValueError) as info:
+        scale(tf.constant(1.0))
+        scale(tf.constant([1.0, 2.0]))
+    head, _ = split_message(info.value)
+    assert head.startswith("tf.function only supports singleton tf.Variables"), head
