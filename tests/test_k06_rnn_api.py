@@ -233,8 +233,9 @@ def test_lstm_output_is_h_state_is_c_h(sess, kind):
     x = tf.constant(_inputs()[:, 0])
     _, o1, s1 = _zero_state_and_step(cell, x)
     assert isinstance(s1, _rnn_cell().LSTMStateTuple), (
-        f"zero_state_and_step: an LSTM's new state s_1 is an LSTMStateTuple(c, h), got {type(s1).__name__}: "
-        "return (s_0, o_1, s_1) in that order"
+        "zero_state_and_step: an LSTM's new state s_1 is an LSTMStateTuple(c, h), got "
+        + ("a [B, H] tensor (the output o_1?)" if isinstance(s1, tf.Tensor) else type(s1).__name__)
+        + ": return (s_0, o_1, s_1) in that order, from o_1, s_1 = cell(x_t, s_0)"
     )
     sess.run(tf.compat.v1.global_variables_initializer())
     out, c, h = sess.run([o1, s1.c, s1.h])
@@ -265,6 +266,9 @@ def test_top_output_reads_h_from_any_state(sess):
          "the top layer is the LAST entry of a MultiRNNCell state, and its output is h"),
         ("a MultiRNNCell state of GRU tensors ([2, 3], [2, 4])", (rows(6.0), rows(8.0, (2, 4))), rows(8.0, (2, 4)),
          "the top layer is the LAST entry of a MultiRNNCell state"),
+        ("a MultiRNNCell state of three GRU layers ([2, 3], [2, 4], [2, 5])",
+         (rows(6.0), rows(8.0, (2, 4)), rows(9.0, (2, 5))), rows(9.0, (2, 5)),
+         "a stack may have more than two layers: the top layer is the LAST entry, state[-1], not state[1]"),
     ]
     for what, state, expected, fix in cases:
         top = k06.top_output(tf.nest.map_structure(tf.constant, state))
@@ -355,8 +359,12 @@ def test_static_and_dynamic_share_weights_and_agree(sess):
     xv = _inputs()
     x = tf.constant(xv)
     cell = k06.make_cell("lstm", H)
+    static_out, static_state = k06.run_static(cell, tf.unstack(x, axis=1))
+    assert cell.trainable_variables, (
+        "run_static must unroll the cell it is given: after run_static(cell, ...) that cell still has no weights, so "
+        "another cell ran (a new cell made inside run_static?): static_rnn(cell, inputs, dtype=...)"
+    )
     try:
-        static_out, static_state = k06.run_static(cell, tf.unstack(x, axis=1))
         dyn_out, dyn_state = k06.run_dynamic(cell, x)
         tm_out, tm_state = k06.run_dynamic(cell, tf.transpose(x, [1, 0, 2]), time_major=True)
     except ValueError as exc:
@@ -367,8 +375,8 @@ def test_static_and_dynamic_share_weights_and_agree(sess):
         error = None
     if error is not None:
         pytest.fail(
-            "run_static / run_dynamic must run the cell they are given: one cell object holds one set of weights, "
-            f"so a new cell made inside them tries to create the same variables again (TensorFlow: {error})"
+            "run_dynamic must run the cell it is given: one cell object holds one set of weights, so a new cell made "
+            f"inside run_dynamic tries to create the same variables again (TensorFlow: {error})"
         )
     assert len(static_out) == T and static_out[0].shape.as_list() == [B, H], (
         f"run_static: static_rnn gives a list of T={T} outputs [B, H], got {len(static_out)} of {static_out[0].shape}"
@@ -447,6 +455,18 @@ def test_sequence_length_matches_numpy_reference(sess):
     _assert_close(out, ref_out, "run_dynamic: the outputs differ from the slide's pseudo-code for a vanilla RNN")
     _assert_close(final, ref_state, "run_dynamic: the final state should be the state at each sequence's last valid "
                   "step (zeros for length 0): pass sequence_length to dynamic_rnn")
+    # The same cell (its weights already made) on the time-major layout [T, B, D], with the same lengths.
+    tm_outputs, tm_state = k06.run_dynamic(cell, tf.constant(xv.transpose(1, 0, 2)), sequence_length=lengths,
+                                           time_major=True)
+    tm_out, tm_final = sess.run([tm_outputs, tm_state], {lengths: LENGTHS})
+    for i, n in enumerate(LENGTHS):
+        assert tm_out.shape == (T, B, H) and not tm_out[n:, i].any(), (
+            f"run_dynamic(..., time_major=True): sequence {i} has length {n}: its outputs from step {n} on must be "
+            f"zeros, got {np.abs(tm_out[n:, i]).max():.3g}: pass sequence_length to dynamic_rnn in the time-major "
+            "case too"
+        )
+    _assert_close(tm_final, ref_state, "run_dynamic(..., time_major=True): the final state should be the state at "
+                  "each sequence's last valid step: pass sequence_length and time_major to dynamic_rnn")
 
 
 @pytest.mark.covers("run_dynamic", "make_cell", "top_output")
