@@ -67,7 +67,7 @@ def test_constants_function_graph_has_k01_names():
     graph = fn.get_concrete_function().graph
     consts = [op.name for op in graph.get_operations() if op.type == "Const"]
     assert consts == ["Const", "variable_b", "Const_1"], (
-        f"the traced graph's constants should be named Const, variable_b, Const_1 (only the second "
+        f"constants_function: the traced graph's constants should be named Const, variable_b, Const_1 (only the second "
         f"gets name='variable_b'), got {consts}"
     )
 
@@ -78,7 +78,11 @@ def test_graph_of_returns_the_traced_graph():
     def square(x):
         return tf.square(x, name="my_square")
 
-    graph = n01.graph_of(square, tf.constant([1.0, 2.0]))
+    try:
+        graph = n01.graph_of(square, tf.constant([1.0, 2.0]))
+    except (IndexError, TypeError) as exc:
+        pytest.fail(f"graph_of(square, x) for square(x) failed ({type(exc).__name__}: {str(exc).splitlines()[0][:100]}): "
+                    "trace with the arguments as given: fn.get_concrete_function(*args)", pytrace=False)
     assert isinstance(graph, tf.Graph), (
         f"graph_of should return a tf.Graph (the concrete function's .graph), got {type(graph).__name__}"
     )
@@ -96,7 +100,7 @@ def test_side_effect_runs_once_per_trace():
     results = [float(double(tf.constant(v)).numpy()) for v in (1.0, 2.0, 3.0)]
     assert results == [2.0, 4.0, 6.0], f"double(x) should return 2x, got {results} for 1, 2, 3"
     assert len(log) == 1, (
-        f"three calls with float32 scalars should trace once, so the Python append runs once; log has "
+        f"make_traced_double: three calls with float32 scalars should trace once, so the Python append runs once; log has "
         f"{len(log)} entries: append inside the @tf.function body, not around it"
     )
     assert isinstance(log[0], tf.Tensor) and not isinstance(log[0], type(tf.constant(0.0))), (
@@ -144,7 +148,8 @@ def test_vector_sum_one_trace_for_every_length():
         assert got == n * (n - 1) / 2, f"vector_sum(range({n})) should be {n * (n - 1) / 2}, got {got}"
     count = vector_sum.experimental_get_tracing_count()
     assert count == 1, (
-        f"with input_signature=[tf.TensorSpec([None], tf.float32)] five lengths need one trace, got {count}"
+        f"make_vector_sum: vector_sum traced {count} times for five lengths: declare "
+        "input_signature=[tf.TensorSpec([None], tf.float32)] so that one trace serves every length"
     )
 
 
@@ -167,7 +172,14 @@ def test_collatz_steps_values():
     collatz_steps = n01.make_collatz_steps()
     for n in (1, 2, 3, 6, 7, 27, 97):
         got = int(collatz_steps(tf.constant(n, tf.int32)).numpy())
-        assert got == _collatz(n), f"collatz_steps({n}) should be {_collatz(n)}, got {got}"
+        if got != _collatz(n):
+            types = _op_types(collatz_steps.get_concrete_function(tf.TensorSpec([], tf.int32)).graph)
+            assert types & {"While", "StatelessWhile"}, (
+                f"make_collatz_steps: collatz_steps({n}) should be {_collatz(n)}, got {got}, and the graph has no "
+                "While op: a Python for loop over range(...) is unrolled while tracing; loop with `while n != 1` "
+                "on the tensor so AutoGraph makes a tf.while_loop"
+            )
+        assert got == _collatz(n), f"make_collatz_steps: collatz_steps({n}) should be {_collatz(n)}, got {got}"
 
 
 @pytest.mark.covers("make_collatz_steps")
@@ -177,7 +189,7 @@ def test_collatz_steps_one_trace_with_while_and_if():
         collatz_steps(n)  # Python ints: the input_signature turns them into int32 tensors
     count = collatz_steps.experimental_get_tracing_count()
     assert count == 1, (
-        f"three Python ints traced {count} graphs: declare input_signature=[tf.TensorSpec([], tf.int32)]"
+        f"make_collatz_steps: three Python ints traced {count} graphs: declare input_signature=[tf.TensorSpec([], tf.int32)]"
     )
     types = _op_types(collatz_steps.get_concrete_function().graph)
     assert types & {"While", "StatelessWhile"}, (
