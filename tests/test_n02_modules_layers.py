@@ -55,17 +55,17 @@ def test_linear_variables_shapes_and_names():
     lin = n02.Linear(3, 4)
     assert isinstance(lin, tf.Module), "Linear should subclass tf.Module"
     assert tuple(lin.w.shape) == (3, 4), (
-        f"w should be [in_features, out_features] = [3, 4] so that x @ w works, got {list(lin.w.shape)}"
+        f"Linear: w should be [in_features, out_features] = [3, 4] so that x @ w works, got {list(lin.w.shape)}"
     )
     assert tuple(lin.b.shape) == (4,), f"b should be [out_features] = [4], got {list(lin.b.shape)}"
     assert _names(lin) == ["linear/b:0", "linear/w:0"], (
-        f"expected the variables linear/w:0 and linear/b:0, got {_names(lin)}: create them inside "
+        f"Linear: expected the variables linear/w:0 and linear/b:0, got {_names(lin)}: create them inside "
         "`with self.name_scope:` with name='w' and name='b'"
     )
     assert not np.any(lin.b.numpy()), f"b should start at zeros, got {lin.b.numpy()}"
     w, limit = lin.w.numpy(), (6.0 / 7.0) ** 0.5
     assert np.all(np.abs(w) <= limit) and np.std(w) > 0.1, (
-        f"w should be Glorot uniform on +-{limit:.3f} (k02's default initializer); got min {w.min():.3f}, "
+        f"Linear: w should be Glorot uniform on +-{limit:.3f} (k02's default initializer); got min {w.min():.3f}, "
         f"max {w.max():.3f}, std {np.std(w):.3f}"
     )
 
@@ -80,11 +80,15 @@ def test_linear_call_uses_its_own_variables():
     first = lin(tf.constant(X)).numpy()
     second = lin(tf.constant(X)).numpy()
     assert lin.w is w_var and lin.b is b_var and len(lin.trainable_variables) == 2, (
-        f"calling the module must reuse the w and b made in __init__ (after two calls self.w is "
+        f"Linear: calling the module must reuse the w and b made in __init__ (after two calls self.w is "
         f"{'the same' if lin.w is w_var else 'a new'} variable): create variables in __init__, never in __call__"
     )
     diff, where = _max_diff(first, X @ w + b)
-    assert diff < 1e-4, f"Linear(x) should be x @ w + b: max |diff| {diff:.3g} at {where}"
+    no_bias = _max_diff(first, X @ w)[0] < 1e-4
+    assert diff < 1e-4, (
+        f"Linear(x) should be x @ w + b: max |diff| {diff:.3g} at {where}"
+        + (": it equals x @ w, the bias is missing: return tf.matmul(x, self.w) + self.b" if no_bias else "")
+    )
     assert np.array_equal(first, second), "two calls on the same input must give the same output"
 
 
@@ -94,11 +98,14 @@ def test_mlp_layers_and_variable_names():
     mlp = n02.MLP(5, SIZES)
     want = sorted(f"mlp/layer{i}/{v}:0" for i in (1, 2, 3) for v in ("w", "b"))
     assert _names(mlp) == want, (
-        f"expected the variables {want}, got {_names(mlp)}: build layer i as Linear(..., name=f'layer{{i}}') "
+        f"MLP: expected the variables {want}, got {_names(mlp)}: build layer i as Linear(..., name=f'layer{{i}}') "
         "inside `with self.name_scope:` and keep the layers in self.layers"
     )
     shapes = [tuple(layer.w.shape) for layer in mlp.layers]
-    assert shapes == [(5, 4), (4, 3), (3, 2)], f"kernels should chain [5, 4], [4, 3], [3, 2], got {shapes}"
+    assert shapes == [(5, 4), (4, 3), (3, 2)], (
+        f"MLP(5, [4, 3, 2]): the kernels should chain [5, 4], [4, 3], [3, 2], got {shapes}: each layer's input "
+        "size is the previous layer's output size (in_features only for the first)"
+    )
 
 
 @pytest.mark.covers("MLP", "Linear")
@@ -138,7 +145,8 @@ def test_dense_builds_on_first_call_and_reuses():
 def test_dense_initial_values_and_output():
     layer = n02.Dense(4)
     layer(tf.constant(X))
-    assert not np.any(np.asarray(layer.bias)), f"the bias should start at zeros, got {np.asarray(layer.bias)}"
+    assert not np.any(np.asarray(layer.bias)), (
+        f"Dense: the bias should start at zeros (initializer='zeros'), got {np.asarray(layer.bias)}")
     kernel = np.asarray(layer.kernel)
     limit = (6.0 / 9.0) ** 0.5
     assert kernel.shape == (5, 4) and np.all(np.abs(kernel) <= limit) and np.std(kernel) > 0.1, (
@@ -157,8 +165,11 @@ def test_dense_initial_values_and_output():
 def test_increment_changes_the_variable_now():
     v = tf.Variable(1.0)
     got = n02.increment(v, 2.0)
+    if float(v.numpy()) == 2.0:
+        pytest.fail("increment: after increment(v, 2.0) v should be 3.0 (1.0 + 2.0), it is 2.0, the amount alone: "
+                    "v.assign(amount) replaces the value, v.assign_add(amount) adds to it", pytrace=False)
     assert float(v.numpy()) == 3.0, (
-        f"after increment(v, 2.0) v should be 3.0 at once, it is {float(v.numpy())}: use v.assign_add(amount), "
+        f"increment: after increment(v, 2.0) v should be 3.0 at once, it is {float(v.numpy())}: use v.assign_add(amount), "
         "not v + amount (which computes a new tensor and leaves v alone)"
     )
     assert float(np.asarray(got)) == 3.0, f"increment should return the new value 3.0, got {got}"
@@ -175,7 +186,7 @@ def test_count_parameters():
             self.steps = tf.Variable(0, trainable=False)
 
     assert n02.count_parameters(WithFrozen()) == 12, (
-        f"a [3, 4] trainable kernel is 12 parameters; got {n02.count_parameters(WithFrozen())}: count the "
+        f"count_parameters: a [3, 4] trainable kernel is 12 parameters; got {n02.count_parameters(WithFrozen())}: count the "
         "entries of obj.trainable_variables (non-trainable ones do not count)"
     )
     mlp = n02.MLP(5, SIZES)
@@ -194,8 +205,12 @@ def test_checkpoint_keys_follow_the_object_path(tmp_path):
 
     keys = n02.checkpoint_keys(TwoY(), str(tmp_path))
     want = ["model/first/.ATTRIBUTES/VARIABLE_VALUE", "model/second/.ATTRIBUTES/VARIABLE_VALUE"]
+    assert "_CHECKPOINTABLE_OBJECT_GRAPH" not in keys, (
+        f"checkpoint_keys: got {keys}: leave out the bookkeeping entry _CHECKPOINTABLE_OBJECT_GRAPH, keep only "
+        "the variables' keys"
+    )
     assert keys == want, (
-        f"expected the keys {want} (object paths from tf.train.Checkpoint(model=obj); the variables' "
+        f"checkpoint_keys: expected the keys {want} (object paths from tf.train.Checkpoint(model=obj); the variables' "
         f"names, both 'y', play no part), got {keys}"
     )
     assert list(tmp_path.iterdir()), "checkpoint_keys should write the checkpoint into `directory`"
