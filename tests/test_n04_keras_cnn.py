@@ -153,6 +153,11 @@ def test_mnist_splits(raw):
         splits.train[1], raw["y_train"][5000:]
     ), "validation must be the FIRST 5000 training digits and train the other 55,000, in order (as k04's read_data_sets)"
     assert np.array_equal(splits.test[0][::97], raw["x_test"][::97]), "test must be the 10,000 test digits in order"
+    sizes = tuple(len(images) for images, _ in n04.mnist_splits(validation_size=1000))
+    assert sizes == (59000, 1000, 10000), (
+        f"mnist_splits(validation_size=1000) gave train / validation / test of {' / '.join(map(str, sizes))} digits: cut "
+        "where the argument says, x[:validation_size] and x[validation_size:], not at 5000 written in"
+    )
 
 
 @pytest.mark.covers("normalize")
@@ -160,17 +165,18 @@ def test_normalize():
     images = np.array([np.full((28, 28), v, np.uint8) for v in (0, 51, 255)])
     x, y = n04.normalize(tf.constant(images), tf.constant(np.array([3, 0, 9], np.uint8)))
     assert x.dtype == tf.float32 and tuple(x.shape) == (3, 28, 28, 1), (
-        f"expected float32 images [3, 28, 28, 1], got {x.dtype.name} {tuple(x.shape)}: cast to float32 and add "
-        "the channel axis last (images[..., tf.newaxis]); Keras's Conv2D wants [B, H, W, C]"
+        f"normalize: expected float32 images [3, 28, 28, 1], got {x.dtype.name} {tuple(x.shape)}"
+        + (" (the channel axis went first, channels first)" if tuple(x.shape) == (3, 1, 28, 28) else "")
+        + ": cast to float32 and add the channel axis last (images[..., tf.newaxis]); Keras's Conv2D wants [B, H, W, C]"
     )
     got = np.asarray(x)[:, 0, 0, 0]
-    assert np.allclose(got, [0.0, 0.2, 1.0], atol=1e-6), f"expected pixels 0, 51, 255 -> 0.0, 0.2, 1.0, got {got}: divide by 255"
+    assert np.allclose(got, [0.0, 0.2, 1.0], atol=1e-6), f"normalize: expected pixels 0, 51, 255 -> 0.0, 0.2, 1.0, got {got}: divide by 255"
     assert y.dtype == tf.int64 and np.array_equal(np.asarray(y), [3, 0, 9]), (
-        f"expected the labels as int64 class ids [3, 0, 9], got {y.dtype.name} {np.asarray(y)}: tf.cast(labels, tf.int64), no one-hot"
+        f"normalize: expected the labels as int64 class ids [3, 0, 9], got {y.dtype.name} {np.asarray(y)}: tf.cast(labels, tf.int64), no one-hot"
     )
     one, label = n04.normalize(tf.constant(images[1]), tf.constant(np.uint8(5)))
     assert tuple(one.shape) == (28, 28, 1) and label.dtype == tf.int64, (
-        f"one image [28, 28] should become [28, 28, 1], got {tuple(one.shape)}: add the axis LAST, not at position 3"
+        f"normalize: one image [28, 28] should become [28, 28, 1], got {tuple(one.shape)}: add the axis LAST, not at position 3"
     )
 
 
@@ -181,14 +187,14 @@ def test_make_dataset_batches_in_order():
     assert isinstance(ds, tf.data.Dataset), f"expected a tf.data.Dataset, got {type(ds).__name__}"
     x_spec, y_spec = ds.element_spec
     assert x_spec.dtype == tf.float32 and x_spec.shape.as_list()[1:] == [28, 28, 1] and y_spec.dtype == tf.int64, (
-        f"expected batches of (float32 [B, 28, 28, 1], int64 [B]), got ({x_spec.dtype.name} {x_spec.shape}, "
+        f"make_dataset: expected batches of (float32 [B, 28, 28, 1], int64 [B]), got ({x_spec.dtype.name} {x_spec.shape}, "
         f"{y_spec.dtype.name} {y_spec.shape}): map normalize over the batches"
     )
     batches = list(ds)
     sizes = [len(y) for _, y in batches]
-    assert sizes == [10, 10, 3], f"expected batches of 10, 10, 3 (23 examples, the last batch shorter), got {sizes}"
+    assert sizes == [10, 10, 3], f"make_dataset: expected batches of 10, 10, 3 (23 examples, the last batch shorter), got {sizes}"
     ids = [i for x, _ in batches for i in _ids(x)]
-    assert ids == list(range(23)), f"with shuffle=False the examples must keep their order, got {ids}"
+    assert ids == list(range(23)), f"make_dataset: with shuffle=False the examples must keep their order, got {ids}"
     assert np.array_equal(np.concatenate([y for _, y in batches]), labels), "images and labels no longer belong together"
 
 
@@ -198,22 +204,22 @@ def test_make_dataset_shuffles_every_epoch():
     ds = n04.make_dataset(images, labels, batch_size=5, seed=3)
     first, second = _epoch_ids(ds), _epoch_ids(ds)
     assert sorted(first) == list(range(40)), (
-        f"one pass over the dataset should hold every example once, got {first}: shuffle the examples "
+        f"make_dataset: one pass over the dataset should hold every example once, got {first}: shuffle the examples "
         "(before batch), with a buffer as large as the split"
     )
     blocks = [sorted(first[i : i + 5]) for i in range(0, 40, 5)]
     if all(b == list(range(b[0], b[0] + 5)) and b[0] % 5 == 0 for b in blocks):
         pytest.fail(
-            f"each batch holds 5 neighbouring examples {blocks[:3]}...: the batches were shuffled, not the "
-            "examples. Shuffle before batch"
+            f"make_dataset: each batch holds 5 neighbouring examples {blocks[:3]}...: the batches were shuffled, not "
+            "the examples. Shuffle before batch"
         )
-    assert first != list(range(40)), "the examples came in their original order: shuffle when shuffle=True"
+    assert first != list(range(40)), "make_dataset: the examples came in their original order: shuffle when shuffle=True"
     assert first != second, (
-        "the second epoch came in the same order as the first: keep reshuffle_each_iteration=True (the default)"
+        "make_dataset: the second epoch came in the same order as the first: keep reshuffle_each_iteration=True (the default)"
     )
     for x, y in ds.take(2):
         assert np.array_equal(np.asarray(y), np.array(_ids(x)) % 10), (
-            "images and labels of a batch no longer belong together: shuffle the (images, labels) pairs together"
+            "make_dataset: images and labels of a batch no longer belong together: shuffle the (images, labels) pairs together"
         )
 
 
@@ -253,10 +259,19 @@ def test_make_dataset_repeat_keeps_epochs_apart():
     for epoch in range(3):
         got = ids[20 * epoch : 20 * (epoch + 1)]
         assert sorted(got) == list(range(20)), (
-            f"with repeat=True, epoch {epoch + 1} should hold every example exactly once, got {got}: repeat AFTER "
-            "shuffle (shuffling a repeated stream mixes the epochs)"
+            f"make_dataset: with repeat=True, epoch {epoch + 1} should hold every example exactly once, got {got}: "
+            "repeat AFTER shuffle (shuffling a repeated stream mixes the epochs)"
         )
-    assert ids[:20] != ids[20:40], "every epoch came in the same order: the shuffle must draw a new order each epoch"
+    assert ids[:20] != ids[20:40], (
+        "make_dataset: every epoch came in the same order: the shuffle must draw a new order each epoch"
+    )
+    images, labels = _toy_digits(10)
+    sizes = [len(y) for _, y in n04.make_dataset(images, labels, batch_size=4, seed=5, repeat=True).take(6)]
+    assert sizes == [4, 4, 2, 4, 4, 2], (
+        f"make_dataset: with repeat=True, 10 examples in batches of 4 came as batches of {sizes}: each epoch must end "
+        "with its own short batch (4, 4, 2), not be filled up from the next epoch: batch(batch_size) -> repeat(), "
+        "in that order"
+    )
 
 
 @pytest.mark.covers("make_dataset")
@@ -265,10 +280,20 @@ def test_make_dataset_is_seeded():
     tf.random.set_seed(1)
     runs = [_epoch_ids(n04.make_dataset(images, labels, batch_size=6, seed=seed)) for seed in (7, 7, 8)]
     assert runs[0] == runs[1], (
-        "two datasets made one after the other with the same seed came in different orders: pass seed=seed "
+        "make_dataset: two datasets made one after the other with the same seed came in different orders: pass seed=seed "
         "to shuffle (without an op seed TensorFlow draws a new one for every dataset)"
     )
-    assert runs[0] != runs[2], "seeds 7 and 8 gave the same order: use the seed argument"
+    assert runs[0] != runs[2], "make_dataset: seeds 7 and 8 gave the same order: use the seed argument"
+    tf.random.set_seed(1)
+    before = np.asarray(tf.random.uniform([4]))
+    tf.random.set_seed(1)
+    _epoch_ids(n04.make_dataset(images, labels, batch_size=6, seed=7))
+    after = np.asarray(tf.random.uniform([4]))
+    assert np.array_equal(before, after), (
+        "make_dataset changed TensorFlow's global random state (a tf.random.uniform after it drew other numbers than "
+        "without it): do not call tf.random.set_seed in the pipeline, give the shuffle its own seed, shuffle(..., "
+        "seed=seed)"
+    )
 
 
 @pytest.mark.covers("make_dataset")
@@ -276,14 +301,14 @@ def test_make_dataset_stages():
     images, labels = _toy_digits(10)
     stages = _stages(n04.make_dataset(images, labels, batch_size=5, seed=1, repeat=True))
     order = " <- ".join(stages)
-    assert stages[0] == "Prefetch", f"the last stage should be prefetch(tf.data.AUTOTUNE), got {order}"
+    assert stages[0] == "Prefetch", f"make_dataset: the last stage should be prefetch(tf.data.AUTOTUNE), got {order}"
     for earlier, later, why in (
         ("Shuffle", "Batch", "shuffle the examples, then batch them (shuffling batches keeps each batch's examples together)"),
         ("Batch", "Map", "map normalize once per batch, after batch: one vectorised call instead of one per image"),
         ("Shuffle", "Repeat", "repeat after shuffle, so that each epoch holds every example once"),
     ):
         assert earlier in stages and later in stages and stages.index(later) < stages.index(earlier), (
-            f"expected {earlier.lower()} before {later.lower()} in the pipeline, got (last first) {order}: {why}"
+            f"make_dataset: expected {earlier.lower()} before {later.lower()} in the pipeline, got (last first) {order}: {why}"
         )
 
 
@@ -291,10 +316,10 @@ def test_make_dataset_stages():
 @pytest.mark.covers("build_model")
 def test_build_model_layers():
     model = n04.build_model()
-    assert isinstance(model, keras.Model), f"expected a keras.Sequential (a keras.Model), got {type(model).__name__}"
+    assert isinstance(model, keras.Model), f"build_model: expected a keras.Sequential (a keras.Model), got {type(model).__name__}"
     got = [(layer.name, type(layer).__name__) for layer in model.layers]
     expected = list(zip(LAYERS, LAYER_TYPES))
-    assert got == expected, f"expected the layers {expected}, got {got}: name each layer with name='...'"
+    assert got == expected, f"build_model: expected the layers {expected}, got {got}: name each layer with name='...'"
 
 
 @pytest.mark.covers("build_model")
@@ -303,14 +328,14 @@ def test_build_model_shapes():
     outputs = _outputs(model, np.zeros((2, 28, 28, 1), np.float32))
     for name, expected in LAYER_SHAPES.items():
         got = outputs[name].shape[1:]
-        assert got == expected, f"layer {name}: expected output [B, {', '.join(map(str, expected))}], got {list(got)}. {LAYER_HINTS.get(name, '')}"
+        assert got == expected, f"build_model: layer {name}: expected output [B, {', '.join(map(str, expected))}], got {list(got)}. {LAYER_HINTS.get(name, '')}"
 
 
 @pytest.mark.covers("build_model")
 def test_build_model_parameter_count():
     count = n04.build_model().count_params()
     assert count == 3274634, (
-        f"expected 3,274,634 parameters (as k04), got {count:,}: conv1 832 + conv2 51,264 + fc1 3,212,288 + fc2 10,250"
+        f"build_model: expected 3,274,634 parameters (as k04), got {count:,}: conv1 832 + conv2 51,264 + fc1 3,212,288 + fc2 10,250"
     )
 
 
@@ -321,19 +346,21 @@ def test_build_model_initializers():
         layer = model.get_layer(name)
         kernel, bias = np.asarray(layer.kernel), np.asarray(layer.bias)
         assert np.all(bias == np.float32(0.1)), (
-            f"{name}: every bias should start at 0.1 as in k04 (bias_initializer=keras.initializers.Constant(0.1)), "
+            f"build_model: {name}: every bias should start at 0.1 as in k04 (bias_initializer=keras.initializers.Constant(0.1)), "
             f"got values in [{bias.min():.3g}, {bias.max():.3g}]"
         )
         biggest = float(np.abs(kernel).max())
         assert biggest <= 0.2 + 1e-6, (
-            f"{name}: a kernel weight of {biggest:.3f} is beyond 2 standard deviations (0.2): use "
+            f"build_model: {name}: a kernel weight of {biggest:.3f} is beyond 2 standard deviations (0.2): use "
             "kernel_initializer=keras.initializers.TruncatedNormal(stddev=0.1) as k04's weight_variable"
         )
     std = float(np.asarray(model.get_layer("fc1").kernel).std())
     # A normal(0, 0.1) truncated at 2 sigma has std 0.1 * 0.8796 = 0.088 (Glorot's default would give 0.024).
     assert 0.085 < std < 0.091, (
-        f"fc1's kernel should have std about 0.088 (TruncatedNormal(stddev=0.1)), got {std:.4f}: "
-        "Keras's default glorot_uniform is not k04's initialiser"
+        f"build_model: fc1's kernel should have std about 0.088 (TruncatedNormal(stddev=0.1)), got {std:.4f}"
+        + (" (Keras's default glorot_uniform)" if 0.015 < std < 0.03 else "")
+        + ": give every Conv2D and Dense kernel_initializer=keras.initializers.TruncatedNormal(stddev=0.1), k04's "
+        "weight_variable"
     )
 
 
@@ -344,12 +371,16 @@ def test_build_model_logits_are_linear(raw):
     fc2 = model.get_layer("fc2")
     linear = out["dropout"] @ np.asarray(fc2.kernel) + np.asarray(fc2.bias)
     assert out["fc2"].min() < 0 or linear.min() >= 0, (
-        "no logit is below 0: fc2 must be linear (no activation); the loss applies the softmax itself"
+        "build_model: no logit is below 0: fc2 must be linear (no activation); the loss applies the softmax itself"
     )
-    np.testing.assert_allclose(out["fc2"], linear, rtol=1e-4, atol=1e-4, err_msg="fc2's output must be dropout @ kernel + bias")
+    np.testing.assert_allclose(out["fc2"], linear, rtol=1e-4, atol=1e-4, err_msg="build_model: fc2's output must be dropout @ kernel + bias")
+    for name in ("conv1", "conv2", "fc1"):
+        assert out[name].min() >= 0, (
+            f"build_model: layer {name} has negative outputs ({out[name].min():.3g}): give {name} activation='relu', "
+            "as k04 applied tf.nn.relu after each conv and fc1 (Keras's default activation is linear)"
+        )
     fc1 = model.get_layer("fc1")
-    assert out["fc1"].min() >= 0, "fc1 has negative outputs: use activation='relu' on fc1 (and on both Conv2D layers)"
-    assert fc1.get_config().get("activation") == "relu", f"fc1's activation should be 'relu', got {fc1.get_config().get('activation')}"
+    assert fc1.get_config().get("activation") == "relu", f"build_model: fc1's activation should be 'relu', got {fc1.get_config().get('activation')}"
 
 
 @pytest.mark.covers("build_model")
@@ -357,17 +388,23 @@ def test_build_model_logits_are_linear(raw):
 def test_build_model_dropout(rate):
     model = n04.build_model(dropout_rate=rate)
     layer = model.get_layer("dropout")
+    if not np.isclose(float(layer.rate), rate):
+        keep = " -- that is k04's keep_prob, 1 - dropout_rate" if np.isclose(float(layer.rate), 1.0 - rate) else ""
+        pytest.fail(
+            f"build_model(dropout_rate={rate}) made Dropout(rate={float(layer.rate):g}){keep}: Keras's Dropout takes the "
+            "rate of DROPPING, which is what dropout_rate is; pass it as it is, Dropout(dropout_rate)"
+        )
     x = tf.ones([64, 1024])
     same = np.asarray(layer(x, training=False))
-    assert np.all(same == 1.0), "with training=False dropout must change nothing"
+    assert np.all(same == 1.0), "build_model: with training=False dropout must change nothing"
     dropped = np.asarray(layer(x, training=True))
     kept = dropped != 0
     assert np.allclose(dropped[kept], 1.0 / (1.0 - rate), rtol=1e-5), (
-        f"kept units must be scaled by 1 / (1 - rate) = {1 / (1 - rate):g}, got {np.unique(dropped[kept])[:4]}"
+        f"build_model: kept units must be scaled by 1 / (1 - rate) = {1 / (1 - rate):g}, got {np.unique(dropped[kept])[:4]}"
     )
     fraction = float(kept.mean())
     assert abs(fraction - (1.0 - rate)) < 0.03, (
-        f"with dropout_rate {rate} about {1 - rate:.0%} of the units should be kept, got {fraction:.1%}: Keras's "
+        f"build_model: with dropout_rate {rate} about {1 - rate:.0%} of the units should be kept, got {fraction:.1%}: Keras's "
         "Dropout takes the rate of DROPPING (k04's keep_prob is 1 - rate); pass dropout_rate to it"
     )
 
@@ -383,7 +420,7 @@ def test_load_k04_weights_places_every_array():
     model = n04.build_model()
     weights = _random_k04_weights()
     returned = n04.load_k04_weights(model, dict(weights))
-    assert returned is model, "load_k04_weights should return the model it filled in"
+    assert returned is model, "load_k04_weights: return the model it filled in"
     for scope in ("conv1", "conv2", "fc1", "fc2"):
         layer = model.get_layer(scope)
         kernel, bias = np.asarray(layer.kernel), np.asarray(layer.bias)
@@ -395,9 +432,9 @@ def test_load_k04_weights_places_every_array():
                 why = "its rows are reordered: k04's tf.reshape and Keras's Flatten (channels last) walk [7, 7, 64] in the same order"
             else:
                 why = f"{_where(np.abs(kernel - expected_w))}: the kernel is CNN/{scope}/W, unchanged"
-            pytest.fail(f"{scope}.kernel is not k04's CNN/{scope}/W:0: {why}")
+            pytest.fail(f"load_k04_weights: {scope}.kernel is not k04's CNN/{scope}/W:0: {why}")
         assert np.array_equal(bias, expected_b), (
-            f"{scope}.bias is not k04's CNN/{scope}/b:0 ({_where(np.abs(bias - expected_b))}): "
+            f"load_k04_weights: {scope}.bias is not k04's CNN/{scope}/b:0 ({_where(np.abs(bias - expected_b))}): "
             "set both arrays, layer.set_weights([W, b])"
         )
 
@@ -412,9 +449,9 @@ def test_make_loss():
     got = float(loss_fn(tf.constant(labels), tf.constant(logits)))
     expected = _sparse_ce(labels, logits)
     softmaxed = _sparse_ce(labels, np.log(np.exp(logits) / np.exp(logits).sum(1, keepdims=True)))
-    assert not np.isclose(got, expected * 6, rtol=1e-4), "the loss is the SUM over the batch: it should be the mean"
+    assert not np.isclose(got, expected * 6, rtol=1e-4), "make_loss: the loss is the SUM over the batch: it should be the mean"
     assert np.isclose(got, expected, rtol=1e-5), (
-        f"expected the mean softmax cross-entropy of the logits {expected:.5f}, got {got:.5f}: the model outputs "
+        f"make_loss: expected the mean softmax cross-entropy of the logits {expected:.5f}, got {got:.5f}: the model outputs "
         "logits, so use keras.losses.SparseCategoricalCrossentropy(from_logits=True) (labels are ids, not one-hot)"
         + (" — the value seen matches from_logits=False" if np.isclose(got, softmaxed, rtol=1e-3) and not np.isclose(softmaxed, expected) else "")
     )
@@ -430,21 +467,21 @@ def _adam_expected(g, lr, eps, b1=0.9, b2=0.999):
 @pytest.mark.covers("make_optimizer")
 def test_make_optimizer_is_k04s_adam():
     optimizer = n04.make_optimizer(learning_rate=0.01)
-    assert type(optimizer).__name__ == "Adam", f"expected keras.optimizers.Adam, got {type(optimizer).__name__}"
+    assert type(optimizer).__name__ == "Adam", f"make_optimizer: expected keras.optimizers.Adam, got {type(optimizer).__name__}"
     w = tf.Variable([0.0, 0.0, 0.0])
     grads = np.array([1.0, 1e-8, -3e-8], np.float32)  # tiny gradients show epsilon
     optimizer.apply_gradients([(tf.constant(grads), w)])
     got = np.asarray(w)
     expected, keras_default = _adam_expected(grads.astype(np.float64), 0.01, 1e-8), _adam_expected(grads.astype(np.float64), 0.01, 1e-7)
     assert np.isclose(got[0], expected[0], rtol=1e-4), (
-        f"one Adam step at learning_rate 0.01 should move w from 0 to {expected[0]:.5f}, got {got[0]:.5f}: use the learning_rate argument"
+        f"make_optimizer: one Adam step at learning_rate 0.01 should move w from 0 to {expected[0]:.5f}, got {got[0]:.5f}: use the learning_rate argument"
     )
     hint = " (that is Keras's default epsilon 1e-7)" if np.allclose(got[1:], keras_default[1:], rtol=1e-3) else ""
     assert np.allclose(got[1:], expected[1:], rtol=1e-3), (
-        f"with gradients 1e-8 and -3e-8 the first step should give {expected[1:]}, got {got[1:]}{hint}: set "
+        f"make_optimizer: with gradients 1e-8 and -3e-8 the first step should give {expected[1:]}, got {got[1:]}{hint}: set "
         "epsilon=1e-8, TF 1's AdamOptimizer default, so a step equals k04's"
     )
-    assert np.isclose(float(n04.make_optimizer().learning_rate), 1e-3), "the default learning rate should be 1e-3"
+    assert np.isclose(float(n04.make_optimizer().learning_rate), 1e-3), "make_optimizer: the default learning rate should be 1e-3"
 
 
 def _check_is_tf_function(step):
@@ -468,22 +505,26 @@ def test_make_train_step_one_step():
     _check_is_tf_function(step)
     got_loss = step(tf.constant(x), tf.constant(y))
     first_traces = step.experimental_get_tracing_count()  # Keras 2 traces twice on the call that creates Adam's/SGD's variables
-    assert np.shape(got_loss) == () and np.isclose(float(got_loss), float(expected_loss), rtol=1e-5), (
-        f"the step should return the batch's loss before the update, {float(expected_loss):.5f}, got {got_loss}"
-    )
+    if not (np.shape(got_loss) == () and np.isclose(float(got_loss), float(expected_loss), rtol=1e-5)):
+        after = float(loss_fn(y, model(x, training=True)))
+        why = (" -- that is the loss AFTER the update: return the loss computed inside the tape, before "
+               "apply_gradients, not a second loss_fn call" if np.shape(got_loss) == () and np.isclose(float(got_loss), after, rtol=1e-5)
+               else ": return loss_fn(labels, model(images, training=True)) as computed inside the tape")
+        pytest.fail(f"make_train_step: the step should return the batch's loss before the update, "
+                    f"{float(expected_loss):.5f}, got {np.asarray(got_loss)}{why}")
     for v, old, g in zip(model.trainable_variables, before, grads):
         new = np.asarray(v)
         if np.allclose(new, old):
-            pytest.fail(f"{v.name} did not change: apply the gradients, optimizer.apply_gradients(zip(grads, model.trainable_variables))")
+            pytest.fail(f"make_train_step: {v.name} did not change: apply the gradients, optimizer.apply_gradients(zip(grads, model.trainable_variables))")
         np.testing.assert_allclose(
             new, old - 0.5 * g, rtol=1e-4, atol=1e-6,
-            err_msg=f"{v.name}: one SGD step should give w - lr * dloss/dw (the tape's gradient of loss_fn(labels, logits))",
+            err_msg=f"make_train_step: {v.name}: one SGD step should give w - lr * dloss/dw (the tape's gradient of loss_fn(labels, logits))",
         )
     for _ in range(3):
         step(tf.constant(x), tf.constant(y))
     retraces = step.experimental_get_tracing_count() - first_traces
     assert retraces == 0, (
-        f"3 more calls with batches of the same shape traced the step {retraces} more times: expected none "
+        f"make_train_step: 3 more calls with batches of the same shape traced the step {retraces} more times: expected none "
         "(make the tf.function once, in make_train_step, and call it with tensors)"
     )
 
@@ -498,10 +539,10 @@ def test_make_train_step_trains_with_dropout_on():
     deterministic = float(loss_fn(y, model(x, training=False)))
     losses = [float(step(tf.constant(x), tf.constant(y))) for _ in range(3)]
     assert not np.allclose(losses, deterministic, rtol=1e-6), (
-        f"the step's loss {losses[0]:.5f} equals the loss with dropout off ({deterministic:.5f}): call the model "
+        f"make_train_step: the step's loss {losses[0]:.5f} equals the loss with dropout off ({deterministic:.5f}): call the model "
         "with training=True inside the step, so dropout is on while training"
     )
-    assert len(set(losses)) == 3, f"three steps gave the same loss {losses}: each step should draw a new dropout mask"
+    assert len(set(losses)) == 3, f"make_train_step: three steps gave the same loss {losses}: each step should draw a new dropout mask"
 
 
 # --------------------------------------------------------------------------- evaluation and prediction
@@ -524,7 +565,7 @@ def test_evaluate():
     labels[100:] = (labels[100:] + 1) % 10  # the last 30 (the short last batch) are wrong: 100 of 130 right
     dataset = tf.data.Dataset.from_tensor_slices((x, labels.astype(np.int64))).batch(50)
     got = n04.evaluate(_FakeModel(), dataset)
-    assert isinstance(got, float), f"expected a Python float, got {type(got).__name__}: float(...)"
+    assert isinstance(got, float), f"evaluate: expected a Python float, got {type(got).__name__}: float(...)"
     if np.isclose(got, 30 / 130):
         pytest.fail(
             f"evaluate reported {got:.4f}, the accuracy of this model with training=True; with dropout off it is "
@@ -532,7 +573,7 @@ def test_evaluate():
         )
     per_batch = np.mean([1.0, 1.0, 0.0])
     assert np.isclose(got, 100 / 130, rtol=1e-6), (
-        f"expected accuracy {100 / 130:.6f} over all 130 examples (batches of 50, 50, 30), got {got:.6f}"
+        f"evaluate: expected accuracy {100 / 130:.6f} over all 130 examples (batches of 50, 50, 30), got {got:.6f}"
         + (": that is the mean of the per-batch accuracies; count correct predictions and divide by the number of examples"
            if np.isclose(got, per_batch) else ": count argmax(logits) == label over every batch, the short last one too")
     )
@@ -550,10 +591,11 @@ def test_predict():
     model.layers[-1].set_weights([kernel])
     got = n04.predict(model, images, batch_size=50)
     assert isinstance(got, np.ndarray) and got.shape == (130,), (
-        f"expected a numpy array of 130 class ids, got {getattr(got, 'shape', type(got).__name__)}: take the argmax over axis 1"
+        f"predict: expected a numpy array of 130 class ids, got {getattr(got, 'shape', type(got).__name__)}: take the "
+        "argmax over axis 1 (the classes), not axis 0 (the batch)"
     )
-    assert got.dtype == np.int64, f"expected int64 class ids, got {got.dtype}"
-    np.testing.assert_array_equal(got, truth, err_msg="predictions differ from argmax(logits) with dropout off: use model.predict")
+    assert got.dtype == np.int64, f"predict: expected int64 class ids, got {got.dtype}"
+    np.testing.assert_array_equal(got, truth, err_msg="predict: predictions differ from argmax(logits) with dropout off: use model.predict")
 
 
 # --------------------------------------------------------------------------- training loops (tiny problem)
@@ -573,29 +615,41 @@ def test_train_history():
     train_ds, val_ds, (vx, vy) = _tiny_datasets()
     model = _tiny_model()
     optimizer = keras.optimizers.Adam(learning_rate=0.05)
-    total = tf.Variable(0.0)
+    per_step = tf.Variable(tf.zeros([64]))  # every call's loss, in order (a tf.function may not append to a list)
+    calls = tf.Variable(0)
     base = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
 
-    def loss_fn(labels, logits):  # also adds every step's loss to `total`
+    def loss_fn(labels, logits):  # also records every step's loss
         value = base(labels, logits)
-        total.assign_add(value)
+        per_step.scatter_nd_update([[tf.minimum(calls, 63)]], [value])
+        calls.assign_add(1)
         return value
 
     history = n04.train(model, train_ds, 30, optimizer, loss_fn, val_ds, log_every=10, verbose=False)
     steps = [h.get("step") for h in history] if isinstance(history, list) else history
-    assert steps == [10, 20, 30], f"expected a history entry after steps 10, 20, 30 (log_every 10), got {steps}"
-    assert int(optimizer.iterations) == 30, f"30 steps should update the weights 30 times, got {int(optimizer.iterations)}: take exactly `steps` batches"
-    for h in history:
-        assert set(h) == {"step", "loss", "val_accuracy"}, f"expected the keys step, loss, val_accuracy, got {sorted(h)}"
-        assert all(isinstance(h[k], (int, float)) and not isinstance(h[k], bool) for k in h), f"expected Python numbers, got {h}"
-    logged = 10 * sum(h["loss"] for h in history)
-    assert np.isclose(logged, float(total), rtol=1e-4), (
-        f"each entry's loss should be the mean training loss of its 10 steps: 10 x (the logged losses) add up to {logged:.4f}, "
-        f"the steps' losses add up to {float(total):.4f}"
+    assert steps == [10, 20, 30], f"train: expected a history entry after steps 10, 20, 30 (log_every 10), got {steps}"
+    assert int(optimizer.iterations) == 30, (
+        f"train: 30 steps should update the weights 30 times, got {int(optimizer.iterations)}: take exactly `steps` "
+        "batches, dataset.take(steps)"
     )
+    for h in history:
+        assert set(h) == {"step", "loss", "val_accuracy"}, f"train: expected the keys step, loss, val_accuracy, got {sorted(h)}"
+        assert all(isinstance(h[k], (int, float)) and not isinstance(h[k], bool) for k in h), f"train: expected Python numbers, got {h}"
+    logged = [h["loss"] for h in history]
+    losses = np.asarray(per_step)[: min(int(calls), 64)]
+    if len(losses) == 30:
+        means = [float(np.mean(losses[i : i + 10])) for i in (0, 10, 20)]
+        if not np.allclose(logged, means, rtol=1e-4):
+            lasts = [float(losses[i]) for i in (9, 19, 29)]
+            seen = (" -- that is the loss of each entry's last step alone" if np.allclose(logged, lasts, rtol=1e-4)
+                    else "")
+            pytest.fail(
+                f"train: each entry's loss should be the mean training loss of its 10 steps, {np.round(means, 4).tolist()}, "
+                f"got {np.round(logged, 4).tolist()}{seen}: log np.mean of the last log_every steps' losses"
+            )
     accuracy = _accuracy(model, vx, vy)
     assert np.isclose(history[-1]["val_accuracy"], accuracy), (
-        f"the last entry's val_accuracy should be evaluate(model, val_dataset) after step 30 = {accuracy:.4f}, got {history[-1]['val_accuracy']:.4f}"
+        f"train: the last entry's val_accuracy should be evaluate(model, val_dataset) after step 30 = {accuracy:.4f}, got {history[-1]['val_accuracy']:.4f}"
     )
     assert history[-1]["loss"] < history[0]["loss"] and accuracy > 0.85, (
         f"the toy problem did not train: loss {history[0]['loss']:.3f} -> {history[-1]['loss']:.3f}, accuracy {accuracy:.3f}"
@@ -635,12 +689,14 @@ def test_fit_history():
     model = _tiny_model()
     history = n04.fit(model, train_ds, 30, val_ds, learning_rate=0.05, log_every=10)
     steps = [h.get("step") for h in history] if isinstance(history, list) else history
+    shown = steps if not isinstance(steps, list) or len(steps) <= 6 else f"{steps[:4]} ... ({len(steps)} entries)"
     assert steps == [10, 20, 30], (
-        f"expected entries after steps 10, 20, 30 (epochs of steps_per_epoch=log_every), got {steps}"
+        f"fit(steps=30, log_every=10): expected entries after steps 10, 20, 30, got {shown}: one Keras epoch is log_every "
+        "steps, so model.fit(dataset, epochs=steps // log_every, steps_per_epoch=log_every)"
     )
     iterations = int(model.optimizer.iterations)
     assert iterations == 30, (
-        f"fit should run 30 steps, ran {iterations}: epochs = steps // log_every, steps_per_epoch = log_every"
+        f"fit should run 30 steps, ran {iterations}: epochs=steps // log_every, steps_per_epoch=log_every"
     )
     for h in history:
         assert set(h) == {"step", "loss", "val_accuracy"}, f"expected the keys step, loss, val_accuracy, got {sorted(h)}"
