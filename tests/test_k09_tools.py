@@ -714,6 +714,13 @@ def _digest(summary_bytes):
     return out
 
 
+def _session(graph):
+    """A session without Grappler's rewrites (the same numbers on both sides; the first run of a graph is faster)."""
+    config = tf.compat.v1.ConfigProto()
+    config.graph_options.rewrite_options.disable_meta_optimizer = True
+    return tf.compat.v1.Session(graph=graph, config=config)
+
+
 def _assign_by_shape(sess, variables):
     """The same values for a variable of a given shape, whatever its name or creation order."""
     sess.run([v.assign(np.random.RandomState(zlib.crc32(str(v.shape.as_list()).encode())).uniform(
@@ -725,7 +732,7 @@ def _run_variable_summaries(mod, case):
     with fresh_graph() as graph:
         ops = mod.variable_summaries(tf.constant(case.args))
         in_collection = len(tf.compat.v1.get_collection(tf.compat.v1.GraphKeys.SUMMARIES))
-        with tf.compat.v1.Session(graph=graph) as s:
+        with _session(graph) as s:
             return len(ops), in_collection, _digest(s.run(tf.compat.v1.summary.merge(ops)))
 
 
@@ -745,7 +752,7 @@ def _run_nn_layer(mod, case):
     x, output_dim, act = case.args
     with fresh_graph() as graph:
         out = mod.nn_layer(tf.constant(x), x.shape[1], output_dim, "layer1", act=act)
-        with tf.compat.v1.Session(graph=graph) as s:
+        with _session(graph) as s:
             s.run(tf.compat.v1.global_variables_initializer())
             shapes = _assign_by_shape(s, tf.compat.v1.trainable_variables())
             return shapes, s.run(out), _digest(s.run(tf.compat.v1.summary.merge_all()))
@@ -770,7 +777,7 @@ def _run_build_model(mod, case):
     with fresh_graph() as graph:
         model = mod.build_model(input_dim=5, hidden_dim=3, num_classes=4, learning_rate=0.1)
         fetch = [model["logits"], model["loss"], model["accuracy"], model["global_step"]]
-        with tf.compat.v1.Session(graph=graph) as s:
+        with _session(graph) as s:
             s.run(tf.compat.v1.global_variables_initializer())
             got = [_assign_by_shape(s, tf.compat.v1.trainable_variables())]
             for x, y in case.args:  # one graph for the batches of a case: each is evaluated, then trained on
@@ -860,7 +867,7 @@ def _reference_model(sess):
 def _run_train_or_eval(mod, case):
     which, steps = case.args
     with tempfile.TemporaryDirectory() as tmp, fresh_graph() as graph:
-        with tf.compat.v1.Session(graph=graph) as s:
+        with _session(graph) as s:
             model = _reference_model(s)
             writer = tf.compat.v1.summary.FileWriter(os.path.join(tmp, "run"))
             got = []
@@ -951,7 +958,7 @@ def _augment_more(mod, case):
     image, seed, noise = case.args
     with fresh_graph() as graph:
         out = mod.augment(tf.constant(image), seed, noise)
-        with tf.compat.v1.Session(graph=graph) as s:
+        with _session(graph) as s:
             return tuple(s.run(out) for _ in range(3))
 
 
@@ -980,7 +987,7 @@ def _run_make_dataset(mod, case):
         batch = tf.compat.v1.data.make_one_shot_iterator(
             mod.make_dataset(images, labels, batch_size, seed, **kwargs)).get_next()
         got = []
-        with tf.compat.v1.Session(graph=graph) as s:
+        with _session(graph) as s:
             for _ in range(12):
                 try:
                     images_b, labels_b = s.run(batch)
@@ -1010,7 +1017,7 @@ def _run_next_batch(mod, case):
     with fresh_graph() as graph:
         batch = mod.next_batch(case.args())
         got = []
-        with tf.compat.v1.Session(graph=graph) as s:
+        with _session(graph) as s:
             for _ in range(6):
                 try:
                     got.append(s.run(batch))
@@ -1073,7 +1080,7 @@ def test_stable_cross_entropy_matches_reference():
 def _run_nan_check(mod, case):
     with fresh_graph() as graph:
         fetches, feed = case.args()
-        with tf.compat.v1.Session(graph=graph) as s:
+        with _session(graph) as s:
             try:
                 return to_numpy(mod.run_with_nan_check(s, fetches, feed))
             except tf.errors.InvalidArgumentError as exc:
