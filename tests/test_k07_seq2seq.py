@@ -9,6 +9,7 @@ import contextlib
 import signal
 import threading
 import time
+import warnings
 
 import numpy as np
 import pytest
@@ -121,9 +122,46 @@ def _greedy_ids(sess, model, x, lx):
         name = next((n for n in ("decoder_inputs", "decoder_lengths", "decoder_targets") if n in str(exc)),
                     "a decoder placeholder")
     # Failed outside the except block, so the generic line for the TF error does not replace this message.
-    pytest.fail(f"model.predictions needs {name} fed: at inference there are no targets, so the predictions "
+    pytest.fail(f"build_seq2seq: model.predictions needs {name} fed: at inference there are no targets, so the predictions "
                 "must come from greedy_decoder (which feeds back its own argmax), not from the teacher-forced "
                 "logits", pytrace=False)
+
+
+def _made_here(var):
+    """Where a variable was created: ' in greedy_decoder (katas/k07_seq2seq.py:210)', the innermost frame of the
+    kata's file, and its outermost one when that is another function (' in body (katas/k07_seq2seq.py:220),
+    within greedy_decoder')."""
+    frames = [f for f in getattr(var.op, "traceback", None) or []
+              if getattr(f, "filename", "").replace("\\", "/").endswith("/k07_seq2seq.py")]
+    if not frames:
+        return ""
+    inner, outer = frames[-1], frames[0]
+    where = f" in {inner.name} ({'/'.join(inner.filename.replace(chr(92), '/').split('/')[-2:])}:{inner.lineno})"
+    return where + (f", within {outer.name}" if outer.name != inner.name else "")
+
+
+def _assert_no_new_variables(function, reuse):
+    """``function`` was given every part it needs (made by the test, without variables): it must create none."""
+    made = tf.compat.v1.global_variables()
+    if made:
+        where = _made_here(made[0])
+        pytest.fail(f"{function} created the variable '{made[0].op.name}'{where}"
+                    + (f" and {len(made) - 1} more" if len(made) > 1 else "")
+                    + f": a new layer there has new, untrained weights; use {reuse}, the ones training uses "
+                    "(made once by decoder_parts)", pytrace=False)
+
+
+def _build_seq2seq(**kwargs):
+    """k07.build_seq2seq(**kwargs), with decoder variables made twice explained in one sentence."""
+    try:
+        return k07.build_seq2seq(**kwargs)
+    except ValueError as exc:
+        if "already exists" not in str(exc) or "decoder/" not in str(exc):
+            raise
+        error = str(exc).strip().splitlines()[0][:100]
+    pytest.fail("build_seq2seq: the decoder's variables were made twice: call decoder_parts() once and give the same "
+                "DecoderParts to training_decoder and greedy_decoder, which is how inference shares the trained "
+                f"weights (TensorFlow: {error})", pytrace=False)
 
 
 def _chain_table(chain, no_eos=False):
@@ -162,7 +200,7 @@ def test_targets_are_the_evens_in_order_then_eos():
         assert np.all(x[i, lx[i]:] == 0) and np.all(y[i, ly[i]:] == 0), f"row {i}: padding must be PAD = 0"
         evens = src[src % 2 == 0]
         if np.array_equal(tgt, evens):
-            pytest.fail(f"row {i}: the target is the evens {evens.tolist()} with no EOS at the end: append EOS (0) "
+            pytest.fail(f"generate_data: row {i}: the target is the evens {evens.tolist()} with no EOS at the end: append EOS (0) "
                         "after them and count it in len_y (len_y = number of evens + 1)", pytrace=False)
         assert np.array_equal(tgt[:-1], evens), (
             f"row {i}: target should be the evens of {src.tolist()} in order, {evens.tolist()}, got {tgt[:-1].tolist()}"
@@ -214,7 +252,7 @@ def test_decoder_shift_is_exact():
     dec_in, dec_out = _shift(ids)
     dec_in, dec_out = np.asarray(dec_in), np.asarray(dec_out)
     if np.array_equal(dec_in, ids):
-        pytest.fail("the decoder input is the target itself: teacher forcing feeds GO (0) first, then the target "
+        pytest.fail("get_decoder_input_and_output: the decoder input is the target itself: teacher forcing feeds GO (0) first, then the target "
                     "without its last column ([[0, 2, 4, 0], [0, 6, 8, 10]]), so step t predicts token t from the "
                     "tokens before it", pytrace=False)
     np.testing.assert_array_equal(dec_in, [[0, 2, 4, 0], [0, 6, 8, 10]],
@@ -243,8 +281,16 @@ def test_bucketing_groups_similar_lengths():
     batches = k07.bucketed_batches(x, y, lx, ly, batch_size=64, bucket_width=4, rng=np.random.RandomState(0))
     seen = []
     for bx, by, blx, bly in batches:
-        buckets = set(((np.asarray(blx) - 1) // 4).tolist())
-        assert len(buckets) == 1, f"a batch mixes input lengths {sorted(set(blx.tolist()))}: draw each batch from one bucket"
+        lengths = sorted(set(np.asarray(blx).tolist()))
+        buckets = sorted(set((np.asarray(lengths) - 1) // 4))
+        if len(buckets) > 1:
+            where = ", ".join(f"len_x {', '.join(str(n) for n in lengths if (n - 1) // 4 == k)} to bucket {k} "
+                              f"({4 * k + 1}..{4 * k + 4})" for k in buckets)
+            off_by_one = all(len(set(np.asarray(b[2]) // 4)) == 1 for b in batches)
+            pytest.fail(f"bucketed_batches: a batch mixes input lengths {lengths}, but with bucket_width 4 bucket k holds "
+                        f"len_x 4k+1 .. 4k+4: {where}"
+                        + (": the buckets are off by one (len_x // bucket_width); use (len_x - 1) // bucket_width"
+                           if off_by_one else ": draw each batch from one bucket"), pytrace=False)
         assert len(blx) <= 64, f"a batch has {len(blx)} examples, more than batch_size 64"
         assert bx.shape == (len(blx), blx.max()) and by.shape == (len(bly), bly.max()), (
             f"trim each batch to its own longest sequence: got x {bx.shape} for max len_x {blx.max()}"
@@ -252,6 +298,14 @@ def test_bucketing_groups_similar_lengths():
         seen += [tuple(r[:l]) for r, l in zip(bx.tolist(), blx.tolist())]
     want = sorted(tuple(r[:l]) for r, l in zip(x.tolist(), lx.tolist()))
     assert sorted(seen) == want, "every example of the pool must land in exactly one batch"
+    for k, count in zip(*np.unique((lx - 1) // 4, return_counts=True)):
+        sizes = sorted((len(b[2]) for b in batches if (int(b[2].max()) - 1) // 4 == k), reverse=True)
+        expected = [64] * int(count // 64) + ([int(count % 64)] if count % 64 else [])
+        assert sizes == expected, (
+            f"bucketed_batches: bucket {k} (len_x {4 * k + 1}..{4 * k + 4}) holds {count} examples and should give "
+            f"batches of {expected} (batch_size 64, the last one smaller), got {sizes}: cut each bucket into batches "
+            "of batch_size, members[start : start + batch_size], not into equal parts"
+        )
 
 
 @pytest.mark.covers("bucketed_batches")
@@ -310,9 +364,15 @@ def test_make_cell_is_two_lstm_layers():
     layers = getattr(cell, "_cells", None)
     if layers is not None and len(layers) == 2:
         assert layers[0] is not layers[1], (
-            "both layers are the same cell object: make a new BasicLSTMCell for each layer "
+            "make_cell: both layers are the same cell object: make a new BasicLSTMCell for each layer "
             "([BasicLSTMCell(n) for _ in range(num_layers)], not [cell] * num_layers)"
         )
+    small = k07.make_cell(3, 1)
+    sizes = [(s.c, s.h) for s in small.state_size]
+    assert sizes == [(3, 3)], (
+        f"make_cell(3, 1) should be one LSTM layer of 3 units, got the states {sizes}: use the hidden_units and "
+        "num_layers arguments, not the module's HIDDEN_UNITS and NUM_LAYERS"
+    )
 
 
 @pytest.mark.covers("encoder", "make_cell")
@@ -333,9 +393,20 @@ def test_encoder_shapes_and_final_state(sess):
     sess.run(tf.compat.v1.global_variables_initializer())
     out, st = sess.run([outputs, state], {inputs: x, lengths: lx})
     for i in range(len(x)):
-        assert np.all(out[i, lx[i]:] == 0), f"row {i}: outputs past len_x must be zeros: pass sequence_length"
+        assert np.all(out[i, lx[i]:] == 0), f"encoder: row {i}: outputs past len_x must be zeros: pass sequence_length"
         np.testing.assert_allclose(st[-1].h[i], out[i, lx[i] - 1], atol=1e-6,
                                    err_msg=f"row {i}: the final state should be the state at the last valid step")
+
+
+@pytest.mark.covers("encoder")
+def test_encoder_uses_its_size_arguments():
+    outputs, state = k07.encoder(tf.zeros([2, 3], tf.int32), tf.constant([3, 1]), vocab_size=6, embed_size=4,
+                                 hidden_units=4, num_layers=1)
+    got = (outputs.shape.as_list()[-1], len(state) if isinstance(state, tuple) else state)
+    assert got == (4, 1), (
+        f"encoder(..., hidden_units=4, num_layers=1): expected outputs of 4 units and 1 layer, got {got[0]} units and "
+        f"{got[1]} layers: pass hidden_units and num_layers on to make_cell(hidden_units, num_layers)"
+    )
 
 
 @pytest.mark.covers("decoder_parts", "make_cell")
@@ -364,11 +435,12 @@ def test_training_decoder_is_teacher_forced(sess):
     state = np.zeros([2, V], dtype=np.float32)
     state[0, 5], state[1, 9] = 3.0, -2.0
     logits = k07.training_decoder(parts, tf.constant(dec_in), tf.constant(dec_len), tf.constant(state))
+    _assert_no_new_variables("training_decoder", "parts.embedding, parts.cell and parts.output_layer")
     assert logits.shape.as_list()[-1] == V, f"logits should be [B, T, {V}], got {logits.shape}"
     got = sess.run(logits)
     assert got.shape == (2, 4, V), f"logits should be [2, 4, {V}], got {got.shape}"
     if np.allclose(got[:, 0], table[dec_in[:, 0]], atol=1e-6):
-        pytest.fail("the first step ignores initial_state (the encoder's final state): pass "
+        pytest.fail("training_decoder: the first step ignores initial_state (the encoder's final state): pass "
                     "initial_state=initial_state to dynamic_rnn instead of starting from zeros", pytrace=False)
     for b in range(2):
         for t in range(dec_len[b]):
@@ -384,11 +456,18 @@ def test_greedy_decoder_feeds_back_its_own_predictions(sess):
     chain = [3, 7, 2, 9, 0]
     parts = _table_parts(_chain_table(chain))
     ids, lengths = k07.greedy_decoder(parts, tf.zeros([2, V]), 2, max_steps=20)
+    _assert_no_new_variables("greedy_decoder", "parts.embedding, parts.cell and parts.output_layer")
     got_ids, got_len = sess.run([ids, lengths])
     assert got_ids.dtype == np.int32 and got_len.dtype == np.int32, f"ids and lengths should be int32, got {got_ids.dtype}, {got_len.dtype}"
-    assert got_ids[0].tolist() == chain, (
-        f"from GO the table leads to {chain}, got {got_ids[0].tolist()}: feed each step's argmax back as the next input "
-        "(a decoder that keeps feeding GO gives [3, 3, 3, ...])"
+    row = got_ids[0].tolist()
+    if row[: len(chain)] == chain and len(row) > len(chain):
+        pytest.fail(f"greedy_decoder: both rows emit EOS at step {len(chain)} ({chain}), but the loop ran on to step "
+                    f"{len(row)} ({row[:8]}...): it must stop at EOS: a sequence is finished once it emits EOS "
+                    "(finished |= ids == EOS), and the loop stops when every sequence is finished "
+                    "(tf.reduce_all(finished) in its cond)", pytrace=False)
+    assert row == chain, (
+        f"greedy_decoder: from GO the table leads to {chain}, got {row}: feed each step's argmax back as the next "
+        "input (a decoder that keeps feeding GO gives [3, 3, 3, ...])"
     )
 
 
@@ -402,14 +481,14 @@ def test_greedy_decoder_stops_at_eos(sess):
     ids, lengths = k07.greedy_decoder(parts, tf.constant(state), 2, max_steps=20)
     got_ids, got_len = sess.run([ids, lengths])
     if got_ids.ndim == 2 and got_ids.shape[1] >= 1 and got_ids[1, 0] != 0:
-        pytest.fail(f"row 1's initial state makes EOS its first token, got {got_ids[1].tolist()}: start the loop "
+        pytest.fail(f"greedy_decoder: row 1's initial state makes EOS its first token, got {got_ids[1].tolist()}: start the loop "
                     "from initial_state (the encoder's final state), not from the cell's zero state", pytrace=False)
     assert got_ids.shape == (2, 5), (
-        f"the loop should stop once every sequence has emitted EOS: expected [2, 5], got {list(got_ids.shape)} "
+        f"greedy_decoder: the loop should stop once every sequence has emitted EOS: expected [2, 5], got {list(got_ids.shape)} "
         "(did it run to max_steps?)"
     )
     assert got_ids[1].tolist() == [0, 0, 0, 0, 0], (
-        f"row 1 emitted EOS at its first step, then {got_ids[1, 1:].tolist()}: after EOS a finished sequence emits "
+        f"greedy_decoder: row 1 emitted EOS at its first step, then {got_ids[1, 1:].tolist()}: after EOS a finished sequence emits "
         "PAD (0) (tf.where(finished, PAD, argmax)), whatever the model would say next"
     )
     assert got_len.tolist() == [5, 1], f"lengths count up to and including EOS: expected [5, 1], got {got_len.tolist()}"
@@ -531,11 +610,18 @@ def test_exact_match():
     assert k07.exact_match(targets, targets) == 1.0
     cut = k07.exact_match(np.array([[2, 4]]), np.array([[2, 4, 6, 0]]))
     assert cut == 0.0, (
-        f"the prediction [2, 4] stops before [2, 4, 6, EOS] is complete (it has no EOS), got {cut}: compare up to and "
+        f"exact_match: the prediction [2, 4] stops before [2, 4, 6, EOS] is complete (it has no EOS), got {cut}: compare up to and "
         "including each row's first EOS, not up to the shorter width"
     )
     wide = k07.exact_match(np.array([[2, 4, 0, 0, 0, 0]]), np.array([[2, 4, 0]]))
     assert wide == 1.0, f"[2, 4, EOS] padded to 6 columns is right for [2, 4, EOS], got {wide}: widths may differ"
+    with np.errstate(all="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # np.mean([]) warns
+        empty = k07.exact_match(np.zeros([0, 3], np.int64), np.zeros([0, 3], np.int64))
+    assert empty == 0.0, (
+        f"exact_match: on no rows (predictions and targets [0, 3]) expected 0.0, got {empty}: np.mean of an empty list "
+        "is NaN; return 0.0 when there are no rows"
+    )
 
 
 @pytest.mark.covers("decayed_learning_rate")
@@ -555,7 +641,7 @@ def test_decayed_learning_rate(sess):
 @pytest.mark.covers("build_seq2seq", "encoder", "decoder_parts", "training_decoder", "greedy_decoder", "masked_loss",
                     "decayed_learning_rate", "make_cell", "generate_data", "get_decoder_input_and_output")
 def test_build_seq2seq_shapes(sess):
-    model = k07.build_seq2seq()
+    model = _build_seq2seq()
     for name in ("encoder_inputs", "encoder_lengths", "decoder_inputs", "decoder_targets", "decoder_lengths"):
         t = getattr(model, name)
         assert t.op.type == "Placeholder" and t.dtype == tf.int32, f"{name} should be an int32 placeholder, got {t.op.type} {t.dtype}"
@@ -576,7 +662,7 @@ def test_build_seq2seq_shapes(sess):
 @pytest.mark.covers("build_seq2seq", "encoder", "decoder_parts", "training_decoder", "greedy_decoder", "masked_loss",
                     "decayed_learning_rate", "make_cell", "generate_data", "get_decoder_input_and_output")
 def test_inference_shares_training_weights(sess):
-    model = k07.build_seq2seq()
+    model = _build_seq2seq()
     sess.run(tf.compat.v1.global_variables_initializer())
     x, _, lx, _ = k07.generate_data(8, rng=np.random.RandomState(1))
     preds = _greedy_ids(sess, model, x, lx)
@@ -586,12 +672,53 @@ def test_inference_shares_training_weights(sess):
     logits = sess.run(model.logits, {model.encoder_inputs: x, model.encoder_lengths: lx,
                                      model.decoder_inputs: dec_in, model.decoder_lengths: lengths})
     again = logits.argmax(-1)
+    alike = all(row == preds[0].tolist() for row in preds.tolist())  # every input decoded alike: the encoder unused
     for i in range(len(x)):
         assert again[i, : lengths[i]].tolist() == dec_out[i, : lengths[i]].tolist(), (
-            f"row {i}: the training decoder, fed the greedy output, predicts something else: both decoders must use "
-            "the same DecoderParts and start from the encoder's final state (greedy "
-            f"{dec_out[i, : lengths[i]].tolist()}, teacher-forced {again[i, : lengths[i]].tolist()})"
+            f"build_seq2seq: row {i}: the training decoder, fed the greedy output, predicts something else: "
+            + ("the greedy decoder does not start from the encoder's final state (all 8 inputs decode alike, as from "
+               "a zero state): greedy_decoder(parts, state, ...) with the encoder's state" if alike else
+               "both decoders must use the same DecoderParts and start from the encoder's final state")
+            + f" (greedy {dec_out[i, : lengths[i]].tolist()}, teacher-forced {again[i, : lengths[i]].tolist()})"
         )
+
+
+@pytest.mark.covers("build_seq2seq")
+def test_build_seq2seq_train_op_decays_and_counts():
+    model = _build_seq2seq(embed_size=4, hidden_units=5, num_layers=1, max_decode_steps=5, learning_rate=0.01,
+                           halve_every=1)
+    step = tf.compat.v1.train.get_global_step()
+    assert step is not None, (
+        "build_seq2seq: no global step: make it with tf.compat.v1.train.get_or_create_global_step() and pass it to "
+        "minimize(loss, global_step=step) and to decayed_learning_rate"
+    )
+    sess = tf.compat.v1.Session(config=_quick_session_config())  # a small graph run twice: no grappler pass
+    sess.run(tf.compat.v1.global_variables_initializer())
+    weights = tf.compat.v1.trainable_variables()
+    x = np.array([[3, 4, 0], [2, 7, 6]], np.int32)
+    y = np.array([[4, 0, 0], [2, 6, 0]], np.int32)
+    y_in, y_out = _shift(y)
+    feed = {model.encoder_inputs: x, model.encoder_lengths: [2, 3], model.decoder_inputs: y_in,
+            model.decoder_targets: y_out, model.decoder_lengths: [2, 3]}
+    step.load(3, sess)  # halve_every=1: at step 3 the rate is 0.01 / 2**3 = 0.00125
+    before = sess.run(weights)
+    sess.run(model.train_op, feed)
+    after_step = int(sess.run(step))
+    assert after_step == 4, (
+        f"build_seq2seq: one run of train_op should count the global step on, 3 -> 4, got {after_step}: "
+        "minimize(loss, global_step=step)"
+    )
+    moved = np.concatenate([np.abs(a - b).ravel() for a, b in zip(sess.run(weights), before)])
+    typical = float(np.median(moved[moved > 0]))
+    sess.close()
+    # Adam's first step moves every weight with a gradient by about the learning rate (the reference, TF 2.21:
+    # median 0.00124, 10-90 % of the weights 0.00103-0.00125; a rate left at 0.01 moves them by about 0.01).
+    assert abs(typical - 0.00125) < 0.0005, (
+        f"build_seq2seq(learning_rate=0.01, halve_every=1): at global step 3 one Adam step should move the weights by "
+        f"about 0.00125 (the decayed rate), it moved them by {typical:.3g} (median)"
+        + (": give AdamOptimizer the tensor decayed_learning_rate(learning_rate, step, halve_every), not the plain "
+           "learning_rate" if abs(typical - 0.01) < 0.003 else "")
+    )
 
 
 # --------------------------------------------------------------------------- differential checks
