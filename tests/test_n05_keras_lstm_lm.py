@@ -135,7 +135,8 @@ def test_text_to_ids():
     assert isinstance(ids, np.ndarray) and ids.dtype == np.int32, (
         f"text_to_ids should return an int32 numpy array, got {type(ids).__name__} {getattr(ids, 'dtype', '')}"
     )
-    assert ids.tolist() == [0, 1, 26], f"expected ' ' -> 0, 'a' -> 1, 'z' -> 26, got {ids.tolist()}"
+    off = " ('a' got 0, the space's id: a..z are 1..26, ord(c) - ord('a') + 1)" if ids.tolist()[1:] == [0, 25] else ""
+    assert ids.tolist() == [0, 1, 26], f"text_to_ids: expected ' ' -> 0, 'a' -> 1, 'z' -> 26, got {ids.tolist()}{off}"
     got = n05.text_to_ids("abcdefghijklmnopqrstuvwxyz").tolist()
     assert got == list(range(1, 27)), f"a..z must map to 1..26 in order, got {got}"
     got = n05.text_to_ids("a1B-z").tolist()
@@ -175,11 +176,11 @@ def test_batch_windows_walks_segments_and_overlaps_by_one():
     assert got[0].shape == (4, 4), f"a window should be [batch_size, num_unrollings + 1] = [4, 4], got {got[0].shape}"
     expected = _expected_windows(ids, 4, 3, 4)
     assert got[0].tolist() == expected[0].tolist(), (
-        f"the first window's rows should start at 0, 6, 12, 18 (segments of len // batch_size) and hold 4 "
+        f"batch_windows: the first window's rows should start at 0, 6, 12, 18 (segments of len // batch_size) and hold 4 "
         f"consecutive ids: expected {expected[0].tolist()}, got {got[0].tolist()}"
     )
     assert np.array_equal(got[1][:, 0], got[0][:, -1]), (
-        f"consecutive windows overlap by ONE column (the last of a window is the first of the next, as k05's "
+        f"batch_windows: consecutive windows overlap by ONE column (the last of a window is the first of the next, as k05's "
         f"BatchGenerator): got {got[0][:, -1].tolist()} then {got[1][:, 0].tolist()}"
     )
     for k in range(4):
@@ -206,6 +207,11 @@ def test_build_model_shapes_and_layers():
         f"on x [3, 7, 27] and a state [3, 16] expected logits [3, 7, 27] and h, c [3, 16], got {logits.shape}, "
         f"{h.shape}, {c.shape}: LSTM(return_sequences=True, return_state=True), then Dense(27) on every step"
     )
+    probabilities = np.all(logits >= 0) and np.allclose(logits.sum(-1), 1.0, atol=1e-4)
+    assert not probabilities, (
+        "build_model: every step's outputs are >= 0 and sum to 1, i.e. probabilities: the classifier Dense(27) has no "
+        "activation, the model returns logits (the loss applies the softmax)"
+    )
     logits2, _, _ = _call_model(model, x[:, :2], np.zeros((3, 16)), np.zeros((3, 16)))
     assert logits2.shape == (3, 2, V), "the model should take sequences of any length: keras.Input(shape=(None, 27))"
 
@@ -226,12 +232,12 @@ def test_build_model_initialised_as_k05():
     model = n05.build_model(num_nodes=64)
     kernel, recurrent, bias = [np.asarray(a) for a in model.get_layer("lstm").get_weights()]
     assert not bias.any(), (
-        f"every LSTM bias should start at 0 as k05's, got values up to {bias.max():g} in the forget block: pass "
+        f"build_model: every LSTM bias should start at 0 as k05's, got values up to {bias.max():g} in the forget block: pass "
         "unit_forget_bias=False (Keras starts the forget gate's bias at 1 by default)"
     )
     for name, w in (("kernel", kernel), ("recurrent_kernel", recurrent), ("classifier", np.asarray(model.get_layer("classifier").get_weights()[0]))):
         assert -0.3 - 1e-6 <= w.min() and w.max() <= 0.1 + 1e-6 and abs(w.mean() + 0.1) < 0.01, (
-            f"{name}: k05 drew every matrix from truncated_normal(shape, -0.1, 0.1), i.e. mean -0.1, stddev 0.1, cut at "
+            f"build_model: {name}: k05 drew every matrix from truncated_normal(shape, -0.1, 0.1), i.e. mean -0.1, stddev 0.1, cut at "
             f"2 stddev ([-0.3, 0.1]); got values in [{w.min():.3f}, {w.max():.3f}], mean {w.mean():.3f}: "
             "keras.initializers.TruncatedNormal(mean=-0.1, stddev=0.1)"
         )
@@ -286,7 +292,7 @@ def test_sequence_loss():
     assert tuple(got.shape) == (), f"sequence_loss should be a scalar, got shape {tuple(got.shape)}"
     xent = -np.take_along_axis(_np_log_softmax(logits.astype(np.float64)), labels[..., None], -1)[..., 0]
     assert abs(float(got) - xent.mean()) < 1e-4, (
-        f"sequence_loss should be the mean softmax cross-entropy over every character, {xent.mean():.5f}, got "
+        f"sequence_loss: it should be the mean softmax cross-entropy over every character, {xent.mean():.5f}, got "
         f"{float(got):.5f}" + (": that is the sum, take the mean" if abs(float(got) - xent.sum()) < 1e-2 else "")
     )
 
@@ -297,7 +303,7 @@ def test_make_schedule_is_k05s_staircase():
     got = {step: float(schedule(step)) for step in (0, 1, 4999, 5000, 9999, 10000)}
     want = {0: 10.0, 1: 10.0, 4999: 10.0, 5000: 1.0, 9999: 1.0, 10000: 0.1}
     assert all(abs(got[s] - want[s]) < 1e-6 * want[s] for s in want), (
-        f"the learning rate should be 10.0 for steps 0..4999, 1.0 from 5000, 0.1 from 10000 "
+        f"make_schedule: the learning rate should be 10.0 for steps 0..4999, 1.0 from 5000, 0.1 from 10000 "
         f"(ExponentialDecay(10.0, 5000, 0.1, staircase=True)), got {got}"
     )
 
@@ -311,7 +317,7 @@ def test_make_optimizer_is_plain_sgd_on_the_schedule():
         optimizer.apply_gradients([(tf.constant([0.1, 0.1]), v)])
     got = np.asarray(v)
     assert np.allclose(got, [1.0 - 2.0, -2.0 - 2.0], atol=1e-5), (
-        f"two SGD steps at learning rate 10 with gradient 0.1 should move each weight by -2.0, got {got.tolist()} "
+        f"make_optimizer: two SGD steps at learning rate 10 with gradient 0.1 should move each weight by -2.0, got {got.tolist()} "
         "from [1, -2]: no momentum, learning_rate=make_schedule()"
     )
 
@@ -344,20 +350,21 @@ def test_train_step_loss_state_and_clipped_update():
     )
     loss, h, c, norm = result
     assert abs(float(loss) - float(loss_want)) < 1e-4, (
-        f"the step's loss should be the mean cross-entropy of window[:, :-1] predicting window[:, 1:] from the given "
+        f"make_train_step: the step's loss should be the mean cross-entropy of window[:, :-1] predicting window[:, 1:] from the given "
         f"state, {float(loss_want):.5f}, got {float(loss):.5f}: inputs are one_hot(window[:, :-1]), labels window[:, 1:]"
     )
     assert np.allclose(np.asarray(h), np.asarray(h_want), atol=1e-5) and np.allclose(np.asarray(c), np.asarray(c_want), atol=1e-5), (
-        "the step should return the model's final h and c (the state the next window starts from)"
+        "make_train_step: the step should return the model's final h and c (the state the next window starts from), "
+        "not the state it was given"
     )
     assert abs(float(norm) - norm_want) < 1e-3 * norm_want, (
-        f"the step should return the global norm of the gradients BEFORE clipping, {norm_want:.4f}, got {float(norm):.4f}"
+        f"make_train_step: the step should return the global norm of the gradients BEFORE clipping, {norm_want:.4f}, got {float(norm):.4f}"
     )
     moved = math.sqrt(sum(float(np.sum((np.asarray(v) - b) ** 2)) for v, b in zip(model.trainable_variables, before)))
     assert norm_want > 0.1, f"test set-up: the global norm {norm_want:.3f} should exceed clip_norm 0.05 twice over"
     want_moved = 10.0 * min(norm_want, 0.05)
     assert abs(moved - want_moved) < 1e-3 * want_moved + 1e-5, (
-        f"with learning rate 10 and clip_norm 0.05 the weights should move by 10 x min(global norm {norm_want:.3f}, 0.05) = "
+        f"make_train_step: with learning rate 10 and clip_norm 0.05 the weights should move by 10 x min(global norm {norm_want:.3f}, 0.05) = "
         f"{want_moved:.4f} in all, they moved {moved:.4f}: clip ALL gradients together with tf.clip_by_global_norm "
         "(not each one with clip_by_norm) and apply them to model.trainable_variables"
     )
@@ -393,7 +400,7 @@ def test_make_forward_traces_once_for_any_shape():
         )
     traces = forward.experimental_get_tracing_count()
     assert traces == 1, (
-        f"forward was traced {traces} times for three shapes: give tf.function an input_signature with None for the "
+        f"make_forward: forward was traced {traces} times for three shapes: give tf.function an input_signature with None for the "
         "batch and time sizes ([None, None, 27], [None, num_nodes], [None, num_nodes])"
     )
 
@@ -442,6 +449,7 @@ def test_sample_step_probabilities_and_state():
     assert np.allclose(probs, want, atol=1e-5), (
         f"sample_step's probabilities should be the softmax of the model's logits for that character from (h, c) "
         f"({_where(np.abs(probs - want))})"
+        + (": these are the logits themselves, apply tf.nn.softmax" if np.allclose(probs, logits[0, -1], atol=1e-4) else "")
     )
     assert np.allclose(np.asarray(h), want_h, atol=1e-5) and np.allclose(np.asarray(c), want_c, atol=1e-5), (
         "sample_step should return the model's new h and c"
@@ -471,7 +479,7 @@ def test_sample_text():
     uniform.get_layer("classifier").set_weights([np.zeros((8, V), np.float32), np.zeros(V, np.float32)])
     text = n05.sample_text(n05.make_forward(uniform, 8), 60, seed=4, num_nodes=8)
     assert len(set(text[1:])) >= 10, (
-        f"a model that predicts 1/27 for every character should give varied text, got {text!r}: DRAW the next character "
+        f"sample_text: a model that predicts 1/27 for every character should give varied text, got {text!r}: DRAW the next character "
         "from the probabilities (rng.choice(27, p=...)), do not take the most likely one"
     )
 
@@ -490,7 +498,7 @@ def test_train_history_on_a_tiny_run():
 
     history = n05.train(text, text[:50], num_steps=21, summary_frequency=10, sample_frequency=25,
                         windows=counting(), num_nodes=8, log=lambda *a: None)
-    assert len(calls) == 21, f"train should take one window per step from `windows`: 21 steps took {len(calls)}"
+    assert len(calls) == 21, f"train: it should take one window per step from `windows`: 21 steps took {len(calls)}"
     assert history["step"] == [0, 10, 20], f"expected summaries at steps 0, 10, 20 (every 10), got {history.get('step')}"
     for key in ("mean_loss", "learning_rate", "minibatch_perplexity", "valid_perplexity"):
         values = history.get(key, [])
