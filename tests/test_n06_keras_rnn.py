@@ -213,9 +213,20 @@ def test_make_rnn_wraps_a_cell(kind):
         f"make_rnn({kind!r}, {H}, return_sequences=True): expected return_sequences=True, return_state=False, got "
         f"{rnn.return_sequences}, {rnn.return_state}"
     )
+    both = n06.make_rnn(kind, H, return_sequences=True, return_state=True)
+    assert both.return_sequences and both.return_state, (
+        f"make_rnn({kind!r}, {H}, return_sequences=True, return_state=True) gave an RNN with return_sequences="
+        f"{both.return_sequences}, return_state={both.return_state}: pass both to keras.layers.RNN(cell, "
+        "return_sequences=return_sequences, return_state=return_state)"
+    )
     layer = _built(n06.make_layer(kind, H, return_sequences=True))
     _built(rnn)
     shapes = [w.shape for w in rnn.get_weights()], [w.shape for w in layer.get_weights()]
+    if kind == "gru" and getattr(rnn.cell, "reset_after", None) is True:
+        pytest.fail(
+            f"make_rnn('gru') runs a GRUCell with Keras's default reset_after=True (its bias is {list(shapes[0][-1])}, a "
+            "second bias row; make_layer's GRU has [15]): build GRUCell(units, reset_after=False), TF 1's GRUCell"
+        )
     assert shapes[0] == shapes[1], (
         f"make_rnn({kind!r}) has weights {shapes[0]}, make_layer({kind!r}) {shapes[1]}: the same cell should hold the "
         "same kernel, recurrent_kernel and bias" + (" (GRUCell(units, reset_after=False) as in make_layer)" if kind == "gru" else "")
@@ -265,7 +276,8 @@ def test_split_result(kind):
             "(Keras 3 returns a tuple, Keras 2 a list)"
         )
         assert len(states) == N_STATES[kind] and all(_close(s, r) for s, r in zip(states, result[1:])), (
-            f"split_result: for a {LAYER_CLASS[kind]} the states are the {N_STATES[kind]} item(s) after the outputs, in order"
+            f"split_result: for a {LAYER_CLASS[kind]} the states are the {N_STATES[kind]} item(s) after the outputs, in "
+            f"order, got {len(states)} item(s): return result[0], list(result[1:])"
         )
     stacked = keras.layers.RNN([keras.layers.LSTMCell(3), keras.layers.LSTMCell(4)], return_state=True)
     outputs, states = n06.split_result(stacked(x))
@@ -316,6 +328,11 @@ def test_stack_shapes_and_chaining():
             "make_stack: every layer needs return_sequences=True (the next layer reads the whole sequence) and "
             "return_state=True (to hand back every layer's state, as MultiRNNCell did)"
         )
+    kinds = [type(layer).__name__ for layer in n06.make_stack(sizes=(2, 3), kind="rnn")]
+    assert kinds == ["SimpleRNN", "SimpleRNN"], (
+        f"make_stack(sizes=(2, 3), kind='rnn') built {kinds}: build every layer with make_layer(kind, n, "
+        "return_sequences=True, return_state=True), the kind asked for"
+    )
     x = _inputs(d=4)
     outputs, states = n06.run_stack(layers, x)
     inputs_seen = [layer.get_weights()[0].shape[0] for layer in layers]
@@ -400,11 +417,17 @@ def test_run_masked_keeps_state_and_repeats_last_output(kind):
     result, error = _run_masked(layer, x, lengths)
     if error is not None:
         pytest.fail(
-            f"run_masked: the layer rejected the mask ({error}): the mask must be [B, T] with T = inputs' time steps "
-            "(tf.sequence_mask(lengths, maxlen=tf.shape(inputs)[1])), not as long as the longest sequence"
+            "run_masked: the mask must be [B, T] with T = the inputs' time steps, tf.sequence_mask(lengths, "
+            f"maxlen=tf.shape(inputs)[1]), not only as long as the longest sequence (the layer rejected it: {error})"
         )
     outputs, states = _result_parts(result, "run_masked")
     outputs = np.asarray(outputs)
+    mask = tf.sequence_mask(lengths, T)
+    for given, why in ((None, "the layer ran without a mask, reading the padding: pass it, layer(inputs, mask=mask)"),
+                       (tf.logical_not(mask), "the mask is inverted (True at the padding): True must mark the valid "
+                                              "steps t < length, tf.sequence_mask(lengths, maxlen=T)")):
+        if _close(outputs, _result_parts(layer(x, mask=given), "the test's own call")[0]):
+            pytest.fail(f"run_masked with lengths {lengths.tolist()} of T = {T}: {why}")
     for i, n in enumerate(lengths):
         if n == 0:
             assert not outputs[i].any() and not np.asarray(states[0])[i].any(), (
@@ -449,6 +472,11 @@ def test_zero_after_length():
         )
     assert tuple(got.shape) == (B, T, H), f"zero_after_length: expected [B, T, H] = {[B, T, H]}, got {tuple(got.shape)}"
     got = np.asarray(got)
+    valid = (np.arange(T)[None, :] < lengths[:, None])[:, :, None]
+    assert not np.array_equal(got, outputs * ~valid), (
+        "zero_after_length: the mask is inverted: the valid steps were zeroed and the padding kept; multiply by "
+        "tf.sequence_mask(lengths, T) (1.0 at t < length), not by 1 - mask"
+    )
     for i, n in enumerate(lengths):
         assert np.array_equal(got[i, :n], outputs[i, :n]), (
             f"zero_after_length: the valid steps 0..{n - 1} of sequence {i} must stay unchanged"
@@ -469,12 +497,22 @@ def test_last_valid_output():
         want = outputs[i, n - 1] if n else np.zeros(H, np.float32)
         if not np.array_equal(got[i], want):
             found = [t for t in range(T) if np.array_equal(got[i], outputs[i, t])]
+            if not n and found:
+                why = ("a sequence of length 0 has no valid step, and gathering at max(lengths - 1, 0) picks step 0: "
+                       "zero those rows, multiply by tf.cast(lengths > 0, outputs.dtype)[:, tf.newaxis]")
+            elif found and found[0] == n:
+                why = ("that is one past the last valid step: gather outputs[b, lengths[b] - 1] with "
+                       "tf.gather(..., batch_dims=1)")
+            elif found and found[0] == T - 1:
+                why = ("outputs[:, -1] is past the length (zeros in dynamic_rnn, meaningless without a mask): gather "
+                       "outputs[b, lengths[b] - 1] with tf.gather(..., batch_dims=1)")
+            else:
+                why = "gather outputs[b, lengths[b] - 1] with tf.gather(..., batch_dims=1), and zeros for length 0"
             pytest.fail(
                 f"last_valid_output: sequence {i} (length {n}) should give "
                 + (f"its output at step {n - 1}" if n else "zeros (length 0: no valid step)")
                 + (f", got its output at step {found[0]}" if found else ", got another vector")
-                + ": gather outputs[b, lengths[b] - 1] with tf.gather(..., batch_dims=1); outputs[:, -1] is past the "
-                "length (zeros in dynamic_rnn, meaningless without a mask)"
+                + f": {why}"
             )
 
 
@@ -486,6 +524,10 @@ def test_embedding_rnn_masks_id_zero():
     assert kinds == ["Embedding", "GRU"], f"make_embedding_rnn: expected the layers Embedding, GRU, got {kinds}"
     embedding = model.layers[0]
     assert embedding.mask_zero, "make_embedding_rnn: Embedding(..., mask_zero=True), so id 0 marks padding"
+    assert embedding.input_dim == 12, (
+        f"make_embedding_rnn(vocab_size=12, ...) made an Embedding of {embedding.input_dim} rows: the ids run 0..11 and "
+        "the padding id 0 is one of them, so Embedding(vocab_size, embed_dim, mask_zero=True), no extra row"
+    )
     ids = np.array([[3, 7, 1, 0, 0, 0], [5, 0, 0, 0, 0, 0], [2, 2, 4, 9, 11, 6]], np.int32)
     out = np.asarray(model(ids))
     assert out.shape == (3, T, H), f"make_embedding_rnn on ids [3, {T}]: expected outputs [3, {T}, {H}], got {out.shape}"
@@ -518,6 +560,11 @@ def test_masking_rnn_masks_padding_steps():
         assert not _close(out[3, 1], out[3, 0], atol=1e-6), (
             "make_masking_rnn: a step where only ONE feature equals mask_value is not padding and must be read"
         )
+    kinds = [type(layer).__name__ for layer in n06.make_masking_rnn(D, H, kind="gru").layers]
+    assert kinds == ["Masking", "GRU"], (
+        f"make_masking_rnn(..., kind='gru') built the layers {kinds}: the recurrent layer is make_layer(kind, units, "
+        "return_sequences=True), the kind asked for"
+    )
 
 
 # --------------------------------------------------------------------------- porting TF 1 weights
@@ -551,9 +598,37 @@ MAPPING = {
 }
 
 
+def _tf1_blocks(kind, w, d=D):
+    """TF 1's column blocks of the x rows, by name, in TF 1's order."""
+    if kind == "lstm":
+        return dict(zip(("i", "j", "f", "o"), np.split(w["kernel"][:d], 4, axis=-1)))
+    r, u = np.split(w["gates/kernel"][:d], 2, axis=-1)
+    return {"r": r, "u": u, "candidate": w["candidate/kernel"][:d]}
+
+
+KERAS_ORDER = {"lstm": (("i", "f", "j", "o"), "Keras's LSTM wants i, f, c(=j), o"),
+               "gru": (("u", "r", "candidate"), "Keras's GRU wants z(= TF 1's u), r, h(= candidate)")}
+
+
 def _port_diagnosis(kind, ported, w, d=D):
     """One line naming the first block of the first array that differs from the right mapping, or None."""
     names = ("kernel", "recurrent_kernel", "bias")
+    kernel = np.asarray(ported[0])
+    if kind == "rnn" and kernel.shape == (d, w["kernel"].shape[1]):
+        rows = [r for r in range(1, w["kernel"].shape[0] - d + 1) if np.allclose(kernel, w["kernel"][r : r + d], atol=1e-6)]
+        if rows:
+            return (f"kernel is rows {rows[0]}..{rows[0] + d - 1} of the TF 1 kernel, h's rows: TF 1 multiplies "
+                    "[x_t, h_{t-1}], so x's rows come first")
+    if kind in KERAS_ORDER:
+        blocks, (want, words) = _tf1_blocks(kind, w, d), KERAS_ORDER[kind]
+        size = kernel.shape[-1] // len(want) if kernel.ndim == 2 else 0
+        order = []
+        for k in range(len(want)):
+            part = kernel[:, k * size : (k + 1) * size] if size else None
+            order.append(next((n for n, b in blocks.items() if part is not None and part.shape == b.shape
+                               and np.allclose(part, b, atol=1e-6)), None))
+        if None not in order and tuple(order) != want:
+            return f"kernel's column blocks are TF 1's {', '.join(order)}, in that order: {words}"
     for name, got, want in zip(names, ported, _expected_port(kind, w, d)):
         got = np.asarray(got)
         if got.shape != want.shape:
@@ -706,11 +781,11 @@ def _wrong_ports(kind, w):
     right = [a.copy() for a in _expected_port(kind, w)]
     ports = []
     if kind == "rnn":
-        ports.append(("the rows read as [h, x] instead of [x, h]", [w["kernel"][H:], w["kernel"][:H], w["bias"]], "kernel's h block"))
+        ports.append(("the rows read as [h, x] instead of [x, h]", [w["kernel"][H:], w["kernel"][:H], w["bias"]], "x's rows come first"))
         ports.append(("the bias left out", [right[0], right[1], np.zeros_like(right[2])], "bias's h block"))
     if kind == "lstm":
         kernel = w["kernel"]
-        ports.append(("TF 1's gate order i, j, f, o kept", [kernel[:D], kernel[D:], right[2]], "kernel's f block"))
+        ports.append(("TF 1's gate order i, j, f, o kept", [kernel[:D], kernel[D:], right[2]], "TF 1's i, j, f, o"))
         no_forget = right[2].copy()
         no_forget[H : 2 * H] -= 1.0
         ports.append(("forget_bias 1.0 not added", [right[0], right[1], no_forget], "forget_bias=1.0"))
@@ -720,7 +795,7 @@ def _wrong_ports(kind, w):
         zr, rr, hr = np.split(right[1], 3, axis=1)
         zb, rb, hb = np.split(right[2], 3)
         ports.append(("TF 1's r, u order kept", [np.concatenate([r, z, h], 1), np.concatenate([rr, zr, hr], 1),
-                                                  np.concatenate([rb, zb, hb])], "kernel's z block"))
+                                                  np.concatenate([rb, zb, hb])], "TF 1's r, u, candidate"))
     return ports
 
 
