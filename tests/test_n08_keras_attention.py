@@ -102,7 +102,7 @@ def test_masked_softmax_exact_zeros_on_padding():
     _check_rows(got, "masked_softmax")
     for b, n in enumerate(lengths):
         assert np.all(got[b, n:] == 0.0), (
-            f"row {b}: weights past length {n} must be exactly 0.0, got {got[b, n:]}: set the padded scores to -inf "
+            f"masked_softmax: row {b}: weights past length {n} must be exactly 0.0, got {got[b, n:]}: set the padded scores to -inf "
             "before the softmax (tf.where(mask, scores, -inf))"
         )
         diff = np.abs(got[b, :n] - _np_softmax(scores[b, :n]))
@@ -116,7 +116,7 @@ def test_masked_softmax_ignores_huge_scores_on_padding():
     assert np.all(np.isfinite(got)), f"got non-finite weights {got}: mask the scores with -inf, then one softmax"
     want = [*_np_softmax(np.array([0.0, 1.0])), 0.0, 0.0]
     assert np.allclose(got[0], want, atol=1e-6), (
-        f"padded positions with score 1e4 took weight: got {[round(float(v), 3) for v in got[0]]}, expected "
+        f"masked_softmax: padded positions with score 1e4 took weight: got {[round(float(v), 3) for v in got[0]]}, expected "
         f"{[round(float(v), 3) for v in want]}: subtracting a finite penalty (e.g. 1e4) is not enough; replace the "
         "padded scores with -inf (tf.where)"
     )
@@ -180,7 +180,7 @@ def test_keras_attention_is_a_dot_score_over_keys_averaging_values():
         f"got {context.shape} and {align.shape}"
     )
     assert np.all(align[~mask] == 0.0), (
-        f"padded positions got weight (up to {align[~mask].max():.3g}): pass mask=[None, mask] (the value mask)"
+        f"keras_attention: padded positions got weight (up to {align[~mask].max():.3g}): pass mask=[None, mask] (the value mask)"
     )
     want_align = _np_softmax(np.where(mask, np.einsum("bh,bth->bt", query, keys), -np.inf))
     diff = np.abs(align - want_align)
@@ -232,7 +232,7 @@ def _check_stops_at_eos(results):
     for tokens, _ in results:
         tokens = tuple(int(t) for t in tokens)
         assert 0 not in tokens[:-1], (
-            f"{tokens} runs on after its first EOS: a hypothesis is finished at its first EOS; keep it as it is, "
+            f"beam_search: {tokens} runs on after its first EOS: a hypothesis is finished at its first EOS; keep it as it is, "
             f"never extend it (results: {_show(results)})"
         )
 
@@ -243,12 +243,12 @@ def test_beam_search_finds_what_greedy_misses():
     got = n08.beam_search(model, beam_width=3, max_steps=10)
     _check_stops_at_eos(got)
     assert [tuple(int(t) for t in tokens) for tokens, _ in got] == [(3, 0), (1, 0), (2, 0)], (
-        f"width 3 should return (3, 0) p=0.25, (1, 0) p=0.136, (2, 0) p=0.119 (best first), got {_show(got)}: a "
+        f"beam_search: width 3 should return (3, 0) p=0.25, (1, 0) p=0.136, (2, 0) p=0.119 (best first), got {_show(got)}: a "
         "hypothesis' score is its summed log-probabilities, and top_k keeps the best"
     )
     scores = np.array([float(s) for _, s in got])
     assert np.allclose(scores, np.log([0.25, 0.136, 0.119]), rtol=1e-6), (
-        f"scores should be the summed log-probabilities log(0.25), log(0.136), log(0.119) = -1.386, -1.995, -2.129, "
+        f"beam_search: scores should be the summed log-probabilities log(0.25), log(0.136), log(0.119) = -1.386, -1.995, -2.129, "
         f"got {[round(float(v), 3) for v in scores]}: add each token's log-probability to its hypothesis' score"
     )
     narrow = n08.beam_search(model, beam_width=2, max_steps=10)
@@ -280,7 +280,7 @@ def test_beam_search_stops_at_first_eos():
     asked = [p for p in calls if 0 in p]
     assert not asked, f"next_log_probs was asked to extend finished hypotheses {asked[:3]}: pass only unfinished ones"
     assert tuple(got[0][0]) == (2, 0), (
-        f"the best is (2, EOS) with p=0.54, got {_show(got)}: a finished hypothesis stays a candidate as it is, "
+        f"beam_search: the best is (2, EOS) with p=0.54, got {_show(got)}: a finished hypothesis stays a candidate as it is, "
         "competing with the expansions of the unfinished ones"
     )
 
@@ -587,7 +587,7 @@ def test_greedy_decoder_agrees_with_teacher_forcing():
     for i in range(3):
         n = int(lengths[i])
         assert ids[i, :n].tolist() == forced[i, :n].tolist(), (
-            f"sequence {i}: greedy ids {ids[i, :n].tolist()} are not the argmax of teacher forcing on them "
+            f"make_attention_decoder: sequence {i}: greedy ids {ids[i, :n].tolist()} are not the argmax of teacher forcing on them "
             f"{forced[i, :n].tolist()}: each step must feed back its own argmax and carry (states, previous attention)"
         )
 
@@ -599,7 +599,7 @@ def test_halving_schedule_is_k07s_decay():
     got = np.array([float(schedule(tf.constant(s))) for s in steps])
     want = np.maximum(3e-3 * 0.5 ** (np.array(steps) / 300.0), 3e-4)
     assert np.allclose(got, want, rtol=1e-5), (
-        f"at steps {steps} expected {[f'{v:.3g}' for v in want]} (3e-3 halved smoothly every 300 steps, never "
+        f"HalvingSchedule: at steps {steps} expected {[f'{v:.3g}' for v in want]} (3e-3 halved smoothly every 300 steps, never "
         f"below 3e-4 = lr / 10), got {[f'{v:.3g}' for v in got]}"
     )
 
@@ -624,7 +624,7 @@ def test_make_attention_train_step():
     )
     frozen = [layer.name for item in layers for layer in (item if isinstance(item, (list, tuple)) else [item])
               if any(np.array_equal(v.numpy(), before[id(v)]) for v in layer.trainable_variables)]
-    assert not frozen, f"these layers' weights did not move after one step: {frozen}: take the gradients of EVERY layer"
+    assert not frozen, f"make_attention_train_step: these layers' weights did not move after one step: {frozen}: take the gradients of EVERY layer"
 
 
 # --------------------------------------------------------------------------- differential checks (reference)
