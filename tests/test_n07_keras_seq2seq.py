@@ -63,7 +63,7 @@ def _weights(layer):
     return [np.asarray(w, np.float64) for w in layer.get_weights()]
 
 
-def _np_decoder(layers, tokens_bt, states):
+def _np_decoder(layers, tokens_bt, states, lstms=None):
     """The decoder in numpy: teacher forcing over tokens [B, T] from states [(h, c), ...]; logits [B, T, V]."""
     emb = _weights(layers.decoder_embedding)[0]
     out_k, out_b = _weights(layers.output_layer)
@@ -72,7 +72,7 @@ def _np_decoder(layers, tokens_bt, states):
     for t in range(tokens_bt.shape[1]):
         x = emb[tokens_bt[:, t]]
         new = []
-        for lstm, (h, c) in zip(layers.decoder_lstms, states):
+        for lstm, (h, c) in zip(layers.decoder_lstms if lstms is None else lstms, states):
             h, c = _np_lstm_step(x, h, c, *_weights(lstm))
             new.append((h, c))
             x = h
@@ -161,13 +161,13 @@ def test_lstm_weights_from_k07_layout():
     )
     rows = np.round(np.concatenate([k, r])[:, 0] / 100.0).astype(int).tolist()
     assert rows == [0, 1, 2, 3, 4], (
-        f"the rows came out in the order {rows} of k07's kernel: k07 multiplies [x, h] by one kernel, so its first D "
+        f"lstm_weights_from_k07: the rows came out in the order {rows} of k07's kernel: k07 multiplies [x, h] by one kernel, so its first D "
         "rows are Keras's kernel (input) and the last H rows its recurrent_kernel"
     )
     gate_of = {0: "i", 1: "j", 2: "f", 3: "o"}
     order = [gate_of.get(int(round(v)) // 10 % 10, "?") for v in k[0, ::2]]
     assert order == ["i", "f", "j", "o"], (
-        f"the columns hold k07's gates in the order {order}; Keras's LSTM wants i, f, c, o, i.e. k07's i, f, j, o "
+        f"lstm_weights_from_k07: the columns hold k07's gates in the order {order}; Keras's LSTM wants i, f, c, o, i.e. k07's i, f, j, o "
         "(BasicLSTMCell's order is i, j, f, o: swap the middle two blocks of H columns)"
     )
     assert np.array_equal(k, kernel[:3].reshape(3, 4, 2)[:, [0, 2, 1, 3]].reshape(3, 8)), (
@@ -176,7 +176,7 @@ def test_lstm_weights_from_k07_layout():
     )
     want_b = bias.reshape(4, 2)[[0, 2, 1, 3]].reshape(8)
     if np.array_equal(b, want_b):
-        pytest.fail("the bias is reordered but the forget gate's bias lacks forget_bias: BasicLSTMCell added "
+        pytest.fail("lstm_weights_from_k07: the bias is reordered but the forget gate's bias lacks forget_bias: BasicLSTMCell added "
                     "forget_bias (1.0) to f at every step and Keras has no such term, so add it to the f block",
                     pytrace=False)
     want_b = want_b + np.array([0, 0, 1, 1, 0, 0, 0, 0], np.float32)
@@ -309,13 +309,13 @@ def test_encode_masks_the_padding():
         for layer, ((h, c), (ha, ca)) in enumerate(zip(states, alone)):
             diff = max(np.abs(np.asarray(h)[i] - np.asarray(ha)[0]).max(), np.abs(np.asarray(c)[i] - np.asarray(ca)[0]).max())
             assert diff < 1e-5, (
-                f"row {i} (length {lx[i]} padded to {x.shape[1]}): layer {layer}'s final state differs from the same "
+                f"encode: row {i} (length {lx[i]} padded to {x.shape[1]}): layer {layer}'s final state differs from the same "
                 f"sequence without padding ({diff:.3g}): pass mask=tf.sequence_mask(lengths, T) to every LSTM call, "
                 "so the padding does not run through the cell"
             )
         top_h = np.asarray(states[-1][0])[i]
         if np.allclose(np.asarray(states[-1][1])[i], outputs[i, lx[i] - 1], atol=1e-6):
-            pytest.fail("the pairs are (c, h): k07's LSTMStateTuple is (c, h), but a Keras LSTM returns "
+            pytest.fail("encode: the pairs are (c, h): k07's LSTMStateTuple is (c, h), but a Keras LSTM returns "
                         "[output, h, c] and takes initial_state=[h, c]: keep each layer's state as (h, c)", pytrace=False)
         assert np.allclose(top_h, outputs[i, lx[i] - 1], atol=1e-6), (
             f"row {i}: the top layer's h should be its output at the last valid step {lx[i] - 1}"
@@ -333,7 +333,7 @@ def test_teacher_forced_logits_match_a_numpy_lstm():
     zero, _ = _np_decoder(layers, y_in, [(np.zeros([5, 8]), np.zeros([5, 8]))] * 2)
     got = np.asarray(got, np.float64)
     if np.abs(got - zero).max() < 1e-5:
-        pytest.fail("the decoder ignores the encoder's states: pass initial_state=[h, c] of states[i] to decoder LSTM i",
+        pytest.fail("teacher_forced_logits: the decoder ignores the encoder's states: pass initial_state=[h, c] of states[i] to decoder LSTM i",
                     pytrace=False)
     swapped, _ = _np_decoder(layers, y_in, [(c, h) for h, c in states])
     if np.abs(got - swapped).max() < 1e-5:
@@ -358,6 +358,11 @@ def test_decoder_step_is_one_step_of_the_same_decoder():
     )
     want, want_states = _np_decoder(layers, y_in[:, :1], states)
     diff = np.abs(np.asarray(logits, np.float64) - want[:, 0])
+    if diff.max() >= 1e-4:
+        on_encoder = _np_decoder(layers, y_in[:, :1], states, lstms=layers.encoder_lstms)[0]
+        if np.abs(np.asarray(logits, np.float64) - on_encoder[:, 0]).max() < 1e-4:
+            pytest.fail("decoder_step: the step ran the ENCODER's LSTM cells: step layers.decoder_lstms[i].cell "
+                        "(the decoder's own weights, shared with teacher_forced_logits)", pytrace=False)
     assert diff.max() < 1e-4, (
         f"one decoder step differs from a numpy LSTM step ({_where(diff)}): call each decoder LSTM's cell, "
         "lstm.cell(x, [h, c]), starting from states[i], and apply output_layer to the top output"
@@ -391,7 +396,7 @@ def test_greedy_decode_feeds_back_its_own_predictions():
         "(a decoder that keeps feeding GO gives [3, 3, 3, ...])"
     )
     assert ids.shape[1] == len(chain), (
-        f"both rows emitted EOS at step {len(chain)}, but the loop ran {ids.shape[1]} steps (of max_steps = 20): leave "
+        f"greedy_decode: both rows emitted EOS at step {len(chain)}, but the loop ran {ids.shape[1]} steps (of max_steps = 20): leave "
         "the loop as soon as every sequence is finished (if tf.reduce_all(finished): break)"
     )
     assert lengths.tolist() == [5, 5], f"lengths count up to and including EOS: expected [5, 5], got {lengths.tolist()}"
@@ -412,7 +417,7 @@ def test_greedy_decode_stops_at_eos():
         "(break when tf.reduce_all(finished))"
     )
     assert ids[1].tolist() == [0, 0, 0, 0, 0], (
-        f"row 1 emitted EOS at its first step, then {ids[1, 1:].tolist()}: after EOS a finished sequence emits PAD (0) "
+        f"greedy_decode: row 1 emitted EOS at its first step, then {ids[1, 1:].tolist()}: after EOS a finished sequence emits PAD (0) "
         "(tf.where(finished, PAD, argmax))"
     )
     assert lengths.tolist() == [5, 1], f"lengths count up to and including EOS: expected [5, 1], got {lengths.tolist()}"
@@ -450,7 +455,7 @@ def test_greedy_decode_in_tf_function_is_one_while_loop():
                     "Python range cannot leave early on a tensor condition), keeping every loop variable a tensor of "
                     "fixed shape and dtype", pytrace=False)
     assert step.calls <= 2, (
-        f"tracing the decoder called the step {step.calls} times: the loop was unrolled into the graph (a Python "
+        f"greedy_decode: tracing the decoder called the step {step.calls} times: the loop was unrolled into the graph (a Python "
         "range). Loop over tf.range(max_steps) so AutoGraph makes ONE tf.while_loop whose body holds one step"
     )
     ids = np.asarray(ids)
@@ -474,7 +479,7 @@ def test_make_greedy_decoder_traces_once():
     count = decode.experimental_get_tracing_count()
     decode(tf.constant(x[:3, :4]), tf.constant(np.minimum(lx[:3], 4)))
     assert decode.experimental_get_tracing_count() == count, (
-        "a batch of another shape traced the decoder again: give the tf.function "
+        "make_greedy_decoder: a batch of another shape traced the decoder again: give the tf.function "
         "input_signature=(TensorSpec([None, None], tf.int32), TensorSpec([None], tf.int32))"
     )
     _, states = n07.encode(layers, tf.constant(x), tf.constant(lx))
@@ -526,7 +531,7 @@ def test_masked_loss_matches_numpy():
         ]
         why = next((text for value, text in candidates if abs(got - value) <= 1e-5 * abs(value)),
                    "expected sum(xent * mask) / sum(mask) with xent the per-step sparse cross entropy from logits")
-        pytest.fail(f"masked loss {got:.6f}, expected {want:.6f}: {why}", pytrace=False)
+        pytest.fail(f"masked_loss: the loss is {got:.6f}, expected {want:.6f}: {why}", pytrace=False)
 
 
 @pytest.mark.covers("make_optimizer")
@@ -536,7 +541,7 @@ def test_make_optimizer_is_k07s_adam():
     config = opt.get_config()
     assert np.isclose(float(config["learning_rate"]), 3e-3), f"learning rate should be 3e-3, got {config['learning_rate']}"
     assert np.isclose(config["epsilon"], 1e-8, rtol=1e-3), (
-        f"epsilon should be 1e-8 as TF 1's AdamOptimizer, got {config['epsilon']:g} (Keras's default is 1e-7)"
+        f"make_optimizer: epsilon should be 1e-8 as TF 1's AdamOptimizer, got {config['epsilon']:g} (Keras's default is 1e-7)"
     )
     assert np.isclose(config["beta_1"], 0.9) and np.isclose(config["beta_2"], 0.999), "keep beta_1 0.9 and beta_2 0.999"
     other = float(n07.make_optimizer(0.05).get_config()["learning_rate"])
@@ -567,13 +572,13 @@ def test_make_train_step():
     unchanged = [layer.name for item in layers for layer in (item if isinstance(item, list) else [item])
                  if all(np.array_equal(v.numpy(), before[id(v)]) for v in layer.trainable_variables)]
     assert not unchanged, (
-        f"one step left these layers' weights unchanged: {unchanged}: take the gradients with respect to the "
+        f"make_train_step: one step left these layers' weights unchanged: {unchanged}: take the gradients with respect to the "
         "trainable variables of EVERY layer (the encoder's too) and apply them"
     )
     moved = max((float(np.abs(v.numpy() - before[id(v)]).max()), layer.name) for item in layers
                 for layer in (item if isinstance(item, list) else [item]) for v in layer.trainable_variables)
     if moved[0] > 3e-2 * 1.01:
-        pytest.fail(f"the first Adam step moved a weight of {moved[1]} by {moved[0]:.4f}, more than the learning rate "
+        pytest.fail(f"make_train_step: the first Adam step moved a weight of {moved[1]} by {moved[0]:.4f}, more than the learning rate "
                     "3e-2 (Adam's first step never does): the embeddings' gradients are tf.IndexedSlices with repeated "
                     "ids, which Keras 3's Adam applies unlike TF 1; make each gradient dense (tf.convert_to_tensor) "
                     "before apply_gradients", pytrace=False)
@@ -582,7 +587,7 @@ def test_make_train_step():
         xs, lxs, y_ins, ys, lys = _toy_batch(n, seed=n + t)
         step(xs, lxs, y_ins, ys, lys)
     assert step.experimental_get_tracing_count() == count, (
-        f"batches of other shapes traced the step again ({step.experimental_get_tracing_count() - count} more traces): "
+        f"make_train_step: batches of other shapes traced the step again ({step.experimental_get_tracing_count() - count} more traces): "
         "use tf.function(input_signature=BATCH_SIGNATURE) so bucketed batches of every length share one graph"
     )
     first = float(step(x, lx, y_in, y, ly))
