@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from tfkata import mistakes, registry
-from tfkata.mistakes import Mistake, MistakeError, apply, load, run
+from tfkata.mistakes import Mistake, MistakeError, Outcome, apply, load, run
 from tfkata.mistakes.__main__ import line_for, main
 from tfkata.results import Run, TestResult
 
@@ -58,11 +58,13 @@ id = "minus"
 function = "define_add"
 what = "c = a - b"
 replace = [["a + b", "a - b"]]
+expect = ["a + b"]
 
 [[mistake]]
 id = "rewrite"
 function = "define_add"
 what = "rewritten"
+expect = ["re:define_add"]
 code = """
 def define_add():
     return 1
@@ -71,6 +73,7 @@ training = true
 ''')
     got = load("graph")  # aliases work
     assert [m.key for m in got] == ["k01/minus", "k01/rewrite"]
+    assert got[0].expect == ("a + b",) and got[1].expect == ("re:define_add",)
     assert got[0].replace == (("a + b", "a - b"),) and got[0].code is None and not got[0].training
     assert got[1].code.strip().startswith("def define_add") and got[1].training
     assert load("k02") == []  # no file, no mistakes
@@ -87,9 +90,14 @@ training = true
         ('id = "a"\nfunction = "f"\nwhat = "w"\nreplace = [["x"]]', "[old, new] string pairs"),
         ('id = "a"\nfunction = "f"\nwhat = "w"\nreplace = [["x", "x"]]', "different new string"),
         ('id = "a"\nfunction = "f"\nwhat = "w"\nreplace = [["x", "y"]]\ntraining = "yes"', "'training' must be"),
+        ('id = "a"\nfunction = "f"\nwhat = "w"\nreplace = [["x", "y"]]\nexpect = []', "'expect' must be"),
+        ('id = "a"\nfunction = "f"\nwhat = "w"\nreplace = [["x", "y"]]\nexpect = ["re:("]', "not a valid regular"),
+        ('id = "a"\nfunction = "f"\nwhat = "w"\nreplace = [["x", "y"]]', "'expect' is missing"),
     ],
 )
 def test_load_rejects_bad_entries(monkeypatch, tmp_path, body, fragment):
+    if "expect" not in body and "'expect' is missing" not in fragment:
+        body += '\nexpect = ["w"]'
     write_catalogue(monkeypatch, tmp_path, "[[mistake]]\n" + body + "\n")
     with pytest.raises(MistakeError) as info:
         load("k01")
@@ -98,7 +106,7 @@ def test_load_rejects_bad_entries(monkeypatch, tmp_path, body, fragment):
 
 
 def test_load_rejects_duplicate_ids(monkeypatch, tmp_path):
-    entry = '[[mistake]]\nid = "same"\nfunction = "f"\nwhat = "w"\nreplace = [["x", "y"]]\n'
+    entry = '[[mistake]]\nid = "same"\nfunction = "f"\nwhat = "w"\nreplace = [["x", "y"]]\nexpect = ["w"]\n'
     write_catalogue(monkeypatch, tmp_path, entry + entry)
     with pytest.raises(MistakeError, match="#2: duplicate id 'same'"):
         load("k01")
@@ -231,8 +239,23 @@ def test_first_problem_reads_the_results(tmp_path):
 
 def test_cli_check_and_unknown_id(monkeypatch, tmp_path, capsys):
     write_catalogue(monkeypatch, tmp_path, '[[mistake]]\nid = "minus"\nfunction = "define_add"\n'
-                    'what = "c = a - b"\nreplace = [["c = a + b\\n", "c = a - b\\n"]]\n')
+                    'what = "c = a - b"\nreplace = [["c = a + b\\n", "c = a - b\\n"]]\nexpect = ["a + b"]\n')
     assert main(["k01", "--check", "--root", str(ROOT)]) == 0
     assert "k01/minus" in capsys.readouterr().out
     assert main(["k01", "--id", "nope", "--root", str(ROOT)]) == 2
     assert "no mistake nope" in capsys.readouterr().err
+
+
+def test_learner_view_and_what_is_told():
+    """As the learner sees it: the mistake in katas/, the reference intact; the first line is judged by
+    `expect` (told / MISTOLD)."""
+    from tfkata.mistakes import tells
+
+    m = Mistake("k01", "add-subtracts", "define_add", "define_add computes a - b instead of a + b",
+                (("c = a + b\n", "c = a - b\n"),), None, False, ("define_add", "5"))
+    o = run(m, ROOT, timeout=240, view="learner")
+    assert o.error is None and o.caught and o.view == "learner", o
+    assert o.first_line and o.told is True, o.first_line
+    wrong = Mistake(**{**m.__dict__, "expect": ("padding",)})
+    assert Outcome(wrong, caught=True, message=o.message, report=o.report).told is False
+    assert tells("conv2d: use padding='SAME'", ["padding", "same|valid"]) and not tells("x", ["re:^y"])

@@ -196,8 +196,10 @@ def _parse(kata_id: str, entry: dict, where: str) -> Mistake:
     training = entry.get("training", False)
     if not isinstance(training, bool):
         fail("'training' must be true or false")
-    expect = entry.get("expect", [])
-    if not isinstance(expect, list) or not all(isinstance(x, str) and x.strip() for x in expect):
+    expect = entry.get("expect")
+    if expect is None:
+        fail("'expect' is missing: the words the learner's first line must say, e.g. expect = [\"padding\", \"SAME\"]")
+    if not isinstance(expect, list) or not expect or not all(isinstance(x, str) and x.strip() for x in expect):
         fail("'expect' must be a list of non-empty strings (words the first line must say; 're:' for a regex)")
     for item in expect:
         if item.startswith("re:"):
