@@ -997,6 +997,8 @@ def test_beam_search_matches_reference():
 def _run_next_log_probs(mod, case):
     kind, x, len_x, prefixes = case.args
     layers = _shared_attention_layers() if kind == "attention" else _shared_seq2seq_layers()
+    if kind == "attention" and hasattr(mod, "AttentionLayers"):
+        layers = mod.AttentionLayers(*layers)  # the module's own tuple class: isinstance must hold in katas/ too
     next_log_probs = mod.model_next_log_probs(layers, np.asarray(x, np.int32), len_x)
     return [np.asarray(next_log_probs(p)) for p in prefixes]
 
