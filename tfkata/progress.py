@@ -67,7 +67,7 @@ def progress(store: Store, kata: registry.Kata) -> Progress:
     root = store.root
     missing = [p for p in (kata.test_file, kata.path("katas")) if not (root / p).exists()]
     results = store.load_results(kata) if not missing else None
-    stale = results is not None and is_stale(root, kata, store.results_path(kata))
+    stale = results is not None and is_stale(root, kata, store.results_path(kata), results)
     return Progress(kata, not missing, ", ".join(missing) or None, results, stale)
 
 

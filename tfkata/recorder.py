@@ -13,6 +13,7 @@ import pytest
 
 from tfkata import registry
 from tfkata.results import Run, TestResult
+from tfkata.store import sources_digest
 
 
 def kata_of(item) -> registry.Kata | None:
@@ -50,6 +51,10 @@ class Recorder:
         self.collect_errors: list[str] = []
         self.started = time.time()
         self.run: Run | None = None
+        # what is graded, as it was when the run started (a save during the run makes it stale)
+        root = getattr(config, "_tfkata_root", None)
+        self.sources = {} if root is None or target != "katas" else {
+            k.id: sources_digest(root, k) for k in registry.katas()}
 
     # ------------------------------------------------------------------ hooks
     @pytest.hookimpl(trylast=True)
@@ -129,7 +134,7 @@ class Recorder:
             tf = sys.modules.get("tensorflow")
             ran = set(self.results)
             self.run = Run.grade(
-                self.target, [self.results[n] for n in self.order], registry.katas(),
+                self.target, [self.results[n] for n in self.order], registry.katas(), sources=self.sources,
                 message="; ".join(self.collect_errors) or None,
                 tensorflow=getattr(tf, "__version__", None), python=platform.python_version(),
                 started=self.started, duration=round(time.time() - self.started, 3),

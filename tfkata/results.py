@@ -18,7 +18,8 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
+READABLE_VERSIONS = (5, 6)  # 5 lacks KataGrade.sources (read as unknown)
 STATUSES = ("pass", "fail", "todo", "waiting", "skip", "error")
 PROBLEMS = ("fail", "error", "todo")  # what a learner has to fix, in a test
 
@@ -96,6 +97,7 @@ class KataGrade:
     points: int = 0
     points_possible: int = 0
     duration: float = 0.0
+    sources: str | None = None  # sha256 of the learner's file and the test file when the run started
 
 
 @dataclass
@@ -115,8 +117,9 @@ class Run:
 
     # ------------------------------------------------------------------ building
     @classmethod
-    def grade(cls, target: str, tests: list[TestResult], katas, **fields) -> "Run":
-        """A run from its test results; ``katas`` is the registry's list (grade rows in its order)."""
+    def grade(cls, target: str, tests: list[TestResult], katas, sources: dict | None = None, **fields) -> "Run":
+        """A run from its test results; ``katas`` is the registry's list (grade rows in its order);
+        ``sources``: kata id -> digest of the files graded (see :func:`tfkata.store.sources_digest`)."""
         for t in tests:
             t.points_earned = t.points if t.status == "pass" else 0
         rows = []
@@ -132,6 +135,7 @@ class Run:
                 points=sum(t.points_earned for t in mine),
                 points_possible=sum(t.points for t in mine if t.status != "skip"),
                 duration=round(sum(t.duration for t in mine), 3),
+                sources=(sources or {}).get(kata.id),
             ))
         graded = [t for t in tests if t.kata is not None]
         ordered = graded + [t for t in tests if t.kata is None]
@@ -197,7 +201,7 @@ class Run:
 
     @classmethod
     def from_dict(cls, data: dict) -> "Run":
-        if not isinstance(data, dict) or data.get("version") != SCHEMA_VERSION:
+        if not isinstance(data, dict) or data.get("version") not in READABLE_VERSIONS:
             got = data.get("version") if isinstance(data, dict) else type(data).__name__
             raise ResultsError(f"not a version-{SCHEMA_VERSION} results document (version {got!r})")
         try:
@@ -207,7 +211,7 @@ class Run:
                 t["todo"] = Todo(**t["todo"]) if t.get("todo") else None
                 tests.append(TestResult(**t))
             katas = [KataGrade(**k) for k in data["katas"]]
-            fields = {k: v for k, v in data.items() if k not in ("tests", "katas")}
+            fields = {k: v for k, v in data.items() if k not in ("tests", "katas", "version")}
             return cls(tests=tests, katas=katas, **fields)
         except (KeyError, TypeError) as exc:
             raise ResultsError(f"results document does not fit the schema: {exc}") from None

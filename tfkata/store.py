@@ -11,6 +11,7 @@ A broken state or results file is moved into ``backups/`` with a warning, never 
 from __future__ import annotations
 
 import datetime as _dt
+import hashlib
 import json
 import os
 import shutil
@@ -139,11 +140,26 @@ class Store:
         run = self.load_results(kata)
         if run is None or not run.done:
             return False
-        return not is_stale(self.root, kata, self.results_path(kata))
+        return not is_stale(self.root, kata, self.results_path(kata), run)
 
 
-def is_stale(root: Path, kata: registry.Kata, recorded: Path) -> bool:
-    """The learner's file (or the kata's test file) changed after ``recorded`` was written."""
+def sources_digest(root: Path, kata: registry.Kata) -> str | None:
+    """sha256 over the learner's file and the kata's test file (None if one is missing)."""
+    digest = hashlib.sha256()
+    try:
+        for rel in (kata.path("katas"), kata.test_file):
+            digest.update(rel.encode() + b"\0" + (Path(root) / rel).read_bytes() + b"\0")
+    except OSError:
+        return None
+    return digest.hexdigest()
+
+
+def is_stale(root: Path, kata: registry.Kata, recorded: Path, run: Run | None = None) -> bool:
+    """The learner's file (or the kata's test file) changed since ``recorded`` was graded: by content
+    where the run holds its digest (saving an unchanged file changes nothing), else by modification time."""
+    grade = next((g for g in run.katas if g.id == kata.id), None) if run is not None else None
+    if grade is not None and grade.sources:
+        return sources_digest(root, kata) != grade.sources
     try:
         when = recorded.stat().st_mtime
         return any((root / p).stat().st_mtime > when for p in (kata.test_file, kata.path("katas")))

@@ -217,6 +217,26 @@ def test_status_says_failing_when_tests_fail(repo):
     assert "failing" in table_rows(kata(repo, "status").output)["k01"]
 
 
+def test_done_follows_the_files_content_not_their_save_time(repo):
+    """A kata stays done when its file is saved unchanged (editors, `touch`); any edit makes it stale."""
+    from tfkata.store import Store, sources_digest
+
+    passing = [result(f"test_{i}", "pass") for i in range(3)]
+    run = Run.grade("katas", passing, registry.katas(), sources={"k01": sources_digest(repo, K01)},
+                    started=time.time(), duration=1.0)
+    path = repo / ".tfkata" / "results-k01.json"
+    run.dump(path)
+    learner = repo / K01.path("katas")
+    later = path.stat().st_mtime + 60
+    os.utime(learner, (later, later))  # saved again, byte for byte, after the run
+    assert Store(repo).kata_done(K01), "re-saving an unchanged file must not undo a passing kata"
+    row = table_rows(kata(repo, "status").output)["k01"]
+    assert "done" in row and "changed since" not in row, row
+    learner.write_text(learner.read_text(encoding="utf-8") + "\n# edited\n", encoding="utf-8")
+    assert not Store(repo).kata_done(K01), "an edited file must be graded again"
+    assert "changed since" in table_rows(kata(repo, "status").output)["k01"]
+
+
 def test_run_report_message_first_failures_by_name_and_hints(repo):
     old = os.getcwd()
     os.chdir(repo)
