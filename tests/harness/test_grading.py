@@ -1,7 +1,10 @@
 """kata grade (tfkata/grading/): a small class on k01 — the reference, the stub, catalogued mistakes and
 the adversarial submissions the teacher's side must withstand — graded in parallel. Each grade equals
 what plain pytest gives in that submission, and no adversarial submission scores above its honest code
-(here: the stub, 0 points)."""
+(here: the stub, 0 points).
+
+Marked slow (a class graded in subprocesses: minutes): `pytest --solutions --runslow tests/harness/test_grading.py`.
+CI runs it as its own step (.ci/run); plain `pytest --solutions` skips it and says so."""
 from __future__ import annotations
 
 import csv
@@ -23,7 +26,7 @@ from tfkata.mistakes import apply, load
 from tfkata.paths import repo_root
 from tfkata.results import Run
 
-pytestmark = pytest.mark.timeout(900)
+pytestmark = [pytest.mark.timeout(900), pytest.mark.slow]
 ROOT = repo_root()
 K01 = registry.get("k01")
 STUB = (ROOT / "katas" / f"{K01.module}.py").read_text()
