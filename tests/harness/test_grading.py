@@ -141,6 +141,22 @@ def test_flags_for_the_teacher(graded):
     assert "exit0: crashed" in summary and "patchpytest: tampered" in summary, summary
 
 
+def test_the_summary_names_the_catalogued_mistakes_the_class_made(graded):
+    """Each catalogued mistake handed in is matched by its student's failing tests (their first lines say
+    the entry's `expect`), and the summary counts it; the reference and the stub match none."""
+    from tfkata.grading.matching import likely
+
+    by_name, out, _ = graded
+    summary = (out / "summary.txt").read_text()
+    assert "catalogued mistakes most often matched" in summary, summary
+    for m in load("k01")[:2]:
+        student = by_name[f"mistake-{m.id}"]
+        keys = {x.key for t in student.tests for x in likely(t)}
+        assert m.key in keys, f"{m.key} not matched; first lines: {[t.message for t in student.tests if t.status == 'fail']}"
+        assert f"× {m.key} " in summary, summary
+    assert not any(likely(t) for name in ("ref", "stub") for t in by_name[name].tests)
+
+
 def test_a_rerun_skips_unchanged_submissions(graded):
     by_name, out, subs = graded
     logs = []

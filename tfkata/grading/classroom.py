@@ -1,7 +1,8 @@
 """``kata grade``: a class of submissions on one machine, in parallel, resumable.
 
     OUT/grades.csv                      one row per student: points per kata, total, percent, status, seconds
-    OUT/summary.txt                     the distribution, the tests most often failed, flagged submissions
+    OUT/summary.txt                     the distribution, the tests most often failed, the catalogued mistakes
+                                        most often matched, flagged submissions
     OUT/students/<name>/grade.json      the parent's grade (tfkata.grading.grader.Graded)
     OUT/students/<name>/report.txt      what the student reads: the grade table, each failing test's first line
     OUT/students/<name>/child-results.json, pytest.log   what the graded process wrote (evidence, not the grade)
@@ -23,6 +24,7 @@ from pathlib import Path
 from tfkata import registry
 from tfkata.grading import grader
 from tfkata.grading.flags import flags_for
+from tfkata.grading.matching import most_matched
 from tfkata.grading.submissions import Submission, SubmissionError, read_submission
 
 
@@ -189,6 +191,10 @@ def summarise(results, katas, out: Path) -> str:
     if failed:
         lines.append("tests most often failed (not TODO):")
         lines += [f"  {n:>3} × {name}" for name, n in failed.most_common(8)]
+    matched = most_matched(graded)
+    if matched:
+        lines.append("catalogued mistakes most often matched (by each failing test's first line; a hint, not proof):")
+        lines += [f"  {c:>3} × {m.key} ({m.function}): {m.what}"[:160] for m, c in matched]
     odd = [g for g in results if g.status != "graded"]
     if odd:
         lines.append("not graded normally:")
