@@ -99,6 +99,7 @@ def mlp(x, layer_sizes):
 def increment(var, amount):
     """An op that adds ``amount`` to the variable ``var`` each time it runs (``tf.compat.v1.assign``).
 
-    Returns the op (or the assigned tensor); building it changes nothing until a session runs it.
+    ``amount`` has ``var``'s shape and dtype (a Python number when ``var`` is a scalar). Returns the op
+    (or the assigned tensor); building it changes nothing until a session runs it.
     """
     return tf.compat.v1.assign(var, var + amount)

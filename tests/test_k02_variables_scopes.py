@@ -124,6 +124,20 @@ def test_initialize_only_the_listed_variables(sess):
 
 
 @pytest.mark.covers("initialize", "make_variables")
+def test_initialize_an_empty_list_initialises_nothing(sess):
+    v, w = k02.make_variables()
+    k02.initialize(sess, [])
+    left = sorted(n.decode() if isinstance(n, bytes) else str(n)
+                  for n in sess.run(tf.compat.v1.report_uninitialized_variables()))
+    done = sorted({"v", "w"} - set(left))
+    assert left == ["v", "w"], (
+        f"initialize(sess, []): an empty list must initialise nothing, yet it initialised {done}: test "
+        "`if variables is None` (None means all; `if not variables` also takes the empty list, which is falsy, "
+        "for None)"
+    )
+
+
+@pytest.mark.covers("initialize", "make_variables")
 def test_reading_uninitialised_variable_fails(sess):
     v, w = k02.make_variables()
     _read_after_initialize(sess, v, [v])
@@ -315,6 +329,45 @@ def test_mlp_reuse_and_values(sess):
     assert np.allclose(got_again, got, rtol=1e-6, atol=1e-7), "mlp: the reused network must give the same output"
 
 
+@pytest.mark.covers("mlp")
+def test_mlp_relu_on_every_hidden_layer(sess):
+    sizes = (5, 6, 2)  # two hidden layers: both need the ReLU, only the last layer stays linear
+    x = tf.compat.v1.placeholder(tf.float32, [None, 3])
+    out = k02.mlp(x, list(sizes))
+    var = {v.op.name: v for v in tf.compat.v1.global_variables()}
+    names = [f"layer{i}/{p}" for i in range(1, 4) for p in ("W", "b")]
+    assert sorted(var) == sorted(names), (
+        f"mlp(x, [5, 6, 2]): expected the variables {names}, got {sorted(var)}: one variable_scope(f'layer{{i}}') "
+        "per layer"
+    )
+    rng = np.random.RandomState(1)
+    values = {n: rng.uniform(-1.0, 1.0, var[n].shape.as_list()).astype(np.float32) for n in names}
+    sess.run([var[n].assign(values[n]) for n in names])
+    feed = rng.randn(4, 3).astype(np.float32)
+    relu = lambda h: np.maximum(h, 0.0)  # noqa: E731
+
+    def forward(activate):
+        h = feed
+        for i in range(1, 4):
+            h = h @ values[f"layer{i}/W"] + values[f"layer{i}/b"]
+            h = relu(h) if i in activate else h
+        return h
+
+    expected = forward({1, 2})
+    got = sess.run(out, {x: feed})
+    if np.shape(got) == expected.shape and np.allclose(got, expected, rtol=1e-4, atol=1e-5):
+        return
+    variants = {
+        "only layer1 had the ReLU: apply relu on every layer but the last (layer2 too, with three layers)": {1},
+        "only the last hidden layer had the ReLU: apply relu on every layer but the last (layer1 too)": {2},
+        "the last layer must stay linear (relu on every layer but the last)": {1, 2, 3},
+    }
+    hint = next((h for h, act in variants.items()
+                 if np.shape(got) == expected.shape and np.allclose(got, forward(act), rtol=1e-4, atol=1e-5)),
+                "expected relu(relu(x W1 + b1) W2 + b2) W3 + b3: relu on every layer but the last")
+    pytest.fail(f"mlp(x, [5, 6, 2]) with three layers: wrong output: {hint}")
+
+
 # --------------------------------------------------------------------------- increment
 @pytest.mark.covers("increment")
 def test_increment_assigns_when_run(sess):
@@ -327,7 +380,8 @@ def test_increment_assigns_when_run(sess):
     got = sess.run(var)
     assert got == 6.0, (
         f"increment(var, 2.5): two runs from 1.0 must leave var = 6.0, got {got}: return "
-        "tf.compat.v1.assign(var, var + amount) (var + amount alone computes a value and changes nothing)"
+        "tf.compat.v1.assign(var, var + amount) or tf.compat.v1.assign_add(var, amount) (var + amount alone "
+        "computes a value and changes nothing)"
     )
 
 
@@ -483,9 +537,11 @@ def _run_increment(mod, case):
 
 INCREMENT_CASES = [
     Case("var = 0.0, amount = 1.0, run once", (0.0, 1.0, 1)),
-    Case("var = [1.0, -2.0, 3.0], amount = -0.5, run 3 times", (np.array([1.0, -2.0, 3.0], np.float32), -0.5, 3)),
-    Case("var = [[1, 2], [3, 4], [5, 6]] (int32), amount = [10, -10] (broadcast), run twice",
-         (np.array([[1, 2], [3, 4], [5, 6]], np.int32), np.array([10, -10], np.int32), 2)),
+    # amount has var's shape and dtype (the docstring): assign(var, var + amount) and assign_add(var, amount) both pass
+    Case("var = [1.0, -2.0, 3.0], amount = [-0.5, 1.5, 0.25], run 3 times",
+         (np.array([1.0, -2.0, 3.0], np.float32), np.array([-0.5, 1.5, 0.25], np.float32), 3)),
+    Case("var = [[1, 2], [3, 4], [5, 6]] (int32), amount = [[10, -10], [0, 5], [-3, 1]], run twice",
+         (np.array([[1, 2], [3, 4], [5, 6]], np.int32), np.array([[10, -10], [0, 5], [-3, 1]], np.int32), 2)),
 ]
 
 
@@ -493,4 +549,5 @@ INCREMENT_CASES = [
 @pytest.mark.covers("increment")
 def test_increment_matches_reference():
     compare("increment", k02, REF, INCREMENT_CASES, _run_increment,
-            hint="return tf.compat.v1.assign(var, var + amount): each run adds amount once")
+            hint="return tf.compat.v1.assign(var, var + amount) (or tf.compat.v1.assign_add(var, amount)): each run adds "
+                 "amount once")
