@@ -190,3 +190,34 @@ def test_slow_learning_against_the_reference_loss():
     line = explain_curve(losses, reference_loss=0.29, valid_metric=0.71)
     assert "learns too slowly" in line and "3.1x the reference's" in line and "healthy" not in line, line
     assert "healthy" in explain_curve(losses, reference_loss=0.8), "within 1.5x of the reference: no blame"
+
+
+SUSPECTS = {"rate": "build_training", "init": "model", "loop": "train", "eval": "evaluate", "leak": "next_batch",
+            "measure": "evaluate"}
+
+
+@pytest.mark.parametrize("curve, kind", [
+    (lambda: list(np.linspace(2.3, 1.0, 50)) + [float("nan")] * 10, "rate"),
+    (lambda: _noisy([LN10] * 200, 0.005), "init"),
+    (lambda: _noisy([1.7] * 200, 0.001), "loop"),
+    (lambda: list(np.linspace(0.5, 2.0, 60)), "rate"),
+])
+def test_suspects_put_the_implicated_function_first(curve, kind):
+    """`suspects` maps each kind of cause to the kata function to read first; the sentence starts with it
+    (the failure's "Stuck? kata hint K -f F" takes the first function a message names)."""
+    text = explain_curve(curve(), n_classes=10, suspects=SUSPECTS)
+    _one_sentence(text)
+    assert text.startswith(f"look at {SUSPECTS[kind]} first: the training loss"), text
+    assert explain_curve(curve(), n_classes=10) == text.split(" first: ", 1)[1], "the sentence itself is unchanged"
+
+
+def test_suspects_for_evaluation_and_a_healthy_curve():
+    text = explain_curve(_healthy(), n_classes=10, train_metric=0.96, valid_metric=0.77, suspects=SUSPECTS)
+    assert text.startswith("look at evaluate first:") and "dropout" in text, text
+    text = explain_curve(_healthy(), n_classes=10, suspects={"rate": "build_training"})
+    assert not text.startswith("look at"), f"a healthy curve with no `measure` suspect names none: {text}"
+
+
+def test_unknown_suspect_kind_is_one_clear_error():
+    with pytest.raises(ValueError, match="unknown kind.*'lr'.*rate, init"):
+        explain_curve([1.0, 0.5], suspects={"lr": "build_training"})

@@ -28,16 +28,17 @@ learning rate 0.5 starts at 2.4e5 and then sits at ln(10); learning rate 1e-5 is
 
 The API is shared by the training tests of k04, k05, k07 and k08; keep it as it is::
 
-    explain_curve(losses, *, n_classes=None, train_metric=None, valid_metric=None, picture=None) -> str
+    explain_curve(losses, *, n_classes=None, train_metric=None, valid_metric=None, picture=None,
+                  reference_loss=None, suspects=None) -> str
 
 No TensorFlow here: it is plain arithmetic on a list of floats, tested in tests/harness/test_curves.py.
 """
 from __future__ import annotations
 
 import math
-from typing import Iterable, Optional, Sequence, Union
+from typing import Iterable, Mapping, Optional, Sequence, Union
 
-__all__ = ["explain_curve"]
+__all__ = ["explain_curve", "KINDS"]
 
 Number = Union[int, float]
 
@@ -103,6 +104,7 @@ def explain_curve(
     valid_metric=None,
     picture: Optional[str] = None,
     reference_loss: Optional[float] = None,
+    suspects: Optional[Mapping[str, str]] = None,
 ) -> str:
     """One sentence: what the training curve ``losses`` looks like and the causes that fit it.
 
@@ -113,13 +115,31 @@ def explain_curve(
     data, as a number or a sequence (its last finite value is used). ``picture``: a path to mention
     ("open kata-output/k04/report.png ..."). ``reference_loss``: the reference solution's final training
     loss on the same budget (measured; the test knows it): a curve that ends well above it learned too
-    slowly, however healthy its shape.
+    slowly, however healthy its shape. ``suspects``: the kata function to look at first for each kind of
+    cause — ``rate`` (learning rate, optimiser), ``init`` (the model's output layer and initial weights),
+    ``loop`` (the training loop: the train op not run), ``eval`` (evaluation differs from training),
+    ``leak`` (the inputs hold the answer), ``measure`` (a healthy curve: what is measured); the sentence
+    then starts "look at F first:", so the failure's "Stuck?" line names that function.
     """
+    unknown = set(suspects or {}) - set(KINDS)
+    if unknown:
+        raise ValueError(f"explain_curve: suspects has unknown kind(s) {sorted(unknown)}; use {', '.join(KINDS)}")
+    kind, sentence = _read(losses, n_classes=n_classes, train_metric=train_metric, valid_metric=valid_metric,
+                           picture=picture, reference_loss=reference_loss)
+    function = (suspects or {}).get(kind)
+    return f"look at {function} first: {sentence}" if function else sentence
+
+
+KINDS = ("rate", "init", "loop", "eval", "leak", "measure")
+
+
+def _read(losses, *, n_classes, train_metric, valid_metric, picture, reference_loss) -> tuple[str, str]:
+    """(kind of cause, one sentence): see :func:`explain_curve`."""
     values = [float(v) for v in losses]
     see = _picture(picture)
     n = len(values)
     if n == 0:
-        return f"no training loss was recorded: did the training loop run any step and record its loss?{see}"
+        return "loop", f"no training loss was recorded: did the training loop run any step and record its loss?{see}"
 
     # 1. NaN / inf.
     bad = [i for i, v in enumerate(values) if not math.isfinite(v)]
@@ -132,7 +152,7 @@ def explain_curve(
             trend = f" after rising from {_fmt(before[0])} to {_fmt(before[-1])}"
         elif before:
             trend = f" (it was {_fmt(before[-1])} just before)"
-        return (
+        return "rate", (
             f"the training loss became {what} at entry {i + 1} of {n}{trend}: the learning rate is too high, "
             f"or the loss is numerically unstable (a log of a softmax that underflowed to 0: use "
             f"softmax_cross_entropy_with_logits on the logits instead){see}"
@@ -149,7 +169,7 @@ def explain_curve(
 
     # 2. Exploding, or huge from the start.
     if n >= 2 and j > 0 and (peak > _HUGE or (values[0] > 0 and peak > _EXPLODE_FACTOR * values[0])):
-        return (
+        return "rate", (
             f"the training loss exploded from {_fmt(values[0])} to {_fmt(peak)} (entry {j + 1} of {n}): "
             f"the learning rate is too high, or the loss is numerically unstable (compute it from the "
             f"logits with softmax_cross_entropy_with_logits){see}"
@@ -162,7 +182,7 @@ def explain_curve(
             if at_uniform
             else f"then came down to {_fmt(end)}"
         )
-        return (
+        return "rate", (
             f"the training loss started huge ({_fmt(peak)}) and {then}: the learning rate is too high, or the "
             f"weights start far too large (check the stddev){see}"
         )
@@ -174,7 +194,7 @@ def explain_curve(
             if start - end <= _UNIFORM_REL * uniform
             else f"falls from {_fmt(start)} to {_fmt(end)} ≈ ln({n_classes}) = {uniform:.3f} and stays there"
         )
-        return (
+        return "init", (
             f"the training loss {how}, the loss of "
             f"a uniform prediction: the model gives every class the same probability whatever the input (dead "
             f"logits: a ReLU on the output layer; weights initialised to zero or far too small, check the "
@@ -183,7 +203,7 @@ def explain_curve(
 
     # 4. Not moving at all.
     if n >= 2 and abs(start - end) <= _FLAT_REL * scale and (peak - min(values)) <= 4 * _FLAT_REL * scale:
-        return (
+        return "loop", (
             f"the training loss does not move ({_fmt(values[0])} → {_fmt(values[-1])} over {n} entries): the "
             f"weights are not being updated (the train op is not run, the learning rate is 0, or the "
             f"variables are not trainable){see}"
@@ -193,7 +213,7 @@ def explain_curve(
     valid_now = _last(valid_metric)
     if (n >= 2 and end < _LEAK_LOSS and start > 0 and end <= _LEAK_REL * start and valid_now is not None
             and valid_now < _LEAK_VALID):
-        return (
+        return "leak", (
             f"the training loss fell to almost 0 ({_fmt(start)} → {_fmt(end)}) but validation reaches only "
             f"{valid_now:.4f}: the model sees the answer while training (a label leak: targets not shifted, the "
             f"decoder fed the targets, or labels among the inputs), so it copies instead of learning{see}"
@@ -201,7 +221,7 @@ def explain_curve(
 
     # 6. Rising.
     if n >= 2 and end > start * 1.1 + 1e-12:
-        return (
+        return "rate", (
             f"the training loss rises from {_fmt(start)} to {_fmt(end)}: the learning rate is too high, or "
             f"the optimiser maximises the loss (a sign error){see}"
         )
@@ -209,7 +229,7 @@ def explain_curve(
     # 7. Training fine, validation poor.
     train, valid = _last(train_metric), _last(valid_metric)
     if train is not None and valid is not None and train - valid > _GAP:
-        return (
+        return "eval", (
             f"the training loss falls ({_fmt(start)} → {_fmt(end)}) and the training metric is {train:.4f}, "
             f"but validation reaches only {valid:.4f}: the model is evaluated differently from how it is "
             f"trained (dropout left on at evaluation, keep_prob not 1.0, or preprocessing such as pixel "
@@ -221,7 +241,7 @@ def explain_curve(
         rising = ""
         if valid is not None:
             rising = f" (validation {valid:.4f})"
-        return (
+        return "rate", (
             f"the training loss fell from {_fmt(start)} to {_fmt(end)}{rising}, {end / reference_loss:.1f}x the "
             f"reference's {_fmt(reference_loss)} on the same budget: it learns too slowly (a learning rate below "
             f"the tutorial's, e.g. Adam's default 1e-4 instead of 1e-3, or weights initialised too small){see}"
@@ -234,7 +254,7 @@ def explain_curve(
         mean_slope = (start - end) / max(n - k, 1)
         high = uniform is not None and end > _HIGH * uniform
         if late_slope > _STEEP_RATIO * mean_slope or (high and late_slope > _STEEP_RATIO_HIGH * mean_slope):
-            return (
+            return "rate", (
                 f"the training loss is still falling steeply at the end ({_fmt(start)} → {_fmt(end)}): it "
                 f"learns too slowly (learning rate too small, or weights initialised too small: check the "
                 f"stddev) and would need many more steps{see}"
@@ -245,15 +265,15 @@ def explain_curve(
     if valid is not None:
         metric = f", validation {valid:.4f}"
     if start > end and uniform is not None and end > _HIGH * uniform:
-        return (
+        return "rate", (
             f"the training loss fell from {_fmt(start)} to {_fmt(end)} and stopped there, far above what a working "
             f"model reaches (ln({n_classes}) = {uniform:.3f} is a uniform guess){metric}: it stopped learning "
             f"early: check the learning rate and the initialisation scale{see}"
         )
     if start > end:
-        return (
+        return "measure", (
             f"the training loss fell from {_fmt(start)} to {_fmt(end)} and levelled off{metric}: a healthy "
             f"curve, so look at what is measured (the evaluation loop, the labels) or at the model's "
             f"capacity rather than at the optimiser{see}"
         )
-    return f"the training loss went from {_fmt(start)} to {_fmt(end)}{metric}{see}"
+    return "measure", f"the training loss went from {_fmt(start)} to {_fmt(end)}{metric}{see}"
