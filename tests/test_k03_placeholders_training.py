@@ -160,28 +160,30 @@ def _quadratic():
 
 @pytest.mark.covers("sgd_minimize")
 def test_sgd_step_is_one_gradient_step(sess):
-    k, b, loss = _quadratic()
-    op = k03.sgd_minimize(loss, 0.1)
-    sess.run(tf.compat.v1.global_variables_initializer())
-    assert sess.run([k, b]) == [1.0, -2.0], "sgd_minimize: building the train op must not change the variables"
-    sess.run(op)
-    residual = 3.0 * 1.0 - 2.0 - 4.0
-    expected = (1.0 - 0.1 * 6.0 * residual, -2.0 - 0.1 * 2.0 * residual)
-    got = tuple(float(v) for v in sess.run([k, b]))
-    if not np.allclose(got, expected, rtol=1e-5):
+    for lr in (0.1, 0.025):  # two rates: a number written in place of the argument matches at most one
+        k, b, loss = _quadratic()
+        op = k03.sgd_minimize(loss, lr)
+        sess.run(tf.compat.v1.global_variables_initializer())  # Adam's slots too, if any
+        assert sess.run([k, b]) == [1.0, -2.0], "sgd_minimize: building the train op must not change the variables"
+        sess.run(op)
+        residual = 3.0 * 1.0 - 2.0 - 4.0
+        expected = (1.0 - lr * 6.0 * residual, -2.0 - lr * 2.0 * residual)
+        got = tuple(float(v) for v in sess.run([k, b]))
+        if np.allclose(got, expected, rtol=1e-5):
+            continue
         start, grads = (1.0, -2.0), (6.0 * residual, 2.0 * residual)
         rates = [(v0 - v) / g for v0, v, g in zip(start, got, grads)]
         moves = [abs(v - v0) for v0, v in zip(start, got)]
         if np.allclose(rates[0], rates[1], rtol=1e-4) and rates[0] > 0:
-            why = (f"the step used learning rate {rates[0]:.4g}, not the argument 0.1: pass learning_rate to "
+            why = (f"the step used learning rate {rates[0]:.4g}, not the argument {lr:g}: pass learning_rate to "
                    "GradientDescentOptimizer(learning_rate)")
-        elif np.allclose(moves, 0.1, rtol=1e-3):
-            why = ("each variable moved by exactly 0.1 whatever its gradient (Adam's first step): use plain gradient "
-                   "descent, tf.compat.v1.train.GradientDescentOptimizer(learning_rate)")
+        elif np.allclose(moves, lr, rtol=1e-3):
+            why = (f"each variable moved by exactly {lr:g} whatever its gradient (Adam's first step): use plain "
+                   "gradient descent, tf.compat.v1.train.GradientDescentOptimizer(learning_rate)")
         else:
             why = "tf.compat.v1.train.GradientDescentOptimizer(learning_rate).minimize(loss, var_list=var_list)"
         pytest.fail(
-            f"sgd_minimize(loss, 0.1): one run should make (k, b) = ({expected[0]:.4g}, {expected[1]:.4g}) "
+            f"sgd_minimize(loss, {lr:g}): one run should make (k, b) = ({expected[0]:.4g}, {expected[1]:.4g}) "
             f"(v - lr * dloss/dv), got ({got[0]:.4g}, {got[1]:.4g}): {why}"
         )
 
@@ -278,6 +280,29 @@ def _reference_loop(k0, b0, steps, learning_rate, seed, y_first=False, loss_afte
     return k, b, losses, previous
 
 
+def _learning_rate_used(k0, b0, steps, seed, losses):
+    """The fixed learning rate with which the tutorial's loop gives ``losses``, or None when none does.
+
+    The residual of step 1 is linear in the rate: r1 = c - lr * 2 r0 (x0 x1 + 1); the loss r1^2 gives two
+    candidates, each checked on the whole list."""
+    if steps < 2:
+        return None
+    rng = np.random.RandomState(seed)
+    x0 = rng.random_sample()
+    y0 = 3.0 * x0 - 1.0 + 0.0001 * rng.standard_normal()
+    x1 = rng.random_sample()
+    y1 = 3.0 * x1 - 1.0 + 0.0001 * rng.standard_normal()
+    r0, c = k0 * x0 + b0 - y0, k0 * x1 + b0 - y1
+    slope = 2.0 * r0 * (x0 * x1 + 1.0)
+    if abs(slope) < 1e-6 or not np.isfinite(losses[1]) or losses[1] < 0:
+        return None
+    for r1 in (np.sqrt(losses[1]), -np.sqrt(losses[1])):
+        lr = (c - r1) / slope
+        if lr > 0 and np.allclose(losses, _reference_loop(k0, b0, steps, lr, seed)[2], rtol=1e-3, atol=1e-7):
+            return float(lr)
+    return None
+
+
 @pytest.mark.covers("train_linear_regression", "linear_regression_model", "sgd_minimize")
 def test_train_linear_regression_follows_the_loop():
     steps, learning_rate, seed = 12, 0.3, 7
@@ -304,14 +329,17 @@ def test_train_linear_regression_follows_the_loop():
                 _reference_loop(k0, b0, steps, learning_rate, seed, y_first=True)[2],
             "record the loss of the same sess.run as the train op (the loss before the update)":
                 _reference_loop(k0, b0, steps, learning_rate, seed, loss_after=True)[2],
-            f"use the learning_rate argument ({learning_rate} here), not a fixed 0.5":
-                _reference_loop(k0, b0, steps, 0.5, seed)[2],
             "draw the data from rng = np.random.RandomState(seed), with the seed argument":
                 _reference_loop(k0, b0, steps, learning_rate, 0)[2],
         }
-        hint = next((h for h, ref in variants.items() if np.allclose(got, ref, rtol=1e-3, atol=1e-7)),
-                    "the losses differ from the tutorial's loop: one sample per step, x = rng.random_sample(), "
-                    "y = 3x - 1 + 0.0001 * rng.standard_normal(), run [loss, train_op] with that feed")
+        hint = next((h for h, ref in variants.items() if np.allclose(got, ref, rtol=1e-3, atol=1e-7)), None)
+        used = None if hint else _learning_rate_used(k0, b0, steps, seed, got)
+        if used is not None:
+            hint = (f"use the learning_rate argument ({learning_rate} here), not a fixed {used:.3g}: the losses are "
+                    f"the tutorial's loop at learning rate {used:.3g}; build the op with sgd_minimize(loss, "
+                    "learning_rate)")
+        hint = hint or ("the losses differ from the tutorial's loop: one sample per step, x = rng.random_sample(), "
+                        "y = 3x - 1 + 0.0001 * rng.standard_normal(), run [loss, train_op] with that feed")
         diff = np.abs(got - ref_losses)
         step = int(diff.argmax())
         first = int(np.argmax(diff > 1e-7 + 1e-3 * np.abs(ref_losses)))
@@ -348,6 +376,29 @@ def test_linear_regression_learns_k3_b_minus1():
     assert losses[-1] < losses[0] / 100, (
         f"train_linear_regression: the loss should fall: first {losses[0]:.3g}, last {losses[-1]:.3g}"
     )
+
+
+@pytest.mark.covers("train_linear_regression")
+def test_train_linear_regression_builds_the_graph_once():
+    from collections import Counter
+
+    built = {}
+    for steps in (1, 4):
+        with fresh_graph() as graph:
+            _train(steps=steps, seed=0)
+            built[steps] = Counter(op.type for op in graph.get_operations())
+    per_step = (sum(built[4].values()) - sum(built[1].values())) / 3
+    if per_step:
+        added = built[4] - built[1]
+        if any("GradientDescent" in t for t in added):
+            what = "sgd_minimize (the train op) was called inside the loop"
+        else:
+            what = f"ops were built inside the loop ({', '.join(sorted(added)) or 'none kept'})"
+        pytest.fail(
+            f"train_linear_regression: the graph grows at every step ({per_step:g} new ops per step): {what}; build the "
+            "model and call sgd_minimize once, before the loop, and only sess.run inside it (each copy stays in the "
+            "graph for good and makes every step slower)"
+        )
 
 
 @pytest.mark.covers("train_linear_regression")
