@@ -140,15 +140,22 @@ def _made_here(var):
     return where + (f", within {outer.name}" if outer.name != inner.name else "")
 
 
-def _assert_no_new_variables(function, reuse):
-    """``function`` was given every part it needs (made by the test, without variables): it must create none."""
-    made = tf.compat.v1.global_variables()
+def _assert_no_new_variables(function, reuse, before=()):
+    """``function`` was given every part it needs (made by the test): it must create no variable besides the names
+    in ``before`` (the ones that existed when it was called)."""
+    before = set(before)
+    made = [v for v in tf.compat.v1.global_variables() if v.name not in before]
     if made:
         where = _made_here(made[0])
-        pytest.fail(f"{function} created the variable '{made[0].op.name}'{where}"
+        name = made[0].op.name
+        # Which part the new weights stand in for: a cell's (LSTM kernels), the output layer's, else the embedding's.
+        part = ("parts.cell" if any(w in name for w in ("lstm", "rnn_cell", "gru")) else
+                "parts.output_layer" if any(w in name for w in ("dense", "output", "kernel", "bias")) else None)
+        use = f"use {part} ({reuse} are" if part else f"use {reuse} (they are"
+        pytest.fail(f"{function} created the variable '{name}'{where}"
                     + (f" and {len(made) - 1} more" if len(made) > 1 else "")
-                    + f": a new layer there has new, untrained weights; use {reuse}, the ones training uses "
-                    "(made once by decoder_parts)", pytrace=False)
+                    + f": a new layer there has new, untrained weights; {use} the ones training uses, made once "
+                    "by decoder_parts)", pytrace=False)
 
 
 def _build_seq2seq(**kwargs):
@@ -423,6 +430,42 @@ def test_decoder_parts_are_made_once_under_decoder_scope():
     assert out.shape.as_list() == [2, 3, V], (
         f"parts.output_layer should map [..., 50] to [..., {V}] logits (Dense(vocab_size)), got {out.shape.as_list()}"
     )
+
+
+def _built_parts(batch):
+    """Real DecoderParts (an embedding, two BasicLSTMCell layers of 50, a Dense layer) whose variables all exist
+    already (each part called once), and an LSTM state for ``batch`` rows; returns (parts, state, variable names)."""
+    parts = _parts_here(V, 30, 50, 2)
+    with tf.compat.v1.variable_scope("made_by_the_test"):
+        state = _lstm_state(batch, 50, 2, seed=6)
+        out, _ = parts.cell(tf.nn.embedding_lookup(parts.embedding, tf.zeros([batch], tf.int32)), state)
+        parts.output_layer(out)
+    return parts, state, [v.name for v in tf.compat.v1.global_variables()]
+
+
+def _creates_no_variables(function, call):
+    """Run ``call(parts, state)`` on parts whose variables exist: a new cell, layer or get_variable inside it is a
+    new set of untrained weights (greedy decoding and training would not share them). Also when the call fails
+    (a new cell may not fit the state it is given): the variables it made before failing tell why."""
+    parts, state, before = _built_parts(2)
+    try:
+        call(parts, state)
+    except (ValueError, TypeError):
+        _assert_no_new_variables(function, "parts.embedding, parts.cell and parts.output_layer", before)
+        raise
+    _assert_no_new_variables(function, "parts.embedding, parts.cell and parts.output_layer", before)
+
+
+@pytest.mark.covers("training_decoder")
+def test_training_decoder_uses_the_parts_it_is_given():
+    dec_in = np.array([[0, 4, 2], [0, 6, 0]], np.int32)
+    _creates_no_variables("training_decoder", lambda parts, state: k07.training_decoder(
+        parts, tf.constant(dec_in), tf.constant([3, 2]), state))
+
+
+@pytest.mark.covers("greedy_decoder")
+def test_greedy_decoder_uses_the_parts_it_is_given():
+    _creates_no_variables("greedy_decoder", lambda parts, state: k07.greedy_decoder(parts, state, 2, max_steps=3))
 
 
 @pytest.mark.covers("training_decoder")
@@ -718,6 +761,64 @@ def test_build_seq2seq_train_op_decays_and_counts():
         f"about 0.00125 (the decayed rate), it moved them by {typical:.3g} (median)"
         + (": give AdamOptimizer the tensor decayed_learning_rate(learning_rate, step, halve_every), not the plain "
            "learning_rate" if abs(typical - 0.01) < 0.003 else "")
+    )
+
+
+# --------------------------------------------------------------------------- train, in three steps
+def _tiny_seq2seq(learning_rate, halve_every):
+    """A stand-in for build_seq2seq that builds in a blink, with the model's two sources of randomness: a
+    get_variable (its initializer's seed comes from the graph seed) and a tf.compat.v1.layers.Dense (its kernel's
+    seed comes from Python's random, as the cells' do)."""
+    del halve_every
+    ph = tf.compat.v1.placeholder
+    enc_in, enc_len = ph(tf.int32, [None, None]), ph(tf.int32, [None])
+    dec_in, dec_out, dec_len = ph(tf.int32, [None, None]), ph(tf.int32, [None, None]), ph(tf.int32, [None])
+    embedding = tf.compat.v1.get_variable("embedding", [V, 4])
+    dense = tf.compat.v1.layers.Dense(V)
+    summary = tf.reduce_mean(tf.nn.embedding_lookup(embedding, enc_in), axis=1, keepdims=True)  # [B, 1, 4]
+    logits = dense(tf.nn.embedding_lookup(embedding, dec_in) + summary)
+    loss = tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(labels=dec_out, logits=logits))
+    train_op = tf.compat.v1.train.GradientDescentOptimizer(learning_rate).minimize(loss)
+    predictions = tf.argmax(dense(summary), axis=-1, output_type=tf.int32)
+    return k07.Seq2Seq(enc_in, enc_len, dec_in, dec_out, dec_len, logits, loss, train_op, predictions)
+
+
+def _disturb_global_random_state(salt):
+    """Python's, numpy's and TensorFlow's global random state, set to something train must not depend on."""
+    import random
+
+    random.seed(1000 + salt)
+    np.random.seed(2000 + salt)
+    tf.random.set_seed(3000 + salt)
+    random.random(), np.random.rand()
+
+
+@pytest.mark.covers("train")
+def test_train_is_reproducible():
+    """train(seed=s) twice gives the same run, whatever the global random state; another seed another run.
+
+    Three steps of a stand-in model (model_fn): the cells' and Dense layers' initial weights draw their seeds from
+    Python's random (measured: without random.seed(seed) two runs start from other weights), get_variable's from
+    the graph seed, the batches from the numpy RandomState."""
+    def run(seed, salt):
+        _disturb_global_random_state(salt)
+        result = k07.train(steps=3, batch_size=8, eval_samples=8, seed=seed, num_print=0, model_fn=_tiny_seq2seq)
+        assert isinstance(result, dict) and "losses" in result, (
+            f"train: should return a dict with 'losses' (every step's loss), got "
+            f"{sorted(result) if isinstance(result, dict) else type(result).__name__}"
+        )
+        return [round(float(v), 6) for v in result["losses"]], result.get("accuracy")
+
+    first, again, other = run(7, salt=1), run(7, salt=2), run(8, salt=1)
+    assert first == again, (
+        "train is not reproducible: seed random/numpy/TF with `seed` at the start (random.seed(seed) for the layers' "
+        "initial weights, tf.compat.v1.set_random_seed(seed) in the new graph, the batches from "
+        f"np.random.RandomState(seed)): two runs of train(steps=3, seed=7), with Python's, numpy's and TensorFlow's "
+        f"global random state changed in between, gave the losses {first[0]} and {again[0]}"
+    )
+    assert first != other, (
+        f"train ignores its seed: seeds 7 and 8 gave the same run (losses {first[0]}): seed random, the graph "
+        "(tf.compat.v1.set_random_seed) and the data's np.random.RandomState with the `seed` argument, not a fixed number"
     )
 
 

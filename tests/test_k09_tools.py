@@ -490,6 +490,34 @@ def _batches(images, labels, seed, count, **kwargs):
             return [s.run(batch) for _ in range(count)]
 
 
+def _next_batch_ends(dataset_fn, runs):
+    """Read ``dataset_fn()`` through next_batch, in a fresh graph: (the values, whether OutOfRangeError came)."""
+    with fresh_graph():
+        batch = k09.next_batch(dataset_fn())
+        got = []
+        with tf.compat.v1.Session() as s:
+            for _ in range(runs):
+                try:
+                    got.append(np.asarray(s.run(batch)).tolist())
+                except tf.errors.OutOfRangeError:
+                    return got, True
+    return got, False
+
+
+@pytest.mark.covers("next_batch")
+def test_next_batch_reads_the_dataset_once_then_ends():
+    got, ended = _next_batch_ends(lambda: tf.data.Dataset.range(5).batch(2), runs=6)
+    if not ended:
+        pytest.fail(f"next_batch must raise OutOfRangeError at the end of the epoch: Dataset.range(5).batch(2) holds "
+                    f"[0, 1], [2, 3], [4], then ends, but next_batch's runs gave {got}: iterate the dataset as it is, "
+                    "tf.compat.v1.data.make_one_shot_iterator(dataset).get_next(), no .repeat() (how often the data "
+                    "repeats is make_dataset's num_epochs)", pytrace=False)
+    assert got == [[0, 1], [2, 3], [4]], (
+        f"next_batch: Dataset.range(5).batch(2) should give [0, 1], [2, 3], [4], then OutOfRangeError, got {got}: "
+        "each sess.run of the get_next() tensors gives the NEXT element (make the iterator once, outside any loop)"
+    )
+
+
 @pytest.mark.covers("make_dataset", "next_batch", "normalize")
 def test_dataset_every_example_once_per_epoch(sess):
     images, labels = _mnist_images(60), np.arange(60)
@@ -517,8 +545,18 @@ def test_dataset_every_example_once_per_epoch(sess):
     assert sizes == [16, 16, 16, 12] * 2, (
         f"make_dataset: expected batch sizes [16, 16, 16, 12] in each of 2 epochs of 60, got {sizes}: {order_hint}"
     )
-    with pytest.raises(tf.errors.OutOfRangeError):
-        sess.run(batch)  # two epochs of 60 in batches of 16: 4 batches each, then the end
+    try:
+        extra = sess.run(batch)  # two epochs of 60 in batches of 16: 4 batches each, then the end
+    except tf.errors.OutOfRangeError:
+        extra = None
+    if extra is not None:
+        _, next_batch_ends = _next_batch_ends(lambda: tf.data.Dataset.range(3), runs=4)
+        pytest.fail("next_batch must raise OutOfRangeError at the end of the epoch: it read on past the end of "
+                    "Dataset.range(3) too: make_one_shot_iterator(dataset).get_next(), no .repeat()"
+                    if not next_batch_ends else
+                    "make_dataset(num_epochs=2) must end after 2 epochs (OutOfRangeError after 8 batches of 60 "
+                    "examples in 16s), but a 9th batch came: repeat(num_epochs), not repeat() (that is forever)",
+                    pytrace=False)
     assert not contiguous, (
         "make_dataset: every batch holds consecutive examples (the batches are shuffled, not the examples): "
         "shuffle BEFORE batch"
