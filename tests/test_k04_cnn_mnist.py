@@ -837,10 +837,62 @@ class _Split:
         raise AssertionError("evaluate must walk dataset.images in order, not call next_batch")
 
 
+class _Recorder:
+    """Stands in for the session: records every run's fetches and feed_dict, then runs it in the real one."""
+
+    def __init__(self, sess):
+        self._sess, self.runs = sess, []
+
+    def run(self, fetches, feed_dict=None, *args, **kwargs):
+        self.runs.append((fetches, dict(feed_dict or {})))
+        return self._sess.run(fetches, feed_dict, *args, **kwargs)
+
+    def __getattr__(self, name):
+        return getattr(self._sess, name)
+
+    def fed(self, tensor):
+        """The values fed to ``tensor`` (a key given as the tensor or its name), one per run that fed it."""
+        names = (tensor, tensor.name, tensor.op.name)
+        return [value for _, feed in self.runs for key, value in feed.items()
+                if any(key is n or (isinstance(key, str) and key == n) for n in names)]
+
+    def ran(self, target_op):
+        """How many runs reached ``target_op`` (through inputs or control inputs of what they fetched)."""
+        return sum(_reaches(fetches, target_op) for fetches, _ in self.runs)
+
+
+def _reaches(fetches, target_op):
+    graph, stack, seen = target_op.graph, [], set()
+    for fetch in tf.nest.flatten(fetches):
+        try:
+            element = graph.as_graph_element(fetch)
+        except (TypeError, ValueError, KeyError):
+            continue
+        stack.append(element.op if isinstance(element, tf.Tensor) else element)
+    while stack:
+        op = stack.pop()
+        if op is target_op:
+            return True
+        if op.name in seen:
+            continue
+        seen.add(op.name)
+        stack.extend(t.op for t in op.inputs)
+        stack.extend(op.control_inputs)
+    return False
+
+
 @pytest.mark.covers("evaluate")
 def test_evaluate_turns_dropout_off(sess):
     model, count, images, truth = _dropout_model(150)
-    got = k04.evaluate(sess, model, count, _Split(images, np.eye(10, dtype=np.float32)[truth]), batch_size=50)
+    recorder = _Recorder(sess)
+    got = k04.evaluate(recorder, model, count, _Split(images, np.eye(10, dtype=np.float32)[truth]), batch_size=50)
+    rows = [len(v) for v in recorder.fed(model.x)]
+    if abs(got - 1.0) >= 1e-6 and rows and sum(rows) < 150:
+        pytest.fail(
+            f"evaluate: every example must be counted, the last batch too: it fed {sum(rows)} of the 150 examples "
+            f"(batches of {rows}), so it reported {got:.4f} instead of 1.0: walk range(0, dataset.num_examples, "
+            "batch_size)"
+        )
     assert abs(got - 1.0) < 1e-6, (
         f"evaluate: every prediction is right with dropout off, but evaluate reported {got:.4f}: dropout left on at "
         "test time? feed keep_prob 1.0"
@@ -909,7 +961,11 @@ def test_predict(sess):
         f"predict: expected a numpy array of 130 class ids for 130 images in batches of 50, got "
         f"{shape if isinstance(got, np.ndarray) else type(got).__name__}: {why}"
     )
-    assert np.issubdtype(got.dtype, np.integer), f"expected integer class ids, got {got.dtype}: take the argmax"
+    assert got.dtype == np.int64, (
+        f"predict: expected int64 class ids (the docstring's dtype, np.argmax's), got {got.dtype}: "
+        + ("return them as int64, .astype(np.int64)" if np.issubdtype(got.dtype, np.integer)
+           else "take the argmax of the logits, np.argmax(logits, axis=1)")
+    )
     wrong = np.flatnonzero(got != truth)
     assert wrong.size == 0, (
         f"predict: {wrong.size} of 130 predictions differ from argmax(logits) with dropout off (first at row "
@@ -919,9 +975,9 @@ def test_predict(sess):
         none, error = k04.predict(sess, model, images[:0], batch_size=50), None
     except Exception as exc:  # noqa: BLE001 - any error is the learner's
         none, error = None, f"{type(exc).__name__}: {exc}".splitlines()[0]
-    assert error is None and getattr(none, "shape", None) == (0,), (
-        "predict: on 0 images (an empty [0, 784] array) expected an empty array of class ids, shape (0,), "
-        + (f"it raised {error}" if error else f"got {getattr(none, 'shape', type(none).__name__)}")
+    assert error is None and getattr(none, "shape", None) == (0,) and none.dtype == np.int64, (
+        "predict: on 0 images (an empty [0, 784] array) expected an empty int64 array of class ids, shape (0,), "
+        + (f"it raised {error}" if error else f"got {getattr(none, 'dtype', '')} {getattr(none, 'shape', type(none).__name__)}")
         + ": with no batch to run, return np.zeros([0], np.int64) (np.concatenate needs at least one array)"
     )
 
@@ -978,14 +1034,25 @@ def test_train_loop_on_a_stand_in_model(sess, capsys):
     )
     batches = _Batches()
     data = k04.Datasets(train=batches, validation=_Split(images, np.eye(10, dtype=np.float32)[truth]), test=None)
-    history = k04.train(sess, model, training, data, steps=20, batch_size=5, keep_prob=0.6, log_every=10, verbose=False)
+    recorder = _Recorder(sess)
+    history = k04.train(recorder, model, training, data, steps=20, batch_size=5, keep_prob=0.6, log_every=10,
+                        verbose=False)
     assert capsys.readouterr().out == "", "train(..., verbose=False) must print nothing"
     assert batches.calls == [5] * 20, (
         f"train should draw one batch of batch_size per step (20 x data.train.next_batch(5)), got {len(batches.calls)} "
         f"calls with sizes {sorted(set(batches.calls))}"
     )
+    inits = recorder.ran(step_var.initializer)
+    assert inits <= 1, (
+        f"train re-initialised the variables inside the loop (the initializer ran {inits} times, resetting the "
+        "trained weights each time): run global_variables_initializer once, before the loop"
+    )
     runs = float(sess.run(step_var))
-    assert runs == 20.0, f"training.train_op should run once per step (20 times), it ran {runs:g} times"
+    assert runs == 20.0, (
+        f"train: training.train_op should run once per step (20 times), but the counter it increments ended at "
+        f"{runs:g}: run it in every step"
+        + (", and initialise the variables once, before the loop (initialising inside it resets them)" if runs < 20 else "")
+    )
     assert isinstance(history, list) and [h.get("step") for h in history] == [10, 20], (
         f"with log_every=10 and 20 steps the history should have entries at steps [10, 20], got "
         f"{[h.get('step') if isinstance(h, dict) else h for h in history] if isinstance(history, list) else history}"
