@@ -786,6 +786,102 @@ def test_one_step_as_k07():
     )
 
 
+# --------------------------------------------------------------------------- train, in two steps
+def _weights_of(layers):
+    return [np.asarray(w, np.float64) for item in layers
+            for layer in (item if isinstance(item, (list, tuple)) else [item]) for w in layer.get_weights()]
+
+
+def _stand_ins(monkeypatch, batches):
+    """train's helpers replaced by quick stand-ins (tracing the real step and decoder takes 6-10 s a run, measured),
+    which keep what train must seed: real Keras layers, built, whose initial weights come from Keras's random state;
+    the step's 'loss' and the decoder's ids are plain functions of those weights and of the batch. The step appends
+    each batch's (x, decoder_inputs) to ``batches``."""
+    def build_layers(*args, **kwargs):
+        def embedding():
+            layer = keras.layers.Embedding(V, 3)
+            layer.build((None, None))
+            return layer
+
+        def lstm():
+            layer = keras.layers.LSTM(3, return_sequences=True, return_state=True)
+            layer.build((None, None, 3))
+            return layer
+
+        output = keras.layers.Dense(V)
+        output.build((None, 3))
+        return n07.Seq2SeqLayers(embedding(), [lstm()], embedding(), [lstm()], output)
+
+    def make_train_step(layers, optimizer):
+        def step(x, len_x, decoder_inputs, decoder_targets, len_y):
+            batches.append((np.array(x), np.array(decoder_inputs)))
+            weights = _weights_of(layers)
+            loss = (sum(float(np.sum(w * w)) for w in weights) + float(weights[0][np.asarray(x)].mean())
+                    + 0.01 * float(np.asarray(decoder_targets).sum()))
+            return tf.constant(loss, tf.float32)
+        return step
+
+    def make_greedy_decoder(layers, max_steps=None):
+        def decode(inputs, lengths):
+            emb, kernel = layers.decoder_embedding.get_weights()[0], layers.output_layer.get_weights()[0]
+            ids = np.argmax(emb[np.asarray(inputs)] @ kernel, axis=-1).astype(np.int32)
+            return tf.constant(ids), tf.constant(np.asarray(lengths, np.int32))
+        return decode
+
+    import sys
+
+    module = sys.modules[n07.train.__module__]  # the module itself (a kata's stand-in is read-only)
+    monkeypatch.setattr(module, "build_layers", build_layers)
+    monkeypatch.setattr(module, "make_optimizer", lambda *args, **kwargs: "the optimizer")
+    monkeypatch.setattr(module, "make_train_step", make_train_step)
+    monkeypatch.setattr(module, "make_greedy_decoder", make_greedy_decoder)
+
+
+@pytest.mark.needs("k07")
+@pytest.mark.covers("train")
+def test_train_is_reproducible(monkeypatch):
+    """train(seed=s) twice gives the same run, whatever the global random state; another seed another run."""
+    import random
+
+    batches = []
+    _stand_ins(monkeypatch, batches)
+
+    def run(seed, salt):
+        del batches[:]
+        random.seed(1000 + salt)  # what train must not depend on: Python's, numpy's and TensorFlow's global state
+        np.random.seed(2000 + salt)
+        tf.random.set_seed(3000 + salt)
+        random.random(), np.random.rand(), tf.random.uniform([1])
+        result = n07.train(steps=2, batch_size=4, eval_samples=4, seed=seed, num_print=0)
+        assert isinstance(result, dict) and "losses" in result, (
+            f"train: should return a dict with 'losses' (every step's loss), got "
+            f"{sorted(result) if isinstance(result, dict) else type(result).__name__}"
+        )
+        return [round(float(v), 5) for v in result["losses"]], result.get("accuracy"), list(batches)
+
+    first, again, other = run(7, salt=1), run(7, salt=2), run(8, salt=1)
+    assert first[:2] == again[:2], (
+        "train is not reproducible: seed random/numpy/TF with `seed` at the start (keras.utils.set_random_seed(seed) "
+        "before build_layers: Keras draws the initial weights from that state; the batches from "
+        "np.random.RandomState(seed)): two runs of train(steps=2, seed=7), with Python's, numpy's and TensorFlow's "
+        f"global random state changed in between, gave the losses {first[0]} and {again[0]}"
+    )
+    assert first[:2] != other[:2], (
+        f"train ignores its seed: seeds 7 and 8 gave the same run (losses {first[0]}): pass the `seed` argument to "
+        "keras.utils.set_random_seed and np.random.RandomState, not a fixed number"
+    )
+    rng = np.random.RandomState(7)  # k07.train's batches: bucketed pools of 32 * batch_size, popped from the end
+    queue = k07.bucketed_batches(*k07.generate_data(32 * 4, rng=rng), batch_size=4, rng=rng)
+    want = [queue.pop()[0] for _ in range(2)]
+    got = [x for x, _ in first[2]]
+    assert len(got) == 2 and all(np.array_equal(g, w) for g, w in zip(got, want)), (
+        "train: the batches are not k07.train's: rng = np.random.RandomState(seed), then pop each batch from "
+        "k07.bucketed_batches(*k07.generate_data(32 * batch_size, rng=rng), batch_size=batch_size, rng=rng) (a new "
+        f"pool when the queue is empty); with seed 7 and batch_size 4 the first x has the shape {want[0].shape}, got "
+        f"{[np.shape(g) for g in got[:2]]}"
+    )
+
+
 # --------------------------------------------------------------------------- differential checks (reference)
 # The learner's functions against solutions/ on generated cases, smallest first (tfkata.differential).
 # Functions that take the layers get layers built by the REFERENCE's build_layers with fixed weights
