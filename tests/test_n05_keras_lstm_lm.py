@@ -141,12 +141,58 @@ def test_text_to_ids():
     assert got == list(range(1, 27)), f"a..z must map to 1..26 in order, got {got}"
     got = n05.text_to_ids("a1B-z").tolist()
     assert got == [1, 0, 0, 0, 26], f"characters outside ' ' and a-z count as the space (0), as k05's char2id: got {got}"
+    got = n05.text_to_ids("caf\u00e9 na\u00efve").tolist()
+    assert got == [3, 1, 6, 0, 0, 14, 1, 0, 22, 5], (
+        f"text_to_ids: one id per CHARACTER: 'caf\u00e9 na\u00efve' (10 characters, two with accents) should give "
+        f"[3, 1, 6, 0, 0, 14, 1, 0, 22, 5], got {len(got)} ids {got}"
+        + (": those are the UTF-8 bytes (an accented character is two of them): a non-ASCII character is ONE "
+           "character, and counts as the space (0)" if len(got) == 12 else "")
+    )
     text = corpora.offline_corpus()
     start = time.perf_counter()
     ids = n05.text_to_ids(text)
     seconds = time.perf_counter() - start
     assert len(ids) == len(text), f"one id per character: {len(text)} characters gave {len(ids)} ids"
     assert seconds < 5.0, f"text_to_ids took {seconds:.1f} s on {len(text):,} characters: vectorise it with numpy"
+
+
+def _python_events(fn, *args):
+    """How many Python calls and lines ran in the file that defines ``fn`` while ``fn(*args)`` ran (sys.settrace):
+    a loop over the characters of a text runs at least one per character, a numpy expression a handful."""
+    import inspect
+    import sys
+
+    source = inspect.unwrap(fn).__code__.co_filename
+    count = [0]
+
+    def local(frame, event, arg):
+        count[0] += 1
+        return local
+
+    def calls(frame, event, arg):
+        if frame.f_code.co_filename != source:
+            return None
+        count[0] += 1
+        return local
+
+    previous = sys.gettrace()
+    sys.settrace(calls)
+    try:
+        fn(*args)
+    finally:
+        sys.settrace(previous)
+    return count[0]
+
+
+@pytest.mark.covers("text_to_ids")
+def test_text_to_ids_is_vectorised():
+    text = corpora.offline_corpus()[:2000]
+    events = _python_events(n05.text_to_ids, text)
+    assert events < len(text) // 2, (
+        f"text_to_ids is a Python loop over the characters: on a text of {len(text):,} characters your file ran "
+        f"{events:,} Python lines and calls (a numpy expression runs a handful): vectorise it as the docstring asks, "
+        "one numpy expression over the bytes of the text (encode it, np.frombuffer), no loop over 300k characters"
+    )
 
 
 @pytest.mark.covers("ids_to_text", "text_to_ids")
@@ -295,6 +341,17 @@ def test_sequence_loss():
         f"sequence_loss: it should be the mean softmax cross-entropy over every character, {xent.mean():.5f}, got "
         f"{float(got):.5f}" + (": that is the sum, take the mean" if abs(float(got) - xent.sum()) < 1e-2 else "")
     )
+    labels = np.array([[1, 2], [3, 0]])
+    logits = np.full((2, 2, V), -60.0, np.float32)
+    for (b, t), predicted in np.ndenumerate(np.array([[1, 5], [3, 7]])):  # two predictions wrong, with certainty
+        logits[b, t, predicted] = 60.0
+    want = float(np.mean(-np.take_along_axis(_np_log_softmax(logits.astype(np.float64)), labels[..., None], -1)))
+    got = float(n05.sequence_loss(tf.constant(labels, tf.int32), tf.constant(logits)))
+    assert np.isfinite(got) and abs(got - want) < 1e-3 * want, (
+        f"sequence_loss on confident logits (+60 for the predicted id, -60 elsewhere; two of four predictions wrong) "
+        f"should be {want:.3f}, got {got}: the softmax of a wrong id underflows to 0 and log(0) = -inf; take the "
+        "stable tf.nn.sparse_softmax_cross_entropy_with_logits on the logits, not log(softmax)"
+    )
 
 
 @pytest.mark.covers("make_schedule")
@@ -305,6 +362,13 @@ def test_make_schedule_is_k05s_staircase():
     assert all(abs(got[s] - want[s]) < 1e-6 * want[s] for s in want), (
         f"make_schedule: the learning rate should be 10.0 for steps 0..4999, 1.0 from 5000, 0.1 from 10000 "
         f"(ExponentialDecay(10.0, 5000, 0.1, staircase=True)), got {got}"
+    )
+    schedule = n05.make_schedule(1.0, 3, 0.5)
+    got = [round(float(schedule(step)), 6) for step in range(8)]
+    want = [1.0, 1.0, 1.0, 0.5, 0.5, 0.5, 0.25, 0.25]
+    assert got == want, (
+        f"make_schedule(1.0, 3, 0.5) should give {want} at steps 0..7, got {got}: build the schedule with the arguments "
+        "given (initial, decay_steps, decay_rate), k05's 10.0, 5000, 0.1 are only the defaults"
     )
 
 
@@ -319,6 +383,14 @@ def test_make_optimizer_is_plain_sgd_on_the_schedule():
     assert np.allclose(got, [1.0 - 2.0, -2.0 - 2.0], atol=1e-5), (
         f"make_optimizer: two SGD steps at learning rate 10 with gradient 0.1 should move each weight by -2.0, got {got.tolist()} "
         "from [1, -2]: no momentum, learning_rate=make_schedule()"
+    )
+    optimizer = n05.make_optimizer(0.5)
+    v = tf.Variable([1.0, -2.0])
+    optimizer.apply_gradients([(tf.constant([0.1, -0.3]), v)])
+    got = np.asarray(v)
+    assert np.allclose(got, [1.0 - 0.05, -2.0 + 0.15], atol=1e-6), (
+        f"make_optimizer(0.5) (a constant rate) should take one step of 0.5 x the gradient [0.1, -0.3] from [1, -2], to "
+        f"[0.95, -1.85], got {got.tolist()}: use the schedule it is given, make_schedule() only when no schedule is given"
     )
 
 
@@ -436,6 +508,24 @@ def test_uniform_model_has_perplexity_27():
     assert abs(got - 27.0) < 1e-3, f"a model with zero logits predicts 1/27 everywhere: perplexity 27, got {got:.4f}"
 
 
+@pytest.mark.covers("validation_perplexity", "make_forward")
+def test_validation_perplexity_floors_probabilities_at_1e_10():
+    model = n05.build_model(num_nodes=8)
+    bias = np.zeros(V, np.float32)
+    bias[1:4] = -40.0  # 'a', 'b', 'c' get probabilities near 4e-18
+    model.get_layer("classifier").set_weights([np.zeros((8, V), np.float32), bias])
+    ids = n05.text_to_ids("abcab")
+    p = np.exp(_np_log_softmax(bias.astype(np.float64)))
+    want = float(np.exp(-np.mean(np.log(np.maximum(p[np.roll(ids, -1)], 1e-10)))))
+    got = n05.validation_perplexity(n05.make_forward(model, 8), ids, num_nodes=8)
+    exact = float(np.exp(-np.mean(np.log(p[np.roll(ids, -1)]))))
+    assert abs(got - want) < 1e-3 * want, (
+        f"validation_perplexity: a model that gives 'a', 'b', 'c' probabilities below 1e-10 should score 'abcab' "
+        f"{want:.4g} with each probability floored at 1e-10 as k05's logprob, got {got:.4g}"
+        + (": that is the exact cross-entropy, without the floor" if abs(got - exact) < 1e-2 * exact else "")
+    )
+
+
 @pytest.mark.covers("sample_step", "make_forward")
 def test_sample_step_probabilities_and_state():
     model, params = _tiny()
@@ -484,7 +574,67 @@ def test_sample_text():
     )
 
 
+def _alternating_model(n=4):
+    """A model whose next character depends on the state alone: the input is ignored, the state flips sign at
+    every step (i, o ~ 1, f ~ 0, c's candidate tanh(-10 h + 3)), and the classifier says 'a' for a positive state,
+    'b' for a negative one, each with probability 1 - 1e-12. From the zero state with the state carried, the
+    text after the first character is 'abab...'; restarted from the zero state at every step, 'aaaa...'."""
+    params = {}
+    for g, bias in (("i", 10.0), ("f", -10.0), ("c", 3.0), ("o", 10.0)):
+        params[g + "x"] = np.zeros((V, n), np.float32)
+        params[g + "m"] = (-10.0 * np.eye(n) if g == "c" else np.zeros((n, n))).astype(np.float32)
+        params[g + "b"] = np.full((1, n), bias, np.float32)
+    params["w"] = np.zeros((n, V), np.float32)
+    params["w"][:, 1], params["w"][:, 2] = 40.0 / n, -40.0 / n
+    params["b"] = np.zeros(V, np.float32)
+    return _ported(params, n)
+
+
+@pytest.mark.covers("sample_text", "sample_step", "make_forward")
+def test_sample_text_carries_the_state():
+    forward = n05.make_forward(_alternating_model(4), 4)
+    text = n05.sample_text(forward, 21, seed=7, num_nodes=4)
+    assert isinstance(text, str) and len(text) == 21, f"sample_text(length=21) should give 21 characters, got {text!r}"
+    want = "ab" * 10
+    if text[1:] == "a" * 20:
+        pytest.fail(
+            "sample_text must feed each step the state the previous step returned: a model whose state flips at every "
+            f"step should sample {want!r} after the first character, got {text[1:]!r} (the zero state at every step): "
+            "keep the h, c that sample_step returns and pass them to the next call",
+            pytrace=False,
+        )
+    assert text[1:] == want, (
+        f"sample_text: a model whose state flips at every step (its input ignored) should sample {want!r} after the first "
+        f"character, got {text[1:]!r}: start from zero_state(1, num_nodes), then feed each step the state the previous "
+        "step returned"
+    )
+
+
 # --------------------------------------------------------------------------- the training loop, tiny
+def _train_recording_states(*args, **kwargs):
+    """n05.train(*args, **kwargs) with make_train_step's step wrapped to record, at each call, the state it was
+    given and the state it returned: (history, [((h_in, c_in), (h_out, c_out)), ...]) as numpy arrays."""
+    import sys
+
+    module = sys.modules[n05.train.__module__]  # the module itself (a kata's stand-in is read-only)
+    real = module.make_train_step
+    states = []
+
+    def recording(*a, **kw):
+        step = real(*a, **kw)
+
+        def wrapped(window, h, c):
+            out = step(window, h, c)
+            states.append(((np.asarray(h), np.asarray(c)), (np.asarray(out[1]), np.asarray(out[2]))))
+            return out
+
+        return wrapped
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(module, "make_train_step", recording)
+        return module.train(*args, **kwargs), states
+
+
 @pytest.mark.covers("train", "make_train_step", "batch_windows", "validation_perplexity", "sample_text", "make_forward")
 def test_train_history_on_a_tiny_run():
     text = "the cat sat on the mat " * 40
@@ -496,9 +646,29 @@ def test_train_history_on_a_tiny_run():
             calls.append(1)
             yield next(base)
 
-    history = n05.train(text, text[:50], num_steps=21, summary_frequency=10, sample_frequency=25,
-                        windows=counting(), num_nodes=8, log=lambda *a: None)
+    history, states = _train_recording_states(text, text[:50], num_steps=21, summary_frequency=10, sample_frequency=25,
+                                              windows=counting(), num_nodes=8, log=lambda *a: None)
     assert len(calls) == 21, f"train: it should take one window per step from `windows`: 21 steps took {len(calls)}"
+    assert len(states) == 21, (
+        f"train: 21 steps called the step that make_train_step(model, optimizer) returns {len(states)} times: build the step "
+        "with make_train_step, as the docstring says, and call it once per step"
+    )
+    h0, c0 = states[0][0]
+    assert h0.shape == c0.shape == (4, 8) and not h0.any() and not c0.any(), (
+        f"train: the first step should start from zero_state(4, 8) (batch 4, 8 units), got h {h0.shape} with values up to "
+        f"{np.abs(h0).max():.3g}"
+    )
+    for k in range(1, len(states)):
+        (h_in, c_in), (h_out, c_out) = states[k][0], states[k - 1][1]
+        if not (np.array_equal(h_in, h_out) and np.array_equal(c_in, c_out)):
+            zero = not h_in.any() and not c_in.any()
+            pytest.fail(
+                f"train must carry the LSTM state across windows: step {k} started from "
+                f"{'the zero state' if zero else 'a state'} instead of the h, c that step {k - 1} returned "
+                f"({_where(np.abs(h_in - h_out))} in h): keep the state the step returns for the next step "
+                "(truncated backpropagation through time: the text goes on, only the gradient stops)",
+                pytrace=False,
+            )
     assert history["step"] == [0, 10, 20], f"expected summaries at steps 0, 10, 20 (every 10), got {history.get('step')}"
     for key in ("mean_loss", "learning_rate", "minibatch_perplexity", "valid_perplexity"):
         values = history.get(key, [])
