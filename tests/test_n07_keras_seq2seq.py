@@ -250,6 +250,25 @@ def test_build_layers():
     )
 
 
+@pytest.mark.covers("build_layers")
+def test_build_layers_uses_its_arguments():
+    layers = n07.build_layers(vocab_size=7, embed_size=4, hidden_units=3, num_layers=1)
+    counts = (len(list(layers.encoder_lstms)), len(list(layers.decoder_lstms)))
+    assert counts == (1, 1), (
+        f"build_layers(num_layers=1) should make one layer per side, got {counts[0]} encoder and {counts[1]} decoder "
+        "LSTMs: use the arguments (range(num_layers)), not the module's NUM_LAYERS"
+    )
+    shapes = {"encoder_embedding": tuple(layers.encoder_embedding.weights[0].shape),
+              "encoder_lstms[0]": [tuple(w.shape) for w in layers.encoder_lstms[0].get_weights()],
+              "output_layer": [tuple(w.shape) for w in layers.output_layer.get_weights()]}
+    want = {"encoder_embedding": (7, 4), "encoder_lstms[0]": [(4, 12), (3, 12), (12,)], "output_layer": [(3, 7), (7,)]}
+    wrong = {k: v for k, v in shapes.items() if v != want[k]}
+    assert not wrong, (
+        f"build_layers(vocab_size=7, embed_size=4, hidden_units=3, num_layers=1): expected the weights {want}, got "
+        f"{shapes}: use the arguments, not the module's VOCAB_SIZE, EMBED_SIZE and HIDDEN_UNITS"
+    )
+
+
 def _roles(d=30, h=50, v=V, layers=2, seed=0):
     rng = np.random.RandomState(seed)
     roles = {"encoder/embedding": rng.randn(v, d), "decoder/embedding": rng.randn(v, d),
@@ -320,6 +339,21 @@ def test_encode_masks_the_padding():
         assert np.allclose(top_h, outputs[i, lx[i] - 1], atol=1e-6), (
             f"row {i}: the top layer's h should be its output at the last valid step {lx[i] - 1}"
         )
+    # The same batch padded two columns wider than its longest sequence (a batch cut from a wider pool).
+    wide = np.concatenate([x, np.zeros([len(x), 2], np.int32)], axis=1)
+    where = f"on x padded wider than its longest sequence (T = {wide.shape[1]}, longest length {lx.max()})"
+    try:
+        _, wide_states = n07.encode(layers, tf.constant(wide), tf.constant(lx))
+    except (ValueError, tf.errors.OpError) as exc:  # Keras 3: an OutOfRangeError from inside LSTM.call
+        pytest.fail(f"encode: {where} the mask and the inputs differ in width: tf.sequence_mask(lengths) is only "
+                    "max(lengths) wide, pass maxlen=T (tf.sequence_mask(lengths, tf.shape(inputs)[1])) "
+                    f"(TensorFlow: {str(exc).strip().splitlines()[0][:120]})", pytrace=False)
+    diff = max(float(np.abs(np.asarray(a) - np.asarray(b)).max())
+               for pair, wide_pair in zip(states, wide_states) for a, b in zip(pair, wide_pair))
+    assert diff < 1e-5, (
+        f"encode: {where} the final states differ from the same batch padded to its longest sequence ({diff:.3g}): "
+        "the mask must be T wide, tf.sequence_mask(lengths, maxlen=T), so the extra padding does not run through the cells"
+    )
 
 
 @pytest.mark.covers("teacher_forced_logits", "build_layers")
@@ -532,6 +566,34 @@ def test_masked_loss_matches_numpy():
         why = next((text for value, text in candidates if abs(got - value) <= 1e-5 * abs(value)),
                    "expected sum(xent * mask) / sum(mask) with xent the per-step sparse cross entropy from logits")
         pytest.fail(f"masked_loss: the loss is {got:.6f}, expected {want:.6f}: {why}", pytrace=False)
+
+
+@pytest.mark.covers("masked_loss")
+def test_masked_loss_batch_padded_wider():
+    """Targets padded wider than the longest length (T = 6, lengths [2, 4]): a batch cut from a wider pool."""
+    rng = np.random.RandomState(2)
+    logits = rng.randn(2, 6, V).astype(np.float32)
+    targets = rng.randint(0, V, size=[2, 6]).astype(np.int32)
+    lengths = np.array([2, 4], dtype=np.int32)
+    where = "on targets padded wider than the longest length (T = 6, lengths [2, 4])"
+    try:
+        got = float(n07.masked_loss(tf.constant(logits), tf.constant(targets), tf.constant(lengths)))
+    except (ValueError, tf.errors.OpError) as exc:
+        error = str(exc).strip().splitlines()[0][:120]
+    else:
+        error = None
+    if error is not None:
+        pytest.fail(f"masked_loss: {where} the mask and the [B, T] cross entropy differ in width: tf.sequence_mask(lengths) "
+                    "is only max(lengths) wide, pass maxlen=T (tf.sequence_mask(lengths, tf.shape(targets)[1])) "
+                    f"(TensorFlow: {error})", pytrace=False)
+    logp = logits - np.log(np.exp(logits).sum(-1, keepdims=True))
+    xent = -np.take_along_axis(logp, targets[..., None], -1)[..., 0]
+    mask = np.arange(6)[None, :] < lengths[:, None]
+    want = (xent * mask).sum() / mask.sum()
+    assert abs(got - want) <= 1e-5 * abs(want), (
+        f"masked_loss: {where} expected sum(xent * mask) / sum(mask) = {want:.6f}, got {got:.6f}: the mask must be T "
+        "wide (tf.sequence_mask(lengths, maxlen=T)) and count only the valid steps"
+    )
 
 
 @pytest.mark.covers("make_optimizer")
