@@ -1416,12 +1416,20 @@ def _train_and_test(steps, batch_size, learning_rate, keep_prob, picture=None):
     return run
 
 
-def _diagnosis(run):
+# The reference's training loss at steps 400, 500, 600 of the graded run (TF 2.21): 0.100, 0.096, 0.071 (one
+# batch each, noisy): the highest is the bar, so only a run ending above 1.5 x 0.10 is told "learns too slowly".
+REFERENCE_LOSS = 0.10
+# The function to read first for each kind of curve (tfkata.feedback.curves.KINDS): "Stuck?" names it.
+SUSPECTS = {"rate": "build_training", "init": "build_cnn", "loop": "train", "eval": "evaluate", "measure": "evaluate"}
+
+
+def _diagnosis(run, reference_loss=None):
     """One sentence on the curve of ``run`` (tfkata.feedback.curves), for a failure message."""
     losses = [h.get("loss", float("nan")) for h in run.history if isinstance(h, dict)]
     valid = [h.get("val_accuracy") for h in run.history if isinstance(h, dict) and "val_accuracy" in h]
     return explain_curve(
-        losses, n_classes=10, train_metric=run.train_accuracy, valid_metric=valid or None, picture=run.picture
+        losses, n_classes=10, train_metric=run.train_accuracy, valid_metric=valid or None, picture=run.picture,
+        reference_loss=reference_loss, suspects=SUSPECTS,
     )
 
 
@@ -1449,11 +1457,11 @@ def test_train_history(trained):
         f"{last['val_accuracy']:.4f}, train acc (5000 digits, dropout off) {trained.train_accuracy:.4f}"
     )
     print(line)
-    assert np.isfinite(last["loss"]) and last["loss"] < first["loss"], f"the training loss did not fall: {_diagnosis(trained)}"
+    assert np.isfinite(last["loss"]) and last["loss"] < first["loss"], f"the training loss did not fall: {_diagnosis(trained, REFERENCE_LOSS)}"
     assert last["val_accuracy"] >= 0.97, (
         f"validation accuracy after {STEPS} steps is {last['val_accuracy']:.4f}, expected >= 0.97 "
         f"(measured 0.9854 on TF 2.21, 0.9850 on 2.12): "
-        f"{_diagnosis(trained)}"
+        f"{_diagnosis(trained, REFERENCE_LOSS)}"
     )
 
 
@@ -1470,7 +1478,7 @@ def test_training_reaches_test_accuracy(trained):
     print(line)
     assert acc >= 0.975, (
         f"test accuracy {acc:.4f} after {STEPS} steps, expected >= 0.975 (measured 0.9850 with the reference "
-        f"solution on TF 2.21, 0.9840 on 2.12): {_diagnosis(trained)}"
+        f"solution on TF 2.21, 0.9840 on 2.12): {_diagnosis(trained, REFERENCE_LOSS)}"
     )
 
 
