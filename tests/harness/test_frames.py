@@ -242,6 +242,25 @@ def test_blame_goes_to_the_function_that_raised_or_the_one_the_message_names(tmp
     assert blamed_function(None, "wrong", k06, ["run_static", "run_dynamic"], target) == "run_static"
 
 
+def test_a_training_failure_is_about_the_function_its_curve_implicates(tmp_path):
+    """A training test's message ends with the curve's reading (tfkata.feedback.curves) given its kata's
+    suspects: "Stuck?" names the function to read first, not the test's first covered function."""
+    import math
+
+    from tfkata import registry
+    from tfkata.feedback.classify import blamed_function
+    from tfkata.feedback.curves import explain_curve
+
+    k04 = registry.get("k04")
+    covers = ["train", "evaluate", "read_data_sets", "build_cnn", "build_training"]
+    suspects = {"rate": "build_training", "init": "build_cnn", "loop": "train", "eval": "evaluate"}
+    for losses, expected in (([2.3, 1.0, float("nan")], "build_training"), ([math.log(10)] * 8, "build_cnn"),
+                             ([1.7] * 8, "train")):
+        line = f"validation accuracy after 600 steps is 0.1000, expected >= 0.97: " + explain_curve(
+            losses, n_classes=10, suspects=suspects)
+        assert blamed_function(None, line, k04, covers, tmp_path) == expected, line
+
+
 def test_autograph_and_keras_wrappers_give_way_to_the_real_error():
     """'in user code:' (AutoGraph) is never the headline: the error line inside it is."""
     @tf.function
