@@ -141,6 +141,23 @@ def test_nn_layer_computes_and_summarises(sess):
     )
 
 
+@pytest.mark.covers("nn_layer", "variable_summaries")
+def test_nn_layer_applies_the_act_it_is_given(sess):
+    x = np.random.RandomState(1).standard_normal((4, 3)).astype(np.float32)
+    out = k09.nn_layer(tf.constant(x), 3, 2, "logits_layer", act=tf.identity)
+    weights = next(v for v in tf.compat.v1.trainable_variables() if v.shape.ndims == 2)
+    biases = next(v for v in tf.compat.v1.trainable_variables() if v.shape.ndims == 1)
+    sess.run(tf.compat.v1.global_variables_initializer())
+    w, b, got = sess.run([weights, biases, out])
+    z = x @ w + b
+    if np.allclose(got, np.maximum(z, 0), atol=1e-5) and z.min() < 0:
+        pytest.fail(f"nn_layer(..., act=tf.identity) should return x W + b, negative values and all (min {z.min():.4f}), "
+                    "got relu of it: use the act you are given, activations = act(preactivate), not tf.nn.relu "
+                    "(the logits layer is built with act=tf.identity)", pytrace=False)
+    problem = _mismatch(got, z)
+    assert problem is None, f"nn_layer(..., act=tf.identity): expected act(x W + b) = x W + b: {problem}"
+
+
 @pytest.mark.covers(*MODEL)
 def test_build_model_interface(sess):
     model = k09.build_model(input_dim=784, hidden_dim=32, num_classes=10)
@@ -210,6 +227,12 @@ def test_train_step_logs_the_loss_it_computed(sess, tmp_path):
             "summary from the same sess.run as the loss, at that step (writer.add_summary(summary, step))"
         )
     assert (tmp_path / "test").is_dir(), "open_writers should make <log_dir>/test as well"
+    written = any((tmp_path / "test").glob("events.out.tfevents.*"))  # a writer given no graph may write no file yet
+    test_has_graph = written and _read_events(tmp_path / "test")[1]
+    assert not test_has_graph, (
+        "open_writers: the train writer takes the graph, the test does not: FileWriter(os.path.join(log_dir, 'test')) "
+        "without the graph (TensorBoard would draw it twice)"
+    )
 
 
 @pytest.mark.covers("eval_step", *MODEL)
@@ -290,16 +313,24 @@ def test_batch_for_step_is_a_function_of_the_step():
     )
     again = k09.batch_for_step(images, labels, 2, 4)[1]
     assert np.array_equal(again, yb), "batch_for_step must depend on the step only (no random draw)"
+    xb, yb = k09.batch_for_step(images[:3], labels[:3], 2, 7)
+    want = [(14 + i) % 3 for i in range(7)]
+    assert np.array_equal(yb, want) and np.array_equal(xb, images[want]), (
+        f"batch_for_step(step 2, batch_size 7) on 3 rows: a batch larger than the data wraps more than once: expected "
+        f"labels {want}, got {np.asarray(yb).tolist()}: take every index modulo len(images), however often that wraps "
+        "((step * batch_size + np.arange(batch_size)) % len(images))"
+    )
 
 
-def _write_checkpoint(folder, step):
+def _write_checkpoint(folder, step, holds=None):
+    """A checkpoint <folder>/model-<step> whose global step variable holds ``holds`` (default: ``step``)."""
     with fresh_graph():
         var = tf.compat.v1.get_variable("v", initializer=np.arange(3, dtype=np.float32))
         step_var = tf.compat.v1.train.get_or_create_global_step()
         saver = tf.compat.v1.train.Saver()
         with tf.compat.v1.Session() as s:
             s.run(tf.compat.v1.global_variables_initializer())
-            s.run(step_var.assign(step))
+            s.run(step_var.assign(step if holds is None else holds))
             saver.save(s, str(folder / "model"), global_step=step)
         return var
 
@@ -325,6 +356,13 @@ def test_restore_latest_restores_values_and_step(tmp_path):
     )
     assert np.array_equal(value, [0.0, 1.0, 2.0]), (
         f"after restore_latest the variable should hold the saved values [0, 1, 2], got {value.tolist()}: saver.restore"
+    )
+    _write_checkpoint(tmp_path / "renamed", 5, holds=12)  # file name model-5, global step variable 12
+    step, _ = _restore_into_fresh_graph(tmp_path / "renamed")
+    assert step == 12, (
+        f"restore_latest: the checkpoint model-5 holds 12 in its global step variable, got {step}: return the value "
+        "of the restored global step variable (sess.run(tf.compat.v1.train.get_global_step())), not the number in "
+        "the file name"
     )
 
 
@@ -465,6 +503,31 @@ def test_augment_flip_really_flips(sess):
 
 
 @pytest.mark.covers("augment")
+def test_augment_draws_from_its_op_seeds(sess):
+    """The docstring's op seeds: the flip's is ``seed``, the noise's ``seed + 1``. With the graph seed fixed, an op with
+    its own seed draws the same sequence wherever it sits in the graph; an op without one takes its seed from its
+    position. The expected draws come from ops with those seeds made here, in the same graph."""
+    image = tf.constant(np.random.RandomState(3).uniform(0.2, 0.8, (2, 3, 1)).astype(np.float32))
+    first, second = k09.augment(image, seed=5, noise_stddev=0.1), k09.augment(image, seed=5, noise_stddev=0.1)
+    flip = tf.image.random_flip_left_right(image, seed=5)
+    noise = {s: tf.random.normal(tf.shape(image), stddev=0.1, seed=s) for s in (6, 5)}
+    runs = [sess.run([first, second, flip, noise[6], noise[5]]) for _ in range(3)]
+    got = np.array([r[0] for r in runs])
+    if not np.allclose(got, [r[1] for r in runs], atol=1e-6):
+        pytest.fail("augment: two augment ops with the same seed drew different values: an op without its own seed "
+                    "takes one from its position in the graph; give the flip seed=seed and the noise seed=seed + 1",
+                    pytrace=False)
+    want = np.array([np.clip(r[2] + r[3], 0, 1) for r in runs])
+    if not np.allclose(got, want, atol=1e-5):
+        same = np.allclose(got, [np.clip(r[2] + r[4], 0, 1) for r in runs], atol=1e-5)
+        pytest.fail("augment: " + ("the noise draws with the flip's op seed (seed): both ops then read one stream; give "
+                                   "the noise its own, seed=seed + 1" if same else
+                                   "expected random_flip_left_right(image, seed=seed), then tf.random.normal(..., "
+                                   "stddev=noise_stddev, seed=seed + 1), clipped to [0, 1]: the op seeds the docstring "
+                                   "gives make the draws reproducible"), pytrace=False)
+
+
+@pytest.mark.covers("augment")
 def test_augment_keeps_shape_and_range(sess):
     clean = _mnist_images(1)[0] / np.float32(255.0)
     out = k09.augment(tf.constant(clean), seed=3, noise_stddev=0.1)
@@ -568,6 +631,12 @@ def test_dataset_every_example_once_per_epoch(sess):
             "shuffle with a buffer of all N examples, and repeat after batching"
         )
     assert list(epochs[0]) != list(range(60)), "make_dataset: the examples came in order: shuffle them (with the seed)"
+    # A shuffle buffer of k examples moves an example at most k - 1 places forward; one of all N can bring any first.
+    forward = max(int(label) - place for place, label in enumerate(epochs[0]))
+    assert forward >= 30, (
+        f"make_dataset: no example of 60 moved more than {forward} places forward: shuffle with a buffer of ALL N "
+        "examples (shuffle(len(images), seed=seed)); a buffer of a few examples only mixes neighbours"
+    )
     assert list(epochs[0]) != list(epochs[1]), (
         "make_dataset: both epochs came in the same order: reshuffle each epoch (shuffle BEFORE repeat, "
         "reshuffle_each_iteration=True)"
@@ -705,6 +774,22 @@ def test_check_numerics_names_the_first_bad_op():
     print("k09 check_numerics:", [line for line in message.splitlines() if "Tensor had" in line])
     assert "cross_entropy/Log" in message, (
         f"the first non-finite tensor is cross_entropy/Log:0 (log of a 0 probability), the error says: {message[:300]}"
+    )
+
+
+@pytest.mark.covers("run_with_nan_check")
+def test_nan_check_returns_the_values_it_checked():
+    """A seeded random fetch: the first run of a new session draws the first value of its stream. One sess.run of the
+    fetches and the check gives that value; a check run first, then a fetch run, gives the second draw."""
+    drawn = tf.random.uniform([3], seed=4)
+    with tf.compat.v1.Session() as s:
+        got = k09.run_with_nan_check(s, drawn)
+    with tf.compat.v1.Session() as s:
+        first = s.run(drawn)
+    assert np.allclose(got, first), (
+        f"run_with_nan_check: the values returned are not the ones checked (a random fetch gave {np.round(got, 4)}, "
+        f"its first draw is {np.round(first, 4)}): run the fetches and the check op in the SAME sess.run, "
+        "sess.run([fetches, check], feed_dict)[0]"
     )
 
 
