@@ -1164,8 +1164,13 @@ def test_validation_perplexity_matches_reference():
 
 
 # --------------------------------------------------------------------------- training: offline corpus
+# The function to read first for each kind of curve (tfkata.feedback.curves.KINDS): "Stuck?" names it.
+SUSPECTS = {"rate": "build_optimizer", "init": "create_parameters", "loop": "train", "eval": "validation_perplexity",
+            "leak": "BatchGenerator", "measure": "validation_perplexity"}
+
+
 def _curve(history):
-    return explain_curve(history.get("mean_loss", []), n_classes=V)
+    return explain_curve(history.get("mean_loss", []), n_classes=V, suspects=SUSPECTS)
 
 
 def _train_vs_valid(history):
