@@ -221,3 +221,28 @@ def test_suspects_for_evaluation_and_a_healthy_curve():
 def test_unknown_suspect_kind_is_one_clear_error():
     with pytest.raises(ValueError, match="unknown kind.*'lr'.*rate, init"):
         explain_curve([1.0, 0.5], suspects={"lr": "build_training"})
+
+
+def test_every_training_tests_suspects_name_functions_of_its_kata():
+    """A `SUSPECTS = {...}` table in a kata's test file maps curve kinds to that kata's hint keys (a typo would
+    send "Stuck? kata hint K -f F" to a function that does not exist)."""
+    import ast
+    from pathlib import Path
+
+    from tfkata import registry
+    from tfkata.feedback.curves import KINDS
+
+    tests = Path(__file__).resolve().parents[1]
+    seen = 0
+    for kata in registry.katas():
+        path = tests.parent / kata.test_file
+        if not path.is_file():
+            continue
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Assign) and any(getattr(t, "id", None) == "SUSPECTS" for t in node.targets):
+                table = ast.literal_eval(node.value)
+                assert set(table) <= set(KINDS), f"{kata.test_file}: unknown kinds {set(table) - set(KINDS)}"
+                wrong = {f for f in table.values() if f not in kata.hints}
+                assert not wrong, f"{kata.test_file}: SUSPECTS names {wrong}, not functions of {kata.id}"
+                seen += 1
+    assert seen >= 3, f"expected the training tests' SUSPECTS tables, found {seen}"
