@@ -7,11 +7,16 @@ tests, a few seconds each), then the equivalence tests against the same target's
 
 The harness runs every n04 test eagerly with numpy, random, tf and Keras seeds set (1234).
 
-Graded training (seeded): 600 steps x 100, Adam 1e-3, dropout 0.5 with the ``tf.function`` step,
-the same schedule as k04's graded run; threshold 97.5 % test accuracy. Measured with the reference
-(seeded, the same figure run to run): 98.23 % on TF 2.21 (Keras 3), 98.30 % on TF 2.12 (Keras 2); k04's
-reference reaches 98.34 %. Training wall time measured back to back with k04 on the same loaded 2-core
-box: n04 322-332 s vs k04 236-257 s (about 1.3x; Keras's unfused Adam update is the likely cost).
+Graded training (seeded): 400 steps x 100, Adam 1e-3, dropout 0.5 with the ``tf.function`` step (k04's
+schedule, cut from its 600 steps to save a third of the run), validation on the first 1000 validation digits
+every 100 steps (all 5000 cost a sixth of the run); thresholds 97 % test accuracy, 96 % validation (1000
+digits: noisier). Measured with the reference (seeded, the same figure run to run), TF 2.21 (Keras 3), at step
+400: test 98.02 %, validation 97.40 % (seeds 1 and 2: test 98.31 %, 97.86 %; validation 97.8 %, 98.1 %); at
+step 600 test 98.23 % on TF 2.21, 98.30 % on TF 2.12 (Keras 2); k04's reference reaches 98.34 % at 600. The
+training tests, loaded 2-core box, back to back: 600 steps + 5000-digit validation 227 s wall / 68 s CPU,
+400 steps + 1000 digits 105 s wall / 42 s CPU (pytest process, import included).
+Earlier, 600 steps back to back with k04: n04 322-332 s vs k04 236-257 s wall (about 1.3x; Keras's unfused
+Adam update is the likely cost).
 The equivalence tests measured max |logits diff| 0 (bit-identical) and, after one Adam step,
 max |weight diff| 3e-8 (2.21) / 2e-8 (2.12).
 """
@@ -1114,16 +1119,19 @@ def test_predict_matches_reference():
 
 
 # --------------------------------------------------------------------------- training
-STEPS, BATCH, LEARNING_RATE, DROPOUT = 600, 100, 1e-3, 0.5
+STEPS, BATCH, LEARNING_RATE, DROPOUT = 400, 100, 1e-3, 0.5
+VAL_DIGITS = 1000  # the first 1000 of the 5000 validation digits, every 100 steps
+MIN_VAL_ACCURACY, MIN_TEST_ACCURACY = 0.96, 0.97  # measured at step 400: 97.4-98.1 % and 97.86-98.31 % (3 seeds)
 
 
 @pytest.fixture(scope="module")
 def trained():
-    """The graded run, once: 600 steps x 100, Adam 1e-3, dropout 0.5, your tf.function step (as k04's graded run)."""
+    """The graded run, once: 400 steps x 100, Adam 1e-3, dropout 0.5, your tf.function step (k04's schedule, cut short)."""
     keras.utils.set_random_seed(SEED)  # module fixtures run before the per-test seeding
     splits = n04.mnist_splits()
     train_ds = n04.make_dataset(*splits.train, batch_size=BATCH, seed=SEED, repeat=True)
-    val_ds = n04.make_dataset(*splits.validation, batch_size=500, shuffle=False)
+    val_images, val_labels = splits.validation
+    val_ds = n04.make_dataset(val_images[:VAL_DIGITS], val_labels[:VAL_DIGITS], batch_size=500, shuffle=False)
     test_ds = n04.make_dataset(*splits.test, batch_size=500, shuffle=False)
     model = n04.build_model(dropout_rate=DROPOUT)
     start = time.perf_counter()
@@ -1154,7 +1162,10 @@ def test_train_history_on_mnist(trained):
     first, last = trained.history[0], trained.history[-1]
     print(f"n04 history: loss {first['loss']:.4f} -> {last['loss']:.4f}, val acc {first['val_accuracy']:.4f} -> {last['val_accuracy']:.4f}")
     assert last["loss"] < first["loss"], f"the training loss did not fall: {first['loss']:.4f} -> {last['loss']:.4f}"
-    assert last["val_accuracy"] >= 0.97, f"validation accuracy after {STEPS} steps is {last['val_accuracy']:.4f}, expected >= 0.97"
+    assert last["val_accuracy"] >= MIN_VAL_ACCURACY, (
+        f"validation accuracy (first {VAL_DIGITS} validation digits) after {STEPS} steps is {last['val_accuracy']:.4f}, "
+        f"expected >= {MIN_VAL_ACCURACY} (reference: 0.974 on TF 2.21)"
+    )
 
 
 @pytest.mark.training
@@ -1168,7 +1179,9 @@ def test_training_reaches_test_accuracy(trained):
         f"on 10,000 images, training {trained.seconds:.1f} s"
     )
     print(line)
-    assert acc >= 0.975, f"{line}; expected >= 0.975 (reference: 0.9823 on TF 2.21, 0.9830 on 2.12; k04: 0.9834)"
+    assert acc >= MIN_TEST_ACCURACY, (
+        f"{line}; expected >= {MIN_TEST_ACCURACY} (reference: 0.9802 on TF 2.21 at step {STEPS}; 0.9823 at step 600)"
+    )
 
 
 @pytest.mark.training
