@@ -11,8 +11,9 @@ Graded training (seeded): 400 steps x 100, Adam 1e-3, dropout 0.5 with the ``tf.
 schedule, cut from its 600 steps to save a third of the run), validation on the first 1000 validation digits
 every 100 steps (all 5000 cost a sixth of the run); thresholds 97 % test accuracy, 96 % validation (1000
 digits: noisier). Measured with the reference (seeded, the same figure run to run), TF 2.21 (Keras 3), at step
-400: test 98.02 %, validation 97.40 % (seeds 1 and 2: test 98.31 %, 97.86 %; validation 97.8 %, 98.1 %); at
-step 600 test 98.23 % on TF 2.21, 98.30 % on TF 2.12 (Keras 2); k04's reference reaches 98.34 % at 600. The
+400: test 98.02 %, validation 97.40 % (seeds 1 and 2: test 98.31 %, 97.86 %; validation 97.8 %, 98.1 %); TF 2.12
+(Keras 2) at step 400: test 98.16 %, validation 97.50 %; at step 600 test 98.23 % on TF 2.21, 98.30 % on TF 2.12;
+k04's reference reaches 98.34 % at 600. The
 training tests, loaded 2-core box, back to back: 600 steps + 5000-digit validation 227 s wall / 68 s CPU,
 400 steps + 1000 digits 105 s wall / 42 s CPU (pytest process, import included).
 Earlier, 600 steps back to back with k04: n04 322-332 s vs k04 236-257 s wall (about 1.3x; Keras's unfused
@@ -1164,7 +1165,7 @@ def test_train_history_on_mnist(trained):
     assert last["loss"] < first["loss"], f"the training loss did not fall: {first['loss']:.4f} -> {last['loss']:.4f}"
     assert last["val_accuracy"] >= MIN_VAL_ACCURACY, (
         f"validation accuracy (first {VAL_DIGITS} validation digits) after {STEPS} steps is {last['val_accuracy']:.4f}, "
-        f"expected >= {MIN_VAL_ACCURACY} (reference: 0.974 on TF 2.21)"
+        f"expected >= {MIN_VAL_ACCURACY} (reference: 0.974 on TF 2.21, 0.975 on 2.12)"
     )
 
 
@@ -1180,7 +1181,7 @@ def test_training_reaches_test_accuracy(trained):
     )
     print(line)
     assert acc >= MIN_TEST_ACCURACY, (
-        f"{line}; expected >= {MIN_TEST_ACCURACY} (reference: 0.9802 on TF 2.21 at step {STEPS}; 0.9823 at step 600)"
+        f"{line}; expected >= {MIN_TEST_ACCURACY} (reference: 0.9802 on TF 2.21, 0.9816 on 2.12 at step {STEPS}; 0.9823 at step 600)"
     )
 
 
