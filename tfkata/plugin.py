@@ -211,6 +211,32 @@ def pytest_runtest_protocol(item, nextitem):
         _block(item, stuck)
 
 
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_setup(item):
+    yield from _in_phase(item)
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_call(item):
+    yield from _in_phase(item)
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_teardown(item, nextitem):
+    yield from _in_phase(item)
+
+
+def _in_phase(item):
+    """The watchdog may stop a graded test only inside its phases (see tfkata.watchdog.phase)."""
+    if kata_of(item) is None:
+        yield
+        return
+    from tfkata import watchdog
+
+    with watchdog.phase():
+        yield
+
+
 def _block(item, stuck: str) -> None:
     """The function that did not return is not called again in this run (the other tests wait)."""
     kata = kata_of(item)

@@ -63,6 +63,10 @@ class _Job:
     hang: Hang | None = None
     sessions: "weakref.WeakSet" = dataclasses.field(default_factory=weakref.WeakSet)
     cancel: object = None  # a CancellationManager
+    # True while the test's setup, call or teardown runs (pytest's CallInfo turns Stopped into a failure
+    # there); outside them the main thread is in the harness or pytest, where Stopped would end the run
+    # with an INTERNALERROR: the handler then does nothing (the Hang record still tells the verdict)
+    in_phase: bool = False
 
 
 _lock = threading.Lock()
@@ -91,12 +95,14 @@ def _ignore(signum, frame):  # SIG_IGN would make Python warn "Signal 14 ignored
 
 def _on_signal(signum, frame):
     job = _job[0] if _job else None
-    if job is not None and job.hang is not None:
-        # pytest-timeout's SIGALRM is pending too (it came while TensorFlow held the thread); handled
-        # after this one, it would fail the test a second time, wherever Python is then, and dump
-        # every thread's stack: ignore it (pytest-timeout resets the handler after the test).
-        if hasattr(signal, "SIGALRM"):
-            signal.signal(signal.SIGALRM, _ignore)
+    if job is None or job.hang is None:
+        return
+    # pytest-timeout's SIGALRM is pending too (it came while TensorFlow held the thread); handled after this
+    # one (signals run in number order), it would fail the test a second time, wherever Python is then, and
+    # dump every thread's stack: ignore it (pytest-timeout resets the handler after the test).
+    if hasattr(signal, "SIGALRM"):
+        signal.signal(signal.SIGALRM, _ignore)
+    if job.in_phase:
         raise Stopped(f"stopped by the tf-katas watchdog ({job.hang.reason})")
 
 
@@ -134,6 +140,20 @@ def install() -> None:
 
 
 _cancellation: list = []
+
+
+@contextlib.contextmanager
+def phase():
+    """Around one of the test's phases (setup, call, teardown): where the watchdog's signal may stop it."""
+    job = _job[0] if _job else None
+    if job is None:
+        yield
+        return
+    job.in_phase = True
+    try:
+        yield
+    finally:
+        job.in_phase = False
 
 
 @contextlib.contextmanager
@@ -182,7 +202,7 @@ def _loop() -> None:
 
 
 def _fire(job: _Job, hang: Hang) -> None:
-    hang.function, hang.where = _running_function(job.learner_dir)
+    hang.function, hang.where = _running_function(job.learner_dir, list(job.sessions))
     job.hang, job.fired = hang, time.monotonic()
     job.item._tfkata_hang = hang  # the plugin's report for this test reads it
     if job.cancel is not None:
@@ -195,17 +215,50 @@ def _fire(job: _Job, hang: Hang) -> None:
             signal.pthread_kill(_main, _SIGNAL)
 
 
-def _running_function(learner_dir: Path) -> tuple[str | None, str | None]:
-    """The innermost frame of the learner's code on the main thread's stack: (function, file:line)."""
+def _running_function(learner_dir: Path, sessions=()) -> tuple[str | None, str | None]:
+    """The innermost frame of the learner's code on the main thread's stack: (function, file:line). When
+    the main thread waits in ``Session.run``, the learner's code that BUILT the graph's loops is the better
+    answer (a ``tf.while_loop`` that never ends was made there, not where ``run`` was called)."""
     from tfkata.feedback.facts import frame_label
 
     frame = sys._current_frames().get(_main)
+    if frame is not None and sessions and frame.f_code.co_filename.replace("\\", "/").endswith("client/session.py"):
+        built = _loop_builder(learner_dir, sessions)
+        if built:
+            return built
     while frame is not None:
         found = frame_label(frame, frame.f_lineno, learner_dir)
         if found:
             return found
         frame = frame.f_back
     return None, None
+
+
+def _loop_builder(learner_dir: Path, sessions) -> tuple[str, str] | None:
+    """The learner's function that created a while loop in a running session's graph (from the op's
+    creation traceback), or None."""
+    root = Path(learner_dir).resolve()
+    for sess in list(sessions):
+        try:
+            ops = sess.graph.get_operations()
+        except Exception:  # noqa: BLE001 - a closed or odd session: no answer from it
+            continue
+        for op in ops:
+            if op.type not in ("LoopCond", "While", "StatelessWhile"):
+                continue
+            try:
+                frames = list(op.traceback)
+            except Exception:  # noqa: BLE001
+                continue
+            for entry in reversed(frames):  # innermost first
+                filename, lineno, name = entry[0], entry[1], entry[2]
+                try:
+                    path = Path(filename).resolve()
+                except OSError:
+                    continue
+                if root in path.parents and not name.startswith("<"):
+                    return name, f"{path.relative_to(root.parent).as_posix()}:{lineno}"
+    return None
 
 
 def _last_resort(job: _Job) -> None:

@@ -34,6 +34,16 @@ def graph_spin():
     return tf.while_loop(lambda i: i >= 0, lambda i: i + 0 * i, [tf.constant(0)])
 
 
+def inner_loop():
+    """An int32 scalar tensor (a loop built two calls deep)."""
+    return tf.while_loop(lambda i: i >= 0, lambda i: i + 0 * i, [tf.constant(0)])
+
+
+def build_model():
+    """A dict holding inner_loop's tensor."""
+    return {"out": inner_loop()}
+
+
 @tf.function
 def _loop(n):
     i = tf.constant(0)
@@ -88,6 +98,13 @@ def test_graph_spin():
         sess.run(k.graph_spin())
 
 
+@pytest.mark.covers("build_model", "inner_loop")
+def test_graph_spin_built_inside():
+    model = k.build_model()
+    with tf.compat.v1.Session() as sess:
+        sess.run(model["out"])
+
+
 @pytest.mark.eager
 @pytest.mark.covers("eager_spin")
 def test_eager_spin():
@@ -127,10 +144,11 @@ def test_every_kind_of_hang_gets_its_verdict_in_time(mini):
     status = {name: t.status for name, t in tests.items()}
     assert status == {
         "test_py_spin": "fail", "test_py_spin_again": "waiting", "test_calls_it_inside": "waiting",
-        "test_graph_spin": "fail", "test_eager_spin": "fail", "test_grow": "fail", "test_fine_after_all_that": "pass",
+        "test_graph_spin": "fail", "test_graph_spin_built_inside": "fail", "test_eager_spin": "fail", "test_grow": "fail", "test_fine_after_all_that": "pass",
     }, text
+    # a loop that hangs in Session.run is named by the function that BUILT it (the op's creation stack)
     for name, function in (("test_py_spin", "py_spin"), ("test_graph_spin", "graph_spin"),
-                           ("test_eager_spin", "eager_spin")):
+                           ("test_graph_spin_built_inside", "inner_loop"), ("test_eager_spin", "eager_spin")):
         message = tests[name].message
         assert message.startswith(f"k01: {function}") and "did not finish within 3 s" in message, message
         assert message.index("may never return") < message.index("raise the limit"), message
@@ -139,6 +157,6 @@ def test_every_kind_of_hang_gets_its_verdict_in_time(mini):
     for name in ("test_py_spin_again", "test_calls_it_inside"):
         assert tests[name].message.startswith("k01: py_spin did not return in test_py_spin"), tests[name].message
     assert "Stack of" not in text and "+++ Timeout" not in text, "no thread dumps for the learner"
-    # 3 hangs x (3 s + 1 s grace) + memory + start-up; before the watchdog the C++ loops never returned
+    # 4 hangs x (3 s + 1 s grace) + memory + start-up; before the watchdog the C++ loops never returned
     print(f"whole run: {seconds:.1f} s")
     assert seconds < 60, f"{seconds:.0f} s"
