@@ -110,6 +110,18 @@ def test_side_effect_runs_once_per_trace():
     assert len(log) == 2, f"a new shape traces again and appends again: expected 2 entries, got {len(log)}"
 
 
+@pytest.mark.covers("make_traced_double")
+def test_double_keeps_the_dtype_of_x():
+    """2 * x has x's dtype: an int32 stays int32, a float64 stays float64 (no cast to float32)."""
+    double = n01.make_traced_double([])
+    for value, dtype in ((3, tf.int32), (1.5, tf.float64), (-2, tf.int64)):
+        got = double(tf.constant(value, dtype))
+        assert got.dtype == dtype and float(got.numpy()) == 2 * value, (
+            f"make_traced_double: double(tf.constant({value}, {dtype.name})) should be {2 * value} as {dtype.name} "
+            f"(2 * x keeps x's dtype), got {got.numpy()!r} as {got.dtype.name}: return 2 * x, without a cast"
+        )
+
+
 @pytest.mark.covers("call_with_tensors")
 def test_call_with_tensors_traces_once():
     traces = []
