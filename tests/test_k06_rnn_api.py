@@ -383,7 +383,9 @@ def test_static_and_dynamic_share_weights_and_agree(sess):
     )
     assert dyn_out.shape.as_list() == [B, T, H], f"run_dynamic: batch-major outputs should be [B, T, H], got {dyn_out.shape}"
     assert tm_out.shape.as_list() == [T, B, H], (
-        f"run_dynamic(..., time_major=True): outputs should be [T, B, H], got {tm_out.shape}"
+        f"run_dynamic(..., time_major=True): outputs should be [T, B, H] = {[T, B, H]}, got {tm_out.shape.as_list()}"
+        + (": the inputs are already [T, B, D]; pass time_major=True to dynamic_rnn instead of transposing "
+           "(or transpose the outputs back)" if tm_out.shape.as_list() == [B, T, H] else "")
     )
     names = sorted(v.name for v in tf.compat.v1.trainable_variables())
     assert len(names) == 2, (

@@ -69,6 +69,9 @@ def test_constants_function_graph_has_k01_names():
     assert consts == ["Const", "variable_b", "Const_1"], (
         f"constants_function: the traced graph's constants should be named Const, variable_b, Const_1 (only the second "
         f"gets name='variable_b'), got {consts}"
+        + (": these are tensors captured from outside the tf.function (made when constants_function ran, not "
+           "traced); create the constants INSIDE the decorated function's body" if not any(c.startswith("Const") for c in consts)
+           else "")
     )
 
 
