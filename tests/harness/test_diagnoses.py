@@ -204,6 +204,12 @@ def test_dtype_mix():
     assert "'y' is int32" in line
 
 
+def test_dtype_mix_in_a_list():
+    line = check(lambda: tf.concat([tf.zeros([1, 2]), tf.zeros([1, 2], tf.float64)], axis=1), "dtype-mix", "ConcatV2",
+                 "float32, float64", "zero_state(batch, tf.float32)")
+    assert line.startswith("ConcatV2 got a list of tensors of mixed dtypes"), line
+
+
 def test_dtype_conversion():
     check(lambda: tf.convert_to_tensor(tf.constant(1), dtype=tf.float32), "dtype-mix", "int32", "float32")
 

@@ -212,6 +212,11 @@ TABLE: tuple[Entry, ...] = (
            r"Tensor conversion requested dtype (?P<want>\w+) for Tensor with dtype (?P<got>\w+)",
            lambda m, e: (f"a tensor of dtype {m.group('got')} is used where {m.group('want')} is needed: cast it "
                          f"(tf.cast(t, tf.{m.group('want')})) or create it with dtype={m.group('want')}")),
+    _entry("dtype-mix", ["TypeError"],
+           r"Tensors in list passed to '(?P<p>\w+)' of '(?P<op>\w+)' Op have types \[(?P<types>[^\]]+)\] that don't all match",
+           lambda m, e: (f"{m.group('op')} got a list of tensors of mixed dtypes [{m.group('types')}]: create them all "
+                         "with one dtype (tf.float32: zero_state(batch, tf.float32), np.float32 arrays) or tf.cast the "
+                         "odd one")),
     _entry("fetch-none", ["TypeError"],
            r"Fetch argument None has invalid type|Argument `fetch` = None has invalid type",
            lambda m, e: ("sess.run was asked to fetch None: a function returned None (a missing `return`?); "
