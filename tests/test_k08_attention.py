@@ -27,7 +27,8 @@ V, H = 11, 50
 # Graded training budget (bench/k07_measure.py --attention). Measured on TF 2.21, 2-core CPU, copy
 # task, Adam 3e-3 halved every 300 steps (floor 3e-4), bucketed batches of 64, exact match on 500
 # fresh sequences: attention 91.8-95.2 % at 1000 steps with seeds 1-4 (47-78 % at 600); this
-# test's seed 1234: 88.8 % on TF 2.21, 88.6 % on 2.12/2.15/2.16, 87.8 % on 2.19. The plain
+# test's seed 1234: 88.8 % on TF 2.21, 88.6 % on 2.12/2.15/2.16, 87.8 % on 2.19 (re-measured with
+# today's reference on TF 2.21: 87.6 %, plain 19.4 %, aligned share 96.1 %, beam 27/30 = greedy). The plain
 # k07 model on the same budget: see MIN_GAP. With a constant 3e-3 attention reaches 93-99 % at
 # 1000 steps but now and then falls to 50-80 % for a few hundred steps (a loss spike): hence the decay.
 TRAIN_STEPS = 1000
