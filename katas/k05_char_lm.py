@@ -256,10 +256,12 @@ def train(
     Build :func:`create_parameters`, :func:`build_training_model`, :func:`build_optimizer` and
     :func:`build_sampling_model` (batch 64, 10 unrollings, 64 nodes), initialise, then for each
     of ``num_steps`` steps feed ``train_batches.next()`` (default: a ``BatchGenerator`` over
-    ``train_text``) to ``train_data`` and run the train op, the loss and the learning rate.
+    ``train_text``) to ``train_data`` and run the train op, the loss, the predictions and the
+    learning rate (one ``session.run``).
 
     Every ``summary_frequency`` steps (step 0 included): ``log`` the mean loss since the last
-    summary, the learning rate, the minibatch perplexity and the validation perplexity
+    summary, the learning rate, the minibatch perplexity (``exp`` of :func:`logprob` of this
+    step's predictions against its labels) and the validation perplexity
     (:func:`validation_perplexity` on ``valid_text``); every ``sample_frequency`` steps also
     :func:`generate` 5 samples of 80 characters and ``log`` them.
 

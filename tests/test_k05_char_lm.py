@@ -9,6 +9,7 @@ Training figures (seeded, CPU, TF 2.12-2.21; the measurements are listed in benc
 thresholds below come from those runs with headroom; every run prints what it reached.
 """
 import math
+import sys
 import warnings
 
 import numpy as np
@@ -800,6 +801,118 @@ def test_uniform_model_validation_perplexity_is_27(sess):
     sess.run([params["w"].assign(tf.zeros_like(params["w"])), params["b"].assign(tf.zeros_like(params["b"]))])
     got = k05.validation_perplexity(sess, sampler, "any text will do")
     assert abs(got - 27.0) < 1e-3, f"with a zero classifier every prediction is uniform: perplexity 27, got {got:.4f}"
+
+
+# --------------------------------------------------------------------------- train's summaries
+class _ChainBatches:
+    """A stand-in for BatchGenerator (the last batch of a call first in the next): seeded one-hot batches whose rows
+    mostly step to the next id (c -> c + 1 with probability 0.9), so predictions scored against the labels and
+    against the inputs soon differ."""
+
+    def __init__(self, batch_size, num_unrollings, seed=0):
+        self._rng, self._b, self._u = np.random.RandomState(seed), batch_size, num_unrollings
+        self._ids = self._rng.randint(0, V, batch_size)
+        self._last = self._one()
+
+    def _one(self):
+        jump = self._rng.randint(0, V, self._b)
+        self._ids = np.where(self._rng.uniform(size=self._b) < 0.9, (self._ids + 1) % V, jump)
+        return np.eye(V, dtype=np.float32)[self._ids]
+
+    def next(self):
+        batches = [self._last] + [self._one() for _ in range(self._u)]
+        self._last = batches[-1]
+        return batches
+
+
+def _watched_train(monkeypatch, num_steps, summary_frequency):
+    """train() on a small model (8 nodes, batch 8, 3 unrollings) with every run of its loss recorded.
+
+    The learner's train calls create_parameters / build_training_model / generate by name: the test swaps in a
+    smaller model whose loss tensor records its value each time a session run computes it, and a generate that
+    skips the 400 sampling runs. What train got from each step's session.run is then known exactly.
+    """
+    losses = []
+    build, create = k05.build_training_model, k05.create_parameters
+
+    def recorded(value):
+        losses.append(float(value))
+        return value
+
+    def small_model(params, *args, **kwargs):
+        model = build(params, batch_size=8, num_unrollings=3)
+        loss = model["loss"]
+        record = tf.compat.v1.numpy_function(recorded, [loss], loss.dtype)
+        with tf.control_dependencies([record]):
+            return dict(model, loss=tf.identity(loss))
+
+    module = sys.modules[k05.train.__module__]  # the module itself (a kata's stand-in is read-only)
+    monkeypatch.setattr(module, "create_parameters", lambda *args, **kwargs: create(num_nodes=8))
+    monkeypatch.setattr(module, "build_training_model", small_model)
+    monkeypatch.setattr(module, "generate", lambda *args, **kwargs: ["a" * 80] * 5)
+    history = k05.train("unused: train_batches is given", "the cat sat", num_steps=num_steps,
+                        summary_frequency=summary_frequency, sample_frequency=1000,
+                        train_batches=_ChainBatches(8, 3), log=lambda *args: None)
+    assert losses, ("train never ran the loss of build_training_model(params): build the model with "
+                    "create_parameters() and build_training_model(params) and run its loss every step")
+    assert len(losses) == num_steps, (
+        f"train ran the loss {len(losses)} times in {num_steps} steps: run the train op, the loss, the predictions "
+        "and the learning rate together, in ONE session.run per step"
+    )
+    return history, losses
+
+
+@pytest.mark.covers("train")
+def test_train_summaries_report_their_interval(monkeypatch):
+    frequency, num_steps = 4, 9  # summaries at steps 0, 4, 8
+    history, losses = _watched_train(monkeypatch, num_steps, frequency)
+    steps = list(history.get("step", []))
+    assert steps == [0, 4, 8], (
+        f"train: with summary_frequency={frequency} and num_steps={num_steps} the summaries are at steps [0, 4, 8] "
+        f"(every summary_frequency steps, step 0 included), got {steps}"
+    )
+    means = [float(m) for m in history["mean_loss"]]
+    ppl = [float(p) for p in history["minibatch_perplexity"]]
+    assert len(means) == len(ppl) == len(steps), (
+        f"train: one mean_loss and one minibatch_perplexity per summary ({len(steps)}), got {len(means)} and {len(ppl)}"
+    )
+    for i, step in enumerate(steps):
+        first = steps[i - 1] + 1 if i else 0
+        interval = losses[first : step + 1]
+        want, got = float(np.mean(interval)), means[i]
+        if abs(got - want) <= 1e-4 * max(1.0, abs(want)):
+            continue
+        should = (f"the loss of step 0 is {want:.4f}" if step == 0 else
+                  f"the mean of the losses of steps {first}-{step} (the steps since the previous summary) is {want:.4f}")
+        head = f"train: the mean loss of the summary at step {step} is {got:.4f}, but {should}"
+        close = lambda v: abs(got - v) <= 1e-4 * max(1.0, abs(v))  # noqa: E731
+        if step == 0 and close(interval[0] / frequency):
+            why = (f"at step 0 ONE loss was summed, yet it was divided by summary_frequency ({frequency}), so the "
+                   "first summary sits far below the loss at step 0: divide the sum by the number of steps summed "
+                   "(a count: 1 at step 0, summary_frequency after)")
+        elif i and any(close(v) for v in (float(np.mean(losses[: step + 1])), sum(losses[: step + 1]) / len(interval),
+                                    (means[i - 1] + sum(interval)) / len(interval),
+                                    (means[i - 1] + sum(interval)) / (len(interval) + 1))):
+            why = ("it still holds losses of earlier intervals: reset the running sum (and the count) to 0 after "
+                   "each summary")
+        elif any(close(sum(interval) / n) for n in range(1, 2 * frequency + 2)):
+            why = (f"{len(interval)} losses were summed but divided by another number: divide by the number of "
+                   "steps summed (the count)")
+        else:
+            why = ("add every step's loss, and at each summary divide the sum by the number of steps added, log it, "
+                   "then reset both to 0")
+        pytest.fail(f"{head}: {why}", pytrace=False)
+    for i, step in enumerate(steps):
+        want, got = math.exp(losses[step]), ppl[i]
+        if abs(got - want) <= 1e-4 * want:  # logprob and the loss agree to ~1e-6
+            continue
+        if abs(got - losses[step]) <= 1e-3 * max(1.0, losses[step]):
+            why = "that is the log-probability itself: the perplexity is exp(logprob(predictions, labels))"
+        else:
+            why = ("score that step's predictions against its LABELS, np.concatenate(batches[1:]) (the inputs "
+                   "shifted by one), not against the inputs batches[:-1]: exp(logprob(predictions, labels))")
+        pytest.fail(f"train: the minibatch perplexity at step {step} is {got:.3f}, but exp of that step's loss is "
+                    f"{want:.3f}: {why}", pytrace=False)
 
 
 # --------------------------------------------------------------------------- differential checks (reference)
