@@ -719,7 +719,9 @@ def test_generate_feeds_back_each_sample_and_resets():
     samples = k05.generate(fake, fake.sampler, num_samples=3, length=6)
     assert isinstance(samples, list) and len(samples) == 3, f"expected a list of 3 strings, got {samples!r}"
     assert all(isinstance(s, str) and len(s) == 6 for s in samples), (
-        f"expected 3 strings of 6 characters, got {[len(s) if isinstance(s, str) else type(s).__name__ for s in samples]}"
+        f"generate: expected 3 strings of 6 characters, got {[len(s) if isinstance(s, str) else type(s).__name__ for s in samples]}"
+        + next((f": the first character counts, so sample length - 1 = 5 more (one {'too many' if n > 6 else 'too few'})"
+                for n in sorted({len(s) for s in samples if isinstance(s, str)}) if abs(n - 6) == 1), "")
     )
     following = {c: SYMBOLS[SYMBOLS.index(c) % 26 + 1] for c in SYMBOLS}
     for s in samples:
