@@ -37,6 +37,7 @@ MIN_ACCURACY = 0.75
 MIN_GAP = 0.40  # attention minus plain; measured plain (same schedule) 18.4-19.2 % at 1000 steps, seeds 1234, 1, 2
 MIN_ALIGNED = 0.80  # share of output steps whose strongest weight is on the source position they copy
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+GO_ID = 0  # GO = EOS = PAD = 0 (k07)
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -103,12 +104,25 @@ def test_luong_scores_keeps_the_batch_and_time_axes(sess):
     )
 
 
+def _masked_softmax(sess, scores, lengths):
+    """Run masked_softmax; a mask narrower than the scores (sequence_mask without maxlen) gets its own message."""
+    try:
+        return sess.run(k08.masked_softmax(tf.constant(scores), tf.constant(lengths, tf.int32)))
+    except (ValueError, tf.errors.InvalidArgumentError) as exc:
+        if not any(m in str(exc) for m in ("ncompatible shapes", "must be broadcastable", "Dimensions must be equal")):
+            raise
+        lengths = np.asarray(lengths).tolist()
+        pytest.fail(f"masked_softmax: the mask must be [B, T_enc] like the scores, tf.sequence_mask(memory_lengths, "
+                    f"maxlen=T) with T = tf.shape(scores)[1]; without maxlen it is only max(lengths) wide (scores "
+                    f"{list(scores.shape)}, lengths {lengths}: {str(exc).splitlines()[0][:90]})", pytrace=False)
+
+
 @pytest.mark.covers("masked_softmax")
 def test_masked_softmax_is_a_distribution_with_exact_zeros(sess):
     rng = np.random.RandomState(1)
     scores = rng.randn(3, 5).astype(np.float32) * 3
-    lengths = np.array([5, 2, 3], dtype=np.int32)
-    got = sess.run(k08.masked_softmax(tf.constant(scores), tf.constant(lengths)))
+    lengths = np.array([4, 2, 3], dtype=np.int32)  # T_enc 5 wider than the longest length, as after bucketing
+    got = _masked_softmax(sess, scores, lengths)
     assert got.shape == (3, 5), f"alignments should be [B, T_enc] = (3, 5), got {got.shape}"
     _check_rows_sum_to_one(got, "masked_softmax")
     for b, n in enumerate(lengths):
@@ -123,7 +137,7 @@ def test_masked_softmax_is_a_distribution_with_exact_zeros(sess):
 @pytest.mark.covers("masked_softmax")
 def test_masked_softmax_ignores_huge_scores_on_padding(sess):
     scores = np.array([[0.0, 1.0, 1e4, 1e4]], dtype=np.float32)
-    got = sess.run(k08.masked_softmax(tf.constant(scores), tf.constant([2])))
+    got = _masked_softmax(sess, scores, np.array([2], np.int32))
     assert np.all(np.isfinite(got)), f"got non-finite weights {got}: mask the scores, do not renormalise overflowed ones"
     np.testing.assert_allclose(got[0], [*_np_softmax(np.array([0.0, 1.0])), 0.0, 0.0], rtol=1e-5,
                                err_msg="padded positions must not take weight whatever their scores")
@@ -276,6 +290,11 @@ def test_training_decoder_shapes_and_alignments(sess):
     lg, al = sess.run([logits, align])
     assert lg.shape == (3, 5, V), f"logits should be [B, T_dec, V] = (3, 5, {V}), got {lg.shape}"
     assert al.shape == (3, 5, 6), f"the alignment history should be [B, T_dec, T_enc] = (3, 5, 6), got {al.shape}"
+    unwritten = [t for t in range(5) if not (np.any(al[:, t]) or np.any(lg[:, t]))]
+    assert not unwritten, (
+        f"attention_training_decoder wrote {5 - len(unwritten)} of 5 steps (steps {unwritten} are all zeros): the loop "
+        "must run for every decoder step, t = 0 .. T_dec - 1 (while_loop cond t < tf.shape(decoder_inputs)[1])"
+    )
     _check_rows_sum_to_one(al, "attention_training_decoder")
     assert np.all(al[1, :, 3:] == 0.0) and np.all(al[2, :, 4:] == 0.0), "no weight on padded encoder positions"
 
@@ -367,6 +386,14 @@ def test_build_attention_seq2seq_shares_weights(sess):
     logits, talign = sess.run([model.logits, model.train_alignments], {
         model.encoder_inputs: x, model.encoder_lengths: lx, model.decoder_inputs: dec_in, model.decoder_lengths: lengths})
     assert talign.shape == align.shape, f"training alignments {talign.shape} vs greedy {align.shape}"
+    for what, history, steps in (("training", talign, lengths), ("greedy", align, lengths)):
+        for i in range(6):
+            seen = int(np.flatnonzero(np.any(history[i, : steps[i]] != 0.0, axis=0)).max(initial=-1)) + 1
+            if seen != lx[i]:
+                pytest.fail(f"build_attention_seq2seq: the {what} decoder attends over the first {seen} encoder "
+                            f"positions of row {i}, whose encoder length is {lx[i]} (decoder length {lengths[i]}): "
+                            "its memory lengths are the encoder lengths (encoder_lengths), not decoder_lengths",
+                            pytrace=False)
     for i in range(6):
         n = lengths[i]
         assert logits[i, :n].argmax(-1).tolist() == dec_out[i, :n].tolist(), (
@@ -459,21 +486,61 @@ def test_beam_search_respects_max_steps():
     )
 
 
-@pytest.mark.covers("model_next_log_probs", "build_attention_seq2seq", "attention_greedy_decoder",
-                    "attention_training_decoder", "attention_step", "attention_parts", "luong_scores",
-                    "masked_softmax", "context_vector", "attentional_state")
-@pytest.mark.needs("k07")
+class _FeedSpy:
+    """A session that records every feed before it runs it."""
+
+    def __init__(self, sess):
+        self._sess, self.feeds = sess, []
+
+    def run(self, fetches, feed_dict=None, **kwargs):
+        self.feeds.append(dict(feed_dict or {}))
+        return self._sess.run(fetches, feed_dict, **kwargs)
+
+    def __getattr__(self, name):
+        return getattr(self._sess, name)
+
+
+def _feed_problem(model, feed, x, len_x, prefixes):
+    """What model_next_log_probs fed wrong, in the order a reader checks it (None: nothing found)."""
+    k, length = len(prefixes), len(prefixes[0])
+
+    def fed(name):
+        value = feed.get(getattr(model, name))
+        return None if value is None else np.asarray(value)
+
+    enc_in, enc_len, dec_in, dec_len = (fed(n) for n in ("encoder_inputs", "encoder_lengths", "decoder_inputs",
+                                                         "decoder_lengths"))
+    missing = [n for n, v in (("encoder_inputs", enc_in), ("encoder_lengths", enc_len), ("decoder_inputs", dec_in),
+                              ("decoder_lengths", dec_len)) if v is None]
+    if missing:
+        return f"feed the model's {', '.join(missing)} too"
+    if enc_len.reshape(-1).tolist() != [len_x] * k:
+        return (f"feed encoder_lengths = len_x ({len_x}) for each of the {k} rows, got {enc_len.reshape(-1).tolist()}: "
+                f"x is padded past len_x (x = {x.tolist()}), and the encoder must stop at len_x")
+    if enc_in.ndim != 2 or enc_in.shape[0] != k or enc_in[:, :len_x].tolist() != [x[:len_x].tolist()] * k:
+        return f"feed the input x[:len_x] = {x[:len_x].tolist()} once per prefix (np.tile, [K, len_x]), got {enc_in.tolist()}"
+    if dec_in.tolist() != [[GO_ID, *p] for p in prefixes]:
+        return f"feed decoder inputs [GO, *prefix] for every prefix, got {dec_in.tolist()}"
+    if dec_len.reshape(-1).tolist() != [length + 1] * k:
+        return (f"feed decoder_lengths L + 1 = {length + 1} (GO and the {length} prefix tokens), got "
+                f"{dec_len.reshape(-1).tolist()}: a k07 model's dynamic_rnn outputs zeros at and past decoder_lengths, "
+                "so its last step would not read the prefix")
+    return None
+
+
+@pytest.mark.covers("model_next_log_probs")
 def test_model_next_log_probs_is_the_last_step_log_softmax(sess):
-    model = k08.build_attention_seq2seq()
-    sess.run(tf.compat.v1.global_variables_initializer())
-    x, len_x = np.array([3, 2, 5, 4, 0, 0], dtype=np.int32), 4
-    next_log_probs = k08.model_next_log_probs(sess, model, x, len_x)
+    model = _fake_seq2seq()  # k07.Seq2Seq's fields; like k07's model, decoder steps past decoder_lengths read nothing
+    x, len_x = np.array([3, 2, 5, 4, 0, 0], dtype=np.int32), 4  # padded past len_x
+    spy = _FeedSpy(sess)
+    next_log_probs = k08.model_next_log_probs(spy, model, x, len_x)
     first = np.asarray(next_log_probs([()]))
-    assert first.shape == (1, V), f"next_log_probs([()]) should give [1, {V}] (the first token after GO), got {first.shape}"
-    prefixes = [(2, 4), (4, 4), (2, 0)]
+    assert first.shape == (1, VS), f"next_log_probs([()]) should give [1, {VS}] (the first token after GO), got {first.shape}"
+    prefixes = [(2, 4), (4, 2), (6, 0)]
+    spy.feeds.clear()
     got = np.asarray(next_log_probs(prefixes), dtype=np.float64)
-    assert got.shape == (3, V), f"3 prefixes should give [3, {V}] log-probabilities, got {got.shape}"
-    dec_in = np.array([[0, *p] for p in prefixes], dtype=np.int32)
+    assert got.shape == (3, VS), f"3 prefixes should give [3, {VS}] log-probabilities, got {got.shape}"
+    dec_in = np.array([[GO_ID, *p] for p in prefixes], dtype=np.int32)
     logits = sess.run(model.logits, {model.encoder_inputs: np.tile(x[:len_x], (3, 1)),
                                      model.encoder_lengths: np.full([3], len_x, np.int32),
                                      model.decoder_inputs: dec_in, model.decoder_lengths: np.full([3], 3, np.int32)})
@@ -486,11 +553,14 @@ def test_model_next_log_probs_is_the_last_step_log_softmax(sess):
     if np.allclose(got, want, atol=1e-4):
         return
     mass = np.exp(got).sum(-1)
+    problem = _feed_problem(model, spy.feeds[-1], x, len_x, prefixes) if spy.feeds else None
     if not np.allclose(mass, 1.0, atol=1e-3):
         why = (f"these are not log-probabilities (exp of each row sums to {[round(float(v), 3) for v in mass]}): return the "
                "log-softmax of the last step's logits, z - log(sum(exp(z)))")
     elif np.allclose(got, log_softmax(logits[:, 0]), atol=1e-4):
         why = "these are the FIRST step's log-probabilities: take the logits of the LAST decoder step, [:, -1]"
+    elif problem:
+        why = problem
     else:
         why = ("feed decoder inputs [GO, *prefix] for every prefix, the input sequence repeated K times, and take the "
                "log-softmax of the last step's logits")
@@ -843,7 +913,8 @@ def test_beam_search_matches_reference():
 
 def _fake_seq2seq():
     """A cheap model with k07.Seq2Seq's fields whose last-step logits depend on every input and prefix token, in
-    order, and on the encoder lengths (what model_next_log_probs must feed right)."""
+    order, and on the encoder lengths (what model_next_log_probs must feed right); like k07's dynamic_rnn decoder,
+    the decoder steps at and past decoder_lengths read nothing."""
     rng = np.random.RandomState(19)
     enc_in = tf.compat.v1.placeholder(tf.int32, [None, None])
     enc_len = tf.compat.v1.placeholder(tf.int32, [None])
@@ -854,6 +925,7 @@ def _fake_seq2seq():
     encoded = tf.matmul(tf.reduce_sum(tf.one_hot(enc_in, VS) * mask, 1), rng.randn(VS, VS).astype(np.float32))
     decoded = tf.einsum("btv,vw->btw", tf.cumsum(tf.one_hot(dec_in, VS) * position, axis=1),
                         rng.randn(VS, VS).astype(np.float32))
+    decoded *= tf.sequence_mask(dec_len, tf.shape(dec_in)[1], dtype=tf.float32)[:, :, None]
     fields = dict.fromkeys(REF.k07.Seq2Seq._fields)
     fields.update(encoder_inputs=enc_in, encoder_lengths=enc_len, decoder_inputs=dec_in, decoder_lengths=dec_len,
                   logits=decoded + encoded[:, None, :])
