@@ -425,7 +425,11 @@ def test_run_masked_keeps_state_and_repeats_last_output(kind):
     mask = tf.sequence_mask(lengths, T)
     for given, why in ((None, "the layer ran without a mask, reading the padding: pass it, layer(inputs, mask=mask)"),
                        (tf.logical_not(mask), "the mask is inverted (True at the padding): True must mark the valid "
-                                              "steps t < length, tf.sequence_mask(lengths, maxlen=T)")):
+                                              "steps t < length, tf.sequence_mask(lengths, maxlen=T)"),
+                       (tf.sequence_mask(lengths + 1, T), "the mask is one step too long (True at t = length too): "
+                                                          "True exactly for t < length, tf.sequence_mask(lengths, maxlen=T)"),
+                       (tf.sequence_mask(np.maximum(lengths - 1, 0), T), "the mask is one step too short (False at t = "
+                        "length - 1): True exactly for t < length, tf.sequence_mask(lengths, maxlen=T)")):
         if _close(outputs, _result_parts(layer(x, mask=given), "the test's own call")[0]):
             pytest.fail(f"run_masked with lengths {lengths.tolist()} of T = {T}: {why}")
     for i, n in enumerate(lengths):
