@@ -128,7 +128,17 @@ def test_mlp_output_matches_numpy():
 def test_dense_builds_on_first_call_and_reuses():
     layer = n02.Dense(3)
     x = tf.constant(X)
-    first = np.asarray(layer(x))
+    try:
+        first = np.asarray(layer(x))
+    except Exception:
+        kernel = getattr(layer, "kernel", None)
+        shape = [int(d) for d in kernel.shape] if kernel is not None else None
+        if shape is not None and shape != [5, 3]:
+            batch = " (input_shape[0] is the batch axis)" if shape[0] == X.shape[0] else ""
+            pytest.fail(
+                f"Dense.build: on x of shape [6, 5] the kernel must be [input_shape[-1], units] = [5, 3], build made "
+                f"{shape}{batch}: use shape=(input_shape[-1], self.units)", pytrace=False)
+        raise
     assert first.shape == (6, 3), f"Dense(3) on [6, 5] should give [6, 3], got {list(first.shape)}"
     second = np.asarray(layer(x))
     shapes = sorted(tuple(v.shape) for v in layer.trainable_weights)
@@ -139,6 +149,20 @@ def test_dense_builds_on_first_call_and_reuses():
     assert np.array_equal(first, second), "calling the same layer twice must give the same output (same weights)"
     other = n02.Dense(3)
     assert not np.array_equal(np.asarray(other(x)), first), "a new Dense object must get weights of its own"
+
+
+@pytest.mark.covers("Dense")
+def test_dense_passes_kwargs_to_the_base_class():
+    named = n02.Dense(3, name="proj")
+    assert named.name == "proj", (
+        f"Dense: Dense(3, name='proj').name is {named.name!r}, not 'proj': __init__ must pass its keyword arguments to "
+        "the base class: super().__init__(**kwargs)")
+    frozen = n02.Dense(3, trainable=False)
+    frozen(tf.constant(X))
+    assert not frozen.trainable and not frozen.trainable_weights, (
+        f"Dense: Dense(3, trainable=False) should be frozen (trainable False, no trainable weights), it has "
+        f"trainable={frozen.trainable} and {len(frozen.trainable_weights)} trainable weights: __init__ must pass its "
+        "keyword arguments to the base class: super().__init__(**kwargs)")
 
 
 @pytest.mark.covers("Dense")
@@ -189,9 +213,16 @@ def test_count_parameters():
         f"count_parameters: a [3, 4] trainable kernel is 12 parameters; got {n02.count_parameters(WithFrozen())}: count the "
         "entries of obj.trainable_variables (non-trainable ones do not count)"
     )
+    bias = n02.count_parameters(_Holder(b=tf.Variable(tf.zeros([4]))))
+    assert bias == 4, (
+        f"count_parameters: a module with one bias of shape [4] has 4 parameters, got {bias}"
+        + (" (= 4 x 4)" if bias == 16 else "") + ": count every entry of each variable: tf.size(v) or np.prod(v.shape) "
+        "(a bias [n] has n, a kernel [a, b] has a * b)")
     mlp = n02.MLP(5, SIZES)
     got = n02.count_parameters(mlp)
-    assert got == 5 * 4 + 4 + 4 * 3 + 3 + 3 * 2 + 2, f"MLP(5, [4, 3, 2]) has 47 parameters, got {got}"
+    assert got == 5 * 4 + 4 + 4 * 3 + 3 + 3 * 2 + 2, (
+        f"count_parameters: MLP(5, [4, 3, 2]) has 47 parameters, got {got}: count every entry of each variable: "
+        "tf.size(v) or np.prod(v.shape) (a bias [n] has n, a kernel [a, b] has a * b)")
     assert isinstance(got, int), f"return a Python int, got {type(got).__name__}"
 
 
