@@ -6,6 +6,8 @@ makes no graph for the "now" track; ``port_adam`` builds its own TF 1 graph to c
 ``tf.compat.v1.train.AdamOptimizer``. Measured on TF 2.12 (Keras 2) and 2.21 (Keras 3): the same trace
 counts, errors and values on both. No equivalence test with k01: n10 ports no kNN function.
 """
+import re
+
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -105,6 +107,10 @@ def test_counter_variable_made_once_outside_the_function():
         f"make_counter_step: counter should be an int64 tf.Variable, got {type(counter).__name__} "
         f"{getattr(counter, 'dtype', '')}"
     )
+    if values == [0, 1, 2] and int(counter.numpy()) == 3:
+        pytest.fail("make_counter_step: three calls returned [0, 1, 2] (one behind) and left the counter at 3, expected "
+                    "1, 2, 3: step() must return the counter's value after the increment: return "
+                    "counter.assign_add(1) (it gives the new value), not a value read before it", pytrace=False)
     assert values == [1, 2, 3] and int(counter.numpy()) == 3, (
         f"make_counter_step: three calls returned {values} and left the counter at {int(counter.numpy())}, "
         "expected 1, 2, 3 and 3: only TensorFlow ops run on every call (Python code runs once per trace, a new "
@@ -244,6 +250,11 @@ def test_static_dims_are_plain_ints():
         f"static_dims(TensorShape([2, None, 3])) should be [2, None, 3] with Python ints, got {got!r}"
     )
     assert n10.static_dims(tf.TensorShape([])) == [], "static_dims of a scalar's shape should be []"
+    empty = n10.static_dims(tf.TensorShape([0, 3]))
+    assert empty == [0, 3], (
+        f"static_dims(TensorShape([0, 3])) should be [0, 3], got {empty!r}: a dimension of 0 is known (an empty axis), "
+        "only None is unknown: keep 0 as 0 (test `d is None`, never `d or None`), e.g. return shape.as_list()"
+    )
     try:
         unknown = n10.static_dims(tf.TensorShape(None))
     except ValueError as exc:
@@ -297,12 +308,44 @@ def _keras_adam_steps(optimizer, w0, grads):
 ADAM_GRADS = np.array([[1e-6, -3e-6, 1.0, -0.5], [2e-6, -1e-6, 0.5, -0.5], [1e-6, 4e-6, -1.0, 0.25]], np.float32)
 
 
+TF1_ADAM_DEFAULTS = {"learning_rate": 0.001, "beta_1": 0.9, "beta_2": 0.999, "epsilon": 1e-8}
+
+
+def _num(value):
+    """0.001, 0.999, 1e-8: a float as one writes it (no '1e-08')."""
+    return re.sub(r"e([+-])0*(\d)", lambda m: "e" + m.group(1).replace("+", "") + m.group(2), f"{value:g}")
+
+
+def _adam_settings_that_differ(optimizer):
+    """'beta_2 is 0.99 (set beta_2=0.999)' for each Adam setting in the optimizer's config that differs from
+    TF 1's AdamOptimizer defaults; '' when they all agree or the config cannot be read."""
+    try:
+        config = optimizer.get_config()
+    except Exception:
+        return ""
+    wrong = []
+    for key, want in TF1_ADAM_DEFAULTS.items():
+        try:
+            value = float(config[key])
+        except (KeyError, TypeError, ValueError):
+            continue
+        if abs(value - want) > 1e-6 * want:
+            wrong.append(f"{key} is {_num(value)} (set {key}={_num(want)})")
+    return ", ".join(wrong)
+
+
 @pytest.mark.covers("port_adam")
 def test_port_adam_steps_like_tf1_adam():
     w0 = np.zeros(4, np.float32)
     expected = _tf1_adam_steps(w0, ADAM_GRADS)
     got = _keras_adam_steps(n10.port_adam(), w0, ADAM_GRADS)
     diff = float(np.max(np.abs(got - expected)))
+    if diff > 1e-7:
+        wrong = _adam_settings_that_differ(n10.port_adam())
+        if wrong:
+            pytest.fail(f"port_adam: the Keras Adam steps differ from tf.compat.v1.train.AdamOptimizer()'s by {diff:.2e}: "
+                        f"{wrong}; TF 1's defaults are learning_rate=0.001, beta_1=0.9, beta_2=0.999, epsilon=1e-8",
+                        pytrace=False)
     assert diff <= 1e-7, (
         f"port_adam: after 3 steps on gradients of 1e-6 to 1 the Keras variable differs from "
         f"tf.compat.v1.train.AdamOptimizer()'s by {diff:.2e} (Keras {got[0].tolist()} vs TF 1 {expected[0].tolist()} "
