@@ -21,6 +21,7 @@ Adam update is the likely cost).
 The equivalence tests measured max |logits diff| 0 (bit-identical) and, after one Adam step,
 max |weight diff| 3e-8 (2.21) / 2e-8 (2.12).
 """
+import re
 import struct
 import time
 from types import SimpleNamespace
@@ -181,6 +182,11 @@ def test_normalize():
         f"normalize: expected the labels as int64 class ids [3, 0, 9], got {y.dtype.name} {np.asarray(y)}: tf.cast(labels, tf.int64), no one-hot"
     )
     one, label = n04.normalize(tf.constant(images[1]), tf.constant(np.uint8(5)))
+    assert tuple(one.shape) != (1, 28, 28, 1), (
+        "normalize: one image [28, 28] should become [28, 28, 1], got [1, 28, 28, 1]: a batch axis was added in front "
+        "(a reshape to [-1, 28, 28, 1] makes one); add only the channel axis, last: images[..., tf.newaxis] or "
+        "tf.expand_dims(images, -1)"
+    )
     assert tuple(one.shape) == (28, 28, 1) and label.dtype == tf.int64, (
         f"normalize: one image [28, 28] should become [28, 28, 1], got {tuple(one.shape)}: add the axis LAST, not at position 3"
     )
@@ -470,6 +476,35 @@ def _adam_expected(g, lr, eps, b1=0.9, b2=0.999):
     return -lr_t * m / (np.sqrt(v) + eps)
 
 
+def _num(value):
+    """0.01, 0.999, 1e-8: a float as one writes it (no '1e-08')."""
+    return re.sub(r"e([+-])0*(\d)", lambda m: "e" + m.group(1).replace("+", "") + m.group(2), f"{value:g}")
+
+
+def _adam_settings_that_differ(optimizer, learning_rate):
+    """One clause per Adam setting in the optimizer's config that differs from k04's AdamOptimizer
+    (learning_rate the argument, beta_1 0.9, beta_2 0.999, epsilon 1e-8); '' when all agree or it cannot be read."""
+    try:
+        config = optimizer.get_config()
+    except Exception:
+        return ""
+    wrong = []
+    for key, want in (("learning_rate", learning_rate), ("beta_1", 0.9), ("beta_2", 0.999), ("epsilon", 1e-8)):
+        try:
+            value = float(config[key])
+        except (KeyError, TypeError, ValueError):
+            continue
+        if abs(value - want) <= 1e-6 * want:
+            continue
+        if key == "learning_rate":
+            wrong.append(f"learning_rate is {_num(value)}, not the argument {_num(want)} (use the learning_rate argument)")
+        elif key == "epsilon" and abs(value - 1e-7) <= 1e-13:
+            wrong.append("epsilon is Keras's default epsilon 1e-7 (set epsilon=1e-8)")
+        else:
+            wrong.append(f"{key} is {_num(value)} (set {key}={_num(want)})")
+    return ", ".join(wrong)
+
+
 @pytest.mark.covers("make_optimizer")
 def test_make_optimizer_is_k04s_adam():
     optimizer = n04.make_optimizer(learning_rate=0.01)
@@ -479,6 +514,11 @@ def test_make_optimizer_is_k04s_adam():
     optimizer.apply_gradients([(tf.constant(grads), w)])
     got = np.asarray(w)
     expected, keras_default = _adam_expected(grads.astype(np.float64), 0.01, 1e-8), _adam_expected(grads.astype(np.float64), 0.01, 1e-7)
+    if not (np.isclose(got[0], expected[0], rtol=1e-4) and np.allclose(got[1:], expected[1:], rtol=1e-3)):
+        wrong = _adam_settings_that_differ(optimizer, 0.01)
+        if wrong:
+            pytest.fail(f"make_optimizer(learning_rate=0.01): one Adam step differs from k04's AdamOptimizer: {wrong}; TF 1's "
+                        "AdamOptimizer used beta_1=0.9, beta_2=0.999, epsilon=1e-8", pytrace=False)
     assert np.isclose(got[0], expected[0], rtol=1e-4), (
         f"make_optimizer: one Adam step at learning_rate 0.01 should move w from 0 to {expected[0]:.5f}, got {got[0]:.5f}: use the learning_rate argument"
     )
