@@ -306,6 +306,9 @@ def test_train_linear_regression_is_seeded_and_short():
         residual = k * x + b - y
         k, b = k - 0.5 * 2 * residual * x, b - 0.5 * 2 * residual
     diff = max(abs(first[0] - k), abs(first[1] - b))
+    if diff >= 1e-4 and max(abs(first[1] - k), abs(first[0] - b)) < 1e-4:
+        pytest.fail(f"train_linear_regression: k and b are swapped: after 5 steps k, b should be ({k:.5f}, {b:.5f}), "
+                    f"it returned ({first[0]:.5f}, {first[1]:.5f}): return (k, b, losses), k first", pytrace=False)
     assert diff < 1e-4, (
         f"after 5 SGD steps at learning rate 0.5 from (0.2, 0.1), k, b should be ({k:.5f}, {b:.5f}), got "
         f"({first[0]:.5f}, {first[1]:.5f}): one sgd_step per sample on square_error, SGD(learning_rate)"
