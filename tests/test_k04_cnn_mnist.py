@@ -5,8 +5,10 @@ variables, dropout, loss and metrics, evaluation, the picture, and training last
 a fresh seeded tf.Graph (the harness's autouse fixture); the graded training run is done once in a
 module-scoped fixture that builds its own seeded graph and is read by two tests.
 
-Graded training (seeded): 600 steps x 100, Adam 1e-3, keep_prob 0.5 -> 98.50 % test accuracy with the
-reference solution on TF 2.21 (98.40 % on 2.12; the same figure run after run; threshold 97.5 %).
+Graded training (seeded): 400 steps x 100, Adam 1e-3, keep_prob 0.5 -> 98.18 % test accuracy with the
+reference solution on TF 2.21 and 2.12 (seeds 1 and 2: 98.14 %, 97.89 %; validation 98.22-98.34 %; the same figure
+run after run; thresholds: test 97 %, validation 97 %). Cut from 600 steps (98.50 % on 2.21, 98.40 % on
+2.12, threshold 97.5 %) to save a third of the run: 400 steps cost 33-35 s CPU on the loaded 2-core box.
 The schedules behind `slow` and `gpu` are described at their tests. A training failure ends with one
 sentence from tfkata.feedback.curves.explain_curve on the run's curve (and points at kata-output/k04/report.png).
 """
@@ -1375,7 +1377,8 @@ def test_predict_matches_reference():
 
 
 # --------------------------------------------------------------------------- training
-STEPS, BATCH, LEARNING_RATE, KEEP_PROB = 600, 100, 1e-3, 0.5
+STEPS, BATCH, LEARNING_RATE, KEEP_PROB = 400, 100, 1e-3, 0.5
+MIN_TEST_ACCURACY = 0.97  # measured at step 400 (TF 2.21): 98.18 % (seeds 1, 2: 98.14 %, 97.89 %)
 PICTURE = "kata-output/k04/report.png"
 
 
@@ -1416,8 +1419,8 @@ def _train_and_test(steps, batch_size, learning_rate, keep_prob, picture=None):
     return run
 
 
-# The reference's training loss at steps 400, 500, 600 of the graded run (TF 2.21): 0.100, 0.096, 0.071 (one
-# batch each, noisy): the highest is the bar, so only a run ending above 1.5 x 0.10 is told "learns too slowly".
+# The reference's training loss at steps 400, 500, 600 of a 600-step run (TF 2.21): 0.100, 0.096, 0.071 (one
+# batch each, noisy; the graded run now ends at step 400): the highest is the bar, so only a run ending above 1.5 x 0.10 is told "learns too slowly".
 REFERENCE_LOSS = 0.10
 # The function to read first for each kind of curve (tfkata.feedback.curves.KINDS): "Stuck?" names it.
 SUSPECTS = {"rate": "build_training", "init": "build_cnn", "loop": "train", "eval": "evaluate", "measure": "evaluate"}
@@ -1435,7 +1438,7 @@ def _diagnosis(run, reference_loss=None):
 
 @pytest.fixture(scope="module")
 def trained():
-    """The graded run, once: 600 steps x 100, Adam 1e-3, keep_prob 0.5 (about 30 s on 2 idle CPU cores)."""
+    """The graded run, once: 400 steps x 100, Adam 1e-3, keep_prob 0.5 (about 20 s on 2 idle CPU cores)."""
     return _train_and_test(STEPS, BATCH, LEARNING_RATE, KEEP_PROB, picture=PICTURE)
 
 
@@ -1460,7 +1463,7 @@ def test_train_history(trained):
     assert np.isfinite(last["loss"]) and last["loss"] < first["loss"], f"the training loss did not fall: {_diagnosis(trained, REFERENCE_LOSS)}"
     assert last["val_accuracy"] >= 0.97, (
         f"validation accuracy after {STEPS} steps is {last['val_accuracy']:.4f}, expected >= 0.97 "
-        f"(measured 0.9854 on TF 2.21, 0.9850 on 2.12): "
+        f"(measured 0.9834 at step 400 on TF 2.21, 0.9818 on 2.12): "
         f"{_diagnosis(trained, REFERENCE_LOSS)}"
     )
 
@@ -1476,9 +1479,9 @@ def test_training_reaches_test_accuracy(trained):
         f"test accuracy {acc:.4f} on 10,000 images, training {trained.seconds:.1f} s"
     )
     print(line)
-    assert acc >= 0.975, (
-        f"test accuracy {acc:.4f} after {STEPS} steps, expected >= 0.975 (measured 0.9850 with the reference "
-        f"solution on TF 2.21, 0.9840 on 2.12): {_diagnosis(trained, REFERENCE_LOSS)}"
+    assert acc >= MIN_TEST_ACCURACY, (
+        f"test accuracy {acc:.4f} after {STEPS} steps, expected >= {MIN_TEST_ACCURACY} (measured 0.9818 with the "
+        f"reference solution on TF 2.21 and 2.12): {_diagnosis(trained, REFERENCE_LOSS)}"
     )
 
 
