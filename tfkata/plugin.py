@@ -211,18 +211,19 @@ def pytest_runtest_protocol(item, nextitem):
         _block(item, stuck)
 
 
-@pytest.hookimpl(hookwrapper=True)
-def pytest_runtest_setup(item):
+# (specname: this module has its own pytest_runtest_setup; a second function of that name would replace it)
+@pytest.hookimpl(hookwrapper=True, specname="pytest_runtest_setup")
+def pytest_runtest_setup_watched(item):
     yield from _in_phase(item)
 
 
-@pytest.hookimpl(hookwrapper=True)
-def pytest_runtest_call(item):
+@pytest.hookimpl(hookwrapper=True, specname="pytest_runtest_call")
+def pytest_runtest_call_watched(item):
     yield from _in_phase(item)
 
 
-@pytest.hookimpl(hookwrapper=True)
-def pytest_runtest_teardown(item, nextitem):
+@pytest.hookimpl(hookwrapper=True, specname="pytest_runtest_teardown")
+def pytest_runtest_teardown_watched(item, nextitem):
     yield from _in_phase(item)
 
 

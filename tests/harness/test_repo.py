@@ -140,3 +140,21 @@ def test_no_import_circles_in_the_harness():
 
     circles = [" -> ".join(c) for m in sorted(graph) for c in [path_back(m)] if c]
     assert not circles, "import circles:\n" + "\n".join(circles)
+
+
+def test_no_module_of_the_harness_defines_a_name_twice():
+    """A second top-level `def` of the same name silently replaces the first: in the plugin, a second
+    `pytest_runtest_setup` once dropped the GPU skip and the training waits (use a hookimpl's specname)."""
+    import ast
+    from collections import Counter
+
+    root = Path(__file__).resolve().parents[2] / "tfkata"
+    twice = {}
+    for path in sorted(root.rglob("*.py")):
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        names = Counter(node.name for node in tree.body
+                        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)))
+        dup = sorted(n for n, c in names.items() if c > 1)
+        if dup:
+            twice[path.relative_to(root.parent).as_posix()] = dup
+    assert not twice, f"defined twice (the later one wins): {twice}"
