@@ -1419,9 +1419,9 @@ def _train_and_test(steps, batch_size, learning_rate, keep_prob, picture=None):
     return run
 
 
-# The reference's training loss at steps 400, 500, 600 of a 600-step run (TF 2.21): 0.100, 0.096, 0.071 (one
-# batch each, noisy; the graded run now ends at step 400): the highest is the bar, so only a run ending above 1.5 x 0.10 is told "learns too slowly".
-REFERENCE_LOSS = 0.10
+# The reference's training loss at steps 300 and 400 of the graded run (TF 2.21): 0.130, 0.100 (one batch each,
+# noisy): the higher is the bar, so only a run ending above 1.5 x 0.13 is told "learns too slowly".
+REFERENCE_LOSS = 0.13
 # The function to read first for each kind of curve (tfkata.feedback.curves.KINDS): "Stuck?" names it.
 SUSPECTS = {"rate": "build_training", "init": "build_cnn", "loop": "train", "eval": "evaluate", "measure": "evaluate"}
 
