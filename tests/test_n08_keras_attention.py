@@ -99,6 +99,11 @@ def test_masked_softmax_exact_zeros_on_padding():
     mask = np.arange(5)[None, :] < lengths[:, None]
     got = np.asarray(n08.masked_softmax(tf.constant(scores), tf.constant(mask)))
     assert got.shape == (3, 5), f"alignments should be [B, T] = (3, 5), got {got.shape}"
+    zeroed_after = _np_softmax(scores) * mask
+    if not np.allclose(got.sum(-1), 1.0, atol=1e-4) and np.allclose(got, zeroed_after, atol=1e-5):
+        pytest.fail(f"masked_softmax: rows sum to {[round(float(v), 3) for v in got.sum(-1)]}, not 1: the softmax ran over every "
+                    "position and the padding was zeroed after; mask the padded scores BEFORE the softmax "
+                    "(tf.where(mask, scores, -inf), or -1e9 at the padding)", pytrace=False)
     _check_rows(got, "masked_softmax")
     for b, n in enumerate(lengths):
         assert np.all(got[b, n:] == 0.0), (
@@ -311,6 +316,28 @@ def test_beam_search_scores_sorted_and_bounded():
     )
 
 
+@pytest.mark.covers("beam_search")
+def test_beam_search_breaks_ties_by_candidate_order():
+    # 40 tokens on 3 probability levels: many exact ties. An unstable sort (np.argsort's default quicksort)
+    # reorders them; tf.math.top_k (and a stable sort) keeps the earlier candidate first.
+    probs = np.array([1.0, 2.0, 4.0])[np.random.RandomState(0).randint(3, size=40)]
+    log_probs = np.log(probs / probs.sum())
+
+    def model(prefixes):
+        return np.tile(log_probs, (len(prefixes), 1))
+
+    got = [tuple(int(t) for t in tokens) for tokens, _ in n08.beam_search(model, beam_width=12, max_steps=1)]
+    want = [(int(t),) for t in np.argsort(-log_probs, kind="stable")[:12]]
+    same_scores = len(got) == len(want) and all(len(g) == 1 and 0 <= g[0] < 40 for g in got) and np.array_equal(
+        log_probs[[g[0] for g in got]], log_probs[[w[0] for w in want]])
+    if got == want or not same_scores:
+        assert got == want, f"beam_search: width 12, one step over 40 tokens should keep {want}, got {got}"
+        return
+    pytest.fail(f"beam_search: ties must go to the earlier candidate (tf.math.top_k / a stable sort): width 12 over 40 "
+                f"tokens on 3 probability levels should keep {want} (equal scores in token order), got {got} "
+                "(np.argsort's default quicksort is not stable)", pytrace=False)
+
+
 # --------------------------------------------------------------------------- heatmap file
 def _png_size(path):
     data = open(path, "rb").read()
@@ -338,6 +365,18 @@ def test_plot_attention_writes_into_the_output_dir():
             want.unlink()
     with pytest.raises(ValueError):
         n08.plot_attention([3, 2, 5, 4, 7, 9], [2, 4, 2, 4], align.T, "transposed.png")
+    wrong_columns = output_dir("n08") / "wrong-columns.png"
+    try:
+        n08.plot_attention([1, 2, 3], [4, 5], np.full((2, 5), 0.2), wrong_columns.name)
+    except ValueError:
+        pass
+    else:
+        pytest.fail("plot_attention: alignments of shape [2, 5] for 3 source and 2 output tokens must raise ValueError, it "
+                    "drew them: check both axes, the shape must be [len(output), len(source)] (rows AND columns)",
+                    pytrace=False)
+    finally:
+        if wrong_columns.exists():
+            wrong_columns.unlink()
 
 
 # --------------------------------------------------------------------------- against YOUR k08
@@ -569,6 +608,33 @@ def test_attention_teacher_forced_chains_the_steps():
         )
         diff = np.abs(np.asarray(align) - want_align)
         assert diff.max() < 1e-4, f"{mode}: alignment history differs from the steps' ({_where(diff)})"
+
+
+@pytest.mark.needs("n07")
+@pytest.mark.covers("make_attention_decoder", "attention_decoder_step", "build_attention_layers", "LuongAttention")
+def test_greedy_decoder_ignores_the_padding():
+    layers = _attention_layers(eos_bias=1.0)
+    x, lx, _, _, _ = _encoded(layers)
+    decode = n08.make_attention_decoder(layers, max_steps=10)
+    ids, lengths = (np.asarray(t) for t in decode(tf.constant(x), tf.constant(lx)))
+    wide = np.concatenate([x, np.zeros([3, 3], np.int32)], axis=1)  # 3 more padding columns,
+    wide[np.arange(9)[None, :] >= lx[:, None]] = 7  # and other padding values
+    try:
+        wide_ids, wide_lengths = (np.asarray(t) for t in decode(tf.constant(wide), tf.constant(lx)))
+    except (tf.errors.InvalidArgumentError, ValueError) as exc:
+        first = (str(exc).strip().splitlines() or [""])[0][:100]
+        pytest.fail(f"make_attention_decoder: on x padded wider than its longest sequence (lengths {lx.tolist()}, 9 "
+                    f"columns) it raised {type(exc).__name__}: {first}: the mask must be as wide as the inputs: "
+                    "tf.sequence_mask(lengths, maxlen=T) with T = tf.shape(inputs)[1]", pytrace=False)
+    for i in range(3):
+        same = (int(lengths[i]) == int(wide_lengths[i])
+                and ids[i, :lengths[i]].tolist() == wide_ids[i, :wide_lengths[i]].tolist())
+        assert same, (
+            f"make_attention_decoder: sequence {i} (length {lx[i]}) decodes to {ids[i, :lengths[i]].tolist()}, but to "
+            f"{wide_ids[i, :wide_lengths[i]].tolist()} when its padding changes (3 columns wider, padded with 7s): the "
+            "attention must not see the padding: the memory mask comes from the encoder lengths, "
+            "tf.sequence_mask(lengths, maxlen=T)"
+        )
 
 
 @pytest.mark.needs("n07")
