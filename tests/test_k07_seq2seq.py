@@ -1081,6 +1081,11 @@ def test_exact_match_matches_reference():
 
 
 # --------------------------------------------------------------------------- training
+# The function to read first for each kind of curve (tfkata.feedback.curves.KINDS): "Stuck?" names it.
+SUSPECTS = {"rate": "decayed_learning_rate", "init": "build_seq2seq", "loop": "train", "eval": "greedy_decoder",
+            "leak": "get_decoder_input_and_output", "measure": "exact_match"}
+
+
 def _curve(result):
     """What the training curve looked like (train() returns every step's loss as ``losses``)."""
     losses = result.get("losses")
@@ -1088,7 +1093,7 @@ def _curve(result):
         return "train() returned no 'losses' (every step's loss, in order), so the curve cannot be described"
     # Mean per 100 steps: one step's loss is noisy (bucketed batches of different lengths).
     chunks = [float(np.mean(losses[k : k + 100])) for k in range(0, len(losses), 100)]
-    return explain_curve(chunks, n_classes=V)
+    return explain_curve(chunks, n_classes=V, suspects=SUSPECTS)
 
 
 @pytest.mark.training

@@ -958,13 +958,18 @@ def test_model_next_log_probs_matches_reference():
 
 
 # --------------------------------------------------------------------------- training
+# The function to read first for each kind of curve (tfkata.feedback.curves.KINDS): "Stuck?" names it.
+SUSPECTS = {"rate": "build_attention_seq2seq", "init": "build_attention_seq2seq", "loop": "train",
+            "eval": "attention_greedy_decoder", "leak": "attention_training_decoder", "measure": "attention_greedy_decoder"}
+
+
 def _curve(result):
     """What the training curve looked like (k07.train returns every step's loss as ``losses``)."""
     losses = result.get("losses") if isinstance(result, dict) else None
     if not losses:
         return "train() returned no 'losses' (every step's loss, in order), so the curve cannot be described"
     chunks = [float(np.mean(losses[k : k + 100])) for k in range(0, len(losses), 100)]
-    return explain_curve(chunks, n_classes=V)
+    return explain_curve(chunks, n_classes=V, suspects=SUSPECTS)
 
 
 @pytest.fixture(scope="module")

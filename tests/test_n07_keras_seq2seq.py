@@ -1305,12 +1305,17 @@ def trained():
     return n07.train(steps=TRAIN_STEPS)
 
 
+# The function to read first for each kind of curve (tfkata.feedback.curves.KINDS): "Stuck?" names it.
+SUSPECTS = {"rate": "make_optimizer", "init": "build_layers", "loop": "train", "eval": "greedy_decode",
+            "leak": "teacher_forced_logits", "measure": "greedy_decode"}
+
+
 def _curve(result):
     losses = result.get("losses")
     if not losses:
         return "train() returned no 'losses' (every step's loss, in order), so the curve cannot be described"
     chunks = [float(np.mean(losses[k : k + 100])) for k in range(0, len(losses), 100)]
-    return explain_curve(chunks, n_classes=V)
+    return explain_curve(chunks, n_classes=V, suspects=SUSPECTS)
 
 
 @pytest.mark.training
