@@ -55,7 +55,8 @@ def main() -> int:
         doc = json.loads((root / "results" / "results.json").read_text())
         load = os.getloadavg()[0]
         print(f"profile {args.profile}, {len(katas)} katas, CPU {args.cpu}: {wall:.0f} s wall, "
-              f"peak RSS {int(peak.group(1)) / 1024:.0f} MB (largest process), score {doc.get('score')}, "
+              f"peak RSS {int(peak.group(1)) / 1024:.0f} MB (largest process), score {doc.get('score')} of "
+              f"{sum(t.get('max_score', 0) for t in doc.get('tests', []))}, "
               f"{len(doc.get('tests', []))} tests; load average at the end {load:.1f}")
         return 0 if done.returncode == 0 else done.returncode
 
