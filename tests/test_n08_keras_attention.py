@@ -610,13 +610,25 @@ def test_attention_teacher_forced_chains_the_steps():
         assert diff.max() < 1e-4, f"{mode}: alignment history differs from the steps' ({_where(diff)})"
 
 
+_GREEDY = {}
+
+
+def _greedy_decoded():
+    """(layers, decode, _encoded(layers), (ids, lengths)): one random attention model and its greedy decoder
+    (max_steps 10), traced once and shared by the two greedy tests."""
+    if "run" not in _GREEDY:
+        layers = _attention_layers(eos_bias=1.0)  # greedy then ends after 4, 4 tokens and runs to the bound on one
+        encoded = _encoded(layers)
+        decode = n08.make_attention_decoder(layers, max_steps=10)
+        ids, lengths = decode(tf.constant(encoded[0]), tf.constant(encoded[1]))
+        _GREEDY["run"] = (layers, decode, encoded, (np.asarray(ids), np.asarray(lengths)))
+    return _GREEDY["run"]
+
+
 @pytest.mark.needs("n07")
 @pytest.mark.covers("make_attention_decoder", "attention_decoder_step", "build_attention_layers", "LuongAttention")
 def test_greedy_decoder_ignores_the_padding():
-    layers = _attention_layers(eos_bias=1.0)
-    x, lx, _, _, _ = _encoded(layers)
-    decode = n08.make_attention_decoder(layers, max_steps=10)
-    ids, lengths = (np.asarray(t) for t in decode(tf.constant(x), tf.constant(lx)))
+    layers, decode, (x, lx, _, _, _), (ids, lengths) = _greedy_decoded()
     wide = np.concatenate([x, np.zeros([3, 3], np.int32)], axis=1)  # 3 more padding columns,
     wide[np.arange(9)[None, :] >= lx[:, None]] = 7  # and other padding values
     try:
@@ -641,10 +653,7 @@ def test_greedy_decoder_ignores_the_padding():
 @pytest.mark.covers("make_attention_decoder", "attention_teacher_forced", "attention_decoder_step",
                     "build_attention_layers", "LuongAttention")
 def test_greedy_decoder_agrees_with_teacher_forcing():
-    layers = _attention_layers(eos_bias=1.0)  # greedy then ends after 4, 4 tokens and runs to the bound on one
-    x, lx, memory, states, mask = _encoded(layers)
-    ids, lengths = n08.make_attention_decoder(layers, max_steps=10)(tf.constant(x), tf.constant(lx))
-    ids, lengths = np.asarray(ids), np.asarray(lengths)
+    layers, _, (x, lx, memory, states, mask), (ids, lengths) = _greedy_decoded()
     print(f"random attention model: greedy lengths {lengths.tolist()} (max 10)")
     assert ids.shape[0] == 3 and 1 <= ids.shape[1] <= 10, f"ids should be [3, T_out <= 10], got {ids.shape}"
     dec_in = np.concatenate([np.zeros([3, 1], np.int32), ids[:, :-1]], axis=1)
