@@ -166,6 +166,34 @@ def test_a_rerun_skips_unchanged_submissions(graded):
     assert {g.name: g.earned for g in again} == {"ref": by_name["ref"].earned, "stub": 0}
 
 
+def test_tests_the_pristine_checkout_skips_are_worth_nothing():
+    """A slow or gpu test the stubs' run skips (no --runslow, no GPU) counts neither for nor against a student:
+    the reference scores 100 % in the full profile (it scored 726/738 when skips counted); a skip the
+    submission itself causes still counts against it."""
+    from tfkata.grading.grader import Baseline, derive
+    from tfkata.results import TestResult
+
+    def result(name, status, points=2):
+        return TestResult(id=f"tests/test_k01_graph_session.py::{name}", name=name, kata="k01", status=status,
+                          points=points)
+
+    base = Baseline.from_run(Run.grade("katas", [result("test_a", "todo"), result("test_gpu", "skip")],
+                                       registry.katas()))
+    assert set(base.tests) == {"tests/test_k01_graph_session.py::test_a"}, base.tests
+    import tempfile
+
+    canary = TestResult(id="tests/test_tfkata_canary.py::test_tfkata_canary_must_fail",
+                        name="test_tfkata_canary_must_fail", kata=None, status="fail")
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "r.json"
+        Run.grade("katas", [result("test_a", "pass"), result("test_gpu", "skip"), canary], registry.katas()).dump(path)
+        graded = derive("ref", path, base, [K01], "ran", 1.0)
+        assert (graded.earned, graded.possible) == (2, 2), (graded.earned, graded.possible)
+        Run.grade("katas", [result("test_a", "skip"), canary], registry.katas()).dump(path)
+        graded = derive("skipper", path, base, [K01], "ran", 1.0)
+        assert (graded.earned, graded.possible) == (0, 2), "a skip the submission causes earns nothing"
+
+
 def test_reading_submissions(tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(SubmissionError, match="no kata files"):

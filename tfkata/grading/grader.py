@@ -62,7 +62,9 @@ class Baseline:
 
     @classmethod
     def from_run(cls, run: Run) -> "Baseline":
-        return cls({t.id: (t.kata, t.points, t.training) for t in run.tests if t.kata})
+        """The graded tests the pristine checkout runs; a test it skips (slow without --runslow, gpu on a
+        machine without one) is worth nothing here, as in plain pytest (a skip a submission causes is not)."""
+        return cls({t.id: (t.kata, t.points, t.training) for t in run.tests if t.kata and t.status != "skip"})
 
     def for_katas(self, katas) -> dict:
         return {i: v for i, v in self.tests.items() if v[0] in katas}
