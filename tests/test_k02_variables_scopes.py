@@ -110,6 +110,21 @@ def test_initialize_all(sess):
 
 
 @pytest.mark.covers("initialize", "make_variables")
+def test_initialize_all_includes_non_trainable_variables(sess):
+    v, w = k02.make_variables()
+    step = tf.compat.v1.Variable(0, trainable=False, name="global_step")
+    k02.initialize(sess)
+    left = sorted(n.decode() if isinstance(n, bytes) else str(n)
+                  for n in sess.run(tf.compat.v1.report_uninitialized_variables()))
+    assert "global_step" not in left, (
+        f"initialize(sess) must initialise ALL global variables, non-trainable ones too: "
+        f"global_step (trainable=False) was left uninitialised (still uninitialised: {left}); "
+        "run tf.compat.v1.global_variables_initializer(), not the initializers of trainable_variables()"
+    )
+    assert sess.run(step) == 0
+
+
+@pytest.mark.covers("initialize", "make_variables")
 def test_initialize_only_the_listed_variables(sess):
     v, w = k02.make_variables()
     got_v = _read_after_initialize(sess, v, [v])
