@@ -60,6 +60,18 @@ def test_uninitialized_variable():
     check(build, "uninitialized-variable", "'weights'", "global_variables_initializer()")
 
 
+def test_uninitialized_resource_in_a_session_that_never_initialised_it():
+    """An assign run while it is built, in a session nobody initialised: TF says only that the container does
+    not exist; the learner is told the variable was never initialised there and not to run ops while building."""
+    def build():
+        v = tf.compat.v1.Variable(1.0, name="counter")
+        with tf.compat.v1.Session() as s:
+            s.run(tf.compat.v1.assign_add(v, 1.0))
+
+    line = check(build, "uninitialized-variable", "'counter'", "global_variables_initializer()")
+    assert "must return it, not run it" in line, line
+
+
 def test_uninitialized_ref_variable():
     def build():
         w = v1.Variable(1.0, name="w", use_resource=False)

@@ -92,11 +92,15 @@ def _keras_cell_line(m: re.Match, exc: BaseException) -> str | None:
 def _uninitialised(m: re.Match, exc: BaseException) -> str:
     """Which variable, and — when the graph already had an initializer op when it was made — where it was
     created: an initializer built before a variable does not cover it (a new layer in a later function)."""
-    name = m.group("v") or m.group("w")
+    groups = m.groupdict()
+    name = groups.get("v") or groups.get("w") or groups.get("x")
     late = _created_after_init(exc, name)
     if late is not None:
         return (f"variable '{name}' was created{late} after global_variables_initializer() was built, which "
                 "does not cover it: reuse the layer or variable made before, or build every variable first")
+    if groups.get("x"):
+        return (f"variable '{name}' is used in a session where it was never initialised: run {INIT} in that "
+                "session first; a function that builds an op must return it, not run it itself")
     return (f"variable '{name}' is used before it is initialised: run {INIT} in the session first (make that op "
             "after building every variable)")
 
@@ -155,6 +159,10 @@ _SHARED_CELL = re.compile(r"multi_rnn_cell/cell_\d+/[\w/]*MatMul_\d")
 TABLE: tuple[Entry, ...] = (
     _entry("uninitialized-variable", ["FailedPreconditionError"],
            r"Attempting to use uninitialized value (?P<v>[\w/.-]+)|Could not find variable (?P<w>[\w/.-]+?)\.\s",
+           _uninitialised),
+    # a resource variable run in a session that never initialised it (e.g. an op run while being built)
+    _entry("uninitialized-variable", ["NotFoundError"],
+           r"Container \w+ does not exist\. \(Could not find resource: \w+/(?P<x>[\w/.-]+?)\)",
            _uninitialised),
     _entry("placeholder-not-fed", ["InvalidArgumentError"],
            r"You must feed a value for placeholder tensor '(?P<p>[^']+)' with dtype (?P<d>\w+)(?: and shape (?P<s>\[[^\]]*\]))?",
