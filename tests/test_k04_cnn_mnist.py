@@ -251,6 +251,40 @@ def test_next_batch_shapes_and_pairs():
     )
 
 
+def _raises_value_error(call):
+    """None when ``call()`` raises ValueError, else what it did instead (for the message)."""
+    try:
+        call()
+    except ValueError:
+        return None
+    except NotImplementedError:
+        raise  # a TODO stays a TODO
+    except Exception as exc:  # noqa: BLE001 - any other outcome is the mistake
+        return f"it raised {type(exc).__name__} instead"
+    return "it raised nothing"
+
+
+@pytest.mark.covers("DataSet")
+def test_dataset_rejects_images_and_labels_of_different_lengths():
+    images = np.zeros((10, 784), np.float32)
+    labels = np.eye(10, dtype=np.float32)[np.arange(9)]
+    outcome = _raises_value_error(lambda: k04.DataSet(images, labels, seed=0))
+    assert outcome is None, (
+        f"DataSet.__init__ with 10 images but 9 labels must raise ValueError ({outcome}): check the length, "
+        "if len(images) != len(labels): raise ValueError(...)"
+    )
+
+
+@pytest.mark.covers("DataSet")
+def test_next_batch_rejects_a_batch_size_outside_1_to_num_examples():
+    for size in (11, 0):
+        outcome = _raises_value_error(lambda: _toy_dataset(10, seed=0).next_batch(size))  # noqa: B023
+        assert outcome is None, (
+            f"DataSet.next_batch({size}) on 10 examples must raise ValueError ({outcome}): batch_size must be "
+            "1..num_examples, check both ends: if not 1 <= batch_size <= self.num_examples: raise ValueError(...)"
+        )
+
+
 @pytest.mark.covers("DataSet")
 def test_next_batch_epoch_has_every_example_once():
     ds = _toy_dataset(10, seed=3)
