@@ -463,6 +463,24 @@ def test_resume_bookkeeping_in_a_few_steps(tmp_path):
     )
 
 
+@pytest.mark.covers("train_with_checkpoints", "batch_for_step", *MODEL)
+def test_train_with_checkpoints_saves_the_final_step(tmp_path):
+    """5 steps with save_every 2 save at 2, 4 and, the last step being no multiple of 2, at 5 too."""
+    x, y, *_ = mnist_flat(N_TRAIN, N_TEST)
+    with fresh_graph():
+        run = k09.train_with_checkpoints((x, y), str(tmp_path), 5, save_every=2, batch_size=8)
+    written = sorted(int(m.group(1)) for f in os.listdir(tmp_path) if (m := re.fullmatch(r"model-(\d+)\.index", f)))
+    assert written == [2, 4, 5], (
+        f"train_with_checkpoints(num_steps=5, save_every=2) must save checkpoints at global steps [2, 4, 5], "
+        f"wrote {written}: also save at the final step (if step % save_every == 0 or step == num_steps), "
+        "or the last steps of training are lost"
+    )
+    assert run["saved_steps"] == [2, 4, 5], (
+        f"train_with_checkpoints wrote checkpoints at [2, 4, 5] but returned saved_steps {run['saved_steps']}: "
+        "append each global step you save"
+    )
+
+
 # =========================================================================== the Dataset API
 @pytest.mark.covers("normalize")
 def test_normalize(sess):
