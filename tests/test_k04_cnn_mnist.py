@@ -1020,8 +1020,18 @@ def test_predict(sess):
 
 # --------------------------------------------------------------------------- picture
 @pytest.mark.covers("save_report")
-def test_save_report_png(tmp_path):
+def test_save_report_png(tmp_path, monkeypatch):
     pytest.importorskip("matplotlib", reason="the picture needs matplotlib: pip install -e '.[test]'")
+    from matplotlib.axes import Axes
+
+    drawn = []  # every array given to Axes.imshow (matshow goes through it too)
+    real_imshow = Axes.imshow
+
+    def recording_imshow(self, X, *args, **kwargs):
+        drawn.append(np.array(X, copy=True))
+        return real_imshow(self, X, *args, **kwargs)
+
+    monkeypatch.setattr(Axes, "imshow", recording_imshow)
     rng = np.random.RandomState(0)
     images = rng.uniform(0, 1, (40, 784)).astype(np.float32)
     labels = np.arange(40) % 10
@@ -1039,6 +1049,17 @@ def test_save_report_png(tmp_path):
         f"expected a 1200 x 600 pixel image (figsize (12, 6) at dpi 100), got {size[0]} x {size[1]}: "
         "do not save with bbox_inches='tight'"
     )
+    # Which digits were drawn: each 28 x 28 array given to imshow, matched to its image (checked only when every
+    # one matches an image, so other ways to draw are not judged).
+    flat = images.reshape(40, 784)
+    ids = [next((i for i in range(40) if np.allclose(flat[i], a.reshape(-1), atol=1e-6)), None)
+           for a in drawn if a.size == 784]
+    wrong = [int(i) for i in np.flatnonzero(labels != predictions)]
+    if ids and None not in ids:
+        assert ids == wrong, (
+            f"save_report must draw the MISclassified digits (labels != predictions), in dataset order: it drew "
+            f"examples {ids}, expected {wrong}: pick them with np.flatnonzero(labels != predictions)[:max_digits]"
+        )
 
 
 # --------------------------------------------------------------------------- the training loop, on a stand-in model
