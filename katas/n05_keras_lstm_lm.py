@@ -56,7 +56,7 @@ def text_to_ids(text):
 
 
 def ids_to_text(ids):
-    """The text of a sequence of ids (the inverse of :func:`text_to_ids` on ``' '`` and ``a``-``z``)."""
+    """The text of ids of any shape, read in order (the inverse of :func:`text_to_ids` on ``' '`` and ``a``-``z``)."""
     raise NotImplementedError("n05: ids_to_text")
 
 
