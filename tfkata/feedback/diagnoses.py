@@ -98,11 +98,28 @@ def _uninitialised(m: re.Match, exc: BaseException) -> str:
     if late is not None:
         return (f"variable '{name}' was created{late} after global_variables_initializer() was built, which "
                 "does not cover it: reuse the layer or variable made before, or build every variable first")
+    runner = _ran_by(exc)
+    if runner is not None:
+        return (f"variable '{name}' is used before it is initialised: run {INIT} in the session first ({runner} "
+                f"ran it; if {runner} only builds the op, return the op instead of running it)")
     if groups.get("x"):
         return (f"variable '{name}' is used in a session where it was never initialised: run {INIT} in that "
                 "session first; a function that builds an op must return it, not run it itself")
     return (f"variable '{name}' is used before it is initialised: run {INIT} in the session first (make that op "
             "after building every variable)")
+
+
+def _ran_by(exc: BaseException) -> str | None:
+    """The kata function (not a test, not TensorFlow) that called Session.run where ``exc`` was raised."""
+    import traceback
+
+    frames = [f for f, _ in traceback.walk_tb(exc.__traceback__)]
+    for caller, callee in zip(frames, frames[1:]):
+        path = caller.f_code.co_filename.replace("\\", "/")
+        if (callee.f_code.co_filename.replace("\\", "/").endswith("client/session.py") and "/tensorflow/" not in path
+                and ("/katas/" in path or "/solutions/" in path) and not caller.f_code.co_name.startswith("test")):
+            return caller.f_code.co_name
+    return None
 
 
 def _created_after_init(exc: BaseException, name: str) -> str | None:
