@@ -351,6 +351,43 @@ def test_train_with_summaries_bookkeeping(tmp_path):
     )
 
 
+@pytest.mark.covers("train_with_summaries")
+def test_train_with_summaries_batches_wrap_around(tmp_path):
+    """N = 50 rows, batch 32: each training step must get the 32 rows (step * 32 + 0..31) % 50, wrapping past the end."""
+    import sys
+
+    module = sys.modules[n09.train_with_summaries.__module__]  # the module itself (a kata's stand-in is read-only)
+    real = module.make_train_step
+    n, batch = 50, 32
+    rng = np.random.RandomState(3)
+    x = rng.standard_normal((n, 784)).astype(np.float32)
+    x[:, 0] = np.arange(n)  # column 0 holds the row's index
+    y = (np.arange(n) % 10).astype(np.int64)
+    seen = {}
+
+    def recording(*a, **kw):
+        step = real(*a, **kw)
+
+        def wrapped(images, labels):
+            seen[len(seen) + 1] = np.asarray(images)[:, 0].astype(int).tolist()
+            return step(images, labels)
+
+        return wrapped
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(module, "make_train_step", recording)
+        module.train_with_summaries((x, y, x[:10], y[:10]), str(tmp_path), num_steps=3, eval_every=100, batch_size=batch)
+    for step in (1, 2):
+        want = ((step * batch + np.arange(batch)) % n).tolist()
+        got = seen.get(step)
+        assert got == want, (
+            f"train_with_summaries: with N={n} and batch_size={batch}, step {step} should train on the rows "
+            f"(step * batch_size + 0..batch_size-1) % N, wrapping around the end of the data ({want[:3]}...{want[-3:]}, "
+            f"{batch} rows), got {'no call' if got is None else f'{len(got)} rows {got[:3]}...{got[-3:]}'}: index with "
+            "(step * batch_size + np.arange(batch_size)) % len(x_train), not a slice that stops at the end"
+        )
+
+
 # =========================================================================== checkpoints
 def _toy_data(n=64, dim=6, classes=3, seed=0):
     rng = np.random.RandomState(seed)
