@@ -118,7 +118,12 @@ def test_double_keeps_the_dtype_of_x():
     """2 * x has x's dtype: an int32 stays int32, a float64 stays float64 (no cast to float32)."""
     double = n01.make_traced_double([])
     for value, dtype in ((3, tf.int32), (1.5, tf.float64), (-2, tf.int64)):
-        got = double(tf.constant(value, dtype))
+        try:
+            got = double(tf.constant(value, dtype))
+        except (TypeError, ValueError) as exc:
+            pytest.fail(f"make_traced_double: double(tf.constant({value}, {dtype.name})) raised {type(exc).__name__} "
+                        f"({str(exc).splitlines()[0][:90]}): a float literal cannot multiply an {dtype.name} tensor; "
+                        f"return 2 * x, which works for every dtype")
         assert got.dtype == dtype and float(got.numpy()) == 2 * value, (
             f"make_traced_double: double(tf.constant({value}, {dtype.name})) should be {2 * value} as {dtype.name} "
             f"(2 * x keeps x's dtype), got {got.numpy()!r} as {got.dtype.name}: return 2 * x, without a cast"
