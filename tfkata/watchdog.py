@@ -12,7 +12,10 @@ test runs, this module
   first for a Python loop), or its process has grown by more than the memory limit, it records which
   function of the learner was running (the main thread's Python stack), cancels the eager calls and
   closes the sessions (TensorFlow then raises ``CancelledError`` out of ``run``), and sends the main
-  thread a signal whose handler raises :class:`Stopped` (pytest-timeout's own signal is pending too);
+  thread a signal whose handler raises :class:`Stopped`. pytest-timeout's own signal is pending too, and
+  which of the two the main thread handles first depends on when TensorFlow gives it back: inside a
+  test's phases its handler is wrapped (:func:`phase`) so that, once the watchdog has fired, whichever
+  comes first raises :class:`Stopped` once and the other does nothing (no half-printed stack dump);
 * as a last resort, if the test is still running long after that (a wait nothing can cancel) or keeps
   growing to twice the memory limit, writes one line naming the test and ends the process, rather than
   leave the learner waiting (or the machine swapping) for ever.
@@ -67,6 +70,8 @@ class _Job:
     # there); outside them the main thread is in the harness or pytest, where Stopped would end the run
     # with an INTERNALERROR: the handler then does nothing (the Hang record still tells the verdict)
     in_phase: bool = False
+    stopped: bool = False  # Stopped raised (by either signal): the other one does nothing
+    timing_out: bool = False  # pytest-timeout's handler is running (a Python loop): let it finish its failure
 
 
 _lock = threading.Lock()
@@ -93,17 +98,45 @@ def _ignore(signum, frame):  # SIG_IGN would make Python warn "Signal 14 ignored
     return None
 
 
-def _on_signal(signum, frame):
-    job = _job[0] if _job else None
+def _stop(job: "_Job | None") -> bool:
+    """Handle a signal for a test the watchdog fired on: raise :class:`Stopped` once (inside a phase), do
+    nothing after that. False: the watchdog has not fired (the signal is somebody else's business)."""
     if job is None or job.hang is None:
-        return
-    # pytest-timeout's SIGALRM is pending too (it came while TensorFlow held the thread); handled after this
-    # one (signals run in number order), it would fail the test a second time, wherever Python is then, and
-    # dump every thread's stack: ignore it (pytest-timeout resets the handler after the test).
+        return False
+    if job.stopped or job.timing_out:
+        return True
     if hasattr(signal, "SIGALRM"):
+        # pytest-timeout's SIGALRM may still be pending: from now on it does nothing (pytest-timeout puts
+        # its own handler back for the next test)
         signal.signal(signal.SIGALRM, _ignore)
     if job.in_phase:
+        job.stopped = True
         raise Stopped(f"stopped by the tf-katas watchdog ({job.hang.reason})")
+    return True
+
+
+def _on_signal(signum, frame):
+    _stop(_job[0] if _job else None)
+
+
+def _wrap_timeout_handler(job: _Job) -> None:
+    """Put a wrapper around pytest-timeout's SIGALRM handler for this test (main thread only): once the
+    watchdog has fired the wrapper stops the test itself; before that it calls pytest-timeout's handler,
+    marking the job so that the watchdog's own signal, if it comes meanwhile, does not cut its failure short."""
+    if not hasattr(signal, "SIGALRM") or threading.current_thread() is not threading.main_thread():
+        return
+    handler = signal.getsignal(signal.SIGALRM)
+    if not callable(handler) or getattr(handler, "_tfkata_wrapped", False) or handler is _ignore:
+        return
+
+    def wrapped(signum, frame):
+        if _stop(job):
+            return
+        job.timing_out = True
+        handler(signum, frame)
+
+    wrapped._tfkata_wrapped = True
+    signal.signal(signal.SIGALRM, wrapped)
 
 
 def install() -> None:
@@ -149,6 +182,7 @@ def phase():
     if job is None:
         yield
         return
+    _wrap_timeout_handler(job)
     job.in_phase = True
     try:
         yield
@@ -205,14 +239,16 @@ def _fire(job: _Job, hang: Hang) -> None:
     hang.function, hang.where = _running_function(job.learner_dir, list(job.sessions))
     job.hang, job.fired = hang, time.monotonic()
     job.item._tfkata_hang = hang  # the plugin's report for this test reads it
+    # the signal first: it is pending before TensorFlow gives the main thread back, so the thread handles
+    # it (number 10) before pytest-timeout's SIGALRM (14), which the wrapper would also turn into Stopped
+    if _SIGNAL is not None and _main is not None:
+        with contextlib.suppress(Exception):
+            signal.pthread_kill(_main, _SIGNAL)
     if job.cancel is not None:
         job.cancel.start_cancel()
     for sess in list(job.sessions):
         with contextlib.suppress(Exception):
             sess.close()
-    if _SIGNAL is not None and _main is not None:
-        with contextlib.suppress(Exception):
-            signal.pthread_kill(_main, _SIGNAL)
 
 
 def _running_function(learner_dir: Path, sessions=()) -> tuple[str | None, str | None]:

@@ -160,3 +160,51 @@ def test_every_kind_of_hang_gets_its_verdict_in_time(mini):
     # 4 hangs x (3 s + 1 s grace) + memory + start-up; before the watchdog the C++ loops never returned
     print(f"whole run: {seconds:.1f} s")
     assert seconds < 60, f"{seconds:.0f} s"
+
+
+@pytest.mark.parametrize("first", ["watchdog", "pytest-timeout"])
+def test_both_signals_stop_a_fired_test_once_in_either_order(first, monkeypatch):
+    """TensorFlow may hand the main thread back after pytest-timeout's SIGALRM and before the watchdog's own
+    signal (CI, 1 run in many): whichever handler runs first raises Stopped, the other does nothing, and
+    pytest-timeout's handler (its stack dump) never runs for a test the watchdog fired on."""
+    import signal
+
+    from tfkata import watchdog
+
+    calls = []
+    previous = signal.signal(signal.SIGALRM, lambda signum, frame: calls.append("pytest-timeout"))
+    job = watchdog._Job(item=object(), limit=3.0, started=0.0, rss0=0.0, learner_dir=".")
+    monkeypatch.setattr(watchdog, "_job", [job])
+    try:
+        with watchdog.phase():
+            alarm = signal.getsignal(signal.SIGALRM)
+            job.hang = watchdog.Hang("time", 3.0)
+            handlers = [("watchdog", watchdog._on_signal), ("pytest-timeout", alarm)]
+            if first == "pytest-timeout":
+                handlers.reverse()
+            with pytest.raises(watchdog.Stopped):
+                handlers[0][1](signal.SIGALRM, None)
+            handlers[1][1](signal.SIGALRM, None)  # does nothing
+            signal.getsignal(signal.SIGALRM)(signal.SIGALRM, None)  # nor does a SIGALRM still pending
+        assert calls == [] and job.stopped
+    finally:
+        signal.signal(signal.SIGALRM, previous)
+
+
+def test_pytest_timeout_fails_a_python_loop_itself_before_the_watchdog_fires(monkeypatch):
+    import signal
+
+    from tfkata import watchdog
+
+    calls = []
+    previous = signal.signal(signal.SIGALRM, lambda signum, frame: calls.append("pytest-timeout"))
+    job = watchdog._Job(item=object(), limit=3.0, started=0.0, rss0=0.0, learner_dir=".")
+    monkeypatch.setattr(watchdog, "_job", [job])
+    try:
+        with watchdog.phase():
+            signal.getsignal(signal.SIGALRM)(signal.SIGALRM, None)  # before the watchdog fired: its own
+            job.hang = watchdog.Hang("time", 3.0)  # the watchdog fires while pytest-timeout fails the test
+            watchdog._on_signal(signal.SIGUSR1, None)  # must not cut that failure short
+        assert calls == ["pytest-timeout"] and job.timing_out and not job.stopped
+    finally:
+        signal.signal(signal.SIGALRM, previous)
