@@ -248,6 +248,31 @@ def test_linear_regression_model_graph():
 
 
 @pytest.mark.covers("linear_regression_model")
+def test_linear_regression_model_default_initializer():
+    """k and b start from get_variable's default initializer: a random draw (glorot_uniform, within
+    +-sqrt(3) for a scalar) that changes with the graph seed, never a constant such as zeros."""
+    starts = {}
+    for seed in (1, 2):
+        with fresh_graph(seed):
+            _, _, k, b, _ = k03.linear_regression_model()
+            with tf.compat.v1.Session() as session:
+                session.run(tf.compat.v1.global_variables_initializer())
+                starts[seed] = session.run([k, b])
+    for i, name in enumerate(("k", "b")):
+        first, second = starts[1][i], starts[2][i]
+        assert first != second, (
+            f"linear_regression_model: {name} starts at {first:g} under graph seeds 1 and 2 alike: a constant "
+            f"initializer; get_variable('{name}', shape=[]) with no initializer uses the default, a random "
+            "glorot_uniform draw (the tutorial starts from a random guess, not zeros)"
+        )
+        limit = 3 ** 0.5 + 1e-6
+        assert abs(first) <= limit and abs(second) <= limit, (
+            f"linear_regression_model: {name} starts at {first:g} / {second:g} (graph seeds 1, 2): get_variable's "
+            f"default initializer (glorot_uniform) draws a scalar within +-sqrt(3) = 1.732; leave initializer out"
+        )
+
+
+@pytest.mark.covers("linear_regression_model")
 def test_linear_regression_loss_value(sess):
     x, y, k, b, loss = k03.linear_regression_model()
     sess.run([k.assign(2.0), b.assign(0.5)])
