@@ -228,7 +228,8 @@ def train(sess, model, training, data, steps=20000, batch_size=50, keep_prob=0.5
     """Initialise all variables in ``sess``, then run ``steps`` training steps. Returns the history.
 
     Each step feeds ``data.train.next_batch(batch_size)`` with dropout on (``keep_prob``) and runs
-    ``training.train_op``. After every ``log_every`` steps (steps 100, 200, ... by default) append
+    ``training.train_op`` and ``training.loss`` together, in ONE ``sess.run`` (the loss that step's
+    update was computed from). After every ``log_every`` steps (steps 100, 200, ... by default) append
     ``{"step": step, "loss": mean training loss over those steps, "val_accuracy": accuracy on the
     whole validation set}`` to the history (use ``evaluate`` with batches of 500) and, if
     ``verbose``, print that line. Returns the history: a list of dicts of Python ints/floats.

@@ -1110,6 +1110,13 @@ def test_train_loop_on_a_stand_in_model(sess, capsys):
         f"{runs:g}: run it in every step"
         + (", and initialise the variables once, before the loop (initialising inside it resets them)" if runs < 20 else "")
     )
+    train_op, loss_op = training.train_op, loss_tensor.op
+    alone = sum(_reaches(fetches, loss_op) and not _reaches(fetches, train_op) for fetches, _ in recorder.runs)
+    assert alone == 0, (
+        f"train ran training.loss in a sess.run of its own {alone} times: fetch it with the train op in the same "
+        "run, sess.run([training.train_op, training.loss], feed_dict=...), so each logged loss is the one that "
+        "step computed (a second run computes the net again, after the update, with a new dropout mask)"
+    )
     assert isinstance(history, list) and [h.get("step") for h in history] == [10, 20], (
         f"with log_every=10 and 20 steps the history should have entries at steps [10, 20], got "
         f"{[h.get('step') if isinstance(h, dict) else h for h in history] if isinstance(history, list) else history}"
