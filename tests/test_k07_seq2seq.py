@@ -822,6 +822,41 @@ def test_train_is_reproducible():
     )
 
 
+@pytest.mark.covers("train")
+def test_train_evaluates_on_fresh_sequences():
+    """The evaluation data is its own draw, np.random.RandomState(seed + 1): not the training generator carried
+    on (then it depends on how many steps ran), not a training batch, not another seed."""
+    def evaluated(steps, use_buckets=True):
+        result = k07.train(steps=steps, batch_size=8, eval_samples=12, seed=7, num_print=0, model_fn=_tiny_seq2seq,
+                           use_buckets=use_buckets, return_session=True)
+        try:
+            assert isinstance(result, dict) and "eval" in result, (
+                "train(..., return_session=True): the dict should also hold 'eval' = (x, y, len_x, len_y, predictions), "
+                f"got the keys {sorted(result) if isinstance(result, dict) else type(result).__name__}"
+            )
+            return tuple(np.asarray(part) for part in result["eval"])
+        finally:
+            if isinstance(result, dict) and result.get("session") is not None:
+                result["session"].close()
+
+    x, y, len_x, len_y, predictions = evaluated(3)
+    want = k07.generate_data(12, False, np.random.RandomState(8))
+    same = all(np.array_equal(a, b) for a, b in zip((x, y, len_x, len_y), want))
+    if not same:
+        # without buckets every step draws its batch from the generator: 3 or 4 steps leave it elsewhere
+        moved = not np.array_equal(evaluated(3, use_buckets=False)[0], evaluated(4, use_buckets=False)[0])
+        why = ("yours changes with the number of training steps: it comes from the training generator, carried on "
+               "after the batches; " if moved else "")
+        pytest.fail(
+            f"train: the evaluation sequences should be generate_data(eval_samples, copy_sequence, "
+            f"np.random.RandomState(seed + 1)), fresh data that no training step saw; {why}with seed=7, "
+            f"eval_samples=12 the first input row should be {want[0][0].tolist()}, got {x[0].tolist() if x.size else x}"
+        )
+    assert predictions.shape[0] == 12, (
+        f"train: greedy-decode all eval_samples (12) sequences, got predictions of shape {predictions.shape}"
+    )
+
+
 # --------------------------------------------------------------------------- differential checks
 # The net behind the concept tests above: each function against the reference (solutions/) on small inputs
 # chosen to show what the hand-made cells and default sizes cannot (batch 1, other sizes and layer counts, T
