@@ -287,8 +287,10 @@ def test_linear_regression_loss_value(sess):
         )
 
 
-def _reference_loop(k0, b0, steps, learning_rate, seed, y_first=False, loss_after=False):
-    """The tutorial's loop in numpy (float64): losses before each update and the final (k, b)."""
+def _reference_loop(k0, b0, steps, learning_rate, seed, y_first=False, loss_after=False, slope=3.0, intercept=-1.0,
+                    noise_scale=0.0001):
+    """The tutorial's loop in numpy (float64): losses before each update and the final (k, b). The keyword
+    arguments give the variants a learner's loop may be (to name what differs)."""
     rng = np.random.RandomState(seed)
     k, b, losses, previous = float(k0), float(b0), [], None
     for _ in range(steps):
@@ -297,7 +299,7 @@ def _reference_loop(k0, b0, steps, learning_rate, seed, y_first=False, loss_afte
         else:
             xv = rng.random_sample()
             noise = rng.standard_normal()
-        yv = 3.0 * xv - 1.0 + 0.0001 * noise
+        yv = slope * xv + intercept + noise_scale * noise
         r = k * xv + b - yv
         previous = (k, b)
         k, b = k - learning_rate * 2.0 * r * xv, b - learning_rate * 2.0 * r
@@ -323,8 +325,8 @@ def _learning_rate_used(k0, b0, steps, seed, losses):
         return None
     for r1 in (np.sqrt(losses[1]), -np.sqrt(losses[1])):
         lr = (c - r1) / slope
-        if lr > 0 and np.allclose(losses, _reference_loop(k0, b0, steps, lr, seed)[2], rtol=1e-3, atol=1e-7):
-            return float(lr)
+        if lr != 0 and np.allclose(losses, _reference_loop(k0, b0, steps, lr, seed)[2], rtol=1e-3, atol=1e-7):
+            return float(lr)  # negative: the steps went uphill (gradient ascent)
     return None
 
 
@@ -356,10 +358,24 @@ def test_train_linear_regression_follows_the_loop():
                 _reference_loop(k0, b0, steps, learning_rate, seed, loss_after=True)[2],
             "draw the data from rng = np.random.RandomState(seed), with the seed argument":
                 _reference_loop(k0, b0, steps, learning_rate, 0)[2],
+            "the data is y = 3x + 1 + noise; the task is y = 3x - 1 + 0.0001 * rng.standard_normal()":
+                _reference_loop(k0, b0, steps, learning_rate, seed, intercept=1.0)[2],
+            "the data is y = x - 1 + noise; the task is y = 3x - 1 + 0.0001 * rng.standard_normal()":
+                _reference_loop(k0, b0, steps, learning_rate, seed, slope=1.0)[2],
+            "the data is y = -1 + noise (x never multiplied by 3): y = 3x - 1 + 0.0001 * rng.standard_normal()":
+                _reference_loop(k0, b0, steps, learning_rate, seed, slope=0.0)[2],
+            "the noise is 0.0001 * rng.standard_normal() (drawn after x, every step): yours has another scale":
+                _reference_loop(k0, b0, steps, learning_rate, seed, noise_scale=0.01)[2],
+            "the noise is 0.0001 * rng.standard_normal() (scale 0.0001, not 0.001)":
+                _reference_loop(k0, b0, steps, learning_rate, seed, noise_scale=0.001)[2],
         }
         hint = next((h for h, ref in variants.items() if np.allclose(got, ref, rtol=1e-3, atol=1e-7)), None)
         used = None if hint else _learning_rate_used(k0, b0, steps, seed, got)
-        if used is not None:
+        if used is not None and used < 0:
+            hint = (f"the steps go uphill (the losses are the tutorial's loop at learning rate {used:.3g}, "
+                    "gradient ASCENT): minimise the loss, GradientDescentOptimizer(learning_rate).minimize(loss) "
+                    "in sgd_minimize, with the loss (k x + b - y)^2 and a positive rate")
+        elif used is not None:
             hint = (f"use the learning_rate argument ({learning_rate} here), not a fixed {used:.3g}: the losses are "
                     f"the tutorial's loop at learning rate {used:.3g}; build the op with sgd_minimize(loss, "
                     "learning_rate)")
