@@ -180,7 +180,13 @@ def test_colon_in_name(make):
 
 # --------------------------------------------------------------------------- shapes & dtypes
 def test_matmul_shapes_at_build_time():
-    check(lambda: tf.matmul(tf.zeros([2, 3]), tf.zeros([4, 5])), "incompatible-shapes", "[2,3]", "[4,5]", "transpose")
+    check(lambda: tf.matmul(tf.zeros([2, 3]), tf.zeros([4, 5])), "incompatible-shapes", "[2,3]", "[4,5]",
+          "the weight has 4 rows, but each input row has 3 values", "size of its input (3")
+
+
+def test_matmul_weight_stored_the_other_way_round():
+    check(lambda: tf.matmul(tf.zeros([2, 3]), tf.zeros([5, 3])), "incompatible-shapes", "[2,3]", "[5,3]",
+          "other way round", "transpose_b=True")
 
 
 def test_matmul_rank():
@@ -198,7 +204,7 @@ def test_matmul_shapes_at_run_time():
         with v1.Session() as s:
             s.run(tf.matmul(x, y), {x: np.zeros((2, 3)), y: np.zeros((4, 5))})
 
-    check(build, "incompatible-shapes", "[2,3]", "[4,5]", "transpose")
+    check(build, "incompatible-shapes", "[2,3]", "[4,5]", "the weight has 4 rows")
 
 
 def test_add_shapes_at_run_time():

@@ -122,6 +122,24 @@ def _ran_by(exc: BaseException) -> str | None:
     return None
 
 
+def _kata_function(exc: BaseException) -> str | None:
+    """The innermost kata function (katas/ or solutions/, not a test) on ``exc``'s traceback, else the one that
+    built the failing op (its creation stack: the error came out of a ``Session.run``)."""
+    import traceback
+
+    def _kata(path: str, name: str) -> bool:
+        path = path.replace("\\", "/")
+        return ("/katas/" in path or "/solutions/" in path) and not name.startswith(("test", "<"))
+
+    for frame, _ in reversed(list(traceback.walk_tb(exc.__traceback__))):
+        if _kata(frame.f_code.co_filename, frame.f_code.co_name):
+            return frame.f_code.co_name
+    for frame in reversed(list(getattr(getattr(exc, "op", None), "traceback", None) or [])):
+        if _kata(getattr(frame, "filename", ""), getattr(frame, "name", "<")):
+            return frame.name
+    return None
+
+
 def _created_after_init(exc: BaseException, name: str) -> str | None:
     """' in greedy_decoder (katas/k07_seq2seq.py:210)' when ``name`` was created after an initializer op."""
     op = getattr(exc, "op", None)
@@ -159,13 +177,39 @@ def _shapes(kind: str) -> Callable[[re.Match, BaseException], str]:
             return (f"{op or 'an op'} got inputs of shapes {a} and {b}, and one has the wrong rank: "
                     "reshape it (tf.reshape / tf.expand_dims), e.g. a vector to a [n, 1] matrix")
         if kind == "matmul" or "MatMul" in op:
-            return (f"matmul of shapes {a} and {b}: the first's last dimension must equal the second's "
-                    "first (x @ W needs x [B, n], W [n, m]): transpose one (transpose_b=True) or reshape")
+            where = _kata_function(exc)
+            return f"{where + ': ' if where else ''}matmul of shapes {a} and {b}: {_matmul_fix(a, b)}"
         where = f" in {op}" if op else ""
         return (f"incompatible shapes {a} and {b}{where}: an element-wise op needs equal (or broadcastable) "
                 "shapes; reshape one, or check which axis is the batch")
 
     return explain
+
+
+def _dims(shape: str) -> list[int | None]:
+    """'[5, 3]' / '[?,784]' -> [5, 3] / [None, 784]; an unreadable shape gives []."""
+    out = []
+    for part in shape.strip("[]").split(","):
+        part = part.strip()
+        if not part:
+            continue
+        out.append(int(part) if part.isdigit() else None)
+    return out
+
+
+def _matmul_fix(a: str, b: str) -> str:
+    """What to change, read from the two shapes: a weight stored the other way round fits transposed; a
+    weight whose first dimension matches nothing was made for another input size."""
+    x, w = _dims(a), _dims(b)
+    if len(x) != 2 or len(w) != 2 or x[1] is None or w[0] is None:
+        return ("the first's last dimension must equal the second's first (x @ W needs x [B, n], W [n, m]): "
+                "transpose one (transpose_b=True) or reshape")
+    if w[1] == x[1]:
+        return (f"the second looks stored the other way round ([{w[0]}, {w[1]}] fits as [{w[1]}, {w[0]}]): make "
+                f"the weight [{x[1]}, {w[0]}], or tf.matmul(x, W, transpose_b=True)")
+    return (f"the weight has {w[0]} rows, but each input row has {x[1]} values (x @ W needs x [B, n], W [n, m]): "
+            f"make its first dimension the size of its input ({x[1]}; after another layer, that layer's output "
+            "size), not a fixed or stale number")
 
 
 _SHAPES = r"\[[^\]]*\]"
