@@ -18,6 +18,7 @@ from tfkata import SEED, fresh_graph, load_kata
 from tfkata.tfsetup import import_tensorflow
 from tfkata.testing import mismatch as _mismatch, mnist_images as _mnist_images, where_max as _where
 from tfkata.testing import mnist_flat
+from tfkata.feedback.facts import first_line
 
 tf = import_tensorflow()
 import keras  # noqa: E402  (after the quiet TensorFlow import; Keras 3 on TF >= 2.16, Keras 2 before)
@@ -136,7 +137,19 @@ def test_evaluate_loss_and_accuracy():
     _, logits = _forward(weights, x)
     ref_loss = _numpy_sparse_ce(y, logits)
     ref_acc = float(np.mean(np.argmax(logits, 1) == y))
-    loss, accuracy = n09.evaluate(model, x, y)
+    try:
+        loss, accuracy = n09.evaluate(model, x, y)
+    except (tf.errors.InvalidArgumentError, ValueError) as exc:
+        if "[3]" not in str(exc) or "[40]" not in str(exc):
+            raise
+        error = first_line(exc)
+    else:
+        error = None
+    if error is not None:  # outside the except block: no chained TensorFlow traceback
+        pytest.fail(
+            f"evaluate: take the argmax over axis 1, the classes (one predicted id per row: shape [40] here); "
+            f"yours compared 3 values (one per class: the argmax over the batch axis 0) with 40 labels ({error})"
+        )
     assert tf.is_tensor(loss) and loss.shape.ndims == 0 and loss.dtype == tf.float32, (
         f"evaluate should return float32 scalar tensors, got loss {loss!r}"
     )
@@ -144,8 +157,11 @@ def test_evaluate_loss_and_accuracy():
     if np.isclose(float(loss), ref_loss * 40, rtol=1e-4):
         hint = "that is the SUM over the batch: take the mean"
     assert np.isclose(float(loss), ref_loss, rtol=1e-5), f"evaluate: expected the loss {ref_loss:.5f}, got {float(loss):.5f}: {hint}"
+    counted = " (that is the NUMBER of right rows: the accuracy is the fraction, their mean)" if np.isclose(
+        float(accuracy), ref_acc * 40, atol=1e-4) else ""
     assert np.isclose(float(accuracy), ref_acc, atol=1e-6), (
-        f"evaluate: expected the accuracy {ref_acc:.4f} (mean of argmax(logits, 1) == labels), got {float(accuracy):.4f}"
+        f"evaluate: expected the accuracy {ref_acc:.4f} (mean of argmax(logits, 1) == labels), got "
+        f"{float(accuracy):.4f}{counted}"
     )
 
 
