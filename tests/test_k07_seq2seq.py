@@ -671,11 +671,27 @@ def test_exact_match():
 def test_decayed_learning_rate(sess):
     step = tf.compat.v1.placeholder(tf.int64, [])
     rate = k07.decayed_learning_rate(3e-3, step, halve_every=100)
-    got = [float(sess.run(rate, {step: s})) for s in (0, 100, 200, 50, 10000)]
+    steps = (0, 100, 200, 50, 10000)
+    got = [float(sess.run(rate, {step: s})) for s in steps]
     want = [3e-3, 1.5e-3, 7.5e-4, 3e-3 * 0.5 ** 0.5, 3e-4]
-    np.testing.assert_allclose(got, want, rtol=1e-5, err_msg=(
-        "expected 3e-3 halved every 100 steps, smoothly (not staircase), never below 3e-4, at steps 0, 100, 200, 50, 10000"
-    ))
+    if not np.allclose(got, want, rtol=1e-5):
+        close = lambda a, b: np.isclose(a, b, rtol=1e-4)  # noqa: E731
+        if close(got[0], 3e-3) and close(got[1], 1.5e-3) and close(got[3], 3e-3):
+            why = "at step 50 it is still 3e-3: that is a staircase; halve smoothly (staircase=False, the default)"
+        elif close(got[1], 1.5e-3) and close(got[2], 7.5e-4) and got[4] < 3e-4 * 0.99:
+            why = (f"at step 10000 it is {got[4]:.3g}: keep it from going below learning_rate / 10 = 3e-4 "
+                   "(tf.maximum(rate, learning_rate / 10))")
+        elif close(got[0], 3e-3) and got[1] > 0 and not close(got[1], 1.5e-3):
+            why = (f"after 100 steps it is {got[1] / 3e-3:.3g} x the start, not 0.5: exponential_decay(learning_rate, "
+                   "global_step, decay_steps=halve_every, decay_rate=0.5)")
+        elif not close(got[0], 3e-3):
+            why = f"at step 0 it should be the learning_rate argument, 3e-3, got {got[0]:.3g}"
+        else:
+            why = "3e-3 halved every 100 steps, smoothly (not staircase), never below 3e-4"
+        pytest.fail(
+            f"decayed_learning_rate(3e-3, step, halve_every=100): {why} (at steps {list(steps)} expected "
+            f"{[float(f'{w:.4g}') for w in want]}, got {[float(f'{g:.4g}') for g in got]})"
+        )
     constant = k07.decayed_learning_rate(3e-3, step, halve_every=None)
     assert float(sess.run(constant, {step: 5000})) == pytest.approx(3e-3), "halve_every=None keeps the rate constant"
 
