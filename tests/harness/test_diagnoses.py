@@ -45,7 +45,7 @@ def test_every_entry_is_tested():
         "dtype-mix", "fetch-none", "colon-in-name", "batch-size-none", "none-value", "dtype-not-allowed",
         "sparse-labels", "reshape-size", "no-gradients", "tensor-as-bool", "feed-a-tensor", "placeholder-in-eager",
         "graph-finalized", "variable-in-tf-function", "inaccessible-tensor", "autograph-dtype",
-        "keras-state-in-call", "gradients-in-eager",
+        "keras-state-in-call", "gradients-in-eager", "batch-sizes-differ",
     }
     assert {e.key for e in TABLE} == tested
 
@@ -187,6 +187,11 @@ def test_matmul_shapes_at_build_time():
 def test_matmul_weight_stored_the_other_way_round():
     check(lambda: tf.matmul(tf.zeros([2, 3]), tf.zeros([5, 3])), "incompatible-shapes", "[2,3]", "[5,3]",
           "other way round", "transpose_b=True")
+
+
+def test_batch_sizes_differ_in_a_concat():
+    check(lambda: tf.concat([tf.zeros([64, 3]), tf.zeros([2, 5])], axis=1), "batch-sizes-differ", "64 and 2",
+          "fixed batch size", "batch_size")
 
 
 def test_matmul_rank():

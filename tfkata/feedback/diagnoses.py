@@ -131,9 +131,16 @@ def _kata_function(exc: BaseException) -> str | None:
         path = path.replace("\\", "/")
         return ("/katas/" in path or "/solutions/" in path) and not name.startswith(("test", "<"))
 
+    inner = None
     for frame, _ in reversed(list(traceback.walk_tb(exc.__traceback__))):
-        if _kata(frame.f_code.co_filename, frame.f_code.co_name):
-            return frame.f_code.co_name
+        name = frame.f_code.co_name
+        if _kata(frame.f_code.co_filename, name):
+            # a function nested in the kata function (a while loop's body) gives way to the one around it
+            if name in frame.f_globals or "self" in frame.f_locals:
+                return name
+            inner = inner or name
+    if inner:
+        return inner
     for frame in reversed(list(getattr(getattr(exc, "op", None), "traceback", None) or [])):
         if _kata(getattr(frame, "filename", ""), getattr(frame, "name", "<")):
             return frame.name
@@ -269,6 +276,15 @@ TABLE: tuple[Entry, ...] = (
     _entry("incompatible-shapes", ["InvalidArgumentError"],
            rf"Matrix size-incompatible: In\[0\]: (?P<a>{_SHAPES}), In\[1\]: (?P<b>{_SHAPES})",
            _shapes("matmul")),
+    # tensors of two batch sizes concatenated (an LSTM cell joins its input and its state): one was made
+    # for a fixed batch (a module constant such as BATCH_SIZE) instead of the batch the function was given
+    _entry("batch-sizes-differ", ["ValueError", "InvalidArgumentError"],
+           r"Dimension 0 in both shapes must be equal, but are (?P<n>\d+) and (?P<m>\d+)\. Shapes are "
+           rf"(?P<a>{_SHAPES}) and (?P<b>{_SHAPES})",
+           lambda m, e: (f"{_kata_function(e) + ': ' if _kata_function(e) else ''}tensors of batch sizes "
+                         f"{m.group('n')} and {m.group('m')} meet in one op: one was made for a fixed batch size (a "
+                         "constant such as BATCH_SIZE?): make it from the batch you were given (the batch_size "
+                         "argument, or tf.shape(x)[0])")),
     _entry("incompatible-shapes", ["InvalidArgumentError"],
            rf"Incompatible shapes: (?P<a>{_SHAPES}) vs\. (?P<b>{_SHAPES})",
            _shapes("auto")),
