@@ -227,6 +227,12 @@ def test_dtype_mix():
     assert "'y' is int32" in line
 
 
+def test_dtype_mix_of_two_integer_types_is_not_told_to_cast_to_float():
+    line = check(lambda: tf.equal(tf.argmax(tf.zeros([2, 3]), 1), tf.constant([1, 2], tf.int32)), "dtype-mix",
+                 "int64", "int32", "one integer type", "output_type=tf.int32")
+    assert "float32" not in line, line
+
+
 def test_dtype_mix_in_a_list():
     line = check(lambda: tf.concat([tf.zeros([1, 2]), tf.zeros([1, 2], tf.float64)], axis=1), "dtype-mix", "ConcatV2",
                  "float32, float64", "zero_state(batch, tf.float32)")

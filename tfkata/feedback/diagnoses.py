@@ -219,6 +219,18 @@ def _matmul_fix(a: str, b: str) -> str:
             "size), not a fixed or stale number")
 
 
+def _dtype_mix(m: re.Match, exc: BaseException) -> str:
+    """Two inputs of one op with other dtypes: two integer types are matched by casting to one of them (an
+    argmax is int64 unless output_type says otherwise); an integer and a float, by floats."""
+    op, x, y, tx, ty = m.group("op"), m.group("x"), m.group("y"), m.group("tx"), m.group("ty")
+    where = _kata_function(exc)
+    head = f"{where + ': ' if where else ''}{op} mixes dtypes: its input '{x}' is {tx} and '{y}' is {ty}"
+    if tx.startswith(("int", "uint")) and ty.startswith(("int", "uint")):
+        return (f"{head}: give both one integer type (create the placeholder or constant with the dtype the "
+                f"docstring names, or tf.cast(t, tf.{tx}); tf.argmax gives int64 unless output_type=tf.int32)")
+    return f"{head}: cast one (tf.cast(t, tf.float32)) or write float constants as 1.0, not 1"
+
+
 _SHAPES = r"\[[^\]]*\]"
 _SHARED_CELL = re.compile(r"multi_rnn_cell/cell_\d+/[\w/]*MatMul_\d")
 
@@ -290,9 +302,7 @@ TABLE: tuple[Entry, ...] = (
            _shapes("auto")),
     _entry("dtype-mix", ["TypeError"],
            r"Input '(?P<y>\w+)' of '(?P<op>\w+)' Op has type (?P<ty>\w+) that does not match type (?P<tx>\w+) of argument '(?P<x>\w+)'",
-           lambda m, e: (f"{m.group('op')} mixes dtypes: its input '{m.group('x')}' is {m.group('tx')} and "
-                         f"'{m.group('y')}' is {m.group('ty')}: cast one (tf.cast(t, tf.float32)) or write float "
-                         "constants as 1.0, not 1")),
+           _dtype_mix),
     _entry("dtype-mix", ["ValueError"],
            r"Tensor conversion requested dtype (?P<want>\w+) for Tensor with dtype (?P<got>\w+)",
            lambda m, e: (f"a tensor of dtype {m.group('got')} is used where {m.group('want')} is needed: cast it "
