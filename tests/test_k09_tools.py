@@ -273,7 +273,17 @@ def _check_summaries_run(history, log_dir, num_steps, eval_every):
         f"train (train_step) at every other step, {train_steps}, got {sorted(history['train'])}"
     )
     train_events, has_graph = _read_events(log_dir / "train")
+    misplaced = sorted(set(test_steps) & set(train_events))
+    assert not misplaced, (
+        f"train_with_summaries: the evaluation summaries (steps {misplaced}) are in the train writer's file: give "
+        "eval_step the test writer (open_writers returns (train_writer, test_writer)), train_step the train writer"
+    )
     test_events, _ = _read_events(log_dir / "test")
+    misplaced = sorted(set(train_steps) & set(test_events))
+    assert not misplaced, (
+        f"train_with_summaries: the training summaries (steps {misplaced}) are in the test writer's file: give "
+        "train_step the train writer, eval_step the test writer"
+    )
     assert has_graph, "the train writer should get the graph: open_writers(log_dir, sess.graph)"
     assert sorted(test_events) == test_steps, f"test summaries at {test_steps}, got {sorted(test_events)}"
     assert sorted(train_events) == train_steps, (
