@@ -1071,6 +1071,17 @@ def test_save_report_png(tmp_path, monkeypatch):
 
 
 # --------------------------------------------------------------------------- the training loop, on a stand-in model
+class _TestSplit:
+    """data.test in train's stand-in data: train measures on the validation split, never on the test split."""
+
+    def __getattr__(self, name):
+        if name.startswith("__"):
+            raise AttributeError(name)
+        pytest.fail("train: measure val_accuracy on data.validation (evaluate(sess, model, training.n_correct, "
+                    f"data.validation, batch_size=500)), not on data.test (it read data.test.{name}): the test split "
+                    "is kept for the final measure, after training")
+
+
 class _Batches:
     """A training split whose k-th batch (1-based) has every pixel k / 100; it records each next_batch call."""
 
@@ -1098,7 +1109,7 @@ def test_train_loop_on_a_stand_in_model(sess, capsys):
         loss=loss_tensor, train_op=step_var.assign_add(1.0).op, correct_prediction=None, n_correct=count, accuracy=None
     )
     batches = _Batches()
-    data = k04.Datasets(train=batches, validation=_Split(images, np.eye(10, dtype=np.float32)[truth]), test=None)
+    data = k04.Datasets(train=batches, validation=_Split(images, np.eye(10, dtype=np.float32)[truth]), test=_TestSplit())
     recorder = _Recorder(sess)
     history = k04.train(recorder, model, training, data, steps=20, batch_size=5, keep_prob=0.6, log_every=10,
                         verbose=False)
