@@ -49,6 +49,15 @@ def _train(**kwargs):
     )
 
 
+def _dims(t):
+    """The static shape as a list, None when the rank is unknown (a placeholder made without a shape)."""
+    return None if t.shape.rank is None else t.shape.as_list()
+
+
+def _shown(t):
+    return "an unknown shape (no shape= given, so any rank)" if t.shape.rank is None else str(t.shape)
+
+
 def _in_variable_store(var):
     with tf.compat.v1.variable_scope(tf.compat.v1.get_variable_scope(), reuse=True):
         try:
@@ -65,9 +74,12 @@ def test_placeholder_shape_and_name():
         f"sum_placeholder: x should be a placeholder, fed with each run (tf.compat.v1.placeholder), it is a {x.op.type} op"
     )
     assert x.name == "x:0", f"sum_placeholder: expected the placeholder to be named x (x:0), got {x.name}"
-    assert x.shape.as_list() == [None], f"sum_placeholder: expected x of shape [None] (any length), got {x.shape}"
+    assert _dims(x) == [None], (
+        f"sum_placeholder: expected x of shape [None] (any length), got {_shown(x)}: "
+        "tf.compat.v1.placeholder(tf.float32, shape=[None], name='x')"
+    )
     assert x.dtype == tf.float32, f"sum_placeholder: expected a float32 placeholder, got {x.dtype.name}"
-    assert total.shape.as_list() == [], f"sum_placeholder: the sum should be a scalar, got shape {total.shape}"
+    assert _dims(total) == [], f"sum_placeholder: the sum should be a scalar, got shape {_shown(total)}"
 
 
 @pytest.mark.covers("sum_placeholder")
@@ -135,9 +147,9 @@ def test_none_batch_dimension(sess):
         f"batch_placeholder: x should be a placeholder named x, got a {x.op.type} op named {x.name}"
     )
     assert x.dtype == tf.float32, f"batch_placeholder: expected a float32 placeholder, got {x.dtype.name}"
-    assert x.shape.as_list() == [None, 3], f"batch_placeholder(3): expected static shape [None, 3], got {x.shape}"
-    assert sums.shape.as_list() == [None], (
-        f"batch_placeholder: expected one sum per row, shape [None], got {sums.shape}: tf.reduce_sum(x, axis=1)"
+    assert _dims(x) == [None, 3], f"batch_placeholder(3): expected static shape [None, 3], got {_shown(x)}"
+    assert _dims(sums) == [None], (
+        f"batch_placeholder: expected one sum per row, shape [None], got {_shown(sums)}: tf.reduce_sum(x, axis=1)"
     )
     for batch in (1, 5):
         feed = (np.arange(batch * 3, dtype=np.float32).reshape(batch, 3) - 4.0) ** 2 * np.array([1, -1, 2], np.float32)
@@ -223,8 +235,12 @@ def test_sgd_minimizes_the_loss_as_given(sess):
 @pytest.mark.covers("linear_regression_model")
 def test_linear_regression_model_graph():
     x, y, k, b, loss = k03.linear_regression_model()
-    shapes = [t.shape.as_list() for t in (x, y, k, b, loss)]
-    assert shapes == [[]] * 5, f"linear_regression_model: x, y, k, b and loss are all scalars (shape []), got {shapes}"
+    shapes = [_dims(t) for t in (x, y, k, b, loss)]
+    assert shapes == [[]] * 5, (
+        f"linear_regression_model: x, y, k, b and loss are all scalars (shape []), got "
+        f"{['unknown (no shape given)' if s is None else s for s in shapes]}: placeholders get shape=[] "
+        "(tf.compat.v1.placeholder(tf.float32, [], name='x'))"
+    )
     assert x.op.type == y.op.type == "Placeholder", (
         f"linear_regression_model: x and y must be placeholders, fed one sample each run "
         f"(tf.compat.v1.placeholder(tf.float32, [], name='x')), got a {x.op.type} and a {y.op.type} op"

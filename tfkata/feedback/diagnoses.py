@@ -288,6 +288,12 @@ TABLE: tuple[Entry, ...] = (
     _entry("incompatible-shapes", ["InvalidArgumentError"],
            rf"Matrix size-incompatible: In\[0\]: (?P<a>{_SHAPES}), In\[1\]: (?P<b>{_SHAPES})",
            _shapes("matmul")),
+    # a test reads the static shape of a tensor that has none (a placeholder made without shape=)
+    _entry("unknown-rank", ["ValueError"],
+           r"as_list\(\) is not defined on an unknown TensorShape",
+           lambda m, e: ("a tensor has no static shape at all (unknown rank): a placeholder made without shape=, "
+                         "so it accepts any rank: give it the shape the docstring names (shape=[None] for a vector "
+                         "of any length, [] for a scalar, [None, n] for a batch of rows)")),
     # tensors of two batch sizes concatenated (an LSTM cell joins its input and its state): one was made
     # for a fixed batch (a module constant such as BATCH_SIZE) instead of the batch the function was given
     _entry("batch-sizes-differ", ["ValueError", "InvalidArgumentError"],
