@@ -30,22 +30,42 @@ def _from_variable_store(name, like):
 
 def _read_after_initialize(sess, fetches, variables=None):
     """Call the learner's initialize, then read ``fetches``; an uninitialised read fails with the lesson."""
+    counting = _CountingSession(sess)
     if variables is None:
-        k02.initialize(sess)
+        k02.initialize(counting)
         call = "initialize(sess)"
         fix = "sess.run(tf.compat.v1.global_variables_initializer())"
     else:
-        k02.initialize(sess, variables)
+        k02.initialize(counting, variables)
         call = f"initialize(sess, [{', '.join(v.op.name for v in variables)}])"
         fix = "sess.run([v.initializer for v in variables])"
     try:
         return sess.run(fetches)
     except tf.errors.FailedPreconditionError as exc:
         error = first_line(exc)
-    pytest.fail(  # outside the except block: no chained TensorFlow traceback
+    left = {n.decode() if isinstance(n, bytes) else str(n) for n in sess.run(tf.compat.v1.report_uninitialized_variables())}
+    missed = [v.op.name for v in variables or () if v.op.name in left]
+    if counting.runs and missed:  # outside the except block: no chained TensorFlow traceback
+        pytest.fail(f"{call} ran the session but left {missed} uninitialised: run the initializer of every variable "
+                    f"in the list, {fix} (yours skipped some: a range one short?)")
+    pytest.fail(
         f"{call} must RUN the initializer op in the session: {fix}. Building the op only adds it to the "
         f"graph; afterwards a variable was still uninitialised (TensorFlow: {error})"
     )
+
+
+class _CountingSession:
+    """The session, counting the learner's sess.run calls."""
+
+    def __init__(self, sess):
+        self._sess, self.runs = sess, 0
+
+    def run(self, *args, **kwargs):
+        self.runs += 1
+        return self._sess.run(*args, **kwargs)
+
+    def __getattr__(self, name):
+        return getattr(self._sess, name)
 
 
 def _expect_value_error(call, pattern, message):
