@@ -139,8 +139,13 @@ def test_text_to_ids():
     assert ids.tolist() == [0, 1, 26], f"text_to_ids: expected ' ' -> 0, 'a' -> 1, 'z' -> 26, got {ids.tolist()}{off}"
     got = n05.text_to_ids("abcdefghijklmnopqrstuvwxyz").tolist()
     assert got == list(range(1, 27)), f"a..z must map to 1..26 in order, got {got}"
-    got = n05.text_to_ids("a1B-z").tolist()
-    assert got == [1, 0, 0, 0, 26], f"characters outside ' ' and a-z count as the space (0), as k05's char2id: got {got}"
+    got = n05.text_to_ids("a1B-z{~").tolist()
+    above = (": '{' and '~' come after 'z': clipping the ids into 0..26 makes them 'z'; test for a..z and give "
+             "everything else 0 (np.where)") if got[-2:] != [0, 0] else ""
+    assert got == [1, 0, 0, 0, 26, 0, 0], (
+        f"text_to_ids: characters outside ' ' and a-z count as the space (0), as k05's char2id: 'a1B-z{{~' should "
+        f"give [1, 0, 0, 0, 26, 0, 0], got {got}{above}"
+    )
     got = n05.text_to_ids("caf\u00e9 na\u00efve").tolist()
     assert got == [3, 1, 6, 0, 0, 14, 1, 0, 22, 5], (
         f"text_to_ids: one id per CHARACTER: 'caf\u00e9 na\u00efve' (10 characters, two with accents) should give "
@@ -477,10 +482,10 @@ def test_make_forward_traces_once_for_any_shape():
     )
 
 
-def _np_valid_perplexity(params, ids):
+def _np_valid_perplexity(params, ids, shift=-1):
     logits, _, _ = _np_run(params, _one_hot(ids[None, :]), np.zeros((1, params["im"].shape[0])), np.zeros((1, params["im"].shape[0])))
     probs = np.maximum(np.exp(_np_log_softmax(logits[0])), 1e-10)
-    labels = np.roll(ids, -1)
+    labels = np.roll(ids, shift)
     return float(np.exp(-np.mean(np.log(probs[np.arange(len(ids)), labels]))))
 
 
@@ -496,6 +501,10 @@ def test_validation_perplexity_matches_k05s_definition():
         unrolled = float(np.exp(-np.mean(_np_log_softmax(_np_run(params, _one_hot(ids[None, :-1]), np.zeros((1, 8)), np.zeros((1, 8)))[0][0])[np.arange(len(ids) - 1), ids[1:]])))
         hint = (" — that is the perplexity without the last character's prediction of the first: k05's generator wraps "
                 "around, score position t against ids[(t + 1) % L] (np.roll)") if abs(got - unrolled) < 1e-3 * unrolled else ""
+        for shift, what in ((1, "the PREVIOUS character (np.roll(ids, 1))"), (0, "the character it was fed (no shift)")):
+            if not hint and abs(got - _np_valid_perplexity(params, ids, shift)) < 1e-3 * want:
+                hint = (f" — that scores each position against {what}: the label of position t is the next "
+                        "character, ids[(t + 1) % L], np.roll(ids, -1)")
         pytest.fail(f"validation_perplexity should be {want:.4f} (exp of the mean -log p(next character), from the zero "
                     f"state, the last character predicting the first), got {got:.4f}{hint}")
 
