@@ -110,7 +110,14 @@ def test_side_effect_runs_once_per_trace():
         f"during tracing x is a symbolic tensor; the log holds {log[0]!r}: log x itself, inside the body"
     )
     double(tf.constant([1.0, 2.0]))
-    assert len(log) == 2, f"a new shape traces again and appends again: expected 2 entries, got {len(log)}"
+    double(tf.constant([3.0, 4.0, -5.0]))
+    shapes = [t.shape.as_list() if t.shape.rank is not None else "<unknown rank>" for t in log if hasattr(t, "shape")]
+    assert len(log) == 3 and shapes == [[], [2], [3]], (
+        f"make_traced_double: after the scalars, float32 vectors of lengths 2 and 3 should trace once each (one trace per "
+        f"new shape), so log should hold 3 entries of shapes [], [2], [3]; it holds {len(log)} of shapes {shapes}: use a "
+        "plain @tf.function, without reduce_retracing=True or an input_signature (they relax the traced shape, so a new "
+        "shape no longer traces)"
+    )
 
 
 @pytest.mark.covers("make_traced_double")
@@ -136,7 +143,7 @@ def test_call_with_tensors_traces_once():
 
     @tf.function
     def triple(x):
-        traces.append(1)
+        traces.append(x)
         return 3 * x
 
     results = n01.call_with_tensors(triple, [1, 2.5, 4.0, -1.0])
@@ -146,12 +153,18 @@ def test_call_with_tensors_traces_once():
         f"call_with_tensors traced {len(traces)} times for 4 values: pass each one as a float32 tensor "
         "(tf.constant(v, dtype=tf.float32)); a Python number, or an int tensor beside float ones, retraces"
     )
+    dtype = getattr(traces[0], "dtype", None)
+    assert dtype == tf.float32, (
+        f"call_with_tensors passed fn {tf.as_dtype(dtype).name if dtype is not None else type(traces[0]).__name__} "
+        "tensors; the docstring asks for float32 ones: make each value with tf.constant(v, dtype=tf.float32) "
+        "(not float64, float16 or an int dtype)"
+    )
 
 
 @pytest.mark.covers("make_vector_sum")
 def test_vector_sum_one_trace_for_every_length():
     vector_sum = n01.make_vector_sum()
-    for n in range(1, 6):
+    for n in (1, 2, 3, 4, 5, 0):  # 0: the empty vector, whose sum is 0.0
         try:
             result = vector_sum(tf.range(n, dtype=tf.float32))
         except (TypeError, ValueError) as exc:
@@ -165,10 +178,14 @@ def test_vector_sum_one_trace_for_every_length():
             "reduce over every axis, without keepdims"
         )
         got = float(result.numpy())
-        assert got == n * (n - 1) / 2, f"vector_sum(range({n})) should be {n * (n - 1) / 2}, got {got}"
+        if n == 0 and got != 0.0:
+            pytest.fail(f"make_vector_sum: vector_sum of the empty vector should be 0.0 (a sum of nothing), got {got}"
+                        + (" (NaN: a mean times the length is 0 / 0 there)" if np.isnan(got) else "")
+                        + ": return tf.reduce_sum(x), which is 0.0 for an empty vector", pytrace=False)
+        assert got == n * (n - 1) / 2, f"make_vector_sum: vector_sum(range({n})) should be {n * (n - 1) / 2}, got {got}"
     count = vector_sum.experimental_get_tracing_count()
     assert count == 1, (
-        f"make_vector_sum: vector_sum traced {count} times for five lengths: declare "
+        f"make_vector_sum: vector_sum traced {count} times for six lengths: declare "
         "input_signature=[tf.TensorSpec([None], tf.float32)] so that one trace serves every length"
     )
 
@@ -190,8 +207,14 @@ def test_vector_sum_refuses_what_the_signature_does_not_allow():
 @pytest.mark.covers("make_collatz_steps")
 def test_collatz_steps_values():
     collatz_steps = n01.make_collatz_steps()
-    for n in (1, 2, 3, 6, 7, 27, 97):
+    # 77031 takes 350 steps and 1676703 takes 494 (the most below 3 million whose values stay in int32): a loop
+    # with a bound (a cap of 200, 256, 300, ...) cuts them short
+    for n in (1, 2, 3, 6, 7, 27, 97, 77031, 1676703):
         got = int(collatz_steps(tf.constant(n, tf.int32)).numpy())
+        if n > 1000 and got < _collatz(n):
+            pytest.fail(f"make_collatz_steps: collatz_steps({n}) should be {_collatz(n)} steps, got {got} (the smaller n were "
+                        "right): the loop stops early; loop `while n != 1` with no bound on the number of steps "
+                        "(no tf.range(cap), no maximum_iterations)", pytrace=False)
         if got != _collatz(n):
             types = _op_types(collatz_steps.get_concrete_function(tf.TensorSpec([], tf.int32)).graph)
             assert types & {"While", "StatelessWhile"}, (
