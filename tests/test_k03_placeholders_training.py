@@ -6,6 +6,9 @@ from a seeded RandomState so the figure is the same every run.
 
 train_linear_regression is graded by unit tests, not a `training` test: its 100 one-sample steps
 take well under a second (measured ~0.1 s on this 2-core CPU).
+
+PYTEST_DONT_REWRITE: every assert here carries its own message, so pytest's assertion rewriting (about 2 s of
+every run over all test files) would add nothing a learner reads.
 """
 import numpy as np
 import pytest

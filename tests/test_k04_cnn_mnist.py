@@ -11,6 +11,9 @@ run after run; thresholds: test 97 %, validation 97 %). Cut from 600 steps (98.5
 2.12, threshold 97.5 %) to save a third of the run: 400 steps cost 33-35 s CPU on the loaded 2-core box.
 The schedules behind `slow` and `gpu` are described at their tests. A training failure ends with one
 sentence from tfkata.feedback.curves.explain_curve on the run's curve (and points at kata-output/k04/report.png).
+
+PYTEST_DONT_REWRITE: every assert here carries its own message, so pytest's assertion rewriting (about 2 s of
+every run over all test files) would add nothing a learner reads.
 """
 import functools
 import struct

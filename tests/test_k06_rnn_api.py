@@ -3,6 +3,9 @@
 Every test runs in a fresh default tf.Graph (the harness). From TensorFlow 2.16 on the RNN cells need
 tf_keras and TF_USE_LEGACY_KERAS=1: the autouse fixture below checks that first, so a missing
 tf_keras gives one sentence naming the fix instead of an AttributeError deep inside TensorFlow.
+
+PYTEST_DONT_REWRITE: every assert here carries its own message, so pytest's assertion rewriting (about 2 s of
+every run over all test files) would add nothing a learner reads.
 """
 import importlib.util
 

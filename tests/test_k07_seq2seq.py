@@ -4,6 +4,9 @@ Data first (the task, bucketing, the decoder shift), then the model's pieces on 
 outputs are known exactly (teacher forcing, greedy decoding, the mask), then the assembled model,
 and training last. The cells need tf.compat.v1.nn.rnn_cell: on TensorFlow >= 2.16 that means
 tf_keras, checked first with one clear message.
+
+PYTEST_DONT_REWRITE: every assert here carries its own message, so pytest's assertion rewriting (about 2 s of
+every run over all test files) would add nothing a learner reads.
 """
 import contextlib
 import signal
@@ -650,7 +653,7 @@ def test_exact_match():
     assert got == pytest.approx(0.5), (
         f"expected 2 of 4 right (row 0: tokens after EOS do not count; row 2 never emits EOS), got {got}"
     )
-    assert k07.exact_match(targets, targets) == 1.0
+    assert k07.exact_match(targets, targets) == 1.0, "exact_match(targets, targets): every row matches itself: 1.0"
     cut = k07.exact_match(np.array([[2, 4]]), np.array([[2, 4, 6, 0]]))
     assert cut == 0.0, (
         f"exact_match: the prediction [2, 4] stops before [2, 4, 6, EOS] is complete (it has no EOS), got {cut}: compare up to and "
@@ -1160,7 +1163,7 @@ def test_training_reaches_exact_match():
     acc = result["accuracy"]
     print(f"k07 exact match after {result['steps']} steps: {acc:.1%} on 500 fresh sequences "
           f"({result['seconds']:.1f} s of training, loss {result.get('loss', float('nan')):.4f})")
-    assert result["steps"] == TRAIN_STEPS
+    assert result["steps"] == TRAIN_STEPS, f"train should report steps={TRAIN_STEPS}, got {result['steps']}"
     assert acc >= MIN_ACCURACY, (
         f"expected >= {MIN_ACCURACY:.0%} exact match after {TRAIN_STEPS} steps (Adam 3e-3; the reference reaches "
         f"88-93 %), got {acc:.1%}. The pieces pass their unit tests, so compare train() with its docstring. "

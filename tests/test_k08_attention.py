@@ -4,6 +4,9 @@ Attention pieces on hand-made numbers first (scores, the padding mask, context, 
 then the attention decoders, beam search on hand-made next-token tables (no TensorFlow), the
 heatmap file, and training last: the attention model on the copy task, the k07 model without
 attention on the same budget (the gap is the lesson), and what the trained attention looks like.
+
+PYTEST_DONT_REWRITE: every assert here carries its own message, so pytest's assertion rewriting (about 2 s of
+every run over all test files) would add nothing a learner reads.
 """
 import struct
 import zlib
@@ -407,7 +410,7 @@ def test_build_attention_seq2seq_shares_weights(sess):
 @pytest.mark.covers("beam_search")
 def test_beam_search_finds_what_greedy_misses():
     model = table_model(BEAM_TRAP, UNIFORM_4)
-    assert greedy(model, 10) == (1, 0)
+    assert greedy(model, 10) == (1, 0), "the test's table model: greedy decoding must take 1 first (test set-up)"
     got = k08.beam_search(model, beam_width=3, max_steps=10)
     assert [tuple(t) for t, _ in got] == [(3, 0), (1, 0), (2, 0)], (
         f"width 3 should return (3, 0) p=0.25, (1, 0) p=0.136, (2, 0) p=0.119, got {[(tuple(t), round(float(np.exp(s)), 3)) for t, s in got]}"
@@ -995,7 +998,7 @@ def test_attention_learns_the_copy_task(trained):
         assert key in trained, f"train(return_session=True) should return a dict with {key!r}, got {sorted(trained)}"
     acc = trained["accuracy"]
     print(f"k08 attention, copy task: {acc:.1%} exact match after {trained['steps']} steps ({trained['seconds']:.1f} s)")
-    assert trained["steps"] == TRAIN_STEPS
+    assert trained["steps"] == TRAIN_STEPS, f"train should report steps={TRAIN_STEPS}, got {trained['steps']}"
     assert acc >= MIN_ACCURACY, (
         f"expected >= {MIN_ACCURACY:.0%} exact match on the copy task after {TRAIN_STEPS} steps (the reference "
         f"reaches about 88 % on TF 2.12-2.21), got {acc:.1%}. The pieces pass their unit tests, so compare train() and "

@@ -2,6 +2,9 @@
 
 Every test runs in a fresh default tf.Graph with fixed seeds (the harness); every file goes to
 pytest's tmp_path. Data: a small slice of the bundled MNIST (tfkata.data.mnist), so it runs fast.
+
+PYTEST_DONT_REWRITE: every assert here carries its own message, so pytest's assertion rewriting (about 2 s of
+every run over all test files) would add nothing a learner reads.
 """
 import os
 import re

@@ -5,6 +5,9 @@ equivalence tests, which run the same target's k03 (its model and ``sgd_minimize
 from the same start on the same samples and require the same k and b after every step (they wait
 until k03 passes); then the training run. Measured on TF 2.12 and 2.21 (CPU): the reference n03 and
 k03 agree to the bit over 100 steps (max |n - k| = 0).
+
+PYTEST_DONT_REWRITE: every assert here carries its own message, so pytest's assertion rewriting (about 2 s of
+every run over all test files) would add nothing a learner reads.
 """
 import math
 

@@ -20,6 +20,9 @@ Earlier, 600 steps back to back with k04: n04 322-332 s vs k04 236-257 s wall (a
 Adam update is the likely cost).
 The equivalence tests measured max |logits diff| 0 (bit-identical) and, after one Adam step,
 max |weight diff| 3e-8 (2.21) / 2e-8 (2.12).
+
+PYTEST_DONT_REWRITE: every assert here carries its own message, so pytest's assertion rewriting (about 2 s of
+every run over all test files) would add nothing a learner reads.
 """
 import re
 import struct

@@ -12,6 +12,9 @@ masked step a Keras layer keeps its state and REPEATS its last valid output (zer
 valid step), where ``dynamic_rnn`` output zeros; the final state is the state at the last valid step
 in both (zeros for length 0). Keras 3 returns a tuple from a ``return_state=True`` layer, Keras 2 a
 list: the tests index it and accept both. No training here (k06 has none either).
+
+PYTEST_DONT_REWRITE: every assert here carries its own message, so pytest's assertion rewriting (about 2 s of
+every run over all test files) would add nothing a learner reads.
 """
 import numpy as np
 import pytest

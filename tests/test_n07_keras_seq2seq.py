@@ -10,6 +10,9 @@ The harness runs every n07 test eagerly with numpy, random, tf and Keras seeds s
 
 Graded training (seeded 1234): k07's budget and schedule, 3000 steps of bucketed batches of 64,
 Adam 3e-3 constant; exact match on 500 fresh sequences >= 80 % as k07 (figures at TRAIN_STEPS).
+
+PYTEST_DONT_REWRITE: every assert here carries its own message, so pytest's assertion rewriting (about 2 s of
+every run over all test files) would add nothing a learner reads.
 """
 import re
 
@@ -496,7 +499,9 @@ def test_greedy_decode_in_tf_function_is_one_while_loop():
     assert ids.tolist() == [chain] * 3, (
         f"inside a tf.function the decoder should give {chain} for every row and stop there, got {ids.tolist()}"
     )
-    assert np.asarray(lengths).tolist() == [5, 5, 5]
+    assert np.asarray(lengths).tolist() == [5, 5, 5], (
+        f"inside a tf.function the decoder should give lengths [5, 5, 5] (EOS counted), got {np.asarray(lengths).tolist()}"
+    )
 
 
 @pytest.mark.covers("make_greedy_decoder", "encode", "decoder_step", "greedy_decode")

@@ -8,6 +8,9 @@ from k09's own Saver checkpoint, and wrong ports rejected); the two short traini
 
 The harness runs every n09 test eagerly with numpy, random, tf and Keras seeds set (1234). Every
 file goes to pytest's tmp_path. Data: a small slice of the bundled MNIST.
+
+PYTEST_DONT_REWRITE: every assert here carries its own message, so pytest's assertion rewriting (about 2 s of
+every run over all test files) would add nothing a learner reads.
 """
 import math
 

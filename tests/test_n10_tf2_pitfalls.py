@@ -5,6 +5,9 @@ migration guide lists them) and names the habit in its one-line message. Eager t
 makes no graph for the "now" track; ``port_adam`` builds its own TF 1 graph to compare with
 ``tf.compat.v1.train.AdamOptimizer``. Measured on TF 2.12 (Keras 2) and 2.21 (Keras 3): the same trace
 counts, errors and values on both. No equivalence test with k01: n10 ports no kNN function.
+
+PYTEST_DONT_REWRITE: every assert here carries its own message, so pytest's assertion rewriting (about 2 s of
+every run over all test files) would add nothing a learner reads.
 """
 import re
 

@@ -99,20 +99,18 @@ def get(key: str) -> Kata:
 
 def for_test_file(path) -> Kata | None:
     """The kata a test file grades (``tests/test_<module>.py``), or None for other tests."""
-    name = Path(str(path)).name
-    for kata in katas():
-        if name == f"test_{kata.module}.py":
-            return kata
-    return None
+    return _by_file_name().get(Path(str(path)).name)
 
 
 def for_source_file(path) -> Kata | None:
     """The kata a ``katas/`` or ``solutions/`` file belongs to."""
-    name = Path(str(path)).name
-    for kata in katas():
-        if name == f"{kata.module}.py":
-            return kata
-    return None
+    return _by_file_name().get("test_" + Path(str(path)).name)
+
+
+@lru_cache(maxsize=None)
+def _by_file_name() -> dict[str, Kata]:
+    """``test_<module>.py`` -> kata (the plugin asks for every test, several times: 18,000 calls a run)."""
+    return {f"test_{kata.module}.py": kata for kata in katas()}
 
 
 def markdown_table() -> str:
