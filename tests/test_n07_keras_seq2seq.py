@@ -22,7 +22,7 @@ import pytest
 from tfkata import fresh_graph, load_kata
 from tfkata.feedback.curves import explain_curve
 from tfkata.tfsetup import import_tensorflow, require_legacy_rnn
-from tfkata.testing import where_max as _where
+from tfkata.testing import mask_off_by_one, where_max as _where
 
 tf = import_tensorflow()  # quietly: without the CUDA/oneDNN lines a plain import prints
 import keras  # noqa: E402  (after the quiet TensorFlow import; Keras 3 on TF >= 2.16, Keras 2 before)
@@ -568,12 +568,7 @@ def test_masked_loss_matches_numpy():
             (((xent * mask).sum(1) / lengths).mean(), "each sequence was averaged first: divide the masked sum over the "
                                                       "whole batch by the total number of valid steps"),
         ]
-        for shift, what in ((-1, "one short: each sequence's last valid step (its EOS) is left out"),
-                            (1, "one too long: a padding step after each sequence counts")):
-            shifted = np.arange(5)[None, :] < (lengths + shift)[:, None]
-            candidates.append(((xent * shifted).sum() / shifted.sum(),
-                               f"the mask is {what}: tf.sequence_mask(lengths, T) covers steps 0 .. length - 1, the "
-                               "last valid step included"))
+        candidates += mask_off_by_one(xent, lengths)
         why = next((text for value, text in candidates if abs(got - value) <= 1e-5 * abs(value)),
                    "expected sum(xent * mask) / sum(mask) with xent the per-step sparse cross entropy from logits")
         pytest.fail(f"masked_loss: the loss is {got:.6f}, expected {want:.6f}: {why}", pytrace=False)

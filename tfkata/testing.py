@@ -90,3 +90,18 @@ def greedy(next_log_probs, max_steps: int) -> tuple:
         if seq[-1] == 0:
             break
     return seq
+
+
+def mask_off_by_one(xent, lengths) -> list[tuple[float, str]]:
+    """(loss, what went wrong) for a masked mean cross entropy whose mask is one step short or one too long
+    (``tf.sequence_mask(lengths - 1, T)`` / ``lengths + 1``): k07's and n07's masked_loss tests name it."""
+    xent, lengths = np.asarray(xent), np.asarray(lengths)
+    out = []
+    for shift, what in ((-1, "one short: each sequence's last valid step (its EOS) is left out"),
+                        (1, "one too long: a padding step after each sequence counts")):
+        mask = np.arange(xent.shape[1])[None, :] < (lengths + shift)[:, None]
+        if mask.sum():
+            out.append(((xent * mask).sum() / mask.sum(),
+                        f"the mask is {what}: tf.sequence_mask(lengths, T) covers steps 0 .. length - 1, the last "
+                        "valid step included"))
+    return out
