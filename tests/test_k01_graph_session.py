@@ -99,6 +99,33 @@ def test_evaluate_closes_its_session(monkeypatch):
     )
 
 
+@pytest.mark.covers("evaluate")
+def test_evaluate_runs_a_list_in_one_run(monkeypatch):
+    # r has no op seed, so every Session.run draws it anew: only ONE run gives r and r * 1.0 the same draw.
+    r = tf.random.uniform([4])
+    fetches = [r, [r * 1.0, r + 0.0]]
+    runs = []
+    real_run = tf_session.BaseSession.run
+
+    def counting_run(self, *args, **kwargs):
+        runs.append(args[0] if args else kwargs.get("fetches"))
+        return real_run(self, *args, **kwargs)
+
+    monkeypatch.setattr(tf_session.BaseSession, "run", counting_run)
+    got = k01.evaluate(fetches)
+    monkeypatch.undo()
+    assert len(runs) == 1, (
+        f"evaluate: fetch the whole list in ONE sess.run(fetches), not one run per tensor: evaluate([r, [r * 1.0, "
+        f"r + 0.0]]) called Session.run {len(runs)} times (each run draws a random r again, so the values no "
+        "longer belong together)"
+    )
+    flat = [got[0], got[1][0], got[1][1]] if isinstance(got, list) and len(got) == 2 and isinstance(got[1], list) else None
+    assert flat is not None and all(np.array_equal(flat[0], v) for v in flat[1:]), (
+        f"evaluate: r, r * 1.0 and r + 0.0 fetched together must be the same draw of r: run them in ONE "
+        f"sess.run(fetches), got {got!r}"
+    )
+
+
 # --------------------------------------------------------------------------- name_constants
 def _name_constants():
     """k01.name_constants(), with TensorFlow's long invalid-name error turned into one sentence."""
@@ -181,6 +208,34 @@ def test_int_constant_dtype(sess):
     assert t.dtype == np.int32, "a tf.DType compares equal to its numpy type"
     got = sess.run(t)
     assert got.tolist() == values.tolist(), f"int_constant: expected the values {values.tolist()}, got {got.tolist()}"
+
+
+@pytest.mark.covers("int_constant")
+@pytest.mark.parametrize("values", [7, [[1, -2, 3], [4, 5, 2**20]]], ids=["a number", "a nested list"])
+def test_int_constant_takes_numbers_and_lists(sess, values):
+    # The slide passes a number or a list as often as an array: values.astype / values.dtype exist only on arrays.
+    error = None
+    try:
+        t = k01.int_constant(values)
+    except NotImplementedError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - any error here is the learner's, told in one line below
+        error = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"[:120]
+    if error is not None:  # outside the except block: no chained traceback
+        pytest.fail(
+            f"int_constant must take a number or a (nested) list too, not only a numpy array: write "
+            f"tf.constant(values, dtype=np.int32), which converts anything (int_constant({values!r}) raised {error})"
+        )
+    kind = "a number" if np.ndim(values) == 0 else "a list"
+    assert isinstance(t, tf.Tensor) and t.dtype == tf.int32, (
+        f"int_constant({values!r}), {kind}: expected an int32 tf.Tensor made with "
+        f"tf.constant(values, dtype=np.int32), got {getattr(t, 'dtype', type(t).__name__)}"
+    )
+    got = sess.run(t)
+    assert got.shape == np.shape(values) and got.tolist() == values, (
+        f"int_constant({values!r}), {kind}: expected those values, shape {list(np.shape(values))}, got "
+        f"{got.tolist()} (shape {list(got.shape)}): tf.constant(values, dtype=np.int32)"
+    )
 
 
 # --------------------------------------------------------------------------- build_in_new_graph
