@@ -198,7 +198,23 @@ def test_increment_changes_the_variable_now():
     )
     assert float(np.asarray(got)) == 3.0, f"increment should return the new value 3.0, got {got}"
     n02.increment(v, 2.0)
-    assert float(v.numpy()) == 5.0, f"a second increment should give 5.0, got {float(v.numpy())}"
+    assert float(v.numpy()) == 5.0, f"increment: a second increment should give 5.0, got {float(v.numpy())}"
+    # any dtype and shape: an int32 scalar and a float32 vector
+    for start, amount, want, what in (
+            (7, 2, 9, "an int32 variable 7 incremented by 2"),
+            (np.array([1.0, 2.0, 3.0], np.float32), np.array([0.5, -1.0, 0.0], np.float32), [1.5, 1.0, 3.0],
+             "a float32 vector variable [1, 2, 3] incremented by [0.5, -1, 0]")):
+        var = tf.Variable(start)
+        try:
+            n02.increment(var, amount)
+            got = var.numpy().tolist()
+        except (TypeError, ValueError, tf.errors.InvalidArgumentError) as exc:
+            got = f"{type(exc).__name__}: {str(exc).splitlines()[0][:80]}"
+        assert got == want, (
+            f"increment: {what} should hold {want}, got {got}: pass the amount to var.assign_add as it is, which works "
+            "for any dtype and shape (float(amount) gives a Python float that an int32 variable refuses, and fails for "
+            "a vector)"
+        )
 
 
 @pytest.mark.covers("count_parameters")
@@ -218,6 +234,26 @@ def test_count_parameters():
         f"count_parameters: a module with one bias of shape [4] has 4 parameters, got {bias}"
         + (" (= 4 x 4)" if bias == 16 else "") + ": count every entry of each variable: tf.size(v) or np.prod(v.shape) "
         "(a bias [n] has n, a kernel [a, b] has a * b)")
+    for variable, want, what in ((tf.Variable(2.0), 1, "one scalar variable (shape [])"),
+                                 (tf.Variable(tf.zeros([2, 3, 4])), 24, "one [2, 3, 4] variable")):
+        try:
+            got = n02.count_parameters(_Holder(v=variable))
+        except (TypeError, ValueError, IndexError) as exc:
+            got = f"{type(exc).__name__}: {str(exc).splitlines()[0][:80]}"
+        assert got == want, (
+            f"count_parameters: a module with {what} has {want} parameter{'s' * (want > 1)}, got {got}: count the entries "
+            "of a variable of any rank with tf.size(v) (or np.prod(v.shape)), not from its rows and columns (a scalar "
+            "variable has neither)"
+        )
+    try:
+        got = n02.count_parameters(keras.layers.Dense(3))
+    except (TypeError, ValueError, IndexError, tf.errors.InvalidArgumentError) as exc:
+        got = f"{type(exc).__name__}: {str(exc).splitlines()[0][:80]}"
+    assert got == 0, (
+        f"count_parameters: a keras Dense(3) not called yet has no weights yet, so no variable at all: 0 parameters, "
+        f"got {got}: add up tf.size(v) over obj.trainable_variables, a sum that is 0 for an empty list (tf.concat or "
+        "tf.add_n of an empty list fails)"
+    )
     mlp = n02.MLP(5, SIZES)
     got = n02.count_parameters(mlp)
     assert got == 5 * 4 + 4 + 4 * 3 + 3 + 3 * 2 + 2, (
