@@ -371,6 +371,71 @@ def test_train_with_summaries_bookkeeping(tmp_path):
 
 
 @pytest.mark.covers("train_with_summaries")
+def test_train_with_summaries_logs_the_values_it_names(tmp_path):
+    """What is logged, not only where: the test scalars are what evaluate returned, and each layer's weight
+    summaries describe its kernel and its bias AFTER the step (4 steps: 0 and 3 evaluate, 1 and 2 train)."""
+    import sys
+
+    module = sys.modules[n09.train_with_summaries.__module__]  # the module itself (a kata's stand-in is read-only)
+    models, evaluated = [], []
+    real_build, real_evaluate = module.build_model, module.evaluate
+
+    def build(*a, **kw):
+        models.append(real_build(*a, **kw))
+        return models[-1]
+
+    def evaluate(*a, **kw):
+        loss, accuracy = real_evaluate(*a, **kw)
+        evaluated.append((float(loss), float(accuracy)))
+        return loss, accuracy
+
+    data = mnist_flat(N_TRAIN, N_TEST)
+    keras.utils.set_random_seed(SEED)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(module, "build_model", build)
+        patch.setattr(module, "evaluate", evaluate)
+        module.train_with_summaries(data, str(tmp_path), num_steps=4, eval_every=3, batch_size=16)
+    assert len(models) == 1 and len(evaluated) == 2, (
+        f"train_with_summaries(num_steps=4, eval_every=3) should call build_model once and evaluate at steps 0 and 3, "
+        f"it called them {len(models)} and {len(evaluated)} times"
+    )
+    test_events, train_events = _read_events(tmp_path / "test"), _read_events(tmp_path / "train")
+    for step, (loss, accuracy) in zip((0, 3), evaluated):
+        logged = test_events.get(step, {})
+        got = logged.get("accuracy")
+        assert got is not None and np.isclose(got, accuracy, rtol=1e-6, atol=1e-7), (
+            f"train_with_summaries: at test step {step} the 'accuracy' scalar is {'missing' if got is None else f'{got:.6g}'}, "
+            f"evaluate returned the accuracy "
+            f"{accuracy:.6f}" + (" (yours logs the LOSS under 'accuracy')" if got is not None and np.isclose(got, loss)
+                                 else "") + ": tf.summary.scalar('accuracy', accuracy, step=step) with the test writer"
+        )
+    model, logged = models[0], train_events.get(2, {})
+    for layer in LAYERS:
+        kernel, bias = (np.asarray(w, np.float64) for w in model.get_layer(layer).get_weights())
+        stats = {"weights": kernel, "biases": bias}
+        for scope, values in stats.items():
+            other = stats["biases" if scope == "weights" else "weights"]
+            want = {"mean": values.mean(), "stddev": values.std(), "max": values.max(), "min": values.min()}
+            for name, value in want.items():
+                got = logged.get(f"{layer}/{scope}/summaries/{name}")
+                if got is not None and np.isclose(got, value, rtol=1e-5, atol=1e-7):
+                    continue
+                if got is not None and np.isclose(got, {"mean": other.mean(), "stddev": other.std(), "max": other.max(),
+                                                        "min": other.min()}[name], rtol=1e-5, atol=1e-7):
+                    why = f"that describes the {'bias' if scope == 'weights' else 'kernel'}, not the {scope}"
+                else:
+                    why = ("summarise after the step, once step_fn has updated the weights" if got is not None else
+                           "the tag is missing")
+                shown = "missing" if got is None else f"{got:.6g}"
+                pytest.fail(
+                    f"train_with_summaries: at training step 2 '{layer}/{scope}/summaries/{name}' is {shown}, the "
+                    f"{'kernel' if scope == 'weights' else 'bias'} of {layer} after the step has {name} {value:.6g}: {why} "
+                    f"(variable_summaries(layer.{'kernel' if scope == 'weights' else 'bias'}, step) in "
+                    f"tf.name_scope('{layer}/{scope}'), after the step)"
+                )
+
+
+@pytest.mark.covers("train_with_summaries")
 def test_train_with_summaries_batches_wrap_around(tmp_path):
     """N = 50 rows, batch 32: each training step must get the 32 rows (step * 32 + 0..31) % 50, wrapping past the end."""
     import sys
