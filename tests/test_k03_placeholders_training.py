@@ -307,12 +307,14 @@ def test_linear_regression_loss_value(sess):
 
 
 def _reference_loop(k0, b0, steps, learning_rate, seed, y_first=False, loss_after=False, slope=3.0, intercept=-1.0,
-                    noise_scale=0.0001):
+                    noise_scale=0.0001, reseed=False):
     """The tutorial's loop in numpy (float64): losses before each update and the final (k, b). The keyword
     arguments give the variants a learner's loop may be (to name what differs)."""
     rng = np.random.RandomState(seed)
     k, b, losses, previous = float(k0), float(b0), [], None
     for _ in range(steps):
+        if reseed:
+            rng = np.random.RandomState(seed)
         if y_first:
             noise, xv = rng.standard_normal(), rng.random_sample()
         else:
@@ -377,6 +379,9 @@ def test_train_linear_regression_follows_the_loop():
                 _reference_loop(k0, b0, steps, learning_rate, seed, loss_after=True)[2],
             "draw the data from rng = np.random.RandomState(seed), with the seed argument":
                 _reference_loop(k0, b0, steps, learning_rate, 0)[2],
+            "every step trains on the SAME sample: make rng = np.random.RandomState(seed) once, before the loop, "
+            "not inside it (a new generator starts the same sequence again)":
+                _reference_loop(k0, b0, steps, learning_rate, seed, reseed=True)[2],
             "the data is y = 3x + 1 + noise; the task is y = 3x - 1 + 0.0001 * rng.standard_normal()":
                 _reference_loop(k0, b0, steps, learning_rate, seed, intercept=1.0)[2],
             "the data is y = x - 1 + noise; the task is y = 3x - 1 + 0.0001 * rng.standard_normal()":

@@ -45,7 +45,7 @@ def test_every_entry_is_tested():
         "dtype-mix", "fetch-none", "colon-in-name", "batch-size-none", "none-value", "dtype-not-allowed",
         "sparse-labels", "reshape-size", "no-gradients", "tensor-as-bool", "feed-a-tensor", "placeholder-in-eager",
         "graph-finalized", "variable-in-tf-function", "inaccessible-tensor", "autograph-dtype",
-        "keras-state-in-call", "gradients-in-eager", "batch-sizes-differ", "unknown-rank",
+        "keras-state-in-call", "gradients-in-eager", "batch-sizes-differ", "unknown-rank", "reset-default-graph",
     }
     assert {e.key for e in TABLE} == tested
 
@@ -187,6 +187,14 @@ def test_matmul_shapes_at_build_time():
 def test_matmul_weight_stored_the_other_way_round():
     check(lambda: tf.matmul(tf.zeros([2, 3]), tf.zeros([5, 3])), "incompatible-shapes", "[2,3]", "[5,3]",
           "other way round", "transpose_b=True")
+
+
+def test_reset_default_graph_inside_a_graph():
+    def build():
+        with tf.Graph().as_default():
+            v1.reset_default_graph()
+
+    check(build, "reset-default-graph", "reset_default_graph()", "default graph as it is")
 
 
 def test_unknown_rank():

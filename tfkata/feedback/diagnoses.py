@@ -288,6 +288,13 @@ TABLE: tuple[Entry, ...] = (
     _entry("incompatible-shapes", ["InvalidArgumentError"],
            rf"Matrix size-incompatible: In\[0\]: (?P<a>{_SHAPES}), In\[1\]: (?P<b>{_SHAPES})",
            _shapes("matmul")),
+    # a kata function resets the default graph while the test holds a graph as the default
+    _entry("reset-default-graph", ["AssertionError"],
+           r"Do not use tf\.reset_default_graph\(\) to clear nested graphs",
+           lambda m, e: (f"{_kata_function(e) + ': ' if _kata_function(e) else ''}tf.compat.v1.reset_default_graph() "
+                         "cannot run inside a `with graph.as_default():` block, which is where the tests (and most "
+                         "programs) call your functions: build in the default graph as it is, and leave resetting "
+                         "it to whoever made it")),
     # a test reads the static shape of a tensor that has none (a placeholder made without shape=)
     _entry("unknown-rank", ["ValueError"],
            r"as_list\(\) is not defined on an unknown TensorShape",

@@ -20,12 +20,25 @@ _TF_NOISE = (
 
 
 def is_test_failure(exc: BaseException) -> bool:
-    """An ``assert`` or ``pytest.fail`` of the test itself: its message is the test author's."""
+    """An ``assert`` or ``pytest.fail`` of the test itself: its message is the test author's. An
+    AssertionError that TensorFlow or Keras raised itself (e.g. reset_default_graph inside a graph) is not."""
     try:
         import pytest
     except ImportError:  # pragma: no cover - only used under pytest
         return isinstance(exc, AssertionError)
+    if isinstance(exc, AssertionError) and _raised_in_tensorflow(exc):
+        return False
     return isinstance(exc, (AssertionError, pytest.fail.Exception))
+
+
+def _raised_in_tensorflow(exc: BaseException) -> bool:
+    tb = exc.__traceback__
+    while tb is not None and tb.tb_next is not None:
+        tb = tb.tb_next
+    if tb is None:
+        return False
+    path = tb.tb_frame.f_code.co_filename.replace("\\", "/")
+    return any(part in path for part in ("/tensorflow/", "/keras/", "/tf_keras/"))
 
 
 def chain(exc: BaseException | None, *, past_test_failures: bool = False):
