@@ -661,6 +661,12 @@ def test_exact_match():
         f"exact_match: the prediction [2, 4] stops before [2, 4, 6, EOS] is complete (it has no EOS), got {cut}: compare up to and "
         "including each row's first EOS, not up to the shorter width"
     )
+    late = k07.exact_match(np.array([[2, 4, 6, 0], [2, 4, 0, 0]]), np.array([[2, 4, 0, 0], [2, 4, 6, 0]]))
+    assert late == 0.0, (
+        f"exact_match: [2, 4, 6, EOS] for the target [2, 4, EOS] (one token too many) and [2, 4, EOS] for [2, 4, 6, EOS] "
+        f"(EOS too early) are both wrong, got {late}: compare each row up to and INCLUDING its first EOS, so the EOS "
+        "must come at the same place"
+    )
     wide = k07.exact_match(np.array([[2, 4, 0, 0, 0, 0]]), np.array([[2, 4, 0]]))
     assert wide == 1.0, f"[2, 4, EOS] padded to 6 columns is right for [2, 4, EOS], got {wide}: widths may differ"
     with np.errstate(all="ignore"), warnings.catch_warnings():
