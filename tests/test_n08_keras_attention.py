@@ -338,6 +338,44 @@ def test_beam_search_breaks_ties_by_candidate_order():
                 "(np.argsort's default quicksort is not stable)", pytrace=False)
 
 
+@pytest.mark.covers("beam_search")
+def test_beam_search_lists_finished_hypotheses_first():
+    # Powers of 2: the scores tie exactly. Width 2 keeps (1,) p=0.5 and the finished (0,) p=0.25 after one step; at
+    # the second, (0,) as it is ties with (1, 0) = 0.5 * 0.5: the finished hypothesis is the earlier candidate.
+    table = {(): {0: 0.25, 1: 0.5, 2: 0.125, 3: 0.125}, (1,): {0: 0.5, 1: 0.125, 2: 0.125, 3: 0.25}}
+    found = n08.beam_search(table_model(table, UNIFORM_4), beam_width=2, max_steps=3)
+    got = [tuple(int(t) for t in tokens) for tokens, _ in found]
+    want = [(0,), (1, 0)]
+    if got == want:
+        return
+    if sorted(got) == sorted(want):
+        pytest.fail(f"beam_search: on ties the earlier candidate wins, and the candidates are the finished hypotheses first, "
+                    f"then the extensions row by row: width 2 on a table where the finished (0,) p=0.25 ties with "
+                    f"(1, 0) p=0.5*0.5 should return {want}, got {got}: concatenate the finished hypotheses' scores "
+                    "BEFORE the extended ones", pytrace=False)
+    pytest.fail(f"beam_search: width 2, max_steps 3 on a table of exact ties should return {want} (p 0.25 each, the "
+                f"finished (0,) first), got {_show(found)}", pytrace=False)
+
+
+@pytest.mark.covers("beam_search")
+def test_beam_wider_than_the_candidates():
+    # Width 6 over 4 tokens: the first step has only 4 candidates, so at most 4 can be kept.
+    model = table_model(BEAM_TRAP, UNIFORM_4)
+    want = [(1,), (2,), (3,), (0,)]  # p 0.40, 0.35, 0.25 and EOS (~1e-12), best first
+    try:
+        found = n08.beam_search(model, beam_width=6, max_steps=1)
+    except (tf.errors.InvalidArgumentError, ValueError, IndexError) as exc:
+        first = (str(exc).split("}}")[-1].strip().splitlines() or [""])[0][:100]  # no {{function_node ...}} prefix
+        pytest.fail(f"beam_search: width 6 over 4 tokens raised {type(exc).__name__} ({first}): the first step has only 4 "
+                    "candidates; keep tf.math.top_k(scores, k=min(beam_width, n)), n the number of candidates",
+                    pytrace=False)
+    got = [tuple(int(t) for t in tokens) for tokens, _ in found]
+    assert got == want, (
+        f"beam_search: width 6 and max_steps 1 over 4 tokens should keep all 4 one-token hypotheses {want}, best first, "
+        f"got {_show(found)}: keep min(beam_width, n) candidates"
+    )
+
+
 # --------------------------------------------------------------------------- heatmap file
 def _png_size(path):
     data = open(path, "rb").read()
@@ -543,6 +581,18 @@ def test_build_attention_layers():
     )
     out = [tuple(w.shape) for w in layers.output_layer.get_weights()]
     assert out == [(H, V), (V,)], f"the output layer maps the attentional state [{H}] to {V} logits, got {out}"
+    # one layer, other sizes (n07's default depth is 2): the encoder must follow every argument too
+    one = n08.build_attention_layers(vocab_size=5, embed_size=2, hidden_units=3, num_layers=1)
+    depths = (len(one.encoder_lstms), len(one.decoder_cells))
+    encoder = ([tuple(w.shape) for w in one.encoder_embedding.get_weights()],
+               [sorted(tuple(w.shape) for w in lstm.get_weights()) for lstm in one.encoder_lstms])
+    want = ([(5, 2)], [sorted([(2, 12), (3, 12), (12,)])])
+    assert depths == (1, 1) and encoder == want, (
+        f"build_attention_layers(5, 2, 3, num_layers=1): the encoder and the decoder should have one layer each, with an "
+        f"encoder embedding (5, 2) and an LSTM(3) on 2 inputs {want[1][0]}; got {depths[0]} encoder LSTMs and "
+        f"{depths[1]} decoder cells, encoder weights {encoder}: pass ALL the arguments to n07.build_layers(vocab_size, "
+        "embed_size, hidden_units, num_layers)"
+    )
 
 
 @pytest.mark.needs("n07")
@@ -608,6 +658,23 @@ def test_attention_teacher_forced_chains_the_steps():
         )
         diff = np.abs(np.asarray(align) - want_align)
         assert diff.max() < 1e-4, f"{mode}: alignment history differs from the steps' ({_where(diff)})"
+
+
+@pytest.mark.needs("n07")
+@pytest.mark.covers("model_next_log_probs")
+def test_model_next_log_probs_of_the_attention_model_ignores_the_padding():
+    layers = _attention_layers()
+    x, len_x = np.array([6, 1, 2], np.int32), 3
+    padded = np.array([6, 1, 2, 7, 7, 7, 7, 7], np.int32)  # 5 padding steps, padded with 7s (not EOS)
+    prefixes = [(4,), (7,)]
+    want = np.asarray(n08.model_next_log_probs(layers, x, len_x)(prefixes), np.float64)
+    got = np.asarray(n08.model_next_log_probs(layers, padded, len_x)(prefixes), np.float64)
+    diff = np.abs(got - want)
+    assert diff.max() <= 1e-5, (
+        f"model_next_log_probs: with the attention layers, x = {padded.tolist()} with len_x {len_x} should give the "
+        f"log-probabilities of x = {x.tolist()} ({_where(diff)}): the padding after len_x must not matter; encode "
+        "x[:len_x] only, so the memory the attention layers look at (and its all-True mask) holds no padding"
+    )
 
 
 _GREEDY = {}
