@@ -270,10 +270,12 @@ def _check_summaries_run(history, log_dir, num_steps, eval_every):
         f"{sorted(history) if isinstance(history, dict) else type(history).__name__}"
     )
     assert sorted(history["test"]) == test_steps, (
-        f"evaluate (eval_step) at the steps where step % eval_every == 0, {test_steps}, got {sorted(history['test'])}"
+        f"train_with_summaries: evaluate (eval_step) at the steps where step % eval_every == 0, {test_steps}, got "
+        f"{sorted(history['test'])}"
     )
     assert sorted(history["train"]) == train_steps, (
-        f"train (train_step) at every other step, {train_steps}, got {sorted(history['train'])}"
+        f"train_with_summaries: train (train_step) at every step but the evaluation ones, {train_steps}, got "
+        f"{sorted(history['train'])}"
     )
     train_events, has_graph = _read_events(log_dir / "train")
     misplaced = sorted(set(test_steps) & set(train_events))
@@ -459,12 +461,17 @@ def test_resume_bookkeeping_in_a_few_steps(tmp_path):
         f"{first['start_step']}, {first['global_step']}, {first['saved_steps']}"
     )
     assert resumed["start_step"] == 2, (
-        f"resuming should start at the restored global step 2, got {resumed['start_step']}: restore_latest must "
-        "return the restored global step, and train_with_checkpoints must start from it"
+        f"train_with_checkpoints: resuming should start at the restored global step 2, got {resumed['start_step']}: "
+        "start the loop from the step restore_latest returns (restore_latest's own tests say whether it returns it)"
     )
     assert (resumed["global_step"], resumed["saved_steps"]) == (4, [4]), (
         f"the resumed run should end at global step 4 and save at [4], got {resumed['global_step']} and "
         f"{resumed['saved_steps']}"
+    )
+    named = [n for n in straight["weights"] if not isinstance(n, str) or ":" in n]
+    assert not named, (
+        f"train_with_checkpoints: the weights dict is keyed by each variable's OP name (v.op.name, without ':0'), got "
+        f"{named[:2]}"
     )
     assert sorted(resumed["weights"]) == sorted(straight["weights"]), (
         f"expected the same variables in both runs, got {sorted(resumed['weights'])} and {sorted(straight['weights'])}"
