@@ -68,6 +68,17 @@ def test_linear_variables_shapes_and_names():
         f"Linear: w should be Glorot uniform on +-{limit:.3f} (k02's default initializer); got min {w.min():.3f}, "
         f"max {w.max():.3f}, std {np.std(w):.3f}"
     )
+    # 60,000 draws: a uniform on +-limit reaches within 0.1 % of it and has std limit / sqrt(3)
+    big = n02.Linear(200, 300).w.numpy().astype(np.float64)
+    limit = (6.0 / 500.0) ** 0.5
+    reach, spread = float(np.abs(big).max()), float(big.std())
+    assert reach <= limit * 1.0001 and reach > 0.99 * limit and abs(spread - limit / 3 ** 0.5) < 0.03 * limit / 3 ** 0.5, (
+        f"Linear(200, 300): w should be uniform on +-sqrt(6 / (in + out)) = +-{limit:.4f} (std {limit / 3 ** 0.5:.4f}); "
+        f"got |w| up to {reach:.4f}, std {spread:.4f}"
+        + (f": that is the range +-{reach:.4f}, sqrt({6 * (reach / limit) ** 2:.2g} / (in + out)): the Glorot limit is "
+           "sqrt(6 / (in_features + out_features))" if reach < 0.99 * limit and abs(spread - reach / 3 ** 0.5) < 0.03 * spread
+           else "")
+    )
 
 
 @pytest.mark.covers("Linear")
