@@ -4,6 +4,9 @@ These tests run eagerly (the harness makes no graph for the "now" track). Unit t
 equivalence tests, which compare n01 with the same target's k01 (the learner's k01 against katas/,
 the reference against solutions/) and wait until k01 passes. Measured on TF 2.12 and 2.21: the same
 op names, op types and trace counts on both.
+
+PYTEST_DONT_REWRITE: every assert here carries its own message, so pytest's assertion rewriting (about 2 s of
+every run over all test files) would add nothing a learner reads.
 """
 import numpy as np
 import pytest

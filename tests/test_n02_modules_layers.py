@@ -5,6 +5,9 @@ equivalence tests: the learner's MLP, given the weights of the same target's k02
 compute the same outputs (they wait until k02 passes). Keras: only what Keras 2 (TF 2.12-2.15) and
 Keras 3 (TF 2.16+) share is checked (weights built on the first call and reused afterwards); variable
 names of Keras layers differ between the two and are not checked.
+
+PYTEST_DONT_REWRITE: every assert here carries its own message, so pytest's assertion rewriting (about 2 s of
+every run over all test files) would add nothing a learner reads.
 """
 import numpy as np
 import pytest

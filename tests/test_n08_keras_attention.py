@@ -8,6 +8,9 @@ model (``needs("n07")``: width 1 must be n07's greedy decoder), the attention de
 random layers (it runs n07's encoder), and the graded training run last (k08's budget and task).
 
 The harness runs every n08 test eagerly, seeded (1234).
+
+PYTEST_DONT_REWRITE: every assert here carries its own message, so pytest's assertion rewriting (about 2 s of
+every run over all test files) would add nothing a learner reads.
 """
 import struct
 
@@ -355,6 +358,37 @@ def test_beam_search_lists_finished_hypotheses_first():
                     "BEFORE the extended ones", pytrace=False)
     pytest.fail(f"beam_search: width 2, max_steps 3 on a table of exact ties should return {want} (p 0.25 each, the "
                 f"finished (0,) first), got {_show(found)}", pytrace=False)
+
+
+@pytest.mark.covers("beam_search")
+def test_beam_search_keeps_scores_in_float64():
+    """Scores 1e-10 apart, and sums float32 would round: the log-probabilities stay float64 all the way."""
+    eos = n08.EOS
+
+    def close_call(prefixes):  # token 2 is better than token 1 by 1e-10: float32 sees a tie (the earlier wins)
+        row = np.full(4, -50.0)
+        row[[1, 2]] = [-1.0 - 1e-10, -1.0]
+        row[eos] = -60.0
+        return np.array([row] * len(prefixes))
+
+    got = n08.beam_search(close_call, beam_width=1, max_steps=1)
+    tokens = [tuple(int(t) for t in hyp) for hyp, _ in got]
+    assert tokens == [(2,)], (
+        f"beam_search: token 2 (log-prob -1.0) beats token 1 (-1.0000000001) by 1e-10, got {tokens}: keep the "
+        "log-probabilities float64 (np.asarray(..., dtype=np.float64), tf.float64 scores): float32 rounds both to -1.0, "
+        "and the tie goes to the earlier token"
+    )
+
+    def tenth(prefixes):
+        row = np.full(4, -30.0)
+        row[1] = -0.1
+        return np.array([row] * len(prefixes))
+
+    score = n08.beam_search(tenth, beam_width=1, max_steps=2)[0][1]
+    assert isinstance(score, float) and score == (-0.1) + (-0.1), (
+        f"beam_search: two tokens of log-prob -0.1 score -0.1 + -0.1 = {(-0.1) + (-0.1)!r} in float64, got {score!r}: "
+        "keep the log-probabilities and the sums float64 and return each score as a Python float"
+    )
 
 
 @pytest.mark.covers("beam_search")
@@ -1201,7 +1235,7 @@ def test_attention_learns_the_copy_task(trained):
         assert key in trained, f"train() should return a dict with {key!r}, got {sorted(trained)}"
     acc = trained["accuracy"]
     print(f"n08 attention, copy task: {acc:.1%} exact match after {trained['steps']} steps ({trained['seconds']:.1f} s)")
-    assert trained["steps"] == TRAIN_STEPS
+    assert trained["steps"] == TRAIN_STEPS, f"train should report steps={TRAIN_STEPS}, got {trained['steps']}"
     chunks = [round(float(np.mean(trained["losses"][k : k + 100])), 3) for k in range(0, len(trained["losses"]), 100)]
     assert acc >= MIN_ACCURACY, (
         f"expected >= {MIN_ACCURACY:.0%} exact match on the copy task after {TRAIN_STEPS} steps (the reference reaches "

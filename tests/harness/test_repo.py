@@ -21,6 +21,19 @@ contributor_only = pytest.mark.skipif(
 
 
 @pytest.mark.parametrize("kata", KATAS, ids=IDS)
+def test_graded_tests_are_not_rewritten_and_every_assert_says_why(kata):
+    """Graded test files skip pytest's assertion rewriting (PYTEST_DONT_REWRITE in the docstring: about 2 s of every
+    run); that is only right while every assert carries the sentence a learner reads."""
+    import ast
+
+    path = ROOT / kata.test_file
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    assert "PYTEST_DONT_REWRITE" in (ast.get_docstring(tree) or ""), f"{kata.test_file}: add PYTEST_DONT_REWRITE to its docstring"
+    bare = [n.lineno for n in ast.walk(tree) if isinstance(n, ast.Assert) and n.msg is None]
+    assert not bare, f"{kata.test_file}: asserts without a message at lines {bare}: say what went wrong and the fix"
+
+
+@pytest.mark.parametrize("kata", KATAS, ids=IDS)
 def test_every_kata_has_its_files(kata):
     missing = [p for p in (kata.path("katas"), kata.path("solutions"), kata.test_file) if not (ROOT / p).exists()]
     assert not missing, f"{kata.id}: missing {missing}"
