@@ -206,8 +206,10 @@ def train(train_text, valid_text, num_steps=2001, summary_frequency=SUMMARY_FREQ
 
     Build :func:`build_model` (``num_nodes``), :func:`make_optimizer` and :func:`make_train_step`;
     ``windows`` defaults to :func:`batch_windows` over ``text_to_ids(train_text)`` (batch 64, 10
-    unrollings). Start from :func:`zero_state`, and for each of ``num_steps`` steps run the step on
-    the next window and the current state, and keep the state it returns for the next step.
+    unrollings). Start from :func:`zero_state` with the batch size of the windows (the rows of the
+    first window: a caller may pass windows of another batch size), and for each of ``num_steps``
+    steps run the step on the next window and the current state, and keep the state it returns for
+    the next step.
 
     Every ``summary_frequency`` steps (step 0 included) append to the history: ``step``,
     ``mean_loss`` (mean loss since the previous summary; at step 0 that step's loss),

@@ -625,13 +625,15 @@ def test_sample_text_carries_the_state():
 # --------------------------------------------------------------------------- the training loop, tiny
 def _train_recording_states(*args, **kwargs):
     """n05.train(*args, **kwargs) with make_train_step's step wrapped to record, at each call, the state it was
-    given and the state it returned: (history, [((h_in, c_in), (h_out, c_out)), ...], steps) as numpy arrays,
-    steps: the steps make_train_step built. A second make_train_step call fails at once (each would trace anew)."""
+    given and the state it returned: (history, [((h_in, c_in), (h_out, c_out)), ...], steps, losses) as numpy
+    arrays, steps: the steps make_train_step built, losses: each step's loss as it returned it. A second
+    make_train_step call fails at once (each would trace anew)."""
     import sys
 
     module = sys.modules[n05.train.__module__]  # the module itself (a kata's stand-in is read-only)
     real = module.make_train_step
     states, steps = [], []
+    losses = []
 
     def recording(*a, **kw):
         if steps:
@@ -647,13 +649,14 @@ def _train_recording_states(*args, **kwargs):
         def wrapped(window, h, c):
             out = step(window, h, c)
             states.append(((np.asarray(h), np.asarray(c)), (np.asarray(out[1]), np.asarray(out[2]))))
+            losses.append(float(out[0]))
             return out
 
         return wrapped
 
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(module, "make_train_step", recording)
-        return module.train(*args, **kwargs), states, steps
+        return module.train(*args, **kwargs), states, steps, losses
 
 
 @pytest.mark.covers("train", "make_train_step", "batch_windows", "validation_perplexity", "sample_text", "make_forward")
@@ -667,7 +670,7 @@ def test_train_history_on_a_tiny_run():
             calls.append(1)
             yield next(base)
 
-    history, states, steps = _train_recording_states(text, text[:50], num_steps=21, summary_frequency=10, sample_frequency=25,
+    history, states, steps, losses = _train_recording_states(text, text[:50], num_steps=21, summary_frequency=10, sample_frequency=25,
                                               windows=counting(), num_nodes=8, log=lambda *a: None)
     assert len(calls) == 21, f"train: it should take one window per step from `windows`: 21 steps took {len(calls)}"
     assert len(states) == 21, (
@@ -703,6 +706,21 @@ def test_train_history_on_a_tiny_run():
     assert history["learning_rate"] == [10.0, 10.0, 10.0], f"the schedule gives 10.0 before step 5000, got {history['learning_rate']}"
     assert sorted(history["samples"]) == [0] and all(len(s) == 5 and all(len(t) == 80 for t in s) for s in history["samples"].values()), (
         "samples every sample_frequency (25) steps, so only at step 0 here: 5 strings of 80 characters"
+    )
+    want = [losses[0], float(np.mean(losses[1:11])), float(np.mean(losses[11:21]))]
+    if not np.allclose(history["mean_loss"], want, rtol=1e-5):
+        since_start = [losses[0], float(np.mean(losses[:11])), float(np.mean(losses[:21]))]
+        why = ("that is the mean since the START: empty the list of losses after each summary" if np.allclose(
+            history["mean_loss"], since_start, rtol=1e-5) else "the mean of the losses the steps returned since the "
+            "previous summary (at step 0: that step's loss)")
+        pytest.fail(f"train: history['mean_loss'] at steps 0, 10, 20 should be {[round(v, 5) for v in want]}, got "
+                    f"{[round(v, 5) for v in history['mean_loss']]}: {why}", pytrace=False)
+    want = [float(np.exp(losses[i])) for i in (0, 10, 20)]
+    assert np.allclose(history["minibatch_perplexity"], want, rtol=1e-5), (
+        f"train: history['minibatch_perplexity'] at steps 0, 10, 20 should be exp of THAT step's loss, "
+        f"{[round(v, 4) for v in want]}, got {[round(v, 4) for v in history['minibatch_perplexity']]}"
+        + (" (that is exp of the mean loss)" if np.allclose(history["minibatch_perplexity"], np.exp(history["mean_loss"]),
+                                                            rtol=1e-5) else "")
     )
     assert history["mean_loss"][-1] < history["mean_loss"][0], f"the tiny run should learn: mean loss {history['mean_loss']}"
     assert isinstance(history.get("model"), keras.Model), "train should also return the trained model under 'model'"
