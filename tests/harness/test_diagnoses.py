@@ -181,7 +181,7 @@ def test_colon_in_name(make):
 # --------------------------------------------------------------------------- shapes & dtypes
 def test_matmul_shapes_at_build_time():
     check(lambda: tf.matmul(tf.zeros([2, 3]), tf.zeros([4, 5])), "incompatible-shapes", "[2,3]", "[4,5]",
-          "the weight has 4 rows, but each input row has 3 values", "size of its input (3")
+          "the weight has 4 rows, the input 3 columns", "the previous layer's output", "input's size, 3")
 
 
 def test_matmul_weight_stored_the_other_way_round():

@@ -214,9 +214,9 @@ def _matmul_fix(a: str, b: str) -> str:
     if w[1] == x[1]:
         return (f"the second looks stored the other way round ([{w[0]}, {w[1]}] fits as [{w[1]}, {w[0]}]): make "
                 f"the weight [{x[1]}, {w[0]}], or tf.matmul(x, W, transpose_b=True)")
-    return (f"the weight has {w[0]} rows, but each input row has {x[1]} values (x @ W needs x [B, n], W [n, m]): "
-            f"make its first dimension the size of its input ({x[1]}; after another layer, that layer's output "
-            "size), not a fixed or stale number")
+    return (f"the weight has {w[0]} rows, the input {x[1]} columns: the layer got the wrong input (in a stack, each "
+            f"takes the previous layer's output) or its weight was made for another size (first dimension = its "
+            f"input's size, {x[1]})")
 
 
 def _dtype_mix(m: re.Match, exc: BaseException) -> str:
