@@ -45,7 +45,7 @@ def test_every_entry_is_tested():
         "dtype-mix", "fetch-none", "colon-in-name", "batch-size-none", "none-value", "dtype-not-allowed",
         "sparse-labels", "reshape-size", "no-gradients", "tensor-as-bool", "feed-a-tensor", "placeholder-in-eager",
         "graph-finalized", "variable-in-tf-function", "inaccessible-tensor", "autograph-dtype",
-        "keras-state-in-call", "gradients-in-eager", "batch-sizes-differ", "unknown-rank", "reset-default-graph",
+        "keras-state-in-call", "gradients-in-eager", "batch-sizes-differ", "unknown-rank", "reset-default-graph", "sequence-length-batch",
     }
     assert {e.key for e in TABLE} == tested
 
@@ -195,6 +195,20 @@ def test_reset_default_graph_inside_a_graph():
             v1.reset_default_graph()
 
     check(build, "reset-default-graph", "reset_default_graph()", "default graph as it is")
+
+
+@pytest.mark.parametrize("static", [True, False], ids=["build time", "run time"])
+def test_sequence_lengths_for_another_batch(static):
+    def build():
+        cell = v1.nn.rnn_cell.GRUCell(5)
+        x = v1.placeholder(tf.float32, [6, 4, 3] if static else [None, None, 3])
+        lengths = v1.placeholder(tf.int32, [4] if static else [None])
+        out, _ = v1.nn.dynamic_rnn(cell, x, sequence_length=lengths, dtype=tf.float32)
+        with v1.Session() as s:
+            s.run(v1.global_variables_initializer())
+            s.run(out, {x: np.zeros((6, 4, 3)), lengths: [3, 2, 1, 4]})
+
+    check(build, "sequence-length-batch", "4 sequence lengths for a batch of 6", "time_major=True")
 
 
 def test_unknown_rank():

@@ -219,6 +219,13 @@ def _matmul_fix(a: str, b: str) -> str:
             f"input's size, {x[1]})")
 
 
+def _sequence_length_line(got: str, want: str, exc: BaseException) -> str:
+    where = _kata_function(exc)
+    return (f"{where + ': ' if where else ''}the RNN got {got} sequence lengths for a batch of {want}: one length per "
+            "sequence; if the inputs are time-major [T, B, ...] pass time_major=True (without it axis 0 is the "
+            "batch), and check which axis you transposed")
+
+
 def _dtype_mix(m: re.Match, exc: BaseException) -> str:
     """Two inputs of one op with other dtypes: two integer types are matched by casting to one of them (an
     argmax is int64 unless output_type says otherwise); an integer and a float, by floats."""
@@ -301,6 +308,16 @@ TABLE: tuple[Entry, ...] = (
            lambda m, e: ("a tensor has no static shape at all (unknown rank): a placeholder made without shape=, "
                          "so it accepts any rank: give it the shape the docstring names (shape=[None] for a vector "
                          "of any length, [] for a scalar, [None, n] for a batch of rows)")),
+    # dynamic_rnn's sequence_length does not have one entry per sequence of the batch (often: time-major
+    # inputs read as batch-major, or the reverse): at run time TF's own assert, at build time a Select
+    _entry("sequence-length-batch", ["InvalidArgumentError"],
+           r"Expected shape for Tensor (?P<t>[\w/]*sequence_length[\w:]*) is \] \[(?P<want>\d+)\] \[ but saw shape: \] "
+           r"\[(?P<got>\d+)\]",
+           lambda m, e: _sequence_length_line(m.group("got"), m.group("want"), e)),
+    _entry("sequence-length-batch", ["ValueError", "InvalidArgumentError"],
+           r"Dimension 0 in both shapes must be equal, but are (?P<got>\d+) and (?P<want>\d+)\. Shapes are \[\d+\] and "
+           r"\[\d+\]\. for '\{\{node [\w/]*Select\}\}.*?with input shapes: \[\d+\], \[\d+,\d+\]",
+           lambda m, e: _sequence_length_line(m.group("got"), m.group("want"), e)),
     # tensors of two batch sizes concatenated (an LSTM cell joins its input and its state): one was made
     # for a fixed batch (a module constant such as BATCH_SIZE) instead of the batch the function was given
     _entry("batch-sizes-differ", ["ValueError", "InvalidArgumentError"],
