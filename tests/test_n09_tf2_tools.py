@@ -742,6 +742,31 @@ def test_augment_flips_about_half_the_time():
 
 
 @pytest.mark.covers("augment")
+def test_augment_draws_from_its_op_seeds():
+    """The docstring's op seeds, eagerly: with the same global seed, the flip draws with op seed ``seed`` and the
+    noise with ``seed + 1``; the expected values come from those two ops, made here after the same set_seed."""
+    image = tf.constant(np.random.RandomState(3).uniform(0.2, 0.8, (2, 3, 1)).astype(np.float32))
+
+    def draws(noise_seed):
+        tf.random.set_seed(11)
+        out = []
+        for _ in range(3):
+            flipped = tf.image.random_flip_left_right(image, seed=5)
+            out.append(np.clip(np.asarray(flipped + tf.random.normal(tf.shape(image), stddev=0.1, seed=noise_seed)), 0, 1))
+        return np.array(out)
+
+    tf.random.set_seed(11)
+    got = np.array([np.asarray(n09.augment(image, seed=5, noise_stddev=0.1)) for _ in range(3)])
+    if not np.allclose(got, draws(6), atol=1e-5):
+        why = ("the noise draws with the flip's op seed (seed): give the noise seed=seed + 1"
+               if np.allclose(got, draws(5), atol=1e-5) else
+               "flip with tf.image.random_flip_left_right(image, seed=seed), then add tf.random.normal(tf.shape(image), "
+               "stddev=noise_stddev, seed=seed + 1) and clip to [0, 1], in that order, each op with its own seed")
+        pytest.fail(f"augment(image, seed=5) after tf.random.set_seed(11) should draw as the ops with op seeds 5 (flip) "
+                    f"and 6 (noise) do, {_where(np.abs(got - draws(6)))}: {why}", pytrace=False)
+
+
+@pytest.mark.covers("augment")
 def test_augment_keeps_shape_and_range():
     clean = _mnist_images(1)[0] / np.float32(255.0)
     for _ in range(5):
