@@ -9,6 +9,7 @@ PYTEST_DONT_REWRITE: every assert here carries its own message, so pytest's asse
 every run over all test files) would add nothing a learner reads.
 """
 import struct
+import sys
 import zlib
 
 import numpy as np
@@ -221,6 +222,45 @@ def _zero_state(b):
     return tuple(tf.compat.v1.nn.rnn_cell.LSTMStateTuple(z, z) for _ in range(2))
 
 
+@pytest.mark.covers("attention_parts")
+@pytest.mark.needs("k07")
+def test_attention_parts_layers_and_biases(sess):
+    # vocab 7, embed 4, hidden 5: every size differs. Luong's W (memory layer) and W_c (attention layer) are plain
+    # matrices: no bias and no activation (attentional_state applies the tanh); only the output layer has a bias.
+    parts = k08.attention_parts(7, 4, 5, 1)
+    rng = np.random.RandomState(4)
+    checks = (("memory layer W", "memory_layer", parts.memory_layer, rng.randn(2, 3, 5), 5,
+               "Luong's general score h_t . W h_s has none"),
+              ("attention layer W_c", "attention_layer", parts.attention_layer, rng.randn(2, 10), 5,
+               "Luong's h~ = tanh(W_c [c ; h]) has none"))
+    for what, name, layer, x, units, why in checks:
+        before = {v.ref() for v in tf.compat.v1.trainable_variables()}
+        out, neg = layer(tf.constant(x, tf.float32)), layer(tf.constant(-2.0 * x, tf.float32))
+        made = [v for v in tf.compat.v1.trainable_variables() if v.ref() not in before]
+        biases = [f"{v.name} {v.shape.as_list()}" for v in made if v.shape.rank == 1]
+        assert not biases, (
+            f"attention_parts: the {what} has a bias ({', '.join(biases)}): {why}, "
+            f"Dense(hidden_units, use_bias=False, name={name!r})"
+        )
+        assert out.shape.as_list()[-1] == units, (
+            f"attention_parts: the {what} should have hidden_units = {units} outputs, got {out.shape.as_list()}: "
+            f"Dense(hidden_units, use_bias=False)"
+        )
+        sess.run(tf.compat.v1.variables_initializer(made))
+        got, got_neg = sess.run([out, neg])
+        assert np.allclose(got_neg, -2.0 * got, atol=1e-5), (
+            f"attention_parts: the {what} is not linear (layer(-2 x) != -2 layer(x)): no activation and no bias, "
+            f"Dense(hidden_units, use_bias=False); attentional_state applies the tanh"
+        )
+    before = {v.ref() for v in tf.compat.v1.trainable_variables()}
+    logits = parts.output_layer(tf.zeros([2, 5]))
+    made = [v for v in tf.compat.v1.trainable_variables() if v.ref() not in before]
+    assert logits.shape.as_list()[-1] == 7 and any(v.shape.rank == 1 for v in made), (
+        f"attention_parts: the output layer should be Dense(vocab_size) with a bias, [B, 7] here, got "
+        f"{logits.shape.as_list()} and variables {[v.shape.as_list() for v in made]}"
+    )
+
+
 @pytest.mark.covers("attention_step", "attention_parts", "luong_scores", "masked_softmax", "context_vector",
                     "attentional_state")
 @pytest.mark.needs("k07")
@@ -363,12 +403,32 @@ def test_greedy_decoder_stops_when_every_sequence_has_ended(sess):
     )
 
 
+def _adam_rates():
+    """The learning-rate inputs of the Adam updates in train_op's graph (ApplyAdam's sixth input)."""
+    ops = [op for op in tf.compat.v1.get_default_graph().get_operations()
+           if op.type in ("ApplyAdam", "ResourceApplyAdam")]
+    return [op.inputs[5] for op in ops]
+
+
 @pytest.mark.covers("build_attention_seq2seq", "attention_greedy_decoder", "attention_training_decoder",
                     "attention_step", "attention_parts", "luong_scores", "masked_softmax", "context_vector",
                     "attentional_state")
 @pytest.mark.needs("k07")
-def test_build_attention_seq2seq_shares_weights(sess):
+def test_build_attention_seq2seq_shares_weights(sess, monkeypatch):
+    # How the model is wired: shared parts, the encoder's memory lengths and final state, Adam's decayed rate. The
+    # encoder's final state is recorded as k07.encoder returns it (attention alone carries the input, so only
+    # feeding another state shows whether the decoders start from it).
+    module = sys.modules[k08.build_attention_seq2seq.__module__]
+    encoder, finals = module.k07.encoder, []
+
+    def recording_encoder(*args, **kwargs):
+        outputs, state = encoder(*args, **kwargs)
+        finals.append(state)
+        return outputs, state
+
+    monkeypatch.setattr(module.k07, "encoder", recording_encoder)
     model = k08.build_attention_seq2seq()
+    monkeypatch.undo()
     for name in ("encoder_inputs", "encoder_lengths", "decoder_inputs", "decoder_targets", "decoder_lengths"):
         t = getattr(model, name)
         assert t.op.type == "Placeholder", f"{name} should be a placeholder, got {t.op.type}"
@@ -405,6 +465,37 @@ def test_build_attention_seq2seq_shares_weights(sess):
         )
         np.testing.assert_allclose(talign[i, :n], align[i, :n], atol=1e-5,
                                    err_msg=f"row {i}: the same inputs must give the same alignments in both decoders")
+    assert len(finals) == 1, (
+        f"build_attention_seq2seq called k07.encoder {len(finals)} times: call it once; its outputs are the memory "
+        "and its final state starts both decoders"
+    )
+    state = tf.nest.flatten(finals[0])
+    other = {t: np.random.RandomState(k).uniform(-1.0, 1.0, [6, t.shape[-1]]).astype(np.float32)
+             for k, t in enumerate(state)}
+    train_feed = {model.encoder_inputs: x, model.encoder_lengths: lx, model.decoder_inputs: dec_in,
+                  model.decoder_lengths: lengths}
+    moved_logits, moved_align = sess.run([model.logits, model.alignments], {**train_feed, **other})
+    for what, before, after in (("training", logits, moved_logits), ("greedy", align, moved_align)):
+        assert before.shape != after.shape or not np.allclose(before, after, atol=1e-6), (
+            f"build_attention_seq2seq: the {what} decoder ignores the encoder's final state (feeding another one "
+            "changes nothing): the encoder's final state starts both decoders (initial_state = the state "
+            "k07.encoder returns), not the cell's zero_state"
+        )
+    rates, step = _adam_rates(), tf.compat.v1.train.get_global_step()
+    assert rates and step is not None, (
+        "build_attention_seq2seq: train_op should apply Adam on the global step: tf.compat.v1.train.AdamOptimizer("
+        "k07.decayed_learning_rate(learning_rate, global_step, halve_every)).minimize(loss, global_step=global_step)"
+    )
+    at = tf.compat.v1.placeholder(tf.int64, [])
+    want_rate, set_step = k07.decayed_learning_rate(3e-3, at, 300), step.assign(tf.cast(at, step.dtype.base_dtype))
+    for k in (650, 100000):  # smooth halving (not staircase), then the floor learning_rate / 10
+        sess.run(set_step, {at: k})
+        got, want = (float(v) for v in sess.run([rates[0], want_rate], {at: k}))
+        assert abs(got - want) <= 1e-6 * want, (
+            f"build_attention_seq2seq: Adam's learning rate at global step {k} is {got:.6g}, expected {want:.6g} "
+            "(learning_rate=3e-3, halve_every=300): train with k07.decayed_learning_rate(learning_rate, "
+            "global_step, halve_every) on the global step minimize increments, not the constant learning_rate"
+        )
 
 
 @pytest.mark.covers("beam_search")
@@ -487,6 +578,47 @@ def test_beam_search_respects_max_steps():
     assert len(got) == 2 and all(len(t) == 4 for t, _ in got), (
         f"without EOS the search stops after max_steps = 4 tokens with the 2 kept hypotheses, got {got}"
     )
+
+
+@pytest.mark.covers("beam_search")
+def test_beam_search_ends_at_the_eos_it_is_given():
+    # eos=2: 2 ends a hypothesis, 0 is an ordinary token. Width 2 keeps (0,) and (2,), then (0, 0) over (0, 2), and
+    # (0, 0, 2) p=0.35 beats (2,) p=0.3.
+    table = {(): {0: 0.5, 2: 0.3, 1: 0.2}, (0,): {0: 0.7, 2: 0.3}, (0, 0): {2: 1.0}}
+    calls = []
+    got = k08.beam_search(table_model(table, {2: 0.7, 3: 0.3}, calls), beam_width=2, max_steps=4, eos=2)
+    shown = [(tuple(int(t) for t in tokens), round(float(np.exp(score)), 3)) for tokens, score in got]
+    extended = sorted({tuple(p) for p in calls if p and p[-1] == 2})
+    assert not extended and [t for t, _ in shown] == [(0, 0, 2), (2,)], (
+        f"beam_search(..., eos=2) must end hypotheses at 2, the argument, not at the module's EOS 0 (an ordinary "
+        f"token here): expected [(0, 0, 2) p=0.35, (2,) p=0.3], got {shown}"
+        + (f"; it asked next_log_probs to extend {extended}, which already ended with eos" if extended else "")
+    )
+
+
+def _exact_model(rows):
+    """A next_log_probs from prefix -> 4 probabilities, logged without normalising (ties stay exact ties)."""
+    def next_log_probs(prefixes):
+        return np.log(np.array([rows[tuple(p)] for p in prefixes], dtype=np.float64))
+
+    return next_log_probs
+
+
+@pytest.mark.covers("beam_search")
+def test_beam_search_breaks_ties_by_the_smaller_sequence():
+    # (3, 1) = 0.4 * 0.3 and (1, 3) = 0.3 * 0.4 tie exactly (the same two log-probabilities, added in the other
+    # order). (3, 1) is made first (its parent scores higher), so keeping the insertion order puts it first.
+    rows = {(): [0.1, 0.3, 0.2, 0.4], (3,): [0.1, 0.3, 0.25, 0.35], (1,): [0.2, 0.2, 0.2, 0.4],
+            (2,): [0.25, 0.25, 0.25, 0.25]}
+    assert np.log(0.4) + np.log(0.3) == np.log(0.3) + np.log(0.4), "test set-up: the tie must be exact"
+    for width, want in ((3, [(3, 3), (1, 3), (3, 1)]), (2, [(3, 3), (1, 3)])):
+        got = k08.beam_search(_exact_model(rows), beam_width=width, max_steps=2)
+        shown = [(tuple(int(t) for t in tokens), round(float(np.exp(score)), 3)) for tokens, score in got]
+        assert [t for t, _ in shown] == want, (
+            f"beam_search: on a tie the smaller token sequence comes first: (1, 3) and (3, 1) both have p = 0.12, so "
+            f"(1, 3) goes first (and is the one kept when only one fits); sort by (-score, tokens). With "
+            f"beam_width={width} expected {want}, got {shown}"
+        )
 
 
 class _FeedSpy:
