@@ -588,7 +588,11 @@ def test_restore_latest_bad_directory_gives_clear_error(tmp_path, how):
             "missing directory": "checkpoint.restore(None) restores nothing and says nothing: check manager.latest_checkpoint first",
         }.get(how, "call assert_existing_objects_matched() on the status restore returns")
         pytest.fail(f"restore_latest on {how} returned {step!r} instead of raising CheckpointError: {why}", pytrace=False)
-    assert str(folder) in message, f"the CheckpointError should name the directory {folder}, got: {message}"
+    assert str(folder) in message, (
+        f"restore_latest on {how}: the CheckpointError should name the directory {folder}, got: {message}"
+        + (": manager.latest_checkpoint is None when the directory holds no checkpoint; test for None first and raise "
+           "CheckpointError naming manager.directory" if how in ("empty directory", "missing directory") else "")
+    )
 
 
 def _checkpoint_tensors(path):
