@@ -714,8 +714,14 @@ def test_plot_attention_writes_a_png(tmp_path):
     width, height = _png_size(path)
     assert width > 50 and height > 50, f"the PNG is {width}x{height}: did the figure get drawn?"
     assert str(returned) == str(path), f"plot_attention should return the path it wrote, got {returned!r}"
-    with pytest.raises(ValueError):
+    try:
         k08.plot_attention([3, 2, 5, 4, 7, 9], [2, 4, 2, 4], align.T, str(tmp_path / "transposed.png"))
+    except ValueError:
+        pass
+    else:
+        pytest.fail("plot_attention: alignments of shape [6, 4] (transposed) for 6 source and 4 output tokens must raise "
+                    "ValueError: check the shape is exactly [len(output_tokens), len(source_tokens)] = [4, 6], rows and "
+                    "columns", pytrace=False)
 
 
 # --------------------------------------------------------------------------- differential checks (reference)

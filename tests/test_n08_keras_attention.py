@@ -435,8 +435,14 @@ def test_plot_attention_writes_into_the_output_dir():
     finally:
         if want.exists():
             want.unlink()
-    with pytest.raises(ValueError):
+    try:
         n08.plot_attention([3, 2, 5, 4, 7, 9], [2, 4, 2, 4], align.T, "transposed.png")
+    except ValueError:
+        pass
+    else:
+        pytest.fail("plot_attention: alignments of shape [6, 4] (transposed) for 6 source and 4 output tokens must raise "
+                    "ValueError: check the shape is exactly [len(output_tokens), len(source_tokens)] = [4, 6], rows and "
+                    "columns", pytrace=False)
     wrong_columns = output_dir("n08") / "wrong-columns.png"
     try:
         n08.plot_attention([1, 2, 3], [4, 5], np.full((2, 5), 0.2), wrong_columns.name)
