@@ -625,15 +625,15 @@ def test_sample_text_carries_the_state():
 # --------------------------------------------------------------------------- the training loop, tiny
 def _train_recording_states(*args, **kwargs):
     """n05.train(*args, **kwargs) with make_train_step's step wrapped to record, at each call, the state it was
-    given and the state it returned: (history, [((h_in, c_in), (h_out, c_out)), ...], steps, losses) as numpy
-    arrays, steps: the steps make_train_step built, losses: each step's loss as it returned it. A second
-    make_train_step call fails at once (each would trace anew)."""
+    given and the state it returned: (history, [((h_in, c_in), (h_out, c_out)), ...], steps, losses, traced) as
+    numpy arrays, steps: the steps make_train_step built, losses: each step's loss as it returned it, traced: the
+    step's tracing count after each call. A second make_train_step call fails at once (each would trace anew)."""
     import sys
 
     module = sys.modules[n05.train.__module__]  # the module itself (a kata's stand-in is read-only)
     real = module.make_train_step
     states, steps = [], []
-    losses = []
+    losses, traced = [], []  # each step's loss; the step's tracing count after each call
 
     def recording(*a, **kw):
         if steps:
@@ -650,13 +650,14 @@ def _train_recording_states(*args, **kwargs):
             out = step(window, h, c)
             states.append(((np.asarray(h), np.asarray(c)), (np.asarray(out[1]), np.asarray(out[2]))))
             losses.append(float(out[0]))
+            traced.append(getattr(step, "experimental_get_tracing_count", lambda: 1)())
             return out
 
         return wrapped
 
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(module, "make_train_step", recording)
-        return module.train(*args, **kwargs), states, steps, losses
+        return module.train(*args, **kwargs), states, steps, losses, traced
 
 
 @pytest.mark.covers("train", "make_train_step", "batch_windows", "validation_perplexity", "sample_text", "make_forward")
@@ -670,18 +671,22 @@ def test_train_history_on_a_tiny_run():
             calls.append(1)
             yield next(base)
 
-    history, states, steps, losses = _train_recording_states(text, text[:50], num_steps=21, summary_frequency=10, sample_frequency=25,
+    history, states, steps, losses, traced = _train_recording_states(text, text[:50], num_steps=21, summary_frequency=10, sample_frequency=25,
                                               windows=counting(), num_nodes=8, log=lambda *a: None)
     assert len(calls) == 21, f"train: it should take one window per step from `windows`: 21 steps took {len(calls)}"
     assert len(states) == 21, (
         f"train: 21 steps called the step that make_train_step(model, optimizer) returns {len(states)} times: build the step "
         "with make_train_step, as the docstring says, and call it once per step"
     )
-    traces = getattr(steps[0], "experimental_get_tracing_count", lambda: 1)()
-    assert traces == 1, (
+    # No trace after the first step. The first call itself traces once (Keras 3) or twice (Keras 2, TF 2.12-2.15:
+    # the optimizer makes its slot variables in that call, and a tf.function that creates variables is traced again;
+    # measured on TF 2.12: 2, on 2.21: 1).
+    traces = traced[-1]
+    assert traces == traced[0] and traced[0] <= 2, (
         f"train must call its step with the same kinds of arguments every step (tensors of one shape and dtype): the step "
-        f"was traced {traces} times in 21 steps, and each trace rebuilds the graph (pass tf.Tensors, not Python numbers or "
-        "float64 numpy arrays: start from zero_state and keep the float32 h, c the step returns)"
+        f"was traced {traces} times in 21 steps, {traces - traced[0]} of them after the first step, and each trace "
+        "rebuilds the graph (pass tf.Tensors, not Python numbers or float64 numpy arrays: start from zero_state and keep "
+        "the float32 h, c the step returns)"
     )
     h0, c0 = states[0][0]
     assert h0.shape == c0.shape == (4, 8) and not h0.any() and not c0.any(), (
