@@ -20,7 +20,7 @@ import pytest
 from tfkata import fresh_graph, load_kata
 from tfkata.tfsetup import import_tensorflow
 from tfkata.testing import where_max as _where
-from tfkata.testing import BEAM_TRAP, UNIFORM_4, greedy, table_model
+from tfkata.testing import BEAM_TRAP, UNIFORM_4, greedy, must_raise, table_model
 
 tf = import_tensorflow()
 import keras  # noqa: E402  (after the quiet TensorFlow import; Keras 3 on TF >= 2.16, Keras 2 before)
@@ -435,14 +435,9 @@ def test_plot_attention_writes_into_the_output_dir():
     finally:
         if want.exists():
             want.unlink()
-    try:
-        n08.plot_attention([3, 2, 5, 4, 7, 9], [2, 4, 2, 4], align.T, "transposed.png")
-    except ValueError:
-        pass
-    else:
-        pytest.fail("plot_attention: alignments of shape [6, 4] (transposed) for 6 source and 4 output tokens must raise "
-                    "ValueError: check the shape is exactly [len(output_tokens), len(source_tokens)] = [4, 6], rows and "
-                    "columns", pytrace=False)
+    must_raise(lambda: n08.plot_attention([3, 2, 5, 4, 7, 9], [2, 4, 2, 4], align.T, "transposed.png"), ValueError,
+               "plot_attention: alignments of shape [6, 4] (transposed) for 6 source and 4 output tokens must raise "
+               "ValueError: check the shape is exactly [len(output_tokens), len(source_tokens)] = [4, 6], rows and columns")
     wrong_columns = output_dir("n08") / "wrong-columns.png"
     try:
         n08.plot_attention([1, 2, 3], [4, 5], np.full((2, 5), 0.2), wrong_columns.name)

@@ -105,3 +105,15 @@ def mask_off_by_one(xent, lengths) -> list[tuple[float, str]]:
                         f"the mask is {what}: tf.sequence_mask(lengths, T) covers steps 0 .. length - 1, the last "
                         "valid step included"))
     return out
+
+
+def must_raise(call, error: type, message: str) -> None:
+    """``call()`` must raise ``error``; otherwise fail the test with ``message`` (pytest.raises would say only
+    "DID NOT RAISE")."""
+    import pytest
+
+    try:
+        call()
+    except error:
+        return
+    pytest.fail(message, pytrace=False)

@@ -162,8 +162,25 @@ def test_every_kind_of_hang_gets_its_verdict_in_time(mini):
     assert seconds < 60, f"{seconds:.0f} s"
 
 
+@pytest.fixture
+def fake_timeout(monkeypatch):
+    """A stand-in for pytest-timeout's SIGALRM handler (it records its calls) and a watchdog job for one test."""
+    import signal
+
+    from tfkata import watchdog
+
+    calls = []
+    previous = signal.signal(signal.SIGALRM, lambda signum, frame: calls.append("pytest-timeout"))
+    job = watchdog._Job(item=object(), limit=3.0, started=0.0, rss0=0.0, learner_dir=".")
+    monkeypatch.setattr(watchdog, "_job", [job])
+    try:
+        yield calls, job
+    finally:
+        signal.signal(signal.SIGALRM, previous)
+
+
 @pytest.mark.parametrize("first", ["watchdog", "pytest-timeout"])
-def test_both_signals_stop_a_fired_test_once_in_either_order(first, monkeypatch):
+def test_both_signals_stop_a_fired_test_once_in_either_order(first, fake_timeout):
     """TensorFlow may hand the main thread back after pytest-timeout's SIGALRM and before the watchdog's own
     signal (CI, 1 run in many): whichever handler runs first raises Stopped, the other does nothing, and
     pytest-timeout's handler (its stack dump) never runs for a test the watchdog fired on."""
@@ -171,40 +188,28 @@ def test_both_signals_stop_a_fired_test_once_in_either_order(first, monkeypatch)
 
     from tfkata import watchdog
 
-    calls = []
-    previous = signal.signal(signal.SIGALRM, lambda signum, frame: calls.append("pytest-timeout"))
-    job = watchdog._Job(item=object(), limit=3.0, started=0.0, rss0=0.0, learner_dir=".")
-    monkeypatch.setattr(watchdog, "_job", [job])
-    try:
-        with watchdog.phase():
-            alarm = signal.getsignal(signal.SIGALRM)
-            job.hang = watchdog.Hang("time", 3.0)
-            handlers = [("watchdog", watchdog._on_signal), ("pytest-timeout", alarm)]
-            if first == "pytest-timeout":
-                handlers.reverse()
-            with pytest.raises(watchdog.Stopped):
-                handlers[0][1](signal.SIGALRM, None)
-            handlers[1][1](signal.SIGALRM, None)  # does nothing
-            signal.getsignal(signal.SIGALRM)(signal.SIGALRM, None)  # nor does a SIGALRM still pending
-        assert calls == [] and job.stopped
-    finally:
-        signal.signal(signal.SIGALRM, previous)
+    calls, job = fake_timeout
+    with watchdog.phase():
+        alarm = signal.getsignal(signal.SIGALRM)
+        job.hang = watchdog.Hang("time", 3.0)
+        handlers = [watchdog._on_signal, alarm]
+        if first == "pytest-timeout":
+            handlers.reverse()
+        with pytest.raises(watchdog.Stopped):
+            handlers[0](signal.SIGALRM, None)
+        handlers[1](signal.SIGALRM, None)  # does nothing
+        signal.getsignal(signal.SIGALRM)(signal.SIGALRM, None)  # nor does a SIGALRM still pending
+    assert calls == [] and job.stopped
 
 
-def test_pytest_timeout_fails_a_python_loop_itself_before_the_watchdog_fires(monkeypatch):
+def test_pytest_timeout_fails_a_python_loop_itself_before_the_watchdog_fires(fake_timeout):
     import signal
 
     from tfkata import watchdog
 
-    calls = []
-    previous = signal.signal(signal.SIGALRM, lambda signum, frame: calls.append("pytest-timeout"))
-    job = watchdog._Job(item=object(), limit=3.0, started=0.0, rss0=0.0, learner_dir=".")
-    monkeypatch.setattr(watchdog, "_job", [job])
-    try:
-        with watchdog.phase():
-            signal.getsignal(signal.SIGALRM)(signal.SIGALRM, None)  # before the watchdog fired: its own
-            job.hang = watchdog.Hang("time", 3.0)  # the watchdog fires while pytest-timeout fails the test
-            watchdog._on_signal(signal.SIGUSR1, None)  # must not cut that failure short
-        assert calls == ["pytest-timeout"] and job.timing_out and not job.stopped
-    finally:
-        signal.signal(signal.SIGALRM, previous)
+    calls, job = fake_timeout
+    with watchdog.phase():
+        signal.getsignal(signal.SIGALRM)(signal.SIGALRM, None)  # before the watchdog fired: its own
+        job.hang = watchdog.Hang("time", 3.0)  # the watchdog fires while pytest-timeout fails the test
+        watchdog._on_signal(signal.SIGUSR1, None)  # must not cut that failure short
+    assert calls == ["pytest-timeout"] and job.timing_out and not job.stopped
