@@ -99,18 +99,20 @@ def get(key: str) -> Kata:
 
 def for_test_file(path) -> Kata | None:
     """The kata a test file grades (``tests/test_<module>.py``), or None for other tests."""
-    return _by_file_name().get(Path(str(path)).name)
+    name = Path(str(path)).name
+    return _by_module().get(name[len("test_"):-len(".py")]) if name.startswith("test_") and name.endswith(".py") else None
 
 
 def for_source_file(path) -> Kata | None:
     """The kata a ``katas/`` or ``solutions/`` file belongs to."""
-    return _by_file_name().get("test_" + Path(str(path)).name)
+    name = Path(str(path)).name
+    return _by_module().get(name[:-len(".py")]) if name.endswith(".py") else None
 
 
 @lru_cache(maxsize=None)
-def _by_file_name() -> dict[str, Kata]:
-    """``test_<module>.py`` -> kata (the plugin asks for every test, several times: 18,000 calls a run)."""
-    return {f"test_{kata.module}.py": kata for kata in katas()}
+def _by_module() -> dict[str, Kata]:
+    """module name -> kata (the plugin asks for every test, several times: 18,000 calls a run)."""
+    return {kata.module: kata for kata in katas()}
 
 
 def markdown_table() -> str:

@@ -109,15 +109,20 @@ def _uninitialised(m: re.Match, exc: BaseException) -> str:
             "after building every variable)")
 
 
+def _in_kata(path: str, name: str) -> bool:
+    """A frame of a kata's code (katas/ or solutions/), not a test's, a lambda's or a comprehension's."""
+    path = path.replace("\\", "/")
+    return ("/katas/" in path or "/solutions/" in path) and not name.startswith(("test", "<"))
+
+
 def _ran_by(exc: BaseException) -> str | None:
     """The kata function (not a test, not TensorFlow) that called Session.run where ``exc`` was raised."""
     import traceback
 
     frames = [f for f, _ in traceback.walk_tb(exc.__traceback__)]
     for caller, callee in zip(frames, frames[1:]):
-        path = caller.f_code.co_filename.replace("\\", "/")
-        if (callee.f_code.co_filename.replace("\\", "/").endswith("client/session.py") and "/tensorflow/" not in path
-                and ("/katas/" in path or "/solutions/" in path) and not caller.f_code.co_name.startswith("test")):
+        if (callee.f_code.co_filename.replace("\\", "/").endswith("client/session.py")
+                and _in_kata(caller.f_code.co_filename, caller.f_code.co_name)):
             return caller.f_code.co_name
     return None
 
@@ -127,14 +132,10 @@ def _kata_function(exc: BaseException) -> str | None:
     built the failing op (its creation stack: the error came out of a ``Session.run``)."""
     import traceback
 
-    def _kata(path: str, name: str) -> bool:
-        path = path.replace("\\", "/")
-        return ("/katas/" in path or "/solutions/" in path) and not name.startswith(("test", "<"))
-
     inner = None
     for frame, _ in reversed(list(traceback.walk_tb(exc.__traceback__))):
         name = frame.f_code.co_name
-        if _kata(frame.f_code.co_filename, name):
+        if _in_kata(frame.f_code.co_filename, name):
             # a function nested in the kata function (a while loop's body) gives way to the one around it
             if name in frame.f_globals or "self" in frame.f_locals:
                 return name
@@ -142,9 +143,15 @@ def _kata_function(exc: BaseException) -> str | None:
     if inner:
         return inner
     for frame in reversed(list(getattr(getattr(exc, "op", None), "traceback", None) or [])):
-        if _kata(getattr(frame, "filename", ""), getattr(frame, "name", "<")):
+        if _in_kata(getattr(frame, "filename", ""), getattr(frame, "name", "<")):
             return frame.name
     return None
+
+
+def _in_function(exc: BaseException) -> str:
+    """'greedy_decoder: ' (the kata function :func:`_kata_function` finds) to start a line with, or ''."""
+    where = _kata_function(exc)
+    return f"{where}: " if where else ""
 
 
 def _created_after_init(exc: BaseException, name: str) -> str | None:
@@ -184,8 +191,7 @@ def _shapes(kind: str) -> Callable[[re.Match, BaseException], str]:
             return (f"{op or 'an op'} got inputs of shapes {a} and {b}, and one has the wrong rank: "
                     "reshape it (tf.reshape / tf.expand_dims), e.g. a vector to a [n, 1] matrix")
         if kind == "matmul" or "MatMul" in op:
-            where = _kata_function(exc)
-            return f"{where + ': ' if where else ''}matmul of shapes {a} and {b}: {_matmul_fix(a, b)}"
+            return f"{_in_function(exc)}matmul of shapes {a} and {b}: {_matmul_fix(a, b)}"
         where = f" in {op}" if op else ""
         return (f"incompatible shapes {a} and {b}{where}: an element-wise op needs equal (or broadcastable) "
                 "shapes; reshape one, or check which axis is the batch")
@@ -220,8 +226,7 @@ def _matmul_fix(a: str, b: str) -> str:
 
 
 def _sequence_length_line(got: str, want: str, exc: BaseException) -> str:
-    where = _kata_function(exc)
-    return (f"{where + ': ' if where else ''}the RNN got {got} sequence lengths for a batch of {want}: one length per "
+    return (f"{_in_function(exc)}the RNN got {got} sequence lengths for a batch of {want}: one length per "
             "sequence; if the inputs are time-major [T, B, ...] pass time_major=True (without it axis 0 is the "
             "batch), and check which axis you transposed")
 
@@ -230,8 +235,7 @@ def _dtype_mix(m: re.Match, exc: BaseException) -> str:
     """Two inputs of one op with other dtypes: two integer types are matched by casting to one of them (an
     argmax is int64 unless output_type says otherwise); an integer and a float, by floats."""
     op, x, y, tx, ty = m.group("op"), m.group("x"), m.group("y"), m.group("tx"), m.group("ty")
-    where = _kata_function(exc)
-    head = f"{where + ': ' if where else ''}{op} mixes dtypes: its input '{x}' is {tx} and '{y}' is {ty}"
+    head = f"{_in_function(exc)}{op} mixes dtypes: its input '{x}' is {tx} and '{y}' is {ty}"
     if tx.startswith(("int", "uint")) and ty.startswith(("int", "uint")):
         return (f"{head}: give both one integer type (create the placeholder or constant with the dtype the "
                 f"docstring names, or tf.cast(t, tf.{tx}); tf.argmax gives int64 unless output_type=tf.int32)")
@@ -298,7 +302,7 @@ TABLE: tuple[Entry, ...] = (
     # a kata function resets the default graph while the test holds a graph as the default
     _entry("reset-default-graph", ["AssertionError"],
            r"Do not use tf\.reset_default_graph\(\) to clear nested graphs",
-           lambda m, e: (f"{_kata_function(e) + ': ' if _kata_function(e) else ''}tf.compat.v1.reset_default_graph() "
+           lambda m, e: (f"{_in_function(e)}tf.compat.v1.reset_default_graph() "
                          "cannot run inside a `with graph.as_default():` block, which is where the tests (and most "
                          "programs) call your functions: build in the default graph as it is, and leave resetting "
                          "it to whoever made it")),
@@ -323,7 +327,7 @@ TABLE: tuple[Entry, ...] = (
     _entry("batch-sizes-differ", ["ValueError", "InvalidArgumentError"],
            r"Dimension 0 in both shapes must be equal, but are (?P<n>\d+) and (?P<m>\d+)\. Shapes are "
            rf"(?P<a>{_SHAPES}) and (?P<b>{_SHAPES})",
-           lambda m, e: (f"{_kata_function(e) + ': ' if _kata_function(e) else ''}tensors of batch sizes "
+           lambda m, e: (f"{_in_function(e)}tensors of batch sizes "
                          f"{m.group('n')} and {m.group('m')} meet in one op: one was made for a fixed batch size (a "
                          "constant such as BATCH_SIZE?): make it from the batch you were given (the batch_size "
                          "argument, or tf.shape(x)[0])")),
