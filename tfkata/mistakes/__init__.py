@@ -294,7 +294,8 @@ def copy_checkout(root: Path, work: Path, *, finished: bool = False) -> None:
 
 def pytest_args(m: Mistake, view: str, results: Path) -> list[str]:
     """The pytest arguments of one mistake's run (``view``: see VIEWS)."""
-    args = ["-x", "-q", "-p", "no:cacheprovider", f"tests/test_{m.module}.py", "--results-json", str(results)]
+    args = ["-x", "-q", "-p", "no:cacheprovider", f"tests/test_{m.module}.py", "--results-json", str(results),
+            "--first-tests-of", m.function]
     if view == "solutions":
         args.insert(0, "--solutions")
     else:  # the other katas are finished: tests that use them do not wait
