@@ -28,11 +28,8 @@ random.
 from __future__ import annotations
 
 import dataclasses
-import functools
 import importlib
-import inspect
 import os
-import sys
 from typing import Any, Callable, Iterable
 
 import numpy as np
@@ -40,6 +37,7 @@ import numpy as np
 from tfkata import registry
 from tfkata.loader import ensure_on_path, fresh_graph, seed_everything
 from tfkata.paths import repo_root
+from tfkata.stubprobe import raise_if_stub
 from tfkata.testing import mismatch
 from tfkata.tfsetup import SEED, import_tensorflow
 
@@ -209,7 +207,7 @@ def compare(function: str, learner, ref, cases: Iterable[Case], run: Callable[[A
     A stub's NotImplementedError passes through (the test stays TODO). Any other error from the
     learner's side on a case the reference handles fails with the case named and the error chained."""
     if learner is not ref:
-        _raise_if_stub(learner, function)
+        raise_if_stub(learner, function)
     for case in cases:
         expected = run(ref, case)
         try:
@@ -225,52 +223,6 @@ def compare(function: str, learner, ref, cases: Iterable[Case], run: Callable[[A
             raise Mismatch(
                 f"{function}: on {case.label}, yours gives {describe(got)}, the reference gives "
                 f"{describe(expected)} ({found}){_hint(hint)}")
-
-
-def _raise_if_stub(learner, function: str) -> None:
-    """A function (or a class whose ``__init__``) still the untouched stub: call it with ``None`` for every
-    argument, so that its NotImplementedError is raised from the learner's file as it would be inside
-    ``run``, without running the reference on the cases first (the first ``pytest`` on a fresh clone runs
-    about 190 of these checks against stubs). Anything else (written code, a decorated function, an error
-    other than NotImplementedError) returns and the cases run as usual."""
-    target = getattr(learner, function, None)
-    path = getattr(sys.modules.get(getattr(target, "__module__", None) or ""), "__file__", None)
-    try:
-        stubs = _stub_names(path, os.stat(path).st_mtime_ns) if path else frozenset()
-    except OSError:
-        return
-    if inspect.isclass(target):
-        init = vars(target).get("__init__")
-        if not inspect.isfunction(init) or f"{function}.__init__" not in stubs:
-            return
-        try:
-            first = [object.__new__(target)]
-        except TypeError:
-            return
-        call = init
-    elif inspect.isfunction(target) and not hasattr(target, "__wrapped__") and function in stubs:
-        first, call = [], target
-    else:
-        return
-    try:
-        params = list(inspect.signature(call).parameters.values())
-    except (TypeError, ValueError):
-        return
-    positional = [None for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD) and p.default is p.empty]
-    keywords = {p.name: None for p in params if p.kind is p.KEYWORD_ONLY and p.default is p.empty}
-    try:
-        call(*(first + positional[len(first):]), **keywords)
-    except NotImplementedError:
-        raise
-    except Exception:  # noqa: BLE001 - not the stub after all: run the cases
-        return
-
-
-@functools.lru_cache(maxsize=64)
-def _stub_names(path: str, mtime_ns: int) -> frozenset:
-    from tfkata.source import stub_functions
-
-    return frozenset(f.name for f in stub_functions(path))
 
 
 def _hint(hint: str) -> str:

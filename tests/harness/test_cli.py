@@ -305,6 +305,8 @@ def test_sleeps_once():
 def test_watch_cancels_a_running_run_when_a_file_is_saved(repo):
     (repo / K01.test_file).write_text(SLOW_TEST)
     (repo / "slow.flag").write_text("")
+    # written, not the stub: a test of stubs only is TODO before its body runs (tfkata.stubprobe)
+    (repo / K01.path("katas")).write_text((repo / K01.path("solutions")).read_text())
     proc = subprocess.Popen([sys.executable, "-m", "tfkata", "watch", "k01", "--once", "--timeout", "200"], cwd=repo,
                             env=subprocess_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     lines: list[str] = []
