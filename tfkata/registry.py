@@ -7,6 +7,7 @@ the slide section, and 2-3 progressive hints for every public function of the ka
 from __future__ import annotations
 
 import dataclasses
+import os
 import re
 import sys
 from functools import lru_cache
@@ -99,7 +100,11 @@ def get(key: str) -> Kata:
 
 def for_test_file(path) -> Kata | None:
     """The kata a test file grades (``tests/test_<module>.py``), or None for other tests."""
-    name = Path(str(path)).name
+    return _for_test_name(os.path.basename(path))
+
+
+@lru_cache(maxsize=256)
+def _for_test_name(name: str) -> Kata | None:  # asked for every test, several times: 18,000 calls a run
     return _by_module().get(name[len("test_"):-len(".py")]) if name.startswith("test_") and name.endswith(".py") else None
 
 
