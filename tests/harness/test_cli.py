@@ -354,3 +354,25 @@ def app_store(repo: Path):
     from tfkata.store import Store
 
     return Store(repo)
+
+
+def test_also_failing_names_the_wrong_function_a_knock_on_failure_uses():
+    """n02: Linear wrong, count_parameters right: count_parameters' failing line must not read as its own
+    fault (fresh-eyes review); the hint goes to the function that fails on its own."""
+    from tfkata.cli.render import failing_upstream
+    from tfkata.results import TestResult
+
+    def t(name, covers, status="fail"):
+        return TestResult(id=f"tests/test_n02.py::{name}", name=name, kata="n02", status=status, covers=covers)
+
+    linear = t("test_linear_kernel", ["Linear"])
+    count = t("test_count_parameters", ["count_parameters", "Linear", "MLP"])
+    mlp = t("test_mlp_calls", ["MLP", "Linear"])  # involves Linear: not proof that MLP is wrong alone
+    problems = [linear, count, mlp]
+    assert failing_upstream(count, problems) == "Linear"
+    assert failing_upstream(linear, problems) is None
+    assert failing_upstream(mlp, problems) == "Linear"
+    assert failing_upstream(count, [count, mlp]) == "MLP"  # MLP fails in a test without count_parameters
+    assert failing_upstream(count, [count]) is None  # nothing else fails: count_parameters' own fault
+    both = [t("test_a", ["A", "B"]), t("test_b", ["B", "A"])]  # each fails only with the other: no blame
+    assert failing_upstream(both[0], both) is None and failing_upstream(both[1], both) is None

@@ -144,6 +144,10 @@ def report(out: Console, root: Path, row: Progress, *, show_hint, max_lines: int
         out.print(Text(trim(test.report or test.message or "(no details)", max_lines)))
         if test.printed:
             out.print(Text("printed:\n" + trim(test.printed, 8), style="dim"))
+        upstream = failing_upstream(test, row.problems)
+        if upstream:
+            out.print(Text(f"It uses {upstream}, which fails without it (below): fix {upstream} first.", style="bold"))
+            func = upstream
         if func in k.hints:
             out.print(Text(f"Stuck? kata hint {k.id} -f {func}", style="dim"))
     others = [t for t in row.problems if t is not test]
@@ -154,6 +158,9 @@ def report(out: Console, root: Path, row: Progress, *, show_hint, max_lines: int
         shown = failing if list_all else failing[:LIST_LIMIT]
         for t in shown:
             first = (t.message or "").splitlines()[0] if t.message else ""  # whole: rich wraps it
+            upstream = failing_upstream(t, row.problems)
+            if upstream:
+                first += f" (it uses {upstream}, which fails without it: fix {upstream} first)"
             out.print(Text(f"  {MARK.get(t.status, '?')} {t.name}: {first}"))
         if len(shown) < len(failing):
             out.print(Text(f"  ... {len(failing) - len(shown)} more: kata run {k.id} --all", style="dim"))
@@ -163,6 +170,20 @@ def report(out: Console, root: Path, row: Progress, *, show_hint, max_lines: int
     if waiting:
         out.print(Text(f"Waiting ({len(waiting)} not run yet): {waiting[0].message}", style="yellow"))
     pictures(out, root, k, since)
+
+
+def failing_upstream(test, problems) -> str | None:
+    """A function ``test`` covers besides its own that fails a test of its own which does not involve
+    ``test``'s function: the likely cause of a knock-on failure (``count_parameters`` failing because
+    ``Linear`` is wrong), so that the line does not read as if ``test``'s function were wrong."""
+    own = test.function
+    for name in test.covers:
+        if name == own:
+            continue
+        if any(u is not test and u.status in ("fail", "error") and u.function == name and own not in u.covers
+               for u in problems):
+            return name
+    return None
 
 
 def status_table(out: Console, rows: list[Progress], results_path) -> None:
