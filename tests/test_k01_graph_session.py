@@ -33,8 +33,11 @@ def test_define_add_builds_symbolic_tensors():
     assert c.graph is tf.compat.v1.get_default_graph(), "define_add: c must be built in the default graph"
     dtypes = [t.dtype.name for t in (a, b, c)]
     assert dtypes == ["float32"] * 3, (
-        f"define_add: a, b, c should be float32, got {dtypes}: write the constants as 3.0 and 2.0 "
-        "(tf.constant(3) makes an int32 tensor)"
+        f"define_add: a, b, c should be float32, got {dtypes}: "
+        + ("write the constants as 3.0 and 2.0 (tf.constant(3) makes an int32 tensor)"
+           if any(d.startswith(("int", "uint")) for d in dtypes) else
+           "make them with tf.constant(3.0) and tf.constant(2.0), no dtype argument (a Python float gives float32; "
+           "dtype=tf.float64 or numpy float64 values give float64)")
     )
     # Nothing has been computed: c is a node whose inputs are a and b.
     inputs = sorted(i.name for i in c.op.inputs)
@@ -168,12 +171,15 @@ def test_multi_output_names(sess):
     values, indices = k01.multi_output(x, 2)
     assert (values.name, indices.name) == ("my_name:0", "my_name:1"), (
         f"multi_output: expected the two outputs of one op named my_name ('my_name:0', 'my_name:1'), "
-        f"got {values.name!r}, {indices.name!r}: pass name='my_name' to tf.nn.top_k"
+        f"got {values.name!r}, {indices.name!r}: "
+        + ("return (values, indices) in that order: output 0 of top_k is the values, output 1 the indices"
+           if (values.name, indices.name) == ("my_name:1", "my_name:0") else "pass name='my_name' to tf.nn.top_k")
     )
     assert values.op is indices.op, "multi_output: values and indices must be two outputs of the same op"
     v, i = sess.run([values, indices])
     assert v.tolist() == [5.0, 4.0] and i.tolist() == [1, 3], (
         f"multi_output(x=[1, 5, 3, 4], k=2): expected values [5, 4] and indices [1, 3], got {v.tolist()}, {i.tolist()}"
+        + (": top_k lists the largest first; keep its default sorted=True" if sorted(v.tolist()) == [4.0, 5.0] else "")
     )
 
 
@@ -200,7 +206,7 @@ def test_int_constant_dtype(sess):
     assert isinstance(t, tf.Tensor), f"int_constant should return a tf.Tensor (tf.constant), got {type(t).__name__}"
     assert t.dtype == tf.int32, (
         f"int_constant: expected dtype tf.int32, got {t.dtype.name}: pass dtype=np.int32 to tf.constant "
-        "(without it the dtype is inferred from the values, int64 here)"
+        "(this test's values are an int64 array: with no dtype, or another one, the tensor is not int32)"
     )
     assert t.op.type == "Const", (
         f"int_constant should be ONE constant made with tf.constant(values, dtype=np.int32), got a {t.op.type} op"
@@ -267,6 +273,10 @@ def test_interactive_session_adds_nodes_after_opening():
     try:
         assert isinstance(session, tf.compat.v1.InteractiveSession), (
             f"open_interactive: expected a tf.compat.v1.InteractiveSession, got {type(session).__name__}"
+        )
+        assert session.graph is a.graph, (
+            "open_interactive: open the InteractiveSession on the default graph, where the nodes are built "
+            "(tf.compat.v1.InteractiveSession() with no graph argument); yours runs another, empty graph"
         )
         assert tf.compat.v1.get_default_session() is session, (
             "open_interactive: the InteractiveSession should be the default session (do not close it)"

@@ -426,6 +426,10 @@ def test_train_linear_regression_follows_the_loop():
         f"the same sess.run as the last train op, k = {before_last[0]:.5f}, b = {before_last[1]:.5f} before it), got "
         f"k = {k_val:.5f}, b = {b_val:.5f}: return the values of the variables k and b, in that order"
     )
+    assert type(k_val) is float and type(b_val) is float, (
+        f"train_linear_regression: return k and b as Python floats (float(k_value)), got {type(k_val).__name__} and "
+        f"{type(b_val).__name__}: sess.run gives numpy values"
+    )
 
 
 @pytest.mark.covers("train_linear_regression", "linear_regression_model", "sgd_minimize")

@@ -367,6 +367,10 @@ def test_static_and_dynamic_share_weights_and_agree(sess):
         "run_static must unroll the cell it is given: after run_static(cell, ...) that cell still has no weights, so "
         "another cell ran (a new cell made inside run_static?): static_rnn(cell, inputs, dtype=...)"
     )
+    assert isinstance(static_out, (list, tuple)), (
+        f"run_static: static_rnn gives a Python list of T={T} outputs [B, H]; return that list as it is, got a "
+        f"{type(static_out).__name__} of shape {getattr(static_out, 'shape', '?')} (no tf.stack / tf.concat)"
+    )
     try:
         dyn_out, dyn_state = k06.run_dynamic(cell, x)
         tm_out, tm_state = k06.run_dynamic(cell, tf.transpose(x, [1, 0, 2]), time_major=True)

@@ -112,6 +112,11 @@ def test_side_effect_runs_once_per_trace():
     assert isinstance(log[0], tf.Tensor) and not isinstance(log[0], type(tf.constant(0.0))), (
         f"during tracing x is a symbolic tensor; the log holds {log[0]!r}: log x itself, inside the body"
     )
+    op = getattr(log[0], "op", None)
+    assert op is not None and op.type == "Placeholder", (
+        f"make_traced_double: append x itself, the argument (during tracing a Placeholder tensor), not a value "
+        f"computed from it: the log holds {getattr(log[0], 'name', log[0])!r}, made by a {getattr(op, 'type', '?')} op"
+    )
     double(tf.constant([1.0, 2.0]))
     double(tf.constant([3.0, 4.0, -5.0]))
     shapes = [t.shape.as_list() if t.shape.rank is not None else "<unknown rank>" for t in log if hasattr(t, "shape")]
@@ -161,6 +166,10 @@ def test_call_with_tensors_traces_once():
         f"call_with_tensors passed fn {tf.as_dtype(dtype).name if dtype is not None else type(traces[0]).__name__} "
         "tensors; the docstring asks for float32 ones: make each value with tf.constant(v, dtype=tf.float32) "
         "(not float64, float16 or an int dtype)"
+    )
+    kinds = sorted({type(r).__name__ for r in results})
+    assert all(isinstance(r, tf.Tensor) for r in results), (
+        f"call_with_tensors should return what fn returned (tf.Tensors), got {', '.join(kinds)}: no .numpy() or float()"
     )
 
 

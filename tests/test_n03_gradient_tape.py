@@ -98,7 +98,8 @@ def _why_no_derivative(monkeypatch, fn, x):
         pass
     monkeypatch.undo()
     if tapes and inside and not any(inside):
-        return ("fn(x) ran after the `with tf.GradientTape() as tape:` block had ended, so the tape recorded nothing: "
+        return ("fn(x) ran outside the `with tf.GradientTape() as tape:` block (before it opened or after it ended), so "
+                "the tape recorded nothing: "
                 "compute y = fn(x) inside the with block (indented under it), after tape.watch(x)")
     if tapes and inside and not any(tape.watched for tape in tapes):
         return ("the tape watches only trainable variables, and x is a constant: call tape.watch(x) (x as a float32 "
@@ -160,11 +161,12 @@ def test_linear_model_variables_and_value():
 @pytest.mark.covers("square_error", "LinearModel")
 def test_square_error_value():
     model = n03.LinearModel(2.0, 0.5)
-    got = _as_float(n03.square_error(model, 1.5, 1.0), "square_error")
-    why = (" (the absolute error |k x + b - y|): square the difference, tf.square(model(x) - y)"
-           if got == pytest.approx(2.5) else ": tf.square(model(x) - y)")
-    assert got == pytest.approx(6.25), (
-        f"square_error(LinearModel(2, 0.5), x=1.5, y=1) should be (k x + b - y)^2 = (3.5 - 1)^2 = 6.25, got {got}{why}"
+    got = _as_float(n03.square_error(model, 1.5, 2.0), "square_error")
+    why = {1.5: " (the absolute error |k x + b - y|): square the difference, tf.square(model(x) - y)",
+           -0.5: " (model(x) - y**2): square the whole difference, tf.square(model(x) - y), not y alone"}
+    why = next((text for value, text in why.items() if got == pytest.approx(value)), ": tf.square(model(x) - y)")
+    assert got == pytest.approx(2.25), (
+        f"square_error(LinearModel(2, 0.5), x=1.5, y=2) should be (k x + b - y)^2 = (3.5 - 2)^2 = 2.25, got {got}{why}"
     )
 
 
@@ -228,6 +230,11 @@ def test_sgd_step_is_one_gradient_step():
     assert _as_float(loss, "the returned loss") == pytest.approx(residual ** 2), (
         f"sgd_step should return the loss before the update, {residual ** 2}, got {float(np.asarray(loss))}: return "
         "the loss computed inside the tape, not loss_fn() called again after apply_gradients"
+    )
+    assert isinstance(loss, tf.Tensor) and loss.dtype == tf.float32 and loss.shape.rank == 0, (
+        f"sgd_step should return the loss as it is, a float32 scalar tensor, got {type(loss).__name__}"
+        f"{' ' + str(getattr(loss, 'dtype', '')) if hasattr(loss, 'dtype') else ''}: no float() or .numpy() (the caller "
+        "converts it)"
     )
 
 
@@ -312,6 +319,12 @@ def test_train_linear_regression_is_seeded_and_short():
     if diff >= 1e-4 and max(abs(first[1] - k), abs(first[0] - b)) < 1e-4:
         pytest.fail(f"train_linear_regression: k and b are swapped: after 5 steps k, b should be ({k:.5f}, {b:.5f}), "
                     f"it returned ({first[0]:.5f}, {first[1]:.5f}): return (k, b, losses), k first", pytrace=False)
+    frozen = [name for name, got, start in (("k", first[0], 0.2), ("b", first[1], 0.1)) if abs(got - start) < 1e-7]
+    assert not frozen, (
+        f"train_linear_regression: {' and '.join(frozen)} never moved from its start in 5 steps (k, b = "
+        f"({first[0]:.5f}, {first[1]:.5f}), expected ({k:.5f}, {b:.5f})): train both, sgd_step(..., "
+        "[model.k, model.b], optimizer) (or model.trainable_variables)"
+    )
     assert diff < 1e-4, (
         f"after 5 SGD steps at learning rate 0.5 from (0.2, 0.1), k, b should be ({k:.5f}, {b:.5f}), got "
         f"({first[0]:.5f}, {first[1]:.5f}): one sgd_step per sample on square_error, SGD(learning_rate)"

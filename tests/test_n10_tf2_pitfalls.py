@@ -149,6 +149,61 @@ def test_train_steps_traces_one_step():
     )
 
 
+def _scaled_linear_model(weights, bias):
+    """``x @ (kernel * scale) + bias``, then an identity Dense(1) without bias: ``scale`` (a [1, 1] one) is
+    NON-trainable, so model.variables is [kernel, bias, scale, dense kernel] (layer by layer, Keras 2 and 3)
+    while model.trainable_variables has no scale: zipping the gradients with the first gives the dense
+    kernel's gradient to scale (same shape: no error, a silent wrong step)."""
+    keras = _keras()
+
+    class ScaledLinear(keras.layers.Layer):
+        def build(self, input_shape):
+            d = int(input_shape[-1])
+            self.scale = self.add_weight(name="scale", shape=(1, 1), initializer="ones", trainable=False)
+            self.kernel = self.add_weight(name="kernel", shape=(d, 1), initializer="zeros")
+            self.bias = self.add_weight(name="bias", shape=(1,), initializer="zeros")
+
+        def call(self, x):
+            return tf.matmul(x, self.kernel * self.scale) + self.bias
+
+    model = keras.Sequential([keras.Input(shape=(len(weights),)), ScaledLinear(), keras.layers.Dense(1, use_bias=False)])
+    layer, out = model.layers[0], model.layers[1]
+    out.kernel.assign(np.ones((1, 1), np.float32))
+    layer.kernel.assign(np.asarray(weights, np.float32).reshape(-1, 1))
+    layer.bias.assign(np.asarray([bias], np.float32))
+    return model, layer
+
+
+def _pinball(y, pred):
+    """Asymmetric: an over-estimate costs 3 times an under-estimate, so loss_fn(pred, y) != loss_fn(y, pred)."""
+    return tf.reduce_mean(3.0 * tf.nn.relu(pred - y) + tf.nn.relu(y - pred))
+
+
+@pytest.mark.covers("train_steps")
+def test_train_steps_takes_y_first_and_steps_only_trainable_variables():
+    weights, bias = [0.9, 0.4, -0.7], 0.6
+    model, layer = _scaled_linear_model(weights, bias)
+    batches = _batches(3)
+    x0, y0 = (b.numpy() for b in batches[0])
+    pred0 = x0 @ np.asarray(weights, np.float32).reshape(-1, 1) + bias
+    first = float(np.mean(3.0 * np.maximum(pred0 - y0, 0) + np.maximum(y0 - pred0, 0)))
+    swapped = float(np.mean(3.0 * np.maximum(y0 - pred0, 0) + np.maximum(pred0 - y0, 0)))
+    assert abs(swapped - first) > 0.05, "test self-check: the two argument orders must differ"
+    losses = n10.train_steps(model, _pinball, _PlainSGD(0.05), batches)
+    assert isinstance(losses, list) and len(losses) == 3, f"train_steps should return 3 losses for 3 batches, got {losses!r}"
+    assert abs(losses[0] - first) < 1e-4, (
+        f"train_steps: the first loss should be loss_fn(y, model(x)) = {first:.5f}, got {losses[0]:.5f}"
+        + (" = loss_fn(model(x), y): y comes first, the prediction second (as every Keras loss takes "
+           "(y_true, y_pred)); this test's loss is not symmetric" if abs(losses[0] - swapped) < 1e-4 else "")
+    )
+    scale = layer.scale.numpy()
+    assert np.array_equal(scale, np.ones_like(scale)), (
+        f"train_steps changed the non-trainable variable scale (ones -> {[round(float(v), 4) for v in scale.ravel()]}): apply the "
+        "gradients to model.trainable_variables, the list you took them of (model.variables also holds the "
+        "non-trainable ones, so zip pairs each gradient with the wrong variable)"
+    )
+
+
 @pytest.mark.covers("make_maybe_update")
 def test_maybe_update_runs_only_the_chosen_update():
     v = tf.Variable([1.0, 2.0])
@@ -214,7 +269,10 @@ def test_regularization_loss_without_regularizers_is_zero():
     except (ValueError, TypeError, IndexError) as exc:
         pytest.fail(f"regularization_loss: a model without regularizers raised {_first_line(exc)}: model.losses is "
                     "empty then and tf.add_n needs at least one tensor; return tf.constant(0.0)", pytrace=False)
-    got = tf.convert_to_tensor(got)
+    assert isinstance(got, tf.Tensor), (
+        f"regularization_loss: a model without regularizers should give the float32 scalar TENSOR 0.0, got the "
+        f"{type(got).__name__} {got!r}: return tf.constant(0.0), so the caller gets one type either way"
+    )
     assert got.dtype == tf.float32 and got.shape == [] and float(got) == 0.0, (
         f"regularization_loss: a model without regularizers should give the float32 scalar 0.0, got {got!r}"
     )
