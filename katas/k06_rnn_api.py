@@ -79,8 +79,8 @@ def unstack_time(inputs):
 
 
 def run_static(cell, inputs):
-    """Unroll ``cell`` over ``inputs``, a Python list of T float32 tensors ``[B, D]``, with
-    ``static_rnn`` from a zero initial state.
+    """Unroll ``cell`` over ``inputs``, a Python list of T float32 tensors ``[B, D]`` (B may be unknown
+    until run time: placeholders ``[None, D]``), with ``static_rnn`` from a zero initial state.
 
     Returns ``(outputs, state)``: a list of T outputs ``[B, H]`` and the final state. Calling this
     and :func:`run_dynamic` with the same cell object shares one set of weights.

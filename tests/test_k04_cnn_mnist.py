@@ -706,8 +706,13 @@ def test_loss_on_known_logits(sess):
     assert not np.isclose(got, per_example.sum(), rtol=1e-4), (
         f"loss: the loss is the SUM over the batch ({got:.4f}), expected the mean {per_example.mean():.4f}: use tf.reduce_mean"
     )
+    log_softmax_of_labels = labels - np.log(np.exp(labels).sum(axis=1, keepdims=True))
+    swapped = float(np.mean(-(logits * log_softmax_of_labels).sum(axis=1)))  # labels=logits, logits=labels
     if np.isclose(got, per_example.mean() / 10, rtol=1e-4):
         why = "that is the mean over every entry of [B, 10] (1/10 of it): sum over the classes, average over the batch"
+    elif np.isclose(got, swapped, rtol=1e-4):
+        why = ("the labels and logits are swapped: tf.nn.softmax_cross_entropy_with_logits(labels=labels, "
+               "logits=logits), by keyword")
     else:
         why = ("use tf.nn.softmax_cross_entropy_with_logits(labels=..., logits=...) on the raw logits "
                "(no softmax before it)")
@@ -735,7 +740,19 @@ LABELS = np.eye(3, dtype=np.float32)[[1, 0, 2, 0]]  # the last prediction (class
 
 @pytest.mark.covers("correct_prediction")
 def test_correct_prediction(sess):
-    out = k04.correct_prediction(tf.constant(LOGITS), tf.constant(LABELS))
+    try:
+        out = k04.correct_prediction(tf.constant(LOGITS), tf.constant(LABELS))
+    except (ValueError, tf.errors.InvalidArgumentError) as exc:
+        if "ncompatible shapes" not in str(exc) and "must be equal" not in str(exc):
+            raise
+        error = str(exc).strip().splitlines()[0][:120]
+    else:
+        error = None
+    if error is not None:
+        pytest.fail(
+            "correct_prediction: on 4 examples of 3 classes the two argmaxes have different shapes ([4] and [3]): take "
+            f"both over axis 1 (the classes), tf.argmax(logits, 1) and tf.argmax(labels, 1) (TensorFlow: {error})",
+            pytrace=False)
     why = ": take the argmax over axis 1 (the classes), not axis 0 (the batch)" if out.shape.as_list() == [3] else ""
     assert out.dtype == tf.bool and out.shape.as_list() == [4], (
         f"correct_prediction: expected a bool tensor of shape [4] (one per example), got {out.dtype.name} "

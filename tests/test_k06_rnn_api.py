@@ -413,6 +413,33 @@ def test_static_and_dynamic_share_weights_and_agree(sess):
     )
 
 
+@pytest.mark.covers("run_static", "make_cell")
+def test_run_static_any_batch_size(sess):
+    cell = k06.make_cell("gru", H)
+    xs = [tf.compat.v1.placeholder(tf.float32, [None, D]) for _ in range(T)]  # batch size unknown until run time
+    try:
+        outputs, state = k06.run_static(cell, xs)
+    except (ValueError, TypeError) as exc:
+        if "None" not in str(exc):
+            raise
+        error = _first_line(exc)
+    else:
+        error = None
+    if error is not None:
+        pytest.fail(
+            "run_static: a batch size came out None: the inputs are often placeholders [None, D]; give static_rnn "
+            "dtype=inputs[0].dtype and let it make the zero state, or size it with tf.shape(inputs[0])[0] (dynamic), "
+            f"not inputs[0].shape[0] (static, None here) (TensorFlow: {error})"
+        )
+    sess.run(tf.compat.v1.global_variables_initializer())
+    data = _inputs(b=3)
+    out, final = sess.run([outputs, state], {x: data[:, t] for t, x in enumerate(xs)})
+    assert len(out) == T and out[0].shape == (3, H) and final.shape == (3, H), (
+        f"run_static on T={T} placeholders [None, {D}] fed 3 rows: expected {T} outputs {(3, H)} and a final state "
+        f"{(3, H)}, got {len(out)} of {out[0].shape} and {final.shape}"
+    )
+
+
 @pytest.mark.covers("run_dynamic", "make_cell")
 def test_run_dynamic_any_batch_size(sess):
     cell = k06.make_cell("gru", H)

@@ -586,6 +586,34 @@ def test_sample_text():
     )
 
 
+@pytest.mark.covers("sample_text")
+def test_sample_text_normalises_in_float64(monkeypatch):
+    """numpy's rng.choice checks that p sums to 1 within about 3e-4 for float32 (1.5e-8 for float64): float32
+    probabilities that a softmax rounded off by a little must be normalised first, as the docstring says."""
+    import sys
+
+    module = sys.modules[n05.sample_text.__module__]
+    skewed = np.full(V, 1.001 / V, np.float32)  # sums to 1.001: rounding a larger model's softmax can do this
+
+    def sample_step(forward, char, h, c):
+        return skewed.copy(), h, c
+
+    monkeypatch.setattr(module, "sample_step", sample_step)
+    try:
+        text = n05.sample_text(None, 12, seed=5, num_nodes=4)
+    except ValueError as exc:
+        if "sum to 1" not in str(exc):
+            raise
+        error = str(exc).split(".")[0]
+    else:
+        error = None
+    if error is not None:
+        pytest.fail(
+            "sample_text: sample_step's float32 probabilities summed to 1.001 and rng.choice refused them "
+            f"({error}): normalise them in float64 first, p = probs.astype(np.float64); p / p.sum()", pytrace=False)
+    assert isinstance(text, str) and len(text) == 12, f"sample_text(length=12) should give 12 characters, got {text!r}"
+
+
 def _alternating_model(n=4):
     """A model whose next character depends on the state alone: the input is ignored, the state flips sign at
     every step (i, o ~ 1, f ~ 0, c's candidate tanh(-10 h + 3)), and the classifier says 'a' for a positive state,
