@@ -78,6 +78,8 @@ class _LazyKata:
     def __getattr__(self, name):
         if name.startswith("_"):  # pytest probes module attributes at collection: do not import for that
             raise AttributeError(name)
+        if _uses is not None:
+            _uses.add((self._kata.id, name))
         return getattr(self._load(), name)
 
     def __setattr__(self, name, value):
@@ -141,6 +143,20 @@ def block(kata_id: str, function: str, reason: str) -> None:
 def blocked(kata_id: str, function: str) -> str | None:
     """Why ``function`` is not called again in this run, or None."""
     return _blocked.get((kata_id, function)) or _blocked.get((kata_id, function.split(".")[0]))
+
+
+_uses: set | None = None
+
+
+def record_uses() -> None:
+    """From now on, note every kata function a test reads from a :func:`load_kata` module."""
+    global _uses
+    _uses = set()
+
+
+def uses(kata_id: str) -> list[str]:
+    """The functions of ``kata_id`` read since :func:`record_uses` (what a test called or built on)."""
+    return sorted(name for kid, name in (_uses or ()) if kid == kata_id)
 
 
 def load_kata(key: str) -> _LazyKata:

@@ -227,6 +227,7 @@ def pytest_runtest_protocol(item, nextitem):
     from tfkata import watchdog
 
     config = item.config
+    loader.record_uses()  # which of the kata's functions the test reads: knock-on failures name them
     with watchdog.watch(item, _limit_of(item), config._tfkata_root / config._tfkata_target):
         yield
     stuck = getattr(item, "_tfkata_stuck", None)
@@ -334,6 +335,8 @@ def pytest_runtest_makereport(item, call):
     report.tfkata_message = got.message if got else None
     report.tfkata_todo = got.todo if got else None
     report.tfkata_about = got.about if got else None
+    kata = kata_of(item)
+    report.tfkata_uses = loader.uses(kata.id) if kata is not None else []
     waiting = getattr(item, "_tfkata_waiting", None)
     if waiting is not None and report.skipped:
         report.tfkata_status, report.tfkata_message = "waiting", waiting

@@ -89,6 +89,7 @@ class Recorder:
             self.results[report.nodeid] = entry
             self.order.append(report.nodeid)
         entry.duration = round(entry.duration + report.duration, 3)
+        entry.uses = sorted(set(entry.uses) | set(getattr(report, "tfkata_uses", None) or ()))
         if report.when == "call" and report.capstdout.strip():
             entry.printed = report.capstdout.strip()
         if entry.status != "pass":

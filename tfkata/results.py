@@ -18,8 +18,8 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-SCHEMA_VERSION = 6
-READABLE_VERSIONS = (5, 6)  # 5 lacks KataGrade.sources (read as unknown)
+SCHEMA_VERSION = 7
+READABLE_VERSIONS = (5, 6, 7)  # 5 lacks KataGrade.sources (read as unknown), 5 and 6 TestResult.uses
 STATUSES = ("pass", "fail", "todo", "waiting", "skip", "error")
 PROBLEMS = ("fail", "error", "todo")  # what a learner has to fix, in a test
 
@@ -64,6 +64,7 @@ class TestResult:
     needs: list[str] = field(default_factory=list)  # other katas it uses
     todo: Todo | None = None
     about: str | None = None  # the kata function a failure is about (the one that raised, or its message names)
+    uses: list[str] = field(default_factory=list)  # kata functions the test read (called or built on), covers or not
     duration: float = 0.0
 
     __test__ = False  # not a pytest test class

@@ -376,3 +376,14 @@ def test_also_failing_names_the_wrong_function_a_knock_on_failure_uses():
     assert failing_upstream(count, [count]) is None  # nothing else fails: count_parameters' own fault
     both = [t("test_a", ["A", "B"]), t("test_b", ["B", "A"])]  # each fails only with the other: no blame
     assert failing_upstream(both[0], both) is None and failing_upstream(both[1], both) is None
+    # n05: sample_text's test builds its model with port_k05_weights (read, not covered), whose own test fails
+    port = t("test_port", ["port_k05_weights", "build_model"])
+    sample = t("test_sample_text_carries_the_state", ["sample_text", "sample_step"])
+    sample.uses = ["build_model", "make_forward", "port_k05_weights", "sample_text"]
+    assert failing_upstream(sample, [port, sample]) == "port_k05_weights"
+    step = t("test_sample_step", ["sample_step"])
+    step.uses = ["build_model", "port_k05_weights", "sample_step"]
+    assert failing_upstream(sample, [port, step, sample]) == "port_k05_weights", "the root of the chain, not sample_step"
+    assert failing_upstream(step, [port, step, sample]) == "port_k05_weights"
+    sample.uses = []
+    assert failing_upstream(sample, [port, sample]) is None
