@@ -94,11 +94,11 @@ def bucketed_batches(x, y, len_x, len_y, batch_size=BATCH_SIZE, bucket_width=4, 
 
 
 def get_decoder_input_and_output(ids):
-    """Teacher forcing's input and target from a padded target batch ``ids`` (int32 [B, T]).
+    """Teacher forcing's input and target from a padded target batch ``ids`` (int32 [B, T], numpy).
 
     The decoder reads GO, y_1, ..., y_{T-1} and must predict y_1, ..., y_T: prepend a column of GO
-    and shift by one. Returns ``(decoder_input, decoder_output)``, both int32 ``[B, T]``;
-    ``decoder_output`` equals ``ids``.
+    and shift by one. Returns ``(decoder_input, decoder_output)``, both numpy int32 ``[B, T]`` (they
+    are fed to placeholders, so numpy in, numpy out, no TensorFlow ops); ``decoder_output`` equals ``ids``.
     """
     raise NotImplementedError("k07: get_decoder_input_and_output")
 

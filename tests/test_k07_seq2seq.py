@@ -261,7 +261,11 @@ def test_generate_data_uses_the_given_rng():
 def test_decoder_shift_is_exact():
     ids = np.array([[2, 4, 0, 0], [6, 8, 10, 0]], dtype=np.int32)
     dec_in, dec_out = _shift(ids)
-    dec_in, dec_out = np.asarray(dec_in), np.asarray(dec_out)
+    kinds = [type(a).__name__ for a in (dec_in, dec_out) if not isinstance(a, np.ndarray)]
+    assert not kinds, (
+        f"get_decoder_input_and_output should return two numpy arrays (the batches are fed to placeholders), got "
+        f"{', '.join(kinds)}: shift the numpy batch with np.concatenate / slicing, not TensorFlow ops"
+    )
     if np.array_equal(dec_in, ids):
         pytest.fail("get_decoder_input_and_output: the decoder input is the target itself: teacher forcing feeds GO (0) first, then the target "
                     "without its last column ([[0, 2, 4, 0], [0, 6, 8, 10]]), so step t predicts token t from the "
@@ -304,7 +308,9 @@ def test_bucketing_groups_similar_lengths():
                            if off_by_one else ": draw each batch from one bucket"), pytrace=False)
         assert len(blx) <= 64, f"a batch has {len(blx)} examples, more than batch_size 64"
         assert bx.shape == (len(blx), blx.max()) and by.shape == (len(bly), bly.max()), (
-            f"trim each batch to its own longest sequence: got x {bx.shape} for max len_x {blx.max()}"
+            f"bucketed_batches: trim each batch to its own longest sequences: got x {bx.shape} for max len_x "
+            f"{blx.max()} and y {by.shape} for max len_y {bly.max()} (expected x [{len(blx)}, {blx.max()}], y "
+            f"[{len(bly)}, {bly.max()}])"
         )
         seen += [tuple(r[:l]) for r, l in zip(bx.tolist(), blx.tolist())]
     want = sorted(tuple(r[:l]) for r, l in zip(x.tolist(), lx.tolist()))
@@ -402,6 +408,8 @@ def test_encoder_shapes_and_final_state(sess):
         f"expected an embedding matrix [11, 30] among {[(v.name, v.shape.as_list()) for v in tf.compat.v1.trainable_variables()]}"
     )
     sess.run(tf.compat.v1.global_variables_initializer())
+    embedding = next(v for v in tf.compat.v1.trainable_variables() if v.shape.as_list() == [11, 30])
+    _assert_truncated_normal_01(sess.run(embedding), "encoder", embedding.name)
     out, st = sess.run([outputs, state], {inputs: x, lengths: lx})
     for i in range(len(x)):
         assert np.all(out[i, lx[i]:] == 0), f"encoder: row {i}: outputs past len_x must be zeros: pass sequence_length"
@@ -420,8 +428,20 @@ def test_encoder_uses_its_size_arguments():
     )
 
 
+def _assert_truncated_normal_01(values, function, name):
+    """The docstrings' initialiser: truncated normal, stddev 0.1 (|w| <= 0.2, std about 0.088); get_variable's
+    default glorot_uniform on [11, 30] reaches 0.38 (std 0.22)."""
+    top, std = float(np.abs(values).max()), float(values.std())
+    assert top <= 0.2 + 1e-6 and 0.06 < std < 0.11, (
+        f"{function}: the embedding {name} should start from a truncated normal with stddev 0.1 (every |w| <= 0.2, std "
+        f"about 0.088), got max |w| {top:.3f} and std {std:.3f}"
+        + (": get_variable without an initializer uses glorot_uniform" if 0.15 < std < 0.3 else "")
+        + "; pass initializer=tf.compat.v1.truncated_normal_initializer(stddev=0.1)"
+    )
+
+
 @pytest.mark.covers("decoder_parts", "make_cell")
-def test_decoder_parts_are_made_once_under_decoder_scope():
+def test_decoder_parts_are_made_once_under_decoder_scope(sess):
     parts = k07.decoder_parts()
     assert isinstance(parts, k07.DecoderParts), f"decoder_parts should return a DecoderParts, got {type(parts).__name__}"
     assert isinstance(parts.cell, tf.compat.v1.nn.rnn_cell.MultiRNNCell), (
@@ -430,6 +450,8 @@ def test_decoder_parts_are_made_once_under_decoder_scope():
     emb = parts.embedding
     assert emb.shape.as_list() == [V, 30], f"the decoder embedding should be [11, 30], got {emb.shape.as_list()}"
     assert emb.name.startswith("decoder/"), f"build the parts under variable_scope('decoder'): the embedding is {emb.name}"
+    sess.run(emb.initializer)
+    _assert_truncated_normal_01(sess.run(emb), "decoder_parts", emb.name)
     out = parts.output_layer(tf.zeros([2, 3, 50]))
     assert out.shape.as_list() == [2, 3, V], (
         f"parts.output_layer should map [..., 50] to [..., {V}] logits (Dense(vocab_size)), got {out.shape.as_list()}"

@@ -86,9 +86,12 @@ def test_variable_summaries_tags_and_values(sess):
     summary = tf.compat.v1.Summary.FromString(sess.run(tf.compat.v1.summary.merge(ops)))
     got = {v.tag: v for v in summary.value}
     tags = _by_base_tag(got, "layer1/weights/summaries/")
+    under = all(t.startswith("layer1/weights/summaries/") for t in got)
     assert set(tags) == {"mean", "stddev", "max", "min", "histogram"}, (
-        f"expected mean, stddev, max, min, histogram under layer1/weights/summaries/, got tags {sorted(got)}: "
-        "use tf.name_scope('summaries')"
+        f"variable_summaries: expected mean, stddev, max, min, histogram under layer1/weights/summaries/, got tags "
+        f"{sorted(got)}: "
+        + ("name the five summaries exactly mean, stddev, max, min and histogram" if under and got
+           else "use tf.name_scope('summaries')")
     )
     expected = {"mean": values.mean(), "stddev": values.std(), "max": values.max(), "min": values.min()}
     for name, value in expected.items():
@@ -719,6 +722,28 @@ def test_dataset_augments_each_example(sess):
             flips += mirror < same
     print(f"k09 dataset: {flips}/64 examples flipped")
     assert 16 <= flips <= 48, f"about half the examples should be flipped, got {flips}/64: pass augment_data through"
+
+
+def _stages(dataset):
+    """The names of a tf.data pipeline's stages, first to last (ShuffleDataset -> 'Shuffle')."""
+    names = []
+    while dataset is not None and len(names) < 20:
+        names.append(type(dataset).__name__.lstrip("_").replace("Dataset", "").replace("ParallelMap", "Map"))
+        dataset = getattr(dataset, "_input_dataset", None)
+    return names[::-1]
+
+
+@pytest.mark.covers("make_dataset")
+def test_make_dataset_stages_in_the_docstrings_order():
+    images, labels = _mnist_images(12), np.arange(12)
+    stages = [s for s in _stages(k09.make_dataset(images, labels, batch_size=4, seed=3)) if s != "Options"]
+    want = ["TensorSlice", "Shuffle", "Map", "Batch", "Repeat"]
+    assert stages == want, (
+        f"make_dataset: the pipeline should be {' -> '.join(want)}, got {' -> '.join(stages)}"
+        + (": shuffle the raw examples BEFORE map, as the docstring orders them (n09 reproduces k09's batches op "
+           "for op, draw for draw)" if {"Map", "Shuffle"} <= set(stages) and stages.index("Map") < stages.index("Shuffle")
+           else "")
+    )
 
 
 # =========================================================================== hunting a NaN

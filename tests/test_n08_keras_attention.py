@@ -427,11 +427,28 @@ def test_plot_attention_writes_into_the_output_dir():
     want = output_dir("n08") / name
     if want.exists():
         want.unlink()
-    path = n08.plot_attention([3, 2, 5, 4, 7, 9], [2, 4, 2, 4], align, name)
+    from matplotlib.axes import Axes
+
+    images = []
+    real_imshow = Axes.imshow
+
+    def imshow(self, *args, **kwargs):  # records every image drawn, to read its colour limits afterwards
+        images.append(real_imshow(self, *args, **kwargs))
+        return images[-1]
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(Axes, "imshow", imshow)
+        path = n08.plot_attention([3, 2, 5, 4, 7, 9], [2, 4, 2, 4], align, name)
     try:
         assert str(path) == str(want), f"plot_attention should write output_dir('n08') / filename = {want} and return it, got {path!r}"
         width, height = _png_size(want)
         assert width > 50 and height > 50, f"the PNG is {width}x{height}: did the figure get drawn?"
+        limits = [tuple(round(float(v), 3) for v in image.get_clim()) for image in images]
+        assert limits == [(0.0, 1.0)], (
+            f"plot_attention: draw the weights with ONE ax.imshow(..., vmin=0, vmax=1), so that every heatmap shares "
+            f"one colour scale (a weight of 0.9 looks the same in every picture), got colour limits {limits}"
+            + (": without vmin/vmax imshow stretches the colours to this matrix's own min and max" if images else "")
+        )
     finally:
         if want.exists():
             want.unlink()

@@ -19,7 +19,7 @@ import pytest
 
 from tfkata import SEED, fresh_graph, load_kata
 from tfkata.tfsetup import import_tensorflow
-from tfkata.testing import mismatch as _mismatch, mnist_images as _mnist_images, where_max as _where
+from tfkata.testing import mismatch as _mismatch, must_raise, mnist_images as _mnist_images, where_max as _where
 from tfkata.testing import mnist_flat
 from tfkata.feedback.facts import first_line
 
@@ -710,6 +710,13 @@ def test_train_with_checkpoints_reads_a_whole_shuffled_epoch(tmp_path):
         "train_with_checkpoints: the examples came in their original order: shuffle them over all N with the seed "
         "(shuffle(N, seed=seed)) before batching"
     )
+    keras.utils.set_random_seed(SEED)  # the same global seed, another seed argument: another order
+    _, other = _train_recording_batches((x, y), str(tmp_path / "seed1"), 8, save_every=8, batch_size=8, seed=1)
+    other_rows = [[row_of.get(np.asarray(image, np.float32).tobytes(), -1) for image in batch] for batch in other]
+    assert other_rows != rows, (
+        "train_with_checkpoints: seed=0 and seed=1 read the examples in the same order (under the same global seed): "
+        "give the shuffle the seed argument, shuffle(N, seed=seed); without it the order follows the global seed only"
+    )
 
 
 # =========================================================================== the Dataset API, eagerly
@@ -941,8 +948,10 @@ def test_first_bad_op_lets_other_errors_through_and_cleans_up():
         raise ValueError("not a numerics problem")
 
     try:
-        with pytest.raises(ValueError, match="not a numerics problem"):
-            n09.first_bad_op(broken)
+        must_raise(lambda: n09.first_bad_op(broken), ValueError,
+                   "first_bad_op: fn raised ValueError('not a numerics problem'), which first_bad_op must let through "
+                   "(it returned instead): catch only tf.errors.InvalidArgumentError from check_numerics, re-raise "
+                   "one whose message names no op, and let every other exception pass")
     finally:
         left_on = _check_numerics_left_on()
     assert not left_on, LEFT_ON.format(how="fn raised a ValueError")

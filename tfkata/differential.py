@@ -215,9 +215,12 @@ def compare(function: str, learner, ref, cases: Iterable[Case], run: Callable[[A
         except NotImplementedError:
             raise
         except Exception as exc:
+            from tfkata.feedback.diagnoses import diagnose
+
+            known = diagnose(exc)  # a known TensorFlow error says its cause and fix, not TensorFlow's cut-off text
             raise Mismatch(
-                f"{function}: on {case.label}, yours raised {type(exc).__name__}: {_one_line(exc)}; "
-                f"the reference gives {describe(expected)}{_hint(hint)}") from exc
+                f"{function}: on {case.label}, yours raised {type(exc).__name__}: "
+                f"{known.line if known else _one_line(exc)}; the reference gives {describe(expected)}{_hint(hint)}") from exc
         found = difference(got, expected, atol, rtol)
         if found:
             raise Mismatch(

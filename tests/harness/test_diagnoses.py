@@ -46,6 +46,7 @@ def test_every_entry_is_tested():
         "sparse-labels", "reshape-size", "no-gradients", "tensor-as-bool", "feed-a-tensor", "placeholder-in-eager",
         "graph-finalized", "variable-in-tf-function", "inaccessible-tensor", "autograph-dtype",
         "keras-state-in-call", "gradients-in-eager", "batch-sizes-differ", "unknown-rank", "reset-default-graph", "sequence-length-batch",
+        "loop-shape-changes",
     }
     assert {e.key for e in TABLE} == tested
 
@@ -221,6 +222,15 @@ def test_unknown_rank():
 def test_batch_sizes_differ_in_a_concat():
     check(lambda: tf.concat([tf.zeros([64, 3]), tf.zeros([2, 5])], axis=1), "batch-sizes-differ", "64 and 2",
           "fixed batch size", "batch_size")
+
+
+def test_while_loop_variable_changes_its_static_shape():
+    def build():
+        x = v1.placeholder(tf.int32, [None])
+        tok = tf.fill([1], 3)  # a known batch of 1 ...
+        return tf.while_loop(lambda t, k: t < 3, lambda t, k: (t + 1, k + x), [tf.constant(0), tok])  # ... meets None
+
+    check(build, "loop-shape-changes", "enters the loop with shape (1,)", "(None,)", "set_shape", "shape_invariants")
 
 
 def test_matmul_rank():

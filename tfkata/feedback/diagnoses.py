@@ -331,6 +331,15 @@ TABLE: tuple[Entry, ...] = (
                          f"{m.group('n')} and {m.group('m')} meet in one op: one was made for a fixed batch size (a "
                          "constant such as BATCH_SIZE?): make it from the batch you were given (the batch_size "
                          "argument, or tf.shape(x)[0])")),
+    # a tf.while_loop variable whose static shape changes in the body (a [1] made with a known batch meets
+    # a state whose batch is unknown): the loop needs one shape for it on every iteration
+    _entry("loop-shape-changes", ["ValueError"],
+           r"Input tensor `(?P<t>[^`]+)` enters the loop with shape (?P<a>\([^)]*\)), but has shape (?P<b>\([^)]*\)) "
+           r"after one iteration",
+           lambda m, e: (f"{_in_function(e)}the tf.while_loop variable {m.group('t')} enters the loop with shape "
+                         f"{m.group('a')} but comes out of the body with shape {m.group('b')}: give it one shape on "
+                         "every iteration (t.set_shape(...) / tf.ensure_shape in the body, or shape_invariants= for "
+                         "a dimension that really varies)")),
     _entry("incompatible-shapes", ["InvalidArgumentError"],
            rf"Incompatible shapes: (?P<a>{_SHAPES}) vs\. (?P<b>{_SHAPES})",
            _shapes("auto")),
