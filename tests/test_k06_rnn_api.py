@@ -413,18 +413,22 @@ def test_static_and_dynamic_share_weights_and_agree(sess):
     )
 
 
+def _built_for_any_batch(build):
+    """``(build(), None)``, or ``((None, None), line)`` when building on inputs of unknown batch size failed
+    because a batch size came out None (a static ``.shape[0]`` where ``tf.shape(...)[0]`` was needed)."""
+    try:
+        return build(), None
+    except (ValueError, TypeError) as exc:
+        if "None" not in str(exc):
+            raise
+        return (None, None), _first_line(exc)
+
+
 @pytest.mark.covers("run_static", "make_cell")
 def test_run_static_any_batch_size(sess):
     cell = k06.make_cell("gru", H)
     xs = [tf.compat.v1.placeholder(tf.float32, [None, D]) for _ in range(T)]  # batch size unknown until run time
-    try:
-        outputs, state = k06.run_static(cell, xs)
-    except (ValueError, TypeError) as exc:
-        if "None" not in str(exc):
-            raise
-        error = _first_line(exc)
-    else:
-        error = None
+    (outputs, state), error = _built_for_any_batch(lambda: k06.run_static(cell, xs))
     if error is not None:
         pytest.fail(
             "run_static: a batch size came out None: the inputs are often placeholders [None, D]; give static_rnn "
@@ -444,14 +448,7 @@ def test_run_static_any_batch_size(sess):
 def test_run_dynamic_any_batch_size(sess):
     cell = k06.make_cell("gru", H)
     x = tf.compat.v1.placeholder(tf.float32, [None, T, D])  # batch size unknown until run time
-    try:
-        outputs, state = k06.run_dynamic(cell, x)
-    except (ValueError, TypeError) as exc:
-        if "None" not in str(exc):
-            raise
-        error = _first_line(exc)
-    else:
-        error = None
+    (outputs, state), error = _built_for_any_batch(lambda: k06.run_dynamic(cell, x))
     if error is not None:
         pytest.fail(
             "run_dynamic: a batch size came out None: give dynamic_rnn dtype=inputs.dtype and let it make the zero "
