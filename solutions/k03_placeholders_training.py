@@ -74,8 +74,8 @@ def train_linear_regression(steps=100, learning_rate=0.5, seed=0):
     ``steps`` steps draw ONE sample from ``rng = np.random.RandomState(seed)``:
     ``x = rng.random_sample()`` and ``y = 3x - 1 + 0.0001 * rng.standard_normal()`` (in that order),
     and run k, b, loss and the train op with that feed (one ``sess.run``).
-    Returns ``(k_value, b_value, losses)``: k and b as floats from the last step, and the list of
-    the ``steps`` losses (each computed before its update). In one run TF 1 does not order the
+    Returns ``(k_value, b_value, losses)``: k and b as Python floats from the last step, and the list
+    of the ``steps`` losses as Python floats (each computed before its update). In one run TF 1 does not order the
     reads of k and b against the update, so each may be the value before or after it: both are
     accepted, as are k and b read after the loop.
     """

@@ -430,6 +430,11 @@ def test_train_linear_regression_follows_the_loop():
         f"train_linear_regression: return k and b as Python floats (float(k_value)), got {type(k_val).__name__} and "
         f"{type(b_val).__name__}: sess.run gives numpy values"
     )
+    kinds = sorted({type(v).__name__ for v in losses if type(v) is not float})
+    assert not kinds, (
+        f"train_linear_regression: return the losses as Python floats (float(loss_value)), got {', '.join(kinds)}: "
+        "sess.run gives numpy values"
+    )
 
 
 @pytest.mark.covers("train_linear_regression", "linear_regression_model", "sgd_minimize")

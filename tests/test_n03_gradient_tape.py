@@ -156,6 +156,11 @@ def test_linear_model_variables_and_value():
     assert got == 3.5, f"model(1.5) with k = 2, b = 0.5 should be 2 * 1.5 + 0.5 = 3.5, got {got}"
     got = np.asarray(model(tf.constant([0.0, 1.0])))
     np.testing.assert_allclose(got, [0.5, 2.5], err_msg="the model should work on a vector of x too")
+    named = n03.LinearModel(1.0, 2.0, name="my_model").name
+    assert named == "my_model", (
+        f"LinearModel(1.0, 2.0, name='my_model').name should be 'my_model', got {named!r}: pass the name on, "
+        "super().__init__(name=name)"
+    )
 
 
 @pytest.mark.covers("square_error", "LinearModel")
@@ -307,14 +312,29 @@ def test_train_linear_regression_is_seeded_and_short():
     x = rng.random_sample()
     y = 3.0 * x - 1.0 + 0.0001 * rng.standard_normal()
     want = (0.2 * x + 0.1 - y) ** 2
+    r = 0.2 * x + 0.1 - y  # the loss after the first update, on the same sample
+    after = ((0.2 - 0.5 * 2 * r * x) * x + (0.1 - 0.5 * 2 * r) - y) ** 2
     assert first[2][0] == pytest.approx(want, rel=1e-5), (
         f"train_linear_regression: the first loss should be (k_init x + b_init - y)^2 = {want:.6f} for the first sample "
         f"(x = rng.random_sample(), then y from rng.standard_normal()), got {first[2][0]:.6f}"
+        + (": that is the loss AFTER the update; record the loss sgd_step returns (computed before it), not "
+           "square_error called again after the step" if first[2][0] == pytest.approx(after, rel=1e-4) else "")
     )
-    k, b = 0.2, 0.1  # the same 5 steps in float64 numpy, learning rate 0.5 (the default)
-    for x, y in _samples(5, 3):
-        residual = k * x + b - y
-        k, b = k - 0.5 * 2 * residual * x, b - 0.5 * 2 * residual
+
+    def loop(samples):  # the 5 steps in float64 numpy from (0.2, 0.1), learning rate 0.5 (the default)
+        k, b = 0.2, 0.1
+        for x, y in samples:
+            residual = k * x + b - y
+            k, b = k - 0.5 * 2 * residual * x, b - 0.5 * 2 * residual
+        return k, b
+
+    k, b = loop(_samples(5, 3))
+    same = loop(_samples(1, 3) * 5)  # a generator made anew each step draws the first sample every time
+    if max(abs(first[0] - k), abs(first[1] - b)) >= 1e-4 and max(abs(first[0] - same[0]), abs(first[1] - same[1])) < 1e-4:
+        pytest.fail("train_linear_regression: every step trains on the SAME sample: make rng = "
+                    "np.random.RandomState(seed) once, before the loop, not inside it (a new generator starts the same "
+                    f"sequence again): after 5 steps k, b should be ({k:.5f}, {b:.5f}), got ({first[0]:.5f}, "
+                    f"{first[1]:.5f})", pytrace=False)
     diff = max(abs(first[0] - k), abs(first[1] - b))
     if diff >= 1e-4 and max(abs(first[1] - k), abs(first[0] - b)) < 1e-4:
         pytest.fail(f"train_linear_regression: k and b are swapped: after 5 steps k, b should be ({k:.5f}, {b:.5f}), "
