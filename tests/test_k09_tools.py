@@ -21,7 +21,7 @@ from tfkata.differential import Case, compare, graph_outputs, reference, to_nump
 from tfkata.feedback.curves import explain_curve
 from tfkata.loader import fresh_graph
 from tfkata.testing import mismatch as _mismatch, mnist_images as _mnist_images
-from tfkata.testing import mnist_flat
+from tfkata.testing import dataset_stages, mnist_flat
 from tfkata.tfsetup import SEED
 
 k09 = load_kata("k09_tools")
@@ -724,19 +724,10 @@ def test_dataset_augments_each_example(sess):
     assert 16 <= flips <= 48, f"about half the examples should be flipped, got {flips}/64: pass augment_data through"
 
 
-def _stages(dataset):
-    """The names of a tf.data pipeline's stages, first to last (ShuffleDataset -> 'Shuffle')."""
-    names = []
-    while dataset is not None and len(names) < 20:
-        names.append(type(dataset).__name__.lstrip("_").replace("Dataset", "").replace("ParallelMap", "Map"))
-        dataset = getattr(dataset, "_input_dataset", None)
-    return names[::-1]
-
-
 @pytest.mark.covers("make_dataset")
 def test_make_dataset_stages_in_the_docstrings_order():
     images, labels = _mnist_images(12), np.arange(12)
-    stages = [s for s in _stages(k09.make_dataset(images, labels, batch_size=4, seed=3)) if s != "Options"]
+    stages = [s for s in dataset_stages(k09.make_dataset(images, labels, batch_size=4, seed=3))[::-1] if s != "Options"]
     want = ["TensorSlice", "Shuffle", "Map", "Batch", "Repeat"]
     assert stages == want, (
         f"make_dataset: the pipeline should be {' -> '.join(want)}, got {' -> '.join(stages)}"

@@ -37,7 +37,7 @@ from tfkata.data.mnist import load_mnist
 from tfkata.differential import Case, compare, eager_outputs, reference
 from tfkata.paths import output_dir
 from tfkata.tfsetup import import_tensorflow
-from tfkata.testing import where_max as _where
+from tfkata.testing import dataset_stages, where_max as _where
 
 tf = import_tensorflow()  # quietly: without the CUDA/oneDNN lines a plain import prints
 import keras  # noqa: E402  (after the quiet TensorFlow import; Keras 3 on TF >= 2.16, Keras 2 before)
@@ -104,15 +104,6 @@ def _ids(images):
 
 def _epoch_ids(dataset):
     return [i for images, _ in dataset for i in _ids(images)]
-
-
-def _stages(dataset):
-    """The names of a tf.data pipeline's stages, last first (PrefetchDataset -> 'Prefetch')."""
-    names = []
-    while dataset is not None and len(names) < 20:
-        names.append(type(dataset).__name__.lstrip("_").replace("Dataset", "").replace("ParallelMap", "Map"))
-        dataset = getattr(dataset, "_input_dataset", None)
-    return names
 
 
 def _outputs(model, images):
@@ -314,7 +305,7 @@ def test_make_dataset_is_seeded():
 @pytest.mark.covers("make_dataset")
 def test_make_dataset_stages():
     images, labels = _toy_digits(10)
-    stages = _stages(n04.make_dataset(images, labels, batch_size=5, seed=1, repeat=True))
+    stages = dataset_stages(n04.make_dataset(images, labels, batch_size=5, seed=1, repeat=True))
     order = " <- ".join(stages)
     assert stages[0] == "Prefetch", f"make_dataset: the last stage should be prefetch(tf.data.AUTOTUNE), got {order}"
     for earlier, later, why in (

@@ -35,6 +35,7 @@ from typing import Any, Callable, Iterable
 import numpy as np
 
 from tfkata import registry
+from tfkata.feedback.diagnoses import diagnose
 from tfkata.loader import ensure_on_path, fresh_graph, seed_everything
 from tfkata.paths import repo_root
 from tfkata.stubprobe import raise_if_stub
@@ -215,8 +216,6 @@ def compare(function: str, learner, ref, cases: Iterable[Case], run: Callable[[A
         except NotImplementedError:
             raise
         except Exception as exc:
-            from tfkata.feedback.diagnoses import diagnose
-
             known = diagnose(exc)  # a known TensorFlow error says its cause and fix, not TensorFlow's cut-off text
             raise Mismatch(
                 f"{function}: on {case.label}, yours raised {type(exc).__name__}: "

@@ -30,7 +30,7 @@ def _scan(path: str, mtime_ns: int) -> dict:
     for name in [n for n in found if "." not in n]:
         methods = [stub for other, stub in found.items() if other.startswith(name + ".")]
         if methods:
-            found[name] = found[name] or all(methods)
+            found[name] = all(methods)
     return found
 
 

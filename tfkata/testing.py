@@ -117,3 +117,13 @@ def must_raise(call, error: type, message: str) -> None:
     except error:
         return
     pytest.fail(message, pytrace=False)
+
+
+def dataset_stages(dataset) -> list[str]:
+    """The names of a tf.data pipeline's stages, LAST first (PrefetchDataset -> 'Prefetch'; a parallel map
+    reads 'Map'), by following each stage's input."""
+    names = []
+    while dataset is not None and len(names) < 20:
+        names.append(type(dataset).__name__.lstrip("_").replace("Dataset", "").replace("ParallelMap", "Map"))
+        dataset = getattr(dataset, "_input_dataset", None)
+    return names

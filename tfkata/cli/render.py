@@ -172,16 +172,13 @@ def report(out: Console, root: Path, row: Progress, *, show_hint, max_lines: int
     pictures(out, root, k, since)
 
 
-def failing_upstream(test, problems) -> str | None:
+def failing_upstream(test, problems, seen: set | None = None) -> str | None:
     """A function ``test`` covers or uses besides its own that fails a test of its own which does not
     involve ``test``'s function: the likely cause of a knock-on failure (``count_parameters`` failing
     because ``Linear`` is wrong, ``sample_text`` because ``port_k05_weights`` built the model wrong), so
-    that the line does not read as if ``test``'s function were wrong."""
-    return _root_cause(test, problems, seen=set())
-
-
-def _root_cause(test, problems, seen: set) -> str | None:
+    that the line does not read as if ``test``'s function were wrong. The chain is followed to its root."""
     own = test.function
+    seen = set() if seen is None else seen
     seen.add(own)
     for name in dict.fromkeys([*test.covers, *test.uses]):
         if name in seen:
@@ -189,7 +186,7 @@ def _root_cause(test, problems, seen: set) -> str | None:
         failing = next((u for u in problems if u is not test and u.status in ("fail", "error") and u.function == name
                         and own not in u.covers and own not in u.uses), None)
         if failing is not None:  # follow the chain: sample_text <- sample_step <- port_k05_weights
-            return _root_cause(failing, problems, seen) or name
+            return failing_upstream(failing, problems, seen) or name
     return None
 
 
