@@ -32,6 +32,11 @@ EQUIV_TOL = 1e-5
 
 def _as_float(value, what):
     assert value is not None, f"{what} is None"
+    shape = np.shape(value)
+    assert shape == (), (
+        f"{what} should be a scalar (shape []), got shape {list(shape)}: a scalar in gives a scalar out, so no "
+        "reshape, tf.expand_dims or [...] around the result"
+    )
     return float(np.asarray(value))
 
 
@@ -57,7 +62,8 @@ def test_sum_of_takes_the_value_as_an_argument():
             f"sum_of should return a float32 tf.Tensor, got {type(got).__module__}.{type(got).__name__} "
             f"{getattr(got, 'dtype', '')}: keep the result a tensor (no .numpy(), no np.sum)"
         )
-        assert float(got) == want, f"sum_of({np.asarray(values).tolist()}) should be {want}, got {float(got)}"
+        mean = " (the mean: tf.reduce_mean averages, tf.reduce_sum adds)" if float(got) == pytest.approx(want / len(values)) else ""
+        assert float(got) == want, f"sum_of({np.asarray(values).tolist()}) should be {want}, got {float(got)}{mean}"
     got = n03.sum_of(np.array([0.1, -0.25, 3.0]))  # numpy's default float is float64
     assert not isinstance(got, tf.Tensor) or got.dtype == tf.float32, (
         f"sum_of on a float64 numpy array gave a {got.dtype.name} tensor: tf.reduce_sum keeps the dtype it is given; "
@@ -152,8 +158,9 @@ def test_linear_model_variables_and_value():
         "you say dtype=tf.float32 in tf.Variable(k_init, dtype=tf.float32, name='k')"
     )
     assert (float(model.k.numpy()), float(model.b.numpy())) == (2.0, 0.5), "k and b should start at k_init, b_init"
-    got = _as_float(model(1.5), "model(1.5)")
-    assert got == 3.5, f"model(1.5) with k = 2, b = 0.5 should be 2 * 1.5 + 0.5 = 3.5, got {got}"
+    got = _as_float(model(1.5), "LinearModel(2, 0.5)(1.5)")
+    swapped = " = b * x + k: k and b are swapped in __call__, return self.k * x + self.b" if got == 0.5 * 1.5 + 2 else ""
+    assert got == 3.5, f"LinearModel(2, 0.5)(1.5) should be k * x + b = 2 * 1.5 + 0.5 = 3.5, got {got}{swapped}"
     got = np.asarray(model(tf.constant([0.0, 1.0])))
     np.testing.assert_allclose(got, [0.5, 2.5], err_msg="the model should work on a vector of x too")
     named = n03.LinearModel(1.0, 2.0, name="my_model").name

@@ -182,10 +182,15 @@ def test_lstm_weights_from_k07_layout():
         pytest.fail("lstm_weights_from_k07: the bias is reordered but the forget gate's bias lacks forget_bias: BasicLSTMCell added "
                     "forget_bias (1.0) to f at every step and Keras has no such term, so add it to the f block",
                     pytrace=False)
+    added = (b - want_b).reshape(4, 2)
+    wrong_block = [name for name, block in zip("ifco", added) if np.allclose(block, 1.0)]
+    if wrong_block and wrong_block != ["f"] and np.allclose(added.sum(), 2.0):
+        pytest.fail(f"lstm_weights_from_k07: forget_bias went to the {wrong_block[0]} block of the bias (Keras's order is "
+                    "i, f, c, o): add it to the f block, the second, after the reorder", pytrace=False)
     want_b = want_b + np.array([0, 0, 1, 1, 0, 0, 0, 0], np.float32)
     assert np.allclose(b, want_b), (
-        f"expected the bias in Keras's order i, f, c, o with forget_bias 1.0 added to f: {want_b.tolist()}, got "
-        f"{b.tolist()}"
+        f"lstm_weights_from_k07: expected the bias in Keras's order i, f, c, o with forget_bias 1.0 added to f: "
+        f"{want_b.tolist()}, got {b.tolist()}"
     )
     b2 = np.asarray(n07.lstm_weights_from_k07(kernel, bias, forget_bias=0.0)[2])
     assert np.allclose(b2, bias.reshape(4, 2)[[0, 2, 1, 3]].reshape(8)), (

@@ -791,10 +791,19 @@ def test_halving_schedule_is_k07s_decay():
     schedule = n08.HalvingSchedule(3e-3, 300)
     steps = [0, 150, 300, 600, 900, 1000, 3000]
     got = np.array([float(schedule(tf.constant(s))) for s in steps])
-    want = np.maximum(3e-3 * 0.5 ** (np.array(steps) / 300.0), 3e-4)
+    def rate(at):
+        return np.maximum(3e-3 * 0.5 ** (np.asarray(at, np.float64) / 300.0), 3e-4)
+
+    want = rate(steps)
+    why = next((text for close, text in (
+        (rate(np.array(steps) + 1), ": yours is each step's next rate (step + 1); the optimizer's iterations count from 0 "
+                                    "at the first update, so use step as given"),
+        (rate(np.floor(np.array(steps) / 300.0) * 300), ": yours halves in stairs (floor(step / halve_every)); k07's "
+                                                          "exponential_decay is smooth, 0.5 ** (step / halve_every)"),
+    ) if np.allclose(got, close, rtol=1e-5)), "")
     assert np.allclose(got, want, rtol=1e-5), (
         f"HalvingSchedule: at steps {steps} expected {[f'{v:.3g}' for v in want]} (3e-3 halved smoothly every 300 steps, never "
-        f"below 3e-4 = lr / 10), got {[f'{v:.3g}' for v in got]}"
+        f"below 3e-4 = lr / 10), got {[f'{v:.3g}' for v in got]}{why}"
     )
 
 

@@ -204,6 +204,24 @@ def test_train_steps_takes_y_first_and_steps_only_trainable_variables():
     )
 
 
+@pytest.mark.covers("train_steps")
+def test_train_steps_steps_on_each_batch_in_turn():
+    weights, bias = [0.3, -0.6, 0.8], -0.1
+    batches = _batches(4, seed=3)
+    w = np.asarray(weights, np.float32).reshape(-1, 1)
+    want = [float(np.mean((y.numpy() - (x.numpy() @ w + bias)) ** 2)) for x, y in batches]
+    assert len({round(v, 3) for v in want}) == 4, "test self-check: the four batches must give four different losses"
+    losses = n10.train_steps(_linear_model(weights, bias), _mse, _PlainSGD(0.0), batches)
+    assert isinstance(losses, list) and len(losses) == 4, f"train_steps should return 4 losses for 4 batches, got {losses!r}"
+    if not np.allclose(losses, want, rtol=1e-4, atol=1e-5):
+        same = [i for i, (x, y) in enumerate(batches) if np.allclose(losses, want[i], rtol=1e-4, atol=1e-5)]
+        why = (f": every step saw batch {same[0]} — pass each batch's x and y into the step as arguments, "
+               "step(x, y) for x, y in batches (a tf.function that closes over a batch keeps that batch)" if same else
+               ": step i computes loss_fn(y, model(x)) on batch i, in the order given")
+        pytest.fail(f"train_steps: with a learning rate of 0 the losses should be each batch's own loss "
+                    f"{[round(v, 4) for v in want]}, got {[round(float(v), 4) for v in losses]}{why}", pytrace=False)
+
+
 @pytest.mark.covers("make_maybe_update")
 def test_maybe_update_runs_only_the_chosen_update():
     v = tf.Variable([1.0, 2.0])
@@ -257,7 +275,10 @@ def test_regularization_loss_sums_model_losses():
     )
     assert abs(value - expected) <= 1e-5 * max(1.0, abs(expected)), (
         f"regularization_loss: got {value:.5f}, expected {expected:.5f} (0.1*sum(W1**2) + 0.01*sum(W2**2) + "
-        "0.5*sum|b2|, the second layer inside a nested model): sum every entry of model.losses, nested layers included"
+        "0.5*sum|b2|, the second layer inside a nested model): "
+        + (f"that is the mean of the {len(model.losses)} penalties; add them up, tf.add_n(model.losses)"
+           if model.losses and abs(value - expected / len(model.losses)) <= 1e-5 * max(1.0, abs(expected)) else
+           "sum every entry of model.losses, nested layers included")
     )
 
 
@@ -309,6 +330,8 @@ def test_static_dims_are_plain_ints():
                     "already an int (or None): shape.as_list()", pytrace=False)
     assert got == [2, None, 3] and all(d is None or type(d) is int for d in got), (
         f"static_dims(TensorShape([2, None, 3])) should be [2, None, 3] with Python ints, got {got!r}"
+        + (f": a {type(got).__name__}, not a list; return a list, shape.as_list()" if isinstance(got, (tuple, tf.TensorShape))
+           and list(got) == [2, None, 3] else "")
     )
     assert n10.static_dims(tf.TensorShape([])) == [], "static_dims of a scalar's shape should be []"
     empty = n10.static_dims(tf.TensorShape([0, 3]))
