@@ -7,7 +7,9 @@
 1. ``pytest`` on a fresh clone of this checkout (every graded test TODO): wall seconds.
 2. Per kata: a copy whose katas/ hold the reference solutions, except the kata's first catalogued unit
    mistake (tfkata/mistakes/kNN.toml) applied to its file — a learner whose kata is complete but for
-   one wrong function. ``kata run kNN`` there: wall seconds, and the first line it reports.
+   one wrong function, after a first ``kata run kNN`` of the complete kata (as a learner has it).
+   ``kata run kNN`` there: when its early "✗ first failure" line appeared, when the report was done
+   (wall seconds), and the first line it reports.
 """
 from __future__ import annotations
 
@@ -25,18 +27,26 @@ ROOT = repo_root()
 COPIED = ("katas", "solutions", "tests", "conftest.py", "pyproject.toml")
 
 
-def timed(cmd: list[str], cwd: Path) -> tuple[float, int, str]:
+def timed(cmd: list[str], cwd: Path, early: str | None = None) -> tuple[float, int, str, float | None]:
+    """Wall seconds, exit code, output, and when a line starting with ``early`` first appeared."""
     env = {"PATH": "/usr/bin:/bin", "HOME": str(Path.home()), "COLUMNS": "160"}
     started = time.monotonic()
-    proc = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True)
-    return time.monotonic() - started, proc.returncode, proc.stdout + proc.stderr
+    seen = None
+    proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    lines = []
+    for line in proc.stdout:
+        if seen is None and early and line.startswith(early):
+            seen = time.monotonic() - started
+        lines.append(line)
+    code = proc.wait()
+    return time.monotonic() - started, code, "".join(lines), seen
 
 
 def first_pytest() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         clone = Path(tmp) / "clone"
         subprocess.run(["git", "clone", "-q", str(ROOT), str(clone)], check=True)
-        seconds, code, out = timed([sys.executable, "-m", "pytest"], clone)
+        seconds, code, out, _ = timed([sys.executable, "-m", "pytest"], clone)
         lines = out.strip().splitlines()
         print(f"first pytest on a fresh clone: {seconds:.1f} s, exit {code}, {len(lines)} lines; {lines[-1]}")
 
@@ -60,12 +70,16 @@ def wrong_unit(spec: str) -> None:
             if (copy / k.path("solutions")).exists():
                 shutil.copy2(copy / k.path("solutions"), copy / k.path("katas"))
         target = copy / kata.path("katas")
+        # the run before the mistake, as a learner has it: the kata complete, recorded (kata run orders the
+        # functions changed since the last run first, and shows the first failure as soon as it happens)
+        timed([sys.executable, "-m", "tfkata", "run", kata.id], copy)
         target.write_text(mistakes.apply(m, target.read_text(encoding="utf-8")), encoding="utf-8")
-        seconds, code, out = timed([sys.executable, "-m", "tfkata", "run", kata.id], copy)
+        seconds, code, out, early = timed([sys.executable, "-m", "tfkata", "run", kata.id], copy, early="✗ ")
         failure = next((l for l in out.splitlines() if l.startswith("First failure")), "(no failure shown)")
         detail = out.split(failure, 1)[-1].strip().splitlines()[:1] if failure in out else []
-        print(f"{kata.id} with one wrong unit function ({m.id}): kata run {kata.id} -> {seconds:.1f} s, exit {code}; "
-              f"{failure}: {detail[0][:120] if detail else ''}")
+        shown = f"first failure shown at {early:.1f} s, " if early is not None else "no early failure line, "
+        print(f"{kata.id} with one wrong unit function ({m.id}): kata run {kata.id} -> {shown}report at {seconds:.1f} s, "
+              f"exit {code}; {failure}: {detail[0][:120] if detail else ''}")
 
 
 def main(argv: list[str]) -> None:

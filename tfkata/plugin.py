@@ -50,10 +50,14 @@ def pytest_addoption(parser):
     group.addoption("--assume-done", metavar="KATAS", default="",
                     help="comma-separated kata ids whose tests that need them never wait (the mistakes runner's "
                          "learner view: every other kata is the reference's code)")
-    group.addoption("--first-tests-of", metavar="FUNCTION", default=None,
-                    help="run the concept tests that grade FUNCTION (or its class) before the others, each "
-                         "group in file order (the mistakes runner: with -x the test that catches a mistake "
-                         "in FUNCTION comes first instead of after every passing test above it)")
+    group.addoption("--first-tests-of", metavar="FUNCTIONS", default=None,
+                    help="run the concept tests that grade these functions (comma-separated; a method: its class's "
+                         "tests too) before the others, each group in file order (the mistakes runner: with -x the "
+                         "test that catches a mistake in FUNCTION comes first instead of after every passing test "
+                         "above it; kata run: the functions changed or failing since the last run)")
+    group.addoption("--first-failure", metavar="PATH", default=None,
+                    help="write the first failing graded test's name and first line to PATH (JSON) as soon as it "
+                         "fails, so kata run can show it while the other tests run")
     parser.addini("tfkata_memory_limit_mb", default="4096",
                   help="a graded test that grows the process by more than this many MB is stopped (0: no limit)")
 
@@ -136,15 +140,15 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(skip_slow)
     first = config.getoption("first_tests_of")
     if first:
-        ahead = _concept_tests_of(first, items)
+        ahead = _concept_tests_of([f.strip() for f in first.split(",") if f.strip()], items)
         items[:] = ahead + [i for i in items if i not in ahead]
 
 
-def _concept_tests_of(function: str, items: list) -> list:
-    """The unit tests that grade ``function`` (``Class.method``: the class's tests too), differential checks
-    excepted: those run where the file puts them, after every concept test, as in a learner's run; and
+def _concept_tests_of(functions: list[str], items: list) -> list:
+    """The unit tests that grade one of ``functions`` (``Class.method``: the class's tests too), differential
+    checks excepted: those run where the file puts them, after every concept test, as in a learner's run; and
     training runs, which wait for the unit tests."""
-    names = {function, function.split(".")[0]}
+    names = set(functions) | {f.split(".")[0] for f in functions}
     return [i for i in items if names & set(covers_of(i))
             and i.get_closest_marker("differential") is None and i.get_closest_marker("training") is None]
 

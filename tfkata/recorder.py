@@ -5,9 +5,12 @@ tests of a kata are still failing, and whether a kata passed in this run.
 """
 from __future__ import annotations
 
+import json
+import os
 import platform
 import sys
 import time
+from pathlib import Path
 
 import pytest
 
@@ -55,6 +58,7 @@ class Recorder:
         root = getattr(config, "_tfkata_root", None)
         self.sources = {} if root is None or target != "katas" else {
             k.id: sources_digest(root, k) for k in registry.katas()}
+        self.first_failure = config.getoption("first_failure", None)  # a path, written once
 
     # ------------------------------------------------------------------ hooks
     @pytest.hookimpl(trylast=True)
@@ -111,6 +115,17 @@ class Recorder:
         entry.about = getattr(report, "tfkata_about", None)
         if entry.status in ("fail", "error"):
             entry.report = _trim(report.longreprtext)
+            if self.first_failure and entry.kata:
+                self._tell_first_failure(entry)
+
+    def _tell_first_failure(self, entry: TestResult) -> None:
+        """The first graded failure, written at once for ``kata run`` (which shows it while the rest run)."""
+        path, self.first_failure = Path(self.first_failure), None
+        tmp = path.with_name(path.name + ".tmp")
+        tmp.write_text(json.dumps({"kata": entry.kata, "test": entry.name, "function": entry.function,
+                                   "line": (entry.message or "").strip().splitlines()[0] if entry.message else ""}),
+                       encoding="utf-8")
+        os.replace(tmp, path)
 
     # ------------------------------------------------------------------ queries during the run
     def unit_problems(self, kata_id: str, functions: list[str]) -> list[TestResult]:

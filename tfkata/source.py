@@ -86,6 +86,21 @@ def scan(source: str) -> list[Function]:
     return out
 
 
+def changed(old: str, new: str) -> list[str]:
+    """The top-level functions and classes of ``new`` whose text differs from ``old``'s (or that are new),
+    in file order; every one when ``old`` does not parse."""
+    def texts(source: str) -> dict[str, str]:
+        lines = source.splitlines()
+        return {f.name: "\n".join(lines[f.first - 1:f.end]) for f in scan(source) if f.kind != "method"}
+
+    now = texts(new)
+    try:
+        before = texts(old)
+    except (SyntaxError, ValueError):
+        before = {}
+    return [name for name, text in now.items() if before.get(name) != text]
+
+
 def scan_file(path: str | Path) -> list[Function]:
     """:func:`scan` of a file; an unreadable or unparsable file gives an empty list."""
     try:

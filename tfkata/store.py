@@ -130,6 +130,21 @@ class Store:
     def forget_results(self, kata: registry.Kata) -> None:
         self.results_path(kata).unlink(missing_ok=True)
 
+    # the kata file as the last run graded it (kata run puts the functions changed since first) ---------
+    def ran_path(self, kata: registry.Kata) -> Path:
+        return self.dir / "ran" / f"{kata.module}.py"
+
+    def ran_source(self, kata: registry.Kata) -> str | None:
+        try:
+            return self.ran_path(kata).read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError):
+            return None
+
+    def remember_ran(self, kata: registry.Kata, text: str) -> None:
+        path = self.ran_path(kata)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        _atomic_write(path, text)
+
     def backup_learner_file(self, kata: registry.Kata) -> Path:
         dest = _free_path(self.backups, kata.module, ".py")
         shutil.copy2(self.root / kata.path("katas"), dest)

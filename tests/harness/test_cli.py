@@ -289,6 +289,30 @@ def test_kata_run_on_a_solved_kata_shows_done_then_next_and_diff(repo):
     assert "k01 is done" in res.output, res.output
 
 
+def test_kata_run_grades_the_function_just_changed_first_and_shows_its_failure_at_once(repo):
+    """After a recorded run, kata run puts the concept tests of the functions changed since (or failing then)
+    first and prints the first failure the moment it happens, then the report: the verdict on the edit just
+    made does not wait for the rest of the kata."""
+    from tfkata import mistakes
+
+    path = repo / K01.path("katas")
+    path.write_text((repo / K01.path("solutions")).read_text())
+    run = [sys.executable, "-m", "tfkata", "run", "k01"]
+    first = subprocess.run(run, cwd=repo, env=subprocess_env(), capture_output=True, text=True, timeout=300)
+    assert first.returncode == 0 and "✗" not in first.stdout, first.stdout + first.stderr
+    assert (repo / ".tfkata" / "ran" / f"{K01.module}.py").read_text() == path.read_text()
+    wrong = next(m for m in mistakes.load("k01") if m.function == "thread_limited_config")  # the file's last function
+    path.write_text(mistakes.apply(wrong, path.read_text()))
+    proc = subprocess.run(run, cwd=repo, env=subprocess_env(), capture_output=True, text=True, timeout=300)
+    out = proc.stdout
+    assert proc.returncode == 1 and out.startswith("✗ "), out + proc.stderr
+    early, report = out.split("\n", 1)
+    assert "thread_limited_config" in early, early
+    assert "First failure" in report and early[2:].split(":")[0] in report.split("First failure", 1)[1].splitlines()[0], out
+    recorded = Run.load(repo / ".tfkata" / f"results-{K01.id}.json")
+    assert recorded.tests[0].covers[0] == "thread_limited_config", [t.name for t in recorded.tests]
+
+
 SLOW_TEST = '''
 import os, time
 import pytest

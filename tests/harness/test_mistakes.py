@@ -226,6 +226,9 @@ def test_a_mistakes_run_takes_the_functions_concept_tests_first(tmp_path):
     opts["first_tests_of"] = "DataSet.next_batch"  # a method: its class's tests
     pytest_collection_modifyitems(config, items)
     assert [i.name for i in items] == ["b", "c", "f", "a", "d", "e"], items
+    opts["first_tests_of"] = "other, f"  # kata run: several functions, their tests in file order
+    pytest_collection_modifyitems(config, items)
+    assert [i.name for i in items] == ["c", "f", "a", "b", "d", "e"], items
     assert "--first-tests-of" in mistakes.pytest_args(make(function="DataSet.next_batch"), "learner", tmp_path / "r.json")
 
 

@@ -2,6 +2,8 @@
 command runs a kata's tests and prints a report. Click commands live in ``tfkata/cli/__init__.py``."""
 from __future__ import annotations
 
+import time
+
 import click
 from rich.console import Console
 from rich.text import Text
@@ -57,15 +59,33 @@ class App:
         return max(self.out.height - 14, 10) if self.out.is_terminal else None
 
     def run(self, katas: list[registry.Kata], *, full: bool = False):
+        """Run the katas' tests; the first failure is shown as soon as it happens, the report at the end."""
         self.need_pytest()
         names = ", ".join(k.id for k in katas)
+        running = runner.start(self.store, katas, full=full)
         try:
             if self.out.is_terminal:
                 with self.out.status(f"running the tests of {names} ...", spinner="dots"):
-                    return runner.run_tests(self.store, katas, full=full)
-            return runner.run_tests(self.store, katas, full=full)
+                    self._tell_first_failure(running)
+            else:
+                self._tell_first_failure(running)
+            return running.finish(self.store)
         except runner.RunFailed as exc:
             self.fail(str(exc))
+        except KeyboardInterrupt:
+            running.cancel()
+            raise
+
+    def _tell_first_failure(self, running: runner.Running) -> None:
+        """Wait for the run; print its first failure the moment the plugin reports it."""
+        told = False
+        while not running.done():
+            if not told and (first := running.first_failure()):
+                told = True
+                self.out.print(Text(f"✗ {first['test']}: {first['line']}", style="red"), soft_wrap=False)
+                self.out.print(Text("  (the first failure; the other tests are still running, the full report follows)",
+                                    style="dim"))
+            time.sleep(0.1)
 
 
 pass_app = click.make_pass_decorator(App)

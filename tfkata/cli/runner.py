@@ -7,6 +7,7 @@ whose tests could not even be collected comes back with the run's message and th
 from __future__ import annotations
 
 import importlib.util
+import json
 import os
 import subprocess
 import sys
@@ -15,7 +16,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tfkata import registry
+from tfkata import registry, source
 from tfkata.progress import Progress, progress
 from tfkata.results import ResultsError, Run
 from tfkata.store import Store
@@ -44,7 +45,19 @@ class Running:
     proc: subprocess.Popen
     json_path: Path
     log_path: Path
+    sources: dict[str, str] = field(default_factory=dict)  # kata id -> its file as this run grades it
     started: float = field(default_factory=time.time)
+
+    @property
+    def early_path(self) -> Path:
+        return self.json_path.with_suffix(".first")
+
+    def first_failure(self) -> dict | None:
+        """The first graded failure of this run so far (the plugin writes it when it happens), else None."""
+        try:
+            return json.loads(self.early_path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return None
 
     def done(self) -> bool:
         return self.proc.poll() is not None
@@ -56,7 +69,7 @@ class Running:
         self._cleanup()
 
     def _cleanup(self) -> None:
-        for path in (self.json_path, self.log_path):
+        for path in (self.json_path, self.log_path, self.early_path):
             path.unlink(missing_ok=True)
 
     def output_tail(self, lines: int = 25) -> str:
@@ -77,6 +90,9 @@ class Running:
         self._cleanup()
         if run is None:
             raise RunFailed(f"pytest stopped before grading (exit code {code}):\n{tail}")
+        for kata in self.katas:
+            if kata.id in self.sources:
+                store.remember_ran(kata, self.sources[kata.id])
         rows = {}
         for kata in self.katas:
             row = progress(store, kata)
@@ -89,6 +105,19 @@ class Running:
         return rows
 
 
+def _first_functions(store: Store, kata: registry.Kata, text: str) -> list[str]:
+    """What the learner touched since the last run (functions changed since, or failing then): their
+    concept tests run first, so the verdict on the function just edited comes first, and soonest."""
+    before = store.ran_source(kata)
+    try:
+        changed = source.changed(before, text) if before is not None else []
+    except (SyntaxError, ValueError):
+        return []
+    last = store.load_results(kata)
+    failing = [t.function for t in last.problems if t.status in ("fail", "error") and t.function] if last else []
+    return list(dict.fromkeys(changed + failing))
+
+
 def start(store: Store, katas: list[registry.Kata], *, full: bool = False) -> Running:
     """Start ``pytest`` on the katas' test files (against katas/) in the background."""
     store.dir.mkdir(parents=True, exist_ok=True)
@@ -97,21 +126,20 @@ def start(store: Store, katas: list[registry.Kata], *, full: bool = False) -> Ru
     json_path = Path(name)
     json_path.unlink()
     log_path = json_path.with_suffix(".log")
+    sources, first = {}, []
+    for kata in katas:
+        try:
+            sources[kata.id] = (store.root / kata.path("katas")).read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError):
+            continue
+        first += _first_functions(store, kata, sources[kata.id])
     cmd = [sys.executable, "-m", "pytest", *[k.test_file for k in katas], "-q", "-p", "no:cacheprovider",
-           "--results-json", str(json_path)]
+           "--results-json", str(json_path), "--first-failure", str(json_path.with_suffix(".first"))]
+    if first:
+        cmd += ["--first-tests-of", ",".join(dict.fromkeys(first))]
     if full:
         cmd.append("--tb=long")
     with open(log_path, "w", encoding="utf-8") as log:
         proc = subprocess.Popen(cmd, cwd=store.root, env=pytest_env(), stdin=subprocess.DEVNULL,
                                 stdout=log, stderr=subprocess.STDOUT)
-    return Running(list(katas), proc, json_path, log_path)
-
-
-def run_tests(store: Store, katas: list[registry.Kata], *, full: bool = False) -> dict[str, Progress]:
-    """Run and wait: the fresh progress rows of ``katas``."""
-    running = start(store, katas, full=full)
-    try:
-        return running.finish(store)
-    except KeyboardInterrupt:
-        running.cancel()
-        raise
+    return Running(list(katas), proc, json_path, log_path, sources)
