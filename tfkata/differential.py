@@ -193,7 +193,49 @@ def difference(got, expected, atol: float = 1e-5, rtol: float = 1e-4) -> str | N
         bad = np.argwhere(np.asarray(got_a != exp_a).reshape(exp_a.shape))
         at = tuple(int(i) for i in bad[0])
         return f"{got_a[at]!r} instead of {exp_a[at]!r} at index {at} ({len(bad)} of {exp_a.size} differ)"
-    return mismatch(got_a, exp_a, atol=atol, rtol=rtol)
+    found = mismatch(got_a, exp_a, atol=atol, rtol=rtol)
+    related = relation(got_a, exp_a, atol, rtol) if found else None
+    return f"{related}; {found}" if related else found
+
+
+def relation(got: np.ndarray, expected: np.ndarray, atol: float = 1e-5, rtol: float = 1e-4) -> str | None:
+    """How a wrong float array relates to the right one, when it is a simple slip: a constant factor (a mean
+    for a sum, a missing normalisation), swapped last axes, a shift by one step, a reversed or reordered axis.
+    None when no such relation holds (or the arrays are too small to tell)."""
+    got, exp = np.asarray(got, np.float64), np.asarray(expected, np.float64)
+    if got.shape != exp.shape or exp.size < 2 or not np.all(np.isfinite(got)) or not np.all(np.isfinite(exp)):
+        return None
+
+    def close(a, b):
+        return a.shape == b.shape and np.allclose(a, b, atol=atol, rtol=rtol)
+
+    norm = float(np.sum(exp * exp))
+    if norm > 0 and np.ptp(exp) > 0:
+        factor = float(np.sum(got * exp)) / norm
+        if abs(factor - 1) > 1e-3 and close(got, factor * exp):
+            return f"yours is the reference times {factor:.4g} everywhere (a factor: a mean for a sum, a scale or a normalisation)"
+        if close(got - exp, np.full_like(exp, float(np.mean(got - exp)))):
+            return f"yours is the reference plus {float(np.mean(got - exp)):.4g} everywhere (an added constant)"
+    if exp.ndim >= 2 and exp.shape[-1] == exp.shape[-2] and close(got, np.swapaxes(exp, -1, -2)):
+        return "yours is the reference transposed (its last two axes swapped)"
+    for axis in range(exp.ndim):
+        n = exp.shape[axis]
+        if n < 2:
+            continue
+        got_head, exp_head = (np.take(a, range(0, n - 1), axis=axis) for a in (got, exp))
+        got_tail, exp_tail = (np.take(a, range(1, n), axis=axis) for a in (got, exp))
+        if n >= 3 and close(got_tail, exp_head) and not close(got_head, exp_head):
+            return f"yours is the reference one step later along axis {axis} (off by one: a step too late)"
+        if n >= 3 and close(got_head, exp_tail) and not close(got_tail, exp_tail):
+            return f"yours is the reference one step earlier along axis {axis} (off by one: a step too early)"
+        if close(got, np.flip(exp, axis=axis)):
+            return f"yours is the reference reversed along axis {axis}"
+        if n <= 64:
+            order = [next((j for j in range(n) if close(np.take(got, i, axis=axis), np.take(exp, j, axis=axis))), None)
+                     for i in range(n)]
+            if None not in order and sorted(order) == list(range(n)):
+                return f"yours holds the reference's entries along axis {axis} in another order ({order})"
+    return None
 
 
 class Mismatch(AssertionError):
