@@ -82,9 +82,7 @@ class App:
         while not running.done():
             if not told and (first := running.first_failure()):
                 told = True
-                self.out.print(Text(f"✗ {first['test']}: {first['line']}", style="red"), soft_wrap=False)
-                self.out.print(Text("  (the first failure; the other tests are still running, the full report follows)",
-                                    style="dim"))
+                render.early_failure(self.out, first)
             time.sleep(0.1)
 
 

@@ -99,6 +99,12 @@ def pictures(out: Console, root: Path, kata: registry.Kata, since: float | None 
     out.print(Text(f"Pictures in {OUTPUT_DIRNAME}/{kata.id}/: " + ", ".join(names), style="blue"))
 
 
+def early_failure(out: Console, first: dict) -> None:
+    """A run's first failure, printed while its other tests still run (the report follows)."""
+    out.print(Text(f"✗ {first.get('test')}: {first.get('line')}", style="red"), soft_wrap=False)
+    out.print(Text("  (the first failure; the other tests are still running, the full report follows)", style="dim"))
+
+
 def report(out: Console, root: Path, row: Progress, *, show_hint, max_lines: int | None = None,
            figures: bool = True, list_all: bool = False) -> None:
     """What ``kata run`` and ``kata watch`` print after a run. ``show_hint(func, n)`` prints and records a hint."""

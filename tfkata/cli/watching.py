@@ -7,7 +7,7 @@ import time
 from rich.text import Text
 
 from tfkata import registry
-from tfkata.cli import runner
+from tfkata.cli import render, runner
 from tfkata.progress import current, progress
 from tfkata.store import Store
 
@@ -53,7 +53,7 @@ def watch(app, kata: registry.Kata, *, pinned: bool, once: bool, timeout: float 
         show(row)
     else:
         running = begin(kata)
-    announced = False
+    announced = told = False
     try:
         for changes in watchfiles.watch(store.root / "katas", watch_filter=watchfiles.PythonFilter(),
                                         yield_on_timeout=True, rust_timeout=300, raise_interrupt=False):
@@ -71,7 +71,10 @@ def watch(app, kata: registry.Kata, *, pinned: bool, once: bool, timeout: float 
                 kata = chosen
                 running = begin(kata)
                 from_save = True
-                announced = False
+                announced = told = False
+            elif running is not None and not running.done() and not told and (first := running.first_failure()):
+                render.early_failure(out, first)
+                told = True
             elif running is not None and running.done():
                 try:
                     row = running.finish(store)[kata.id]
@@ -87,7 +90,7 @@ def watch(app, kata: registry.Kata, *, pinned: bool, once: bool, timeout: float 
                 running = None
                 if once and from_save:
                     return
-                announced = False
+                announced = told = False
             if running is None and not announced:
                 out.print(Text(f"watching katas/ · save a file to re-run {kata.id} · Ctrl-C to stop", style="dim"))
                 announced = True
