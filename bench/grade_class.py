@@ -70,8 +70,9 @@ def build(folder: Path, n: int, katas, seed: int = 0) -> list[Path]:
     return paths
 
 
-def plain_points(sub: Path, katas) -> int:
-    """A learner's own ``pytest`` in a copy of the checkout holding these kata files."""
+def plain_points(sub: Path, katas, profile: str) -> int:
+    """A learner's own ``pytest`` in a copy of the checkout holding these kata files (the unit profile: without
+    the training runs)."""
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         for name in ("katas", "solutions", "tests", "tfkata"):
@@ -81,7 +82,8 @@ def plain_points(sub: Path, katas) -> int:
         for f in (sub / "katas").glob("*.py"):
             shutil.copy2(f, work / "katas" / f.name)
         env = {k: v for k, v in os.environ.items() if not k.startswith("TFKATA_")}
-        subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-m", "not training",
+        unit = ["-m", "not training"] if profile == "unit" else []
+        subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *unit,
                         "--assume-done", ",".join(k.id for k in registry.katas()), "--results-json",
                         str(work / "r.json"), *[k.test_file for k in katas]], cwd=work, env=env, capture_output=True)
         return sum(t.points_earned for t in Run.load(work / "r.json").tests if t.kata)
@@ -110,7 +112,7 @@ def main() -> int:
         print(f"attacks scoring above their honest code (0): {bad or 'none'}")
         mismatches = []
         for name in [f"student{i:03d}" for i in range(min(args.verify, args.students))]:
-            plain = plain_points(Path(tmp) / "subs" / name, katas)
+            plain = plain_points(Path(tmp) / "subs" / name, katas, args.profile)
             print(f"  {name}: kata grade {by[name].earned}, plain pytest {plain}")
             if plain != by[name].earned:
                 mismatches.append(name)

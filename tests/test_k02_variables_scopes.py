@@ -35,13 +35,20 @@ def _read_after_initialize(sess, fetches, variables=None):
     """Call the learner's initialize, then read ``fetches``; an uninitialised read fails with the lesson."""
     counting = _CountingSession(sess)
     if variables is None:
-        k02.initialize(counting)
         call = "initialize(sess)"
         fix = "sess.run(tf.compat.v1.global_variables_initializer())"
     else:
-        k02.initialize(counting, variables)
         call = f"initialize(sess, [{', '.join(v.op.name for v in variables)}])"
         fix = "sess.run([v.initializer for v in variables])"
+    try:
+        k02.initialize(counting) if variables is None else k02.initialize(counting, variables)
+    except tf.errors.FailedPreconditionError as exc:
+        error = first_line(exc)
+    else:
+        error = None
+    if error is not None:  # outside the except block: no chained TensorFlow traceback
+        pytest.fail(f"{call} itself read a variable that has no value yet ({error[:80]}): sess.run(variables) FETCHES "
+                    f"their values; initialising means running their initializer ops, {fix}", pytrace=False)
     try:
         return sess.run(fetches)
     except tf.errors.FailedPreconditionError as exc:

@@ -415,6 +415,19 @@ def test_build_model_dropout(rate):
     )
 
 
+
+@pytest.mark.covers("build_model")
+def test_build_model_pools_pad_same():
+    model = n04.build_model()
+    for name in ("pool1", "pool2"):
+        config = model.get_layer(name).get_config()
+        padding, pool, strides = config.get("padding"), tuple(config.get("pool_size", ())), tuple(config.get("strides", ()))
+        assert (padding, pool, strides) == ("same", (2, 2), (2, 2)), (
+            f"build_model: {name} is MaxPooling2D(pool_size={pool}, strides={strides}, padding={padding!r}): k04's max_pool_2x2 "
+            "is a 2x2 window, stride 2, SAME padding; on 28x28 'valid' happens to give the same 14x14, on an odd size it "
+            f"drops the last row and column: MaxPooling2D(2, strides=2, padding='same', name='{name}')"
+        )
+
 # --------------------------------------------------------------------------- k04's weights (unit)
 def _random_k04_weights(seed=0):
     rng = np.random.RandomState(seed)
@@ -552,6 +565,11 @@ def test_make_train_step_one_step():
                else ": return loss_fn(labels, model(images, training=True)) as computed inside the tape")
         pytest.fail(f"make_train_step: the step should return the batch's loss before the update, "
                     f"{float(expected_loss):.5f}, got {np.asarray(got_loss)}{why}")
+    moved = any(not np.allclose(np.asarray(v), old) for v, old in zip(model.trainable_variables, before))
+    if moved and int(optimizer.iterations) == 0:
+        pytest.fail("make_train_step: the weights changed but the optimizer passed in never stepped (its iterations are "
+                    "still 0): update with that optimizer, optimizer.apply_gradients(zip(grads, model.trainable_variables)), "
+                    "not one made inside make_train_step")
     for v, old, g in zip(model.trainable_variables, before, grads):
         new = np.asarray(v)
         if np.allclose(new, old):
@@ -722,6 +740,34 @@ def test_train_builds_the_step_once():
     )
 
 
+@pytest.mark.covers("train")
+def test_train_walks_through_the_dataset():
+    x, y = _tiny_problem(24)
+    y = np.arange(24) % 3  # batch i of 4 starts with label (4 i) % 3: 0, 1, 2, 0, 1, 2
+    dataset = tf.data.Dataset.from_tensor_slices((x, y.astype(np.int64))).batch(4).repeat()  # not shuffled
+    val_ds = tf.data.Dataset.from_tensor_slices((x, y.astype(np.int64))).batch(12)
+    firsts = tf.Variable(tf.fill([16], -1))
+    calls = tf.Variable(0)
+    base = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+
+    def loss_fn(labels, logits):  # records the first label of every batch the steps get
+        firsts.scatter_nd_update([[tf.minimum(calls, 15)]], [tf.cast(labels[0], tf.int32)])
+        calls.assign_add(1)
+        return base(labels, logits)
+
+    n04.train(_tiny_model(), dataset, 8, keras.optimizers.SGD(learning_rate=0.01), loss_fn, val_ds, log_every=4,
+              verbose=False)
+    got = np.asarray(firsts)[: min(int(calls), 16)].tolist()
+    want = [(4 * (i % 6)) % 3 for i in range(8)]
+    assert got == want, (
+        f"train: 8 steps on an unshuffled dataset of 6 batches should get the batches in order, whose first labels are "
+        f"{want}; the steps got {got}"
+        + (": every step started the dataset over (a new iter(dataset), or next(iter(dataset)), per step); loop once, "
+           "for images, labels in dataset.take(steps)" if len(set(got)) == 1 and len(got) == 8 else
+           ": take the batches in the order the dataset gives them, once each, dataset.take(steps)")
+    )
+
+
 @pytest.mark.filterwarnings("ignore:.*shuffle=True.*:UserWarning")  # Keras 3: a tf.data dataset shuffles itself
 @pytest.mark.covers("fit", "make_optimizer", "make_loss")
 def test_fit_history():
@@ -731,8 +777,9 @@ def test_fit_history():
     steps = [h.get("step") for h in history] if isinstance(history, list) else history
     shown = steps if not isinstance(steps, list) or len(steps) <= 6 else f"{steps[:4]} ... ({len(steps)} entries)"
     assert steps == [10, 20, 30], (
-        f"fit(steps=30, log_every=10): expected entries after steps 10, 20, 30, got {shown}: one Keras epoch is log_every "
-        "steps, so model.fit(dataset, epochs=steps // log_every, steps_per_epoch=log_every)"
+        f"fit(steps=30, log_every=10): expected entries after steps 10, 20, 30, got {shown}: "
+        + ("entry i comes after epoch i + 1, so its step is log_every * (i + 1)" if steps == [0, 10, 20] else
+           "one Keras epoch is log_every steps, so model.fit(dataset, epochs=steps // log_every, steps_per_epoch=log_every)")
     )
     iterations = int(model.optimizer.iterations)
     assert iterations == 30, (

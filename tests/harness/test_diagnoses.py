@@ -46,7 +46,7 @@ def test_every_entry_is_tested():
         "sparse-labels", "reshape-size", "no-gradients", "tensor-as-bool", "feed-a-tensor", "placeholder-in-eager",
         "graph-finalized", "variable-in-tf-function", "inaccessible-tensor", "autograph-dtype",
         "keras-state-in-call", "gradients-in-eager", "batch-sizes-differ", "unknown-rank", "reset-default-graph", "sequence-length-batch",
-        "loop-shape-changes",
+        "loop-shape-changes", "tensor-as-static-dim", "history-without-validation",
     }
     assert {e.key for e in TABLE} == tested
 
@@ -292,6 +292,27 @@ def test_batch_size_none(how):
             tf.zeros([x.shape[0], 4])
 
     check(build, "batch-size-none", "tf.shape(x)[0]")
+
+
+def test_tensor_as_static_dim():
+    def build():
+        h = v1.placeholder(tf.float32, [None, 5])
+        v1.get_variable("W", [tf.shape(h)[-1], 3])  # a weight's shape from the dynamic shape
+
+    check(build, "tensor-as-static-dim", "x.shape[-1]")
+
+
+def test_history_without_validation():
+    import keras
+
+    model = keras.Sequential([keras.Input(shape=(2,)), keras.layers.Dense(2)])
+    model.compile("sgd", "mse")
+    logs = model.fit(np.zeros((4, 2)), np.zeros((4, 2)), verbose=0).history  # no validation_data
+
+    def build():
+        return logs["val_accuracy"]
+
+    check(build, "history-without-validation", "'val_accuracy'", "validation_data=")
 
 
 def test_none_value():

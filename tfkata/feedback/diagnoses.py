@@ -429,6 +429,15 @@ TABLE: tuple[Entry, ...] = (
            r"tf\.gradients is not supported when eager execution is enabled",
            lambda m, e: ("tf.gradients only works while building a graph (TF 1); eagerly, record the forward pass "
                          "under `with tf.GradientTape() as tape:` and call tape.gradient(loss, variables)")),
+    _entry("tensor-as-static-dim", ["TypeError"],
+           r"Dimension value must be integer or None or have an __index__ method, got value '<tf\.Tensor",
+           lambda m, e: (f"{_in_function(e)}a static shape (a variable's, a placeholder's) needs Python ints, and tf.shape(x)[i] is a "
+                         "tensor whose value exists only when the graph runs: use the static size x.shape[-1] (an int) "
+                         "for a weight's shape; tf.shape is for sizes unknown until run time")),
+    _entry("history-without-validation", ["KeyError"],
+           r"^'(?P<k>val_\w+)'$",
+           lambda m, e: (f"{_in_function(e)}History.history has no '{m.group('k')}': Keras logs validation metrics only when model.fit "
+                         "gets validation_data=... (the validation dataset)")),
     _entry("batch-size-none", ["ValueError", "TypeError"],
            r"Prefix or suffix can't be None|Cannot convert a partially known TensorShape|"
            r"Expected int32, but got None of type 'NoneType'",
