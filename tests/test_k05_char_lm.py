@@ -808,7 +808,7 @@ class _FakeSampler:
 def test_generate_feeds_back_each_sample_and_resets():
     fake = _FakeSampler()
     samples = k05.generate(fake, fake.sampler, num_samples=3, length=6)
-    assert isinstance(samples, list) and len(samples) == 3, f"expected a list of 3 strings, got {samples!r}"
+    assert isinstance(samples, list) and len(samples) == 3, f"generate: expected a list of 3 strings, got {samples!r}"
     assert all(isinstance(s, str) and len(s) == 6 for s in samples), (
         f"generate: expected 3 strings of 6 characters, got {[len(s) if isinstance(s, str) else type(s).__name__ for s in samples]}"
         + next((f": the first character counts, so sample length - 1 = 5 more (one {'too many' if n > 6 else 'too few'})"
@@ -818,7 +818,7 @@ def test_generate_feeds_back_each_sample_and_resets():
     for s in samples:
         wrong = [k for k in range(1, 6) if s[k] != following[s[k - 1]]]
         assert not wrong, (
-            f"with a model that always predicts the next letter, a sample starting with {s[0]!r} reads "
+            f"generate: with a model that always predicts the next letter, a sample starting with {s[0]!r} reads "
             f"{s[0] + ''.join(_walk(s[0], 5))!r}, got {s!r}: feed back the "
             "character you just sampled (sample(prediction)) as the next input"
         )
@@ -833,11 +833,11 @@ def test_generate_feeds_back_each_sample_and_resets():
         else:
             current.append(call)
     assert len(groups) == 3, (
-        f"the sampling state was reset {len(groups)} times for 3 samples: reset it at the start of EACH sample, "
+        f"generate: the sampling state was reset {len(groups)} times for 3 samples: reset it at the start of EACH sample, "
         "so one sample does not continue from the previous one"
     )
     assert all(len(g) in (5, 6) for g in groups), (
-        f"each 6-character sample needs 5 predictions (the first character comes from random_distribution), "
+        f"generate: each 6-character sample needs 5 predictions (the first character comes from random_distribution), "
         f"got {[len(g) for g in groups]}"
     )
 
@@ -1044,7 +1044,10 @@ def _warned(call, char):
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         got = call()
-    return got, type(got).__name__, any(issubclass(w.category, UserWarning) and char in str(w.message) for w in caught)
+    # the character as it is or as repr shows it ('\n' for a newline): either way the message names it
+    named = (char, repr(char)[1:-1])
+    return got, type(got).__name__, any(issubclass(w.category, UserWarning) and any(n in str(w.message) for n in named)
+                                        for w in caught)
 
 
 def _run_char2id(mod, case):

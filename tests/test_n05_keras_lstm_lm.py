@@ -544,6 +544,7 @@ def test_sample_step_probabilities_and_state():
     forward = n05.make_forward(model, 8)
     h0, c0 = np.random.RandomState(8).uniform(-0.5, 0.5, (2, 1, 8)).astype(np.float32)
     probs, h, c = n05.sample_step(forward, 5, tf.constant(h0), tf.constant(c0))
+    returned = probs
     probs = np.asarray(probs)
     assert probs.shape == (V,), f"sample_step should return the 27 probabilities of the next character, got shape {probs.shape}"
     logits, want_h, want_c = _np_run(params, _one_hot([[5]]), h0, c0)
@@ -555,6 +556,10 @@ def test_sample_step_probabilities_and_state():
     )
     assert np.allclose(np.asarray(h), want_h, atol=1e-5) and np.allclose(np.asarray(c), want_c, atol=1e-5), (
         "sample_step should return the model's new h and c"
+    )
+    assert isinstance(returned, np.ndarray), (
+        f"sample_step: the probabilities should be a numpy array (the docstring's float numpy vector, what numpy's "
+        f"sampling takes), got a {type(returned).__name__}: return np.asarray(tf.nn.softmax(...)) or .numpy()"
     )
 
 

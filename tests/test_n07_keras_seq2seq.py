@@ -84,6 +84,19 @@ def _np_decoder(layers, tokens_bt, states, lstms=None):
     return np.stack(logits, axis=1), states
 
 
+def _np_step_unchained(layers, tokens_b, states, reads):
+    """One numpy decoder step whose layers above the first read ``reads(i, below, states)`` instead of the new
+    output of the layer below: the logits [B, V] of a decoder wired the wrong way."""
+    emb = _weights(layers.decoder_embedding)[0]
+    out_k, out_b = _weights(layers.output_layer)
+    prev = [(np.asarray(h, np.float64), np.asarray(c, np.float64)) for h, c in states]
+    x = emb[tokens_b]
+    for i, (lstm, (h, c)) in enumerate(zip(layers.decoder_lstms, prev)):
+        h, c = _np_lstm_step(x if i == 0 else reads(i, x, prev), h, c, *_weights(lstm))
+        x = h
+    return x @ out_k + out_b
+
+
 def _small_layers(hidden=8, layers=2, embed=6):
     return n07.build_layers(vocab_size=V, embed_size=embed, hidden_units=hidden, num_layers=layers)
 
@@ -381,6 +394,10 @@ def test_teacher_forced_logits_match_a_numpy_lstm():
     if np.abs(got - swapped).max() < 1e-5:
         pytest.fail("h and c are swapped: a Keras LSTM takes initial_state=[h, c] (k07's LSTMStateTuple was (c, h))",
                     pytrace=False)
+    first_only, _ = _np_decoder(layers, y_in, [states[0]] * len(states))
+    if np.abs(got - first_only).max() < 1e-5:
+        pytest.fail("teacher_forced_logits: every decoder layer started from states[0], the encoder's first layer's "
+                    "state: decoder LSTM i starts from states[i], initial_state=list(states[i])", pytrace=False)
     diff = np.abs(got - want)
     assert diff.max() < 1e-4, (
         f"teacher-forced logits differ from a numpy LSTM decoder ({_where(diff)}): embed decoder_inputs with "
@@ -405,6 +422,12 @@ def test_decoder_step_is_one_step_of_the_same_decoder():
         if np.abs(np.asarray(logits, np.float64) - on_encoder[:, 0]).max() < 1e-4:
             pytest.fail("decoder_step: the step ran the ENCODER's LSTM cells: step layers.decoder_lstms[i].cell "
                         "(the decoder's own weights, shared with teacher_forced_logits)", pytrace=False)
+        for reads, what in ((lambda i, below, prev: prev[i][0], "its own previous h"),
+                            (lambda i, below, prev: prev[i - 1][0], "the layer below's PREVIOUS h")):
+            if np.abs(np.asarray(logits, np.float64) - _np_step_unchained(layers, y_in[:, 0], states, reads)).max() < 1e-4:
+                pytest.fail(f"decoder_step: layer 1 read {what}: each layer above the first reads the NEW output of the "
+                            "layer below in this step (x = the h it just returned), as teacher_forced_logits feeds each "
+                            "layer's outputs to the next", pytrace=False)
     assert diff.max() < 1e-4, (
         f"one decoder step differs from a numpy LSTM step ({_where(diff)}): call each decoder LSTM's cell, "
         "lstm.cell(x, [h, c]), starting from states[i], and apply output_layer to the top output"
@@ -943,17 +966,29 @@ def test_train_is_reproducible(monkeypatch):
         f"train ignores its seed: seeds 7 and 8 gave the same run (losses {first[0]}): pass the `seed` argument to "
         "keras.utils.set_random_seed and np.random.RandomState, not a fixed number"
     )
-    rng = np.random.RandomState(7)  # k07.train's batches: bucketed pools of 32 * batch_size, popped from the end
-    queue = k07.bucketed_batches(*k07.generate_data(32 * 4, rng=rng), batch_size=4, rng=rng)
-    want = [queue.pop()[0] for _ in range(2)]
+    rng = np.random.RandomState(7)  # k07.train's batches: bucketed pools of 32 * batch_size, popped (either end:
+    queue = k07.bucketed_batches(*k07.generate_data(32 * 4, rng=rng), batch_size=4, rng=rng)  # the pool is shuffled)
+    want, front = [queue[-1][0], queue[-2][0]], [queue[0][0], queue[1][0]]
     got = [x for x, _ in first[2]]
-    assert len(got) == 2 and all(np.array_equal(g, w) for g, w in zip(got, want)), (
+    assert len(got) == 2 and any(all(np.array_equal(g, w) for g, w in zip(got, ends)) for ends in (want, front)), (
         "train: the batches are not k07.train's: rng = np.random.RandomState(seed), then pop each batch from "
         "k07.bucketed_batches(*k07.generate_data(32 * batch_size, rng=rng), batch_size=batch_size, rng=rng) (a new "
-        f"pool when the queue is empty); with seed 7 and batch_size 4 the first x has the shape {want[0].shape}, got "
+        f"pool when the queue is empty); with seed 7 and batch_size 4 the first two batches' x have the shapes "
+        f"{[w.shape for w in want]} (popped from the end; from the front {[w.shape for w in front]}), got "
         f"{[np.shape(g) for g in got[:2]]}"
     )
 
+
+@pytest.mark.needs("k07")
+@pytest.mark.covers("train")
+def test_train_reports_the_mean_of_the_last_100_losses(monkeypatch):
+    _stand_ins(monkeypatch, [])
+    result = n07.train(steps=102, batch_size=4, eval_samples=4, seed=3, num_print=0)
+    assert isinstance(result, dict) and len(result.get("losses", ())) == 102, (
+        f"train(steps=102) should return a dict whose 'losses' has 102 entries, got "
+        f"{len(result.get('losses', ())) if isinstance(result, dict) else type(result).__name__}"
+    )
+    _check_reported_loss(result)
 
 # --------------------------------------------------------------------------- differential checks (reference)
 # The learner's functions against solutions/ on generated cases, smallest first (tfkata.differential).
@@ -1321,6 +1356,18 @@ SUSPECTS = {"rate": "make_optimizer", "init": "build_layers", "loop": "train", "
             "leak": "teacher_forced_logits", "measure": "greedy_decode"}
 
 
+def _check_reported_loss(result):
+    """The returned 'loss' is the mean of the last 100 losses (the figure train prints), not another slice."""
+    losses = np.asarray(result["losses"], np.float64)
+    want = float(np.mean(losses[-100:]))
+    got = result.get("loss")
+    assert got is not None and abs(float(got) - want) <= 1e-4 * max(1.0, abs(want)), (
+        f"train: 'loss' should be the mean of the last 100 steps' losses, {want:.4f}, got {got}"
+        + (": that is the mean of the FIRST 100; take losses[-100:]" if got is not None
+           and abs(float(got) - float(np.mean(losses[:100]))) <= 1e-6 * max(1.0, abs(want)) else "")
+    )
+
+
 def _curve(result):
     losses = result.get("losses")
     if not losses:
@@ -1345,6 +1392,7 @@ def test_training_reaches_exact_match(trained):
     assert trained["steps"] == TRAIN_STEPS and len(trained["losses"]) == TRAIN_STEPS, (
         f"train(steps={TRAIN_STEPS}) should run and record {TRAIN_STEPS} steps, got {trained['steps']} / {len(trained['losses'])}"
     )
+    _check_reported_loss(trained)
     assert acc >= MIN_ACCURACY, (
         f"expected >= {MIN_ACCURACY:.0%} exact match after {TRAIN_STEPS} steps (Adam 3e-3 as k07; see the figures at "
         f"TRAIN_STEPS), got {acc:.1%}. The pieces pass their unit tests, so compare train() with its docstring. "

@@ -101,6 +101,29 @@ def changed(old: str, new: str) -> list[str]:
     return [name for name, text in now.items() if before.get(name) != text]
 
 
+def callees(source: str) -> dict[str, set[str]]:
+    """For each top-level function and class of ``source``, the other top-level functions and classes it
+    reaches through its body's calls and names, transitively (``build_training_model`` -> ``lstm_cell``);
+    ``{}`` when ``source`` does not parse."""
+    try:
+        tree = ast.parse(source)
+    except (SyntaxError, ValueError):
+        return {}
+    tops = {n.name: n for n in tree.body if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef))}
+    direct = {name: {m.id for m in ast.walk(node) if isinstance(m, ast.Name) and m.id in tops and m.id != name}
+              for name, node in tops.items()}
+    reach: dict[str, set[str]] = {}
+    for name in tops:
+        seen, todo = set(), list(direct[name])
+        while todo:
+            n = todo.pop()
+            if n not in seen and n != name:
+                seen.add(n)
+                todo.extend(direct[n])
+        reach[name] = seen
+    return reach
+
+
 def scan_file(path: str | Path) -> list[Function]:
     """:func:`scan` of a file; an unreadable or unparsable file gives an empty list."""
     try:

@@ -411,3 +411,16 @@ def test_also_failing_names_the_wrong_function_a_knock_on_failure_uses():
     assert failing_upstream(step, [port, step, sample]) == "port_k05_weights"
     sample.uses = []
     assert failing_upstream(sample, [port, sample]) is None
+    # k05: lstm_cell wrong; build_training_model (right) calls it, so its test fails too: a test of train that
+    # involves build_training_model is blamed on lstm_cell, the root, through the kata file's calls
+    from tfkata.source import callees
+
+    calls = callees("def lstm_cell(x):\n    return x\n\n\ndef build_training_model():\n    return lstm_cell(1)\n\n\n"
+                    "def train():\n    return build_training_model()\n")
+    assert calls == {"lstm_cell": set(), "build_training_model": {"lstm_cell"}, "train": {"build_training_model", "lstm_cell"}}
+    cell = t("test_lstm_cell", ["lstm_cell"])
+    model = t("test_training_model", ["build_training_model"])
+    trained = t("test_train", ["train", "build_training_model"])
+    assert failing_upstream(trained, [cell, model, trained]) == "build_training_model"  # without the calls
+    assert failing_upstream(trained, [cell, model, trained], calls=calls) == "lstm_cell"
+    assert failing_upstream(cell, [cell, model, trained], calls=calls) is None  # the root's own fault

@@ -11,7 +11,7 @@ from rich.progress_bar import ProgressBar
 from rich.table import Table
 from rich.text import Text
 
-from tfkata import registry
+from tfkata import registry, source
 from tfkata.paths import OUTPUT_DIRNAME
 from tfkata.progress import Progress
 
@@ -129,6 +129,10 @@ def report(out: Console, root: Path, row: Progress, *, show_hint, max_lines: int
         return
     test = row.first_problem
     waiting = [t for t in row.tests if t.status == "waiting"]
+    try:
+        calls = source.callees((root / k.path("katas")).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError):
+        calls = {}
     if test is None:
         if waiting:
             out.print(Text(f"Waiting: {waiting[0].message}", style="yellow"))
@@ -150,9 +154,9 @@ def report(out: Console, root: Path, row: Progress, *, show_hint, max_lines: int
         out.print(Text(trim(test.report or test.message or "(no details)", max_lines)))
         if test.printed:
             out.print(Text("printed:\n" + trim(test.printed, 8), style="dim"))
-        upstream = failing_upstream(test, row.problems)
+        upstream = failing_upstream(test, row.problems, calls=calls)
         if upstream:
-            out.print(Text(f"It uses {upstream}, which fails without it (below): fix {upstream} first.", style="bold"))
+            out.print(Text(f"It uses {upstream}, whose own test fails too (below): fix {upstream} first.", style="bold"))
             func = upstream
         if func in k.hints:
             out.print(Text(f"Stuck? kata hint {k.id} -f {func}", style="dim"))
@@ -164,9 +168,9 @@ def report(out: Console, root: Path, row: Progress, *, show_hint, max_lines: int
         shown = failing if list_all else failing[:LIST_LIMIT]
         for t in shown:
             first = (t.message or "").splitlines()[0] if t.message else ""  # whole: rich wraps it
-            upstream = failing_upstream(t, row.problems)
+            upstream = failing_upstream(t, row.problems, calls=calls)
             if upstream:
-                first += f" (it uses {upstream}, which fails without it: fix {upstream} first)"
+                first += f" (it uses {upstream}, whose own test fails too: fix {upstream} first)"
             out.print(Text(f"  {MARK.get(t.status, '?')} {t.name}: {first}"))
         if len(shown) < len(failing):
             out.print(Text(f"  ... {len(failing) - len(shown)} more: kata run {k.id} --all", style="dim"))
@@ -178,21 +182,29 @@ def report(out: Console, root: Path, row: Progress, *, show_hint, max_lines: int
     pictures(out, root, k, since)
 
 
-def failing_upstream(test, problems, seen: set | None = None) -> str | None:
+def failing_upstream(test, problems, seen: set | None = None, calls: dict[str, set[str]] | None = None) -> str | None:
     """A function ``test`` covers or uses besides its own that fails a test of its own which does not
     involve ``test``'s function: the likely cause of a knock-on failure (``count_parameters`` failing
     because ``Linear`` is wrong, ``sample_text`` because ``port_k05_weights`` built the model wrong), so
-    that the line does not read as if ``test``'s function were wrong. The chain is followed to its root."""
+    that the line does not read as if ``test``'s function were wrong. The chain is followed to its root.
+    ``calls`` (:func:`tfkata.source.callees` of the kata file) adds what those functions call in turn: a
+    test of ``build_training_model`` involves ``lstm_cell``, which it calls."""
+    calls = calls or {}
+
+    def involved(t) -> list[str]:
+        named = [*t.covers, *t.uses]
+        return list(dict.fromkeys(named + [c for n in named for c in sorted(calls.get(n, ()))]))
+
     own = test.function
     seen = set() if seen is None else seen
     seen.add(own)
-    for name in dict.fromkeys([*test.covers, *test.uses]):
+    for name in involved(test):
         if name in seen:
             continue
         failing = next((u for u in problems if u is not test and u.status in ("fail", "error") and u.function == name
-                        and own not in u.covers and own not in u.uses), None)
+                        and own not in involved(u)), None)
         if failing is not None:  # follow the chain: sample_text <- sample_step <- port_k05_weights
-            return failing_upstream(failing, problems, seen) or name
+            return failing_upstream(failing, problems, seen, calls) or name
     return None
 
 

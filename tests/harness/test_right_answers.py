@@ -1,4 +1,4 @@
-"""Right answers the graded tests of k02-k04 must accept (a catalogue entry pins a wrong answer; these pin
+"""Right answers the graded tests must accept (a catalogue entry pins a wrong answer; these pin
 answers that are right by the docstring but were once failed). Each runs the kata's own tests in-process
 on the reference module with ONE function written the other way."""
 import importlib.util
@@ -48,3 +48,25 @@ def test_k02_increment_with_assign_add_passes(increment):
     tests = _kata_tests("test_k02_variables_scopes", "k02", "k02", increment=increment)
     _run(tests.test_increment_assigns_when_run, with_session=True)
     _run(tests.test_increment_matches_reference, with_session=False)
+
+
+def _char2id_naming_the_raw_character(char):
+    """k05's char2id with the warning's message holding the character as it is ('\\n' is a real newline there)."""
+    import string
+    import warnings
+
+    if char == " ":
+        return 0
+    if char in string.ascii_lowercase:
+        return ord(char) - ord("a") + 1
+    warnings.warn("Unexpected character: %s" % char)
+    return 0
+
+
+def test_k05_char2id_warning_may_hold_the_character_itself():
+    """The docstring asks for a warning whose message contains the character: the character itself (a newline for
+    a newline) is as right as its repr (fresh-eyes review, stop 27: the differential check accepted only the repr)."""
+    tests = _kata_tests("test_k05_char_lm", "k05", "k05", char2id=_char2id_naming_the_raw_character)
+    _run(tests.test_char2id_warns_on_unexpected_character, with_session=False)
+    _run(tests.test_char2id_warns_on_upper_case_and_neighbours, with_session=False)
+    _run(tests.test_char2id_matches_reference, with_session=False)
