@@ -20,7 +20,7 @@ import tensorflow as tf
 
 from tfkata import load_kata
 from tfkata.feedback.curves import explain_curve
-from tfkata.testing import mask_off_by_one
+from tfkata.testing import check_reported_loss, mask_off_by_one
 from tfkata.tfsetup import require_legacy_rnn
 
 k07 = load_kata("k07_seq2seq")
@@ -913,7 +913,7 @@ def test_train_reports_the_mean_of_the_last_100_losses():
         f"train(steps=102) should return a dict whose 'losses' has 102 entries, got "
         f"{len(result.get('losses', ())) if isinstance(result, dict) else type(result).__name__}"
     )
-    _check_reported_loss(result)
+    check_reported_loss(result)
 
 # --------------------------------------------------------------------------- differential checks
 # The net behind the concept tests above: each function against the reference (solutions/) on small inputs
@@ -1179,18 +1179,6 @@ SUSPECTS = {"rate": "decayed_learning_rate", "init": "build_seq2seq", "loop": "t
             "leak": "get_decoder_input_and_output", "measure": "exact_match"}
 
 
-def _check_reported_loss(result):
-    """The returned 'loss' is the mean of the last 100 losses (the figure train prints), not another slice."""
-    losses = np.asarray(result["losses"], np.float64)
-    want = float(np.mean(losses[-100:]))
-    got = result.get("loss")
-    assert got is not None and abs(float(got) - want) <= 1e-4 * max(1.0, abs(want)), (
-        f"train: 'loss' should be the mean of the last 100 steps' losses, {want:.4f}, got {got}"
-        + (": that is the mean of the FIRST 100; take losses[-100:]" if got is not None
-           and abs(float(got) - float(np.mean(losses[:100]))) <= 1e-6 * max(1.0, abs(want)) else "")
-    )
-
-
 def _curve(result):
     """What the training curve looked like (train() returns every step's loss as ``losses``)."""
     losses = result.get("losses")
@@ -1215,7 +1203,7 @@ def test_training_reaches_exact_match():
     print(f"k07 exact match after {result['steps']} steps: {acc:.1%} on 500 fresh sequences "
           f"({result['seconds']:.1f} s of training, loss {result.get('loss', float('nan')):.4f})")
     assert result["steps"] == TRAIN_STEPS, f"train should report steps={TRAIN_STEPS}, got {result['steps']}"
-    _check_reported_loss(result)
+    check_reported_loss(result)
     assert acc >= MIN_ACCURACY, (
         f"expected >= {MIN_ACCURACY:.0%} exact match after {TRAIN_STEPS} steps (Adam 3e-3; the reference reaches "
         f"88-93 %), got {acc:.1%}. The pieces pass their unit tests, so compare train() with its docstring. "

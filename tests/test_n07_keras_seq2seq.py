@@ -22,7 +22,7 @@ import pytest
 from tfkata import fresh_graph, load_kata
 from tfkata.feedback.curves import explain_curve
 from tfkata.tfsetup import import_tensorflow, require_legacy_rnn
-from tfkata.testing import mask_off_by_one, where_max as _where
+from tfkata.testing import check_reported_loss, mask_off_by_one, where_max as _where
 
 tf = import_tensorflow()  # quietly: without the CUDA/oneDNN lines a plain import prints
 import keras  # noqa: E402  (after the quiet TensorFlow import; Keras 3 on TF >= 2.16, Keras 2 before)
@@ -988,7 +988,7 @@ def test_train_reports_the_mean_of_the_last_100_losses(monkeypatch):
         f"train(steps=102) should return a dict whose 'losses' has 102 entries, got "
         f"{len(result.get('losses', ())) if isinstance(result, dict) else type(result).__name__}"
     )
-    _check_reported_loss(result)
+    check_reported_loss(result)
 
 # --------------------------------------------------------------------------- differential checks (reference)
 # The learner's functions against solutions/ on generated cases, smallest first (tfkata.differential).
@@ -1356,18 +1356,6 @@ SUSPECTS = {"rate": "make_optimizer", "init": "build_layers", "loop": "train", "
             "leak": "teacher_forced_logits", "measure": "greedy_decode"}
 
 
-def _check_reported_loss(result):
-    """The returned 'loss' is the mean of the last 100 losses (the figure train prints), not another slice."""
-    losses = np.asarray(result["losses"], np.float64)
-    want = float(np.mean(losses[-100:]))
-    got = result.get("loss")
-    assert got is not None and abs(float(got) - want) <= 1e-4 * max(1.0, abs(want)), (
-        f"train: 'loss' should be the mean of the last 100 steps' losses, {want:.4f}, got {got}"
-        + (": that is the mean of the FIRST 100; take losses[-100:]" if got is not None
-           and abs(float(got) - float(np.mean(losses[:100]))) <= 1e-6 * max(1.0, abs(want)) else "")
-    )
-
-
 def _curve(result):
     losses = result.get("losses")
     if not losses:
@@ -1392,7 +1380,7 @@ def test_training_reaches_exact_match(trained):
     assert trained["steps"] == TRAIN_STEPS and len(trained["losses"]) == TRAIN_STEPS, (
         f"train(steps={TRAIN_STEPS}) should run and record {TRAIN_STEPS} steps, got {trained['steps']} / {len(trained['losses'])}"
     )
-    _check_reported_loss(trained)
+    check_reported_loss(trained)
     assert acc >= MIN_ACCURACY, (
         f"expected >= {MIN_ACCURACY:.0%} exact match after {TRAIN_STEPS} steps (Adam 3e-3 as k07; see the figures at "
         f"TRAIN_STEPS), got {acc:.1%}. The pieces pass their unit tests, so compare train() with its docstring. "

@@ -127,3 +127,16 @@ def dataset_stages(dataset) -> list[str]:
         names.append(type(dataset).__name__.lstrip("_").replace("Dataset", "").replace("ParallelMap", "Map"))
         dataset = getattr(dataset, "_input_dataset", None)
     return names
+
+
+def check_reported_loss(result: dict) -> None:
+    """k07's and n07's train: the returned 'loss' is the mean of the last 100 losses (the figure train prints),
+    not another slice of ``result['losses']``."""
+    losses = np.asarray(result["losses"], np.float64)
+    want = float(np.mean(losses[-100:]))
+    got = result.get("loss")
+    assert got is not None and abs(float(got) - want) <= 1e-4 * max(1.0, abs(want)), (
+        f"train: 'loss' should be the mean of the last 100 steps' losses, {want:.4f}, got {got}"
+        + (": that is the mean of the FIRST 100; take losses[-100:]" if got is not None
+           and abs(float(got) - float(np.mean(losses[:100]))) <= 1e-6 * max(1.0, abs(want)) else "")
+    )
