@@ -109,6 +109,11 @@ def main() -> int:
         bad = [n for n in ATTACKS if by[n].earned > 0] + (["attack-spin"] if by["attack-spin"].earned else [])
         print(f"{len(results)} submissions in {seconds:.0f} s with {args.jobs} jobs: "
               f"{3600 * len(results) / seconds:.0f} submissions/hour ({args.profile}, katas {args.katas})")
+        honest = [g.seconds for g in results if g.name.startswith("student")]
+        if honest:
+            each = sum(honest) / len(honest)
+            print(f"honest submissions (reference, mistakes, stubs): {len(honest)}, {each:.0f} s each on average "
+                  f"(one per job): about {3600 * args.jobs / each:.0f} per hour with {args.jobs} jobs")
         print(f"attacks scoring above their honest code (0): {bad or 'none'}")
         mismatches = []
         for name in [f"student{i:03d}" for i in range(min(args.verify, args.students))]:
