@@ -628,13 +628,8 @@ def _port_diagnosis(kind, ported, w, d=D):
                     "[x_t, h_{t-1}], so x's rows come first")
     rows = np.asarray(w.get("kernel", np.zeros([0, 0])))
     if rows.shape[0] > d:  # x's rows taken from the end: [h rows ; x rows] read as [x ; h]
-        flipped = dict(w, kernel=np.concatenate([rows[-d:], rows[:-d]]))
-        try:
-            from_end = _expected_port(kind, flipped, d)
-        except (ValueError, IndexError):
-            from_end = None
-        if from_end is not None and all(np.shape(g) == np.shape(e) and np.allclose(g, e, atol=1e-6)
-                                        for g, e in zip(ported[:2], from_end[:2])):
+        from_end = _expected_port(kind, dict(w, kernel=np.concatenate([rows[-d:], rows[:-d]])), d)
+        if all(np.shape(g) == np.shape(e) and np.allclose(g, e, atol=1e-6) for g, e in zip(ported[:2], from_end[:2])):
             return (f"kernel holds the LAST {d} rows of the TF 1 kernel and recurrent_kernel the first: TF 1 multiplies "
                     f"[x_t, h_(t-1)], so x's {d} rows come first: kernel from rows [:{d}], recurrent_kernel from rows [{d}:]")
     if kind in KERAS_ORDER:

@@ -6,7 +6,6 @@ tests of a kata are still failing, and whether a kata passed in this run.
 from __future__ import annotations
 
 import json
-import os
 import platform
 import sys
 import time
@@ -16,7 +15,7 @@ import pytest
 
 from tfkata import registry
 from tfkata.results import Run, TestResult
-from tfkata.store import sources_digest
+from tfkata.store import atomic_write, sources_digest
 
 
 def kata_of(item) -> registry.Kata | None:
@@ -121,11 +120,8 @@ class Recorder:
     def _tell_first_failure(self, entry: TestResult) -> None:
         """The first graded failure, written at once for ``kata run`` (which shows it while the rest run)."""
         path, self.first_failure = Path(self.first_failure), None
-        tmp = path.with_name(path.name + ".tmp")
-        tmp.write_text(json.dumps({"kata": entry.kata, "test": entry.name, "function": entry.function,
-                                   "line": (entry.message or "").strip().splitlines()[0] if entry.message else ""}),
-                       encoding="utf-8")
-        os.replace(tmp, path)
+        line = (entry.message or "").strip().splitlines()[0] if (entry.message or "").strip() else ""
+        atomic_write(path, json.dumps({"test": entry.name, "line": line}))
 
     # ------------------------------------------------------------------ queries during the run
     def unit_problems(self, kata_id: str, functions: list[str]) -> list[TestResult]:

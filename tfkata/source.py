@@ -88,17 +88,16 @@ def scan(source: str) -> list[Function]:
 
 def changed(old: str, new: str) -> list[str]:
     """The top-level functions and classes of ``new`` whose text differs from ``old``'s (or that are new),
-    in file order; every one when ``old`` does not parse."""
+    in file order; every one when ``old`` does not parse, none when ``new`` does not."""
     def texts(source: str) -> dict[str, str]:
         lines = source.splitlines()
-        return {f.name: "\n".join(lines[f.first - 1:f.end]) for f in scan(source) if f.kind != "method"}
+        try:
+            return {f.name: "\n".join(lines[f.first - 1:f.end]) for f in scan(source) if f.kind != "method"}
+        except (SyntaxError, ValueError):
+            return {}
 
-    now = texts(new)
-    try:
-        before = texts(old)
-    except (SyntaxError, ValueError):
-        before = {}
-    return [name for name, text in now.items() if before.get(name) != text]
+    before = texts(old)
+    return [name for name, text in texts(new).items() if before.get(name) != text]
 
 
 def callees(source: str) -> dict[str, set[str]]:

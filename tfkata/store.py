@@ -36,7 +36,7 @@ def _free_path(folder: Path, stem: str, suffix: str) -> Path:
     return path
 
 
-def _atomic_write(path: Path, text: str) -> None:
+def atomic_write(path: Path, text: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + f".{os.getpid()}.tmp")
     tmp.write_text(text, encoding="utf-8")
@@ -103,7 +103,7 @@ class Store:
         return data
 
     def save(self) -> None:
-        _atomic_write(self.state_path, json.dumps(self.state, indent=2, ensure_ascii=False) + "\n")
+        atomic_write(self.state_path, json.dumps(self.state, indent=2, ensure_ascii=False) + "\n")
 
     def shown_hints(self, kata_id: str, func: str) -> list[int]:
         return list(self.state["hints"].get(kata_id, {}).get(func, []))
@@ -141,9 +141,7 @@ class Store:
             return None
 
     def remember_ran(self, kata: registry.Kata, text: str) -> None:
-        path = self.ran_path(kata)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        _atomic_write(path, text)
+        atomic_write(self.ran_path(kata), text)
 
     def backup_learner_file(self, kata: registry.Kata) -> Path:
         dest = _free_path(self.backups, kata.module, ".py")

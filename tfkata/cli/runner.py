@@ -109,10 +109,7 @@ def _first_functions(store: Store, kata: registry.Kata, text: str) -> list[str]:
     """What the learner touched since the last run (functions changed since, or failing then): their
     concept tests run first, so the verdict on the function just edited comes first, and soonest."""
     before = store.ran_source(kata)
-    try:
-        changed = source.changed(before, text) if before is not None else []
-    except (SyntaxError, ValueError):
-        return []
+    changed = source.changed(before, text) if before is not None else []
     last = store.load_results(kata)
     failing = [t.function for t in last.problems if t.status in ("fail", "error") and t.function] if last else []
     return list(dict.fromkeys(changed + failing))
