@@ -499,8 +499,8 @@ def test_training_loss_scores_the_next_character(sess):
     else:
         why = ("the loss should be reduce_mean(softmax_cross_entropy_with_logits(labels=..., logits=logits)) with "
                "labels = tf.concat(train_data[1:], 0), the inputs shifted by one step")
-    pytest.fail(f"{why} (loss {loss:.6f}, expected {want:.6f}: the mean cross-entropy of your logits against the "
-                "next characters)", pytrace=False)
+    pytest.fail(f"build_training_model: {why} (loss {loss:.6f}, expected {want:.6f}: the mean cross-entropy of your "
+                "logits against the next characters)", pytrace=False)
 
 
 @pytest.mark.covers("build_training_model", "lstm_cell", "create_parameters")
@@ -513,23 +513,23 @@ def test_state_carries_across_batches(sess):
     sess.run(model["loss"], dict(zip(model["train_data"], first)))  # running the loss alone must save the state
     saved_output, saved_state = sess.run([model["saved_output"], model["saved_state"]])
     assert np.abs(saved_state).max() > 0, (
-        "saved_state is still zero after running the loss: build logits and loss inside "
+        "build_training_model: saved_state is still zero after running the loss: build logits and loss inside "
         "tf.control_dependencies([saved_output.assign(output), saved_state.assign(state)])"
     )
     if np.abs(saved_output - state1).max() <= 1e-5 and np.abs(saved_output - out1).max() > 1e-3:
-        pytest.fail("saved_output holds the last cell STATE: save the last OUTPUT there (the first value lstm_cell "
-                    "returns) and the state in saved_state", pytrace=False)
-    np.testing.assert_allclose(saved_state, state1, atol=1e-5, err_msg="saved_state must hold the LAST step's state")
-    np.testing.assert_allclose(saved_output, out1, atol=1e-5, err_msg="saved_output must hold the LAST step's output")
+        pytest.fail("build_training_model: saved_output holds the last cell STATE: save the last OUTPUT there (the "
+                    "first value lstm_cell returns) and the state in saved_state", pytrace=False)
+    np.testing.assert_allclose(saved_state, state1, atol=1e-5, err_msg="build_training_model: saved_state must hold the LAST step's state")
+    np.testing.assert_allclose(saved_output, out1, atol=1e-5, err_msg="build_training_model: saved_output must hold the LAST step's output")
     loss2 = sess.run(model["loss"], dict(zip(model["train_data"], second)))
     want_carried, _, _, _ = _np_unroll(values, second, out1, state1)
     want_fresh, _, _, _ = _np_unroll(values, second, zeros, zeros)
     if abs(loss2 - want_fresh) < 1e-4:
-        pytest.fail(f"second batch: loss {loss2:.6f} is the loss from a ZERO state, expected {want_carried:.6f} "
+        pytest.fail(f"build_training_model: second batch: loss {loss2:.6f} is the loss from a ZERO state, expected {want_carried:.6f} "
                     "(continuing from the first batch): start the unrolled loop from saved_output / saved_state",
                     pytrace=False)
     assert abs(loss2 - want_carried) < 1e-4, (
-        f"second batch: loss {loss2:.6f}, expected {want_carried:.6f} (continuing from the saved state); "
+        f"build_training_model: second batch: loss {loss2:.6f}, expected {want_carried:.6f} (continuing from the saved state); "
         f"from a zero state it would be {want_fresh:.6f}: start the loop from saved_output / saved_state"
     )
 

@@ -112,34 +112,6 @@ def _numpy_rnn(x, lengths, kernel, bias):
     return outputs, state
 
 
-# --------------------------------------------------------------------------- the setup guard
-@pytest.mark.covers("make_cell")
-@pytest.mark.parametrize("problem", ["tf_keras missing", "TF_USE_LEGACY_KERAS unset"])
-def test_legacy_keras_problems_give_a_clear_message(monkeypatch, problem):
-    # The kata's cells work with the real setup of this machine ...
-    cell = k06.make_cell("lstm", H)
-    _check_cell_class(cell, "lstm", "LSTMCell")
-    # ... and on TensorFlow >= 2.16 without legacy Keras, the guard each test runs first names the fix.
-    # Simulated (TF 2.21, nothing really uninstalled); monkeypatch undoes it after the test.
-    monkeypatch.setattr(tfsetup, "tf_version", lambda: (2, 21))
-    real_find_spec = importlib.util.find_spec
-    present = problem != "tf_keras missing"
-
-    def find_spec(name, *args, **kwargs):
-        if name == "tf_keras":
-            return object() if present else None
-        return real_find_spec(name, *args, **kwargs)
-
-    monkeypatch.setattr(importlib.util, "find_spec", find_spec)
-    if not present:
-        expected = r"pip install 'tf_keras==2\.21\.\*'"
-    else:
-        monkeypatch.delenv("TF_USE_LEGACY_KERAS", raising=False)
-        expected = r"set TF_USE_LEGACY_KERAS=1 before TensorFlow is imported"
-    with pytest.raises(tfsetup.LegacyKerasMissing, match=expected):
-        tfsetup.require_legacy_rnn()
-
-
 # --------------------------------------------------------------------------- cells
 @pytest.mark.covers("make_cell")
 @pytest.mark.parametrize(
@@ -165,6 +137,35 @@ def test_make_cell_rejects_unknown_kind():
         )
         return
     pytest.fail("make_cell('transformer') must raise ValueError naming the valid kinds: rnn, basic_lstm, lstm, gru")
+
+
+# --------------------------------------------------------------------------- the setup guard
+@pytest.mark.covers("make_cell")
+@pytest.mark.parametrize("problem", ["tf_keras missing", "TF_USE_LEGACY_KERAS unset"])
+def test_make_cell_on_a_setup_without_legacy_keras(monkeypatch, problem):
+    # The kata's cells work with the real setup of this machine (after the cell tests above, so that a wrong
+    # make_cell is told by them first) ...
+    cell = k06.make_cell("lstm", H)
+    _check_cell_class(cell, "lstm", "LSTMCell")
+    # ... and on TensorFlow >= 2.16 without legacy Keras, the guard each test runs first names the fix.
+    # Simulated (TF 2.21, nothing really uninstalled); monkeypatch undoes it after the test.
+    monkeypatch.setattr(tfsetup, "tf_version", lambda: (2, 21))
+    real_find_spec = importlib.util.find_spec
+    present = problem != "tf_keras missing"
+
+    def find_spec(name, *args, **kwargs):
+        if name == "tf_keras":
+            return object() if present else None
+        return real_find_spec(name, *args, **kwargs)
+
+    monkeypatch.setattr(importlib.util, "find_spec", find_spec)
+    if not present:
+        expected = r"pip install 'tf_keras==2\.21\.\*'"
+    else:
+        monkeypatch.delenv("TF_USE_LEGACY_KERAS", raising=False)
+        expected = r"set TF_USE_LEGACY_KERAS=1 before TensorFlow is imported"
+    with pytest.raises(tfsetup.LegacyKerasMissing, match=expected):
+        tfsetup.require_legacy_rnn()
 
 
 @pytest.mark.covers("zero_state_and_step", "make_cell")

@@ -1174,6 +1174,11 @@ def test_exact_match_matches_reference():
 
 
 # --------------------------------------------------------------------------- training
+# The reference's training loss at the end of the graded run: the mean of the last quarter of the 100-step means
+# (what explain_curve compares), 0.060 on TF 2.21; the bar is set above it, 0.08, so only a run ending above
+# 1.5 x 0.08 is told "learns too slowly". Measured with Adam 1e-3 instead of 3e-3: 0.254 (exact match 62.6 %),
+# which the curve's shape alone calls healthy.
+REFERENCE_LOSS = 0.08
 # The function to read first for each kind of curve (tfkata.feedback.curves.KINDS): "Stuck?" names it.
 SUSPECTS = {"rate": "decayed_learning_rate", "init": "build_seq2seq", "loop": "train", "eval": "greedy_decoder",
             "leak": "get_decoder_input_and_output", "measure": "exact_match"}
@@ -1186,7 +1191,7 @@ def _curve(result):
         return "train() returned no 'losses' (every step's loss, in order), so the curve cannot be described"
     # Mean per 100 steps: one step's loss is noisy (bucketed batches of different lengths).
     chunks = [float(np.mean(losses[k : k + 100])) for k in range(0, len(losses), 100)]
-    return explain_curve(chunks, n_classes=V, suspects=SUSPECTS)
+    return explain_curve(chunks, n_classes=V, reference_loss=REFERENCE_LOSS, suspects=SUSPECTS)
 
 
 @pytest.mark.training

@@ -272,22 +272,24 @@ def test_attention_step_uses_input_feeding(sess):
     attention, state, align = k08.attention_step(parts, keys, memory, tf.constant(lengths),
                                                  tf.constant([0, 0, 0]), _zero_state(3), prev)
     assert attention.shape.as_list() == [None, H] or attention.shape.as_list() == [3, H], (
-        f"the attentional state should be [B, {H}], got {attention.shape}"
+        f"attention_step: the attentional state should be [B, {H}], got {attention.shape}"
     )
     shapes = sorted(v.shape.as_list() for v in tf.compat.v1.trainable_variables())
     assert [30 + H + H, 4 * H] in shapes, (
-        f"the first LSTM layer's kernel should be [{30 + H} + {H}, {4 * H}]: its input is [embedding ; previous "
+        f"attention_step: the first LSTM layer's kernel should be [{30 + H} + {H}, {4 * H}]: its input is [embedding ; previous "
         f"attentional state] (input feeding). Variable shapes: {shapes}"
     )
     sess.run(tf.compat.v1.global_variables_initializer())
     zeros = np.zeros([3, H], np.float32)
     other = np.random.RandomState(0).randn(3, H).astype(np.float32)
     a0, al0 = sess.run([attention, align], {prev: zeros})
-    assert al0.shape == (3, 6), f"alignments should be [B, T_enc] = (3, 6), got {al0.shape}"
+    assert al0.shape == (3, 6), f"attention_step: alignments should be [B, T_enc] = (3, 6), got {al0.shape}"
     _check_rows_sum_to_one(al0, "attention_step")
     a1 = sess.run(attention, {prev: other})
-    assert not np.allclose(a0, a1), "changing the previous attentional state changed nothing: concatenate it to the input"
-    assert al0.shape == (3, 6) and np.all(al0[1, 3:] == 0.0), f"alignments [B, T_enc] with zeros on padding, got {al0}"
+    assert not np.allclose(a0, a1), (
+        "attention_step: changing the previous attentional state changed nothing: concatenate it to the input")
+    assert al0.shape == (3, 6) and np.all(al0[1, 3:] == 0.0), (
+        f"attention_step: alignments [B, T_enc] with zeros on padding, got {al0}")
 
 
 @pytest.mark.covers("attention_step", "attention_parts", "luong_scores", "masked_softmax", "context_vector",
@@ -307,16 +309,17 @@ def test_attention_step_scores_keys_and_averages_memory(sess):
     _check_rows_sum_to_one(al, "attention_step")
     uniform = (np.arange(6)[None, :] < lengths[:, None]) / lengths[:, None]
     assert np.allclose(al, uniform, atol=1e-5), (
-        "with all keys zero every valid score is 0, so the weights must be uniform (1 / length) on the valid "
+        "attention_step: with all keys zero every valid score is 0, so the weights must be uniform (1 / length) on the valid "
         f"positions, got row 0 {np.round(al[0], 3).tolist()}: score the cell output against keys "
         "(parts.memory_layer(memory), given to attention_step), not against memory"
     )
     a1, al1 = sess.run([attention, align], {keys: k, memory: mem1})
     a2, al2 = sess.run([attention, align], {keys: k, memory: mem2})
-    assert np.allclose(al1, al2, atol=1e-6), "the alignments changed when only memory changed: the scores come from keys"
+    assert np.allclose(al1, al2, atol=1e-6), (
+        "attention_step: the alignments changed when only memory changed: the scores come from keys")
     assert not np.allclose(a1, a2, atol=1e-6), (
-        "the attentional state did not change when memory changed: the context is the weighted sum of memory "
-        "(the encoder outputs), context_vector(alignments, memory), not of keys"
+        "attention_step: the attentional state did not change when memory changed: the context is the weighted sum "
+        "of memory (the encoder outputs), context_vector(alignments, memory), not of keys"
     )
 
 
@@ -1094,6 +1097,10 @@ def test_model_next_log_probs_matches_reference():
 
 
 # --------------------------------------------------------------------------- training
+# The reference's training loss at the end of the graded run (the mean of the last quarter of the 100-step means,
+# what explain_curve compares): 0.081 on TF 2.21; the bar is 0.1, so only a run ending above 0.15 is told "learns
+# too slowly". Measured with Adam 1e-3 instead of 3e-3: 1.062 (exact match 9.8 %), a shape that looks healthy.
+REFERENCE_LOSS = 0.1
 # The function to read first for each kind of curve (tfkata.feedback.curves.KINDS): "Stuck?" names it.
 SUSPECTS = {"rate": "build_attention_seq2seq", "init": "build_attention_seq2seq", "loop": "train",
             "eval": "attention_greedy_decoder", "leak": "attention_training_decoder", "measure": "attention_greedy_decoder"}
@@ -1105,7 +1112,7 @@ def _curve(result):
     if not losses:
         return "train() returned no 'losses' (every step's loss, in order), so the curve cannot be described"
     chunks = [float(np.mean(losses[k : k + 100])) for k in range(0, len(losses), 100)]
-    return explain_curve(chunks, n_classes=V, suspects=SUSPECTS)
+    return explain_curve(chunks, n_classes=V, reference_loss=REFERENCE_LOSS, suspects=SUSPECTS)
 
 
 @pytest.fixture(scope="module")

@@ -164,6 +164,25 @@ def test_nn_layer_applies_the_act_it_is_given(sess):
     assert problem is None, f"nn_layer(..., act=tf.identity): expected act(x W + b) = x W + b: {problem}"
 
 
+@pytest.mark.covers("nn_layer", "variable_summaries")
+def test_nn_layer_twice_in_one_graph(sess):
+    """build_model stacks two layers in one graph: each call makes its own weights and biases."""
+    x = tf.constant(np.ones((2, 4), np.float32))
+    try:
+        k09.nn_layer(k09.nn_layer(x, 4, 3, "layer1"), 3, 2, "layer2")
+    except ValueError as exc:
+        if "already exists" not in str(exc):
+            raise
+        pytest.fail("nn_layer: the second layer's variables clash with the first's (\"already exists\"): make W and b "
+                    "with tf.Variable, a new variable at each call named by its name scope, not get_variable with a "
+                    "fixed name", pytrace=False)
+    shapes = sorted(v.shape.as_list() for v in tf.compat.v1.trainable_variables())
+    assert shapes == [[2], [3], [3, 2], [4, 3]], (
+        f"nn_layer: two layers (4 -> 3 -> 2) should make four variables, W [4, 3], b [3], W [3, 2], b [2], got "
+        f"shapes {shapes}: each call makes its own"
+    )
+
+
 @pytest.mark.covers(*MODEL)
 def test_build_model_interface(sess):
     model = k09.build_model(input_dim=784, hidden_dim=32, num_classes=10)
@@ -259,8 +278,14 @@ def test_eval_step_logs_without_training(sess, tmp_path):
         f"eval_step returned ({loss}, {acc}), expected the loss and accuracy on the fed data ({ref_loss}, {ref_acc})"
     )
     events, _ = _read_events(tmp_path / "test")
-    assert list(events) == [7] and np.isclose(_scalar(events[7], "accuracy"), ref_acc), (
-        f"expected one summary at step 7 with accuracy {ref_acc}, got {events}"
+    if list(events) == [0]:
+        pytest.fail("eval_step: its summary was logged at step 0, expected step 7: pass the step, "
+                    "writer.add_summary(summary, step)", pytrace=False)
+    assert list(events) == [7], f"eval_step: expected one summary, at step 7, got summaries at steps {sorted(events)}"
+    got = _scalar(events[7], "accuracy")
+    assert np.isclose(got, ref_acc), (
+        f"eval_step: the summary at step 7 should log accuracy {ref_acc} (the fed data's), got {got}: "
+        "add_summary the `merged` result of the same sess.run"
     )
 
 
@@ -312,6 +337,38 @@ def test_train_with_summaries_bookkeeping(tmp_path):
     data = mnist_flat(N_TRAIN, N_TEST)
     history = k09.train_with_summaries(data, str(tmp_path), num_steps=12, eval_every=5, batch_size=16)
     _check_summaries_run(history, tmp_path, 12, 5)
+
+
+def _initial_losses(data):
+    """The untrained model's loss on the test data and on the training data (same seed, same construction)."""
+    with fresh_graph():
+        model = k09.build_model(input_dim=784, learning_rate=5e-3)
+        with tf.compat.v1.Session() as s:
+            s.run(tf.compat.v1.global_variables_initializer())
+            return tuple(float(s.run(model["loss"], {model["x"]: x, model["y"]: y}))
+                         for x, y in ((data[2], data[3]), (data[0], data[1])))
+
+
+def _check_first_test_loss(first, data):
+    """The loss logged (or returned) for step 0's evaluation is the untrained model's on the TEST data."""
+    on_test, on_train = _initial_losses(data)
+    if not np.isclose(first, on_test, rtol=1e-6) and np.isclose(first, on_train, rtol=1e-6):
+        pytest.fail(f"train_with_summaries: the step-0 evaluation gives {first:.4f}, the untrained model's loss on the "
+                    f"TRAINING data (on the test data it is {on_test:.4f}): evaluate on the test data, x_test, y_test "
+                    "= data[2], data[3]", pytrace=False)
+    assert np.isclose(first, on_test, rtol=1e-6), (
+        f"train_with_summaries: the test loss at step 0 should be the untrained model's {on_test:.4f}, got "
+        f"{first:.4f}: evaluate on the test data before training at step 0"
+    )
+
+
+@pytest.mark.covers("train_with_summaries", "eval_step", "batch_for_step", *MODEL)
+def test_train_with_summaries_evaluates_the_test_data(tmp_path):
+    data = mnist_flat(N_TRAIN, N_TEST)
+    history = k09.train_with_summaries(data, str(tmp_path), num_steps=2, eval_every=5, batch_size=16)
+    assert isinstance(history, dict) and 0 in history.get("test", {}), (
+        f"train_with_summaries: expected history['test'][0], the evaluation at step 0, got {history!r:.200}")
+    _check_first_test_loss(history["test"][0], data)
 
 
 # =========================================================================== checkpoints
@@ -493,6 +550,10 @@ def test_train_with_checkpoints_saves_the_final_step(tmp_path):
     with fresh_graph():
         run = k09.train_with_checkpoints((x, y), str(tmp_path), 5, save_every=2, batch_size=8)
     written = sorted(int(m.group(1)) for f in os.listdir(tmp_path) if (m := re.fullmatch(r"model-(\d+)\.index", f)))
+    if written and [w + 1 for w in written] == [2, 4, 5]:
+        pytest.fail(f"train_with_checkpoints(num_steps=5, save_every=2): the checkpoints are numbered {written}, one "
+                    "less than the global steps [2, 4, 5]: after the update of step `step` the global step is step + 1; "
+                    "save with global_step=step + 1", pytrace=False)
     assert written == [2, 4, 5], (
         f"train_with_checkpoints(num_steps=5, save_every=2) must save checkpoints at global steps [2, 4, 5], "
         f"wrote {written}: also save at the final step (if step % save_every == 0 or step == num_steps), "
@@ -513,6 +574,21 @@ def test_normalize(sess):
     got = sess.run(out)
     assert np.allclose(got, [[0.0, 0.2, 1.0]], rtol=1e-6, atol=1e-7), (
         f"normalize: expected [0, 51, 255] / 255 = [0.0, 0.2, 1.0], got {got.tolist()}: divide by 255"
+    )
+
+
+@pytest.mark.covers("normalize")
+def test_normalize_takes_a_numpy_array(sess):
+    """"uint8 pixels": a numpy array is uint8 pixels too (datasets and eager code hand them over as such)."""
+    out = k09.normalize(np.array([[0, 51, 255]], np.uint8))
+    dtype = tf.as_dtype(out.dtype)
+    assert dtype == tf.float32, (
+        f"normalize(a numpy uint8 array): expected float32, got {dtype.name}: numpy's uint8 / 255 is float64 "
+        "(a tensor's is float32); tf.cast(image, tf.float32) / 255 gives float32 for either"
+    )
+    got = sess.run(out) if isinstance(out, tf.Tensor) else np.asarray(out)
+    assert np.allclose(got, [[0.0, 0.2, 1.0]], atol=1e-7), (
+        f"normalize(a numpy uint8 array): expected [0.0, 0.2, 1.0], got {got.tolist()}: divide by 255"
     )
 
 
@@ -800,11 +876,21 @@ def test_naive_loss_is_nan_on_the_crafted_batch():
         optimized, gradient = s.run(loss, feed), s.run(grad, feed)
     print(f"k09 naive loss on the crafted batch: {value} as written, {optimized} after Grappler's rewrite; "
           f"gradient row 1: {gradient[1]}")
-    assert np.isnan(value), (
-        f"the naive loss should be NaN here (softmax underflows to 0, log(0) = -inf, 0 * -inf = NaN), got {value}: "
-        "write -labels * log(softmax(logits)) and run it with debug_config()"
-    )
-    assert np.isnan(gradient[1]).all(), f"its gradient for the crafted row should be NaN, got {gradient[1]}"
+    if not np.isnan(value):
+        from tensorflow.core.protobuf import rewriter_config_pb2
+
+        plain = tf.compat.v1.ConfigProto()  # the rewrite off, as debug_config should have it
+        plain.graph_options.rewrite_options.arithmetic_optimization = rewriter_config_pb2.RewriterConfig.OFF
+        with tf.compat.v1.Session(config=plain) as s:
+            unrewritten = s.run(loss, feed)
+        if np.isnan(unrewritten):
+            pytest.fail(f"debug_config: under it the naive loss is {value}, but it is NaN with Grappler's arithmetic "
+                        "optimizer off: turn that off in the ConfigProto you return", pytrace=False)
+        pytest.fail(f"naive_cross_entropy: the naive loss should be NaN here (softmax underflows to 0, log(0) = -inf, "
+                    f"0 * -inf = NaN), got {value}: write -labels * log(softmax(logits)), the unstable way, on purpose",
+                    pytrace=False)
+    assert np.isnan(gradient[1]).all(), (
+        f"naive_cross_entropy: its gradient for the crafted row should be NaN, got {gradient[1]}")
 
 
 @pytest.mark.points(2)
@@ -1299,16 +1385,8 @@ def test_train_with_summaries_event_files(tmp_path):
                                        learning_rate=5e-3)
     test_events = _check_summaries_run(history, tmp_path, 41, 10)
     # Independently: the step-0 test loss is the untrained model's (same seed, same construction).
-    with fresh_graph():
-        model = k09.build_model(input_dim=784, learning_rate=5e-3)
-        with tf.compat.v1.Session() as s:
-            s.run(tf.compat.v1.global_variables_initializer())
-            initial = s.run(model["loss"], {model["x"]: data[2], model["y"]: data[3]})
     first, last = _scalar(test_events[0], "cross_entropy"), _scalar(test_events[40], "cross_entropy")
-    assert np.isclose(first, initial, rtol=1e-6), (
-        f"the test loss logged at step 0 should be the untrained model's {initial:.4f}, "
-        f"got {first:.4f}: evaluate before training at step 0"
-    )
+    _check_first_test_loss(first, data)
     print(f"k09 summaries: test loss {first:.3f} (step 0) -> {last:.3f} (step 40), "
           f"test accuracy {_scalar(test_events[40], 'accuracy'):.3f}")
     # Measured (TF 2.12-2.21): 2.309 -> 0.799 with Adam 5e-3 (1e-3 only reaches 1.763).

@@ -1351,6 +1351,10 @@ def trained():
     return n07.train(steps=TRAIN_STEPS)
 
 
+# The reference's training loss at the end of the graded run (the mean of the last quarter of the 100-step means,
+# what explain_curve compares): 0.045 on TF 2.21; the bar is 0.08 as in k07 (the same task and budget), so only a
+# run ending above 0.12 is told "learns too slowly" (k07 at Adam 1e-3 instead of 3e-3 ends at 0.254).
+REFERENCE_LOSS = 0.08
 # The function to read first for each kind of curve (tfkata.feedback.curves.KINDS): "Stuck?" names it.
 SUSPECTS = {"rate": "make_optimizer", "init": "build_layers", "loop": "train", "eval": "greedy_decode",
             "leak": "teacher_forced_logits", "measure": "greedy_decode"}
@@ -1361,7 +1365,7 @@ def _curve(result):
     if not losses:
         return "train() returned no 'losses' (every step's loss, in order), so the curve cannot be described"
     chunks = [float(np.mean(losses[k : k + 100])) for k in range(0, len(losses), 100)]
-    return explain_curve(chunks, n_classes=V, suspects=SUSPECTS)
+    return explain_curve(chunks, n_classes=V, reference_loss=REFERENCE_LOSS, suspects=SUSPECTS)
 
 
 @pytest.mark.training

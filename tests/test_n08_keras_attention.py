@@ -700,16 +700,17 @@ def test_attention_teacher_forced_chains_the_steps():
     for mode, fn in (("eagerly", n08.attention_teacher_forced), ("in a tf.function", tf.function(n08.attention_teacher_forced))):
         logits, align = fn(layers, memory, mask, tf.constant(dec_in), states)
         assert tuple(logits.shape) == (3, 4, V) and tuple(align.shape) == (3, 4, 6), (
-            f"{mode}: expected logits [B, T_dec, V] = (3, 4, {V}) and alignments [B, T_dec, T_enc] = (3, 4, 6), got "
+            f"attention_teacher_forced, {mode}: expected logits [B, T_dec, V] = (3, 4, {V}) and alignments [B, T_dec, T_enc] = (3, 4, 6), got "
             f"{tuple(logits.shape)} and {tuple(align.shape)}"
         )
         diff = np.abs(np.asarray(logits) - want_logits)
         assert diff.max() < 1e-4, (
-            f"{mode}: teacher forcing should be attention_decoder_step at every step, from zeros as the first previous "
-            f"attention, carrying the states and the attention ({_where(diff)})"
+            f"attention_teacher_forced, {mode}: teacher forcing should be attention_decoder_step at every step, from "
+            f"zeros as the first previous attention, carrying the states and the attention ({_where(diff)})"
         )
         diff = np.abs(np.asarray(align) - want_align)
-        assert diff.max() < 1e-4, f"{mode}: alignment history differs from the steps' ({_where(diff)})"
+        assert diff.max() < 1e-4, (
+            f"attention_teacher_forced, {mode}: alignment history differs from the steps' ({_where(diff)})")
 
 
 @pytest.mark.needs("n07")

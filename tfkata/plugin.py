@@ -234,6 +234,7 @@ def pytest_runtest_protocol(item, nextitem):
     loader.record_uses()  # which of the kata's functions the test reads: knock-on failures name them
     with watchdog.watch(item, _limit_of(item), config._tfkata_root / config._tfkata_target):
         yield
+    item._tfkata_lasting = ()  # the frames the watchdog sampled: let them go
     stuck = getattr(item, "_tfkata_stuck", None)
     if stuck:
         _block(item, stuck)
@@ -319,7 +320,7 @@ def pytest_runtest_makereport(item, call):
         full = kata is None or config.option.tbstyle not in ("auto", None) or config.option.fulltrace
         got = classify(excinfo.value, excinfo.tb, kata=kata, target_dir=config._tfkata_root / config._tfkata_target,
                        tests_dir=config._tfkata_root / "tests", full=full, hang=getattr(item, "_tfkata_hang", None),
-                       covers=covers_of(item))
+                       covers=covers_of(item), lasting=getattr(item, "_tfkata_lasting", ()))
     if got is None or got.report is None:
         report = pytest.TestReport.from_item_and_call(item, call)
     else:

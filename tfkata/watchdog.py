@@ -72,6 +72,9 @@ class _Job:
     in_phase: bool = False
     stopped: bool = False  # Stopped raised (by either signal): the other one does nothing
     timing_out: bool = False  # pytest-timeout's handler is running (a Python loop): let it finish its failure
+    # the main thread's frames halfway to the limit: the learner's deepest one still there when the limit
+    # comes is the function that never returned (not a function it calls again and again)
+    lasting: tuple = ()
 
 
 _lock = threading.Lock()
@@ -229,6 +232,10 @@ def _loop() -> None:
             if now - job.fired > LAST_RESORT_S or (memory_limit_mb[0] and grown > 2 * memory_limit_mb[0]):
                 _last_resort(job)
             continue
+        if job.limit and not job.lasting and now - job.started > job.limit / 2:
+            job.lasting = _main_frames()
+            with contextlib.suppress(AttributeError):  # pytest-timeout's failure is read with them too
+                job.item._tfkata_lasting = job.lasting
         if memory_limit_mb[0] and grown > memory_limit_mb[0]:
             _fire(job, Hang("memory", memory_limit_mb[0], grown_mb=grown))
         elif job.limit and now - job.started > job.limit + GRACE_S:
@@ -236,7 +243,7 @@ def _loop() -> None:
 
 
 def _fire(job: _Job, hang: Hang) -> None:
-    hang.function, hang.where = _running_function(job.learner_dir, list(job.sessions))
+    hang.function, hang.where = _running_function(job.learner_dir, list(job.sessions), job.lasting)
     job.hang, job.fired = hang, time.monotonic()
     job.item._tfkata_hang = hang  # the plugin's report for this test reads it
     # the signal first: it is pending before TensorFlow gives the main thread back, so the thread handles
@@ -251,23 +258,33 @@ def _fire(job: _Job, hang: Hang) -> None:
             sess.close()
 
 
-def _running_function(learner_dir: Path, sessions=()) -> tuple[str | None, str | None]:
-    """The innermost frame of the learner's code on the main thread's stack: (function, file:line). When
-    the main thread waits in ``Session.run``, the learner's code that BUILT the graph's loops is the better
-    answer (a ``tf.while_loop`` that never ends was made there, not where ``run`` was called)."""
+def _main_frames() -> tuple:
+    """The main thread's frames, innermost first."""
+    frames, frame = [], sys._current_frames().get(_main)
+    while frame is not None:
+        frames.append(frame)
+        frame = frame.f_back
+    return tuple(frames)
+
+
+def _running_function(learner_dir: Path, sessions=(), lasting=()) -> tuple[str | None, str | None]:
+    """The innermost frame of the learner's code on the main thread's stack: (function, file:line), or the
+    innermost that was already there halfway to the limit (``lasting``: a loop calling another of the
+    learner's functions shows a new frame of that one each time). When the main thread waits in
+    ``Session.run``, the learner's code that BUILT the graph's loops is the better answer (a
+    ``tf.while_loop`` that never ends was made there, not where ``run`` was called)."""
     from tfkata.feedback.facts import frame_label
 
-    frame = sys._current_frames().get(_main)
-    if frame is not None and sessions and frame.f_code.co_filename.replace("\\", "/").endswith("client/session.py"):
+    frames = _main_frames()
+    if frames and sessions and frames[0].f_code.co_filename.replace("\\", "/").endswith("client/session.py"):
         built = _loop_builder(learner_dir, sessions)
         if built:
             return built
-    while frame is not None:
-        found = frame_label(frame, frame.f_lineno, learner_dir)
-        if found:
-            return found
-        frame = frame.f_back
-    return None, None
+    labelled = [(f, label) for f in frames for label in [frame_label(f, f.f_lineno, learner_dir)] if label]
+    stayed = [label for f, label in labelled if any(f is g for g in lasting)]
+    if stayed:
+        return stayed[0]
+    return labelled[0][1] if labelled else (None, None)
 
 
 def _loop_builder(learner_dir: Path, sessions) -> tuple[str, str] | None:

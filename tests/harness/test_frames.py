@@ -216,8 +216,9 @@ def test_first_problem_is_the_failure_not_an_earlier_todo():
 
 
 def test_blame_goes_to_the_function_that_raised_or_the_one_the_message_names(tmp_path):
-    """`Stuck? kata hint` names the function the failure is about: the deepest public function of the kata
-    in the traceback (not its caller), else the covered function the first line names first."""
+    """`Stuck? kata hint` names the function the failure is about: the kata function its message starts with,
+    else the deepest public function of the kata in the traceback (not its caller), else the covered function
+    the first line names first."""
     from tfkata import registry
     from tfkata.feedback.classify import blamed_function
 
@@ -240,6 +241,13 @@ def test_blame_goes_to_the_function_that_raised_or_the_one_the_message_names(tmp
     line = "run_dynamic: with sequence_length the outputs past each length must be 0"
     assert blamed_function(None, line, k06, ["run_static", "run_dynamic", "make_cell"], target) == "run_dynamic"
     assert blamed_function(None, "wrong", k06, ["run_static", "run_dynamic"], target) == "run_static"
+    # A message that starts with a kata function's name is about it, whatever raised inside: the test's
+    # check of run_static fired in top_output's frame (say, a stand-in it called).
+    for line in ("run_static: outputs are one per step", "run_static(cell, x): outputs are one per step",
+                 "run_static, in a tf.function: outputs are one per step"):
+        assert blamed_function(info.tb, line, k06, ["top_output", "run_static"], target) == "run_static", line
+    assert blamed_function(info.tb, "Model.call: boom", k06, ["run_stack"], target) == "top_output", (
+        "a leading name that is no kata function is not a lead")
 
 
 def test_a_training_failure_is_about_the_function_its_curve_implicates(tmp_path):

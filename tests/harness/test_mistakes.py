@@ -93,6 +93,7 @@ training = true
         ('id = "a"\nfunction = "f"\nwhat = "w"\nreplace = [["x", "y"]]\nexpect = []', "'expect' must be"),
         ('id = "a"\nfunction = "f"\nwhat = "w"\nreplace = [["x", "y"]]\nexpect = ["re:("]', "not a valid regular"),
         ('id = "a"\nfunction = "f"\nwhat = "w"\nreplace = [["x", "y"]]', "'expect' is missing"),
+        ('id = "a"\nfunction = "f"\nwhat = "w"\nreplace = [["x", "y"]]\nabout = "not a name"', "'about' must be"),
     ],
 )
 def test_load_rejects_bad_entries(monkeypatch, tmp_path, body, fragment):
@@ -287,7 +288,7 @@ def test_cli_check_and_unknown_id(monkeypatch, tmp_path, capsys):
 
 def test_learner_view_and_what_is_told():
     """As the learner sees it: the mistake in katas/, the reference intact; the first line is judged by
-    `expect` (told / MISTOLD)."""
+    `expect` (told / MISTOLD), and the function the failure is about by the entry's function (or `about`)."""
     from tfkata.mistakes import tells
 
     m = Mistake("k01", "add-subtracts", "define_add", "define_add computes a - b instead of a + b",
@@ -298,3 +299,10 @@ def test_learner_view_and_what_is_told():
     wrong = Mistake(**{**m.__dict__, "expect": ("padding",)})
     assert Outcome(wrong, caught=True, message=o.message, report=o.report).told is False
     assert tells("conv2d: use padding='SAME'", ["padding", "same|valid"]) and not tells("x", ["re:^y"])
+    # ... and the failure is about the mistaken function ("Stuck?" names it), or the one `about` names.
+    assert o.pointed == "define_add" and o.points_right is True, o.pointed
+    elsewhere = Outcome(m, caught=True, message=o.message, report=o.report, pointed="multi_output")
+    assert elsewhere.points_right is False
+    sent_on = Mistake(**{**m.__dict__, "about": "multi_output"})
+    assert Outcome(sent_on, caught=True, pointed="multi_output").points_right is True
+    assert Outcome(m, caught=False).points_right is None

@@ -28,14 +28,15 @@ class Outcome:
     about: str | None = None  # the kata function the failure is about ("Stuck? kata hint K -f F")
 
 
-def timeout_line(exc: BaseException, tb, target_dir: Path, kata_id: str | None, covers=()):
-    """(first line, the function that did not return) for pytest-timeout's failure, else None."""
+def timeout_line(exc: BaseException, tb, target_dir: Path, kata_id: str | None, covers=(), lasting=()):
+    """(first line, the function that did not return) for pytest-timeout's failure, else None; ``lasting``:
+    see :func:`tfkata.feedback.facts.learner_frame`."""
     match = _TIMEOUT.search(str(exc))
     if not match:
         return None
     from tfkata.watchdog import Hang
 
-    where = learner_frame(tb, target_dir)
+    where = learner_frame(tb, target_dir, lasting)
     hang = Hang("time", float(match.group(1)), *(where or (None, None)))
     return hang_line(hang, kata_id, covers), hang.function or next(iter(covers or ()), None)
 
@@ -60,20 +61,32 @@ def _size(mb: float) -> str:
 
 
 def classify(exc: BaseException, tb, *, kata: registry.Kata | None, target_dir: Path, tests_dir: Path,
-             full: bool, hang=None, covers=()) -> Outcome:
+             full: bool, hang=None, covers=(), lasting=()) -> Outcome:
     """The learner's view of one failed graded test (``full``: keep pytest's whole report); ``hang``: the
-    watchdog stopped it (time or memory). ``about`` names the function the failure is about."""
+    watchdog stopped it (time or memory); ``lasting``: the frames it saw on the stack halfway to the limit.
+    ``about`` names the function the failure is about."""
     got = _classify(exc, tb, kata=kata, target_dir=target_dir, tests_dir=tests_dir, full=full, hang=hang,
-                    covers=covers)
+                    covers=covers, lasting=lasting)
     if kata is not None and got.status is None:
         got.about = got.stuck or blamed_function(tb, got.message, kata, covers, target_dir)
     return got
 
 
+# A message that starts with a kata function's name: "train: …", "make_cell('lstm', 8): …", "Model.call: …",
+# "attention_teacher_forced, in a tf.function: …".
+_LEAD = re.compile(r"([A-Za-z_]\w*(?:\.\w+)?)(?:\(.*?\))?(?:, [^:]*)?:\s")
+
+
 def blamed_function(tb, line: str | None, kata: registry.Kata, covers, target_dir: Path) -> str | None:
-    """The function a failure is about: the deepest public function of the kata in the traceback (the
-    one that raised, not the one that merely called it); else the covered function the message names
-    first; else the test's first covered function."""
+    """The function a failure is about: the one the message starts with (``"train: measure …"``: the test
+    says whom it grades, even when the check fired inside a function ``train`` calls); else the deepest
+    public function of the kata in the traceback (the one that raised, not the one that merely called
+    it); else the covered function the message names first; else the test's first covered function."""
+    first = (line or "").splitlines()[0] if line else ""
+    lead = _LEAD.match(first)
+    named = [n for n in (lead.group(1).split(".") if lead else ()) if n in kata.hints]
+    if named:
+        return named[0]
     root = Path(target_dir).resolve()
     deepest = None
     for frame, _ in traceback.walk_tb(tb):
@@ -87,7 +100,6 @@ def blamed_function(tb, line: str | None, kata: registry.Kata, covers, target_di
                 deepest = owner
     if deepest:
         return deepest
-    first = (line or "").splitlines()[0] if line else ""
     for names in (list(covers or ()), list(kata.hints)):
         found = [(m.start(), n) for n in names for m in [re.search(rf"\b{re.escape(n)}\b", first)] if m]
         if found:
@@ -96,7 +108,7 @@ def blamed_function(tb, line: str | None, kata: registry.Kata, covers, target_di
 
 
 def _classify(exc: BaseException, tb, *, kata: registry.Kata | None, target_dir: Path, tests_dir: Path,
-              full: bool, hang=None, covers=()) -> Outcome:
+              full: bool, hang=None, covers=(), lasting=()) -> Outcome:
     from tfkata.loader import Blocked, KataImportError
 
     if hang is not None:
@@ -117,7 +129,7 @@ def _classify(exc: BaseException, tb, *, kata: registry.Kata | None, target_dir:
         detail = "".join(traceback.format_exception_only(type(cause), cause)).strip() if cause else ""
         return Outcome(None, str(exc), f"{exc}\n{detail}".rstrip())
     kata_id = kata.id if kata else None
-    timed_out = timeout_line(exc, tb, target_dir, kata_id, covers)
+    timed_out = timeout_line(exc, tb, target_dir, kata_id, covers, lasting)
     line, stuck = timed_out if timed_out else (None, None)
     if line is None:
         found = diagnose(exc, target_dir=Path(target_dir), track=kata.track if kata else None)

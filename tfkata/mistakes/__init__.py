@@ -32,7 +32,7 @@ from tfkata.results import Run, TestResult
 from tfkata.source import scan
 
 CATALOGUE_DIR = Path(__file__).resolve().parent
-KEYS = ("id", "function", "what", "replace", "code", "training", "expect")
+KEYS = ("id", "function", "what", "replace", "code", "training", "expect", "about")
 COPIED = ("katas", "solutions", "tests", "conftest.py", "pyproject.toml")
 # "solutions": the mistake in solutions/, tests run with --solutions (a wrong reference must fail);
 # "learner": as the learner sees it: the mistake in katas/, every other kata file the reference's code
@@ -58,6 +58,7 @@ class Mistake:
     code: str | None  # or: the whole function rewritten
     training: bool  # only a training run can catch it
     expect: tuple[str, ...] = ()  # what the learner's first line must say (see :func:`tells`)
+    about: str | None = None  # the function the failure must be about ("Stuck?"), when not ``function``
 
     @property
     def key(self) -> str:
@@ -82,6 +83,7 @@ class Outcome:
     report: str | None = None  # the catching test's failure as a learner sees it (short traceback)
     view: str = "solutions"  # how it ran: see VIEWS
     by_differential: bool = False  # the catching test compares with the reference (tfkata.differential)
+    pointed: str | None = None  # the kata function the failure is about: its "Stuck? kata hint K -f F" line
 
     @property
     def first_line(self) -> str:
@@ -95,6 +97,13 @@ class Outcome:
         if not self.caught or not self.mistake.expect:
             return None
         return tells(self.first_line, self.mistake.expect)
+
+    @property
+    def points_right(self) -> bool | None:
+        """Caught, and the failure is about the mistaken function (so "Stuck?" sends the learner to it)."""
+        if not self.caught:
+            return None
+        return self.pointed is not None and self.pointed in _names(self.mistake.about or self.mistake.function)
 
     @property
     def status(self) -> str:
@@ -113,7 +122,13 @@ class Outcome:
             "message": self.message, "seconds": round(self.seconds, 2), "by_training": self.by_training,
             "error": self.error, "report": self.report, "view": self.view, "by_differential": self.by_differential,
             "expect": list(m.expect), "first_line": self.first_line, "told": self.told,
+            "pointed": self.pointed, "points_right": self.points_right,
         }
+
+
+def _names(function: str) -> set[str]:
+    """What a result may call the function: ``"DataSet.next_batch"`` is also ``DataSet`` and ``next_batch``."""
+    return {function, *function.split(".")}
 
 
 # --------------------------------------------------------------------------- catalogue
@@ -207,8 +222,11 @@ def _parse(kata_id: str, entry: dict, where: str) -> Mistake:
                 re.compile(item[3:])
             except re.error as exc:
                 fail(f"'expect' item {item!r} is not a valid regular expression: {exc}")
+    about = entry.get("about")
+    if about is not None and (not isinstance(about, str) or not _FUNCTION.match(about)):
+        fail("'about' must be a function name (the one the first failure is about, when not 'function')")
     return Mistake(kata_id, entry["id"], entry["function"], entry["what"].strip(), replace, code, training,
-                   tuple(expect))
+                   tuple(expect), about)
 
 
 def _rel(path: Path) -> str:
@@ -274,6 +292,8 @@ def check(m: Mistake, root: Path) -> str:
     if m.function.split(".")[0] not in kata.hints:
         raise MistakeError(f"{m.key}: {m.function.split('.')[0]} is not a public function of {kata.id} "
                            f"(a hint key in tfkata/registry.toml)")
+    if m.about is not None and m.about.split(".")[0] not in kata.hints:
+        raise MistakeError(f"{m.key}: about = {m.about!r} is not a public function of {kata.id}")
     return apply(m, (Path(root) / "solutions" / f"{kata.module}.py").read_text(encoding="utf-8"))
 
 
@@ -350,7 +370,7 @@ def outcome_from(m: Mistake, results: Path, code: int, output: str, seconds: flo
         return Outcome(m, caught=False, seconds=seconds, view=view, error=f"pytest exited with code {code}: {tail}")
     found = dict(test_id=problem.id, test_name=problem.name, message=problem.message, seconds=seconds,
                  by_training=problem.training, report=problem.report, view=view,
-                 by_differential=problem.differential)
+                 by_differential=problem.differential, pointed=problem.function)
     if problem.status == "todo":
         return Outcome(m, caught=False, **found,
                        error="the mutated solution raised NotImplementedError (TODO), which is not a catch")

@@ -36,6 +36,8 @@ def line_for(o: Outcome) -> str:
         where = " (training test)" if o.by_training else " (differential)" if o.by_differential else ""
         told = {True: "told", False: "MISTOLD", None: "no expect"}[o.told]
         wanted = f"  [expected to say: {', '.join(o.mistake.expect)}]" if o.told is False else ""
+        if o.points_right is False:
+            wanted += f"  [about {o.pointed or 'no function'}, not {o.mistake.about or o.mistake.function}]"
         return head + f"{told:<9} {o.test_name}{where}: {first}{wanted}"
     if o.status == "missed":
         return head + f"no test failed; {o.mistake.function}: {o.mistake.what}"
@@ -124,6 +126,10 @@ def main(argv: list[str] | None = None) -> int:
     no_expect = sum(o.told is None and o.caught for o in judged)
     print(f"told: {sum(o.told is True for o in judged)} right, {len(mistold)} MISTOLD"
           + (f" ({', '.join(mistold)})" if mistold else "") + f", {no_expect} caught with no 'expect' yet")
+    # ... and so is the function it is about: "Stuck? kata hint K -f F" must send the learner to the mistake.
+    elsewhere = sorted(f"{o.mistake.key} -> {o.pointed}" for o in judged if o.points_right is False)
+    print(f"about the mistaken function ('Stuck?' names it): {sum(o.points_right is True for o in judged)}, "
+          f"about ANOTHER: {len(elsewhere)}" + (f" ({', '.join(elsewhere)})" if elsewhere else ""))
     count = {s: sum(o.status == s for o in outcomes) for s in ("caught", "missed", "skipped", "error")}
     count["missed"] -= sum(o.status == "missed" and o.mistake.key in learner_by_differential for o in outcomes)
     summary = (f"{count['caught']} caught, {count['missed']} missed, {count['skipped']} skipped (training)"
@@ -135,7 +141,7 @@ def main(argv: list[str] | None = None) -> int:
         path.parent.mkdir(parents=True, exist_ok=True)
         data = {"version": 2, "mistakes": [o.to_dict() for o in outcomes]}
         path.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-    return 1 if count["missed"] or count["error"] or mistold else 0
+    return 1 if count["missed"] or count["error"] or mistold or elsewhere else 0
 
 
 if __name__ == "__main__":

@@ -101,7 +101,7 @@ def _outcome(by_key: dict, line: str) -> Outcome:
     return Outcome(m, caught=data["caught"], test_id=data["test_id"], test_name=data["test_name"],
                    message=data["message"], seconds=data["seconds"], by_training=data["by_training"],
                    error=data["error"], skipped=data["status"] == "skipped", report=data.get("report"),
-                   view=view, by_differential=data.get("by_differential", False))
+                   view=view, by_differential=data.get("by_differential", False), pointed=data.get("pointed"))
 
 
 def _drive(chunk: list[tuple[Mistake, str]], root: Path, runslow: bool, timeout: float, report) -> None:
