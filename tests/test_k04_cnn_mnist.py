@@ -986,12 +986,16 @@ def test_evaluate_counts_every_example(sess):
     model, count, images, truth = _dropout_model(130)
     labels = truth.copy()
     labels[::3] = (labels[::3] + 1) % 10  # examples 0, 3, 6, ... are wrong: 86 of 130 are right
-    got = k04.evaluate(sess, model, count, _Split(images, np.eye(10, dtype=np.float32)[labels]), batch_size=50)
+    recorder = _Recorder(sess)
+    got = k04.evaluate(recorder, model, count, _Split(images, np.eye(10, dtype=np.float32)[labels]), batch_size=50)
     expected = float(np.mean(labels == truth))
     assert isinstance(got, float), f"evaluate should return a Python float, got {type(got).__name__}: float(...)"
     right = labels == truth
     first_100 = int(right[:100].sum())
-    if abs(got - first_100 / 100) < 1e-6 or abs(got - first_100 / 130) < 1e-6:
+    dropout = sorted({float(v) for v in recorder.fed(model.keep_prob)} - {1.0})
+    if dropout:
+        why = f"dropout is on (it fed keep_prob {dropout[0]:g}): feed keep_prob 1.0 when evaluating"
+    elif abs(got - first_100 / 100) < 1e-6 or abs(got - first_100 / 130) < 1e-6:
         why = "the last, shorter batch (30 examples) was not counted: walk range(0, num_examples, batch_size)"
     elif abs(got - right.sum() / 150) < 1e-6:
         why = "that divides by 3 batches x 50 = 150: divide the total by dataset.num_examples (130)"
@@ -1014,7 +1018,8 @@ def test_evaluate_keeps_the_trained_weights(sess):
     predicted = np.argmax(images[:, :10] @ trained[0] + trained[1], axis=1)
     labels = predicted.copy()
     labels[::4] = (labels[::4] + 3) % 10  # 90 of 120 right with these weights
-    got = k04.evaluate(sess, model, count, _Split(images, np.eye(10, dtype=np.float32)[labels]), batch_size=50)
+    recorder = _Recorder(sess)
+    got = k04.evaluate(recorder, model, count, _Split(images, np.eye(10, dtype=np.float32)[labels]), batch_size=50)
     after = sess.run([W, c])
     assert all(np.array_equal(a, t) for a, t in zip(after, trained)), (
         "evaluate must not re-initialise the variables (it reset the trained weights): run "
@@ -1025,7 +1030,9 @@ def test_evaluate_keeps_the_trained_weights(sess):
     counted = {float(right[:100].sum() / 120): "the last, shorter batch (20 examples) was not counted",
                float(right[:100].mean()): "the last, shorter batch (20 examples) was left out",
                float(right.sum() / 150): "it divided by 3 full batches of 50 instead of dataset.num_examples"}
+    dropout = sorted({float(v) for v in recorder.fed(model.keep_prob)} - {1.0})
     why = next((text for value, text in counted.items() if isinstance(got, float) and abs(got - value) < 1e-6),
+               f"dropout is on (it fed keep_prob {dropout[0]:g}): feed keep_prob 1.0 when evaluating" if dropout else
                "run n_correct_op in the given session, with its variables as they are")
     assert isinstance(got, float) and abs(got - expected) < 1e-6, (
         f"evaluate: with the weights in the session the accuracy is {expected:.4f} (90 of 120), got {got}: {why}"

@@ -524,6 +524,10 @@ def test_state_carries_across_batches(sess):
     loss2 = sess.run(model["loss"], dict(zip(model["train_data"], second)))
     want_carried, _, _, _ = _np_unroll(values, second, out1, state1)
     want_fresh, _, _, _ = _np_unroll(values, second, zeros, zeros)
+    rows = sum(len(b) for b in second[1:])  # the predictions the loss scores
+    if abs(loss2 - rows * want_carried) < 1e-3 * rows * want_carried:
+        pytest.fail(f"build_training_model: second batch: loss {loss2:.6f} is {rows} x the expected {want_carried:.6f}: "
+                    f"the loss is the SUM over the {rows} predictions: take the mean (tf.reduce_mean)", pytrace=False)
     if abs(loss2 - want_fresh) < 1e-4:
         pytest.fail(f"build_training_model: second batch: loss {loss2:.6f} is the loss from a ZERO state, expected {want_carried:.6f} "
                     "(continuing from the first batch): start the unrolled loop from saved_output / saved_state",

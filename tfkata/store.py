@@ -126,6 +126,12 @@ class Store:
 
     def write_results(self, kata: registry.Kata, run: Run) -> None:
         run.dump(self.results_path(kata))
+        grade = next((g for g in run.katas if g.id == kata.id), None)
+        if run.done and grade is not None and grade.sources:  # what passed, for kata_done after a failed try
+            atomic_write(self.passed_path(kata), grade.sources + "\n")
+
+    def passed_path(self, kata: registry.Kata) -> Path:
+        return self.dir / "passed" / f"{kata.id}.sha256"
 
     def forget_results(self, kata: registry.Kata) -> None:
         self.results_path(kata).unlink(missing_ok=True)
@@ -149,11 +155,17 @@ class Store:
         return dest
 
     def kata_done(self, kata: registry.Kata) -> bool:
-        """The last recorded run of ``kata`` passed and neither its file nor its tests changed since."""
+        """The last recorded run of ``kata`` passed and neither its file nor its tests changed since; or the
+        file and tests are byte for byte those of an earlier complete run that passed (a try that failed,
+        then undone, does not make the learner run the kata again before its twin may use it)."""
         run = self.load_results(kata)
-        if run is None or not run.done:
+        if run is not None and run.done and not is_stale(self.root, kata, self.results_path(kata), run):
+            return True
+        try:
+            passed = self.passed_path(kata).read_text(encoding="utf-8").strip()
+        except (OSError, UnicodeDecodeError):
             return False
-        return not is_stale(self.root, kata, self.results_path(kata), run)
+        return bool(passed) and passed == sources_digest(self.root, kata)
 
 
 def sources_digest(root: Path, kata: registry.Kata) -> str | None:

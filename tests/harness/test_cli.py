@@ -224,17 +224,25 @@ def test_done_follows_the_files_content_not_their_save_time(repo):
     passing = [result(f"test_{i}", "pass") for i in range(3)]
     run = Run.grade("katas", passing, registry.katas(), sources={"k01": sources_digest(repo, K01)},
                     started=time.time(), duration=1.0)
-    path = repo / ".tfkata" / "results-k01.json"
-    run.dump(path)
+    Store(repo).write_results(K01, run)
+    path = Store(repo).results_path(K01)
     learner = repo / K01.path("katas")
     later = path.stat().st_mtime + 60
     os.utime(learner, (later, later))  # saved again, byte for byte, after the run
     assert Store(repo).kata_done(K01), "re-saving an unchanged file must not undo a passing kata"
     row = table_rows(kata(repo, "status").output)["k01"]
     assert "done" in row and "changed since" not in row, row
-    learner.write_text(learner.read_text(encoding="utf-8") + "\n# edited\n", encoding="utf-8")
+    passed_text = learner.read_text(encoding="utf-8")
+    learner.write_text(passed_text + "\n# edited\n", encoding="utf-8")
     assert not Store(repo).kata_done(K01), "an edited file must be graded again"
     assert "changed since" in table_rows(kata(repo, "status").output)["k01"]
+    # a try that failed, then undone: the file that passed is done again (its twin need not wait for a rerun)
+    failing = Run.grade("katas", [result("test_0", "fail", "wrong")], registry.katas(),
+                        sources={"k01": sources_digest(repo, K01)}, started=time.time(), duration=1.0)
+    Store(repo).write_results(K01, failing)
+    assert not Store(repo).kata_done(K01)
+    learner.write_text(passed_text, encoding="utf-8")
+    assert Store(repo).kata_done(K01), "the very file (and tests) that passed a complete run is done"
 
 
 def test_run_report_message_first_failures_by_name_and_hints(repo):
@@ -247,16 +255,21 @@ def test_run_report_message_first_failures_by_name_and_hints(repo):
         fake_results(repo, [result("test_define_add_builds_symbolic_tensors", "pass"),
                             result("test_define_add_runs_to_five", "fail", "expected 5.0, got 6.0: c = a + b", report=short),
                             result("test_evaluate_x", "fail", "evaluate left its session open", covers=("evaluate",)),
+                            result("test_evaluate_sum", "fail", "evaluate: got 6.0: run the fetches in one sess.run",
+                                   covers=("evaluate", "define_add")),
                             result("test_constant_names", "todo", TODO_NAMES.line_text, covers=("name_constants",), todo=TODO_NAMES),
                             result("test_training_y", "waiting", "training waits for 2 unit tests still to pass (define_add)")])
         (repo / "kata-output" / "k01").mkdir(parents=True)
         (repo / "kata-output" / "k01" / "curve.png").write_bytes(b"png")
         app.report(progress(app.store, K01))
         text = app.out.file.getvalue()
-        assert "1/5 points (20 %)" in text and "First failure: test_define_add_runs_to_five" in text, text
+        assert "1/6 points (17 %)" in text and "First failure: test_define_add_runs_to_five" in text, text
         assert short in text, f"the learner's report should be shown:\n{text}"
         assert "Stuck? kata hint k01 -f define_add" in text, text
         assert "✗ test_evaluate_x: evaluate left its session open" in text, "other failures by name, one line each"
+        # a knock-on says so first: its own guess at the cause is what it saw, not the cause
+        assert ("✗ test_evaluate_sum: likely a knock-on: it uses define_add, whose own test fails too; fix define_add "
+                "first. It saw: evaluate: got 6.0") in text, text
         assert "Still to write (1 test): name_constants" in text, text
         assert "Waiting (1 not run yet): training waits" in text, text
         assert "Pictures in kata-output/k01/: curve.png" in text, text
