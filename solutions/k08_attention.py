@@ -71,7 +71,7 @@ def masked_softmax(scores, memory_lengths):
 
 
 def context_vector(alignments, memory):
-    """The context: the encoder outputs averaged with the alignment weights.
+    """The context: the encoder outputs weighted by the alignments and summed over the time axis.
 
     ``alignments`` float32 ``[B, T_enc]``, ``memory`` float32 ``[B, T_enc, H]``.
     Returns ``c_t = sum_s a_t(s) h_s``, float32 ``[B, H]``.

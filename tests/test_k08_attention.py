@@ -153,9 +153,19 @@ def test_context_is_the_weighted_sum(sess):
     align = _np_softmax(rng.randn(2, 4)).astype(np.float32)
     memory = rng.randn(2, 4, 3).astype(np.float32)
     context = k08.context_vector(tf.constant(align), tf.constant(memory))
-    assert context.shape.as_list() == [2, 3], f"the context should be [B, H] = [2, 3], got {context.shape}"
-    np.testing.assert_allclose(sess.run(context), np.einsum("bt,bth->bh", align, memory), rtol=1e-5, atol=1e-6,
-                               err_msg="context[b] = sum_s alignments[b, s] * memory[b, s]")
+    if context.shape.as_list() == [2, 2, 3]:
+        pytest.fail("context_vector: the context is [B, B, H] = [2, 2, 3]: tf.matmul(alignments, memory) broadcasts "
+                    "the [B, T] alignments against every example's memory; give each example its own row first, "
+                    "tf.matmul(tf.expand_dims(alignments, 1), memory) is [B, 1, H], then squeeze axis 1 (or "
+                    "reduce_sum(alignments[:, :, None] * memory, axis=1))", pytrace=False)
+    assert context.shape.as_list() == [2, 3], f"context_vector: the context should be [B, H] = [2, 3], got {context.shape}"
+    got, want = sess.run(context), np.einsum("bt,bth->bh", align, memory)
+    if np.allclose(got, want / 4, rtol=1e-5, atol=1e-6):
+        pytest.fail("context_vector: that is 1/4 of the weighted sum, the mean over the T_enc = 4 positions: "
+                    "reduce_sum over the time axis, not reduce_mean (the alignment weights already sum to 1)",
+                    pytrace=False)
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6,
+                               err_msg="context_vector: context[b] = sum_s alignments[b, s] * memory[b, s]")
 
 
 @pytest.mark.covers("context_vector")
@@ -258,6 +268,17 @@ def test_attention_parts_layers_and_biases(sess):
     assert logits.shape.as_list()[-1] == 7 and any(v.shape.rank == 1 for v in made), (
         f"attention_parts: the output layer should be Dense(vocab_size) with a bias, [B, 7] here, got "
         f"{logits.shape.as_list()} and variables {[v.shape.as_list() for v in made]}"
+    )
+
+
+@pytest.mark.covers("attention_parts")
+@pytest.mark.needs("k07")
+def test_attention_parts_live_under_the_decoder_scope():
+    parts = k08.attention_parts(7, 4, 5, 1)
+    name = getattr(parts.embedding, "name", None)
+    assert name == "decoder/embedding:0", (
+        f"attention_parts: the embedding is named {name}, expected decoder/embedding:0: create the parts inside "
+        "tf.compat.v1.variable_scope('decoder'), as k07's decoder does (checkpoints and TensorBoard name them so)"
     )
 
 
@@ -946,7 +967,7 @@ ATTENTION_STEP_CASES = [
 def test_attention_step_matches_reference():
     _compare_decoder("attention_step", ATTENTION_STEP_CASES, _DecoderRuns(_build_step, ids_shape=[None]),
                      hint="(attention, new state, alignments): the cell reads [embedding ; prev_attention], its "
-                          "output is scored against keys, masked by memory_lengths, the context averages memory")
+                          "output is scored against keys, masked by memory_lengths, the context is the alignment-weighted sum of memory")
 
 
 def _build_training(mod, parts, inputs, case):
@@ -1081,8 +1102,8 @@ def _run_next_log_probs(mod, case):
 
 NEXT_LOG_PROBS_CASES = [
     Case("x = [3] (len_x 1), prefixes [()]", (np.array([3]), 1, [()])),
-    Case("x = [[3, 2, 5, 0, 0]] ([1, T_enc], padded past len_x = array([3])), prefixes [(2,), (4,), (2,)]",
-         (np.array([[3, 2, 5, 0, 0]]), np.array([3]), [(2,), (4,), (2,)])),
+    Case("x = [[3, 2, 5, 0, 0]] ([1, T_enc], padded past len_x = 3, a numpy int), prefixes [(2,), (4,), (2,)]",
+         (np.array([[3, 2, 5, 0, 0]]), np.int32(3), [(2,), (4,), (2,)])),
     Case("x = [4, 1, 6, 2] (len_x 4), prefixes [(2, 4), (4, 2), (6, 0)] (order matters)",
          (np.array([4, 1, 6, 2]), 4, [(2, 4), (4, 2), (6, 0)])),
 ]
@@ -1094,6 +1115,32 @@ def test_model_next_log_probs_matches_reference():
     compare("model_next_log_probs", k08, REF, NEXT_LOG_PROBS_CASES, _run_next_log_probs,
             hint="[K, V] log-softmax of the LAST step's logits, feeding x[:len_x] K times with that length and "
                  "[GO, *prefix] as decoder inputs")
+
+
+@pytest.mark.covers("train")
+@pytest.mark.needs("k07")
+def test_train_passes_every_argument_to_k07_train(monkeypatch):
+    """train is k07.train with the attention model: every argument goes through (a stand-in records them)."""
+    import inspect
+
+    real = k08.k07.train
+    calls = []
+    monkeypatch.setattr(k08.k07, "train", lambda *args, **kwargs: calls.append((args, kwargs)) or {"accuracy": 0.0})
+    given = dict(steps=7, learning_rate=0.01, halve_every=5, copy_sequence=False, seed=3, num_print=0,
+                 return_session=False, batch_size=4)
+    k08.train(**given)
+    assert len(calls) == 1, f"train: expected one call of k07.train, got {len(calls)}"
+    bound = inspect.signature(real).bind(*calls[0][0], **calls[0][1])
+    bound.apply_defaults()
+    got = bound.arguments
+    wrong = [f"{key}={got.get(key)!r} (expected {value!r})" for key, value in given.items() if got.get(key) != value]
+    assert not wrong, (
+        f"train: k07.train got {', '.join(wrong)}: pass every argument on, k07.train(steps=steps, "
+        f"learning_rate=learning_rate, halve_every=halve_every, ..., **kwargs) (called as train(**{given}))"
+    )
+    assert got.get("model_fn") is k08.build_attention_seq2seq, (
+        f"train: k07.train should get model_fn=build_attention_seq2seq, got {got.get('model_fn')!r}"
+    )
 
 
 # --------------------------------------------------------------------------- training

@@ -691,12 +691,19 @@ def test_attention_teacher_forced_chains_the_steps():
     layers = _attention_layers()
     _, _, memory, states, mask = _encoded(layers)
     dec_in = np.array([[0, 2, 4, 6], [0, 8, 8, 0], [0, 4, 0, 0]], np.int32)
-    want_logits, want_align, s, prev = [], [], states, tf.zeros([3, H])
-    for t in range(dec_in.shape[1]):
-        lg, prev, s, al = n08.attention_decoder_step(layers, memory, mask, tf.constant(dec_in[:, t]), s, prev)
-        want_logits.append(np.asarray(lg))
-        want_align.append(np.asarray(al))
-    want_logits, want_align = np.stack(want_logits, 1), np.stack(want_align, 1)
+
+    def chained(carry_states=True, carry_attention=True):
+        logits, aligns, s, prev = [], [], states, tf.zeros([3, H])
+        for t in range(dec_in.shape[1]):
+            lg, att, new_s, al = n08.attention_decoder_step(layers, memory, mask, tf.constant(dec_in[:, t]), s, prev)
+            s, prev = (new_s if carry_states else states), (att if carry_attention else tf.zeros([3, H]))
+            logits.append(np.asarray(lg))
+            aligns.append(np.asarray(al))
+        return np.stack(logits, 1), np.stack(aligns, 1)
+
+    want_logits, want_align = chained()
+    slips = {("the states", "the encoder's states"): chained(carry_states=False)[0],
+             ("the attention", "zeros as the previous attention"): chained(carry_attention=False)[0]}
     for mode, fn in (("eagerly", n08.attention_teacher_forced), ("in a tf.function", tf.function(n08.attention_teacher_forced))):
         logits, align = fn(layers, memory, mask, tf.constant(dec_in), states)
         assert tuple(logits.shape) == (3, 4, V) and tuple(align.shape) == (3, 4, 6), (
@@ -704,6 +711,11 @@ def test_attention_teacher_forced_chains_the_steps():
             f"{tuple(logits.shape)} and {tuple(align.shape)}"
         )
         diff = np.abs(np.asarray(logits) - want_logits)
+        dropped = [what for what, slip in slips.items() if np.abs(np.asarray(logits) - slip).max() < 1e-4]
+        if diff.max() >= 1e-4 and dropped:
+            what, start = dropped[0]
+            pytest.fail(f"attention_teacher_forced, {mode}: step 0 is right, but every later step starts again from "
+                        f"{start}: carry {what} that attention_decoder_step returns to the next step", pytrace=False)
         assert diff.max() < 1e-4, (
             f"attention_teacher_forced, {mode}: teacher forcing should be attention_decoder_step at every step, from "
             f"zeros as the first previous attention, carrying the states and the attention ({_where(diff)})"
@@ -1253,6 +1265,34 @@ def _alignments(layers, x, lx, predictions):
 TRAIN_COVERS = ("train", "make_attention_train_step", "make_attention_decoder", "HalvingSchedule",
                 "attention_teacher_forced", "attention_decoder_step", "build_attention_layers", "LuongAttention",
                 "general_scores", "masked_softmax")
+
+
+@pytest.mark.training
+@pytest.mark.needs("n07", "k07")
+@pytest.mark.covers(*TRAIN_COVERS)
+@pytest.mark.timeout(300)
+def test_train_seeds_itself_and_evaluates_fresh_sequences():
+    """Two one-step runs with seed=5, the global seed set differently before each: the same first loss (train
+    seeds itself) and the evaluation sequences k07.generate_data(eval_samples, True, RandomState(seed + 1))."""
+    from tfkata.differential import reference
+
+    runs = []
+    for outside in (1, 2):
+        keras.utils.set_random_seed(outside)
+        runs.append(n08.train(steps=1, batch_size=4, eval_samples=3, seed=5, num_print=0))
+    want_x = reference("k07").generate_data(3, True, np.random.RandomState(6))[0]
+    got_x = np.asarray(runs[0]["eval"][0])
+    assert got_x.shape == want_x.shape and np.array_equal(got_x, want_x), (
+        f"train(seed=5, eval_samples=3): evaluate on k07.generate_data(eval_samples, True, "
+        f"np.random.RandomState(seed + 1)), fresh sequences of their own, got x {got_x.tolist()}, expected "
+        f"{want_x.tolist()}"
+    )
+    first = [float(r["losses"][0]) for r in runs]
+    assert first[0] == first[1], (
+        f"train(seed=5): the first step's loss depends on the global seed set before it ({first[0]:.6f} after "
+        f"set_random_seed(1), {first[1]:.6f} after 2): call keras.utils.set_random_seed(seed) first, so the run is "
+        "the same every time"
+    )
 
 
 @pytest.mark.training

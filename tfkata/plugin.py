@@ -232,7 +232,7 @@ def pytest_runtest_protocol(item, nextitem):
 
     config = item.config
     loader.record_uses()  # which of the kata's functions the test reads: knock-on failures name them
-    with watchdog.watch(item, _limit_of(item), config._tfkata_root / config._tfkata_target):
+    with watchdog.watch(item, _limit_of(item), config._tfkata_root / config._tfkata_target, kata_of(item).module):
         yield
     item._tfkata_lasting = ()  # the frames the watchdog sampled: let them go
     stuck = getattr(item, "_tfkata_stuck", None)

@@ -75,6 +75,7 @@ class _Job:
     # the main thread's frames halfway to the limit: the learner's deepest one still there when the limit
     # comes is the function that never returned (not a function it calls again and again)
     lasting: tuple = ()
+    own: str | None = None  # the test's kata module ("k08_attention"): its loops are the likely hang
 
 
 _lock = threading.Lock()
@@ -194,10 +195,11 @@ def phase():
 
 
 @contextlib.contextmanager
-def watch(item, limit: float, learner_dir: Path):
-    """Watch one test's call: ``limit`` seconds (0: no time limit) and the memory limit."""
+def watch(item, limit: float, learner_dir: Path, own: str | None = None):
+    """Watch one test's call: ``limit`` seconds (0: no time limit) and the memory limit; ``own``: the test's
+    kata module."""
     install()
-    job = _Job(item, float(limit or 0), time.monotonic(), rss_mb(), Path(learner_dir).resolve())
+    job = _Job(item, float(limit or 0), time.monotonic(), rss_mb(), Path(learner_dir).resolve(), own=own)
     if _cancellation:
         job.cancel = _cancellation[0].CancellationManager()
     with _lock:
@@ -243,7 +245,7 @@ def _loop() -> None:
 
 
 def _fire(job: _Job, hang: Hang) -> None:
-    hang.function, hang.where = _running_function(job.learner_dir, list(job.sessions), job.lasting)
+    hang.function, hang.where = _running_function(job.learner_dir, list(job.sessions), job.lasting, job.own)
     job.hang, job.fired = hang, time.monotonic()
     job.item._tfkata_hang = hang  # the plugin's report for this test reads it
     # the signal first: it is pending before TensorFlow gives the main thread back, so the thread handles
@@ -267,7 +269,7 @@ def _main_frames() -> tuple:
     return tuple(frames)
 
 
-def _running_function(learner_dir: Path, sessions=(), lasting=()) -> tuple[str | None, str | None]:
+def _running_function(learner_dir: Path, sessions=(), lasting=(), own: str | None = None) -> tuple[str | None, str | None]:
     """The innermost frame of the learner's code on the main thread's stack: (function, file:line), or the
     innermost that was already there halfway to the limit (``lasting``: a loop calling another of the
     learner's functions shows a new frame of that one each time). When the main thread waits in
@@ -277,7 +279,7 @@ def _running_function(learner_dir: Path, sessions=(), lasting=()) -> tuple[str |
 
     frames = _main_frames()
     if frames and sessions and frames[0].f_code.co_filename.replace("\\", "/").endswith("client/session.py"):
-        built = _loop_builder(learner_dir, sessions)
+        built = _loop_builder(learner_dir, sessions, own)
         if built:
             return built
     labelled = [(f, label) for f in frames for label in [frame_label(f, f.f_lineno, learner_dir)] if label]
@@ -287,10 +289,13 @@ def _running_function(learner_dir: Path, sessions=(), lasting=()) -> tuple[str |
     return labelled[0][1] if labelled else (None, None)
 
 
-def _loop_builder(learner_dir: Path, sessions) -> tuple[str, str] | None:
+def _loop_builder(learner_dir: Path, sessions, own: str | None = None) -> tuple[str, str] | None:
     """The learner's function that created a while loop in a running session's graph (from the op's
-    creation traceback), or None."""
+    creation traceback), or None. Of several loops, the last one built in the test's own kata file (``own``,
+    a module name) is the likely one: a decoder's loop comes after the encoder's, which ends (k08's tests
+    also build k07's encoder)."""
     root = Path(learner_dir).resolve()
+    found: list[tuple[bool, tuple[str, str]]] = []
     for sess in list(sessions):
         try:
             ops = sess.graph.get_operations()
@@ -310,8 +315,10 @@ def _loop_builder(learner_dir: Path, sessions) -> tuple[str, str] | None:
                 except OSError:
                     continue
                 if root in path.parents and not name.startswith("<"):
-                    return name, f"{path.relative_to(root.parent).as_posix()}:{lineno}"
-    return None
+                    found.append((path.stem == own, (name, f"{path.relative_to(root.parent).as_posix()}:{lineno}")))
+                    break
+    mine = [label for is_own, label in found if is_own]
+    return (mine or [label for _, label in found] or [None])[-1]
 
 
 def _last_resort(job: _Job) -> None:

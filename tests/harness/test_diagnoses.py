@@ -114,6 +114,22 @@ def test_tensor_from_another_graph():
     check(build, "other-graph", "graph.as_default()")
 
 
+def test_tensor_from_inside_a_while_loop_body():
+    """A tensor kept from a tf.while_loop's body (its own FuncGraph) used outside: not "two tf.Graphs"."""
+    def build():
+        kept = []
+
+        def body(i):
+            kept.append(tf.identity(i) * 2)
+            return i + 1
+
+        out = v1.while_loop(lambda i: i < 3, body, [tf.constant(0)])
+        return out + kept[0]
+
+    line = check(build, "other-graph", "inside a loop or function body", "while_body", "outside it")
+    assert "graph.as_default()" not in line, line
+
+
 def test_session_on_another_graph():
     def build():
         other = tf.Graph()

@@ -70,3 +70,17 @@ def test_k05_char2id_warning_may_hold_the_character_itself():
     _run(tests.test_char2id_warns_on_unexpected_character, with_session=False)
     _run(tests.test_char2id_warns_on_upper_case_and_neighbours, with_session=False)
     _run(tests.test_char2id_matches_reference, with_session=False)
+
+
+def _next_log_probs_with_an_int_length(session, model, x, len_x):
+    """k08's model_next_log_probs taking ``len_x`` as the docstring's "its length": a number, int() of it."""
+    import numpy as np
+
+    x = np.asarray(x, dtype=np.int32).reshape(-1)[: int(len_x)]
+    return reference("k08").model_next_log_probs(session, model, x, len(x))
+
+
+def test_k08_model_next_log_probs_with_int_of_its_length_passes():
+    """A reviewer's right answer once failed: a case gave len_x as a [1] array, which int() refuses (NumPy 2)."""
+    tests = _kata_tests("test_k08_attention", "k08", "k08", model_next_log_probs=_next_log_probs_with_an_int_length)
+    tests.test_model_next_log_probs_matches_reference()

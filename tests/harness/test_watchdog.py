@@ -234,3 +234,26 @@ def test_pytest_timeout_fails_a_python_loop_itself_before_the_watchdog_fires(fak
         job.hang = watchdog.Hang("time", 3.0)  # the watchdog fires while pytest-timeout fails the test
         watchdog._on_signal(signal.SIGUSR1, None)  # must not cut that failure short
     assert calls == ["pytest-timeout"] and job.timing_out and not job.stopped
+
+
+def test_of_several_loops_the_last_one_built_in_the_tests_own_kata_is_named(tmp_path):
+    """k08's greedy decoder spins: the graph also holds k07's encoder loop (dynamic_rnn), which ends. The hang
+    is named after the last loop built in the test's own kata file, not the first loop of the graph."""
+    from types import SimpleNamespace
+
+    from tfkata import watchdog
+
+    katas = tmp_path / "katas"
+
+    def loop(module, line, function):
+        return SimpleNamespace(type="LoopCond", traceback=[(str(tmp_path / "tests" / "test_x.py"), 5, "test_x", ""),
+                                                           (str(katas / f"{module}.py"), line, function, ""),
+                                                           ("/site-packages/tensorflow/ops.py", 9, "while_loop", "")])
+
+    ops = [SimpleNamespace(type="Const", traceback=[]), loop("k07_seq2seq", 176, "encoder"),
+           loop("k08_attention", 210, "attention_greedy_decoder"), loop("k07_seq2seq", 176, "encoder")]
+    sess = SimpleNamespace(graph=SimpleNamespace(get_operations=lambda: ops))
+    assert watchdog._loop_builder(katas, [sess], own="k08_attention") == (
+        "attention_greedy_decoder", "katas/k08_attention.py:210")
+    assert watchdog._loop_builder(katas, [sess], own="k07_seq2seq") == ("encoder", "katas/k07_seq2seq.py:176")
+    assert watchdog._loop_builder(katas, [], own="k08_attention") is None

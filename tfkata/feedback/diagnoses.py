@@ -148,6 +148,20 @@ def _kata_function(exc: BaseException) -> str | None:
     return None
 
 
+def _other_graph(exc: BaseException) -> str:
+    """Two graphs mixed: a loop's or function's body graph (FuncGraph) and the graph around it, or two tf.Graphs."""
+    text = str(exc)
+    body = re.search(r"FuncGraph\(name=(\w+)|graph '?(\w*while\w*|\w*_body\w*)", text)
+    if body:
+        name = body.group(1) or body.group(2)
+        return (f"{_in_function(exc)}a tensor from inside a loop or function body (graph {name}: a tf.while_loop's, "
+                "dynamic_rnn's or tf.function's) meets one from outside it: a value made in the body exists only "
+                "there. Compute inside the body from the body's own tensors, and do not keep tensors from a call "
+                "made outside it (a warm-up call of a layer or cell before the loop, say)")
+    return ("tensors from two different tf.Graph objects are mixed: build everything inside one "
+            "`with graph.as_default():` block, and open the session on it (tf.compat.v1.Session(graph=graph))")
+
+
 def _in_function(exc: BaseException) -> str:
     """'greedy_decoder: ' (the kata function :func:`_kata_function` finds) to start a line with, or ''."""
     where = _kata_function(exc)
@@ -271,8 +285,7 @@ TABLE: tuple[Entry, ...] = (
                          "no value yet): return the tensor, or get its value with sess.run(tensor)")),
     _entry("other-graph", ["ValueError", "TypeError"],
            r"must be from the same graph as|is not an element of this graph",
-           lambda m, e: ("tensors from two different tf.Graph objects are mixed: build everything inside one "
-                         "`with graph.as_default():` block, and open the session on it (tf.compat.v1.Session(graph=graph))")),
+           lambda m, e: _other_graph(e)),
     _entry("empty-session-graph", ["RuntimeError"],
            r"The Session graph is empty",
            lambda m, e: ("the session's graph has no ops: the tensors were built in another tf.Graph (or not at all); "
