@@ -344,6 +344,24 @@ def test_attention_step_scores_keys_and_averages_memory(sess):
     )
 
 
+@pytest.mark.covers("attention_step", "attention_parts", "luong_scores", "masked_softmax", "context_vector",
+                    "attentional_state")
+@pytest.mark.needs("k07")
+def test_attention_step_scores_the_new_cell_output(sess):
+    parts = k08.attention_parts()
+    memory, lengths = _memory()
+    tokens = tf.compat.v1.placeholder(tf.int32, [3])
+    _, _, align = k08.attention_step(parts, parts.memory_layer(memory), memory, tf.constant(lengths), tokens,
+                                     _zero_state(3), tf.zeros([3, H]))
+    sess.run(tf.compat.v1.global_variables_initializer())
+    first, second = sess.run(align, {tokens: [1, 2, 3]}), sess.run(align, {tokens: [4, 5, 6]})
+    assert not np.allclose(first, second, atol=1e-6), (
+        "attention_step: the alignments did not change when the token, and so the cell's new output, changed (same "
+        "state, same previous attention): score the cell's NEW output against keys, luong_scores(output, keys), not "
+        "the previous attentional state or the old state"
+    )
+
+
 @pytest.mark.covers("attention_training_decoder", "attention_step", "attention_parts", "luong_scores",
                     "masked_softmax", "context_vector", "attentional_state")
 @pytest.mark.needs("k07")

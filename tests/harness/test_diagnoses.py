@@ -237,7 +237,7 @@ def test_unknown_rank():
 
 def test_batch_sizes_differ_in_a_concat():
     check(lambda: tf.concat([tf.zeros([64, 3]), tf.zeros([2, 5])], axis=1), "batch-sizes-differ", "64 and 2",
-          "fixed batch size", "batch_size")
+          "fixed batch size", "tf.shape(x)[0]", "x[:, t] is time step t")
 
 
 def test_while_loop_variable_changes_its_static_shape():

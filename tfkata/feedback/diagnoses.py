@@ -154,10 +154,9 @@ def _other_graph(exc: BaseException) -> str:
     body = re.search(r"FuncGraph\(name=(\w+)|graph '?(\w*while\w*|\w*_body\w*)", text)
     if body:
         name = body.group(1) or body.group(2)
-        return (f"{_in_function(exc)}a tensor from inside a loop or function body (graph {name}: a tf.while_loop's, "
-                "dynamic_rnn's or tf.function's) meets one from outside it: a value made in the body exists only "
-                "there. Compute inside the body from the body's own tensors, and do not keep tensors from a call "
-                "made outside it (a warm-up call of a layer or cell before the loop, say)")
+        return (f"{_in_function(exc)}a tensor from inside a loop or function body ({name}) meets one from outside "
+                "it: a value made in the body exists only there; compute from the body's own tensors, keep none "
+                "from a call outside it (a warm-up call)")
     return ("tensors from two different tf.Graph objects are mixed: build everything inside one "
             "`with graph.as_default():` block, and open the session on it (tf.compat.v1.Session(graph=graph))")
 
@@ -342,8 +341,8 @@ TABLE: tuple[Entry, ...] = (
            rf"(?P<a>{_SHAPES}) and (?P<b>{_SHAPES})",
            lambda m, e: (f"{_in_function(e)}tensors of batch sizes "
                          f"{m.group('n')} and {m.group('m')} meet in one op: one was made for a fixed batch size (a "
-                         "constant such as BATCH_SIZE?): make it from the batch you were given (the batch_size "
-                         "argument, or tf.shape(x)[0])")),
+                         "constant such as BATCH_SIZE?: use tf.shape(x)[0]) or indexed on the wrong axis (x[t] is "
+                         "example t, x[:, t] is time step t)")),
     # a tf.while_loop variable whose static shape changes in the body (a [1] made with a known batch meets
     # a state whose batch is unknown): the loop needs one shape for it on every iteration
     _entry("loop-shape-changes", ["ValueError"],
