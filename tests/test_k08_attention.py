@@ -282,8 +282,11 @@ def test_attention_parts_live_under_the_decoder_scope():
     )
 
 
-@pytest.mark.covers("attention_step", "attention_parts", "luong_scores", "masked_softmax", "context_vector",
-                    "attentional_state")
+# attention_step and what it uses: its tests cover them all
+STEP = ("attention_step", "attention_parts", "luong_scores", "masked_softmax", "context_vector", "attentional_state")
+
+
+@pytest.mark.covers(*STEP)
 @pytest.mark.needs("k07")
 def test_attention_step_uses_input_feeding(sess):
     parts = k08.attention_parts()
@@ -313,8 +316,7 @@ def test_attention_step_uses_input_feeding(sess):
         f"attention_step: alignments [B, T_enc] with zeros on padding, got {al0}")
 
 
-@pytest.mark.covers("attention_step", "attention_parts", "luong_scores", "masked_softmax", "context_vector",
-                    "attentional_state")
+@pytest.mark.covers(*STEP)
 @pytest.mark.needs("k07")
 def test_attention_step_scores_keys_and_averages_memory(sess):
     parts = k08.attention_parts()
@@ -344,8 +346,7 @@ def test_attention_step_scores_keys_and_averages_memory(sess):
     )
 
 
-@pytest.mark.covers("attention_step", "attention_parts", "luong_scores", "masked_softmax", "context_vector",
-                    "attentional_state")
+@pytest.mark.covers(*STEP)
 @pytest.mark.needs("k07")
 def test_attention_step_scores_the_new_cell_output(sess):
     parts = k08.attention_parts()
