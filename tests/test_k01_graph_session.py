@@ -270,6 +270,16 @@ def test_new_graph_is_separate():
 
 
 # --------------------------------------------------------------------------- open_interactive
+@pytest.fixture(autouse=True)
+def _no_interactive_session_left():
+    """An open_interactive that fails after opening its InteractiveSession leaves it the default session: close
+    it after the test, so that a later test (evaluate's "left a default session") does not take the blame."""
+    yield
+    default = tf.compat.v1.get_default_session()
+    if isinstance(default, tf.compat.v1.InteractiveSession):
+        default.close()
+
+
 @pytest.mark.covers("open_interactive")
 def test_interactive_session_adds_nodes_after_opening():
     a = tf.constant(1.0)

@@ -212,6 +212,16 @@ def test_auto_renaming(sess):
     assert got == [1.0, 2.0], f"two_variables_named_y: expected the values 1.0 and 2.0, got {got}"
 
 
+@pytest.mark.covers("two_variables_named_y")
+def test_auto_renamed_variables_hold_floats():
+    first, second = k02.two_variables_named_y()
+    dtypes = [v.dtype.base_dtype.name for v in (first, second)]
+    assert dtypes == ["float32", "float32"], (
+        f"two_variables_named_y: the values 1.0 and 2.0 make float32 variables, got {dtypes}: write tf.Variable(1.0, "
+        "name='y'), not tf.Variable(1, ...) (an int makes an int32 variable)"
+    )
+
+
 # --------------------------------------------------------------------------- shared_variable
 @pytest.mark.covers("shared_variable")
 def test_shared_variable_name_shape_and_zeros(sess):

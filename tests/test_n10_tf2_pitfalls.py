@@ -267,7 +267,10 @@ def _regularized_model():
 def test_regularization_loss_sums_model_losses():
     model, expected = _regularized_model()
     got = n10.regularization_loss(model)
-    assert isinstance(got, (tf.Tensor, tf.Variable)) or np.isscalar(got), f"regularization_loss: expected a scalar tensor, got {got!r}"
+    assert isinstance(got, tf.Tensor) and got.dtype == tf.float32 and got.shape == [], (
+        f"regularization_loss: expected a float32 scalar TENSOR, got {type(got).__name__} {got!r:.80}: return "
+        "tf.add_n(model.losses) as it is (float() or .numpy() of it leaves TensorFlow, and gradients with it)"
+    )
     value = float(np.asarray(got))
     assert value != 0.0, (
         f"regularization_loss: got 0.0 for a model with L2 on two kernels and L1 on a bias (expected {expected:.5f}): "
@@ -358,6 +361,11 @@ def test_gradient_of_uses_a_tape():
     assert grad is not None, (
         "gradient_of returned None: a tape follows variables on its own, not a constant x; call tape.watch(x)"
     )
+    assert isinstance(grad, tf.Tensor) and grad.dtype == x.dtype, (
+        f"gradient_of: expected a tf.Tensor of x's dtype (float32), got {type(grad).__name__}"
+        f"{' ' + str(getattr(grad, 'dtype', '')) if hasattr(grad, 'dtype') else ''}: return tape.gradient(y, x) as "
+        "it is, not its .numpy()"
+    )
     got = np.asarray(grad)
     expected = 3 * np.square(x.numpy())
     assert got.shape == (3,) and np.allclose(got, expected, atol=1e-6), (
@@ -442,6 +450,10 @@ def test_reader_keeps_one_iterator():
     read = n10.make_reader(tf.data.Dataset.range(10, 15))
     assert _is_tf_function(read), f"make_reader should return a tf.function, got {type(read).__name__}"
     got = [int(read()) for _ in range(3)]
+    if got != [10, 11, 12] and len(set(got)) == 3 and set(got) <= set(range(10, 15)):
+        pytest.fail(f"make_reader: three calls read {got} from range(10, 15), three different elements but not "
+                    "[10, 11, 12]: read the dataset as it is given, in its order (no shuffle, no reordering)",
+                    pytrace=False)
     assert got == [10, 11, 12], (
         f"make_reader: three calls read {got} from range(10, 15), expected [10, 11, 12]: iter(dataset) inside the "
         "tf.function makes a new iterator on every call; make one iterator outside and call next on it"

@@ -112,8 +112,10 @@ def _import_problem(exc: Exception, kata: registry.Kata) -> str:
     return f"{text} Fix that first; every test of this kata needs it."
 
 
-class Blocked(Exception):
-    """A function that did not return in an earlier test of this run, called again: the test waits."""
+class Blocked(BaseException):
+    """A function that did not return in an earlier test of this run, called again: the test waits. Not an
+    Exception, so that neither a learner's nor a test's ``except Exception`` (a test checking what a function
+    raises) takes it for the function's own error."""
 
 
 _blocked: dict[tuple[str, str], str] = {}

@@ -100,6 +100,14 @@ def test_py_spin_again():
     k.py_spin()
 
 
+@pytest.mark.covers("py_spin")
+def test_py_spin_checked_for_its_errors():
+    try:
+        k.py_spin()
+    except Exception as exc:  # a test checking what the function raises must not take the wait for its error
+        pytest.fail(f"py_spin raised {type(exc).__name__}")
+
+
 @pytest.mark.covers("uses_py_spin")
 def test_calls_it_inside():
     assert k.uses_py_spin() == 1
@@ -161,7 +169,8 @@ def test_every_kind_of_hang_gets_its_verdict_in_time(mini):
     tests = {t.name: t for t in Run.load(out).tests}
     status = {name: t.status for name, t in tests.items()}
     assert status == {
-        "test_py_spin": "fail", "test_py_spin_again": "waiting", "test_calls_it_inside": "waiting",
+        "test_py_spin": "fail", "test_py_spin_again": "waiting", "test_py_spin_checked_for_its_errors": "waiting",
+        "test_calls_it_inside": "waiting",
         "test_graph_spin": "fail", "test_graph_spin_built_inside": "fail", "test_eager_spin": "fail", "test_grow": "fail",
         "test_fine_after_all_that": "pass", "test_loop_over_a_helper": "fail",
     }, text
@@ -175,7 +184,7 @@ def test_every_kind_of_hang_gets_its_verdict_in_time(mini):
         assert message.index("may never return") < message.index("raise the limit"), message
     grow = tests["test_grow"].message
     assert grow.startswith("k01: grow (katas/k01_graph_session.py:") and "(limit 400 MB)" in grow, grow
-    for name in ("test_py_spin_again", "test_calls_it_inside"):
+    for name in ("test_py_spin_again", "test_py_spin_checked_for_its_errors", "test_calls_it_inside"):
         assert tests[name].message.startswith("k01: py_spin did not return in test_py_spin"), tests[name].message
     assert "Stack of" not in text and "+++ Timeout" not in text, "no thread dumps for the learner"
     # 5 hangs x (3 s + 1 s grace) + memory + start-up; before the watchdog the C++ loops never returned
