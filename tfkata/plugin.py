@@ -201,7 +201,7 @@ def _waiting_reason(item) -> str | None:
     if item.get_closest_marker("training") is not None:
         blockers = recorder.unit_problems(kata.id, covers_of(item))
         if blockers:
-            funcs = list(dict.fromkeys(f for t in blockers for f in t.covers[:1]))
+            funcs = list(dict.fromkeys(t.function for t in blockers if t.function))  # what each failure is about
             return (f"training waits for {len(blockers)} unit test{'s' if len(blockers) != 1 else ''} "
                     f"still to pass ({', '.join(funcs[:4])}{', …' if len(funcs) > 4 else ''})")
     return None
