@@ -877,11 +877,7 @@ def test_naive_loss_is_nan_on_the_crafted_batch():
     print(f"k09 naive loss on the crafted batch: {value} as written, {optimized} after Grappler's rewrite; "
           f"gradient row 1: {gradient[1]}")
     if not np.isnan(value):
-        from tensorflow.core.protobuf import rewriter_config_pb2
-
-        plain = tf.compat.v1.ConfigProto()  # the rewrite off, as debug_config should have it
-        plain.graph_options.rewrite_options.arithmetic_optimization = rewriter_config_pb2.RewriterConfig.OFF
-        with tf.compat.v1.Session(config=plain) as s:
+        with tf.compat.v1.Session(config=REF.debug_config()) as s:  # the rewrite off, as debug_config should have it
             unrewritten = s.run(loss, feed)
         if np.isnan(unrewritten):
             pytest.fail(f"debug_config: under it the naive loss is {value}, but it is NaN with Grappler's arithmetic "

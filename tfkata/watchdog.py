@@ -275,18 +275,15 @@ def _running_function(learner_dir: Path, sessions=(), lasting=(), own: str | Non
     learner's functions shows a new frame of that one each time). When the main thread waits in
     ``Session.run``, the learner's code that BUILT the graph's loops is the better answer (a
     ``tf.while_loop`` that never ends was made there, not where ``run`` was called)."""
-    from tfkata.feedback.facts import frame_label
+    from tfkata.feedback.facts import deepest_learner_frame
 
     frames = _main_frames()
     if frames and sessions and frames[0].f_code.co_filename.replace("\\", "/").endswith("client/session.py"):
         built = _loop_builder(learner_dir, sessions, own)
         if built:
             return built
-    labelled = [(f, label) for f in frames for label in [frame_label(f, f.f_lineno, learner_dir)] if label]
-    stayed = [label for f, label in labelled if any(f is g for g in lasting)]
-    if stayed:
-        return stayed[0]
-    return labelled[0][1] if labelled else (None, None)
+    outermost_first = ((f, f.f_lineno) for f in reversed(frames))
+    return deepest_learner_frame(outermost_first, Path(learner_dir).resolve(), lasting) or (None, None)
 
 
 def _loop_builder(learner_dir: Path, sessions, own: str | None = None) -> tuple[str, str] | None:

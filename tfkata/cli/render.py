@@ -170,7 +170,8 @@ def report(out: Console, root: Path, row: Progress, *, show_hint, max_lines: int
             first = (t.message or "").splitlines()[0] if t.message else ""  # whole: rich wraps it
             upstream = failing_upstream(t, row.problems, calls=calls)
             if upstream:  # a knock-on: its own guess at the cause comes second, as what it saw
-                first = f"likely a knock-on: it uses {upstream}, whose own test fails too; fix {upstream} first. It saw: {first}"
+                first = (f"likely a knock-on: it uses {upstream}, whose own test fails too; fix {upstream} first. "
+                         f"It saw: {first}")
             out.print(Text(f"  {MARK.get(t.status, '?')} {t.name}: {first}"))
         if len(shown) < len(failing):
             out.print(Text(f"  ... {len(failing) - len(shown)} more: kata run {k.id} --all", style="dim"))

@@ -95,19 +95,24 @@ def frame_label(frame, lineno: int, root: Path) -> tuple[str, str] | None:
     return name, f"{path.relative_to(root.parent).as_posix()}:{lineno}"
 
 
-def learner_frame(tb, target_dir: Path, lasting=()):
-    """The deepest frame of the learner's code in a traceback: (function, 'file:line') or None. ``lasting``:
-    frames seen on the stack earlier in the same call (:mod:`tfkata.watchdog` samples them); the deepest of
-    the learner's frames that was already there is the one that never returned (a loop that calls the
-    learner's other functions again and again shows a new frame of those each time)."""
-    root = Path(target_dir).resolve()
+def deepest_learner_frame(frames, root: Path, lasting=()):
+    """Of ``(frame, lineno)`` pairs, outermost first: the deepest frame of the learner's code under ``root``
+    (resolved), as (function, 'file:line'), or None. ``lasting``: frames seen on the stack earlier in the same
+    call (:mod:`tfkata.watchdog` samples them halfway to the limit); the deepest of the learner's frames that
+    was already there is the one that never returned (a loop that calls the learner's other functions again
+    and again shows a new frame of those each time)."""
     found = stayed = None
-    for frame, lineno in traceback.walk_tb(tb):
+    for frame, lineno in frames:
         label = frame_label(frame, lineno, root)
         found = label or found
         if label and any(frame is f for f in lasting):
             stayed = label
     return stayed or found
+
+
+def learner_frame(tb, target_dir: Path, lasting=()):
+    """:func:`deepest_learner_frame` of a traceback."""
+    return deepest_learner_frame(traceback.walk_tb(tb), Path(target_dir).resolve(), lasting)
 
 
 def split_message(exc: BaseException) -> tuple[str, list[str]]:
