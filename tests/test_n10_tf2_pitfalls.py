@@ -554,7 +554,7 @@ def _run_maybe_update(mod, case):
 MAYBE_UPDATE_CASES = [
     Case("v = 1.0, one call with apply=False", (1.0, [(5.0, False)])),
     Case("v = [1, -2], apply True, False, True with negative deltas",
-         ([1.0, -2.0], [([0.5, -1.0], True), ([100.0, 100.0], False), ([-3.0, 2.0], True)])),
+         ([1.0, -2.0], [([-0.5, 3.0], True), ([100.0, 100.0], False), ([-3.0, 2.0], True)])),
     Case("v of shape [2, 3], apply False then True",
          ([[1.0, 2.0, 3.0], [4.0, 5.0, 6.0]], [([[1.0] * 3] * 2, False), ([[-1.0, 0.0, 1.0], [2.0, -2.0, 0.5]], True)])),
 ]
