@@ -191,13 +191,17 @@ def _waiting_reason(item) -> str | None:
             if need in assumed:
                 continue
             done = recorder.kata_state(need)
+            todo = f"finish {need} first (kata run {need})"
             if done is None:
                 from tfkata.store import Store
 
-                done = Store(config._tfkata_root).kata_done(registry.get(need))
+                store = Store(config._tfkata_root)
+                done = store.kata_done(registry.get(need))
+                last = None if done else store.load_results(registry.get(need))
+                if last is not None and last.done:  # it passed, then its file (or tests) changed
+                    todo = f"{need} changed since its last complete run passed: run it again (kata run {need})"
             if not done:
-                return (f"{kata.id} uses your {need}: finish {need} first (kata run {need}); "
-                        f"this test runs once {need}'s tests pass")
+                return f"{kata.id} uses your {need}: {todo}; this test runs once {need}'s tests pass"
     if item.get_closest_marker("training") is not None:
         blockers = recorder.unit_problems(kata.id, covers_of(item))
         if blockers:

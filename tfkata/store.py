@@ -21,6 +21,7 @@ from tfkata import registry
 from tfkata.results import ResultsError, Run
 
 STATE_DIRNAME = ".tfkata"
+PASSED_KEPT = 20  # digests of passing complete runs kept per kata (.tfkata/passed/<id>.sha256, one a line)
 STATE_VERSION = 1
 
 
@@ -128,7 +129,15 @@ class Store:
         run.dump(self.results_path(kata))
         grade = next((g for g in run.katas if g.id == kata.id), None)
         if run.done and grade is not None and grade.sources:  # what passed, for kata_done after a failed try
-            atomic_write(self.passed_path(kata), grade.sources + "\n")
+            kept = [d for d in self.passed_digests(kata) if d != grade.sources][-(PASSED_KEPT - 1):]
+            atomic_write(self.passed_path(kata), "".join(d + "\n" for d in kept + [grade.sources]))
+
+    def passed_digests(self, kata: registry.Kata) -> list[str]:
+        """The sources digests of the complete runs of ``kata`` that passed (the last PASSED_KEPT), oldest first."""
+        try:
+            return self.passed_path(kata).read_text(encoding="utf-8").split()
+        except (OSError, UnicodeDecodeError):
+            return []
 
     def passed_path(self, kata: registry.Kata) -> Path:
         return self.dir / "passed" / f"{kata.id}.sha256"
@@ -157,15 +166,13 @@ class Store:
     def kata_done(self, kata: registry.Kata) -> bool:
         """The last recorded run of ``kata`` passed and neither its file nor its tests changed since; or the
         file and tests are byte for byte those of an earlier complete run that passed (a try that failed,
-        then undone, does not make the learner run the kata again before its twin may use it)."""
+        then undone, does not make the learner run the kata again before its twin may use it; nor does putting
+        back any of the last PASSED_KEPT files that passed)."""
         run = self.load_results(kata)
         if run is not None and run.done and not is_stale(self.root, kata, self.results_path(kata), run):
             return True
-        try:
-            passed = self.passed_path(kata).read_text(encoding="utf-8").strip()
-        except (OSError, UnicodeDecodeError):
-            return False
-        return bool(passed) and passed == sources_digest(self.root, kata)
+        current = sources_digest(self.root, kata)
+        return current is not None and current in self.passed_digests(kata)
 
 
 def sources_digest(root: Path, kata: registry.Kata) -> str | None:

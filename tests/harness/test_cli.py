@@ -243,6 +243,15 @@ def test_done_follows_the_files_content_not_their_save_time(repo):
     assert not Store(repo).kata_done(K01)
     learner.write_text(passed_text, encoding="utf-8")
     assert Store(repo).kata_done(K01), "the very file (and tests) that passed a complete run is done"
+    # another version passes too; putting the first one back (after a failed try) is still done
+    learner.write_text(passed_text + "\n# another answer that passed\n", encoding="utf-8")
+    Store(repo).write_results(K01, Run.grade("katas", passing, registry.katas(),
+                                             sources={"k01": sources_digest(repo, K01)}, started=time.time(),
+                                             duration=1.0))
+    Store(repo).write_results(K01, failing)
+    learner.write_text(passed_text, encoding="utf-8")
+    assert Store(repo).kata_done(K01), "any of the files that passed a complete run is done when put back"
+    assert len(Store(repo).passed_digests(K01)) == 2
 
 
 def test_run_report_message_first_failures_by_name_and_hints(repo):

@@ -237,6 +237,25 @@ def test_learner_run_statuses_messages_and_golden_file(mini):
     assert [t.name for t in recorded.tests] == [t.name for t in run_.tests if t.kata == "k01"]
 
 
+def test_a_needed_kata_that_changed_since_it_passed_is_named_as_such(mini):
+    """k02 passed a complete run, then its file changed: the waiting line says so (not "finish k02 first")."""
+    import time
+
+    from tfkata import registry
+    from tfkata.results import TestResult
+    from tfkata.store import Store
+
+    k02 = registry.get("k02")
+    passed = [TestResult(id=f"{k02.test_file}::test_broken", name="test_broken", kata="k02", status="pass",
+                         covers=["make_variables"], duration=0.01)]
+    Store(mini.path).write_results(k02, Run.grade("katas", passed, registry.katas(), sources={"k02": "0" * 64},
+                                                  started=time.time(), duration=1.0))
+    _, run_ = run(mini, "tests/test_k01_graph_session.py", "-k", "needs")
+    message = by_name(run_)["test_needs_k02"].message
+    assert by_name(run_)["test_needs_k02"].status == "waiting", message
+    assert "k02 changed since its last complete run passed: run it again (kata run k02)" in message, message
+
+
 def test_solutions_run_includes_the_harness_and_never_waits(mini):
     result, run_ = run(mini, "--solutions", "--runslow", "-k", "not broken and not timeout and not fail and not error")
     tests = by_name(run_)
