@@ -244,9 +244,11 @@ def test_sgd_step_is_one_gradient_step():
         "the loss computed inside the tape, not loss_fn() called again after apply_gradients"
     )
     assert isinstance(loss, tf.Tensor) and loss.dtype == tf.float32 and loss.shape.rank == 0, (
-        f"sgd_step should return the loss as it is, a float32 scalar tensor, got {type(loss).__name__}"
-        f"{' ' + str(getattr(loss, 'dtype', '')) if hasattr(loss, 'dtype') else ''}: no float() or .numpy() (the caller "
-        "converts it)"
+        f"sgd_step should return the loss as it is, a float32 scalar tensor, got "
+        + (f"a tensor of dtype {loss.dtype.name} and shape {loss.shape}" if isinstance(loss, tf.Tensor) else
+           f"a numpy {type(loss).__name__} (from .numpy())" if isinstance(loss, (np.ndarray, np.generic)) else
+           f"a {type(loss).__name__}")
+        + ": no float() or .numpy() (the caller converts it)"
     )
 
 
@@ -313,7 +315,14 @@ def test_train_linear_regression_is_seeded_and_short():
     first = n03.train_linear_regression(steps=5, seed=3, k_init=0.2, b_init=0.1)
     second = n03.train_linear_regression(steps=5, seed=3, k_init=0.2, b_init=0.1)
     assert len(first[2]) == 5, f"expected one loss per step, got {len(first[2])}"
-    assert all(isinstance(v, float) for v in (first[0], first[1], *first[2])), "return Python floats"
+    not_float = [(name, type(v).__name__) for name, v in (("k", first[0]), ("b", first[1]),
+                                                          *((f"losses[{i}]", v) for i, v in enumerate(first[2])))
+                 if not isinstance(v, float)]
+    assert not not_float, (
+        f"train_linear_regression: return Python floats, got {not_float[0][0]} as {not_float[0][1]}"
+        + (f" (and {len(not_float) - 1} more)" if len(not_float) > 1 else "")
+        + ": float(...) each value (float(loss), float(model.k))"
+    )
     assert first == second, "the same seed must give the same run (use np.random.RandomState(seed))"
     rng = np.random.RandomState(3)
     x = rng.random_sample()
@@ -321,11 +330,14 @@ def test_train_linear_regression_is_seeded_and_short():
     want = (0.2 * x + 0.1 - y) ** 2
     r = 0.2 * x + 0.1 - y  # the loss after the first update, on the same sample
     after = ((0.2 - 0.5 * 2 * r * x) * x + (0.1 - 0.5 * 2 * r) - y) ** 2
+    from_zero = (0.0 * x + 0.0 - y) ** 2  # the first loss of a model that ignored k_init, b_init (LinearModel())
     assert first[2][0] == pytest.approx(want, rel=1e-5), (
         f"train_linear_regression: the first loss should be (k_init x + b_init - y)^2 = {want:.6f} for the first sample "
         f"(x = rng.random_sample(), then y from rng.standard_normal()), got {first[2][0]:.6f}"
         + (": that is the loss AFTER the update; record the loss sgd_step returns (computed before it), not "
-           "square_error called again after the step" if first[2][0] == pytest.approx(after, rel=1e-4) else "")
+           "square_error called again after the step" if first[2][0] == pytest.approx(after, rel=1e-4) else
+           ": that is the loss of k = b = 0, so the model ignored k_init and b_init: make it with "
+           "LinearModel(k_init, b_init)" if first[2][0] == pytest.approx(from_zero, rel=1e-5) else "")
     )
 
     def loop(samples):  # the 5 steps in float64 numpy from (0.2, 0.1), learning rate 0.5 (the default)
