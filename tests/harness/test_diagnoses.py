@@ -46,7 +46,8 @@ def test_every_entry_is_tested():
         "sparse-labels", "reshape-size", "no-gradients", "tensor-as-bool", "feed-a-tensor", "placeholder-in-eager",
         "graph-finalized", "variable-in-tf-function", "inaccessible-tensor", "autograph-dtype",
         "keras-state-in-call", "gradients-in-eager", "batch-sizes-differ", "unknown-rank", "reset-default-graph", "sequence-length-batch",
-        "loop-shape-changes", "tensor-as-static-dim", "history-without-validation",
+        "loop-shape-changes", "tensor-as-static-dim", "history-without-validation", "local-before-assignment",
+        "input-signature",
     }
     assert {e.key for e in TABLE} == tested
 
@@ -662,3 +663,27 @@ def test_stacked_cells_sharing_one_object():
         v1.nn.dynamic_rnn(multi, tf.ones([2, 5, 3]), dtype=tf.float32)
 
     check(build, "incompatible-shapes", "share ONE cell object", "a new cell for each layer")
+
+
+def test_local_name_assigned_after_it_is_read():
+    def make_traced_double(log):
+        @tf.function
+        def double(x):
+            log = log + [x]  # noqa: F823 - the learner's slip under test
+            return 2 * x
+
+        return double
+
+    line = check_now(lambda: make_traced_double([])(tf.constant(1.0)), "local-before-assignment", "`log`",
+                     "log.append(...)", "nonlocal")
+    print(line)
+
+
+def test_input_signature_with_a_fixed_batch():
+    @tf.function(input_signature=[tf.TensorSpec([1, None, 4], tf.float32)])
+    def forward(x):
+        return x * 2
+
+    line = check_now(lambda: forward(tf.zeros([3, 2, 4])), "input-signature", "input_signature", "None")
+    print(line)
+

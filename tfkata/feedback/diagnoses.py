@@ -450,6 +450,20 @@ TABLE: tuple[Entry, ...] = (
            r"^'(?P<k>val_\w+)'$",
            lambda m, e: (f"{_in_function(e)}History.history has no '{m.group('k')}': Keras logs validation metrics only when model.fit "
                          "gets validation_data=... (the validation dataset)")),
+    _entry("local-before-assignment", ["UnboundLocalError"],
+           r"local variable '(?P<v>\w+)' referenced before assignment|cannot access local variable '(?P<w>\w+)'",
+           lambda m, e: (f"{_in_function(e)}`{m.group('v') or m.group('w')}` is assigned somewhere in this function, "
+                         f"which makes it a new local name in all of it, so reading it first fails: to change the "
+                         f"outer {m.group('v') or m.group('w')}, change it in place ("
+                         f"{m.group('v') or m.group('w')}.append(...), [...] = ...) or declare it `nonlocal`")),
+    _entry("input-signature", ["TypeError", "ValueError"],
+           r"Binding inputs to tf\.function failed.*?Can not cast (?P<got>TensorSpec\(shape=\([^)]*\))[^)]*\) "
+           r"to (?P<want>TensorSpec\(shape=\([^)]*\))|Python inputs incompatible with input_signature",
+           lambda m, e: (f"{_in_function(e)}the tf.function's input_signature refuses this call"
+                         + (f" (given {m.group('got').removeprefix('TensorSpec(')}, the spec says "
+                            f"{m.group('want').removeprefix('TensorSpec(')})" if m.group("got") else "")
+                         + ": a size fixed in a TensorSpec accepts only that size; write None for one that "
+                           "varies (the batch, the time axis)")),
     _entry("batch-size-none", ["ValueError", "TypeError"],
            r"Prefix or suffix can't be None|Cannot convert a partially known TensorShape|"
            r"Expected int32, but got None of type 'NoneType'",
