@@ -129,6 +129,29 @@ def test_get_variable_default_initializer_is_glorot_uniform(sess):
     )
 
 
+@pytest.mark.covers("make_variables")
+def test_w_follows_glorot_uniform_over_many_graph_seeds():
+    """Twelve values fit many initializers; 240 (20 graph seeds) tell glorot_uniform on +-sqrt(6 / 7) apart:
+    uniform (std limit / sqrt(3)), centred, reaching near the limit and never past it."""
+    values = []
+    for seed in range(20):
+        with tf.Graph().as_default():
+            tf.compat.v1.set_random_seed(seed)
+            _, w = k02.make_variables()
+            with tf.compat.v1.Session() as s:
+                s.run(w.initializer)
+                values.append(s.run(w).ravel())
+    values = np.concatenate(values)
+    limit = math.sqrt(6.0 / (3 + 4))
+    std, mean, top = float(values.std()), float(values.mean()), float(np.abs(values).max())
+    fits = top <= limit + 1e-6 and top >= 0.85 * limit and abs(mean) < 0.1 and 0.85 < std / (limit / math.sqrt(3)) < 1.15
+    assert fits, (
+        f"make_variables: over 20 graph seeds w's 240 start values have mean {mean:.3f}, std {std:.3f} and max |w| "
+        f"{top:.3f}; glorot_uniform for [3, 4] is uniform on +-{limit:.3f} (mean 0, std {limit / math.sqrt(3):.3f}): "
+        "another initializer was given; give get_variable none, the lesson is the default one"
+    )
+
+
 # --------------------------------------------------------------------------- initialize
 @pytest.mark.covers("initialize", "make_variables")
 def test_initialize_all(sess):
