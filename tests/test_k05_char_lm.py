@@ -600,9 +600,13 @@ def test_gradients_clipped_to_the_clip_norm_given(sess):
     sess.run(tf.compat.v1.global_variables_initializer())
     grads = sess.run(opt["gradients"])
     clipped = math.sqrt(sum(float(np.sum(np.square(g))) for g in grads))
+    each = [math.sqrt(float(np.sum(np.square(g)))) for g in grads]
     assert abs(clipped - 5.0) < 1e-3, (
         f"build_optimizer(loss, clip_norm=5.0): the clipped gradients have global norm {clipped:.4f}, expected 5.0: "
-        "pass the argument through, clip_by_global_norm(gradients, clip_norm)"
+        + (f"each gradient was clipped on its own (norms {', '.join(f'{n:.4g}' for n in each)}): "
+           "clip_by_global_norm(gradients, clip_norm) scales them all by one factor"
+           if all(abs(n - 5.0) < 1e-3 for n in each) else
+           "pass the argument through, clip_by_global_norm(gradients, clip_norm)")
     )
 
 

@@ -152,8 +152,10 @@ def test_mnist_splits(raw):
         )
     assert np.array_equal(splits.validation[1], raw["y_train"][:5000]) and np.array_equal(
         splits.train[1], raw["y_train"][5000:]
-    ), "validation must be the FIRST 5000 training digits and train the other 55,000, in order (as k04's read_data_sets)"
-    assert np.array_equal(splits.test[0][::97], raw["x_test"][::97]), "test must be the 10,000 test digits in order"
+    ), ("mnist_splits: validation must be the FIRST 5000 training digits and train the other 55,000, in order (as k04's "
+        "read_data_sets)")
+    assert np.array_equal(splits.test[0][::97], raw["x_test"][::97]), (
+        "mnist_splits: test must be the 10,000 test digits in order")
     sizes = tuple(len(images) for images, _ in n04.mnist_splits(validation_size=1000))
     assert sizes == (59000, 1000, 10000), (
         f"mnist_splits(validation_size=1000) gave train / validation / test of {' / '.join(map(str, sizes))} digits: cut "

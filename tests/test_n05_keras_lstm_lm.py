@@ -122,6 +122,9 @@ def _port_diagnosis(model, params):
                 found = [h for h in GATES if block.shape == params[h + suffix].shape and np.allclose(block, params[h + suffix], atol=1e-6)]
                 if found:
                     return f"{name}'s block {k} (gate {g}) holds k05's {found[0]}{suffix}: Keras's gate order is i, f, c, o"
+                if block.shape == want.T.shape and np.allclose(block, want.T, atol=1e-6):
+                    return (f"{name}'s block {k} (gate {g}) is k05's {g}{suffix} TRANSPOSED: k05 computes o @ {g}{suffix} "
+                            f"with {g}{suffix} as [N_in, N] already, the layout Keras uses: copy it without .T")
                 if suffix == "b" and np.allclose(block - 1.0, want, atol=1e-6):
                     return f"bias block {k} (gate {g}) is k05's {g}b + 1: k05's cell adds no forget bias, copy fb as it is"
                 return f"{name}'s block {k} (gate {g}) is not k05's {g}{suffix}"
@@ -347,7 +350,11 @@ def test_sequence_loss():
     xent = -np.take_along_axis(_np_log_softmax(logits.astype(np.float64)), labels[..., None], -1)[..., 0]
     assert abs(float(got) - xent.mean()) < 1e-4, (
         f"sequence_loss: it should be the mean softmax cross-entropy over every character, {xent.mean():.5f}, got "
-        f"{float(got):.5f}" + (": that is the sum, take the mean" if abs(float(got) - xent.sum()) < 1e-2 else "")
+        f"{float(got):.5f}" + (": that is the sum, take the mean" if abs(float(got) - xent.sum()) < 1e-2 else
+                               ": that is T = 5 times the mean: a sum over time, then a mean over the batch; take the "
+                               "mean over both axes" if abs(float(got) - xent.sum(axis=1).mean()) < 1e-3 else
+                               ": that is B = 4 times the mean: a sum over the batch, then a mean over time; take the "
+                               "mean over both axes" if abs(float(got) - xent.sum(axis=0).mean()) < 1e-3 else "")
     )
     labels = np.array([[1, 2], [3, 0]])
     logits = np.full((2, 2, V), -60.0, np.float32)

@@ -966,16 +966,20 @@ def test_train_is_reproducible(monkeypatch):
         f"train ignores its seed: seeds 7 and 8 gave the same run (losses {first[0]}): pass the `seed` argument to "
         "keras.utils.set_random_seed and np.random.RandomState, not a fixed number"
     )
-    rng = np.random.RandomState(7)  # k07.train's batches: bucketed pools of 32 * batch_size, popped (either end:
-    queue = k07.bucketed_batches(*k07.generate_data(32 * 4, rng=rng), batch_size=4, rng=rng)  # the pool is shuffled)
+    rng = np.random.RandomState(7)  # k07.train's batches: bucketed pools of 32 * batch_size, popped from the end
+    queue = k07.bucketed_batches(*k07.generate_data(32 * 4, rng=rng), batch_size=4, rng=rng)
     want, front = [queue[-1][0], queue[-2][0]], [queue[0][0], queue[1][0]]
     got = [x for x, _ in first[2]]
-    assert len(got) == 2 and any(all(np.array_equal(g, w) for g, w in zip(got, ends)) for ends in (want, front)), (
-        "train: the batches are not k07.train's: rng = np.random.RandomState(seed), then pop each batch from "
-        "k07.bucketed_batches(*k07.generate_data(32 * batch_size, rng=rng), batch_size=batch_size, rng=rng) (a new "
-        f"pool when the queue is empty); with seed 7 and batch_size 4 the first two batches' x have the shapes "
-        f"{[w.shape for w in want]} (popped from the end; from the front {[w.shape for w in front]}), got "
-        f"{[np.shape(g) for g in got[:2]]}"
+    same = len(got) == 2 and all(np.array_equal(g, w) for g, w in zip(got, want))
+    from_front = len(got) == 2 and all(np.array_equal(g, w) for g, w in zip(got, front))
+    assert same, (
+        "train: the batches are not k07.train's: "
+        + ("they are popped from the FRONT of the queue (queue.pop(0)); k07.train pops from the end, queue.pop()"
+           if from_front else
+           "rng = np.random.RandomState(seed), then pop each batch from the end (queue.pop()) of "
+           "k07.bucketed_batches(*k07.generate_data(32 * batch_size, rng=rng), batch_size=batch_size, rng=rng) (a new "
+           f"pool when the queue is empty); with seed 7 and batch_size 4 the first two batches' x have the shapes "
+           f"{[w.shape for w in want]}, got {[np.shape(g) for g in got[:2]]}")
     )
 
 

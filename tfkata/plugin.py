@@ -158,6 +158,8 @@ _gpu_cache: list = []
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_runtest_setup(item):
+    if item.get_closest_marker("skip") is not None:
+        return  # skipped whatever the learner wrote (a slow test without --runslow): never "waiting", no points
     if item.get_closest_marker("gpu") is not None:
         if not _gpu_cache:
             _gpu_cache.append(bool(gpu_devices()))

@@ -22,6 +22,7 @@ SQUARE = RNG.randn(3, 4, 4)
     (np.flip(REF, 1), REF, "reversed along axis 1"),
     (REF[[1, 0]], REF, "reversed along axis 0"),  # two rows: swapped is reversed
     (REF[:, [2, 0, 1, 3, 4]], REF, "along axis 1 in another order ([2, 0, 1, 3, 4])"),
+    (np.zeros_like(REF), REF, "all zeros where the reference is not"),  # not "times 0: a mean for a sum"
 ])
 def test_a_simple_slip_is_named(got, ref, says):
     assert says in (relation(got, ref) or ""), relation(got, ref)

@@ -241,6 +241,12 @@ def test_blame_goes_to_the_function_that_raised_or_the_one_the_message_names(tmp
     line = "run_dynamic: with sequence_length the outputs past each length must be 0"
     assert blamed_function(None, line, k06, ["run_static", "run_dynamic", "make_cell"], target) == "run_dynamic"
     assert blamed_function(None, "wrong", k06, ["run_static", "run_dynamic"], target) == "run_static"
+    # another kata function counts when named as code, never as a plain word (n04: "... and train the other")
+    assert blamed_function(None, "the cell from `make_cell` is wrong", k06, ["run_static"], target) == "make_cell"
+    assert blamed_function(None, "call make_cell('lstm') first", k06, ["run_static"], target) == "make_cell"
+    n04 = registry.get("n04")
+    line = "validation must be the FIRST 5000 training digits and train the other 55,000"
+    assert "train" in n04.hints and blamed_function(None, line, n04, ["mnist_splits"], target) == "mnist_splits"
     # A message that starts with a kata function's name is about it, whatever raised inside: the test's
     # check of run_static fired in top_output's frame (say, a stand-in it called).
     for line in ("run_static: outputs are one per step", "run_static(cell, x): outputs are one per step",

@@ -87,6 +87,14 @@ def test_slow():
     pass
 
 
+@pytest.mark.slow
+@pytest.mark.training
+@pytest.mark.points(3)
+@pytest.mark.covers("todo_fn")
+def test_slow_training():
+    pass
+
+
 @pytest.fixture
 def broken():
     raise RuntimeError("fixture broke")
@@ -191,6 +199,7 @@ def test_learner_run_statuses_messages_and_golden_file(mini):
     tests = by_name(run_)
     assert {n: t.status for n, t in tests.items()} == {
         "test_pass": "pass", "test_todo": "todo", "test_fail": "fail", "test_slow": "skip", "test_error": "error",
+        "test_slow_training": "skip",  # skipped without --runslow, not waiting: its points never count
         "test_timeout": "fail", "test_training": "waiting", "test_needs_k02": "waiting", "test_broken": "fail",
     }, result.stdout.str()
     assert "test_harness_self_test" not in tests, "a learner's pytest grades the katas only"
@@ -217,9 +226,9 @@ def test_learner_run_statuses_messages_and_golden_file(mini):
     assert tests["test_pass"].printed == "figure: 2" and tests["test_training"].covers == ["todo_fn", "done"]
     # the pytest summary and the grade table count the same things
     last = out.strip().splitlines()[-1]
-    for n, word in ((1, "passed"), (3, "failed"), (1, "todo"), (2, "waiting"), (1, "skipped"), (1, "error")):
+    for n, word in ((1, "passed"), (3, "failed"), (1, "todo"), (2, "waiting"), (2, "skipped"), (1, "error")):
         assert f"{n} {word}" in last, last
-    assert re.search(r"total\s+1\s+4\s+1\s+2\s+1\s", out), out
+    assert re.search(r"total\s+1\s+4\s+1\s+2\s+2\s", out), out
     assert f"grade: 3/{3 + 2 + 1 + 1 + 1 + 4 + 1 + 1} points" in out, out
     # pinned: the whole results document
     data = normalised(run_, mini.path)

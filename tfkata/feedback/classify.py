@@ -100,8 +100,10 @@ def blamed_function(tb, line: str | None, kata: registry.Kata, covers, target_di
                 deepest = owner
     if deepest:
         return deepest
-    for names in (list(covers or ()), list(kata.hints)):
-        found = [(m.start(), n) for n in names for m in [re.search(rf"\b{re.escape(n)}\b", first)] if m]
+    # a covered function the message names; else another kata function it names as code (`train` or
+    # train(...)), never a plain word ("... and train the other 55,000" is about mnist_splits)
+    for names, pattern in ((list(covers or ()), r"\b{}\b"), (list(kata.hints), r"`{0}\b|\b{0}\(")):
+        found = [(m.start(), n) for n in names for m in [re.search(pattern.format(re.escape(n)), first)] if m]
         if found:
             return min(found)[1]
     return next(iter(covers or ()), None)
