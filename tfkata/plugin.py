@@ -24,6 +24,7 @@ from pathlib import Path
 import pytest
 
 from tfkata import loader, registry
+from tfkata.feedback.upstream import failing_upstream
 from tfkata.recorder import Recorder, covers_of, kata_of, needs_of
 from tfkata.stubprobe import raise_if_all_stubs
 from tfkata.tfsetup import SEED, WARNING_FILTERS, configure_env, gpu_devices, import_tensorflow
@@ -207,7 +208,9 @@ def _waiting_reason(item) -> str | None:
     if item.get_closest_marker("training") is not None:
         blockers = recorder.unit_problems(kata.id, covers_of(item))
         if blockers:
-            funcs = list(dict.fromkeys(t.function for t in blockers if t.function))  # what each failure is about
+            # what each failure is about, or the failing function it is likely a knock-on of
+            problems = recorder.unit_problems(kata.id, [])
+            funcs = list(dict.fromkeys(failing_upstream(t, problems) or t.function for t in blockers if t.function))
             return (f"training waits for {len(blockers)} unit test{'s' if len(blockers) != 1 else ''} "
                     f"still to pass ({', '.join(funcs[:4])}{', …' if len(funcs) > 4 else ''})")
     return None

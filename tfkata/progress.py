@@ -15,6 +15,7 @@ class Progress:
     missing: str | None  # what is missing when not available
     results: Run | None
     stale: bool  # the learner's file (or the test file) changed after the last recorded run
+    passed_before: bool = False  # stale, but the file (and tests) are one that passed a complete run earlier
 
     @property
     def tests(self) -> list[TestResult]:
@@ -33,7 +34,7 @@ class Progress:
 
     @property
     def done(self) -> bool:
-        return bool(self.results) and self.results.done
+        return (bool(self.results) and self.results.done) or self.passed_before
 
     @property
     def status(self) -> str:
@@ -68,7 +69,8 @@ def progress(store: Store, kata: registry.Kata) -> Progress:
     missing = [p for p in (kata.test_file, kata.path("katas")) if not (root / p).exists()]
     results = store.load_results(kata) if not missing else None
     stale = results is not None and is_stale(root, kata, store.results_path(kata), results)
-    return Progress(kata, not missing, ", ".join(missing) or None, results, stale)
+    passed_before = stale and store.kata_done(kata)  # a failed try undone: the file that passed is back
+    return Progress(kata, not missing, ", ".join(missing) or None, results, stale, passed_before)
 
 
 def all_progress(store: Store) -> list[Progress]:

@@ -251,6 +251,8 @@ def test_done_follows_the_files_content_not_their_save_time(repo):
     Store(repo).write_results(K01, failing)
     learner.write_text(passed_text, encoding="utf-8")
     assert Store(repo).kata_done(K01), "any of the files that passed a complete run is done when put back"
+    row = table_rows(kata(repo, "status").output)["k01"]
+    assert "done" in row and "this file passed" in row and "failing" not in row, row
     assert len(Store(repo).passed_digests(K01)) == 2
 
 
@@ -405,7 +407,7 @@ def app_store(repo: Path):
 def test_also_failing_names_the_wrong_function_a_knock_on_failure_uses():
     """n02: Linear wrong, count_parameters right: count_parameters' failing line must not read as its own
     fault (fresh-eyes review); the hint goes to the function that fails on its own."""
-    from tfkata.cli.render import failing_upstream
+    from tfkata.feedback.upstream import failing_upstream
     from tfkata.results import TestResult
 
     def t(name, covers, status="fail"):
