@@ -232,14 +232,27 @@ def test_int_constant_takes_numbers_and_lists(sess, values):
     except Exception as exc:  # noqa: BLE001 - any error here is the learner's, told in one line below
         error = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"[:120]
     if error is not None:  # outside the except block: no chained traceback
+        on_array = None
+        try:
+            k01.int_constant(np.array(values, dtype=np.int64))
+        except Exception:  # noqa: BLE001 - it fails on an array too: not about lists
+            on_array = False
+        else:
+            on_array = True
         pytest.fail(
-            f"int_constant must take a number or a (nested) list too, not only a numpy array: write "
-            f"tf.constant(values, dtype=np.int32), which converts anything (int_constant({values!r}) raised {error})"
+            (f"int_constant must take a number or a (nested) list too, not only a numpy array: write "
+             f"tf.constant(values, dtype=np.int32), which converts anything (int_constant({values!r}) raised {error})")
+            if on_array else
+            (f"int_constant({values!r}) raised {error} (and so does a numpy array): tf.constant(values, "
+             "dtype=np.int32)")
         )
     kind = "a number" if np.ndim(values) == 0 else "a list"
+    got_kind = (f"a tensor of {t.dtype.name}" if isinstance(t, tf.Tensor) else
+                f"a numpy {type(t).__name__} of {t.dtype}" if isinstance(t, (np.ndarray, np.generic)) else
+                f"a {type(t).__name__}")
     assert isinstance(t, tf.Tensor) and t.dtype == tf.int32, (
         f"int_constant({values!r}), {kind}: expected an int32 tf.Tensor made with "
-        f"tf.constant(values, dtype=np.int32), got {getattr(t, 'dtype', type(t).__name__)}"
+        f"tf.constant(values, dtype=np.int32), got {got_kind}"
     )
     got = sess.run(t)
     assert got.shape == np.shape(values) and got.tolist() == values, (

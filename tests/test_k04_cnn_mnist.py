@@ -354,6 +354,10 @@ def test_weight_variable_init_stats(sess):
         if std > 1e-6 and biggest <= 2 * scale * 1.01:
             pytest.fail(f"weight_variable: weights up to {biggest:.3f}, truncated at 2 standard deviations of "
                         f"{scale:.2g}: use stddev=0.1 (tf.random.truncated_normal(shape, stddev=0.1))")
+        if abs(mean - 0.1) < 0.02 and 0.8 < std < 0.95:  # truncated_normal(shape, 0.1): the 0.1 is the mean
+            pytest.fail(f"weight_variable: your weights have mean {mean:.3f} and std {std:.3f}: a truncated normal of "
+                        "mean 0.1 and stddev 1; the second positional argument of truncated_normal is the mean: pass "
+                        "stddev=0.1 by keyword", pytrace=False)
         wrong_scale = "" if 0.095 < std < 0.105 else f" with stddev=0.1 (yours spreads with std {std:.3g})"
         pytest.fail(
             f"weight_variable: found a weight of {biggest:.3f}, beyond 2 standard deviations (0.2): use a TRUNCATED "

@@ -303,12 +303,15 @@ def test_stacked_lstm_shapes():
     assert isinstance(state, tuple) and len(state) == 2, (
         f"stacked_lstm: a MultiRNNCell of two cells has a 2-tuple state, got {type(state).__name__} of {len(state)}"
     )
-    for layer, size in zip(state, (128, 256)):
+    for i, (layer, size) in enumerate(zip(state, (128, 256))):
         assert isinstance(layer, _rnn_cell().LSTMStateTuple), (
             f"stacked_lstm: each layer's state is an LSTMStateTuple, got {type(layer).__name__}"
         )
         got = (layer.c.shape.as_list(), layer.h.shape.as_list())
-        assert got == ([None, size], [None, size]), f"stacked_lstm: expected c, h of [B, {size}], got {got}"
+        assert got == ([None, size], [None, size]), (
+            f"stacked_lstm: layer {i} ({'the bottom' if i == 0 else 'the top'}) should have {size} units (c, h of "
+            f"[B, {size}]), got {got}: one LSTMCell(n) per entry of sizes, in order"
+        )
 
 
 @pytest.mark.covers("stacked_lstm")
@@ -486,6 +489,11 @@ def test_sequence_length_matches_numpy_reference(sess):
             f"run_dynamic: sequence {i} has length {n}: its outputs from step {n} on must be zeros, got "
             f"{np.abs(out[i, n:]).max():.3g}: pass sequence_length to dynamic_rnn"
         )
+    for i, n in enumerate(LENGTHS):
+        assert n == 0 or out[i, n - 1].any() or not ref_out[i, n - 1].any(), (
+            f"run_dynamic: sequence {i} has length {n}, but its output at its last valid step {n - 1} is zero: the "
+            "outputs stop a step early; pass sequence_length as it is, the number of valid steps"
+        )
     _assert_close(out, ref_out, "run_dynamic: the outputs differ from the slide's pseudo-code for a vanilla RNN")
     _assert_close(final, ref_state, "run_dynamic: the final state should be the state at each sequence's last valid "
                   "step (zeros for length 0): pass sequence_length to dynamic_rnn")
@@ -493,8 +501,12 @@ def test_sequence_length_matches_numpy_reference(sess):
     tm_outputs, tm_state = k06.run_dynamic(cell, tf.constant(xv.transpose(1, 0, 2)), sequence_length=lengths,
                                            time_major=True)
     tm_out, tm_final = sess.run([tm_outputs, tm_state], {lengths: LENGTHS})
+    assert tm_out.shape == (T, B, H), (
+        f"run_dynamic(..., time_major=True): outputs should be [T, B, H] = {[T, B, H]}, got {list(tm_out.shape)}: pass "
+        "time_major=True to dynamic_rnn (the inputs are [T, B, D] and so are the outputs)"
+    )
     for i, n in enumerate(LENGTHS):
-        assert tm_out.shape == (T, B, H) and not tm_out[n:, i].any(), (
+        assert not tm_out[n:, i].any(), (
             f"run_dynamic(..., time_major=True): sequence {i} has length {n}: its outputs from step {n} on must be "
             f"zeros, got {np.abs(tm_out[n:, i]).max():.3g}: pass sequence_length to dynamic_rnn in the time-major "
             "case too"

@@ -516,9 +516,12 @@ def test_resume_bookkeeping_in_a_few_steps(tmp_path):
             )
     with fresh_graph():
         straight = k09.train_with_checkpoints((x, y), str(tmp_path / "b"), 4, save_every=2, batch_size=8)
-    assert (first["start_step"], first["global_step"], first["saved_steps"]) == (0, 2, [2]), (
-        f"a fresh 2-step run (save_every 2) starts at 0, ends at global step 2 and saves at [2], got "
-        f"{first['start_step']}, {first['global_step']}, {first['saved_steps']}"
+    got = (first["start_step"], first["global_step"], first["saved_steps"])
+    assert got == (0, 2, [2]), (
+        f"train_with_checkpoints: a fresh 2-step run (save_every 2) starts at 0, ends at global step 2 and saves at "
+        f"[2], got {got[0]}, {got[1]}, {got[2]}"
+        + (": it also saved after global step 1: test the global step after the update (step + 1) against save_every, "
+           "not the 0-based loop index" if got[2] == [1, 2] else "")
     )
     assert resumed["start_step"] == 2, (
         f"train_with_checkpoints: resuming should start at the restored global step 2, got {resumed['start_step']}: "
@@ -556,8 +559,11 @@ def test_train_with_checkpoints_saves_the_final_step(tmp_path):
                     "save with global_step=step + 1", pytrace=False)
     assert written == [2, 4, 5], (
         f"train_with_checkpoints(num_steps=5, save_every=2) must save checkpoints at global steps [2, 4, 5], "
-        f"wrote {written}: also save at the final step (if step % save_every == 0 or step == num_steps), "
-        "or the last steps of training are lost"
+        f"wrote {written}: "
+        + ("save when the global step after the update (step + 1) is a multiple of save_every, not the 0-based loop "
+           "index" if written[:2] == [1, 3] else
+           "also save at the final step (if global_step % save_every == 0 or global_step == num_steps, global_step "
+           "being the step after the update), or the last steps of training are lost")
     )
     assert run["saved_steps"] == [2, 4, 5], (
         f"train_with_checkpoints wrote checkpoints at [2, 4, 5] but returned saved_steps {run['saved_steps']}: "
@@ -920,11 +926,18 @@ def test_nan_check_returns_the_values_it_checked():
     drawn = tf.random.uniform([3], seed=4)
     with tf.compat.v1.Session() as s:
         got = k09.run_with_nan_check(s, drawn)
+        after = s.run(drawn)  # the draw after one run of the graph is the second
     with tf.compat.v1.Session() as s:
-        first = s.run(drawn)
+        first, second = s.run(drawn), s.run(drawn)
     assert np.allclose(got, first), (
         f"run_with_nan_check: the values returned are not the ones checked (a random fetch gave {np.round(got, 4)}, "
         f"its first draw is {np.round(first, 4)}): run the fetches and the check op in the SAME sess.run, "
+        "sess.run([fetches, check], feed_dict)[0]"
+    )
+    assert np.allclose(after, second), (
+        "run_with_nan_check: it ran the graph twice (the random fetch drew twice: the next run gave its third draw): "
+        "a check in a second sess.run, after the fetches, checks other values than those returned (a new batch of "
+        "an iterator, a new random draw); run the fetches and the check op in the SAME sess.run, "
         "sess.run([fetches, check], feed_dict)[0]"
     )
 

@@ -65,6 +65,13 @@ def test_linear_variables_shapes_and_names():
         f"Linear: expected the variables linear/w:0 and linear/b:0, got {_names(lin)}: create them inside "
         "`with self.name_scope:` with name='w' and name='b'"
     )
+    dtypes = {name: getattr(v, "dtype", None) for name, v in (("w", lin.w), ("b", lin.b))}
+    wrong = {name: getattr(d, "name", d) for name, d in dtypes.items() if d != tf.float32}
+    assert not wrong, (
+        f"Linear: w and b should be float32 variables, got {wrong}"
+        + (": numpy draws float64; draw with tf.random.uniform(..., dtype=tf.float32) or .astype(np.float32)"
+           if "float64" in wrong.values() else "")
+    )
     assert not np.any(lin.b.numpy()), f"b should start at zeros, got {lin.b.numpy()}"
     w, limit = lin.w.numpy(), (6.0 / 7.0) ** 0.5
     assert np.all(np.abs(w) <= limit) and np.std(w) > 0.1, (

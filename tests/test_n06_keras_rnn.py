@@ -478,6 +478,12 @@ def test_zero_after_length():
             "the mask must have T steps, tf.sequence_mask(lengths, maxlen=T), and a trailing axis [B, T, 1] to broadcast over H"
         )
     assert tuple(got.shape) == (B, T, H), f"zero_after_length: expected [B, T, H] = {[B, T, H]}, got {tuple(got.shape)}"
+    dtype = getattr(getattr(got, "dtype", None), "name", str(getattr(got, "dtype", type(got).__name__)))
+    assert dtype == "float32", (
+        f"zero_after_length: the result should be float32 like the outputs, got {dtype}"
+        + (": the mask is bool; make it in the outputs' dtype, tf.sequence_mask(lengths, T, dtype=outputs.dtype)"
+           if dtype == "bool" else "")
+    )
     got = np.asarray(got)
     valid = (np.arange(T)[None, :] < lengths[:, None])[:, :, None]
     assert not np.array_equal(got, outputs * ~valid), (

@@ -47,7 +47,7 @@ def test_every_entry_is_tested():
         "graph-finalized", "variable-in-tf-function", "inaccessible-tensor", "autograph-dtype",
         "keras-state-in-call", "gradients-in-eager", "batch-sizes-differ", "unknown-rank", "reset-default-graph", "sequence-length-batch",
         "loop-shape-changes", "tensor-as-static-dim", "history-without-validation", "local-before-assignment",
-        "input-signature",
+        "input-signature", "unpack-count",
     }
     assert {e.key for e in TABLE} == tested
 
@@ -686,4 +686,16 @@ def test_input_signature_with_a_fixed_batch():
 
     line = check_now(lambda: forward(tf.zeros([3, 2, 4])), "input-signature", "input_signature", "None")
     print(line)
+
+
+def test_unpacking_an_lstm_with_return_state_into_two():
+    import keras
+
+    lstm = keras.layers.LSTM(3, return_sequences=True, return_state=True)
+
+    def encode():
+        x, state = lstm(tf.zeros([2, 4, 5]))
+        return x, state
+
+    check_now(encode, "unpack-count", "unpacked into 2 names", "outputs, h, c")
 

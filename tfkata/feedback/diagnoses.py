@@ -464,6 +464,13 @@ TABLE: tuple[Entry, ...] = (
                             f"{m.group('want').removeprefix('TensorSpec(')})" if m.group("got") else "")
                          + ": a size fixed in a TensorSpec accepts only that size; write None for one that "
                            "varies (the batch, the time axis)")),
+    _entry("unpack-count", ["ValueError"],
+           r"too many values to unpack \(expected (?P<n>\d+)\)|not enough values to unpack \(expected (?P<m>\d+), "
+           r"got (?P<g>\d+)\)",
+           lambda m, e: (f"{_in_function(e)}a result unpacked into {m.group('n') or m.group('m')} names has "
+                         + ("more parts" if m.group("n") else f"{m.group('g')}")
+                         + ": check what the call returns (a Keras LSTM with return_state=True returns three, "
+                           "outputs, h, c; a GRU or SimpleRNN two, outputs, h)")),
     _entry("batch-size-none", ["ValueError", "TypeError"],
            r"Prefix or suffix can't be None|Cannot convert a partially known TensorShape|"
            r"Expected int32, but got None of type 'NoneType'",
