@@ -266,9 +266,10 @@ def compare(function: str, learner, ref, cases: Iterable[Case], run: Callable[[A
                 f"{known.line if known else _one_line(exc)}; the reference gives {describe(expected)}{_hint(hint)}") from exc
         found = difference(got, expected, atol, rtol)
         if found:
-            raise Mismatch(
-                f"{function}: on {case.label}, yours gives {describe(got)}, the reference gives "
-                f"{describe(expected)} ({found}){_hint(hint)}")
+            # where they differ first (a long value cut short reads alike on both sides), then what each gives
+            mine, theirs = describe(got), describe(expected)
+            both = "" if mine == theirs else f" (yours gives {mine}, the reference {theirs})"
+            raise Mismatch(f"{function}: on {case.label}, yours differs from the reference: {found}{both}{_hint(hint)}")
 
 
 def _hint(hint: str) -> str:

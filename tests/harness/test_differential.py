@@ -42,3 +42,19 @@ def test_no_relation_is_claimed_where_none_holds(got, ref):
 
 def test_equal_arrays_are_no_difference():
     assert difference(REF.copy(), REF) is None
+
+
+def test_a_mismatch_says_where_the_results_differ_first():
+    """Two results that read alike when cut short (the same first values): the line says where they differ
+    first, which the learner needs, before the two cut-off descriptions."""
+    from types import SimpleNamespace
+
+    from tfkata.differential import Case, Mismatch, compare
+
+    ref = SimpleNamespace(f=lambda n: {"images": np.arange(n * 20.0).reshape(n, 20), "labels": np.arange(n)})
+    mine = SimpleNamespace(f=lambda n: {"images": np.arange(n * 20.0).reshape(n, 20), "labels": np.arange(n)[::-1]})
+    with pytest.raises(Mismatch) as info:
+        compare("f", mine, ref, [Case("n = 4", (4,))], lambda mod, case: mod.f(*case.args))
+    line = str(info.value)
+    assert line.startswith("f: on n = 4, yours differs from the reference: ['labels']: "), line
+    assert line.index("instead of") < line.index("yours gives"), line
