@@ -516,9 +516,14 @@ def test_greedy_decode_in_tf_function_is_one_while_loop():
         lines = [line.strip() for line in str(exc).splitlines() if line.strip() and not line.strip().startswith("See ")]
         problem = next((line for line in lines if "Error:" in line), lines[-1] if lines else type(exc).__name__)
     if problem is not None:
-        pytest.fail(f"greedy_decode fails inside a tf.function ({problem[:200]}): loop over tf.range(max_steps) (a "
-                    "Python range cannot leave early on a tensor condition), keeping every loop variable a tensor of "
-                    "fixed shape and dtype", pytrace=False)
+        changed = re.search(r"'(\w+)' has shape (\S+) before the loop, but shape (\S+) after one iteration", problem)
+        pytest.fail(
+            f"greedy_decode fails inside a tf.function ({problem[:200]}): "
+            + (f"the loop variable '{changed.group(1)}' must keep its shape {changed.group(2)} in every step; what it is "
+               "made from lost its [B] shape (a tf.squeeze, a reduce without axis): keep the step's ids [B], "
+               "tf.argmax(logits, axis=-1)" if changed else
+               "loop over tf.range(max_steps) (a Python range cannot leave early on a tensor condition), keeping every "
+               "loop variable a tensor of fixed shape and dtype"), pytrace=False)
     assert step.calls <= 2, (
         f"greedy_decode: tracing the decoder called the step {step.calls} times: the loop was unrolled into the graph (a Python "
         "range). Loop over tf.range(max_steps) so AutoGraph makes ONE tf.while_loop whose body holds one step"
