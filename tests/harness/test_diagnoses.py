@@ -699,3 +699,17 @@ def test_unpacking_an_lstm_with_return_state_into_two():
 
     check_now(encode, "unpack-count", "unpacked into 2 names", "outputs, h, c")
 
+
+
+def test_no_gradients_eagerly_says_compute_the_loss_on_the_tape():
+    import keras
+
+    w = tf.Variable([1.0, 2.0])
+
+    def step():
+        loss = tf.reduce_sum(w * w)  # computed before the tape: the tape records nothing
+        with tf.GradientTape() as tape:
+            pass
+        keras.optimizers.SGD(0.1).apply_gradients(zip([tape.gradient(loss, w)], [w]))
+
+    check_now(step, "no-gradients", "INSIDE `with tf.GradientTape() as tape:`")

@@ -493,6 +493,10 @@ NOW_LINES: dict[str, Callable[[re.Match, BaseException], str]] = {
         "tensor.numpy() works only eagerly, and this runs inside a tf.function (or a Keras graph), where a tensor "
         "has no value yet: keep it a tensor and use TF ops, or return it and call .numpy() outside"),
     "fetch-none": lambda m, e: "a function returned None (a missing `return`?): return the tensor you computed",
+    "no-gradients": lambda m, e: (
+        "the loss does not depend on any trainable variable through ops the tape recorded: compute it INSIDE "
+        "`with tf.GradientTape() as tape:` from the model's tensors (not numpy values or constants), without "
+        ".numpy() or tf.stop_gradient"),
     "tensor-as-bool": lambda m, e: (
         "Python `if`/`while`/`and` on a symbolic tensor: inside a tf.function write a plain `if`/`while` on a "
         "tensor condition (AutoGraph turns it into tf.cond / tf.while_loop), use tf.logical_and for `and`, "
