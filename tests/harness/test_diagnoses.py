@@ -713,3 +713,7 @@ def test_no_gradients_eagerly_says_compute_the_loss_on_the_tape():
         keras.optimizers.SGD(0.1).apply_gradients(zip([tape.gradient(loss, w)], [w]))
 
     check_now(step, "no-gradients", "INSIDE `with tf.GradientTape() as tape:`")
+
+
+def test_unknown_rank_on_the_tf2_track_names_no_placeholder():
+    check_now(lambda: tf.TensorShape(None).as_list(), "unknown-rank", "shape.rank is None")

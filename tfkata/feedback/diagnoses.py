@@ -493,6 +493,9 @@ NOW_LINES: dict[str, Callable[[re.Match, BaseException], str]] = {
         "tensor.numpy() works only eagerly, and this runs inside a tf.function (or a Keras graph), where a tensor "
         "has no value yet: keep it a tensor and use TF ops, or return it and call .numpy() outside"),
     "fetch-none": lambda m, e: "a function returned None (a missing `return`?): return the tensor you computed",
+    "unknown-rank": lambda m, e: (
+        f"{_in_function(e)}shape.as_list() on a shape of unknown rank (TensorShape(None): not even the number of "
+        "axes is known) has no list to give: test shape.rank is None first"),
     "no-gradients": lambda m, e: (
         "the loss does not depend on any trainable variable through ops the tape recorded: compute it INSIDE "
         "`with tf.GradientTape() as tape:` from the model's tensors (not numpy values or constants), without "
