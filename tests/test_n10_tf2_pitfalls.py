@@ -191,10 +191,14 @@ def test_train_steps_takes_y_first_and_steps_only_trainable_variables():
     assert abs(swapped - first) > 0.05, "test self-check: the two argument orders must differ"
     losses = n10.train_steps(model, _pinball, _PlainSGD(0.05), batches)
     assert isinstance(losses, list) and len(losses) == 3, f"train_steps should return 3 losses for 3 batches, got {losses!r}"
+    flat = pred0.reshape(-1)  # a [B] prediction against y [B, 1] broadcasts to [B, B]
+    broadcast = float(np.mean(3.0 * np.maximum(flat[None, :] - y0, 0) + np.maximum(y0 - flat[None, :], 0)))
     assert abs(losses[0] - first) < 1e-4, (
         f"train_steps: the first loss should be loss_fn(y, model(x)) = {first:.5f}, got {losses[0]:.5f}"
         + (" = loss_fn(model(x), y): y comes first, the prediction second (as every Keras loss takes "
-           "(y_true, y_pred)); this test's loss is not symmetric" if abs(losses[0] - swapped) < 1e-4 else "")
+           "(y_true, y_pred)); this test's loss is not symmetric" if abs(losses[0] - swapped) < 1e-4 else
+           f" = the loss of a [B] prediction against y [B, 1], broadcast to [B, B] pairs: pass model(x) as it is "
+           "([B, 1], like y), no squeeze or reshape" if abs(losses[0] - broadcast) < 1e-4 else "")
     )
     scale = layer.scale.numpy()
     assert np.array_equal(scale, np.ones_like(scale)), (
