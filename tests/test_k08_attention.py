@@ -21,7 +21,7 @@ from tfkata.feedback.curves import explain_curve
 from tfkata.differential import Case, compare, graph_outputs, reference
 from tfkata.loader import fresh_graph
 from tfkata.tfsetup import require_legacy_rnn
-from tfkata.testing import BEAM_TRAP, UNIFORM_4, greedy, must_raise, table_model
+from tfkata.testing import BEAM_TRAP, UNIFORM_4, greedy, must_raise, plot_problem, recording_imshow, table_model
 
 k08 = load_kata("k08_attention")
 k07 = load_kata("k07_seq2seq")
@@ -752,8 +752,11 @@ def test_plot_attention_writes_a_png(tmp_path):
     align = np.full([4, 6], 0.02)
     align[np.arange(4), [1, 3, 1, 3]] = 0.9
     path = tmp_path / "attention.png"
-    returned = k08.plot_attention([3, 2, 5, 4, 7, 9], [2, 4, 2, 4], align, str(path))
+    with recording_imshow() as images:
+        returned = k08.plot_attention([3, 2, 5, 4, 7, 9], [2, 4, 2, 4], align, str(path))
     assert path.exists(), f"no file at {path}: save the figure there"
+    problem = plot_problem(images, [3, 2, 5, 4, 7, 9], [2, 4, 2, 4])
+    assert problem is None, f"plot_attention: {problem}"
     width, height = _png_size(path)
     assert width > 50 and height > 50, f"the PNG is {width}x{height}: did the figure get drawn?"
     assert str(returned) == str(path), f"plot_attention should return the path it wrote, got {returned!r}"

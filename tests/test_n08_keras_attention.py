@@ -20,7 +20,7 @@ import pytest
 from tfkata import fresh_graph, load_kata
 from tfkata.tfsetup import import_tensorflow
 from tfkata.testing import where_max as _where
-from tfkata.testing import BEAM_TRAP, UNIFORM_4, greedy, must_raise, table_model
+from tfkata.testing import BEAM_TRAP, UNIFORM_4, greedy, must_raise, plot_problem, recording_imshow, table_model
 
 tf = import_tensorflow()
 import keras  # noqa: E402  (after the quiet TensorFlow import; Keras 3 on TF >= 2.16, Keras 2 before)
@@ -427,22 +427,14 @@ def test_plot_attention_writes_into_the_output_dir():
     want = output_dir("n08") / name
     if want.exists():
         want.unlink()
-    from matplotlib.axes import Axes
-
-    images = []
-    real_imshow = Axes.imshow
-
-    def imshow(self, *args, **kwargs):  # records every image drawn, to read its colour limits afterwards
-        images.append(real_imshow(self, *args, **kwargs))
-        return images[-1]
-
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(Axes, "imshow", imshow)
+    with recording_imshow() as images:  # every image drawn, to read its shape, axes and colour limits afterwards
         path = n08.plot_attention([3, 2, 5, 4, 7, 9], [2, 4, 2, 4], align, name)
     try:
         assert str(path) == str(want), f"plot_attention should write output_dir('n08') / filename = {want} and return it, got {path!r}"
         width, height = _png_size(want)
         assert width > 50 and height > 50, f"the PNG is {width}x{height}: did the figure get drawn?"
+        problem = plot_problem(images, [3, 2, 5, 4, 7, 9], [2, 4, 2, 4])
+        assert problem is None, f"plot_attention: {problem}"
         limits = [tuple(round(float(v), 3) for v in image.get_clim()) for image in images]
         assert limits == [(0.0, 1.0)], (
             f"plot_attention: draw the weights with ONE ax.imshow(..., vmin=0, vmax=1), so that every heatmap shares "
@@ -545,7 +537,12 @@ def test_model_next_log_probs_is_the_last_step_log_softmax():
     layers = _n07_layers()
     x, len_x = np.array([3, 2, 5, 4, 0, 0], np.int32), 4
     next_log_probs = n08.model_next_log_probs(layers, x, len_x)
-    first = np.asarray(next_log_probs([()]))
+    raw = next_log_probs([()])
+    assert isinstance(raw, np.ndarray), (
+        f"model_next_log_probs: next_log_probs should return numpy [K, V], got {type(raw).__name__}: .numpy() the "
+        "log-softmax (beam_search works on numpy log-probabilities, in float64)"
+    )
+    first = np.asarray(raw)
     assert first.shape == (1, V), f"next_log_probs([()]) should be [1, {V}] (the first token after GO), got {first.shape}"
     prefixes = [(2, 4), (4, 4), (2, 0)]
     got = np.asarray(next_log_probs(prefixes), np.float64)
@@ -797,6 +794,25 @@ def test_greedy_decoder_agrees_with_teacher_forcing():
             f"make_attention_decoder: sequence {i}: greedy ids {ids[i, :n].tolist()} are not the argmax of teacher forcing on them "
             f"{forced[i, :n].tolist()}: each step must feed back its own argmax and carry (states, previous attention)"
         )
+
+
+@pytest.mark.needs("n07")
+@pytest.mark.covers("make_attention_decoder")
+def test_greedy_decoder_traces_once_for_any_batch_and_length():
+    _, decode, (x, lx, _, _, _), _ = _greedy_decoded()
+    count = getattr(decode, "experimental_get_tracing_count", None)
+    assert count is not None, (
+        f"make_attention_decoder should return a tf.function, got {type(decode).__name__}: "
+        "@tf.function(input_signature=n07.BATCH_SIGNATURE[:2])"
+    )
+    decode(tf.constant(x[:1, :4]), tf.constant(np.minimum(lx[:1], 4)))  # batch 1, another length
+    decode(tf.constant(np.concatenate([x, x], axis=0)), tf.constant(np.concatenate([lx, lx])))  # batch 6
+    traces = count()
+    assert traces == 1, (
+        f"make_attention_decoder: decode was traced {traces} times for 3 batch shapes ([3, {x.shape[1]}], [1, 4], "
+        f"[6, {x.shape[1]}]): give the tf.function input_signature=n07.BATCH_SIGNATURE[:2], so one trace serves "
+        "every batch size and length (each new trace builds the whole decoding loop again)"
+    )
 
 
 @pytest.mark.covers("HalvingSchedule")

@@ -140,3 +140,47 @@ def check_reported_loss(result: dict) -> None:
         + (": that is the mean of the FIRST 100; take losses[-100:]" if got is not None
            and abs(float(got) - float(np.mean(losses[:100]))) <= 1e-6 * max(1.0, abs(want)) else "")
     )
+
+
+def plot_problem(images: list, source, output) -> str | None:
+    """What is wrong with a heatmap drawn by ``plot_attention(source, output, alignments [T_out, T_src], ...)``,
+    given the images its ``imshow`` calls made (see :func:`recording_imshow`), or None: ONE image of
+    ``[T_out, T_src]`` (rows = output steps) on axes whose x ticks are the source tokens."""
+    if len(images) != 1:
+        return f"draw the weights with ONE ax.imshow(alignments, ...), got {len(images)} images"
+    shape = tuple(np.shape(images[0].get_array()))
+    want = (len(output), len(source))
+    if shape != want:
+        return (f"the image is {list(shape)}, the alignments are [T_out, T_src] = {list(want)}"
+                + (": it is drawn transposed; draw alignments as given (rows = output steps, columns = source tokens)"
+                   if shape == want[::-1] else ""))
+    ticks = [t.get_text() for t in images[0].axes.get_xticklabels()]
+    source_text = [str(int(s)) for s in source]
+    if ticks != source_text:
+        return (f"the x axis is labelled {ticks}, it should be the source tokens {source_text} (the y axis the "
+                "output tokens): set_xticks(range(len(source))) with the source as labels")
+    return None
+
+
+def recording_imshow():
+    """A context manager patching matplotlib's ``Axes.imshow`` to record every image drawn: ``with
+    recording_imshow() as images: ...``."""
+    import contextlib
+
+    import pytest
+    from matplotlib.axes import Axes
+
+    @contextlib.contextmanager
+    def patched():
+        images = []
+        real = Axes.imshow
+
+        def imshow(self, *args, **kwargs):
+            images.append(real(self, *args, **kwargs))
+            return images[-1]
+
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(Axes, "imshow", imshow)
+            yield images
+
+    return patched()

@@ -47,7 +47,7 @@ def test_every_entry_is_tested():
         "graph-finalized", "variable-in-tf-function", "inaccessible-tensor", "autograph-dtype",
         "keras-state-in-call", "gradients-in-eager", "batch-sizes-differ", "unknown-rank", "reset-default-graph", "sequence-length-batch",
         "loop-shape-changes", "tensor-as-static-dim", "history-without-validation", "local-before-assignment",
-        "input-signature", "unpack-count",
+        "input-signature", "unpack-count", "static-size-none",
     }
     assert {e.key for e in TABLE} == tested
 
@@ -717,3 +717,21 @@ def test_no_gradients_eagerly_says_compute_the_loss_on_the_tape():
 
 def test_unknown_rank_on_the_tf2_track_names_no_placeholder():
     check_now(lambda: tf.TensorShape(None).as_list(), "unknown-rank", "shape.rank is None")
+
+
+def test_a_static_size_that_is_none():
+    def tensor_array():
+        x = v1.placeholder(tf.int32, [None, None])
+        return tf.TensorArray(tf.float32, size=x.shape[1])
+
+    check(tensor_array, "static-size-none", "tf.shape(x)[i]")
+
+    @tf.function(input_signature=[tf.TensorSpec([None, None], tf.int32)])
+    def steps(x):
+        total = tf.constant(0)
+        for t in range(x.shape[1]):
+            total += x[0, t]
+        return total
+
+    check_now(lambda: steps(tf.zeros([2, 3], tf.int32)), "static-size-none", "tf.range")
+

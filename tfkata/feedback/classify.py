@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from tfkata import registry
-from tfkata.feedback.diagnoses import diagnose, other_kata_todo
+from tfkata.feedback.diagnoses import autograph_original, diagnose, other_kata_todo
 from tfkata.feedback.facts import chain, find_todo, is_test_failure, learner_frame, split_message
 from tfkata.feedback.frames import learner_report
 
@@ -92,7 +92,9 @@ def blamed_function(tb, line: str | None, kata: registry.Kata, covers, target_di
     for frame, _ in traceback.walk_tb(tb):
         path = Path(frame.f_code.co_filename).resolve()
         name = frame.f_code.co_name
-        if root in path.parents and path.stem == kata.module and name in kata.hints:
+        if autograph_original(str(path), name) in kata.hints:  # converted by AutoGraph inside a tf.function
+            deepest = autograph_original(str(path), name)
+        elif root in path.parents and path.stem == kata.module and name in kata.hints:
             deepest = name
         elif root in path.parents and path.stem == kata.module and "self" in frame.f_locals:
             owner = type(frame.f_locals["self"]).__name__

@@ -115,6 +115,14 @@ def _in_kata(path: str, name: str) -> bool:
     return ("/katas/" in path or "/solutions/" in path) and not name.startswith(("test", "<"))
 
 
+def autograph_original(path: str, name: str) -> str | None:
+    """The name of the function whose AutoGraph-converted copy this frame runs (``tf__greedy_decode`` in a
+    generated file), else None."""
+    if "__autograph_generated_file" in path and name.startswith("tf__"):
+        return name[len("tf__"):]
+    return None
+
+
 def _ran_by(exc: BaseException) -> str | None:
     """The kata function (not a test, not TensorFlow) that called Session.run where ``exc`` was raised."""
     import traceback
@@ -135,6 +143,9 @@ def _kata_function(exc: BaseException) -> str | None:
     inner = None
     for frame, _ in reversed(list(traceback.walk_tb(exc.__traceback__))):
         name = frame.f_code.co_name
+        converted = autograph_original(frame.f_code.co_filename, name)
+        if converted:  # a kata function AutoGraph converted inside a tf.function: its own frame is not there
+            return converted
         if _in_kata(frame.f_code.co_filename, name):
             # a function nested in the kata function (a while loop's body) gives way to the one around it
             if name in frame.f_globals or "self" in frame.f_locals:
@@ -471,6 +482,12 @@ TABLE: tuple[Entry, ...] = (
                          + ("more parts" if m.group("n") else f"{m.group('g')}")
                          + ": check what the call returns (a Keras LSTM with return_state=True returns three, "
                            "outputs, h, c; a GRU or SimpleRNN two, outputs, h)")),
+    _entry("static-size-none", ["ValueError", "TypeError"],
+           r"'NoneType' object cannot be interpreted as an integer|Argument `size` must be provided if argument "
+           r"`flow` is not provided",
+           lambda m, e: (f"{_in_function(e)}a size read from a static shape is None (x.shape[i] of an axis unknown "
+                         "while the graph is built: a placeholder's or input_signature's None): use the dynamic size "
+                         "tf.shape(x)[i] (tf.range(...), TensorArray(size=...))")),
     _entry("batch-size-none", ["ValueError", "TypeError"],
            r"Prefix or suffix can't be None|Cannot convert a partially known TensorShape|"
            r"Expected int32, but got None of type 'NoneType'",
