@@ -134,8 +134,13 @@ def test_masked_softmax_is_a_distribution_with_exact_zeros(sess):
             f"row {b}: weights past length {n} must be exactly 0, got {got[b, n:]}: mask before the softmax "
             "(e.g. -inf scores), not with a small penalty"
         )
+        if n > 1 and got[b, n - 1] == 0.0 and np.allclose(got[b, : n - 1], _np_softmax(scores[b, : n - 1]), rtol=1e-5):
+            pytest.fail(f"masked_softmax: row {b} (length {n}): its last valid position {n - 1} got weight 0 and the "
+                        f"softmax ran over {n - 1} positions: the mask is one short; tf.sequence_mask(memory_lengths, T) "
+                        "marks positions 0 .. length - 1 valid, pass the lengths as they are", pytrace=False)
         np.testing.assert_allclose(got[b, :n], _np_softmax(scores[b, :n]), rtol=1e-5,
-                                   err_msg=f"row {b}: valid weights should be the softmax over the valid scores only")
+                                   err_msg=f"masked_softmax: row {b}: valid weights should be the softmax over the valid "
+                                           "scores only")
 
 
 @pytest.mark.covers("masked_softmax")
