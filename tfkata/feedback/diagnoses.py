@@ -306,7 +306,8 @@ TABLE: tuple[Entry, ...] = (
     _entry("variable-exists", ["ValueError"],
            r"Variable (?P<v>\S+) already exists, disallowed",
            lambda m, e: (f"variable '{m.group('v')}' already exists in this graph: to share it, open its scope with "
-                         "reuse=True (or reuse=tf.compat.v1.AUTO_REUSE); to make a second one, use another name or scope")),
+                         "reuse=True (or reuse=tf.compat.v1.AUTO_REUSE); to make a second one, use another name or "
+                         "scope; made twice by mistake (a loop whose index does not move?), fix that")),
     _entry("variable-missing", ["ValueError"],
            r"Variable (?P<v>\S+) does not exist, or was not created with tf\.get_variable\(\)",
            lambda m, e: (f"variable '{m.group('v')}' does not exist, but its scope has reuse=True: create it first "
