@@ -251,8 +251,10 @@ def test_done_follows_the_files_content_not_their_save_time(repo):
     Store(repo).write_results(K01, failing)
     learner.write_text(passed_text, encoding="utf-8")
     assert Store(repo).kata_done(K01), "any of the files that passed a complete run is done when put back"
-    row = table_rows(kata(repo, "status").output)["k01"]
+    output = kata(repo, "status").output
+    row = table_rows(output)["k01"]
     assert "done" in row and "this file passed" in row and "failing" not in row, row
+    assert "1/1" in row and "0/1" not in row, f"its tests and points count as passed (the file passed): {row}"
     assert len(Store(repo).passed_digests(K01)) == 2
 
 

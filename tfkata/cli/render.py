@@ -193,7 +193,8 @@ def status_table(out: Console, rows: list[Progress], results_path) -> None:
         elif r.stale and r.available:
             label += " (changed since)"
         ran = r.results is not None
-        tests = f"{r.count('pass')}/{len(r.tests) - r.count('skip')}" if ran else "-"
+        graded = len(r.tests) - r.count("skip")
+        tests = (f"{graded}/{graded}" if r.passed_before else f"{r.count('pass')}/{graded}") if ran else "-"
         points = f"{r.earned}/{r.possible}" if ran else "-"
         last = ago(results_path(r.kata)) if ran else ""
         twin = f" ← {r.kata.twin}" if r.kata.twin else ""
