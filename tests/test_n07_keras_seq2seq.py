@@ -999,6 +999,27 @@ def test_train_reports_the_mean_of_the_last_100_losses(monkeypatch):
     )
     check_reported_loss(result)
 
+
+@pytest.mark.needs("k07")
+@pytest.mark.covers("train")
+def test_train_evaluates_fresh_sequences_and_records_floats(monkeypatch):
+    _stand_ins(monkeypatch, [])
+    result = n07.train(steps=3, batch_size=4, eval_samples=5, seed=7, num_print=0)
+    losses = result.get("losses", []) if isinstance(result, dict) else []
+    kinds = sorted({type(v).__name__ for v in losses if not isinstance(v, float)})
+    assert not kinds, (
+        f"train: 'losses' should hold Python floats (float(loss) each step), got {', '.join(kinds)}: a tensor per step "
+        "keeps TensorFlow objects alive and is no number to plot or average"
+    )
+    x_eval = np.asarray(result["eval"][0]) if isinstance(result, dict) and result.get("eval") is not None else None
+    want = k07.generate_data(5, rng=np.random.RandomState(8))[0]
+    assert x_eval is not None and x_eval.shape == want.shape and np.array_equal(x_eval, want), (
+        "train: the evaluation sequences should be k07.generate_data(eval_samples, rng=np.random.RandomState(seed + 1)) "
+        "as k07.train's, fresh ones: with seed 7 and eval_samples 5 their first row is "
+        f"{want[0].tolist()}, got {None if x_eval is None else np.asarray(x_eval)[0].tolist()} (the training rng's "
+        "data, or another draw, measures something else)"
+    )
+
 # --------------------------------------------------------------------------- differential checks (reference)
 # The learner's functions against solutions/ on generated cases, smallest first (tfkata.differential).
 # Functions that take the layers get layers built by the REFERENCE's build_layers with fixed weights

@@ -479,6 +479,31 @@ def test_train_with_summaries_batches_wrap_around(tmp_path):
         )
 
 
+@pytest.mark.covers("train_with_summaries")
+def test_train_with_summaries_trains_at_the_learning_rate_given(tmp_path):
+    import sys
+
+    module = sys.modules[n09.train_with_summaries.__module__]  # the module itself (a kata's stand-in is read-only)
+    real, rates = module.make_optimizer, []
+
+    def recording(*a, **kw):
+        optimizer = real(*a, **kw)
+        rates.append(float(keras.ops.convert_to_numpy(optimizer.learning_rate)) if hasattr(keras, "ops")
+                     else float(tf.keras.backend.get_value(optimizer.learning_rate)))
+        return optimizer
+
+    x, y = _toy_data(16, dim=784, classes=10)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(module, "make_optimizer", recording)
+        module.train_with_summaries((x, y, x[:8], y[:8]), str(tmp_path), num_steps=1, eval_every=100, batch_size=8,
+                                    learning_rate=0.0123)
+    assert rates and all(abs(r - 0.0123) < 1e-6 for r in rates), (
+        f"train_with_summaries(learning_rate=0.0123): the optimizer it made trains at "
+        f"{[float(f'{r:.4g}') for r in rates] or 'no optimizer'}: "
+        "make_optimizer(learning_rate), passing the argument on"
+    )
+
+
 # =========================================================================== checkpoints
 def _toy_data(n=64, dim=6, classes=3, seed=0):
     rng = np.random.RandomState(seed)
@@ -646,7 +671,9 @@ def test_resume_bookkeeping_in_a_few_steps(tmp_path):
     straight = n09.train_with_checkpoints((x, y), str(tmp_path / "b"), 4, save_every=2, batch_size=8)
     got = (first["start_step"], first["global_step"], first["saved_steps"])
     assert got == (0, 2, [2]), (
-        f"a fresh 2-step run (save_every 2) starts at 0, ends at step 2 and saves at [2], got {got}"
+        f"train_with_checkpoints: a fresh 2-step run (save_every 2) starts at 0, ends at step 2 and saves at [2], got "
+        f"{got}" + (": it also saved after step 1: test the step count after the update (step + 1) against "
+                    "save_every, not the 0-based loop index" if got[2] == [1, 2] else "")
     )
     assert resumed["start_step"] == 2, (
         f"train_with_checkpoints: resuming should start at the restored step 2, got {resumed['start_step']}: use the step restore_latest returns"
