@@ -629,9 +629,12 @@ def test_masked_loss_batch_padded_wider():
     xent = -np.take_along_axis(logp, targets[..., None], -1)[..., 0]
     mask = np.arange(6)[None, :] < lengths[:, None]
     want = (xent * mask).sum() / mask.sum()
+    over_all = (xent * mask).sum() / mask.size  # divided by every position, padding included
     assert abs(got - want) <= 1e-5 * abs(want), (
-        f"masked_loss: {where} expected sum(xent * mask) / sum(mask) = {want:.6f}, got {got:.6f}: the mask must be T "
-        "wide (tf.sequence_mask(lengths, maxlen=T)) and count only the valid steps"
+        f"masked_loss: {where} expected sum(xent * mask) / sum(mask) = {want:.6f}, got {got:.6f}"
+        + (": that is divided by every position B * T, padding included; divide by the number of valid steps, "
+           "tf.reduce_sum(mask)" if abs(got - over_all) <= 1e-5 * abs(over_all) else
+           ": the mask must be T wide (tf.sequence_mask(lengths, maxlen=T)) and count only the valid steps")
     )
 
 
