@@ -432,9 +432,19 @@ def test_decoder_step_is_one_step_of_the_same_decoder():
         f"one decoder step differs from a numpy LSTM step ({_where(diff)}): call each decoder LSTM's cell, "
         "lstm.cell(x, [h, c]), starting from states[i], and apply output_layer to the top output"
     )
+    def same(pair, want):
+        return all(np.shape(g) == np.shape(w) and np.abs(np.asarray(g) - w).max() < 1e-4 for g, w in zip(pair, want))
+
+    if not all(same(got, w) for got, w in zip(new_states, want_states)):
+        if all(same(got, w) for got, w in zip(new_states, want_states[::-1])):
+            pytest.fail("decoder_step: the new states are in reverse layer order (the top layer's first): return them "
+                        "first layer first, as states came", pytrace=False)
+        if all(same(got, (w[1], w[0])) for got, w in zip(new_states, want_states)):
+            pytest.fail("decoder_step: each layer's new state is (c, h): return (h, c), as an LSTM cell's state list "
+                        "[h, c] holds them", pytrace=False)
     for i, ((h, c), (wh, wc)) in enumerate(zip(new_states, want_states)):
         assert np.abs(np.asarray(h) - wh).max() < 1e-4 and np.abs(np.asarray(c) - wc).max() < 1e-4, (
-            f"layer {i}'s new state is not (h, c) after the step: return each layer's (h, c) in order"
+            f"decoder_step: layer {i}'s new state is not (h, c) after the step: return each layer's (h, c) in order"
         )
     # Chained steps give the teacher-forced logits: the two decoders share their weights.
     chained, s = [], states
@@ -673,11 +683,14 @@ def test_make_train_step():
         f"the step returned {float(loss):.5f}, the masked loss before the update is {want:.5f}: return the loss "
         "computed under the tape"
     )
-    unchanged = [layer.name for item in layers for layer in (item if isinstance(item, list) else [item])
+    unchanged = [field + (f"[{k}]" if isinstance(item, list) else "")
+                 for field, item in zip(layers._fields, layers)
+                 for k, layer in enumerate(item if isinstance(item, list) else [item])
                  if all(np.array_equal(v.numpy(), before[id(v)]) for v in layer.trainable_variables)]
     assert not unchanged, (
         f"make_train_step: one step left these layers' weights unchanged: {unchanged}: take the gradients with respect to the "
-        "trainable variables of EVERY layer (the encoder's too) and apply them"
+        "trainable variables of EVERY layer of the Seq2SeqLayers (both embeddings, both LSTM stacks, the output layer) and "
+        "apply them"
     )
     moved = max((float(np.abs(v.numpy() - before[id(v)]).max()), layer.name) for item in layers
                 for layer in (item if isinstance(item, list) else [item]) for v in layer.trainable_variables)
