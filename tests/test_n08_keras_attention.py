@@ -91,7 +91,13 @@ def test_general_scores():
     assert got.shape == (3, 6), f"scores should be [B, T] = (3, 6), got {got.shape}"
     want = np.einsum("bh,bth->bt", query, memory)
     diff = np.abs(got - want)
-    assert diff.max() < ATOL, f"scores[b, s] should be query[b] · keys[b, s] ({_where(diff)})"
+    scale = float(np.sum(got * want) / np.sum(want * want))
+    assert diff.max() < ATOL, (
+        f"general_scores: scores[b, s] should be query[b] · keys[b, s] ({_where(diff)})"
+        + (f": yours is that times {scale:.4g} everywhere (1/sqrt(H) = {1 / np.sqrt(query.shape[-1]):.4g}: a scaled "
+           "dot product); Luong's general score is not scaled" if abs(scale - 1) > 1e-3
+           and np.allclose(got, scale * want, atol=ATOL) else "")
+    )
 
 
 @pytest.mark.covers("masked_softmax")
