@@ -291,7 +291,7 @@ def test_autograph_and_keras_wrappers_give_way_to_the_real_error():
 def test_a_frame_autograph_converted_is_the_original_functions():
     """Inside a tf.function a kata function runs as its AutoGraph copy (``tf__name`` in a generated file): that
     frame names it (n08's attention_teacher_forced inside make_attention_train_step's step)."""
-    from tfkata.feedback.diagnoses import autograph_original
+    from tfkata.feedback.facts import autograph_original
 
     assert autograph_original("/tmp/__autograph_generated_filex1y2.py", "tf__attention_teacher_forced") == (
         "attention_teacher_forced")

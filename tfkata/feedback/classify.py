@@ -11,8 +11,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from tfkata import registry
-from tfkata.feedback.diagnoses import autograph_original, diagnose, other_kata_todo
-from tfkata.feedback.facts import chain, find_todo, is_test_failure, learner_frame, split_message
+from tfkata.feedback.diagnoses import diagnose, other_kata_todo
+from tfkata.feedback.facts import autograph_original, chain, find_todo, is_test_failure, learner_frame, split_message
 from tfkata.feedback.frames import learner_report
 
 _TIMEOUT = re.compile(r"Timeout \(>([0-9.]+)s\) from pytest-timeout")
@@ -92,8 +92,8 @@ def blamed_function(tb, line: str | None, kata: registry.Kata, covers, target_di
     for frame, _ in traceback.walk_tb(tb):
         path = Path(frame.f_code.co_filename).resolve()
         name = frame.f_code.co_name
-        if autograph_original(str(path), name) in kata.hints:  # converted by AutoGraph inside a tf.function
-            deepest = autograph_original(str(path), name)
+        if (converted := autograph_original(str(path), name)) in kata.hints:  # AutoGraph's copy in a tf.function
+            deepest = converted
         elif root in path.parents and path.stem == kata.module and name in kata.hints:
             deepest = name
         elif root in path.parents and path.stem == kata.module and "self" in frame.f_locals:

@@ -17,7 +17,7 @@ import traceback
 from pathlib import Path
 from typing import Callable
 
-from tfkata.feedback.facts import chain, find_todo, is_test_failure
+from tfkata.feedback.facts import autograph_original, chain, find_todo, is_test_failure
 
 INIT = "sess.run(tf.compat.v1.global_variables_initializer())"
 
@@ -113,14 +113,6 @@ def _in_kata(path: str, name: str) -> bool:
     """A frame of a kata's code (katas/ or solutions/), not a test's, a lambda's or a comprehension's."""
     path = path.replace("\\", "/")
     return ("/katas/" in path or "/solutions/" in path) and not name.startswith(("test", "<"))
-
-
-def autograph_original(path: str, name: str) -> str | None:
-    """The name of the function whose AutoGraph-converted copy this frame runs (``tf__greedy_decode`` in a
-    generated file), else None."""
-    if "__autograph_generated_file" in path and name.startswith("tf__"):
-        return name[len("tf__"):]
-    return None
 
 
 def _ran_by(exc: BaseException) -> str | None:

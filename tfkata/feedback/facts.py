@@ -95,6 +95,14 @@ def frame_label(frame, lineno: int, root: Path) -> tuple[str, str] | None:
     return name, f"{path.relative_to(root.parent).as_posix()}:{lineno}"
 
 
+def autograph_original(path: str, name: str) -> str | None:
+    """The name of the function whose AutoGraph-converted copy this frame runs (``tf__greedy_decode`` in a
+    generated file), else None."""
+    if "__autograph_generated_file" in path and name.startswith("tf__"):
+        return name[len("tf__"):]
+    return None
+
+
 def deepest_learner_frame(frames, root: Path, lasting=()):
     """Of ``(frame, lineno)`` pairs, outermost first: the deepest frame of the learner's code under ``root``
     (resolved), as (function, 'file:line'), or None. ``lasting``: frames seen on the stack earlier in the same
