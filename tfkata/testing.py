@@ -2,6 +2,8 @@
 (instead of an array dump), and the few MNIST slices several katas' tests use."""
 from __future__ import annotations
 
+import contextlib
+
 import numpy as np
 
 
@@ -162,25 +164,19 @@ def plot_problem(images: list, source, output) -> str | None:
     return None
 
 
+@contextlib.contextmanager
 def recording_imshow():
-    """A context manager patching matplotlib's ``Axes.imshow`` to record every image drawn: ``with
-    recording_imshow() as images: ...``."""
-    import contextlib
-
+    """Patch matplotlib's ``Axes.imshow`` to record every image drawn: ``with recording_imshow() as images: ...``."""
     import pytest
     from matplotlib.axes import Axes
 
-    @contextlib.contextmanager
-    def patched():
-        images = []
-        real = Axes.imshow
+    images = []
+    real = Axes.imshow
 
-        def imshow(self, *args, **kwargs):
-            images.append(real(self, *args, **kwargs))
-            return images[-1]
+    def imshow(self, *args, **kwargs):
+        images.append(real(self, *args, **kwargs))
+        return images[-1]
 
-        with pytest.MonkeyPatch.context() as patch:
-            patch.setattr(Axes, "imshow", imshow)
-            yield images
-
-    return patched()
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(Axes, "imshow", imshow)
+        yield images
