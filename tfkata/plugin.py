@@ -18,6 +18,8 @@
 """
 from __future__ import annotations
 
+import dataclasses
+import os
 import re
 from pathlib import Path
 
@@ -25,7 +27,7 @@ import pytest
 
 from tfkata import loader, registry
 from tfkata.feedback.upstream import failing_upstream
-from tfkata.recorder import Recorder, covers_of, kata_of, needs_of
+from tfkata.recorder import Recorder, covers_of, is_worker, kata_of, needs_of, test_facts
 from tfkata.stubprobe import raise_if_all_stubs
 from tfkata.tfsetup import SEED, WARNING_FILTERS, configure_env, gpu_devices, import_tensorflow
 
@@ -86,9 +88,31 @@ def pytest_configure(config):
     for spec in WARNING_FILTERS:
         config.addinivalue_line("filterwarnings", spec)
     _grade_from_anywhere(config, root)
+    _workers(config)
     _set_memory_limit(config)
     config._tfkata = Recorder(config, target)
     config.pluginmanager.register(config._tfkata, "tfkata-recorder")
+
+
+WORKERS = 2  # pytest --solutions on the whole suite: two processes, one test file each at a time
+
+
+def _workers(config) -> None:
+    """``pytest --solutions`` over the whole suite runs on two pytest-xdist workers where it is installed and
+    the machine has the cores (``-n 0`` or ``-p no:xdist``: one process). Whoever asks for workers (``-n``)
+    gets them by file: a file's tests share their trained model and wait for the unit tests above them."""
+    if not config.pluginmanager.hasplugin("xdist") or is_worker(config) or config.getoption("collectonly"):
+        return
+    if config.option.numprocesses is None and config.getoption("solutions") and (os.cpu_count() or 1) >= WORKERS \
+            and getattr(config, "args_source", None) == pytest.Config.ArgsSource.TESTPATHS \
+            and not config.getoption("usepdb") and config.option.dist == "no":
+        config.option.numprocesses = WORKERS
+        config.option.tx = ["popen"] * WORKERS
+        config.option.dist = "loadfile"
+    elif config.option.dist == "load":
+        config.option.dist = "loadfile"
+    if config.option.dist == "loadfile":
+        config.option.loadscopereorder = False  # files in the order collected (training first), not by size
 
 
 def _set_memory_limit(config) -> None:
@@ -139,6 +163,11 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if "slow" in item.keywords and not config.getoption("runslow"):
             item.add_marker(skip_slow)
+    if is_worker(config):
+        # files with a training run first: the workers take them in this order (see _workers), and the long
+        # ones started last would leave one worker running alone at the end
+        slow = {i.path for i in items if i.get_closest_marker("training") is not None}
+        items.sort(key=lambda i: i.path not in slow)  # stable: each file's own order stays
     first = config.getoption("first_tests_of")
     if first:
         ahead = _concept_tests_of([f.strip() for f in first.split(",") if f.strip()], items)
@@ -348,6 +377,9 @@ def pytest_runtest_makereport(item, call):
     report.tfkata_status = got.status if got else None
     report.tfkata_message = got.message if got else None
     report.tfkata_todo = got.todo if got else None
+    if is_worker(item.config):  # the report travels to the controller, which has no items: as plain data
+        report.tfkata_test = test_facts(item)
+        report.tfkata_todo = dataclasses.asdict(got.todo) if got and got.todo else None
     report.tfkata_about = got.about if got else None
     kata = kata_of(item)
     report.tfkata_uses = loader.uses(kata.id) if kata is not None else []
@@ -386,6 +418,9 @@ def pytest_sessionfinish(session):
     config = session.config
     recorder: Recorder = getattr(config, "_tfkata", None)
     if recorder is None:
+        return
+    if is_worker(config):  # the controller writes the files, from every worker's reports
+        config.workeroutput.update(recorder.worker_output())
         return
     run = recorder.finish()
     path = config.getoption("results_json")

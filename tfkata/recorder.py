@@ -2,6 +2,11 @@
 
 It also answers, during the run, what the plugin needs to decide that a test must wait: which unit
 tests of a kata are still failing, and whether a kata passed in this run.
+
+Under pytest-xdist (``pytest --solutions`` runs on two workers, one test file each at a time) every worker
+records its own tests, so that waiting works as in one process, and the controller, which collects nothing,
+builds the run from the reports: each carries what the worker knew of its test (:func:`test_facts`), and each
+worker says at its end which katas it deselected and which TensorFlow it ran.
 """
 from __future__ import annotations
 
@@ -14,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from tfkata import registry
-from tfkata.results import Run, TestResult
+from tfkata.results import Run, TestResult, Todo
 from tfkata.store import atomic_write, sources_digest
 
 
@@ -42,6 +47,19 @@ def needs_of(item) -> list[str]:
     return [registry.get(str(a)).id for m in item.iter_markers("needs") for a in m.args]
 
 
+def test_facts(item) -> dict:
+    """What a result needs to know of its test (sent with the report from an xdist worker)."""
+    kata = kata_of(item)
+    return dict(name=item.name, kata=kata.id if kata else None, points=points_of(item), covers=covers_of(item),
+                needs=needs_of(item), training=item.get_closest_marker("training") is not None,
+                differential=item.get_closest_marker("differential") is not None)
+
+
+def is_worker(config) -> bool:
+    """This process is a pytest-xdist worker (the controller builds the run, writes the files, prints)."""
+    return hasattr(config, "workerinput")
+
+
 class Recorder:
     def __init__(self, config, target: str):
         self.config = config
@@ -49,7 +67,9 @@ class Recorder:
         self.results: dict[str, TestResult] = {}
         self.order: list[str] = []
         self.items: dict[str, pytest.Item] = {}
+        self.collected: list[str] = []  # node ids to run (the controller of xdist workers: theirs)
         self.deselected: set[str] = set()  # kata ids with deselected tests
+        self.tensorflow: str | None = None  # the workers' TensorFlow (the controller imports none)
         self.collect_errors: list[str] = []
         self.started = time.time()
         self.run: Run | None = None
@@ -57,13 +77,31 @@ class Recorder:
         root = getattr(config, "_tfkata_root", None)
         self.sources = {} if root is None or target != "katas" else {
             k.id: sources_digest(root, k) for k in registry.katas()}
-        self.first_failure = config.getoption("first_failure", None)  # a path, written once
+        # a path, written once (by the controller, when there are workers)
+        self.first_failure = None if is_worker(config) else config.getoption("first_failure", None)
 
     # ------------------------------------------------------------------ hooks
     @pytest.hookimpl(trylast=True)
     def pytest_collection_modifyitems(self, items):
         for item in items:
             self.items[item.nodeid] = item
+        self.collected = [item.nodeid for item in items]
+
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_xdist_node_collection_finished(self, node, ids):
+        if not self.collected:  # every worker collects the same tests
+            self.collected = list(ids)
+
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_testnodedown(self, node, error):
+        told = getattr(node, "workeroutput", None) or {}
+        self.deselected.update(told.get("tfkata_deselected", ()))
+        self.tensorflow = self.tensorflow or told.get("tfkata_tensorflow")
+
+    def worker_output(self) -> dict:
+        """What a worker tells the controller at its end (see :meth:`pytest_testnodedown`)."""
+        tf = sys.modules.get("tensorflow")
+        return {"tfkata_deselected": sorted(self.deselected), "tfkata_tensorflow": getattr(tf, "__version__", None)}
 
     def pytest_deselected(self, items):
         for item in items:
@@ -78,17 +116,12 @@ class Recorder:
 
     def pytest_runtest_logreport(self, report):
         item = self.items.get(report.nodeid)
-        if item is None:
+        facts = test_facts(item) if item is not None else getattr(report, "tfkata_test", None)
+        if facts is None:
             return
         entry = self.results.get(report.nodeid)
         if entry is None:
-            kata = kata_of(item)
-            entry = TestResult(
-                id=report.nodeid, name=item.name, kata=kata.id if kata else None, status="pass",
-                points=points_of(item), covers=covers_of(item), needs=needs_of(item),
-                training=item.get_closest_marker("training") is not None,
-                differential=item.get_closest_marker("differential") is not None,
-            )
+            entry = TestResult(id=report.nodeid, status="pass", **facts)
             self.results[report.nodeid] = entry
             self.order.append(report.nodeid)
         entry.duration = round(entry.duration + report.duration, 3)
@@ -110,10 +143,14 @@ class Recorder:
         else:
             return
         entry.message = getattr(report, "tfkata_message", None) or _short(report)
-        entry.todo = getattr(report, "tfkata_todo", None)
+        todo = getattr(report, "tfkata_todo", None)
+        entry.todo = Todo(**todo) if isinstance(todo, dict) else todo  # a dict from a worker
         entry.about = getattr(report, "tfkata_about", None)
         if entry.status in ("fail", "error"):
-            entry.report = _trim(report.longreprtext)
+            text = report.longreprtext
+            if getattr(report, "node", None) is not None:  # from a worker: pytest prints "[gw0] linux -- Python …" first
+                text = text.split("\n", 1)[-1] if text.startswith("[gw") else text
+            entry.report = _trim(text)
             if self.first_failure and entry.kata:
                 self._tell_first_failure(entry)
 
@@ -148,9 +185,9 @@ class Recorder:
             self.run = Run.grade(
                 self.target, [self.results[n] for n in self.order], registry.katas(), sources=self.sources,
                 message="; ".join(self.collect_errors) or None,
-                tensorflow=getattr(tf, "__version__", None), python=platform.python_version(),
+                tensorflow=getattr(tf, "__version__", None) or self.tensorflow, python=platform.python_version(),
                 started=self.started, duration=round(time.time() - self.started, 3),
-                complete=not self.deselected and all(n in ran for n in self.items),
+                complete=not self.deselected and all(n in ran for n in self.collected),
             )
         return self.run
 
@@ -159,7 +196,7 @@ class Recorder:
         ran = set(self.results)
         out = []
         for kata in registry.katas():
-            ids = [n for n, item in self.items.items() if kata_of(item) is kata]
+            ids = [n for n in self.collected if registry.for_test_file(n.split("::")[0]) is kata]
             if ids and kata.id not in self.deselected and all(n in ran for n in ids):
                 out.append(kata)
         return out

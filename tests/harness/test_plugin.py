@@ -246,6 +246,25 @@ def test_learner_run_statuses_messages_and_golden_file(mini):
     assert [t.name for t in recorded.tests] == [t.name for t in run_.tests if t.kata == "k01"]
 
 
+def test_two_workers_give_the_same_results_document(mini):
+    """With pytest-xdist workers (``pytest --solutions`` over the whole suite runs on two) the controller, which
+    collects nothing, builds the same document from the workers' reports: statuses, messages, TODOs, waiting
+    lines, points, complete; and it records the learner's katas as one process does."""
+    pytest.importorskip("xdist")
+    result, run_ = run(mini, "-n", "2")
+    assert "2 workers" in result.stdout.str(), result.stdout.str()
+    data = normalised(run_, mini.path)
+    expected = json.loads(GOLDEN.read_text(encoding="utf-8"))
+    for doc in (data, expected):
+        doc["tests"].sort(key=lambda t: t["id"])  # the workers report in the order they finish
+    differ = [(mine["name"], key, mine.get(key), theirs.get(key)) for mine, theirs in zip(data["tests"], expected["tests"])
+              for key in sorted(set(mine) | set(theirs)) if mine.get(key) != theirs.get(key)]
+    assert not differ and data == expected, f"two workers and one process must give the same document: {differ}"
+    recorded = Run.load(mini.path / ".tfkata" / "results-k01.json")
+    assert sorted(t.name for t in recorded.tests) == sorted(t.name for t in run_.tests if t.kata == "k01")
+    assert "grade: 3/" in result.stdout.str() and "k01  1 function to write: todo_fn first" in result.stdout.str()
+
+
 def test_a_needed_kata_that_changed_since_it_passed_is_named_as_such(mini):
     """k02 passed a complete run, then its file changed: the waiting line says so (not "finish k02 first")."""
     import time
