@@ -182,6 +182,10 @@ def test_every_kind_of_hang_gets_its_verdict_in_time(mini):
         message = tests[name].message
         assert message.startswith(f"k01: {function}") and "did not finish within 3 s" in message, message
         assert message.index("may never return") < message.index("raise the limit"), message
+    # a Python loop is pointed at by the header of the while loop it was stopped in, wherever in its body
+    assert "k01_graph_session.py:8: `while i < 10:`)" in tests["test_py_spin"].message, tests["test_py_spin"].message
+    assert "`while n < 3:`)" in tests["test_loop_over_a_helper"].message, tests["test_loop_over_a_helper"].message
+    assert "`" not in tests["test_graph_spin"].message.split(" did not")[0], "no while loop around: the line itself"
     grow = tests["test_grow"].message
     assert grow.startswith("k01: grow (katas/k01_graph_session.py:") and "(limit 400 MB)" in grow, grow
     for name in ("test_py_spin_again", "test_py_spin_checked_for_its_errors", "test_calls_it_inside"):

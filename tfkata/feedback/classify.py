@@ -12,7 +12,8 @@ from pathlib import Path
 
 from tfkata import registry
 from tfkata.feedback.diagnoses import diagnose, other_kata_todo
-from tfkata.feedback.facts import autograph_original, chain, find_todo, is_test_failure, learner_frame, split_message
+from tfkata.feedback.facts import (autograph_original, chain, find_todo, is_test_failure, learner_frame, loop_around,
+                                   split_message)
 from tfkata.feedback.frames import learner_report
 
 _TIMEOUT = re.compile(r"Timeout \(>([0-9.]+)s\) from pytest-timeout")
@@ -38,15 +39,17 @@ def timeout_line(exc: BaseException, tb, target_dir: Path, kata_id: str | None, 
 
     where = learner_frame(tb, target_dir, lasting)
     hang = Hang("time", float(match.group(1)), *(where or (None, None)))
-    return hang_line(hang, kata_id, covers), hang.function or next(iter(covers or ()), None)
+    return hang_line(hang, kata_id, covers, target_dir), hang.function or next(iter(covers or ()), None)
 
 
-def hang_line(hang, kata_id: str | None, covers) -> str:
-    """The first line for a test the watchdog stopped (:class:`tfkata.watchdog.Hang`)."""
+def hang_line(hang, kata_id: str | None, covers, target_dir: Path | None = None) -> str:
+    """The first line for a test the watchdog stopped (:class:`tfkata.watchdog.Hang`); where it stopped inside
+    a ``while`` loop (of the learner's files under ``target_dir``), that loop's header."""
     name = hang.function or next(iter(covers or ()), None)
     who = f"{kata_id}: {name}" if name else "the test"
     if hang.where:
-        who += f" ({hang.where})"
+        loop = loop_around(hang.where, Path(target_dir).resolve().parent) if target_dir is not None else None
+        who += f" ({loop or hang.where})"
     if hang.reason == "memory":
         return (f"{who} grew the process by {_size(hang.grown_mb)} (limit {_size(hang.limit)}) and was "
                 f"stopped: it may never stop growing — a loop that keeps appending, or a tf.while_loop without a "
@@ -116,7 +119,7 @@ def _classify(exc: BaseException, tb, *, kata: registry.Kata | None, target_dir:
     from tfkata.loader import Blocked, KataImportError
 
     if hang is not None:
-        line = hang_line(hang, kata.id if kata else None, covers)
+        line = hang_line(hang, kata.id if kata else None, covers, target_dir)
         return Outcome(None, line, line, stuck=hang.function or next(iter(covers or ()), None))
     blocked = next((e for e in chain(exc, past_test_failures=True) if isinstance(e, Blocked)), None)
     if blocked is not None:

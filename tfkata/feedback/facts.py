@@ -95,6 +95,29 @@ def frame_label(frame, lineno: int, root: Path) -> tuple[str, str] | None:
     return name, f"{path.relative_to(root.parent).as_posix()}:{lineno}"
 
 
+def loop_around(where: str, root: Path) -> str | None:
+    """``where`` ('katas/k01_graph_session.py:17', relative to the checkout ``root``) moved to the header of the
+    innermost ``while`` loop around that line, with its text: 'katas/k01_graph_session.py:14: `while i < n:`';
+    None when no ``while`` loop holds it. A time-out interrupts a loop anywhere in its body; the loop that
+    never ends is the one to read (a ``for`` over a range ends: it is never named)."""
+    import ast
+
+    file, _, line = where.rpartition(":")
+    try:
+        path, lineno = Path(root) / file, int(line)
+        source = path.read_text(encoding="utf-8")
+        tree = ast.parse(source)
+    except (OSError, ValueError, SyntaxError):
+        return None
+    loops = [node for node in ast.walk(tree) if isinstance(node, ast.While)
+             and node.lineno <= lineno <= (node.end_lineno or node.lineno)]
+    if not loops:
+        return None
+    loop = max(loops, key=lambda node: node.lineno)  # the innermost: it starts last
+    text = source.splitlines()[loop.lineno - 1].strip()
+    return f"{file}:{loop.lineno}: `{text}`"
+
+
 def autograph_original(path: str, name: str) -> str | None:
     """The name of the function whose AutoGraph-converted copy this frame runs (``tf__greedy_decode`` in a
     generated file), else None."""
