@@ -479,24 +479,27 @@ def test_build_attention_seq2seq_shares_weights(sess, monkeypatch):
     monkeypatch.undo()
     for name in ("encoder_inputs", "encoder_lengths", "decoder_inputs", "decoder_targets", "decoder_lengths"):
         t = getattr(model, name)
-        assert t.op.type == "Placeholder", f"{name} should be a placeholder, got {t.op.type}"
+        assert t.op.type == "Placeholder", f"build_attention_seq2seq: {name} should be a placeholder, got {t.op.type}"
     sess.run(tf.compat.v1.global_variables_initializer())
     x, _, lx, _ = k07.generate_data(6, copy_sequence=True, rng=np.random.RandomState(0))
     preds, align = sess.run([model.predictions, model.alignments],
                             {model.encoder_inputs: x, model.encoder_lengths: lx})
     assert preds.dtype == np.int32 and align.shape == (6, preds.shape[1], x.shape[1]), (
-        f"greedy alignments should be [B, T_out, T_enc] = {(6, preds.shape[1], x.shape[1])}, got {align.shape}"
+        f"build_attention_seq2seq: the model's greedy alignments should be [B, T_out, T_enc] = "
+        f"{(6, preds.shape[1], x.shape[1])}, got {align.shape}: alignments from attention_greedy_decoder as it returns them"
     )
     for i, row in enumerate(preds.tolist()):
         if 0 in row:
             assert not any(row[row.index(0):]), (
-                f"greedy row {i} is {row}: after EOS a finished sequence emits PAD (0), whatever the model would say next"
+                f"build_attention_seq2seq: the model's greedy row {i} is {row}: after EOS a finished sequence emits PAD "
+                "(0), whatever the model would say next (predictions from attention_greedy_decoder)"
             )
     lengths = np.array([(r.index(0) + 1) if 0 in r else len(r) for r in preds.tolist()], dtype=np.int32)
     dec_in, dec_out = k07.get_decoder_input_and_output(preds)
     logits, talign = sess.run([model.logits, model.train_alignments], {
         model.encoder_inputs: x, model.encoder_lengths: lx, model.decoder_inputs: dec_in, model.decoder_lengths: lengths})
-    assert talign.shape == align.shape, f"training alignments {talign.shape} vs greedy {align.shape}"
+    assert talign.shape == align.shape, (f"build_attention_seq2seq: training alignments {talign.shape} vs greedy "
+                                         f"{align.shape}: the same [B, T_out, T_enc] from both decoders")
     for what, history, steps in (("training", talign, lengths), ("greedy", align, lengths)):
         for i in range(6):
             seen = int(np.flatnonzero(np.any(history[i, : steps[i]] != 0.0, axis=0)).max(initial=-1)) + 1
@@ -508,11 +511,12 @@ def test_build_attention_seq2seq_shares_weights(sess, monkeypatch):
     for i in range(6):
         n = lengths[i]
         assert logits[i, :n].argmax(-1).tolist() == dec_out[i, :n].tolist(), (
-            f"row {i}: teacher-forced on its own greedy output the model predicts something else: greedy and "
-            "training decoders must share AttentionParts, the initial state and the input feeding"
+            f"build_attention_seq2seq: row {i}: teacher-forced on its own greedy output the model predicts something "
+            "else: greedy and training decoders must share AttentionParts, the initial state and the input feeding"
         )
         np.testing.assert_allclose(talign[i, :n], align[i, :n], atol=1e-5,
-                                   err_msg=f"row {i}: the same inputs must give the same alignments in both decoders")
+                                   err_msg=f"build_attention_seq2seq: row {i}: the same inputs must give the same "
+                                           "alignments in both decoders")
     assert len(finals) == 1, (
         f"build_attention_seq2seq called k07.encoder {len(finals)} times: call it once; its outputs are the memory "
         "and its final state starts both decoders"
