@@ -20,7 +20,8 @@ import pytest
 from tfkata import fresh_graph, load_kata
 from tfkata.tfsetup import import_tensorflow
 from tfkata.testing import where_max as _where
-from tfkata.testing import BEAM_TRAP, UNIFORM_4, greedy, must_raise, plot_problem, recording_imshow, table_model
+from tfkata.testing import (BEAM_TRAP, UNIFORM_4, beam_order_problem, greedy, must_raise, plot_problem, recording_imshow,
+                            table_model)
 
 tf = import_tensorflow()
 import keras  # noqa: E402  (after the quiet TensorFlow import; Keras 3 on TF >= 2.16, Keras 2 before)
@@ -308,13 +309,9 @@ def test_beam_search_scores_sorted_and_bounded():
 
     got = n08.beam_search(model, beam_width=4, max_steps=5)
     assert 1 <= len(got) <= 4, f"at most beam_width = 4 results, got {len(got)}"
-    scores = [float(s) for _, s in got]
-    per_token = [float(s) / max(len(t), 1) for t, s in got]
-    if scores != sorted(scores, reverse=True) and per_token == sorted(per_token, reverse=True):
-        pytest.fail(f"beam_search: the results are ranked by score per token (score / length: a length normalisation), "
-                    f"got scores {scores} for lengths {[len(t) for t, _ in got]}: rank them by the summed "
-                    "log-probability itself, best first", pytrace=False)
-    assert scores == sorted(scores, reverse=True), f"beam_search: results must be sorted best first, got scores {scores}"
+    problem = beam_order_problem(got)
+    if problem:
+        pytest.fail(problem, pytrace=False)
     for tokens, score in got:
         prev, total = 0, 0.0
         for tok in tokens:

@@ -94,6 +94,20 @@ def greedy(next_log_probs, max_steps: int) -> tuple:
     return seq
 
 
+def beam_order_problem(results) -> str | None:
+    """What is wrong with the order of beam_search's ``[(tokens, score)]`` (best first by the summed score), or
+    None: ranked by score per token (a length normalisation) is told so."""
+    scores = [float(s) for _, s in results]
+    if scores == sorted(scores, reverse=True):
+        return None
+    per_token = [float(s) / max(len(t), 1) for t, s in results]
+    if per_token == sorted(per_token, reverse=True):
+        return (f"beam_search: the results are ranked by score per token (score / length: a length normalisation), "
+                f"got scores {scores} for lengths {[len(t) for t, _ in results]}: rank them by the summed "
+                "log-probability itself, best first")
+    return f"beam_search: results must be sorted best first, got scores {scores}"
+
+
 def mask_off_by_one(xent, lengths) -> list[tuple[float, str]]:
     """(loss, what went wrong) for a masked mean cross entropy whose mask is one step short or one too long
     (``tf.sequence_mask(lengths - 1, T)`` / ``lengths + 1``): k07's and n07's masked_loss tests name it."""
