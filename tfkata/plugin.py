@@ -109,6 +109,10 @@ def _workers(config) -> None:
         config.option.numprocesses = WORKERS
         config.option.tx = ["popen"] * WORKERS
         config.option.dist = "loadfile"
+        if getattr(config.option, "maxworkerrestart", None) is None:
+            # a worker that crashes (TensorFlow's C++, once) is replaced; by file, xdist runs the test it crashed
+            # in again on each new worker: two tries, not the default 4 per worker
+            config.option.maxworkerrestart = 2
     elif config.option.dist == "load":
         config.option.dist = "loadfile"
     if config.option.dist == "loadfile":

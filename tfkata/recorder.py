@@ -115,12 +115,11 @@ class Recorder:
             self.collect_errors.append(f"{report.nodeid}: {lines[-1].lstrip('E ').strip()}")
 
     def pytest_runtest_logreport(self, report):
-        item = self.items.get(report.nodeid)
-        facts = test_facts(item) if item is not None else getattr(report, "tfkata_test", None)
-        if facts is None:
-            return
         entry = self.results.get(report.nodeid)
         if entry is None:
+            facts = self._facts(report)
+            if facts is None:
+                return
             entry = TestResult(id=report.nodeid, status="pass", **facts)
             self.results[report.nodeid] = entry
             self.order.append(report.nodeid)
@@ -153,6 +152,18 @@ class Recorder:
             entry.report = _trim(text)
             if self.first_failure and entry.kata:
                 self._tell_first_failure(entry)
+
+    def _facts(self, report) -> dict | None:
+        """The facts of a report's test: from its item; from a worker, as sent with the report; for a worker that
+        crashed (xdist reports the test it was running, without them), what its node id says."""
+        item = self.items.get(report.nodeid)
+        if item is not None:
+            return test_facts(item)
+        facts = getattr(report, "tfkata_test", None)
+        if facts is None and getattr(report, "node", None) is not None:
+            kata = registry.for_test_file(report.nodeid.split("::")[0])
+            facts = dict(name=report.nodeid.split("::")[-1], kata=kata.id if kata else None)
+        return facts
 
     def _tell_first_failure(self, entry: TestResult) -> None:
         """The first graded failure, written at once for ``kata run`` (which shows it while the rest run)."""
