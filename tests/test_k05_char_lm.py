@@ -805,8 +805,10 @@ class _FakeSampler:
             self.fed.append(fed)
             k = int(np.argmax(fed))
             self.calls.append(k)
-            prediction = np.zeros((1, V), np.float32)
-            prediction[0, k % 26 + 1] = 1.0
+            # the next letter, all but certain: every other character keeps 1e-9, so a prediction fed back as it is
+            # is not a one-hot row (sampling from it gives the next letter but once in ~40 million draws)
+            prediction = np.full((1, V), 1e-9, np.float32)
+            prediction[0, k % 26 + 1] = 1.0 - (V - 1) * 1e-9
             return prediction
         raise AssertionError(f"generate ran {fetches!r}: it needs only sampler['reset_sample_state'] and "
                              "sampler['sample_prediction']")
@@ -830,6 +832,12 @@ def test_generate_feeds_back_each_sample_and_resets():
             f"{s[0] + ''.join(_walk(s[0], 5))!r}, got {s!r}: feed back the "
             "character you just sampled (sample(prediction)) as the next input"
         )
+    not_one_hot = [f for f in fake.fed if not (set(np.unique(f)) <= {0.0, 1.0} and f.sum() == 1.0)]
+    assert not not_one_hot, (
+        f"generate: feed back the character you sampled as a one-hot row, feed = sample(prediction), not the "
+        f"prediction itself: sample_input got a row with {int(np.count_nonzero(not_one_hot[0])) if not_one_hot else 0} "
+        "non-zero entries"
+    )
     groups, current = [], None
     for call in fake.calls:
         if call == "reset":
@@ -935,6 +943,7 @@ class _ChainBatches:
 
     def __init__(self, batch_size, num_unrollings, seed=0):
         self._rng, self._b, self._u = np.random.RandomState(seed), batch_size, num_unrollings
+        self.given = []  # every call's batches, in order
         self._ids = self._rng.randint(0, V, batch_size)
         self._last = self._one()
 
@@ -946,6 +955,7 @@ class _ChainBatches:
     def next(self):
         batches = [self._last] + [self._one() for _ in range(self._u)]
         self._last = batches[-1]
+        self.given.append(batches)
         return batches
 
 
@@ -956,17 +966,18 @@ def _watched_train(monkeypatch, num_steps, summary_frequency):
     smaller model whose loss tensor records its value each time a session run computes it, and a generate that
     skips the 400 sampling runs. What train got from each step's session.run is then known exactly.
     """
-    losses = []
+    losses, fed = [], []  # each run of the loss: its value, and the first and last batch fed to train_data
     build, create = k05.build_training_model, k05.create_parameters
 
-    def recorded(value):
+    def recorded(value, first, last):
         losses.append(float(value))
+        fed.append((first, last))
         return value
 
     def small_model(params, *args, **kwargs):
         model = build(params, batch_size=8, num_unrollings=3)
-        loss = model["loss"]
-        record = tf.compat.v1.numpy_function(recorded, [loss], loss.dtype)
+        loss, data = model["loss"], model["train_data"]
+        record = tf.compat.v1.numpy_function(recorded, [loss, data[0], data[-1]], loss.dtype)
         with tf.control_dependencies([record]):
             return dict(model, loss=tf.identity(loss))
 
@@ -974,15 +985,23 @@ def _watched_train(monkeypatch, num_steps, summary_frequency):
     monkeypatch.setattr(module, "create_parameters", lambda *args, **kwargs: create(num_nodes=8))
     monkeypatch.setattr(module, "build_training_model", small_model)
     monkeypatch.setattr(module, "generate", lambda *args, **kwargs: ["a" * 80] * 5)
+    source = _ChainBatches(8, 3)
     history = k05.train("unused: train_batches is given", "the cat sat", num_steps=num_steps,
                         summary_frequency=summary_frequency, sample_frequency=1000,
-                        train_batches=_ChainBatches(8, 3), log=lambda *args: None)
+                        train_batches=source, log=lambda *args: None)
     assert losses, ("train never ran the loss of build_training_model(params): build the model with "
                     "create_parameters() and build_training_model(params) and run its loss every step")
     assert len(losses) == num_steps, (
         f"train ran the loss {len(losses)} times in {num_steps} steps: run the train op, the loss, the predictions "
         "and the learning rate together, in ONE session.run per step"
     )
+    for k, ((first, last), given) in enumerate(zip(fed, source.given)):
+        if np.array_equal(first, given[0]) and np.array_equal(last, given[-1]):
+            continue
+        how = ("in reverse order (train_data[0] got the last)" if np.array_equal(first, given[-1])
+               else "not as train_batches.next() returned them")
+        pytest.fail(f"train: step {k} fed its batches to train_data {how}: feed train_data[i] the i-th batch of that "
+                    "step's train_batches.next(), dict(zip(model['train_data'], batches))", pytrace=False)
     return history, losses
 
 
@@ -1037,6 +1056,32 @@ def test_train_summaries_report_their_interval(monkeypatch):
                    "shifted by one), not against the inputs batches[:-1]: exp(logprob(predictions, labels))")
         pytest.fail(f"train: the minibatch perplexity at step {step} is {got:.3f}, but exp of that step's loss is "
                     f"{want:.3f}: {why}", pytrace=False)
+
+
+@pytest.mark.covers("train")
+def test_train_logs_the_learning_rate_it_ran(monkeypatch):
+    # build_optimizer's learning_rate is swapped for a tensor that gives 7.0, 7.25, 7.5, ... one value per run
+    # that computes it: the rate logged at a summary must be one the session gave, not a number train made up
+    module = sys.modules[k05.train.__module__]  # the module itself (a kata's stand-in is read-only)
+    real, rates = module.build_optimizer, []
+
+    def next_rate():
+        rates.append(7.0 + 0.25 * len(rates))
+        return np.float32(rates[-1])
+
+    def build_optimizer(loss, *args, **kwargs):
+        opt = real(loss, *args, **kwargs)
+        return dict(opt, learning_rate=tf.compat.v1.numpy_function(next_rate, [], tf.float32))
+
+    monkeypatch.setattr(module, "build_optimizer", build_optimizer)
+    history, _ = _watched_train(monkeypatch, 9, 4)  # summaries at steps 0, 4, 8
+    logged = [float(v) for v in history.get("learning_rate", [])]
+    made_up = [v for v in logged if not any(abs(v - r) < 1e-6 for r in rates)]
+    assert len(logged) == 3 and not made_up, (
+        f"train: history['learning_rate'] is {logged}, but build_optimizer's learning_rate gave "
+        f"{[rates[s] for s in (0, 4, 8) if s < len(rates)] or rates} at steps 0, 4 and 8: log the rate fetched "
+        "with that step's session.run (k05's falls from 10 to 1 at step 5000), not a number of your own"
+    )
 
 
 # --------------------------------------------------------------------------- differential checks (reference)
