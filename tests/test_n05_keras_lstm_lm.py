@@ -245,6 +245,11 @@ def test_batch_windows_walks_segments_and_overlaps_by_one():
             f"window {k} should be {expected[k].tolist()}, got {got[k].tolist()}: advance every cursor by num_unrollings "
             "and wrap around the end of the text"
         )
+    from_list = np.asarray(next(n05.batch_windows(list(range(1, 27)), batch_size=4, num_unrollings=3)))
+    assert from_list.dtype == np.int32, (
+        f"batch_windows: the windows are int32 whatever ids is; from a Python list they came out {from_list.dtype} "
+        "(np.asarray of a list of ints is int64): np.asarray(ids, np.int32)"
+    )
 
 
 # --------------------------------------------------------------------------- the model
@@ -773,6 +778,26 @@ def test_train_history_on_a_tiny_run():
     assert abs(final - history["valid_perplexity"][-1]) < 1e-3 * final, (
         f"the last summary's valid_perplexity {history['valid_perplexity'][-1]:.4f} should be the returned model's "
         f"validation perplexity after step 20, {final:.4f}"
+    )
+
+
+@pytest.mark.covers("train")
+def test_train_logs_the_schedule_at_each_summary():
+    # make_schedule is swapped for a fast one (10.0 halved every 4 steps): the rate logged at steps 0, 5, 10 is
+    # schedule(step) of the schedule train trains with, 10.0, 5.0, 2.5
+    import sys
+
+    text = "the cat sat on the mat " * 40
+    module = sys.modules[n05.train.__module__]  # the module itself (a kata's stand-in is read-only)
+    real = module.make_schedule
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(module, "make_schedule", lambda *args, **kwargs: real(10.0, 4, 0.5))
+        history = module.train(text, text[:30], num_steps=11, summary_frequency=5, sample_frequency=1000,
+                               windows=n05.batch_windows(n05.text_to_ids(text), 4, 5), num_nodes=8, log=lambda *a: None)
+    logged = [float(v) for v in history.get("learning_rate", [])]
+    assert np.allclose(logged, [10.0, 5.0, 2.5]), (
+        f"train: with a schedule that halves every 4 steps the rates at the summaries (steps 0, 5, 10) are [10.0, 5.0, "
+        f"2.5], got {logged}: log schedule(step) of the schedule make_schedule() gave, at each summary's step"
     )
 
 
