@@ -299,7 +299,8 @@ def sample_distribution(distribution):
     """Draw one index from a 1-D array of probabilities that sum to 1.
 
     Use Python's ``random`` module (the tests seed it): walk the cumulative sum until it passes a
-    uniform draw in [0, 1). Returns an int in ``range(len(distribution))``.
+    uniform draw in [0, 1). Returns an int in ``range(len(distribution))``: float32 rounding can leave
+    the sum a little below 1, and a draw past it gives the last index.
     """
     r = random.uniform(0, 1)
     s = 0.0

@@ -693,6 +693,21 @@ def test_sample_distribution_follows_random_seed():
     )
 
 
+@pytest.mark.covers("sample_distribution")
+def test_sample_distribution_gives_the_last_index_past_a_short_sum():
+    # float32 rounding can leave a prediction's sum a little below 1 (a review saw 1 draw in 200,000 land past 0.99999); a
+    # row summing to 0.6 makes those draws common: they give the last index, never None or len(distribution)
+    p = np.array([0.2, 0.1, 0.3], np.float32)
+    random.seed(SEED)
+    got = [k05.sample_distribution(p) for _ in range(60)]
+    bad = [g for g in got if not isinstance(g, (int, np.integer)) or not 0 <= g < len(p)]
+    assert not bad, (
+        f"sample_distribution: on {p.tolist()} (a sum below 1, as float32 rounding can leave a prediction's) a draw "
+        f"past the sum gave {bad[0]!r}: once the walk ends, return the last index, len(distribution) - 1, so the "
+        "result is always an int in range(len(distribution))"
+    )
+
+
 
 
 @pytest.mark.covers("sample", "sample_distribution")
