@@ -480,6 +480,8 @@ def test_training_logits_match_numpy_unroll(sess):
 @pytest.mark.covers("build_training_model", "lstm_cell", "create_parameters")
 def test_training_loss_scores_the_next_character(sess):
     params, model, values = _small_model(sess)
+    # the classifier 20 times sharper: near-uniform logits score any labels alike (labels in another order passed)
+    sess.run(params["w"].assign(params["w"] * 20.0))
     batches = _one_hot_batches(np.random.RandomState(3), 4, 4)
     loss, logits = sess.run([model["loss"], model["logits"]], dict(zip(model["train_data"], batches)))
     # Scored against the model's own logits, so a logits mistake is reported by the test above, not here.
@@ -491,6 +493,9 @@ def test_training_loss_scores_the_next_character(sess):
     if abs(loss - unshifted) <= 1e-4 * max(1.0, abs(unshifted)):
         why = ("the labels are the inputs themselves: each step must predict the NEXT character, "
                "labels = train_data[1:] (inputs = train_data[:num_unrollings])")
+    elif abs(loss - float(_np_xent(logits, np.stack(batches[1:], 1).reshape(-1, V)).mean())) <= 1e-4 * max(1.0, abs(want)):
+        why = ("the labels are in batch-major order (each row's steps together) while the logits are time-major: "
+               "labels = tf.concat(train_data[1:], 0), step 1's batch first, then step 2's, ... as the outputs")
     elif abs(loss - xent_next.sum()) <= 1e-3 * xent_next.sum():
         why = "the loss is the SUM over the 12 predictions: take the mean (tf.reduce_mean)"
     elif abs(loss - want / V) <= 1e-4:

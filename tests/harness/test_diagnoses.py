@@ -679,6 +679,19 @@ def test_local_name_assigned_after_it_is_read():
     print(line)
 
 
+def _last_of(values):
+    for value in values:
+        last_seen = value
+    return last_seen  # noqa: F821 - unassigned when values is empty: the slip under test
+
+
+def test_local_name_never_assigned_because_the_loop_did_not_run():
+    """k03's train_linear_regression over range(steps - 1) with steps=1 (review S): no outer name to change, so
+    not 'declare it nonlocal' but 'the line that assigns it did not run'."""
+    line = check_now(lambda: _last_of([]), "local-before-assignment", "`last_seen`", "did not run", "before the loop")
+    assert "nonlocal" not in line, line
+
+
 def test_input_signature_with_a_fixed_batch():
     @tf.function(input_signature=[tf.TensorSpec([1, None, 4], tf.float32)])
     def forward(x):

@@ -164,6 +164,20 @@ def _other_graph(exc: BaseException) -> str:
             "`with graph.as_default():` block, and open the session on it (tf.compat.v1.Session(graph=graph))")
 
 
+def _may_shadow(exc: BaseException, name: str) -> bool:
+    """Whether the local ``name`` that was read unassigned may hide an outer one (a module's name, or one of an
+    enclosing function's: the frame's function is nested, or AutoGraph's copy): then the fix is to change the
+    outer one; otherwise the assignment simply did not run."""
+    tb = exc.__traceback__
+    while tb is not None and tb.tb_next is not None:
+        tb = tb.tb_next
+    if tb is None:
+        return True
+    frame = tb.tb_frame
+    nested = "<locals>" in getattr(frame.f_code, "co_qualname", "<locals>")
+    return nested or "__autograph_generated" in frame.f_code.co_filename or name in frame.f_globals
+
+
 def _in_function(exc: BaseException) -> str:
     """'greedy_decoder: ' (the kata function :func:`_kata_function` finds) to start a line with, or ''."""
     where = _kata_function(exc)
@@ -459,7 +473,11 @@ TABLE: tuple[Entry, ...] = (
            lambda m, e: (f"{_in_function(e)}`{m.group('v') or m.group('w')}` is assigned somewhere in this function, "
                          f"which makes it a new local name in all of it, so reading it first fails: to change the "
                          f"outer {m.group('v') or m.group('w')}, change it in place ("
-                         f"{m.group('v') or m.group('w')}.append(...), [...] = ...) or declare it `nonlocal`")),
+                         f"{m.group('v') or m.group('w')}.append(...), [...] = ...) or declare it `nonlocal`")
+           if _may_shadow(e, m.group("v") or m.group("w")) else
+           (f"{_in_function(e)}`{m.group('v') or m.group('w')}` was read before anything was assigned to it: the "
+            "line that assigns it did not run (a loop over an empty range, an `if` that was false): give it a value "
+            "before the loop or branch")),
     _entry("input-signature", ["TypeError", "ValueError"],
            r"Binding inputs to tf\.function failed.*?Can not cast (?P<got>TensorSpec\(shape=\([^)]*\))[^)]*\) "
            r"to (?P<want>TensorSpec\(shape=\([^)]*\))|Python inputs incompatible with input_signature",
