@@ -810,6 +810,7 @@ class _FakeSampler:
         self.sampler = {k: self._Handle(k) for k in self.KEYS}
         self.calls = []  # "reset" or the id fed to sample_prediction
         self.fed = []  # the arrays fed to sample_input, in order
+        self.starts = []  # indices into fed of each sample's first row (after a reset)
 
     def run(self, fetches, feed_dict=None, **kwargs):
         if isinstance(fetches, (list, tuple)):
@@ -822,6 +823,8 @@ class _FakeSampler:
             assert fed is not None, "generate ran sample_prediction without feeding sampler['sample_input']"
             fed = np.asarray(fed)
             assert fed.shape == (1, V), f"generate fed sample_input an array of shape {fed.shape}, expected (1, 27)"
+            if not self.calls or self.calls[-1] == "reset":
+                self.starts.append(len(self.fed))  # the first row a sample feeds: its drawn first character
             self.fed.append(fed)
             k = int(np.argmax(fed))
             self.calls.append(k)
@@ -852,10 +855,13 @@ def test_generate_feeds_back_each_sample_and_resets():
             f"{s[0] + ''.join(_walk(s[0], 5))!r}, got {s!r}: feed back the "
             "character you just sampled (sample(prediction)) as the next input"
         )
-    not_one_hot = [f for f in fake.fed if not (set(np.unique(f)) <= {0.0, 1.0} and f.sum() == 1.0)]
+    not_one_hot = [k for k, f in enumerate(fake.fed) if not (set(np.unique(f)) <= {0.0, 1.0} and f.sum() == 1.0)]
+    if any(k in fake.starts for k in not_one_hot):
+        pytest.fail("generate: the first character must be drawn and fed one-hot, feed = sample(random_distribution()), "
+                    "not the distribution itself", pytrace=False)
     assert not not_one_hot, (
         f"generate: feed back the character you sampled as a one-hot row, feed = sample(prediction), not the "
-        f"prediction itself: sample_input got a row with {int(np.count_nonzero(not_one_hot[0])) if not_one_hot else 0} "
+        f"prediction itself: sample_input got a row with {int(np.count_nonzero(fake.fed[not_one_hot[0]])) if not_one_hot else 0} "
         "non-zero entries"
     )
     groups, current = [], None
