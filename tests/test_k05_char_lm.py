@@ -985,7 +985,7 @@ class _ChainBatches:
         return batches
 
 
-def _watched_train(monkeypatch, num_steps, summary_frequency):
+def _watched_train(monkeypatch, num_steps, summary_frequency, sample_frequency=1000):
     """train() on a small model (8 nodes, batch 8, 3 unrollings) with every run of its loss recorded.
 
     The learner's train calls create_parameters / build_training_model / generate by name: the test swaps in a
@@ -1013,7 +1013,7 @@ def _watched_train(monkeypatch, num_steps, summary_frequency):
     monkeypatch.setattr(module, "generate", lambda *args, **kwargs: ["a" * 80] * 5)
     source = _ChainBatches(8, 3)
     history = k05.train("unused: train_batches is given", "the cat sat", num_steps=num_steps,
-                        summary_frequency=summary_frequency, sample_frequency=1000,
+                        summary_frequency=summary_frequency, sample_frequency=sample_frequency,
                         train_batches=source, log=lambda *args: None)
     assert losses, ("train never ran the loss of build_training_model(params): build the model with "
                     "create_parameters() and build_training_model(params) and run its loss every step")
@@ -1107,6 +1107,17 @@ def test_train_logs_the_learning_rate_it_ran(monkeypatch):
         f"train: history['learning_rate'] is {logged}, but build_optimizer's learning_rate gave "
         f"{[rates[s] for s in (0, 4, 8) if s < len(rates)] or rates} at steps 0, 4 and 8: log the rate fetched "
         "with that step's session.run (k05's falls from 10 to 1 at step 5000), not a number of your own"
+    )
+
+
+@pytest.mark.covers("train")
+def test_train_samples_every_sample_frequency_steps(monkeypatch):
+    history, _ = _watched_train(monkeypatch, 9, 2, sample_frequency=4)  # summaries at 0, 2, 4, 6, 8
+    got = sorted(history.get("samples", {}))
+    assert got == [0, 4, 8], (
+        f"train: with summary_frequency=2 and sample_frequency=4 the samples belong to steps [0, 4, 8] (every "
+        f"sample_frequency steps, step 0 included), got {got}"
+        + (": that is every summary; generate only when step % sample_frequency == 0" if got == [0, 2, 4, 6, 8] else "")
     )
 
 
