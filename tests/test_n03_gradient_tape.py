@@ -126,10 +126,17 @@ def test_derivative_of_a_constant_point(monkeypatch):
                 f"x = tf.convert_to_tensor(x, dtype=tf.float32) (it raised {type(error).__name__}: "
                 f"{str(error).splitlines()[0][:100]})"
             )
+        if error is not None and "Tensor conversion requested dtype" in str(error):
+            pytest.fail(f"derivative of {what}: convert x to float32, tf.convert_to_tensor(x, dtype=tf.float32): a "
+                        f"float32 tensor x cannot be converted to another dtype (it raised {type(error).__name__}: "
+                        f"{str(error).splitlines()[0][:100]})", pytrace=False)
         assert error is None, f"derivative of {what} raised {type(error).__name__}: {str(error).splitlines()[0][:150]}"
         if got is None:
             pytest.fail(f"derivative of {what} came back None: {_why_no_derivative(monkeypatch, fn, x)}")
         assert abs(float(got) - want) < 1e-5, f"derivative of {what} should be {want:.6f}, got {float(got):.6f}"
+        if not isinstance(got, tf.Tensor):
+            pytest.fail(f"derivative of {what}: return the gradient as the tape gives it, a float32 tensor, got "
+                        f"{_kind(got)} (no .numpy(), no float())", pytrace=False)
 
 
 @pytest.mark.covers("LinearModel")
@@ -478,10 +485,11 @@ REF = reference("n03")
 
 
 def _kind(value):
-    """'tensor float32' for a tensor, else the Python type's name (what a function promised to return)."""
+    """'a tf.Tensor (float32)' for a tensor, else 'a numpy.float32', 'a float' (what a function promised to return)."""
     if isinstance(value, (tf.Tensor, tf.Variable)):
-        return f"tensor {value.dtype.name}"
-    return type(value).__name__
+        return f"a tf.Tensor ({value.dtype.name})"
+    module = type(value).__module__
+    return f"a {'' if module == 'builtins' else module + '.'}{type(value).__name__}"
 
 
 def _run_sum_of(mod, case):
