@@ -338,13 +338,16 @@ def test_train_linear_regression_is_seeded_and_short():
     r = 0.2 * x + 0.1 - y  # the loss after the first update, on the same sample
     after = ((0.2 - 0.5 * 2 * r * x) * x + (0.1 - 0.5 * 2 * r) - y) ** 2
     from_zero = (0.0 * x + 0.0 - y) ** 2  # the first loss of a model that ignored k_init, b_init (LinearModel())
+    swapped = (0.1 * x + 0.2 - y) ** 2  # LinearModel(b_init, k_init)
     assert first[2][0] == pytest.approx(want, rel=1e-5), (
         f"train_linear_regression: the first loss should be (k_init x + b_init - y)^2 = {want:.6f} for the first sample "
         f"(x = rng.random_sample(), then y from rng.standard_normal()), got {first[2][0]:.6f}"
         + (": that is the loss AFTER the update; record the loss sgd_step returns (computed before it), not "
            "square_error called again after the step" if first[2][0] == pytest.approx(after, rel=1e-4) else
            ": that is the loss of k = b = 0, so the model ignored k_init and b_init: make it with "
-           "LinearModel(k_init, b_init)" if first[2][0] == pytest.approx(from_zero, rel=1e-5) else "")
+           "LinearModel(k_init, b_init)" if first[2][0] == pytest.approx(from_zero, rel=1e-5) else
+           ": that is the loss of k = b_init, b = k_init: the two are swapped, LinearModel(k_init, b_init)"
+           if first[2][0] == pytest.approx(swapped, rel=1e-5) else "")
     )
 
     def loop(samples):  # the 5 steps in float64 numpy from (0.2, 0.1), learning rate 0.5 (the default)
