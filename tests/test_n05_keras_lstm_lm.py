@@ -401,8 +401,9 @@ def test_make_optimizer_is_plain_sgd_on_the_schedule():
         optimizer.apply_gradients([(tf.constant([0.1, 0.1]), v)])
     got = np.asarray(v)
     assert np.allclose(got, [1.0 - 2.0, -2.0 - 2.0], atol=1e-5), (
-        f"make_optimizer: two SGD steps at learning rate 10 with gradient 0.1 should move each weight by -2.0, got {got.tolist()} "
-        "from [1, -2]: no momentum, learning_rate=make_schedule()"
+        f"make_optimizer: two SGD steps at learning rate 10 with gradient 0.1 should move each weight by -2.0, from "
+        f"[1, -2] to [-1, -4]; they moved it by {np.round(got - [1.0, -2.0], 4).tolist()}, to {got.tolist()}: no momentum, "
+        "learning_rate=make_schedule()"
     )
     optimizer = n05.make_optimizer(0.5)
     v = tf.Variable([1.0, -2.0])
