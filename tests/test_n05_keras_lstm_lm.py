@@ -783,22 +783,30 @@ def test_train_history_on_a_tiny_run():
 
 
 @pytest.mark.covers("train")
-def test_train_logs_the_schedule_at_each_summary():
-    # make_schedule is swapped for a fast one (10.0 halved every 4 steps): the rate logged at steps 0, 5, 10 is
-    # schedule(step) of the schedule train trains with, 10.0, 5.0, 2.5
+def test_train_logs_the_schedule_and_samples_at_their_steps():
+    # make_schedule is swapped for a fast one (10.0 halved every 3 steps): the rate logged at steps 0, 5, 10 is
+    # schedule(step) of the schedule train trains with, 10.0, 5.0, 1.25 (schedule(step + 1) gives 2.5 at step 5);
+    # sample_frequency=10 makes samples at steps 0 and 10 (sample_text is swapped for a fast stand-in)
     import sys
 
     text = "the cat sat on the mat " * 40
     module = sys.modules[n05.train.__module__]  # the module itself (a kata's stand-in is read-only)
     real = module.make_schedule
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(module, "make_schedule", lambda *args, **kwargs: real(10.0, 4, 0.5))
-        history = module.train(text, text[:30], num_steps=11, summary_frequency=5, sample_frequency=1000,
+        patch.setattr(module, "make_schedule", lambda *args, **kwargs: real(10.0, 3, 0.5))
+        patch.setattr(module, "sample_text", lambda *args, **kwargs: "a" * 80)
+        history = module.train(text, text[:30], num_steps=11, summary_frequency=5, sample_frequency=10,
                                windows=n05.batch_windows(n05.text_to_ids(text), 4, 5), num_nodes=8, log=lambda *a: None)
     logged = [float(v) for v in history.get("learning_rate", [])]
-    assert np.allclose(logged, [10.0, 5.0, 2.5]), (
-        f"train: with a schedule that halves every 4 steps the rates at the summaries (steps 0, 5, 10) are [10.0, 5.0, "
-        f"2.5], got {logged}: log schedule(step) of the schedule make_schedule() gave, at each summary's step"
+    assert np.allclose(logged, [10.0, 5.0, 1.25]), (
+        f"train: with a schedule that halves every 3 steps the rates at the summaries (steps 0, 5, 10) are [10.0, 5.0, "
+        f"1.25], got {logged}: log schedule(step) of the schedule make_schedule() gave, at each summary's step"
+        + (" (that is schedule(step + 1), the rate after the step)" if np.allclose(logged, [10.0, 2.5, 1.25]) else "")
+    )
+    sampled = sorted(history.get("samples", {}))
+    assert sampled == [0, 10], (
+        f"train: with sample_frequency=10 (summaries every 5 steps) the samples belong to steps [0, 10], got {sampled}: "
+        "sample when step % sample_frequency == 0, with the argument, not SAMPLE_FREQUENCY"
     )
 
 
