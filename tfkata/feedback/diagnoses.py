@@ -485,7 +485,7 @@ TABLE: tuple[Entry, ...] = (
                          + (f" (given {m.group('got').removeprefix('TensorSpec(')}, the spec says "
                             f"{m.group('want').removeprefix('TensorSpec(')})" if m.group("got") else "")
                          + ": a size fixed in a TensorSpec accepts only that size; write None for one that "
-                           "varies (the batch, the time axis)")),
+                           "varies (batch, time), the same number in both otherwise")),
     _entry("unpack-count", ["ValueError"],
            r"too many values to unpack \(expected (?P<n>\d+)\)|not enough values to unpack \(expected (?P<m>\d+), "
            r"got (?P<g>\d+)\)",
