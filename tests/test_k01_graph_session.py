@@ -14,6 +14,7 @@ from tensorflow.python.client import session as tf_session  # BaseSession, to wa
 from tfkata import load_kata
 from tfkata.differential import Case, compare, graph_outputs, reference, to_numpy
 from tfkata.loader import fresh_graph
+from tfkata.testing import recording_session_runs
 
 k01 = load_kata("k01_graph_session")
 
@@ -103,20 +104,12 @@ def test_evaluate_closes_its_session(monkeypatch):
 
 
 @pytest.mark.covers("evaluate")
-def test_evaluate_runs_a_list_in_one_run(monkeypatch):
+def test_evaluate_runs_a_list_in_one_run():
     # r has no op seed, so every Session.run draws it anew: only ONE run gives r and r * 1.0 the same draw.
     r = tf.random.uniform([4])
     fetches = [r, [r * 1.0, r + 0.0]]
-    runs = []
-    real_run = tf_session.BaseSession.run
-
-    def counting_run(self, *args, **kwargs):
-        runs.append(args[0] if args else kwargs.get("fetches"))
-        return real_run(self, *args, **kwargs)
-
-    monkeypatch.setattr(tf_session.BaseSession, "run", counting_run)
-    got = k01.evaluate(fetches)
-    monkeypatch.undo()
+    with recording_session_runs() as runs:
+        got = k01.evaluate(fetches)
     assert len(runs) == 1, (
         f"evaluate: fetch the whole list in ONE sess.run(fetches), not one run per tensor: evaluate([r, [r * 1.0, "
         f"r + 0.0]]) called Session.run {len(runs)} times (each run draws a random r again, so the values no "

@@ -16,6 +16,7 @@ import tensorflow as tf
 
 from tfkata import fresh_graph, load_kata
 from tfkata.feedback.facts import first_line
+from tfkata.testing import recording_session_runs
 
 k03 = load_kata("k03_placeholders_training")
 
@@ -352,20 +353,13 @@ def _learning_rate_used(k0, b0, steps, seed, losses):
 
 
 @pytest.mark.covers("train_linear_regression", "linear_regression_model", "sgd_minimize")
-def test_train_linear_regression_follows_the_loop(monkeypatch):
+def test_train_linear_regression_follows_the_loop():
     steps, learning_rate, seed = 12, 0.3, 7
-    from tensorflow.python.client import session as session_lib
-
-    run, inits = session_lib.BaseSession.run, []
-
-    def counting_run(self, fetches, *args, **kwargs):  # how often the variables' initializer runs
-        flat = fetches if isinstance(fetches, (list, tuple)) else [fetches]
-        inits.extend(f for f in flat if isinstance(f, tf.Operation) and f.type == "NoOp" and f.name.startswith("init"))
-        return run(self, fetches, *args, **kwargs)
-
-    monkeypatch.setattr(session_lib.BaseSession, "run", counting_run)
-    k_val, b_val, losses = _train(steps=steps, learning_rate=learning_rate, seed=seed)
-    monkeypatch.undo()
+    with recording_session_runs() as runs:
+        k_val, b_val, losses = _train(steps=steps, learning_rate=learning_rate, seed=seed)
+    # how often the variables' initializer ran
+    inits = [f for fetches in runs for f in (fetches if isinstance(fetches, (list, tuple)) else [fetches])
+             if isinstance(f, tf.Operation) and f.type == "NoOp" and f.name.startswith("init")]
     assert isinstance(losses, list) and len(losses) == steps, (
         f"train_linear_regression(steps={steps}): expected a list of {steps} losses (one per step), "
         f"got {type(losses).__name__}" + (f" of {len(losses)}" if hasattr(losses, "__len__") else "")

@@ -194,3 +194,22 @@ def recording_imshow():
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(Axes, "imshow", imshow)
         yield images
+
+
+@contextlib.contextmanager
+def recording_session_runs():
+    """Patch ``tf.compat.v1.Session.run`` to record what every run fetched: ``with recording_session_runs() as
+    runs: ...`` (each entry the ``fetches`` argument as given)."""
+    import pytest
+    from tensorflow.python.client import session as session_lib
+
+    runs = []
+    real = session_lib.BaseSession.run
+
+    def run(self, *args, **kwargs):
+        runs.append(args[0] if args else kwargs.get("fetches"))
+        return real(self, *args, **kwargs)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(session_lib.BaseSession, "run", run)
+        yield runs
