@@ -179,8 +179,8 @@ def build_training_model(params, batch_size=BATCH_SIZE, num_unrollings=NUM_UNROL
       concatenated along axis 0 (time-major: step 0's batch first), and ``loss``: the mean softmax
       cross-entropy against the labels concatenated the same way. Both are built under
       ``tf.control_dependencies`` on assigning the last output and state to ``saved_output`` /
-      ``saved_state``, so every run of ``loss`` also carries the state forward (slide: State saving
-      across unrollings);
+      ``saved_state``, so every run of ``loss``, ``logits`` or ``train_prediction`` also carries the state
+      forward (slide: State saving across unrollings);
     * ``train_prediction``: ``softmax(logits)``.
 
     Returns a dict with the keys ``train_data, saved_output, saved_state, logits, loss,
@@ -221,7 +221,8 @@ def build_training_model(params, batch_size=BATCH_SIZE, num_unrollings=NUM_UNROL
 def build_optimizer(loss, clip_norm=1.25):
     """Gradient descent with the slide's decaying learning rate and global-norm clipping.
 
-    * ``global_step``: an int32 variable starting at 0, incremented by every training step;
+    * ``global_step``: an integer variable starting at 0 (the slides: ``tf.Variable(0, trainable=False)``;
+      ``tf.compat.v1.train.get_or_create_global_step()`` is as good), incremented by every training step;
     * ``learning_rate``: ``exponential_decay(10.0, global_step, 5000, 0.1, staircase=True)``
       (10.0 for steps 0..4999, 1.0 from 5000, 0.1 from 10000);
     * the gradients of ``loss`` for every trainable variable, clipped together with

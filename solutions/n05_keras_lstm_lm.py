@@ -91,10 +91,10 @@ def build_model(num_nodes=NUM_NODES):
 
     Initialise as k05 did: every weight matrix from ``TruncatedNormal(mean=-0.1, stddev=0.1)`` (the
     tutorial's positional quirk), every bias zero — so switch off Keras's ``unit_forget_bias``,
-    which starts the forget gate's bias at 1. Make a new initializer object for each weight (Keras 2
-    warns that one unseeded instance called several times returns the same values each time).
+    which starts the forget gate's bias at 1. Make a new initializer object for each weight: one
+    instance called several times returns the same values each time (Keras 2 and 3 alike).
     """
-    def init():  # a new initializer per weight: Keras 2 gives an unseeded instance's every call the same values
+    def init():  # a new initializer per weight: an instance gives every call the same values
         return keras.initializers.TruncatedNormal(mean=-0.1, stddev=0.1)
 
     x = keras.Input(shape=(None, VOCABULARY_SIZE), name="x")
@@ -275,7 +275,8 @@ def train(train_text, valid_text, num_steps=2001, summary_frequency=SUMMARY_FREQ
           sample_frequency=SAMPLE_FREQUENCY, windows=None, num_nodes=NUM_NODES, log=print):
     """k05's training, the TF 2 way. Returns the same history as k05's ``train``.
 
-    Build :func:`build_model` (``num_nodes``), :func:`make_optimizer` and :func:`make_train_step`;
+    Build :func:`build_model` (``num_nodes``, passed on to every function that takes it), :func:`make_optimizer`
+    and :func:`make_train_step`;
     ``windows`` defaults to :func:`batch_windows` over ``text_to_ids(train_text)`` (batch 64, 10
     unrollings). Start from :func:`zero_state` with the batch size of the windows (the rows of the
     first window: a caller may pass windows of another batch size), and for each of ``num_steps``

@@ -25,6 +25,7 @@ from tfkata.feedback.curves import explain_curve
 from tfkata.data import text as corpora
 from tfkata.differential import Case, compare, graph_outputs, reference
 from tfkata.loader import seed_everything
+from tfkata.testing import recording_session_runs
 from tfkata.tfsetup import SEED
 
 k05 = load_kata("k05_char_lm")
@@ -372,6 +373,9 @@ def test_lstm_cell_matches_gate_equations(sess):
     tol = 1e-5
     if np.abs(got_state - want_state).max() <= tol and np.abs(got_output - want_output).max() <= tol:
         return
+    if np.abs(got_output - want_state).max() <= tol and np.abs(got_state - want_output).max() <= tol:
+        pytest.fail("lstm_cell: the two values it returns are swapped: return (output, state), the output "
+                    "(output_gate * tanh(new state)) first, then the new state", pytrace=False)
     for why, change in _cell_variants():
         v_out, v_state = _np_cell_variant(i, o, s, p, **change)
         if np.abs(got_state - v_state).max() <= 1e-4 and np.abs(got_output - v_out).max() <= 1e-4:
@@ -429,7 +433,17 @@ def _np_xent(logits, labels):
 @pytest.mark.covers("build_training_model", "create_parameters")
 def test_training_model_shapes():
     params = k05.create_parameters(V, 8)
-    model = k05.build_training_model(params, batch_size=4, num_unrollings=3)
+    try:
+        model = k05.build_training_model(params, batch_size=4, num_unrollings=3)
+    except (ValueError, tf.errors.InvalidArgumentError):
+        trainable = {v.ref() for v in tf.compat.v1.trainable_variables()}
+        sized = [v for v in tf.compat.v1.global_variables() if v.ref() not in trainable and v.shape.rank == 2
+                 and v.shape.as_list()[0] == 4 and v.shape.as_list()[1] != 8]
+        if sized:
+            pytest.fail(f"build_training_model: saved_output / saved_state are {sized[0].shape.as_list()} but params "
+                        "hold 8 nodes (a [27, 8] ix): take N from params, params['im'].shape[0], not NUM_NODES",
+                        pytrace=False)
+        raise
     assert len(model["train_data"]) == 4, f"expected num_unrollings + 1 = 4 placeholders, got {len(model['train_data'])}"
     for k, ph in enumerate(model["train_data"]):
         assert ph.op.type == "Placeholder" and ph.shape.as_list() == [4, V], (
@@ -543,6 +557,26 @@ def test_state_carries_across_batches(sess):
     )
 
 
+@pytest.mark.covers("build_training_model", "lstm_cell", "create_parameters")
+def test_predictions_alone_carry_the_state(sess):
+    # logits (and so train_prediction) are built under the control dependencies too, not only the loss: a run that
+    # fetches the predictions alone moves the saved state as a run of the loss does
+    params, model, values = _small_model(sess)
+    batches = _one_hot_batches(np.random.RandomState(5), 4, 4)
+    zeros = np.zeros((4, 8), np.float32)
+    _, _, _, state1 = _np_unroll(values, batches, zeros, zeros)
+    for key in ("train_prediction", "logits"):
+        sess.run([model["saved_output"].initializer, model["saved_state"].initializer])
+        sess.run(model[key], dict(zip(model["train_data"], batches)))
+        saved_state = sess.run(model["saved_state"])
+        assert np.abs(saved_state - state1).max() <= 1e-5, (
+            f"build_training_model: a run of {key} alone left saved_state "
+            f"{'at zero' if not np.abs(saved_state).max() else 'away from the last step state'}: build the logits "
+            "inside tf.control_dependencies([saved_output.assign(output), saved_state.assign(state)]) too, with the "
+            "loss, so every run of the model carries its state forward (train_prediction = softmax(logits))"
+        )
+
+
 # --------------------------------------------------------------------------- the optimizer
 @pytest.mark.covers("build_optimizer")
 def test_learning_rate_schedule(sess):
@@ -635,7 +669,10 @@ def test_logprob_matches_numpy():
     if abs(got - want / V) < 1e-6:
         pytest.fail(f"logprob {got:.6f} is the mean over all N * 27 entries: sum -labels * log(predictions) and "
                     f"divide by N (rows), expected {want:.6f}", pytrace=False)
-    assert abs(got - want) < 1e-6 * want, f"expected the mean negative log-probability of the labels {want:.6f}, got {got}"
+    if abs(got - want * len(labels) / V) < 1e-6:
+        pytest.fail(f"logprob: {got:.6f} is the sum divided by 27 (labels.shape[1], the columns): divide by N, the "
+                    f"number of rows (labels.shape[0] = {len(labels)}), expected {want:.6f}", pytrace=False)
+    assert abs(got - want) < 1e-6 * want, f"logprob: expected the mean negative log-probability of the labels {want:.6f}, got {got}"
 
 
 @pytest.mark.covers("logprob")
@@ -794,6 +831,11 @@ def test_reset_sample_state_zeroes_it(sess):
     assert not out.any() and not state.any(), "reset_sample_state must set the saved sample output AND state to zeros"
     again = sess.run(sampler["sample_prediction"], {sampler["sample_input"]: x})
     np.testing.assert_allclose(again, first, atol=1e-6, err_msg="after a reset the model must predict as from the start")
+    reset = sampler["reset_sample_state"]
+    assert isinstance(reset, tf.Operation), (
+        f"build_sampling_model: reset_sample_state should be ONE op, tf.group(saved_sample_output.assign(...), "
+        f"saved_sample_state.assign(...)), got a {type(reset).__name__}: the slides run it as reset_sample_state.run()"
+    )
 
 
 class _FakeSampler:
@@ -808,6 +850,18 @@ class _FakeSampler:
 
         def __repr__(self):
             return f"sampler[{self.name!r}]"
+
+        def run(self, feed_dict=None, session=None):  # Operation.run, as the slides reset the state
+            return self._through(session, feed_dict, "run")
+
+        def eval(self, feed_dict=None, session=None):  # Tensor.eval, as the slides run sample_prediction
+            return self._through(session, feed_dict, "eval")
+
+        def _through(self, session, feed_dict, how):
+            assert session is not None, (
+                f"generate: sampler[{self.name!r}].{how}() without session=: there is no default session here, "
+                f"pass the one generate is given, .{how}(session=session), or use session.run(...)")
+            return session.run(self, feed_dict)
 
     def __init__(self):
         self.sampler = {k: self._Handle(k) for k in self.KEYS}
@@ -936,20 +990,40 @@ def test_validation_perplexity_matches_numpy(sess):
     got = k05.validation_perplexity(sess, sampler, text)
     ids = [0 if c == " " else ord(c) - 96 for c in text]
 
-    def reference(reset):
+    def probabilities(reset):
+        """Per character: the probability given to the next character, and to the character just fed."""
         o = s = np.zeros((1, 8), np.float32)
         if not reset:  # continue from the dirty state: one step on 'a' (id 1) from zeros
             o, s = _np_cell(np.eye(V, dtype=np.float32)[[1]], o, s, values)
-        nats = 0.0
+        out = []
         for k in range(len(text)):  # each character predicts the next; the last one wraps to the first
             o, s = _np_cell(np.eye(V, dtype=np.float32)[[ids[k]]], o, s, values)
-            nats -= math.log(_np_softmax(o @ values["w"] + values["b"])[0, ids[(k + 1) % len(text)]])
-        return math.exp(nats / len(text))
+            p = _np_softmax(o @ values["w"] + values["b"])[0]
+            out.append((float(p[ids[(k + 1) % len(text)]]), float(p[ids[k]])))
+        return out
+
+    def reference(reset):
+        return math.exp(-sum(math.log(n) for n, _ in probabilities(reset)) / len(text))
 
     want = reference(reset=True)
     if abs(got - want) >= 1e-3 * want and abs(got - reference(reset=False)) < 1e-3 * want:
         pytest.fail(f"perplexity {got:.4f} continues from the state the sampler was left in, expected {want:.4f}: "
                     "run sampler['reset_sample_state'] first", pytrace=False)
+    terms = probabilities(reset=True)
+    short = [math.log(n) for n, _ in terms[:-1]]
+    variants = [
+        ([math.exp(-sum(short) / len(short)), math.exp(-sum(short) / len(text))],
+         f"it scores {len(text) - 1} predictions: the last character predicts the first too (the batches wrap around), "
+         "so feed every one of the len(valid_text) characters"),
+        ([float(np.mean([1.0 / n for n, _ in terms]))],
+         "that is the mean of the per-character perplexities: take exp of the MEAN log-probability, "
+         "exp(sum of logprob(predictions, b[1]) / len(valid_text))"),
+        ([math.exp(-sum(math.log(f) for _, f in terms) / len(text))],
+         "each prediction is scored against the character just fed, b[0]: score it against the NEXT one, b[1]"),
+    ]
+    for values_, why in variants:
+        if abs(got - want) >= 1e-3 * want and any(abs(got - v) < 1e-4 * v for v in values_):
+            pytest.fail(f"validation_perplexity: expected perplexity {want:.4f}, got {got:.4f}: {why}", pytrace=False)
     assert abs(got - want) < 1e-3 * want, (
         f"expected perplexity {want:.4f}, got {got:.4f}: reset the sampling state first, feed each character "
         "and score the prediction against the NEXT one, len(valid_text) times"
@@ -997,6 +1071,7 @@ def _watched_train(monkeypatch, num_steps, summary_frequency, sample_frequency=1
     """
     losses, fed = [], []  # each run of the loss: its value, and the first and last batch fed to train_data
     build, create = k05.build_training_model, k05.create_parameters
+    watched, logged = {}, []  # the model and optimizer dicts train got; what it logged
 
     def recorded(value, first, last):
         losses.append(float(value))
@@ -1008,21 +1083,46 @@ def _watched_train(monkeypatch, num_steps, summary_frequency, sample_frequency=1
         loss, data = model["loss"], model["train_data"]
         record = tf.compat.v1.numpy_function(recorded, [loss, data[0], data[-1]], loss.dtype)
         with tf.control_dependencies([record]):
-            return dict(model, loss=tf.identity(loss))
+            watched["model"] = dict(model, loss=tf.identity(loss))
+            return watched["model"]
 
     module = sys.modules[k05.train.__module__]  # the module itself (a kata's stand-in is read-only)
+    optimizer = module.build_optimizer
+
+    def build_optimizer(*args, **kwargs):
+        watched["opt"] = optimizer(*args, **kwargs)
+        return watched["opt"]
+
     monkeypatch.setattr(module, "create_parameters", lambda *args, **kwargs: create(num_nodes=8))
     monkeypatch.setattr(module, "build_training_model", small_model)
+    monkeypatch.setattr(module, "build_optimizer", build_optimizer)
     monkeypatch.setattr(module, "generate", lambda *args, **kwargs: ["a" * 80] * 5)
+    # the sizes as constants too, for a train that writes BATCH_SIZE / NUM_UNROLLINGS where the docstring names them
+    for name, value in (("BATCH_SIZE", 8), ("NUM_UNROLLINGS", 3), ("NUM_NODES", 8)):
+        monkeypatch.setattr(module, name, value)
     source = _ChainBatches(8, 3)
-    history = k05.train("unused: train_batches is given", "the cat sat", num_steps=num_steps,
-                        summary_frequency=summary_frequency, sample_frequency=sample_frequency,
-                        train_batches=source, log=lambda *args: None)
+    try:
+        with recording_session_runs() as runs:
+            history = k05.train("unused: train_batches is given", "the cat sat", num_steps=num_steps,
+                                summary_frequency=summary_frequency, sample_frequency=sample_frequency,
+                                train_batches=source, log=lambda *args: logged.append(" ".join(map(str, args))))
+    except (ValueError, IndexError, tf.errors.OpError) as exc:
+        if source.given or "shape" not in str(exc):
+            raise
+        pytest.fail("train: it never took a batch from train_batches (the test passes a small generator), then a feed "
+                    f"failed ({type(exc).__name__}: {str(exc).splitlines()[0][:160]}): when train_batches is given, "
+                    "each step's batches come from train_batches.next(); build a BatchGenerator only when it is None",
+                    pytrace=False)
     assert losses, ("train never ran the loss of build_training_model(params): build the model with "
                     "create_parameters() and build_training_model(params) and run its loss every step")
     assert len(losses) == num_steps, (
         f"train ran the loss {len(losses)} times in {num_steps} steps: run the train op, the loss, the predictions "
         "and the learning rate together, in ONE session.run per step"
+    )
+    _one_run_per_step(runs, watched, num_steps)
+    assert len(source.given) == num_steps, (
+        f"train: {len(source.given)} calls of train_batches.next() in {num_steps} steps: when train_batches is given, "
+        "each step's batches come from train_batches.next() (build a BatchGenerator only when it is None)"
     )
     for k, ((first, last), given) in enumerate(zip(fed, source.given)):
         if np.array_equal(first, given[0]) and np.array_equal(last, given[-1]):
@@ -1031,7 +1131,48 @@ def _watched_train(monkeypatch, num_steps, summary_frequency, sample_frequency=1
                else "not as train_batches.next() returned them")
         pytest.fail(f"train: step {k} fed its batches to train_data {how}: feed train_data[i] the i-th batch of that "
                     "step's train_batches.next(), dict(zip(model['train_data'], batches))", pytrace=False)
+    samples = {"a" * 80}
+    told = [line for line in logged if line.strip() not in samples and len(set(line.strip())) > 1]  # not a sample, not "===="
+    summaries = len(history.get("step", [])) if isinstance(history, dict) else 0
+    assert len(told) >= summaries, (
+        f"train: log got {len(told)} lines besides the samples for {summaries} summaries: log(...) each summary's "
+        "mean loss, learning rate and perplexities (log, not print: the caller decides where the lines go)"
+    )
     return history, losses
+
+
+def _flat(fetches) -> list:
+    if isinstance(fetches, dict):
+        return [f for value in fetches.values() for f in _flat(value)]
+    if isinstance(fetches, (list, tuple)):
+        return [f for value in fetches for f in _flat(value)]
+    return [fetches]
+
+
+def _one_run_per_step(runs, watched, num_steps):
+    """Each step's train op ran in the same session.run as the loss, the predictions and the learning rate."""
+    model, opt = watched.get("model"), watched.get("opt")
+    if not isinstance(model, dict) or not isinstance(opt, dict) or "train_op" not in opt:
+        return  # the tests of build_optimizer and build_training_model say what is missing
+    step_op = opt["train_op"]
+    wanted = {"the loss": model.get("loss"), "the predictions": model.get("train_prediction"),
+              "the learning rate": opt.get("learning_rate")}
+
+    def has(run, tensor):
+        return any(f is tensor or (isinstance(f, str) and getattr(tensor, "name", None) in (f, f + ":0"))
+                   for f in _flat(run))
+
+    steps = [run for run in runs if has(run, step_op)]
+    assert len(steps) == num_steps, (
+        f"train ran build_optimizer's train_op in {len(steps)} session.runs in {num_steps} steps: run it once per step, "
+        "together with the loss, the predictions and the learning rate"
+    )
+    missing = [name for name, tensor in wanted.items() if tensor is not None and not has(steps[0], tensor)]
+    if missing:
+        pytest.fail(f"train: the session.run of the train op did not fetch {' and '.join(missing)}: run the train op, "
+                    "the loss, the predictions and the learning rate in ONE session.run per step (a second run computes "
+                    "the model again from the state the step just saved, so its loss and predictions are not the "
+                    "step's, and the rate it reads is the next step's)", pytrace=False)
 
 
 @pytest.mark.covers("train")

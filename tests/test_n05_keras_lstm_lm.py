@@ -14,6 +14,7 @@ PYTEST_DONT_REWRITE: every assert here carries its own message, so pytest's asse
 every run over all test files) would add nothing a learner reads.
 """
 import math
+import re
 import time
 
 import numpy as np
@@ -305,6 +306,34 @@ def test_build_model_initialised_as_k05():
         )
 
 
+@pytest.mark.covers("build_model")
+def test_build_model_returns_h_then_c_and_draws_each_weight_apart():
+    model = n05.build_model(num_nodes=64)
+    rng = np.random.RandomState(3)
+    _, h, c = _call_model(model, _one_hot(rng.randint(0, V, (2, 5))), rng.uniform(-2, 2, (2, 64)),
+                          rng.uniform(-2, 2, (2, 64)))
+    # an LSTM's h = o * tanh(c) is never larger than c: a second output larger than the third is c
+    if np.any(np.abs(h) > np.abs(c) + 1e-6) and np.all(np.abs(c) <= np.abs(h) + 1e-6):
+        pytest.fail("build_model: the model's outputs should be [logits, h, c] (LSTM(return_state=True) returns the "
+                    "sequence, h, c): its second output is larger than its third, as c is than h = o * tanh(c), so "
+                    "h and c look swapped", pytrace=False)
+    kernel, recurrent, _ = [np.asarray(a) for a in model.get_layer("lstm").get_weights()]
+    weight, bias = [np.asarray(a) for a in model.get_layer("classifier").get_weights()]
+    assert not bias.any(), (
+        f"build_model: the classifier's bias should start at 0 as k05's b, got values in [{bias.min():.3f}, "
+        f"{bias.max():.3f}]: bias_initializer='zeros' (Dense's default); only the matrices are drawn"
+    )
+    firsts = {"kernel": kernel.ravel()[:27], "recurrent_kernel": recurrent.ravel()[:27], "classifier": weight.ravel()[:27]}
+    same = [(a, b) for a, b in [("kernel", "recurrent_kernel"), ("kernel", "classifier"), ("recurrent_kernel", "classifier")]
+            if np.array_equal(firsts[a], firsts[b])]
+    assert not same, (
+        f"build_model: the {same[0][0] if same else ''} and the {same[0][1] if same else ''} start with the same 27 values: "
+        "one initializer object drew both (or two with the same seed), and it gives the same numbers each time: make "
+        "a new keras.initializers.TruncatedNormal(mean=-0.1, stddev=0.1) for each weight, without a seed (k05 drew "
+        "every matrix apart)"
+    )
+
+
 @pytest.mark.covers("one_hot", "zero_state")
 def test_one_hot_and_zero_state():
     x = n05.one_hot(tf.constant([[0, 26]]))
@@ -551,6 +580,24 @@ def test_validation_perplexity_floors_probabilities_at_1e_10():
     )
 
 
+@pytest.mark.covers("validation_perplexity", "make_forward")
+def test_validation_perplexity_runs_the_text_in_one_call():
+    model = n05.build_model(num_nodes=8)
+    forward, calls = n05.make_forward(model, 8), []
+
+    def counted(*args, **kwargs):
+        calls.append(1)
+        return forward(*args, **kwargs)
+
+    ids = n05.text_to_ids("the cat sat on a mat")
+    n05.validation_perplexity(counted, ids, num_nodes=8)
+    assert len(calls) == 1, (
+        f"validation_perplexity called forward {len(calls)} times for {len(ids)} characters: run the whole text in ONE "
+        "call, forward(one_hot(ids[None, :]), h, c) from the zero state (the numbers are the same; a call per "
+        "character is that many times slower)"
+    )
+
+
 @pytest.mark.covers("sample_step", "make_forward")
 def test_sample_step_probabilities_and_state():
     model, params = _tiny()
@@ -669,6 +716,17 @@ def test_sample_text_carries_the_state():
 
 
 # --------------------------------------------------------------------------- the training loop, tiny
+@pytest.mark.covers("sample_text", "make_forward")
+def test_sample_text_first_character_from_all_27():
+    forward = n05.make_forward(n05.build_model(num_nodes=8), 8)
+    firsts = {n05.sample_text(forward, 1, seed=seed, num_nodes=8)[:1] for seed in range(600)}
+    missing = sorted(set(" abcdefghijklmnopqrstuvwxyz") - firsts)
+    assert not missing, (
+        f"sample_text: over 600 seeds the first character was never {', '.join(repr(m) for m in missing[:5])}: draw it "
+        "uniformly from all 27 symbols, the space (id 0) included: rng.integers(VOCABULARY_SIZE)"
+    )
+
+
 def _train_recording_states(*args, **kwargs):
     """n05.train(*args, **kwargs) with make_train_step's step wrapped to record, at each call, the state it was
     given and the state it returned: (history, [((h_in, c_in), (h_out, c_out)), ...], steps, losses, traced) as
@@ -717,8 +775,17 @@ def test_train_history_on_a_tiny_run():
             calls.append(1)
             yield next(base)
 
-    history, states, steps, losses, traced = _train_recording_states(text, text[:50], num_steps=21, summary_frequency=10, sample_frequency=25,
-                                              windows=counting(), num_nodes=8, log=lambda *a: None)
+    try:
+        history, states, steps, losses, traced = _train_recording_states(
+            text, text[:50], num_steps=21, summary_frequency=10, sample_frequency=25, windows=counting(), num_nodes=8,
+            log=lambda *a: None)
+    except (TypeError, ValueError, tf.errors.InvalidArgumentError) as exc:
+        if not re.search(r"\b64\b", str(exc)):
+            raise
+        pytest.fail("train: a size of 64 (BATCH_SIZE or NUM_NODES) met this run's windows of 4 rows and model of 8 "
+                    "units: take the batch from the window (window.shape[0]) and pass num_nodes on to zero_state, "
+                    f"make_forward, validation_perplexity and sample_text ({type(exc).__name__}: "
+                    f"{str(exc).splitlines()[0][:160]})", pytrace=False)
     assert len(calls) == 21, f"train: it should take one window per step from `windows`: 21 steps took {len(calls)}"
     assert len(states) == 21, (
         f"train: 21 steps called the step that make_train_step(model, optimizer) returns {len(states)} times: build the step "
@@ -791,12 +858,20 @@ def test_train_logs_the_schedule_and_samples_at_their_steps():
 
     text = "the cat sat on the mat " * 40
     module = sys.modules[n05.train.__module__]  # the module itself (a kata's stand-in is read-only)
-    real = module.make_schedule
+    real, forward = module.make_schedule, module.make_forward
+    forwards, lines = [], []
+
+    def counted_forward(*args, **kwargs):
+        forwards.append(1)
+        return forward(*args, **kwargs)
+
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(module, "make_schedule", lambda *args, **kwargs: real(10.0, 3, 0.5))
         patch.setattr(module, "sample_text", lambda *args, **kwargs: "a" * 80)
+        patch.setattr(module, "make_forward", counted_forward)
         history = module.train(text, text[:30], num_steps=11, summary_frequency=5, sample_frequency=10,
-                               windows=n05.batch_windows(n05.text_to_ids(text), 4, 5), num_nodes=8, log=lambda *a: None)
+                               windows=n05.batch_windows(n05.text_to_ids(text), 4, 5), num_nodes=8,
+                               log=lambda *a: lines.append(" ".join(map(str, a))))
     logged = [float(v) for v in history.get("learning_rate", [])]
     assert np.allclose(logged, [10.0, 5.0, 1.25]), (
         f"train: with a schedule that halves every 3 steps the rates at the summaries (steps 0, 5, 10) are [10.0, 5.0, "
@@ -807,6 +882,16 @@ def test_train_logs_the_schedule_and_samples_at_their_steps():
     assert sampled == [0, 10], (
         f"train: with sample_frequency=10 (summaries every 5 steps) the samples belong to steps [0, 10], got {sampled}: "
         "sample when step % sample_frequency == 0, with the argument, not SAMPLE_FREQUENCY"
+    )
+    assert len(forwards) == 1, (
+        f"train: make_forward was called {len(forwards)} times in a run with 3 summaries: make the forward function once, "
+        "before the loop, and give that one to every validation_perplexity and sample_text (each make_forward traces "
+        "the model again)"
+    )
+    told = [line for line in lines if line.strip() != "a" * 80 and len(set(line.strip())) > 1]  # not a sample, not "===="
+    assert len(told) >= 3, (
+        f"train: log got {len(told)} lines besides the samples for 3 summaries (steps 0, 5, 10): log(...) a line for each "
+        "summary (log, not print: the caller decides where the lines go)"
     )
 
 

@@ -84,3 +84,54 @@ def test_k08_model_next_log_probs_with_int_of_its_length_passes():
     """A reviewer's right answer once failed: a case gave len_x as a [1] array, which int() refuses (NumPy 2)."""
     tests = _kata_tests("test_k08_attention", "k08", "k08", model_next_log_probs=_next_log_probs_with_an_int_length)
     tests.test_model_next_log_probs_matches_reference()
+
+
+def _reference_rewritten(kata_id, old, new):
+    """The reference module of ``kata_id`` with ``old`` written as ``new`` (a module of its own, in sys.modules, so a
+    test that patches the module of the function it grades patches this one)."""
+    import sys
+
+    source = (ROOT / "solutions" / reference(kata_id).__name__.split(".")[-1]).with_suffix(".py").read_text(encoding="utf-8")
+    assert source.count(old) == 1, f"{old!r} is not once in the reference of {kata_id}"
+    name = f"_right_answers_{kata_id}_{abs(hash(new))}"
+    module = types.ModuleType(name)
+    module.__file__ = str(ROOT / "solutions" / f"{name}.py")
+    sys.modules[name] = module
+    exec(compile(source.replace(old, new), module.__file__, "exec"), module.__dict__)  # noqa: S102 - our own reference
+    return module
+
+
+def test_k05_train_feeding_by_the_constants_passes(monkeypatch):
+    """k05's train feeding its placeholders as the notebook did, ``for k in range(NUM_UNROLLINGS + 1)``: the
+    docstring builds the model with the constants (fresh-eyes review U: the test's smaller model once made it an
+    IndexError). The test now sets the constants to the sizes of the model it swaps in."""
+    variant = _reference_rewritten(
+        "k05", 'feed_dict = dict(zip(model["train_data"], batches))',
+        "feed_dict = {}\n            for k in range(NUM_UNROLLINGS + 1):\n"
+        '                feed_dict[model["train_data"][k]] = batches[k]')
+    tests = _kata_tests("test_k05_char_lm", "k05", "k05", train=variant.train)
+    _run(lambda: tests.test_train_summaries_report_their_interval(monkeypatch), with_session=False)
+
+
+def _generate_with_run_and_eval(session, sampler, num_samples=5, length=80):
+    """k05's generate as the slides write it: reset_sample_state.run() and sample_prediction.eval(), given session=."""
+    ref = reference("k05")
+    samples = []
+    for _ in range(num_samples):
+        feed = ref.sample(ref.random_distribution())
+        sentence = ref.characters(feed)[0]
+        sampler["reset_sample_state"].run(session=session)
+        for _ in range(length - 1):
+            prediction = sampler["sample_prediction"].eval({sampler["sample_input"]: feed}, session=session)
+            feed = ref.sample(prediction)
+            sentence += ref.characters(feed)[0]
+        samples.append(sentence)
+    return samples
+
+
+def test_k05_generate_with_run_and_eval_passes():
+    """Operation.run(session=) and Tensor.eval(session=) are the slides' calls (fresh-eyes review U: the test's
+    stand-in session once had neither)."""
+    tests = _kata_tests("test_k05_char_lm", "k05", "k05", generate=_generate_with_run_and_eval)
+    _run(tests.test_generate_feeds_back_each_sample_and_resets, with_session=False)
+    _run(tests.test_generate_gives_strings_of_the_vocabulary, with_session=True)
