@@ -471,6 +471,12 @@ def test_train_step_loss_state_and_clipped_update():
         f"the step should return (loss, h, c, global_norm), got {type(result).__name__} of {len(result) if hasattr(result, '__len__') else '?'}"
     )
     loss, h, c, norm = result
+    if abs(float(loss) - float(loss_want)) >= 1e-4:
+        after = model([tf.constant(x), tf.constant(h0), tf.constant(c0)])[0]
+        after = float(tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(labels=tf.constant(labels), logits=after)))
+        if abs(float(loss) - after) < 1e-4:
+            pytest.fail(f"make_train_step: the step returned {float(loss):.5f}, the loss AFTER applying the gradients; "
+                        f"return the loss the tape computed, before apply_gradients, {float(loss_want):.5f}", pytrace=False)
     assert abs(float(loss) - float(loss_want)) < 1e-4, (
         f"make_train_step: the step's loss should be the mean cross-entropy of window[:, :-1] predicting window[:, 1:] from the given "
         f"state, {float(loss_want):.5f}, got {float(loss):.5f}: inputs are one_hot(window[:, :-1]), labels window[:, 1:]"
@@ -485,6 +491,10 @@ def test_train_step_loss_state_and_clipped_update():
     moved = math.sqrt(sum(float(np.sum((np.asarray(v) - b) ** 2)) for v, b in zip(model.trainable_variables, before)))
     assert norm_want > 0.1, f"test set-up: the global norm {norm_want:.3f} should exceed clip_norm 0.05 twice over"
     want_moved = 10.0 * min(norm_want, 0.05)
+    if abs(moved - want_moved) >= 1e-3 * want_moved + 1e-5 and abs(moved - 10.0 * norm_want) < 1e-3 * norm_want:
+        pytest.fail(f"make_train_step: with learning rate 10 and clip_norm 0.05 the weights moved {moved:.4f}, 10 x the whole "
+                    f"gradient norm {norm_want:.4f}: nothing was clipped at clip_norm, clip with the argument, "
+                    "tf.clip_by_global_norm(gradients, clip_norm), not a number of your own", pytrace=False)
     assert abs(moved - want_moved) < 1e-3 * want_moved + 1e-5, (
         f"make_train_step: with learning rate 10 and clip_norm 0.05 the weights should move by 10 x min(global norm {norm_want:.3f}, 0.05) = "
         f"{want_moved:.4f} in all, they moved {moved:.4f}: clip ALL gradients together with tf.clip_by_global_norm "
