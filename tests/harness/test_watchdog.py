@@ -270,3 +270,25 @@ def test_of_several_loops_the_last_one_built_in_the_tests_own_kata_is_named(tmp_
         "attention_greedy_decoder", "katas/k08_attention.py:210")
     assert watchdog._loop_builder(katas, [sess], own="k07_seq2seq") == ("encoder", "katas/k07_seq2seq.py:176")
     assert watchdog._loop_builder(katas, [], own="k08_attention") is None
+
+
+def test_a_time_out_names_a_for_loop_over_something_that_may_not_end(tmp_path):
+    """Review V: train's ``for step, window in enumerate(chain([first], windows)):`` over an endless generator was
+    named by the body line the time-out interrupted (a sample_text call, pointing at sampling)."""
+    from tfkata.feedback.facts import loop_around
+
+    (tmp_path / "katas").mkdir()
+    (tmp_path / "katas" / "k.py").write_text(
+        "def train(windows, n):\n"
+        "    for step, window in enumerate(windows):\n"
+        "        for k in range(n):\n"
+        "            print(step, k)\n"
+        "\n"
+        "def spin():\n"
+        "    for item in [1, 2]:\n"
+        "        while True:\n"
+        "            pass\n", encoding="utf-8")
+    assert loop_around("katas/k.py:4", tmp_path) == "katas/k.py:2: `for step, window in enumerate(windows):`"
+    assert loop_around("katas/k.py:9", tmp_path) == "katas/k.py:8: `while True:`"  # a while loop first
+    (tmp_path / "katas" / "k.py").write_text("def f(n):\n    for k in range(n):\n        print(k)\n", encoding="utf-8")
+    assert loop_around("katas/k.py:3", tmp_path) is None  # a range ends

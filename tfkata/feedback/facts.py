@@ -98,8 +98,10 @@ def frame_label(frame, lineno: int, root: Path) -> tuple[str, str] | None:
 def loop_around(where: str, root: Path) -> str | None:
     """``where`` ('katas/k01_graph_session.py:17', relative to the checkout ``root``) moved to the header of the
     innermost ``while`` loop around that line, with its text: 'katas/k01_graph_session.py:14: `while i < n:`';
-    None when no ``while`` loop holds it. A time-out interrupts a loop anywhere in its body; the loop that
-    never ends is the one to read (a ``for`` over a range ends: it is never named)."""
+    failing that, of the innermost ``for`` loop that walks something other than a range or a literal (a
+    generator may never end: ``for step, window in enumerate(windows):``); None when no such loop holds it. A
+    time-out interrupts a loop anywhere in its body; the loop that never ends is the one to read (a ``for``
+    over a range ends: it is never named)."""
     import ast
 
     file, _, line = where.rpartition(":")
@@ -109,8 +111,21 @@ def loop_around(where: str, root: Path) -> str | None:
         tree = ast.parse(source)
     except (OSError, ValueError, SyntaxError):
         return None
-    loops = [node for node in ast.walk(tree) if isinstance(node, ast.While)
-             and node.lineno <= lineno <= (node.end_lineno or node.lineno)]
+
+    def around(node):
+        return node.lineno <= lineno <= (node.end_lineno or node.lineno)
+
+    def may_not_end(node):
+        walked = node.iter
+        if isinstance(walked, ast.Call) and getattr(walked.func, "id", None) == "enumerate" and walked.args:
+            walked = walked.args[0]
+        if isinstance(walked, (ast.List, ast.Tuple, ast.Set, ast.Dict, ast.Constant, ast.ListComp)):
+            return False
+        name = getattr(walked.func, "id", None) or getattr(walked.func, "attr", None) if isinstance(walked, ast.Call) else None
+        return name not in ("range", "zip", "items", "keys", "values", "sorted", "reversed", "list", "tuple")
+
+    loops = [node for node in ast.walk(tree) if isinstance(node, ast.While) and around(node)]
+    loops = loops or [node for node in ast.walk(tree) if isinstance(node, ast.For) and around(node) and may_not_end(node)]
     if not loops:
         return None
     loop = max(loops, key=lambda node: node.lineno)  # the innermost: it starts last
