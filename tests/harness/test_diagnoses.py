@@ -250,6 +250,20 @@ def test_while_loop_variable_changes_its_static_shape():
     check(build, "loop-shape-changes", "enters the loop with shape (1,)", "(None,)", "set_shape", "shape_invariants")
 
 
+def test_loop_shape_changes_in_a_tf_function():
+    @tf.function
+    def grow(n):
+        c = tf.zeros([1, 8])
+        t = tf.constant(0)
+        while t < n:
+            c = tf.concat([c, c], 0)
+            t += 1
+        return c
+
+    check(lambda: grow(tf.constant(3)), "loop-shape-changes", "'c', (1, 8) before it", "(2, 8)",
+          "set_loop_options")
+
+
 def test_matmul_rank():
     check(lambda: tf.matmul(tf.zeros([2, 3]), tf.zeros([3])), "incompatible-shapes", "[2,3]", "[3]", "rank")
 

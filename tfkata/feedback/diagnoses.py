@@ -370,6 +370,12 @@ TABLE: tuple[Entry, ...] = (
                          f"{m.group('a')} but comes out of the body with shape {m.group('b')}: give it one shape on "
                          "every iteration (t.set_shape(...) / tf.ensure_shape in the body, or shape_invariants= for "
                          "a dimension that really varies)")),
+    # the same, from a Python while loop in a tf.function (AutoGraph made it a tf.while_loop)
+    _entry("loop-shape-changes", ["ValueError"],
+           r"'(?P<t>[^']+)' has shape (?P<a>\([^)]*\)) before the loop, but shape (?P<b>\([^)]*\)) after one iteration",
+           lambda m, e: (f"{_in_function(e)}the while loop (a tf.while_loop in a tf.function) changes the shape of "
+                         f"'{m.group('t')}', {m.group('a')} before it, {m.group('b')} after one pass: keep one shape, "
+                         "or set_loop_options(shape_invariants=...) for a size that varies")),
     _entry("incompatible-shapes", ["InvalidArgumentError"],
            rf"Incompatible shapes: (?P<a>{_SHAPES}) vs\. (?P<b>{_SHAPES})",
            _shapes("auto")),
