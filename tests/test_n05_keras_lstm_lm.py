@@ -382,6 +382,15 @@ def test_sequence_loss():
     got = n05.sequence_loss(tf.constant(labels, tf.int32), tf.constant(logits))
     assert tuple(got.shape) == (), f"sequence_loss should be a scalar, got shape {tuple(got.shape)}"
     xent = -np.take_along_axis(_np_log_softmax(logits.astype(np.float64)), labels[..., None], -1)[..., 0]
+    if abs(float(got) - xent.mean()) >= 1e-4:
+        as_probabilities = float(tf.reduce_mean(keras.losses.sparse_categorical_crossentropy(labels, logits)))
+        twice = float(tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(labels, tf.nn.softmax(logits))))
+        for value, why in ((as_probabilities, "the loss read the logits as probabilities: pass from_logits=True, or take "
+                                              "tf.nn.sparse_softmax_cross_entropy_with_logits"),
+                           (twice, "the softmax is applied twice: give the loss the logits themselves, not softmax(logits)")):
+            if abs(float(got) - value) < 1e-4 * max(1.0, value):
+                pytest.fail(f"sequence_loss: it should be {xent.mean():.5f}, the mean softmax cross-entropy, got "
+                            f"{float(got):.5f}: {why}", pytrace=False)
     assert abs(float(got) - xent.mean()) < 1e-4, (
         f"sequence_loss: it should be the mean softmax cross-entropy over every character, {xent.mean():.5f}, got "
         f"{float(got):.5f}" + (": that is the sum, take the mean" if abs(float(got) - xent.sum()) < 1e-2 else
