@@ -233,6 +233,10 @@ def test_batch_windows_walks_segments_and_overlaps_by_one():
     got = [np.asarray(next(windows)) for _ in range(4)]
     assert got[0].shape == (4, 4), f"a window should be [batch_size, num_unrollings + 1] = [4, 4], got {got[0].shape}"
     expected = _expected_windows(ids, 4, 3, 4)
+    if all(np.array_equal(g, got[-1]) for g in got) and not np.array_equal(got[-1], expected[0]):
+        pytest.fail("batch_windows: the 4 windows drawn are all the same array, the last one: it yields one buffer and "
+                    "overwrites it for the next window, so a window kept by the caller changes: yield a new array each "
+                    "time (ids[positions] makes one)", pytrace=False)
     assert got[0].tolist() == expected[0].tolist(), (
         f"batch_windows: the first window's rows should start at 0, 6, 12, 18 (segments of len // batch_size) and hold 4 "
         f"consecutive ids: expected {expected[0].tolist()}, got {got[0].tolist()}"
