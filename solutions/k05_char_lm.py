@@ -384,8 +384,8 @@ def train(
     Every ``summary_frequency`` steps (step 0 included): ``log`` the mean loss since the last
     summary, the learning rate, the minibatch perplexity (``exp`` of :func:`logprob` of this
     step's predictions against its labels) and the validation perplexity
-    (:func:`validation_perplexity` on ``valid_text``); every ``sample_frequency`` steps also
-    :func:`generate` 5 samples of 80 characters and ``log`` them.
+    (:func:`validation_perplexity` on ``valid_text``); at a summary whose step is a multiple of
+    ``sample_frequency`` (step 0 included) also :func:`generate` 5 samples of 80 characters and ``log`` them.
 
     Returns a dict of lists, one entry per summary: ``step``, ``mean_loss`` (mean training loss
     over the steps since the previous summary; at step 0 that step's loss), ``learning_rate``,

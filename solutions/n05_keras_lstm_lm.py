@@ -287,8 +287,8 @@ def train(train_text, valid_text, num_steps=2001, summary_frequency=SUMMARY_FREQ
     ``mean_loss`` (mean loss since the previous summary; at step 0 that step's loss),
     ``learning_rate`` (the schedule at that step), ``minibatch_perplexity`` (``exp`` of that step's
     loss), ``valid_perplexity`` (:func:`validation_perplexity` of ``valid_text`` through one
-    :func:`make_forward` of the model, made once); every
-    ``sample_frequency`` steps also ``samples[step]`` = 5 :func:`sample_text` strings of 80
+    :func:`make_forward` of the model, made once); at a summary whose step is a multiple of
+    ``sample_frequency`` (step 0 included) also ``samples[step]`` = 5 :func:`sample_text` strings of 80
     characters. ``log`` a line for each summary. All numbers are Python floats. Also returned under
     ``"model"``: the trained model.
     """
