@@ -194,7 +194,7 @@ def sample_text(forward, length=80, seed=None, num_nodes=NUM_NODES):
     Use ``rng = np.random.default_rng(seed)``. The first character is drawn uniformly from the 27
     symbols; then, from the zero state, ``length - 1`` times: :func:`sample_step` on the last
     character, draw the next one from the probabilities with ``rng.choice(27, p=...)`` (normalise
-    them in float64 first), carrying the state forward.
+    them first, p / p.sum(), best in float64), carrying the state forward.
     """
     raise NotImplementedError("n05: sample_text")
 
@@ -218,7 +218,7 @@ def train(train_text, valid_text, num_steps=2001, summary_frequency=SUMMARY_FREQ
     loss), ``valid_perplexity`` (:func:`validation_perplexity` of ``valid_text`` through one
     :func:`make_forward` of the model, made once); at a summary whose step is a multiple of
     ``sample_frequency`` (step 0 included) also ``samples[step]`` = 5 :func:`sample_text` strings of 80
-    characters. ``log`` a line for each summary. All numbers are Python floats. Also returned under
+    characters, each with a seed of its own. ``log`` a line for each summary. All numbers are Python floats. Also returned under
     ``"model"``: the trained model.
     """
     raise NotImplementedError("n05: train")

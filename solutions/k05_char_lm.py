@@ -64,8 +64,8 @@ class BatchGenerator:
     def __init__(self, text, batch_size, num_unrollings):
         """Keep the text and sizes, set the ``batch_size`` cursors, and read the first batch.
 
-        Attributes the tests read: ``_cursor`` (a list of ``batch_size`` ints, the next position of
-        each row) and ``_last_batch`` (the batch read here, which the first :meth:`next` returns
+        Attributes the tests read: ``_cursor`` (``batch_size`` ints, a list or an array: the next position
+        of each row) and ``_last_batch`` (the batch read here, which the first :meth:`next` returns
         first).
         """
         self._text = text
@@ -252,7 +252,7 @@ def build_sampling_model(params):
     """A one-step copy of the model (batch 1, no unrolling) that shares the trained ``params``.
 
     * ``sample_input``: a float32 placeholder ``[1, 27]``;
-    * ``saved_sample_output`` / ``saved_sample_state``: variables ``[1, N]`` of zeros, and
+    * ``saved_sample_output`` / ``saved_sample_state``: non-trainable variables ``[1, N]`` of zeros, and
       ``reset_sample_state``: one op (``tf.group``) that sets both back to zeros;
     * one :func:`lstm_cell` step from the saved output and state;
     * ``sample_prediction``: ``softmax`` of the classifier on that step's output ``[1, 27]``, built
@@ -384,7 +384,7 @@ def train(
     Every ``summary_frequency`` steps (step 0 included): ``log`` the mean loss since the last
     summary, the learning rate, the minibatch perplexity (``exp`` of :func:`logprob` of this
     step's predictions against its labels) and the validation perplexity
-    (:func:`validation_perplexity` on ``valid_text``); at a summary whose step is a multiple of
+    (:func:`validation_perplexity` on ``valid_text``, after that step's run); at a summary whose step is a multiple of
     ``sample_frequency`` (step 0 included) also :func:`generate` 5 samples of 80 characters and ``log`` them.
 
     Returns a dict of lists, one entry per summary: ``step``, ``mean_loss`` (mean training loss

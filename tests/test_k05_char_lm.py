@@ -11,6 +11,7 @@ thresholds below come from those runs with headroom; every run prints what it re
 PYTEST_DONT_REWRITE: every assert here carries its own message, so pytest's assertion rewriting (about 2 s of
 every run over all test files) would add nothing a learner reads.
 """
+import contextlib
 import math
 import random
 import sys
@@ -200,7 +201,12 @@ def test_batch_generator_cursors_start_at_segments():
 
 @pytest.mark.covers("BatchGenerator", "char2id")
 def test_batch_generator_first_call_strings():
-    got = _rows(k05.BatchGenerator(ALPHABET, 4, 3).next())
+    batches = k05.BatchGenerator(ALPHABET, 4, 3).next()
+    if len(batches) > 1 and all(b is batches[0] for b in batches):
+        pytest.fail("BatchGenerator: next() returned the same array object for every batch: _next_batch fills one "
+                    "buffer and returns it again, so each batch overwrites the previous one: make a new np.zeros "
+                    "array on every call", pytrace=False)
+    got = _rows(batches)
     if _stuck_rows(got):
         pytest.fail(f"every row repeats one character, got {got}: _next_batch must move each cursor one on "
                     "after reading its character", pytrace=False)
@@ -272,6 +278,11 @@ def test_create_parameters_shapes():
         assert params[key].dtype.base_dtype == tf.float32, f"params[{key!r}] must be float32"
     trainable = {v.ref() for v in tf.compat.v1.trainable_variables()}
     assert all(params[k].ref() in trainable for k in expected), "all parameters must be trainable tf.Variables"
+    shared = [(a, b) for i, a in enumerate(sorted(params)) for b in sorted(params)[i + 1:] if params[a] is params[b]]
+    assert not shared, (
+        f"create_parameters: params[{shared[0][0]!r}] and params[{shared[0][1]!r}] are one variable: every gate needs "
+        "weights and a bias of its own, 14 variables in all" if shared else ""
+    )
 
 
 @pytest.mark.covers("create_parameters")
@@ -858,10 +869,21 @@ class _FakeSampler:
             return self._through(session, feed_dict, "eval")
 
         def _through(self, session, feed_dict, how):
+            session = session or (_FakeSampler.default[-1] if _FakeSampler.default else None)
             assert session is not None, (
                 f"generate: sampler[{self.name!r}].{how}() without session=: there is no default session here, "
                 f"pass the one generate is given, .{how}(session=session), or use session.run(...)")
             return session.run(self, feed_dict)
+
+    default = []  # the stand-in sessions entered with as_default(), innermost last
+
+    @contextlib.contextmanager
+    def as_default(self):  # `with session.as_default():` then .run() / .eval() without session=, as the slides
+        _FakeSampler.default.append(self)
+        try:
+            yield self
+        finally:
+            _FakeSampler.default.pop()
 
     def __init__(self):
         self.sampler = {k: self._Handle(k) for k in self.KEYS}
@@ -1020,6 +1042,7 @@ def test_validation_perplexity_matches_numpy(sess):
          "exp(sum of logprob(predictions, b[1]) / len(valid_text))"),
         ([math.exp(-sum(math.log(f) for _, f in terms) / len(text))],
          "each prediction is scored against the character just fed, b[0]: score it against the NEXT one, b[1]"),
+        ([math.log(want)], "that is the mean log-probability itself, log of the perplexity: return exp of it"),
     ]
     for values_, why in variants:
         if abs(got - want) >= 1e-3 * want and any(abs(got - v) < 1e-4 * v for v in values_):
@@ -1097,6 +1120,14 @@ def _watched_train(monkeypatch, num_steps, summary_frequency, sample_frequency=1
     monkeypatch.setattr(module, "build_training_model", small_model)
     monkeypatch.setattr(module, "build_optimizer", build_optimizer)
     monkeypatch.setattr(module, "generate", lambda *args, **kwargs: ["a" * 80] * 5)
+    measured = []  # the global_step at each validation perplexity train asked for (a stand-in: 27.0)
+
+    def validation_perplexity(session, *args, **kwargs):
+        opt = watched.get("opt")
+        measured.append(int(session.run(opt["global_step"])) if isinstance(opt, dict) and "global_step" in opt else None)
+        return 27.0
+
+    monkeypatch.setattr(module, "validation_perplexity", validation_perplexity)
     # the sizes as constants too, for a train that writes BATCH_SIZE / NUM_UNROLLINGS where the docstring names them
     for name, value in (("BATCH_SIZE", 8), ("NUM_UNROLLINGS", 3), ("NUM_NODES", 8)):
         monkeypatch.setattr(module, name, value)
@@ -1138,6 +1169,17 @@ def _watched_train(monkeypatch, num_steps, summary_frequency, sample_frequency=1
         f"train: log got {len(told)} lines besides the samples for {summaries} summaries: log(...) each summary's "
         "mean loss, learning rate and perplexities (log, not print: the caller decides where the lines go)"
     )
+    sampled = len(history.get("samples", {})) if isinstance(history, dict) else 0
+    shown = sum(line.strip() in samples for line in logged)
+    assert shown >= 5 * sampled, (
+        f"train: {sampled * 5} samples were generated but {shown} passed to log: log each of the 5 samples (the "
+        "tutorial shows them between two lines of '=')"
+    )
+    steps = list(history.get("step", [])) if isinstance(history, dict) else []
+    if steps and measured == steps != [s + 1 for s in steps]:
+        pytest.fail(f"train: the validation perplexity of the summaries at steps {steps} was measured at global_step "
+                    f"{measured}, before each step's update: measure it after the step's session.run, so it scores the "
+                    "model the summary reports", pytrace=False)
     return history, losses
 
 

@@ -91,6 +91,13 @@ def _one_hot(ids):
     return np.eye(V, dtype=np.float32)[np.asarray(ids)]
 
 
+def _a_constant_64(exc: BaseException, function: str, fix: str) -> None:
+    """``exc`` names a size of 64 (NUM_NODES or BATCH_SIZE) where the test's model has 8 units: fail saying so."""
+    if re.search(r"\b64\b", str(exc)):
+        pytest.fail(f"{function}: a size of 64 (BATCH_SIZE or NUM_NODES) met the test's model of 8 units: {fix} "
+                    f"({type(exc).__name__}: {str(exc).strip().splitlines()[0][:150]})", pytrace=False)
+
+
 def _call_model(model, x, h, c):
     out = model([tf.constant(x, tf.float32), tf.constant(h, tf.float32), tf.constant(c, tf.float32)])
     assert isinstance(out, (list, tuple)) and len(out) == 3, (
@@ -257,6 +264,23 @@ def test_batch_windows_walks_segments_and_overlaps_by_one():
     )
 
 
+@pytest.mark.covers("batch_windows")
+def test_batch_windows_yields_forever():
+    ids = np.arange(1, 27, dtype=np.int32)  # 26 ids, 3 unrollings: the cursors are back at the start after 26 windows
+    windows = n05.batch_windows(ids, batch_size=4, num_unrollings=3)
+    expected = _expected_windows(ids, 4, 3, 60)
+    for k in range(60):
+        window = next(windows, None)
+        assert window is not None, (
+            f"batch_windows: it stopped after {k} windows: it yields forever (while True), the cursors wrapping around "
+            "the text, for as many steps as the caller trains"
+        )
+        assert np.array_equal(np.asarray(window), expected[k]), (
+            f"batch_windows: window {k} should be {expected[k].tolist()}, got {np.asarray(window).tolist()}: after "
+            "the end of the text the cursors wrap around and go on"
+        )
+
+
 # --------------------------------------------------------------------------- the model
 @pytest.mark.covers("build_model")
 def test_build_model_shapes_and_layers():
@@ -269,7 +293,14 @@ def test_build_model_shapes_and_layers():
         f"the 'lstm' layer should be keras.layers.LSTM(num_nodes=16), got {type(lstm).__name__} of {getattr(lstm, 'units', '?')}"
     )
     x = _one_hot(np.random.RandomState(0).randint(0, V, (3, 7)))
-    logits, h, c = _call_model(model, x, np.zeros((3, 16)), np.zeros((3, 16)))
+    try:
+        logits, h, c = _call_model(model, x, np.zeros((3, 16)), np.zeros((3, 16)))
+    except ValueError as exc:
+        if "incompatible with the layer" not in str(exc) and "expected shape" not in str(exc):
+            raise
+        pytest.fail("build_model: the model refused x of shape [3, 7, 27] (a batch of 3, 7 steps): its input must take "
+                    "any batch and any length, keras.Input(shape=(None, 27)) ("
+                    f"{str(exc).strip().splitlines()[0][:150]})", pytrace=False)
     assert logits.shape == (3, 7, V) and h.shape == c.shape == (3, 16), (
         f"on x [3, 7, 27] and a state [3, 16] expected logits [3, 7, 27] and h, c [3, 16], got {logits.shape}, "
         f"{h.shape}, {c.shape}: LSTM(return_sequences=True, return_state=True), then Dense(27) on every step"
@@ -538,7 +569,12 @@ def test_make_forward_traces_once_for_any_shape():
     for b, t in ((1, 1), (1, 9), (3, 4)):
         x = _one_hot(np.random.RandomState(b * t).randint(0, V, (b, t)))
         h0 = np.zeros((b, 8), np.float32)
-        out = forward(tf.constant(x), tf.constant(h0), tf.constant(h0))
+        try:
+            out = forward(tf.constant(x), tf.constant(h0), tf.constant(h0))
+        except (TypeError, ValueError) as exc:
+            _a_constant_64(exc, "make_forward", "size h and c in the input_signature by the num_nodes argument, "
+                           "[None, num_nodes], not NUM_NODES")
+            raise
         want = _call_model(model, x, h0, h0)
         assert all(np.allclose(np.asarray(o), w, atol=1e-5) for o, w in zip(out, want)), (
             "forward(x, h, c) should return the model's (logits, h, c) for the same inputs"
@@ -547,6 +583,32 @@ def test_make_forward_traces_once_for_any_shape():
     assert traces == 1, (
         f"make_forward: forward was traced {traces} times for three shapes: give tf.function an input_signature with None for the "
         "batch and time sizes ([None, None, 27], [None, num_nodes], [None, num_nodes])"
+    )
+
+
+class _TrainingSpy:
+    """A model stand-in that records the ``training`` argument of every call and passes the call on."""
+
+    def __init__(self, model):
+        self.model, self.training = model, []
+
+    def __call__(self, inputs, *args, **kwargs):
+        self.training.append(kwargs.get("training", args[0] if args else None))
+        return self.model(inputs, *args, **kwargs)
+
+    def __getattr__(self, name):
+        return getattr(self.model, name)
+
+
+@pytest.mark.covers("make_forward")
+def test_make_forward_calls_the_model_for_inference():
+    model, _ = _tiny()
+    spy = _TrainingSpy(model)
+    h0 = tf.zeros([1, 8])
+    n05.make_forward(spy, num_nodes=8)(tf.constant(_one_hot([[3, 4]])), h0, h0)
+    assert spy.training and not any(flag is True for flag in spy.training), (
+        f"make_forward: forward called the model with training={spy.training[0] if spy.training else '?'}: call it with "
+        "training=False, inference (no dropout or other training-only behaviour), as the docstring says"
     )
 
 
@@ -562,7 +624,11 @@ def test_validation_perplexity_matches_k05s_definition():
     params = _random_params(8, seed=14, scale=1.5)  # confident predictions: every term of the mean counts
     model = _ported(params, 8)
     ids = n05.text_to_ids("the cat sat on a mat")
-    got = n05.validation_perplexity(n05.make_forward(model, 8), ids, num_nodes=8)
+    try:
+        got = n05.validation_perplexity(n05.make_forward(model, 8), ids, num_nodes=8)
+    except (TypeError, ValueError, tf.errors.InvalidArgumentError) as exc:
+        _a_constant_64(exc, "validation_perplexity", "start from zero_state(1, num_nodes), the argument, not NUM_NODES")
+        raise
     want = _np_valid_perplexity(params, ids)
     assert isinstance(got, float), f"validation_perplexity should return a Python float, got {type(got).__name__}"
     if abs(got - want) > 1e-3 * want:
@@ -632,6 +698,9 @@ def test_sample_step_probabilities_and_state():
     assert probs.shape == (V,), f"sample_step should return the 27 probabilities of the next character, got shape {probs.shape}"
     logits, want_h, want_c = _np_run(params, _one_hot([[5]]), h0, c0)
     want = np.exp(_np_log_softmax(logits[0, -1]))
+    if np.allclose(probs, 1.0, atol=1e-6):
+        pytest.fail("sample_step: every one of the 27 probabilities is 1: the softmax ran over an axis of size 1 (the "
+                    "batch or the time step of [1, 1, 27]): take it over the last axis, the 27 symbols", pytrace=False)
     assert np.allclose(probs, want, atol=1e-5), (
         f"sample_step's probabilities should be the softmax of the model's logits for that character from (h, c) "
         f"({_where(np.abs(probs - want))})"
@@ -750,6 +819,19 @@ def test_sample_text_first_character_from_all_27():
     )
 
 
+@pytest.mark.covers("sample_text", "make_forward")
+def test_sample_text_draws_with_its_own_generator():
+    forward = n05.make_forward(_tiny()[0], 8)
+    np.random.seed(5)
+    before = np.random.get_state()[1].copy()
+    n05.sample_text(forward, 10, seed=1, num_nodes=8)
+    assert np.array_equal(np.random.get_state()[1], before), (
+        "sample_text: it changed numpy's global random state (np.random.seed or np.random.choice): draw with a "
+        "generator of its own, rng = np.random.default_rng(seed), as the docstring says (the caller's random "
+        "numbers stay theirs)"
+    )
+
+
 def _train_recording_states(*args, **kwargs):
     """n05.train(*args, **kwargs) with make_train_step's step wrapped to record, at each call, the state it was
     given and the state it returned: (history, [((h_in, c_in), (h_out, c_out)), ...], steps, losses, traced) as
@@ -803,12 +885,9 @@ def test_train_history_on_a_tiny_run():
             text, text[:50], num_steps=21, summary_frequency=10, sample_frequency=25, windows=counting(), num_nodes=8,
             log=lambda *a: None)
     except (TypeError, ValueError, tf.errors.InvalidArgumentError) as exc:
-        if not re.search(r"\b64\b", str(exc)):
-            raise
-        pytest.fail("train: a size of 64 (BATCH_SIZE or NUM_NODES) met this run's windows of 4 rows and model of 8 "
-                    "units: take the batch from the window (window.shape[0]) and pass num_nodes on to zero_state, "
-                    f"make_forward, validation_perplexity and sample_text ({type(exc).__name__}: "
-                    f"{str(exc).splitlines()[0][:160]})", pytrace=False)
+        _a_constant_64(exc, "train", "this run's windows have 4 rows: take the batch from the window (window.shape[0]) "
+                       "and pass num_nodes on to zero_state, make_forward, validation_perplexity and sample_text")
+        raise
     assert len(calls) == 21, f"train: it should take one window per step from `windows`: 21 steps took {len(calls)}"
     assert len(states) == 21, (
         f"train: 21 steps called the step that make_train_step(model, optimizer) returns {len(states)} times: build the step "
@@ -847,6 +926,10 @@ def test_train_history_on_a_tiny_run():
     assert history["learning_rate"] == [10.0, 10.0, 10.0], f"the schedule gives 10.0 before step 5000, got {history['learning_rate']}"
     assert sorted(history["samples"]) == [0] and all(len(s) == 5 and all(len(t) == 80 for t in s) for s in history["samples"].values()), (
         "samples every sample_frequency (25) steps, so only at step 0 here: 5 strings of 80 characters"
+    )
+    assert len(set(history["samples"][0])) == 5, (
+        f"train: the 5 samples at step 0 are not 5 different texts ({len(set(history['samples'][0]))} distinct): give "
+        "each sample_text call a seed of its own (seed=step * 10 + k), not one seed for all five"
     )
     want = [losses[0], float(np.mean(losses[1:11])), float(np.mean(losses[11:21]))]
     if not np.allclose(history["mean_loss"], want, rtol=1e-5):

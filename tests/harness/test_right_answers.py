@@ -135,3 +135,26 @@ def test_k05_generate_with_run_and_eval_passes():
     tests = _kata_tests("test_k05_char_lm", "k05", "k05", generate=_generate_with_run_and_eval)
     _run(tests.test_generate_feeds_back_each_sample_and_resets, with_session=False)
     _run(tests.test_generate_gives_strings_of_the_vocabulary, with_session=True)
+
+
+def _generate_in_a_default_session(session, sampler, num_samples=5, length=80):
+    """k05's generate with the slides' plain .run() / .eval() inside ``with session.as_default():``."""
+    ref = reference("k05")
+    samples = []
+    with session.as_default():
+        for _ in range(num_samples):
+            feed = ref.sample(ref.random_distribution())
+            sentence = ref.characters(feed)[0]
+            sampler["reset_sample_state"].run()
+            for _ in range(length - 1):
+                feed = ref.sample(sampler["sample_prediction"].eval({sampler["sample_input"]: feed}))
+                sentence += ref.characters(feed)[0]
+            samples.append(sentence)
+    return samples
+
+
+def test_k05_generate_in_a_default_session_passes():
+    """Fresh-eyes review W: the stand-in session had no as_default()."""
+    tests = _kata_tests("test_k05_char_lm", "k05", "k05", generate=_generate_in_a_default_session)
+    _run(tests.test_generate_feeds_back_each_sample_and_resets, with_session=False)
+    _run(tests.test_generate_gives_strings_of_the_vocabulary, with_session=True)
