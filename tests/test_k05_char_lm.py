@@ -447,6 +447,11 @@ def test_training_model_shapes():
     try:
         model = k05.build_training_model(params, batch_size=4, num_unrollings=3)
     except (ValueError, tf.errors.InvalidArgumentError):
+        fixed = [op for op in tf.compat.v1.get_default_graph().get_operations() if op.type == "Placeholder"
+                 and op.outputs[0].shape.rank == 2 and op.outputs[0].shape.as_list()[0] not in (None, 4)]
+        if fixed:
+            pytest.fail(f"build_training_model: the train_data placeholders are {fixed[0].outputs[0].shape.as_list()} but "
+                        "batch_size=4: make them [batch_size, 27] with the argument, not BATCH_SIZE", pytrace=False)
         trainable = {v.ref() for v in tf.compat.v1.trainable_variables()}
         sized = [v for v in tf.compat.v1.global_variables() if v.ref() not in trainable and v.shape.rank == 2
                  and v.shape.as_list()[0] == 4 and v.shape.as_list()[1] != 8]
@@ -799,7 +804,16 @@ def test_random_distribution_is_a_distribution():
 def _sampler_with_values(sess, num_nodes=8, seed=7):
     params = k05.create_parameters(V, num_nodes)
     n_trainable = len(tf.compat.v1.trainable_variables())
-    sampler = k05.build_sampling_model(params)
+    try:
+        sampler = k05.build_sampling_model(params)
+    except (ValueError, tf.errors.InvalidArgumentError):
+        constant = k05.NUM_NODES  # what a learner may write where params' size is meant
+        sized = [v for v in tf.compat.v1.global_variables() if v.shape.as_list() == [1, constant]]
+        if sized and num_nodes != constant:
+            pytest.fail(f"build_sampling_model: saved_sample_output / saved_sample_state are [1, {constant}] but "
+                        f"params hold {num_nodes} nodes: take N from params, params['im'].shape[0], not NUM_NODES",
+                        pytrace=False)
+        raise
     sess.run(tf.compat.v1.global_variables_initializer())
     values = _random_params(np.random.RandomState(seed), num_nodes)
     _load_params(sess, params, values)
