@@ -115,9 +115,12 @@ def test_char2id_warns_on_unexpected_character():
     assert got == 0, f"an unexpected character maps to 0 (the space), got {got}"
     messages = [f"{w.category.__name__}: {w.message}" for w in caught]
     naming = [w for w in caught if issubclass(w.category, UserWarning) and "ï" in str(w.message)]
+    fix = ("warn, do not print" if not caught else
+           "put the character in the message" if any(issubclass(w.category, UserWarning) for w in caught) else
+           "a UserWarning, warnings.warn(message) with no category")
     assert naming, (
         f"char2id('ï') should warn with warnings.warn(...) (a UserWarning whose message contains the character), "
-        f"got {messages or 'no warning'}: warn, do not print"
+        f"got {messages or 'no warning'}: {fix}"
     )
 
 
@@ -453,6 +456,11 @@ def test_training_model_shapes():
             pytest.fail(f"build_training_model: the train_data placeholders are {fixed[0].outputs[0].shape.as_list()} but "
                         "batch_size=4: make them [batch_size, 27] with the argument, not BATCH_SIZE", pytrace=False)
         trainable = {v.ref() for v in tf.compat.v1.trainable_variables()}
+        rows = [v for v in tf.compat.v1.global_variables() if v.ref() not in trainable and v.shape.rank == 2
+                and v.shape.as_list()[0] != 4]
+        if rows:
+            pytest.fail(f"build_training_model: saved_output / saved_state are {rows[0].shape.as_list()} but batch_size=4: "
+                        "make them [batch_size, N] with the argument, not BATCH_SIZE", pytrace=False)
         sized = [v for v in tf.compat.v1.global_variables() if v.ref() not in trainable and v.shape.rank == 2
                  and v.shape.as_list()[0] == 4 and v.shape.as_list()[1] != 8]
         if sized:

@@ -886,7 +886,7 @@ def test_train_history_on_a_tiny_run():
             log=lambda *a: None)
     except (TypeError, ValueError, tf.errors.InvalidArgumentError) as exc:
         _a_constant_64(exc, "train", "this run's windows have 4 rows: take the batch from the window (window.shape[0]) "
-                       "and pass num_nodes on to zero_state, make_forward, validation_perplexity and sample_text")
+                       "and pass num_nodes on to build_model, zero_state, make_forward, validation_perplexity and sample_text")
         raise
     assert len(calls) == 21, f"train: it should take one window per step from `windows`: 21 steps took {len(calls)}"
     assert len(states) == 21, (
@@ -993,6 +993,15 @@ def test_train_logs_the_schedule_and_samples_at_their_steps():
         f"train: make_forward was called {len(forwards)} times in a run with 3 summaries: make the forward function once, "
         "before the loop, and give that one to every validation_perplexity and sample_text (each make_forward traces "
         "the model again)"
+    )
+    with pytest.MonkeyPatch.context() as patch:  # samples only at summaries: 7 and 14 are not summary steps
+        patch.setattr(module, "sample_text", lambda *args, **kwargs: "a" * 80)
+        apart = module.train(text, text[:30], num_steps=15, summary_frequency=5, sample_frequency=7,
+                             windows=n05.batch_windows(n05.text_to_ids(text), 4, 5), num_nodes=8, log=lambda *a: None)
+    assert sorted(apart.get("samples", {})) == [0], (
+        f"train: with summary_frequency=5 and sample_frequency=7 over 15 steps the samples belong to step [0] only (7 and "
+        f"14 are no summary steps), got {sorted(apart.get('samples', {}))}: sample inside the summary, at a summary whose "
+        "step is a multiple of sample_frequency"
     )
     told = [line for line in lines if line.strip() != "a" * 80 and len(set(line.strip())) > 1]  # not a sample, not "===="
     assert len(told) >= 3, (
