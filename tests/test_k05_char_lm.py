@@ -1205,14 +1205,6 @@ def _watched_train(monkeypatch, num_steps, summary_frequency, sample_frequency=1
     return history, losses
 
 
-def _flat(fetches) -> list:
-    if isinstance(fetches, dict):
-        return [f for value in fetches.values() for f in _flat(value)]
-    if isinstance(fetches, (list, tuple)):
-        return [f for value in fetches for f in _flat(value)]
-    return [fetches]
-
-
 def _one_run_per_step(runs, watched, num_steps):
     """Each step's train op ran in the same session.run as the loss, the predictions and the learning rate."""
     model, opt = watched.get("model"), watched.get("opt")
@@ -1224,7 +1216,7 @@ def _one_run_per_step(runs, watched, num_steps):
 
     def has(run, tensor):
         return any(f is tensor or (isinstance(f, str) and getattr(tensor, "name", None) in (f, f + ":0"))
-                   for f in _flat(run))
+                   for f in tf.nest.flatten(run))
 
     steps = [run for run in runs if has(run, step_op)]
     assert len(steps) == num_steps, (
