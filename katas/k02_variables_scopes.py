@@ -25,7 +25,7 @@ def initialize(sess, variables=None):
     """Initialise variables in ``sess``: all global variables when ``variables`` is None, otherwise
     only the ones in the list (each variable has its own ``initializer`` op).
 
-    Returns nothing.
+    Returns nothing (what it returns is not used).
     """
     raise NotImplementedError("k02: initialize")
 

@@ -24,7 +24,7 @@ def initialize(sess, variables=None):
     """Initialise variables in ``sess``: all global variables when ``variables`` is None, otherwise
     only the ones in the list (each variable has its own ``initializer`` op).
 
-    Returns nothing.
+    Returns nothing (what it returns is not used).
     """
     if variables is None:
         sess.run(tf.compat.v1.global_variables_initializer())

@@ -157,6 +157,19 @@ def test_constant_values(sess):
     assert got == [1.0, 2.0, 3.0], f"name_constants: expected the values [1.0, 2.0, 3.0], in that order, got {got}"
 
 
+@pytest.mark.covers("name_constants")
+def test_constant_names_made_unique_in_a_graph_that_has_them():
+    # A second call in the same graph: TensorFlow makes every name unique, so the unnamed ones become Const_2 and
+    # Const_3. Hard-coded names ('Const', 'Const_1') look right in a fresh graph and give Const_1_1 here.
+    _name_constants()
+    names = _names(_name_constants())
+    assert names == ["Const_2:0", "variable_b_1:0", "Const_3:0"], (
+        f"name_constants called twice in one graph: the second call should give ['Const_2:0', 'variable_b_1:0', "
+        f"'Const_3:0'] (TensorFlow makes names unique), got {names}: give ONLY the second constant a name "
+        "(name='variable_b'); let TensorFlow name the others"
+    )
+
+
 # --------------------------------------------------------------------------- multi_output
 @pytest.mark.covers("multi_output")
 def test_multi_output_names(sess):
@@ -166,7 +179,10 @@ def test_multi_output_names(sess):
         f"multi_output: expected the two outputs of one op named my_name ('my_name:0', 'my_name:1'), "
         f"got {values.name!r}, {indices.name!r}: "
         + ("return (values, indices) in that order: output 0 of top_k is the values, output 1 the indices"
-           if (values.name, indices.name) == ("my_name:1", "my_name:0") else "pass name='my_name' to tf.nn.top_k")
+           if (values.name, indices.name) == ("my_name:1", "my_name:0") else
+           "they come from two ops: call tf.nn.top_k ONCE, with name='my_name', and return both of its outputs"
+           if values.op is not indices.op and values.op.type == indices.op.type == "TopKV2" else
+           "pass name='my_name' to tf.nn.top_k")
     )
     assert values.op is indices.op, "multi_output: values and indices must be two outputs of the same op"
     v, i = sess.run([values, indices])

@@ -245,6 +245,19 @@ def test_auto_renamed_variables_hold_floats():
     )
 
 
+@pytest.mark.covers("two_variables_named_y")
+def test_auto_renaming_again_in_a_graph_that_has_them():
+    # A second call in the same graph: both get fresh unique names (y_2, y_3). A hard-coded name='y_1' looks right
+    # in a fresh graph and gives y_1_1 here.
+    k02.two_variables_named_y()
+    first, second = k02.two_variables_named_y()
+    assert (first.name, second.name) == ("y_2:0", "y_3:0"), (
+        f"two_variables_named_y called twice in one graph: the second call should give y_2:0 and y_3:0 (TensorFlow "
+        f"makes names unique), got {first.name}, {second.name}: give BOTH variables name='y' and let TensorFlow "
+        "rename the second"
+    )
+
+
 # --------------------------------------------------------------------------- shared_variable
 @pytest.mark.covers("shared_variable")
 def test_shared_variable_name_shape_and_zeros(sess):
@@ -461,10 +474,17 @@ def test_increment_assigns_when_run(sess):
     sess.run(op)
     sess.run(op)
     got = sess.run(var)
+    if got == 1.0:
+        why = "var + amount alone computes a value and changes nothing"
+    elif got == 2.5:
+        why = "each run set var to amount (assign(var, amount)); it must add amount to var"
+    elif got != 6.0:
+        why = f"each run added {(got - 1.0) / 2:g}, not amount = 2.5: add the argument amount, no constant"
+    else:
+        why = ""
     assert got == 6.0, (
-        f"increment(var, 2.5): two runs from 1.0 must leave var = 6.0, got {got}: return "
-        "tf.compat.v1.assign(var, var + amount) or tf.compat.v1.assign_add(var, amount) (var + amount alone "
-        "computes a value and changes nothing)"
+        f"increment(var, 2.5): two runs from 1.0 must leave var = 6.0, got {got}: {why}; return "
+        "tf.compat.v1.assign(var, var + amount) or tf.compat.v1.assign_add(var, amount)"
     )
 
 

@@ -151,7 +151,7 @@ def test_session_graph_empty():
         with v1.Session() as s:  # the default graph has nothing in it
             s.run(a)
 
-    check(build, "empty-session-graph", "Session(graph=graph)")
+    check(build, "empty-session-graph", "Session(graph=g)", "tf.compat.v1.Session() for the default graph")
 
 
 def test_fetch_none():

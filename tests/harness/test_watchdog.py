@@ -57,6 +57,19 @@ def eager_spin():
     return int(_loop(tf.constant(1)))
 
 
+def make_spinner():
+    """A tf.function returning 0 (the test calls it: no frame of this file runs while its graph spins)."""
+
+    @tf.function
+    def spinner(n):
+        i = tf.constant(0)
+        while i >= 0:
+            i = i + 0 * n
+        return i
+
+    return spinner
+
+
 def grow():
     """Returns a short list."""
     out = []
@@ -133,6 +146,12 @@ def test_eager_spin():
 
 
 @pytest.mark.eager
+@pytest.mark.covers("make_spinner")
+def test_returned_tf_function_spins():
+    assert int(k.make_spinner()(tf.constant(1))) == 0
+
+
+@pytest.mark.eager
 @pytest.mark.covers("grow")
 def test_grow():
     k.grow()
@@ -171,7 +190,8 @@ def test_every_kind_of_hang_gets_its_verdict_in_time(mini):
     assert status == {
         "test_py_spin": "fail", "test_py_spin_again": "waiting", "test_py_spin_checked_for_its_errors": "waiting",
         "test_calls_it_inside": "waiting",
-        "test_graph_spin": "fail", "test_graph_spin_built_inside": "fail", "test_eager_spin": "fail", "test_grow": "fail",
+        "test_graph_spin": "fail", "test_graph_spin_built_inside": "fail", "test_eager_spin": "fail", "test_returned_tf_function_spins": "fail",
+        "test_grow": "fail",
         "test_fine_after_all_that": "pass", "test_loop_over_a_helper": "fail",
     }, text
     # a loop that hangs in Session.run is named by the function that BUILT it (the op's creation stack)
@@ -186,12 +206,15 @@ def test_every_kind_of_hang_gets_its_verdict_in_time(mini):
     assert "k01_graph_session.py:8: `while i < 10:`)" in tests["test_py_spin"].message, tests["test_py_spin"].message
     assert "`while n < 3:`)" in tests["test_loop_over_a_helper"].message, tests["test_loop_over_a_helper"].message
     assert "`" not in tests["test_graph_spin"].message.split(" did not")[0], "no while loop around: the line itself"
+    # a tf.function the kata function returned: no line of the learner's runs, so the one loop in it is named
+    spinner = tests["test_returned_tf_function_spins"].message
+    assert spinner.startswith("k01: make_spinner (its loop katas/k01_graph_session.py:") and "`while i >= 0:`)" in spinner, spinner
     grow = tests["test_grow"].message
     assert grow.startswith("k01: grow (katas/k01_graph_session.py:") and "(limit 400 MB)" in grow, grow
     for name in ("test_py_spin_again", "test_py_spin_checked_for_its_errors", "test_calls_it_inside"):
         assert tests[name].message.startswith("k01: py_spin did not return in test_py_spin"), tests[name].message
     assert "Stack of" not in text and "+++ Timeout" not in text, "no thread dumps for the learner"
-    # 5 hangs x (3 s + 1 s grace) + memory + start-up; before the watchdog the C++ loops never returned
+    # 6 hangs x (3 s + 1 s grace) + memory + start-up; before the watchdog the C++ loops never returned
     print(f"whole run: {seconds:.1f} s")
     assert seconds < 60, f"{seconds:.0f} s"
 
@@ -292,3 +315,33 @@ def test_a_time_out_names_a_for_loop_over_something_that_may_not_end(tmp_path):
     assert loop_around("katas/k.py:9", tmp_path) == "katas/k.py:8: `while True:`"  # a while loop first
     (tmp_path / "katas" / "k.py").write_text("def f(n):\n    for k in range(n):\n        print(k)\n", encoding="utf-8")
     assert loop_around("katas/k.py:3", tmp_path) is None  # a range ends
+
+
+def test_a_time_out_in_a_returned_tf_function_names_the_one_loop_of_the_kata_function(tmp_path):
+    """Review Y: n01's collatz_steps, a tf.function make_collatz_steps returned, spun in `while n != 0:`; the
+    test called it, so no line of the learner's was on the stack and the line named no loop."""
+    from tfkata.feedback.facts import only_loop_in
+
+    (tmp_path / "katas").mkdir()
+    kata = tmp_path / "katas" / "k.py"
+    kata.write_text(
+        "def make(n):\n"
+        "    @tf.function\n"
+        "    def inner(n):\n"
+        "        while n != 0:\n"
+        "            n = n - 2\n"
+        "        return n\n"
+        "    return inner\n"
+        "\n"
+        "def graph():\n"
+        "    return tf.while_loop(c, b, [x])\n"
+        "\n"
+        "def two():\n"
+        "    while a:\n"
+        "        pass\n"
+        "    while b:\n"
+        "        pass\n", encoding="utf-8")
+    assert only_loop_in(kata, "make", tmp_path) == "katas/k.py:4: `while n != 0:`"
+    assert only_loop_in(kata, "graph", tmp_path) == "katas/k.py:10: `return tf.while_loop(c, b, [x])`"
+    assert only_loop_in(kata, "two", tmp_path) is None  # several: no guess
+    assert only_loop_in(kata, "absent", tmp_path) is None

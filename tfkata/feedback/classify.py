@@ -5,6 +5,7 @@ The plugin calls :func:`classify` from ``pytest_runtest_makereport``; nothing he
 """
 from __future__ import annotations
 
+import contextlib
 import re
 import traceback
 from dataclasses import dataclass
@@ -13,7 +14,7 @@ from pathlib import Path
 from tfkata import registry
 from tfkata.feedback.diagnoses import diagnose, other_kata_todo
 from tfkata.feedback.facts import (autograph_original, chain, find_todo, is_test_failure, learner_frame, loop_around,
-                                   split_message)
+                                   only_loop_in, split_message)
 from tfkata.feedback.frames import learner_report
 
 _TIMEOUT = re.compile(r"Timeout \(>([0-9.]+)s\) from pytest-timeout")
@@ -50,12 +51,17 @@ def hang_line(hang, kata_id: str | None, covers, target_dir: Path | None = None)
     if hang.where:
         loop = loop_around(hang.where, Path(target_dir).resolve().parent) if target_dir is not None else None
         who += f" ({loop or hang.where})"
+    elif name and kata_id and target_dir is not None:  # none of the learner's frames ran: a tf.function's graph
+        with contextlib.suppress(KeyError):
+            module = Path(target_dir) / f"{registry.get(kata_id).module}.py"
+            loop = only_loop_in(module, name, Path(target_dir).resolve().parent)
+            who += f" (its loop {loop})" if loop else ""
     if hang.reason == "memory":
         return (f"{who} grew the process by {_size(hang.grown_mb)} (limit {_size(hang.limit)}) and was "
                 f"stopped: it may never stop growing — a loop that keeps appending, or a tf.while_loop without a "
                 f"bound")
     return (f"{who} did not finish within {hang.limit:g} s: it may never return — a loop whose condition never "
-            f"changes, or a tf.while_loop without a bound. If it is only slow on this "
+            f"turns false, or a tf.while_loop without a bound. If it is only slow on this "
             f"machine, raise the limit: pytest --timeout={int(hang.limit) * 4}")
 
 

@@ -304,8 +304,9 @@ TABLE: tuple[Entry, ...] = (
            lambda m, e: _other_graph(e)),
     _entry("empty-session-graph", ["RuntimeError"],
            r"The Session graph is empty",
-           lambda m, e: ("the session's graph has no ops: the tensors were built in another tf.Graph (or not at all); "
-                         "open the session with tf.compat.v1.Session(graph=graph) on the graph you built them in")),
+           lambda m, e: (f"{_in_function(e)}the session's graph has no ops: it was opened on an empty tf.Graph, "
+                         "not the one the tensors are in: open it on theirs (tf.compat.v1.Session() for the default "
+                         "graph, Session(graph=g) for tensors built in g)")),
     _entry("keras-cell", ["AttributeError", "TypeError"],
            r"object has no attribute 'zero_state'|get_initial_state\(\) got an unexpected keyword argument 'inputs'",
            _keras_cell_line),

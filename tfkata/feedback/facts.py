@@ -133,6 +133,33 @@ def loop_around(where: str, root: Path) -> str | None:
     return f"{file}:{loop.lineno}: `{text}`"
 
 
+def only_loop_in(module: Path, function: str, root: Path) -> str | None:
+    """The one loop that may never end in the function ``function`` of the file ``module`` (its nested
+    functions included): a ``while`` statement or a ``tf.while_loop(...)`` call, as
+    'katas/n01_tf_function.py:120: `while n != 1:`' (relative to the checkout ``root``); None when it has none
+    or several. For a time-out with none of the learner's frames on the stack: a ``tf.function`` the kata
+    function returned, running its graph, has no Python frame of its own."""
+    import ast
+
+    try:
+        source = Path(module).read_text(encoding="utf-8")
+        tree = ast.parse(source)
+        file = Path(module).resolve().relative_to(Path(root).resolve()).as_posix()
+    except (OSError, ValueError, SyntaxError):
+        return None
+    defs = [node for node in tree.body if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef))
+            and node.name == function]
+    if len(defs) != 1:
+        return None
+    loops = [node for node in ast.walk(defs[0])
+             if isinstance(node, ast.While)
+             or (isinstance(node, ast.Call) and getattr(node.func, "attr", getattr(node.func, "id", None)) == "while_loop")]
+    if len(loops) != 1:
+        return None
+    text = source.splitlines()[loops[0].lineno - 1].strip()
+    return f"{file}:{loops[0].lineno}: `{text}`"
+
+
 def autograph_original(path: str, name: str) -> str | None:
     """The name of the function whose AutoGraph-converted copy this frame runs (``tf__greedy_decode`` in a
     generated file), else None."""
