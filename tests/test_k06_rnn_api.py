@@ -124,6 +124,11 @@ def test_make_cell_kinds(kind, cls):
     assert cell.output_size == H, (
         f"make_cell({kind!r}, {H}): expected {H} units (output_size), got {cell.output_size}: pass num_units"
     )
+    made = [v.name for v in tf.compat.v1.global_variables()]
+    assert not made, (
+        f"make_cell({kind!r}, {H}): the cell should create no variables yet (its first call makes them, sized for "
+        f"that input), the graph has {made}: return the cell without calling it"
+    )
 
 
 @pytest.mark.covers("make_cell")
@@ -136,6 +141,10 @@ def test_make_cell_rejects_unknown_kind():
             f"it says: {_first_line(exc)}"
         )
         return
+    except Exception as exc:  # noqa: BLE001 - a dict lookup's KeyError, ...: not the error the docstring names
+        other = f"{type(exc).__name__}: {_first_line(exc)}"
+        pytest.fail(f"make_cell('transformer') must raise ValueError naming the valid kinds (rnn, basic_lstm, lstm, gru), "
+                    f"it raised {other[:80]}: check kind first and raise ValueError(...) yourself", pytrace=False)
     pytest.fail("make_cell('transformer') must raise ValueError naming the valid kinds: rnn, basic_lstm, lstm, gru")
 
 
@@ -211,8 +220,11 @@ def test_rnn_step_matches_formula(sess):
     out, state = sess.run([o1, s1], {x: xv})
     kernel, bias = _kernel_and_bias(cell, sess)
     expected = np.tanh(np.concatenate([xv, np.zeros((B, H), np.float32)], axis=1) @ kernel + bias)
+    twice = np.tanh(np.concatenate([xv, expected], axis=1) @ kernel + bias)
     _assert_close(out, expected, "zero_state_and_step: o_1 should be tanh([x_1, s_0] W + b) with s_0 = 0: "
-                  "did the step start from cell.zero_state(...)?")
+                  + ("yours is a second step on the same x_t: call the cell ONCE, o_1, s_1 = cell(x_t, s_0)"
+                     if np.allclose(out, twice, rtol=1e-5, atol=1e-6) else
+                     "did the step start from cell.zero_state(...)? (one call of the cell, on x_t and s_0)"))
     _assert_close(state, out, "zero_state_and_step: a vanilla RNN's new state s_1 is its output o_1: "
                   "return (s_0, o_1, s_1) from o_1, s_1 = cell(x_t, s_0)")
 
@@ -310,7 +322,10 @@ def test_stacked_lstm_shapes():
         got = (layer.c.shape.as_list(), layer.h.shape.as_list())
         assert got == ([None, size], [None, size]), (
             f"stacked_lstm: layer {i} ({'the bottom' if i == 0 else 'the top'}) should have {size} units (c, h of "
-            f"[B, {size}]), got {got}: one LSTMCell(n) per entry of sizes, in order"
+            f"[B, {size}]), got {got}: "
+            + (f"the batch axis came out {T}, the number of time steps: the inputs are batch-major [B, T, D], so "
+               "leave dynamic_rnn's time_major=False" if got == ([T, size], [T, size]) else
+               "one LSTMCell(n) per entry of sizes, in order")
         )
 
 
@@ -403,7 +418,13 @@ def test_static_and_dynamic_share_weights_and_agree(sess):
         f"run_static and run_dynamic with one cell object must share its one kernel and bias, got variables {names}"
     )
     sess.run(tf.compat.v1.global_variables_initializer())
-    s, d, tm = sess.run([tf.stack(static_out, axis=1), dyn_out, tf.transpose(tm_out, [1, 0, 2])])
+    # the given cell (its weights, already made) unrolled by TensorFlow itself: which of the two is off
+    ref = tf.stack(tf.compat.v1.nn.static_rnn(cell, tf.unstack(x, axis=1), dtype=tf.float32)[0], axis=1)
+    s, d, tm, r = sess.run([tf.stack(static_out, axis=1), dyn_out, tf.transpose(tm_out, [1, 0, 2]), ref])
+    assert np.allclose(s, r, rtol=1e-5, atol=1e-6), (
+        f"run_static: its outputs are not the given cell's run over the T steps in order from the zero state (max "
+        f"|diff| {np.abs(s - r).max():.3g}): return static_rnn(cell, inputs, dtype=...) as it is"
+    )
     for got, message in (
         (d, "run_dynamic (batch-major) should agree with run_static: both run the given cell from the zero state"),
         (tm, "run_dynamic(..., time_major=True) on the [T, B, D] inputs should agree with run_static: "

@@ -142,7 +142,7 @@ def report(out: Console, root: Path, row: Progress, *, show_hint, max_lines: int
             out.print(Text(f"No test of {k.id} was graded: every one was skipped ({'; '.join(reasons)[:300]})", style="yellow"))
         return
     out.print()
-    func = test.function
+    func, first_listed = test.function, None
     if test.status == "todo":
         out.print(Text(f"TODO  {test.name}", style="bold cyan"))
         out.print(Text("  " + (test.message or "")))
@@ -159,10 +159,13 @@ def report(out: Console, root: Path, row: Progress, *, show_hint, max_lines: int
         if upstream:
             out.print(Text(f"It uses {upstream}, whose own test fails too (below): fix {upstream} first.", style="bold"))
             func = upstream
+            first_listed = upstream
         if func in k.hints:
             out.print(Text(f"Stuck? kata hint {k.id} -f {func}", style="dim"))
     others = [t for t in row.problems if t is not test]
     failing = [t for t in others if t.status != "todo"]
+    if first_listed:  # "(below)": its own failing tests lead the list, never cut off
+        failing.sort(key=lambda t: t.function != first_listed)
     todo_funcs = list(dict.fromkeys(t.function or t.name for t in others if t.status == "todo"))
     if failing:
         out.print(Text(f"Also failing ({len(failing)}):", style="bold"))
