@@ -335,7 +335,8 @@ def evaluate(sess, model, n_correct_op, dataset, batch_size=50):
 def predict(sess, model, images, batch_size=500):
     """The predicted class of each row of ``images`` [N, 784]: an int64 numpy array [N].
 
-    Run ``model.logits`` in slices of ``batch_size`` with dropout off and take the argmax.
+    Run ``model.logits`` in slices of ``batch_size`` with dropout off and take the argmax. On 0 images
+    (N = 0) it returns an empty int64 array.
     """
     out = []
     for start in range(0, len(images), batch_size):

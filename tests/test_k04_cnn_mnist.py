@@ -806,7 +806,8 @@ def test_adam_train_step(sess):
     # Adam's first step moves every parameter by about learning_rate, whatever its gradient.
     assert np.isclose(moved, 0.01, rtol=1e-3), (
         f"adam_train_step: one Adam step at learning_rate 0.01 should move w from 0 to 0.01, got {moved:.5f} "
-        "(gradient descent would give 0.02)"
+        + ("(a step of 1e-4: the learning_rate argument was ignored): AdamOptimizer(learning_rate)"
+           if np.isclose(moved, 1e-4, rtol=1e-3) else "(gradient descent would give 0.02)")
     )
     assert np.isclose(moved_default, 1e-4, rtol=1e-3), f"adam_train_step: the default learning rate is 1e-4; the step moved v to {moved_default:.2e}"
 
@@ -1078,6 +1079,28 @@ def test_predict(sess):
         + (f"it raised {error}" if error else f"got {getattr(none, 'dtype', '')} {getattr(none, 'shape', type(none).__name__)}")
         + ": with no batch to run, return np.zeros([0], np.int64) (np.concatenate needs at least one array)"
     )
+
+
+@pytest.mark.covers("predict")
+def test_predict_runs_slices_of_batch_size(sess, monkeypatch):
+    from tensorflow.python.client import session as session_lib
+
+    model, _, images, _ = _dropout_model(130)
+    fed, real = [], session_lib.BaseSession.run
+
+    def run(self, fetches, feed_dict=None, *args, **kwargs):
+        fed.extend(len(v) for k, v in (feed_dict or {}).items() if getattr(k, "name", k) == model.x.name)
+        return real(self, fetches, feed_dict, *args, **kwargs)
+
+    monkeypatch.setattr(session_lib.BaseSession, "run", run)
+    for batch_size, want in ((50, [50, 50, 30]), (7, [7] * 18 + [4])):
+        del fed[:]
+        k04.predict(sess, model, images, batch_size=batch_size)
+        assert fed == want, (
+            f"predict(..., batch_size={batch_size}) on 130 images should run slices of {want[0]} (the last {want[-1]}), "
+            f"it fed model.x slices of {fed[:6]}{' ...' if len(fed) > 6 else ''}: slice by the batch_size argument, "
+            "images[start:start + batch_size]"
+        )
 
 
 # --------------------------------------------------------------------------- picture
