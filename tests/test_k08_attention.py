@@ -1159,21 +1159,25 @@ def test_train_passes_every_argument_to_k07_train(monkeypatch):
     real = k08.k07.train
     calls = []
     monkeypatch.setattr(k08.k07, "train", lambda *args, **kwargs: calls.append((args, kwargs)) or {"accuracy": 0.0})
-    given = dict(steps=7, learning_rate=0.01, halve_every=5, copy_sequence=False, seed=3, num_print=0,
-                 return_session=False, batch_size=4)
-    k08.train(**given)
-    assert len(calls) == 1, f"train: expected one call of k07.train, got {len(calls)}"
-    bound = inspect.signature(real).bind(*calls[0][0], **calls[0][1])
-    bound.apply_defaults()
-    got = bound.arguments
-    wrong = [f"{key}={got.get(key)!r} (expected {value!r})" for key, value in given.items() if got.get(key) != value]
-    assert not wrong, (
-        f"train: k07.train got {', '.join(wrong)}: pass every argument on, k07.train(steps=steps, "
-        f"learning_rate=learning_rate, halve_every=halve_every, ..., **kwargs) (called as train(**{given}))"
-    )
-    assert got.get("model_fn") is k08.build_attention_seq2seq, (
-        f"train: k07.train should get model_fn=build_attention_seq2seq, got {got.get('model_fn')!r}"
-    )
+    # two calls that differ in every argument (a value hard-coded in train matches at most one of them)
+    for given in (dict(steps=7, learning_rate=0.01, halve_every=5, copy_sequence=False, seed=3, num_print=0,
+                       return_session=False, batch_size=4),
+                  dict(steps=9, learning_rate=0.02, halve_every=4, copy_sequence=True, seed=5, num_print=2,
+                       return_session=True, batch_size=6)):
+        del calls[:]
+        k08.train(**given)
+        assert len(calls) == 1, f"train: expected one call of k07.train, got {len(calls)}"
+        bound = inspect.signature(real).bind(*calls[0][0], **calls[0][1])
+        bound.apply_defaults()
+        got = bound.arguments
+        wrong = [f"{key}={got.get(key)!r} (expected {value!r})" for key, value in given.items() if got.get(key) != value]
+        assert not wrong, (
+            f"train: k07.train got {', '.join(wrong)}: pass every argument on, k07.train(steps=steps, "
+            f"learning_rate=learning_rate, halve_every=halve_every, ..., **kwargs) (called as train(**{given}))"
+        )
+        assert got.get("model_fn") is k08.build_attention_seq2seq, (
+            f"train: k07.train should get model_fn=build_attention_seq2seq, got {got.get('model_fn')!r}"
+        )
 
 
 # --------------------------------------------------------------------------- training
