@@ -124,10 +124,12 @@ def test_counter_variable_made_once_outside_the_function():
 @pytest.mark.covers("train_steps")
 def test_train_steps_traces_one_step():
     model = _linear_model([0.1, -0.2, 0.3], 0.0)
-    calls = []
+    calls, graphs = [], []
 
     def loss_fn(y, pred):
         calls.append(tf.executing_eagerly())  # the body of a tf.function runs once per trace
+        graph = tf.compat.v1.get_default_graph()  # the trace's FuncGraph (kept: no id is reused)
+        graphs.extend([] if any(graph is g for g in graphs) else [graph])
         return _mse(y, pred)
 
     batches = _batches(5)
@@ -137,6 +139,10 @@ def test_train_steps_traces_one_step():
     )
     assert not any(calls), (
         f"train_steps: the loss ran eagerly on {sum(calls)} of {len(calls)} calls: make the step a tf.function"
+    )
+    assert not (len(graphs) == 1 and len(calls) > 1), (
+        f"train_steps: the step traced once but computed the loss {len(calls)} times in it: compute it once, under "
+        "the tape, and return that loss (the one the gradients came from, before apply_gradients)"
     )
     assert len(calls) == 1, (
         f"train_steps: 5 batches of the same shape traced the step {len(calls)} times: a tf.function built "
