@@ -166,6 +166,17 @@ def test_none_batch_dimension(sess):
         sess.run(sums, {x: np.zeros((2, 4), np.float32)})  # the placeholder's [None, 3] is checked when fed
 
 
+@pytest.mark.covers("batch_placeholder")
+def test_batch_placeholder_takes_dim_from_its_argument():
+    for dim in (1, 5):
+        with fresh_graph():
+            x, _ = k03.batch_placeholder(dim)
+            assert _dims(x) == [None, dim], (
+                f"batch_placeholder({dim}): expected static shape [None, {dim}], got {_shown(x)}: use shape=[None, dim], "
+                "the dim argument, not a constant"
+            )
+
+
 # --------------------------------------------------------------------------- sgd_minimize
 def _quadratic():
     k = tf.Variable(1.0, name="k")
@@ -355,8 +366,14 @@ def _learning_rate_used(k0, b0, steps, seed, losses):
 @pytest.mark.covers("train_linear_regression", "linear_regression_model", "sgd_minimize")
 def test_train_linear_regression_follows_the_loop():
     steps, learning_rate, seed = 12, 0.3, 7
+    global_state = np.random.get_state()
     with recording_session_runs() as runs:
         k_val, b_val, losses = _train(steps=steps, learning_rate=learning_rate, seed=seed)
+    after = np.random.get_state()
+    assert after[2] == global_state[2] and np.array_equal(after[1], global_state[1]), (
+        "train_linear_regression changed numpy's global random state (np.random.seed / np.random.*): draw from your "
+        "own generator, rng = np.random.RandomState(seed), and leave the global one alone"
+    )
     # how often the variables' initializer ran
     inits = [f for fetches in runs for f in (fetches if isinstance(fetches, (list, tuple)) else [fetches])
              if isinstance(f, tf.Operation) and f.type == "NoOp" and f.name.startswith("init")]
@@ -442,6 +459,21 @@ def test_train_linear_regression_follows_the_loop():
     assert not kinds, (
         f"train_linear_regression: return the losses as Python floats (float(loss_value)), got {', '.join(kinds)}: "
         "sess.run gives numpy values"
+    )
+
+    # one sess.run per step: the train op and the loss fetched together (k and b may be read after the loop)
+    def _is_loss(f):
+        return isinstance(f, tf.Tensor) and f.op.name.split("/")[-1].startswith("square_error")
+
+    def _is_step(f):
+        return isinstance(f, tf.Operation) and not f.name.split("/")[-1].startswith("init")
+
+    flat = [tf.nest.flatten(fetches) for fetches in runs]
+    apart = sum(any(_is_loss(f) for f in fs) and not any(_is_step(f) for f in fs) for fs in flat)
+    assert not apart, (
+        f"train_linear_regression: {apart} sess.run calls fetched the loss without the train op: run k, b, loss and "
+        "the train op in ONE sess.run per step, sess.run([k, b, loss, train_op], feed_dict=...) (the forward pass "
+        "then runs once)"
     )
 
 
