@@ -298,7 +298,8 @@ def exact_match(predictions, targets):
 
     ``predictions`` int ``[B, T_p]`` and ``targets`` int ``[B, T_t]``, padded, of any widths. A row
     is right when the prediction up to and including its first EOS equals the target up to and
-    including its first EOS; a prediction without EOS is wrong. Returns a float in [0, 1].
+    including its first EOS; a prediction without EOS is wrong. Returns a float in [0, 1] (0.0 for
+    no rows).
     """
     predictions, targets = np.asarray(predictions), np.asarray(targets)
     if len(predictions) != len(targets):
@@ -322,7 +323,8 @@ def train(steps=3000, learning_rate=3e-3, halve_every=None, batch_size=BATCH_SIZ
     seed does not reach the initial weights the cells and Dense layers make (they draw their seeds
     from Python's ``random``), and without it two runs differ. Draw all data from
     ``np.random.RandomState(seed)``. Each step feeds one batch: with ``use_buckets``, batches come
-    from :func:`bucketed_batches` over pools of ``32 * batch_size`` examples, else straight from
+    from :func:`bucketed_batches` over pools of ``32 * batch_size`` examples, taken from the end of
+    its list (``queue.pop()``; a new pool when the list is empty), else straight from
     :func:`generate_data`. Then greedy-decode ``eval_samples`` fresh sequences (from
     ``RandomState(seed + 1)``) and print ``num_print`` of them in the tutorial's format (``Sample x:``
     / ``Expected y:`` / ``Greedy Decoding result:``).

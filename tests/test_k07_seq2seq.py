@@ -9,6 +9,7 @@ PYTEST_DONT_REWRITE: every assert here carries its own message, so pytest's asse
 every run over all test files) would add nothing a learner reads.
 """
 import contextlib
+import re
 import signal
 import threading
 import time
@@ -121,10 +122,19 @@ def _greedy_ids(sess, model, x, lx):
     try:
         return sess.run(model.predictions, {model.encoder_inputs: x, model.encoder_lengths: lx})
     except tf.errors.InvalidArgumentError as exc:
-        if "must feed a value for placeholder" not in str(exc):
+        fixed = re.search(rf"\[{k07.BATCH_SIZE},\d+\]", str(exc))
+        error = next((line.strip() for line in str(exc).splitlines() if fixed and fixed.group(0) in line), "")
+        if fixed and len(x) != k07.BATCH_SIZE:
+            name = None
+        elif "must feed a value for placeholder" not in str(exc):
             raise
-        name = next((n for n in ("decoder_inputs", "decoder_lengths", "decoder_targets") if n in str(exc)),
-                    "a decoder placeholder")
+        else:
+            name = next((n for n in ("decoder_inputs", "decoder_lengths", "decoder_targets") if n in str(exc)),
+                        "a decoder placeholder")
+    if name is None:
+        pytest.fail(f"build_seq2seq: greedy decoding of a batch of {len(x)} made [{k07.BATCH_SIZE}, ...] tensors "
+                    f"(TensorFlow: {error[:90]}): pass greedy_decoder the batch size of the inputs, "
+                    "tf.shape(encoder_inputs)[0], not BATCH_SIZE", pytrace=False)
     # Failed outside the except block, so the generic line for the TF error does not replace this message.
     pytest.fail(f"build_seq2seq: model.predictions needs {name} fed: at inference there are no targets, so the predictions "
                 "must come from greedy_decoder (which feeds back its own argmax), not from the teacher-forced "
