@@ -692,7 +692,10 @@ def test_resume_bookkeeping_in_a_few_steps(tmp_path):
     kept = sorted(str(p) for p in (tmp_path / "b").glob("ckpt-*.index"))
     assert str(straight["checkpoint"]).endswith("ckpt-4"), (
         f"train_with_checkpoints: the returned 'checkpoint' should be the newest, .../ckpt-4, got {straight['checkpoint']}"
-        + (": a checkpoint that exists, but not the newest: return manager.latest_checkpoint"
+        + (f": the files are numbered {[p.rsplit('/', 1)[-1][:-6] for p in kept]}, no ckpt-4 after the 4th step: number "
+           "each save by the steps done, manager.save(checkpoint_number=step + 1) (not the 0-based step)"
+           if kept and not any(k.endswith("ckpt-4.index") for k in kept) else
+           ": a checkpoint that exists, but not the newest: return manager.latest_checkpoint"
            if any(k.startswith(str(straight["checkpoint"])) for k in kept) else
            " (manager.save(checkpoint_number=step + 1), then manager.latest_checkpoint)")
     )
