@@ -288,6 +288,21 @@ def test_attention_parts_live_under_the_decoder_scope():
     )
 
 
+
+@pytest.mark.covers("attention_parts")
+@pytest.mark.needs("k07")
+def test_attention_parts_embedding_is_truncated_normal_stddev_0_1(sess):
+    parts = k08.attention_parts(50, 40, 5, 1)  # 2000 draws: their spread is measured well
+    sess.run(tf.compat.v1.variables_initializer([parts.embedding]))
+    values = sess.run(parts.embedding)
+    # truncated at 2 stddev: |v| <= 0.2, std 0.088 (0.1 * 0.88)
+    assert values.shape == (50, 40) and np.abs(values).max() <= 0.2 + 1e-6 and 0.075 <= values.std() <= 0.1, (
+        f"attention_parts: the embedding [vocab_size, embed_size] = [50, 40] should start truncated normal with stddev "
+        f"0.1 (|v| <= 0.2, std about 0.088), got shape {list(values.shape)}, max |v| {np.abs(values).max():.3g}, std "
+        f"{values.std():.3g}: initializer=tf.compat.v1.truncated_normal_initializer(stddev=0.1)"
+    )
+
+
 # attention_step and what it uses: its tests cover them all
 STEP = ("attention_step", "attention_parts", "luong_scores", "masked_softmax", "context_vector", "attentional_state")
 
