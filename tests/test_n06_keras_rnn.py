@@ -288,6 +288,8 @@ def test_split_result(kind):
     assert tuple(outputs.shape) == (B, 4) and sizes == [[(B, 3), (B, 3)], [(B, 4), (B, 4)]], (
         f"split_result on keras.layers.RNN over two LSTM cells (3 and 4 units) should give the outputs [B, 4] and one "
         f"[h, c] per layer, got outputs {tuple(outputs.shape)} and states {sizes or states}"
+        + (": the layers are reversed; keep the states in the layer's order, first layer first: list(result[1:])"
+           if sizes == [[(B, 4), (B, 4)], [(B, 3), (B, 3)]] else "")
     )
 
 
