@@ -701,6 +701,11 @@ def test_exact_match():
     )
     wide = k07.exact_match(np.array([[2, 4, 0, 0, 0, 0]]), np.array([[2, 4, 0]]))
     assert wide == 1.0, f"[2, 4, EOS] padded to 6 columns is right for [2, 4, EOS], got {wide}: widths may differ"
+    no_eos = k07.exact_match(np.array([[2, 4, 6]]), np.array([[2, 4]]))
+    assert no_eos == 0.0, (
+        f"exact_match: the prediction [2, 4, 6] has no EOS, so it is wrong whatever the target ([2, 4] here, cut at "
+        f"its width), got {no_eos}: a prediction without EOS never counts, even when its first tokens match"
+    )
     with np.errstate(all="ignore"), warnings.catch_warnings():
         warnings.simplefilter("ignore")  # np.mean([]) warns
         empty = k07.exact_match(np.zeros([0, 3], np.int64), np.zeros([0, 3], np.int64))
