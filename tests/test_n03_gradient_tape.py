@@ -245,7 +245,14 @@ def test_sgd_step_is_one_gradient_step():
     if got[0] < 1.0:  # the gradient for k is negative here: a step along -gradient raises k
         pytest.fail(f"sgd_step went uphill: one SGD step should give k, b = {want}, got {got}: apply the gradient "
                     "itself, apply_gradients(zip(grads, variables)) -- the optimizer subtracts it")
-    assert got == pytest.approx(want, rel=1e-6), f"one SGD step should give k, b = {want}, got {got}"
+    used = (got[0] - 1.0) / (-6.0 * residual)  # the learning rate that moved k so far
+    assert got == pytest.approx(want, rel=1e-6), (
+        f"sgd_step: one SGD step (learning rate 0.05) should give k, b = ({want[0]:.4g}, {want[1]:.4g}), got "
+        f"({got[0]:.4g}, {got[1]:.4g})"
+        + (f": that is a step of learning rate {used:.4g}, not the optimizer's 0.05: let the optimizer apply them, "
+           "optimizer.apply_gradients(zip(grads, variables)), no assign_sub by hand"
+           if not np.isclose(used, 0.05, rtol=1e-3) else "")
+    )
     assert _as_float(loss, "the returned loss") == pytest.approx(residual ** 2), (
         f"sgd_step should return the loss before the update, {residual ** 2}, got {float(np.asarray(loss))}: return "
         "the loss computed inside the tape, not loss_fn() called again after apply_gradients"
@@ -319,7 +326,13 @@ def test_train_linear_regression_makes_one_model_and_optimizer(monkeypatch):
 
 @pytest.mark.covers("train_linear_regression")
 def test_train_linear_regression_is_seeded_and_short():
+    global_state = np.random.get_state()
     first = n03.train_linear_regression(steps=5, seed=3, k_init=0.2, b_init=0.1)
+    after = np.random.get_state()
+    assert after[2] == global_state[2] and np.array_equal(after[1], global_state[1]), (
+        "train_linear_regression changed numpy's global random state (np.random.seed / np.random.*): draw from your "
+        "own generator, rng = np.random.RandomState(seed), and leave the global one alone"
+    )
     second = n03.train_linear_regression(steps=5, seed=3, k_init=0.2, b_init=0.1)
     assert len(first[2]) == 5, f"expected one loss per step, got {len(first[2])}"
     not_float = [(name, type(v).__name__) for name, v in (("k", first[0]), ("b", first[1]),
