@@ -37,17 +37,26 @@ class _Runs(dict):
         return "<k09 checkpoint runs: " + ", ".join(k for k in self if k != "root") + ">"
 
 
-def _read_events(folder):
+def _read_events(folder, who="the FileWriter"):
     """{step: {tag: value}} from every event file in ``folder`` (histograms: the HistogramProto),
-    and whether a graph was written."""
+    and whether a graph was written; ``who`` wrote them (a failure's message starts with it)."""
     files = sorted(str(p) for p in folder.glob("events.out.tfevents.*"))
     assert files, f"no event file in {folder}: did the FileWriter write there, and was it closed (flushed)?"
     steps, has_graph = {}, False
     for path in files:
-        for event in tf.compat.v1.train.summary_iterator(path):
-            has_graph = has_graph or event.HasField("graph_def")
-            for value in event.summary.value:
-                steps.setdefault(event.step, {})[value.tag] = value.histo if value.HasField("histo") else value.simple_value
+        try:
+            for event in tf.compat.v1.train.summary_iterator(path):
+                has_graph = has_graph or event.HasField("graph_def")
+                for value in event.summary.value:
+                    steps.setdefault(event.step, {})[value.tag] = value.histo if value.HasField("histo") else value.simple_value
+        except tf.errors.DataLossError:
+            truncated = True
+        else:
+            truncated = False
+        if truncated:  # outside the except block: no chained TensorFlow traceback
+            pytest.fail(f"{who}: the event file in {folder.name}/ ends in a truncated record: its FileWriter was never "
+                        "closed (a flush leaves the last record open): close() both writers before returning",
+                        pytrace=False)
     return steps, has_graph
 
 
@@ -200,8 +209,13 @@ def test_build_model_interface(sess):
     sess.run(tf.compat.v1.global_variables_initializer())
     summary = tf.compat.v1.Summary.FromString(sess.run(model["merged"], feed))
     tags = {v.tag for v in summary.value}
-    assert {"cross_entropy", "accuracy"} <= set(_by_base_tag(tags, "")), (
-        f"expected scalar tags cross_entropy and accuracy, got {sorted(tags)}"
+    missing = {"cross_entropy", "accuracy"} - set(_by_base_tag(tags, ""))
+    made = {re.sub(r"_\d+$", "", op.name.split("/")[-1])
+            for op in tf.compat.v1.get_default_graph().get_operations() if op.type == "ScalarSummary"}
+    assert not missing, (
+        f"build_model: the merged summary has no scalar tag {sorted(missing)}"
+        + (f": that summary was made after merge_all(), which merges only the summaries made before it; call "
+           f"merge_all() last" if missing <= made else f" (its tags: {sorted(tags)})")
     )
     assert any(t.startswith("layer2/weights/summaries/") for t in tags), "merged should hold every layer's summaries"
     scalars = {name: v.simple_value for v in summary.value for name, tag in _by_base_tag(tags, "").items() if v.tag == tag}
@@ -305,13 +319,13 @@ def _check_summaries_run(history, log_dir, num_steps, eval_every):
         f"train_with_summaries: train (train_step) at every step but the evaluation ones, {train_steps}, got "
         f"{sorted(history['train'])}"
     )
-    train_events, has_graph = _read_events(log_dir / "train")
+    train_events, has_graph = _read_events(log_dir / "train", "train_with_summaries")
     misplaced = sorted(set(test_steps) & set(train_events))
     assert not misplaced, (
         f"train_with_summaries: the evaluation summaries (steps {misplaced}) are in the train writer's file: give "
         "eval_step the test writer (open_writers returns (train_writer, test_writer)), train_step the train writer"
     )
-    test_events, _ = _read_events(log_dir / "test")
+    test_events, _ = _read_events(log_dir / "test", "train_with_summaries")
     misplaced = sorted(set(train_steps) & set(test_events))
     assert not misplaced, (
         f"train_with_summaries: the training summaries (steps {misplaced}) are in the test writer's file: give "
@@ -332,10 +346,23 @@ def _check_summaries_run(history, log_dir, num_steps, eval_every):
 
 
 @pytest.mark.covers("train_with_summaries", "train_step", "eval_step", "open_writers", "batch_for_step", *MODEL)
-def test_train_with_summaries_bookkeeping(tmp_path):
+def test_train_with_summaries_bookkeeping(tmp_path, monkeypatch):
     """A few steps: evaluation at step % eval_every == 0, training otherwise, each logged where it belongs."""
     data = mnist_flat(N_TRAIN, N_TEST)
+    writer_class, closed = tf.compat.v1.summary.FileWriter, set()
+    real_close = writer_class.close
+
+    def close(self):
+        closed.add(id(self))
+        return real_close(self)
+
+    monkeypatch.setattr(writer_class, "close", close)
     history = k09.train_with_summaries(data, str(tmp_path), num_steps=12, eval_every=5, batch_size=16)
+    monkeypatch.undo()
+    assert len(closed) >= 2, (
+        f"train_with_summaries closed {len(closed)} of its 2 FileWriters: close both when the loop ends (closing "
+        "flushes the file and ends the writer's thread), e.g. in a finally"
+    )
     _check_summaries_run(history, tmp_path, 12, 5)
 
 
@@ -679,15 +706,22 @@ def _batches(images, labels, seed, count, **kwargs):
             return [s.run(batch) for _ in range(count)]
 
 
+def _pairs(n, batch=None):
+    """(images, labels) like make_dataset's: the values 0..n-1 and their negatives, batched when ``batch``."""
+    dataset = tf.data.Dataset.from_tensor_slices((tf.range(n, dtype=tf.int64), -tf.range(n, dtype=tf.int64)))
+    return dataset.batch(batch) if batch else dataset
+
+
 def _next_batch_ends(dataset_fn, runs):
-    """Read ``dataset_fn()`` through next_batch, in a fresh graph: (the values, whether OutOfRangeError came)."""
+    """Read ``dataset_fn()`` (pairs) through next_batch, in a fresh graph: (the first items of the values, whether
+    OutOfRangeError came)."""
     with fresh_graph():
         batch = k09.next_batch(dataset_fn())
         got = []
         with tf.compat.v1.Session() as s:
             for _ in range(runs):
                 try:
-                    got.append(np.asarray(s.run(batch)).tolist())
+                    got.append(np.asarray(s.run(batch)[0]).tolist())
                 except tf.errors.OutOfRangeError:
                     return got, True
     return got, False
@@ -695,14 +729,15 @@ def _next_batch_ends(dataset_fn, runs):
 
 @pytest.mark.covers("next_batch")
 def test_next_batch_reads_the_dataset_once_then_ends():
-    got, ended = _next_batch_ends(lambda: tf.data.Dataset.range(5).batch(2), runs=6)
+    got, ended = _next_batch_ends(lambda: _pairs(5, 2), runs=6)
     if not ended:
-        pytest.fail(f"next_batch must raise OutOfRangeError at the end of the epoch: Dataset.range(5).batch(2) holds "
-                    f"[0, 1], [2, 3], [4], then ends, but next_batch's runs gave {got}: iterate the dataset as it is, "
+        pytest.fail(f"next_batch must raise OutOfRangeError at the end of the epoch: a dataset of 5 pairs batched by 2 "
+                    f"holds [0, 1], [2, 3], [4], then ends, but next_batch's runs gave {got}: iterate the dataset as it is, "
                     "tf.compat.v1.data.make_one_shot_iterator(dataset).get_next(), no .repeat() (how often the data "
                     "repeats is make_dataset's num_epochs)", pytrace=False)
     assert got == [[0, 1], [2, 3], [4]], (
-        f"next_batch: Dataset.range(5).batch(2) should give [0, 1], [2, 3], [4], then OutOfRangeError, got {got}: "
+        f"next_batch: a dataset of 5 pairs batched by 2 should give the images [0, 1], [2, 3], [4], then OutOfRangeError, "
+        f"got {got}: "
         "each sess.run of the get_next() tensors gives the NEXT element (make the iterator once, outside any loop)"
     )
 
@@ -739,9 +774,9 @@ def test_dataset_every_example_once_per_epoch(sess):
     except tf.errors.OutOfRangeError:
         extra = None
     if extra is not None:
-        _, next_batch_ends = _next_batch_ends(lambda: tf.data.Dataset.range(3), runs=4)
+        _, next_batch_ends = _next_batch_ends(lambda: _pairs(3), runs=4)
         pytest.fail("next_batch must raise OutOfRangeError at the end of the epoch: it read on past the end of "
-                    "Dataset.range(3) too: make_one_shot_iterator(dataset).get_next(), no .repeat()"
+                    "a dataset of 3 pairs too: make_one_shot_iterator(dataset).get_next(), no .repeat()"
                     if not next_batch_ends else
                     "make_dataset(num_epochs=2) must end after 2 epochs (OutOfRangeError after 8 batches of 60 "
                     "examples in 16s), but a 9th batch came: repeat(num_epochs), not repeat() (that is forever)",
@@ -807,6 +842,19 @@ def test_dataset_augments_each_example(sess):
             flips += mirror < same
     print(f"k09 dataset: {flips}/64 examples flipped")
     assert 16 <= flips <= 48, f"about half the examples should be flipped, got {flips}/64: pass augment_data through"
+
+
+@pytest.mark.covers("make_dataset", "next_batch", "augment", "normalize")
+def test_dataset_passes_noise_stddev_on(sess):
+    images, labels = _mnist_images(32), np.arange(32)
+    batch = k09.next_batch(k09.make_dataset(images, labels, batch_size=32, seed=5, noise_stddev=0.0, num_epochs=1))
+    xb, yb = sess.run(batch)
+    worst = max(min(np.abs(image - clean).max(), np.abs(image - clean[:, ::-1]).max())
+                for image, clean in ((image, images[label] / np.float32(255.0)) for image, label in zip(xb, yb)))
+    assert worst < 1e-6, (
+        f"make_dataset(noise_stddev=0.0): every image should be its own pixels / 255 or their mirror, exactly (no "
+        f"noise), but one differs from both by {worst:.3g}: pass noise_stddev on, augment(image, seed, noise_stddev)"
+    )
 
 
 @pytest.mark.covers("make_dataset")

@@ -656,6 +656,20 @@ def test_predict():
     )
     assert got.dtype == np.int64, f"predict: expected int64 class ids, got {got.dtype}"
     np.testing.assert_array_equal(got, truth, err_msg="predict: predictions differ from argmax(logits) with dropout off: use model.predict")
+    import inspect
+
+    real, given = model.predict, []
+
+    def spy(*args, **kwargs):
+        given.append(inspect.signature(real).bind(*args, **kwargs).arguments.get("batch_size"))
+        return real(*args, **kwargs)
+
+    model.predict = spy  # this instance only
+    n04.predict(model, images, batch_size=50)
+    assert all(b == 50 for b in given), (
+        f"predict(model, images, batch_size=50): model.predict got batch_size={given[0]!r}: pass it on, "
+        "model.predict(images, batch_size=batch_size, verbose=0) (without it Keras runs batches of 32)"
+    )
 
 
 # --------------------------------------------------------------------------- training loops (tiny problem)

@@ -1002,7 +1002,8 @@ def _check_numerics_left_on():
 
 
 LEFT_ON = (
-    "check_numerics was still on after first_bad_op {how} (log(0) raised): the switch is global to the process and "
+    "first_bad_op: check_numerics was still on after the call ({how}; a log(0) run after it raised): the switch "
+    "is global to the process and "
     "slows every op; call tf.debugging.disable_check_numerics() in a finally, so it runs whatever fn does"
 )
 
@@ -1017,7 +1018,7 @@ def test_first_bad_op_names_the_log():
             found[name] = n09.first_bad_op(fn, labels, crafted)
         finally:
             left_on = _check_numerics_left_on()
-        assert not left_on, LEFT_ON.format(how=f"found {found.get(name)!r}")
+        assert not left_on, LEFT_ON.format(how=f"on the {name} loss, returning {found.get(name)!r}")
     eager, traced, clean = found["eager"], found["traced"], found["stable"]
     print(f"n09 first_bad_op: eager {eager!r}, in a tf.function {traced!r}, stable loss {clean!r}")
     assert eager == "Log", (

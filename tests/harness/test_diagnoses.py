@@ -41,7 +41,7 @@ def check(build, key: str, *facts: str) -> str:
 def test_every_entry_is_tested():
     tested = {
         "uninitialized-variable", "placeholder-not-fed", "feed-shape", "numpy-in-graph", "other-graph",
-        "empty-session-graph", "keras-cell", "variable-exists", "variable-missing", "incompatible-shapes",
+        "empty-session-graph", "iterator-not-initialized", "keras-cell", "variable-exists", "variable-missing", "incompatible-shapes",
         "dtype-mix", "fetch-none", "colon-in-name", "batch-size-none", "none-value", "dtype-not-allowed",
         "sparse-labels", "reshape-size", "no-gradients", "tensor-as-bool", "feed-a-tensor", "placeholder-in-eager",
         "graph-finalized", "variable-in-tf-function", "inaccessible-tensor", "autograph-dtype",
@@ -152,6 +152,15 @@ def test_session_graph_empty():
             s.run(a)
 
     check(build, "empty-session-graph", "Session(graph=g)", "tf.compat.v1.Session() for the default graph")
+
+
+def test_iterator_not_initialized():
+    def build():
+        it = v1.data.make_initializable_iterator(tf.data.Dataset.range(3))
+        with v1.Session() as s:
+            s.run(it.get_next())
+
+    check(build, "iterator-not-initialized", "iterator.initializer", "make_one_shot_iterator")
 
 
 def test_fetch_none():

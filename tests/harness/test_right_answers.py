@@ -158,3 +158,16 @@ def test_k05_generate_in_a_default_session_passes():
     tests = _kata_tests("test_k05_char_lm", "k05", "k05", generate=_generate_in_a_default_session)
     _run(tests.test_generate_feeds_back_each_sample_and_resets, with_session=False)
     _run(tests.test_generate_gives_strings_of_the_vocabulary, with_session=True)
+
+
+def _next_batch_unpacked(dataset):
+    """k09's next_batch as its docstring reads: 'Returns the (images, labels) tensors', unpacked and packed again."""
+    images, labels = import_tensorflow().compat.v1.data.make_one_shot_iterator(dataset).get_next()
+    return images, labels
+
+
+def test_k09_next_batch_unpacking_images_and_labels_passes():
+    """Review Y: the end-of-epoch test read a dataset of single tensors (Dataset.range(5).batch(2)), so unpacking
+    get_next() into (images, labels), as the docstring describes it, failed with TensorFlow's raw error."""
+    tests = _kata_tests("test_k09_tools", "k09", "k09", next_batch=_next_batch_unpacked)
+    _run(tests.test_next_batch_reads_the_dataset_once_then_ends, with_session=False)

@@ -307,6 +307,11 @@ TABLE: tuple[Entry, ...] = (
            lambda m, e: (f"{_in_function(e)}the session's graph has no ops: it was opened on an empty tf.Graph, "
                          "not the one the tensors are in: open it on theirs (tf.compat.v1.Session() for the default "
                          "graph, Session(graph=g) for tensors built in g)")),
+    _entry("iterator-not-initialized", ["FailedPreconditionError"],
+           r"GetNext\(\) failed because the iterator has not been initialized",
+           lambda m, e: (f"{_in_function(e)}the dataset's iterator was never initialized: an initializable iterator "
+                         "needs sess.run(iterator.initializer) first; a one-shot iterator, "
+                         "tf.compat.v1.data.make_one_shot_iterator(dataset), needs none")),
     _entry("keras-cell", ["AttributeError", "TypeError"],
            r"object has no attribute 'zero_state'|get_initial_state\(\) got an unexpected keyword argument 'inputs'",
            _keras_cell_line),
