@@ -638,6 +638,11 @@ def test_build_attention_layers():
     )
     out = [tuple(w.shape) for w in layers.output_layer.get_weights()]
     assert out == [(H, V), (V,)], f"the output layer maps the attentional state [{H}] to {V} logits, got {out}"
+    name = getattr(layers.output_layer, "name", None)
+    assert name == "output_layer", (
+        f"build_attention_layers: the output layer should be n07's, named 'output_layer' (n07.build_layers(...)"
+        f".output_layer), got a layer named {name!r}: reuse it rather than making a new Dense"
+    )
     # one layer, other sizes (n07's default depth is 2): the encoder must follow every argument too
     one = n08.build_attention_layers(vocab_size=5, embed_size=2, hidden_units=3, num_layers=1)
     depths = (len(one.encoder_lstms), len(one.decoder_cells))
