@@ -151,11 +151,12 @@ def test_double_keeps_the_dtype_of_x():
 
 @pytest.mark.covers("call_with_tensors")
 def test_call_with_tensors_traces_once():
-    traces = []
+    traces, calls = [], tf.Variable(0)
 
     @tf.function
     def triple(x):
         traces.append(x)
+        calls.assign_add(1)  # runs at every call (the append only while tracing)
         return 3 * x
 
     results = n01.call_with_tensors(triple, [1, 2.5, 4.0, -1.0])
@@ -174,6 +175,10 @@ def test_call_with_tensors_traces_once():
     kinds = sorted({type(r).__name__ for r in results})
     assert all(isinstance(r, tf.Tensor) for r in results), (
         f"call_with_tensors should return what fn returned (tf.Tensors), got {', '.join(kinds)}: no .numpy() or float()"
+    )
+    assert int(calls.numpy()) == 4, (
+        f"call_with_tensors called fn {int(calls.numpy())} times for 4 values: call it ONCE per value and keep what "
+        "that call returned"
     )
 
 
