@@ -113,7 +113,8 @@ def test_masked_softmax_exact_zeros_on_padding():
     if not np.allclose(got.sum(-1), 1.0, atol=1e-4) and np.allclose(got, zeroed_after, atol=1e-5):
         pytest.fail(f"masked_softmax: rows sum to {[round(float(v), 3) for v in got.sum(-1)]}, not 1: the softmax ran over every "
                     "position and the padding was zeroed after; mask the padded scores BEFORE the softmax "
-                    "(tf.where(mask, scores, -inf), or -1e9 at the padding)", pytrace=False)
+                    "with tf.where(mask, scores, -inf): exp(-inf) is exactly 0, whatever the padding's score (a "
+                    "-1e9 is not, next to a score of 1e9)", pytrace=False)
     _check_rows(got, "masked_softmax")
     for b, n in enumerate(lengths):
         assert np.all(got[b, n:] == 0.0), (
@@ -797,7 +798,11 @@ def test_greedy_decoder_ignores_the_padding():
 def test_greedy_decoder_agrees_with_teacher_forcing():
     layers, _, (x, lx, memory, states, mask), (ids, lengths) = _greedy_decoded()
     print(f"random attention model: greedy lengths {lengths.tolist()} (max 10)")
-    assert ids.shape[0] == 3 and 1 <= ids.shape[1] <= 10, f"ids should be [3, T_out <= 10], got {ids.shape}"
+    assert ids.shape[0] == 3 and 1 <= ids.shape[1] <= 10, (
+        f"make_attention_decoder(layers, max_steps=10): ids should be [3, T_out <= 10], got {ids.shape}"
+        + (f": the decoder ran {ids.shape[1]} = MAX_DECODE_STEPS steps; pass max_steps on to n07.greedy_decode"
+           if ids.shape[1] == n08.MAX_DECODE_STEPS else "")
+    )
     dec_in = np.concatenate([np.zeros([3, 1], np.int32), ids[:, :-1]], axis=1)
     logits, _ = n08.attention_teacher_forced(layers, memory, mask, tf.constant(dec_in), states)
     forced = np.argmax(np.asarray(logits), -1)
