@@ -61,7 +61,11 @@ def test_evaluate_runs_and_keeps_structure():
     x = tf.constant(4.0)
     y = x * 2.5
     got = k01.evaluate(y)
-    assert got == 10.0, f"evaluate(y) with y = 4.0 * 2.5 should give 10.0, got {got!r}"
+    assert got == 10.0, (
+        f"evaluate(y) with y = 4.0 * 2.5 should give 10.0, got {got!r}"
+        + (": a list for a single tensor: return what sess.run(fetches) gives, in the structure of fetches (no "
+           "wrapping in a list)" if isinstance(got, (list, tuple)) else "")
+    )
     got = k01.evaluate([x, [y, x + 1.0]])
     ok = isinstance(got, list) and len(got) == 2 and isinstance(got[1], list) and len(got[1]) == 2
     assert ok and (got[0], got[1][0], got[1][1]) == (4.0, 10.0, 5.0), (
@@ -336,7 +340,9 @@ def test_thread_limited_config(n):
     got = (config.intra_op_parallelism_threads, config.inter_op_parallelism_threads)
     assert got == (n, n), (
         f"thread_limited_config({n}): expected intra_op_parallelism_threads and inter_op_parallelism_threads "
-        f"= {n}, got {got}: set both fields"
+        f"= {n}, got {got}: "
+        + (f"both are {got[0]}, not the argument: use num_threads for both fields" if got[0] == got[1] != 0 else
+           "set both fields to num_threads")
     )
     with tf.compat.v1.Session(config=config) as s:
         assert s.run(tf.constant(2.0) * 3.0) == 6.0, "thread_limited_config: a session with this config should run"

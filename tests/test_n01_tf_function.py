@@ -98,6 +98,22 @@ def test_graph_of_returns_the_traced_graph():
     assert x.shape.as_list() == [2], f"graph_of must trace for the given arguments (shape [2]), got {x.shape}"
 
 
+@pytest.mark.covers("graph_of")
+def test_graph_of_runs_nothing():
+    runs = tf.Variable(0)
+
+    @tf.function
+    def counted(x):
+        runs.assign_add(1)  # runs when the graph runs, not while it is traced
+        return 2.0 * x
+
+    n01.graph_of(counted, tf.constant([1.0, 2.0]))
+    assert int(runs.numpy()) == 0, (
+        f"graph_of ran fn {int(runs.numpy())} time(s): it only traces, fn.get_concrete_function(*args).graph, "
+        "without calling fn (a call runs the graph)"
+    )
+
+
 @pytest.mark.covers("make_traced_double")
 def test_side_effect_runs_once_per_trace():
     log = []
