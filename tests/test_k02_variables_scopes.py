@@ -58,6 +58,9 @@ def _read_after_initialize(sess, fetches, variables=None):
     if counting.runs and missed:  # outside the except block: no chained TensorFlow traceback
         pytest.fail(f"{call} ran the session but left {missed} uninitialised: run the initializer of every variable "
                     f"in the list, {fix} (yours skipped some: a range one short?)")
+    if counting.runs and variables is None:  # outside the except block: no chained TensorFlow traceback
+        pytest.fail(f"{call} ran the session but left {sorted(left)} uninitialised: with no list, initialise every "
+                    f"GLOBAL variable, {fix} (a local_variables_initializer covers none of them)", pytrace=False)
     pytest.fail(
         f"{call} must RUN the initializer op in the session: {fix}. Building the op only adds it to the "
         f"graph; afterwards a variable was still uninitialised (TensorFlow: {error})"
@@ -336,6 +339,8 @@ def test_name_scope_is_ignored_by_get_variable():
                 "var1 is not in get_variable's store: make it with tf.compat.v1.get_variable('var1', shape=[1]), "
                 "which ignores tf.name_scope (tf.Variable takes the prefix)"
             )
+    elif got[:2] == ("var1:0", "my_scope/var2:0") and a.op.type in ("AddV2", "Add") and a.op.name.endswith("/add"):
+        cause = "v1 + v2 makes an op named 'add'; tf.add(v1, v2) names it 'Add', as the slide prints"
     else:
         cause = "get_variable ignores tf.name_scope, tf.Variable and ops do not"
     assert got == ("var1:0", "my_scope/var2:0", "my_scope/Add:0"), (
