@@ -335,6 +335,18 @@ def test_attention_step_uses_input_feeding(sess):
         "attention_step: changing the previous attentional state changed nothing: concatenate it to the input")
     assert al0.shape == (3, 6) and np.all(al0[1, 3:] == 0.0), (
         f"attention_step: alignments [B, T_enc] with zeros on padding, got {al0}")
+    # the first kernel's rows read [embedding (30) ; previous attention (H) ; h (H)]: with the rows of the previous
+    # attention zeroed, it must change nothing; in another order those rows read part of something else
+    kernel = next(v for v in tf.compat.v1.trainable_variables() if v.shape.as_list() == [30 + H + H, 4 * H])
+    value = sess.run(kernel)
+    value[30:30 + H] = 0.0
+    sess.run(kernel.assign(value))
+    b0, b1 = sess.run(attention, {prev: zeros}), sess.run(attention, {prev: other})
+    assert np.allclose(b0, b1, atol=1e-6), (
+        "attention_step: the first cell's input must be [embedding ; prev_attention], the embedding FIRST: with the "
+        f"kernel rows 30..{29 + H} (where prev_attention goes) zeroed, prev_attention still changed the output (max "
+        f"|diff| {np.abs(b0 - b1).max():.3g}): tf.concat([embedded, prev_attention], axis=1)"
+    )
 
 
 @pytest.mark.covers(*STEP)

@@ -684,8 +684,14 @@ def test_attention_decoder_step_uses_input_feeding():
     diff = np.abs(np.asarray(attention) - np.asarray(want_att))
     if diff.max() > ATOL:
         zero = n08.attention_decoder_step(layers, memory, mask, tokens, states, tf.zeros([3, H]))[1]
+        x = tf.concat([layers.decoder_embedding(tokens), prev], axis=-1)
+        for cell, (h, c) in zip(layers.decoder_cells, states):
+            x, _ = cell(x, [c, h])  # the states the other way round, (c, h) as TF 1's LSTMStateTuple
+        swapped = np.abs(np.asarray(attention) - np.asarray(layers.attention(x, memory, mask)[0])).max() < ATOL
         why = ("the previous attention changes nothing: concatenate it to the embedding as the first cell's input"
                if np.allclose(np.asarray(zero), np.asarray(attention), atol=1e-6) else
+               "each cell got its state as [c, h]: a Keras LSTMCell's state is [h, c], h first (k08's LSTMStateTuple "
+               "was (c, h)): cell(x, [h, c])" if swapped else
                "run every cell once on [embedding ; prev_attention], feeding each output to the next, and give the "
                "TOP output to layers.attention(query, memory, mask)")
         pytest.fail(f"attention_decoder_step: {why} ({_where(diff)})", pytrace=False)
