@@ -41,7 +41,7 @@ def name_constants():
 
 
 def multi_output(x, k):
-    """The k largest entries of the 1-D tensor ``x`` and their indices, from ONE op named "my_name".
+    """The k largest entries of the 1-D tensor ``x`` (largest first) and their indices, from ONE op named "my_name".
 
     Use ``tf.nn.top_k``. Returns ``(values, indices)``: its two outputs, the tensors ``my_name:0``
     (values, same dtype as x, shape [k]) and ``my_name:1`` (int32 indices, shape [k]).

@@ -59,12 +59,7 @@ def build_model(input_dim=784, hidden_dim=32, num_classes=10):
     Initialise as k09's ``nn_layer`` did: every kernel from a truncated normal with stddev 0.1
     (``keras.initializers.TruncatedNormal``), every bias 0.1 (``Constant``).
     """
-    def dense(units, name, activation=None):
-        return keras.layers.Dense(units, activation=activation, name=name,
-                                  kernel_initializer=keras.initializers.TruncatedNormal(stddev=0.1),
-                                  bias_initializer=keras.initializers.Constant(0.1))
-    return keras.Sequential([keras.Input(shape=(input_dim,)), dense(hidden_dim, "layer1", "relu"),
-                             dense(num_classes, "layer2")])
+    raise NotImplementedError("n09: build_model")
 
 
 def evaluate(model, images, labels):
@@ -75,18 +70,14 @@ def evaluate(model, images, labels):
     of the logits (``tf.nn.sparse_softmax_cross_entropy_with_logits``, as k09's ``loss``) and the
     fraction of rows whose argmax is the label.
     """
-    logits = model(images, training=False)
-    labels = tf.cast(labels, tf.int64)
-    loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)(labels, logits)
-    accuracy = tf.reduce_mean(tf.cast(tf.equal(tf.argmax(logits, axis=1), labels), tf.float32))
-    return loss, accuracy
+    raise NotImplementedError("n09: evaluate")
 
 
 def make_optimizer(learning_rate=1e-3):
     """``keras.optimizers.Adam`` that takes the same steps as k09's ``tf.compat.v1.train.AdamOptimizer``:
     beta_1 0.9, beta_2 0.999 as both default, and epsilon 1e-8 (TF 1's default; Keras's is 1e-7).
     """
-    return keras.optimizers.Adam(learning_rate=learning_rate, beta_1=0.9, beta_2=0.999, epsilon=1e-8)
+    raise NotImplementedError("n09: make_optimizer")
 
 
 def make_train_step(model, optimizer):
@@ -96,16 +87,7 @@ def make_train_step(model, optimizer):
     softmax cross-entropy against ``labels``; then ``optimizer.apply_gradients`` on the gradients
     of ``model.trainable_variables``. Returns the loss computed before the update (float32 scalar).
     """
-    @tf.function
-    def step(images, labels):
-        with tf.GradientTape() as tape:
-            logits = model(images, training=True)
-            loss = tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(labels=labels, logits=logits))
-        grads = tape.gradient(loss, model.trainable_variables)
-        optimizer.apply_gradients(zip(grads, model.trainable_variables))
-        return loss
-
-    return step
+    raise NotImplementedError("n09: make_train_step")
 
 
 # =========================================================================== TensorBoard (tf.summary)
@@ -119,14 +101,7 @@ def variable_summaries(var, step):
     is written at once: there is no op to run and no ``merge_all``. Eager name scopes prefix the tag
     as in k09 (``layer1/weights/summaries/mean``), without k09's ``_1`` suffixes. Returns None.
     """
-    with tf.name_scope("summaries"):
-        mean = tf.reduce_mean(var)
-        tf.summary.scalar("mean", mean, step=step)
-        stddev = tf.math.reduce_std(var)
-        tf.summary.scalar("stddev", stddev, step=step)
-        tf.summary.scalar("max", tf.reduce_max(var), step=step)
-        tf.summary.scalar("min", tf.reduce_min(var), step=step)
-        tf.summary.histogram("histogram", var, step=step)
+    raise NotImplementedError("n09: variable_summaries")
 
 
 def open_writers(log_dir):
@@ -135,8 +110,7 @@ def open_writers(log_dir):
 
     Returns ``(train_writer, test_writer)``; the caller closes them (``close()`` flushes the file).
     """
-    return (tf.summary.create_file_writer(os.path.join(log_dir, "train")),
-            tf.summary.create_file_writer(os.path.join(log_dir, "test")))
+    raise NotImplementedError("n09: open_writers")
 
 
 def train_with_summaries(data, log_dir, num_steps, eval_every=10, batch_size=32, learning_rate=1e-3):
@@ -156,36 +130,7 @@ def train_with_summaries(data, log_dir, num_steps, eval_every=10, batch_size=32,
     Close both writers (also on error). Returns ``{"train": {step: loss}, "test": {step: loss}}``
     with Python floats.
     """
-    x_train, y_train, x_test, y_test = data
-    n = len(x_train)
-    model = build_model(input_dim=x_train.shape[1])
-    optimizer = make_optimizer(learning_rate)
-    train_step = make_train_step(model, optimizer)
-    train_writer, test_writer = open_writers(log_dir)
-    history = {"train": {}, "test": {}}
-    try:
-        for step in range(num_steps):
-            if step % eval_every == 0:
-                loss, accuracy = evaluate(model, x_test, y_test)
-                with test_writer.as_default():
-                    tf.summary.scalar("cross_entropy", loss, step=step)
-                    tf.summary.scalar("accuracy", accuracy, step=step)
-                history["test"][step] = float(loss)
-            else:
-                idx = (step * batch_size + np.arange(batch_size)) % n
-                loss = train_step(x_train[idx], y_train[idx])
-                with train_writer.as_default():
-                    tf.summary.scalar("cross_entropy", loss, step=step)
-                    for layer in model.layers:
-                        with tf.name_scope(layer.name + "/weights"):
-                            variable_summaries(layer.kernel, step)
-                        with tf.name_scope(layer.name + "/biases"):
-                            variable_summaries(layer.bias, step)
-                history["train"][step] = float(loss)
-    finally:
-        train_writer.close()
-        test_writer.close()
-    return history
+    raise NotImplementedError("n09: train_with_summaries")
 
 
 # =========================================================================== checkpoints
@@ -195,7 +140,7 @@ def make_checkpoint(model, optimizer, iterator):
     ``data=iterator`` (a ``tf.data`` iterator: its position and shuffle state are saved too, so a
     resumed run reads the batches a straight run would have read).
     """
-    return tf.train.Checkpoint(model=model, optimizer=optimizer, data=iterator)
+    raise NotImplementedError("n09: make_checkpoint")
 
 
 def restore_latest(checkpoint, manager):
@@ -209,15 +154,7 @@ def restore_latest(checkpoint, manager):
     checkpoint lacks) or ``ValueError`` (a shape that differs), and a corrupt file an
     ``tf.errors.OpError``; wrap each in a CheckpointError naming the checkpoint.
     """
-    path = manager.latest_checkpoint
-    if path is None:
-        raise CheckpointError(f"no checkpoint in {manager.directory}: train with resume=False first")
-    try:
-        status = checkpoint.restore(path)
-        status.assert_existing_objects_matched()
-    except (AssertionError, ValueError, tf.errors.OpError) as e:
-        raise CheckpointError(f"cannot restore {path}: {e}") from e
-    return int(checkpoint.optimizer.iterations.numpy())
+    raise NotImplementedError("n09: restore_latest")
 
 
 def train_with_checkpoints(data, ckpt_dir, num_steps, save_every, resume=False, batch_size=32,
@@ -238,37 +175,13 @@ def train_with_checkpoints(data, ckpt_dir, num_steps, save_every, resume=False, 
     (``{"layer1/kernel": array, "layer1/bias": ..., "layer2/kernel": ..., "layer2/bias": ...}``)
     and ``checkpoint`` (the path of the newest checkpoint).
     """
-    x, y = data
-    n = len(x)
-    dataset = (tf.data.Dataset.from_tensor_slices((x, y)).shuffle(n, seed=seed)
-               .batch(batch_size, drop_remainder=True).repeat())
-    iterator = iter(dataset)
-    model = build_model(input_dim=x.shape[1])
-    optimizer = make_optimizer(learning_rate)
-    train_step = make_train_step(model, optimizer)
-    checkpoint = make_checkpoint(model, optimizer, iterator)
-    manager = tf.train.CheckpointManager(checkpoint, ckpt_dir, max_to_keep=5)
-    start = restore_latest(checkpoint, manager) if resume else 0
-    saved = []
-    for step in range(start, num_steps):
-        images, labels = next(iterator)
-        train_step(images, labels)
-        if (step + 1) % save_every == 0 or step + 1 == num_steps:
-            manager.save(checkpoint_number=step + 1)
-            saved.append(step + 1)
-    weights = {}
-    for name in ("layer1", "layer2"):
-        layer = model.get_layer(name)
-        weights[name + "/kernel"] = layer.kernel.numpy()
-        weights[name + "/bias"] = layer.bias.numpy()
-    return {"start_step": int(start), "global_step": int(optimizer.iterations.numpy()), "saved_steps": saved,
-            "weights": weights, "checkpoint": manager.latest_checkpoint}
+    raise NotImplementedError("n09: train_with_checkpoints")
 
 
 # =========================================================================== the Dataset API, eagerly
 def normalize(image):
     """uint8 pixels 0..255 → float32 in [0, 1] (divide by 255); any shape. As k09."""
-    return tf.cast(image, tf.float32) / 255.0
+    raise NotImplementedError("n09: normalize")
 
 
 def augment(image, seed, noise_stddev=0.05):
@@ -277,9 +190,7 @@ def augment(image, seed, noise_stddev=0.05):
     ``noise_stddev`` (op seed ``seed + 1``), clip to [0, 1]. The same ops as k09: with the same
     global seed (``tf.random.set_seed``, the eager twin of the graph seed) they draw the same numbers.
     """
-    image = tf.image.random_flip_left_right(image, seed=seed)
-    image = image + tf.random.normal(tf.shape(image), stddev=noise_stddev, seed=seed + 1)
-    return tf.clip_by_value(image, 0.0, 1.0)
+    raise NotImplementedError("n09: augment")
 
 
 def make_dataset(images, labels, batch_size, seed, augment_data=True, noise_stddev=0.05, num_epochs=None):
@@ -291,17 +202,7 @@ def make_dataset(images, labels, batch_size, seed, augment_data=True, noise_stdd
     to make: ``for images, labels in dataset`` reads it, ``dataset.take(k)`` limits it, and a
     finite dataset simply ends the loop (where k09's ``sess.run`` raised ``OutOfRangeError``).
     """
-    n = len(images)
-    dataset = tf.data.Dataset.from_tensor_slices((images, labels))
-    dataset = dataset.shuffle(n, seed=seed, reshuffle_each_iteration=True)
-
-    def prepare(image, label):
-        image = normalize(image)
-        if augment_data:
-            image = augment(image, seed, noise_stddev)
-        return image, label
-
-    return dataset.map(prepare).batch(batch_size).repeat(num_epochs)
+    raise NotImplementedError("n09: make_dataset")
 
 
 # =========================================================================== hunting a NaN
@@ -313,17 +214,14 @@ def naive_cross_entropy(labels, logits):
     Run eagerly it is NaN as soon as a probability underflows to 0 (no Grappler to rewrite it);
     inside a ``tf.function`` Grappler turns ``log(softmax)`` into ``log_softmax`` and hides the bug.
     """
-    with tf.name_scope("cross_entropy"):
-        probs = tf.nn.softmax(logits)
-        return tf.reduce_mean(tf.reduce_sum(-labels * tf.math.log(probs), axis=1))
+    raise NotImplementedError("n09: naive_cross_entropy")
 
 
 def stable_cross_entropy(labels, logits):
     """The fix: the batch mean of ``tf.nn.softmax_cross_entropy_with_logits`` (it never takes the
     log of 0). Same inputs as :func:`naive_cross_entropy`; a float32 scalar.
     """
-    per_example = tf.nn.softmax_cross_entropy_with_logits(labels=labels, logits=logits)
-    return tf.reduce_sum(per_example) / tf.cast(tf.shape(per_example)[0], tf.float32)
+    raise NotImplementedError("n09: stable_cross_entropy")
 
 
 def first_bad_op(fn, *args):
@@ -336,17 +234,7 @@ def first_bad_op(fn, *args):
     is global to the process and slows every op: ``tf.debugging.disable_check_numerics()`` in a
     ``finally``, whatever happened.
     """
-    tf.debugging.enable_check_numerics()
-    try:
-        fn(*args)
-        return None
-    except tf.errors.InvalidArgumentError as e:
-        match = re.search(r'of (?:eagerly-executing|graph) op "([^"]+)"', str(e))
-        if match is None:
-            raise
-        return match.group(1)
-    finally:
-        tf.debugging.disable_check_numerics()
+    raise NotImplementedError("n09: first_bad_op")
 
 
 # =========================================================================== migrating k09's checkpoint
@@ -365,17 +253,7 @@ def k09_name_map(checkpoint_path):
     value is ``"<layer>/<attribute>"``. Raise ``ValueError`` naming the prefix and the keys seen when
     there is not exactly one such name.
     """
-    keys = [name for name, _ in tf.train.list_variables(checkpoint_path)]
-    mapping = {}
-    for layer in ("layer1", "layer2"):
-        for scope, attribute in K09_SCOPES:
-            prefix = f"{layer}/{scope}/"
-            found = [k for k in keys if k.startswith(prefix) and "/Adam" not in k]
-            if len(found) != 1:
-                raise ValueError(f"expected exactly one key starting with {prefix!r} (Adam slots excluded), "
-                                 f"found {found} among {keys}")
-            mapping[found[0]] = f"{layer}/{attribute}"
-    return mapping
+    raise NotImplementedError("n09: k09_name_map")
 
 
 def load_k09_checkpoint(model, checkpoint_path):
@@ -387,11 +265,7 @@ def load_k09_checkpoint(model, checkpoint_path):
     nothing is transposed. Returns ``int(reader.get_tensor("global_step"))``. Afterwards the model
     gives k09's logits on the same inputs.
     """
-    reader = tf.train.load_checkpoint(checkpoint_path)
-    for key, target in k09_name_map(checkpoint_path).items():
-        layer, attribute = target.split("/")
-        getattr(model.get_layer(layer), attribute).assign(reader.get_tensor(key))
-    return int(reader.get_tensor("global_step"))
+    raise NotImplementedError("n09: load_k09_checkpoint")
 
 
 if __name__ == "__main__":

@@ -195,6 +195,15 @@ def test_initialize_only_the_listed_variables(sess):
 
 
 @pytest.mark.covers("initialize", "make_variables")
+def test_initialize_every_listed_variable(sess):
+    v, w = k02.make_variables()
+    got_v, got_w = _read_after_initialize(sess, [v, w], [w, v])  # two, in another order than made
+    assert got_v.tolist() == [1.0, 2.0] and got_w.shape == (3, 4), (
+        f"initialize(sess, [w, v]): v should be [1.0, 2.0] and w [3, 4], got {got_v.tolist()} and {got_w.shape}"
+    )
+
+
+@pytest.mark.covers("initialize", "make_variables")
 def test_initialize_an_empty_list_initialises_nothing(sess):
     v, w = k02.make_variables()
     k02.initialize(sess, [])
@@ -271,6 +280,14 @@ def test_shared_variable_name_shape_and_zeros(sess):
     got = sess.run(w)
     assert got.tolist() == [0.0, 0.0], (
         f"shared_variable: w should start at zeros (initializer=tf.compat.v1.zeros_initializer()), got {got.tolist()}"
+    )
+    try:
+        other = k02.shared_variable("s").name
+    except ValueError as exc:  # made w in a fixed scope again
+        other = f"ValueError '{first_line(exc)[:60]}'"
+    assert other == "s/w:0", (
+        f"shared_variable('s') after shared_variable('shared'): expected a new variable s/w:0, got {other}: open "
+        "variable_scope(scope, reuse=reuse) with the scope argument, not a fixed name"
     )
 
 

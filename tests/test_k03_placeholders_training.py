@@ -428,13 +428,19 @@ def test_train_linear_regression_follows_the_loop():
             hint = (f"use the learning_rate argument ({learning_rate} here), not a fixed {used:.3g}: the losses are "
                     f"the tutorial's loop at learning rate {used:.3g}; build the op with sgd_minimize(loss, "
                     "learning_rate)")
+        slots = sorted(name for name in var if name not in ("k", "b"))
+        if hint is None and slots:
+            hint = (f"sgd_minimize: its train op is not plain gradient descent: the graph holds the optimizer's slot "
+                    f"variables {slots[:3]} (momentum, Adam, ...; plain SGD keeps none): "
+                    "tf.compat.v1.train.GradientDescentOptimizer(learning_rate)")
         hint = hint or ("the losses differ from the tutorial's loop: one sample per step, x = rng.random_sample(), "
                         "y = 3x - 1 + 0.0001 * rng.standard_normal(), run [loss, train_op] with that feed")
         diff = np.abs(got - ref_losses)
         step = int(diff.argmax())
         first = int(np.argmax(diff > 1e-7 + 1e-3 * np.abs(ref_losses)))
         pytest.fail(
-            f"train_linear_regression: {hint} (with steps={steps}, learning_rate={learning_rate}, seed={seed} the "
+            f"{'' if hint.startswith('sgd_minimize:') else 'train_linear_regression: '}{hint} (with steps={steps}, "
+            f"learning_rate={learning_rate}, seed={seed} the "
             f"losses differ from the tutorial's loop from step {first} on, max |diff| {diff.max():.3g} at step {step})"
         )
     # k and b after the last step. Fetched in the same sess.run as the last train op (the docstring's

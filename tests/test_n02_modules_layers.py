@@ -57,6 +57,12 @@ def _max_diff(got, want):
 def test_linear_variables_shapes_and_names():
     lin = n02.Linear(3, 4)
     assert isinstance(lin, tf.Module), "Linear should subclass tf.Module"
+    kinds = {name: type(getattr(lin, name, None)).__name__ for name in ("w", "b")}
+    missing = [name for name in ("w", "b") if not isinstance(getattr(lin, name, None), tf.Variable)]
+    assert not missing, (
+        f"Linear: after __init__ self.{missing[0]} is {kinds[missing[0]]}, not a tf.Variable: create w and b in "
+        "__init__ (self.w = tf.Variable(...)); __call__ creates nothing"
+    )
     assert tuple(lin.w.shape) == (3, 4), (
         f"Linear: w should be [in_features, out_features] = [3, 4] so that x @ w works, got {list(lin.w.shape)}"
     )
@@ -209,6 +215,11 @@ def test_dense_initial_values_and_output():
     assert kernel.shape == (5, 4) and np.all(np.abs(kernel) <= limit) and np.std(kernel) > 0.1, (
         f"the kernel should be [5, 4] glorot_uniform (|k| <= {limit:.3f}), got shape {kernel.shape}, "
         f"std {np.std(kernel):.3f}"
+    )
+    names = sorted(w.name.split("/")[-1].split(":")[0] for w in layer.weights)
+    assert names == ["bias", "kernel"], (
+        f"Dense: the weights should be named kernel and bias, got {names}: add_weight(name='kernel', ...) and "
+        "add_weight(name='bias', ...) (checkpoints and Keras 3's paths such as dense/kernel read the names)"
     )
     (w, b), = _random_weights([4], 5, seed=11)
     layer.kernel.assign(w)

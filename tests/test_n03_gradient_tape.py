@@ -137,6 +137,12 @@ def test_derivative_of_a_constant_point(monkeypatch):
         if not isinstance(got, tf.Tensor):
             pytest.fail(f"derivative of {what}: return the gradient as the tape gives it, a float32 tensor, got "
                         f"{_kind(got)} (no .numpy(), no float())", pytrace=False)
+    seen = []
+    n03.derivative(lambda x: seen.append(type(x)) or x * x, 3.0)
+    assert not any(issubclass(t, tf.Variable) for t in seen), (
+        "derivative: fn got a tf.Variable: x is a constant point, not a variable (a new variable per call, and one "
+        "a tf.function cannot make): convert it, x = tf.convert_to_tensor(x, dtype=tf.float32), and tape.watch(x)"
+    )
 
 
 @pytest.mark.covers("LinearModel")
@@ -235,8 +241,14 @@ def _quadratic():
 @pytest.mark.covers("sgd_step")
 def test_sgd_step_is_one_gradient_step():
     k, b, loss_fn = _quadratic()
-    loss, error = _call(n03.sgd_step, loss_fn, [k, b], keras.optimizers.SGD(learning_rate=0.05))
+    optimizer = keras.optimizers.SGD(learning_rate=0.05)
+    loss, error = _call(n03.sgd_step, loss_fn, [k, b], optimizer)
     assert error is None, _raised("sgd_step", error)
+    updates = int(optimizer.iterations.numpy())
+    assert updates <= 1, (
+        f"sgd_step: one call applied the optimizer {updates} times (its iterations count): call "
+        "optimizer.apply_gradients ONCE per step"
+    )
     residual = 3.0 * 1.0 - 2.0 - 4.0
     want = (1.0 - 0.05 * 6.0 * residual, -2.0 - 0.05 * 2.0 * residual)  # loss 9 before, 0 after
     got = (float(k.numpy()), float(b.numpy()))
@@ -249,9 +261,14 @@ def test_sgd_step_is_one_gradient_step():
     assert got == pytest.approx(want, rel=1e-6), (
         f"sgd_step: one SGD step (learning rate 0.05) should give k, b = ({want[0]:.4g}, {want[1]:.4g}), got "
         f"({got[0]:.4g}, {got[1]:.4g})"
-        + (f": that is a step of learning rate {used:.4g}, not the optimizer's 0.05: let the optimizer apply them, "
-           "optimizer.apply_gradients(zip(grads, variables)), no assign_sub by hand"
+        + (f": that is a step of learning rate {used:.4g}, not the optimizer's 0.05"
+           + (", and the optimizer counted no update: let it apply them, optimizer.apply_gradients(zip(grads, "
+              "variables)), no assign_sub by hand" if updates == 0 else "")
            if not np.isclose(used, 0.05, rtol=1e-3) else "")
+    )
+    assert updates == 1, (
+        "sgd_step: the step is right, but the optimizer counted no update (its iterations stayed 0): the docstring "
+        "has the optimizer apply them, optimizer.apply_gradients(zip(grads, variables)), not assign_sub by hand"
     )
     assert _as_float(loss, "the returned loss") == pytest.approx(residual ** 2), (
         f"sgd_step should return the loss before the update, {residual ** 2}, got {float(np.asarray(loss))}: return "

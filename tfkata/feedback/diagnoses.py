@@ -548,6 +548,9 @@ NOW_LINES: dict[str, Callable[[re.Match, BaseException], str]] = {
     "graph-finalized": lambda m, e: (
         "an op was added to a finalized graph: TF 2 code runs eagerly or inside a tf.function; do not build "
         "tf.compat.v1 graphs here"),
+    "iterator-not-initialized": lambda m, e: (
+        f"{_in_function(e)}a tf.compat.v1 initializable iterator in TF 2 code: iterate the tf.data.Dataset itself "
+        "(for batch in dataset, or it = iter(dataset) and next(it)), which needs no initializer"),
 }
 
 
