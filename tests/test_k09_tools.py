@@ -19,6 +19,7 @@ import tensorflow as tf
 from tfkata import load_kata
 from tfkata.differential import Case, compare, graph_outputs, reference, to_numpy
 from tfkata.feedback.curves import explain_curve
+from tfkata.feedback.facts import first_line
 from tfkata.loader import fresh_graph
 from tfkata.testing import mismatch as _mismatch, mnist_images as _mnist_images
 from tfkata.testing import dataset_stages, mnist_flat
@@ -41,7 +42,10 @@ def _read_events(folder, who="the FileWriter"):
     """{step: {tag: value}} from every event file in ``folder`` (histograms: the HistogramProto),
     and whether a graph was written; ``who`` wrote them (a failure's message starts with it)."""
     files = sorted(str(p) for p in folder.glob("events.out.tfevents.*"))
-    assert files, f"no event file in {folder}: did the FileWriter write there, and was it closed (flushed)?"
+    assert files, (
+        f"{who}: no event file in {folder.name}/: nothing was written there: add each summary to its writer, "
+        "writer.add_summary(summary, step) (and close the writer when done)"
+    )
     steps, has_graph = {}, False
     for path in files:
         try:
@@ -291,7 +295,7 @@ def test_eval_step_logs_without_training(sess, tmp_path):
     assert np.isclose(loss, ref_loss, rtol=1e-5) and np.isclose(acc, ref_acc, rtol=1e-6), (
         f"eval_step returned ({loss}, {acc}), expected the loss and accuracy on the fed data ({ref_loss}, {ref_acc})"
     )
-    events, _ = _read_events(tmp_path / "test")
+    events, _ = _read_events(tmp_path / "test", "eval_step")
     if list(events) == [0]:
         pytest.fail("eval_step: its summary was logged at step 0, expected step 7: pass the step, "
                     "writer.add_summary(summary, step)", pytrace=False)
@@ -580,9 +584,18 @@ def test_resume_bookkeeping_in_a_few_steps(tmp_path):
 def test_train_with_checkpoints_saves_the_final_step(tmp_path):
     """5 steps with save_every 2 save at 2, 4 and, the last step being no multiple of 2, at 5 too."""
     x, y, *_ = mnist_flat(N_TRAIN, N_TEST)
+    ckpt_dir = tmp_path / "runs" / "ckpt"  # two levels that do not exist yet: the docstring has it created
     with fresh_graph():
-        run = k09.train_with_checkpoints((x, y), str(tmp_path), 5, save_every=2, batch_size=8)
-    written = sorted(int(m.group(1)) for f in os.listdir(tmp_path) if (m := re.fullmatch(r"model-(\d+)\.index", f)))
+        try:
+            run, error = k09.train_with_checkpoints((x, y), str(ckpt_dir), 5, save_every=2, batch_size=8), None
+        except ValueError as exc:
+            if "doesn't exist" not in str(exc):
+                raise
+            run, error = None, first_line(exc)
+    if error is not None:
+        pytest.fail(f"train_with_checkpoints: the checkpoint directory runs/ckpt did not exist and saving failed "
+                    f"({error[:70]}...): create it first, os.makedirs(ckpt_dir, exist_ok=True)", pytrace=False)
+    written = sorted(int(m.group(1)) for f in os.listdir(ckpt_dir) if (m := re.fullmatch(r"model-(\d+)\.index", f)))
     if written and [w + 1 for w in written] == [2, 4, 5]:
         pytest.fail(f"train_with_checkpoints(num_steps=5, save_every=2): the checkpoints are numbered {written}, one "
                     "less than the global steps [2, 4, 5]: after the update of step `step` the global step is step + 1; "
@@ -642,7 +655,9 @@ def test_augment_flip_really_flips(sess):
     for image in draws:
         same, mirror = _nearest(image, clean)
         upside_down = np.abs(image - clean[::-1]).max()
-        hint = ": that is the image upside down; flip left-right (tf.image.random_flip_left_right)" if upside_down < 1e-6 else ""
+        hint = (": that is the image upside down; flip left-right (tf.image.random_flip_left_right)" if upside_down < 1e-6
+                else ": with noise_stddev=0 only the flip may change it: draw the noise with stddev=noise_stddev (the "
+                     "argument, not a constant), flip with tf.image.random_flip_left_right")
         assert min(same, mirror) < 1e-6, (
             f"augment: with noise 0 an augmented image is the image or its left-right mirror, it differs from both by "
             f"{min(same, mirror):.3g}{hint}"
