@@ -240,6 +240,18 @@ def test_build_model_interface(sess):
     assert sess.run(model["global_step"]) == 1, "train_op must increment the global step (minimize(..., global_step=...))"
 
 
+@pytest.mark.covers("build_model")
+def test_build_model_trains_at_its_learning_rate(sess):
+    k09.build_model(input_dim=4, hidden_dim=3, num_classes=2, learning_rate=0.02)
+    steps = [op for op in tf.compat.v1.get_default_graph().get_operations() if op.type.endswith("ApplyAdam")]
+    assert steps, "build_model: train_op should apply Adam (tf.compat.v1.train.AdamOptimizer(learning_rate))"
+    rates = sorted({round(float(sess.run(op.inputs[5])), 8) for op in steps})  # ApplyAdam's input 5: the rate
+    assert rates == [0.02], (
+        f"build_model(..., learning_rate=0.02): Adam steps at the rate {rates}: pass it on, "
+        "tf.compat.v1.train.AdamOptimizer(learning_rate)"
+    )
+
+
 @pytest.mark.covers("train_step", "open_writers", *MODEL)
 def test_train_step_logs_the_loss_it_computed(sess, tmp_path):
     x, y, *_ = mnist_flat(N_TRAIN, N_TEST)
@@ -368,6 +380,29 @@ def test_train_with_summaries_bookkeeping(tmp_path, monkeypatch):
         "flushes the file and ends the writer's thread), e.g. in a finally"
     )
     _check_summaries_run(history, tmp_path, 12, 5)
+
+
+@pytest.mark.covers("train_with_summaries")
+def test_train_with_summaries_passes_the_learning_rate_on(tmp_path, monkeypatch):
+    import inspect
+    import sys
+
+    module = sys.modules[k09.train_with_summaries.__module__]
+    real, rates = module.build_model, []
+
+    def recording(*args, **kwargs):
+        bound = inspect.signature(real).bind(*args, **kwargs)
+        bound.apply_defaults()
+        rates.append(bound.arguments.get("learning_rate"))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(module, "build_model", recording)
+    k09.train_with_summaries(mnist_flat(N_TRAIN, N_TEST), str(tmp_path), num_steps=1, eval_every=5, batch_size=16,
+                             learning_rate=0.02)
+    assert rates == [0.02], (
+        f"train_with_summaries(..., learning_rate=0.02): build_model got learning_rate {rates}: pass it on, "
+        "build_model(input_dim=..., learning_rate=learning_rate)"
+    )
 
 
 def _initial_losses(data):
