@@ -341,11 +341,13 @@ def test_attention_step_uses_input_feeding(sess):
     value = sess.run(kernel)
     value[30:30 + H] = 0.0
     sess.run(kernel.assign(value))
-    b0, b1 = sess.run(attention, {prev: zeros}), sess.run(attention, {prev: other})
-    assert np.allclose(b0, b1, atol=1e-6), (
+    cell_state = tf.nest.flatten(state)  # the cells' new state: only their input reads prev_attention
+    b0, b1 = sess.run(cell_state, {prev: zeros}), sess.run(cell_state, {prev: other})
+    moved = max(float(np.abs(x - y).max()) for x, y in zip(b0, b1))
+    assert moved < 1e-6, (
         "attention_step: the first cell's input must be [embedding ; prev_attention], the embedding FIRST: with the "
-        f"kernel rows 30..{29 + H} (where prev_attention goes) zeroed, prev_attention still changed the output (max "
-        f"|diff| {np.abs(b0 - b1).max():.3g}): tf.concat([embedded, prev_attention], axis=1)"
+        f"kernel rows 30..{29 + H} (where prev_attention goes) zeroed, prev_attention still changed the cells' new "
+        f"state (max |diff| {moved:.3g}): tf.concat([embedded, prev_attention], axis=1)"
     )
 
 
