@@ -685,7 +685,7 @@ def _accuracy(model, x, y):
 
 
 @pytest.mark.covers("train", "make_train_step", "evaluate")
-def test_train_history():
+def test_train_history(capsys):
     train_ds, val_ds, (vx, vy) = _tiny_datasets()
     model = _tiny_model()
     optimizer = keras.optimizers.Adam(learning_rate=0.05)
@@ -699,7 +699,13 @@ def test_train_history():
         calls.assign_add(1)
         return value
 
+    capsys.readouterr()
     history = n04.train(model, train_ds, 30, optimizer, loss_fn, val_ds, log_every=10, verbose=False)
+    printed = capsys.readouterr().out.strip()
+    assert not printed, (
+        f"train(..., verbose=False) printed {printed.splitlines()[0][:80]!r}: print the history entries only "
+        "if verbose"
+    )
     steps = [h.get("step") for h in history] if isinstance(history, list) else history
     assert steps == [10, 20, 30], f"train: expected a history entry after steps 10, 20, 30 (log_every 10), got {steps}"
     assert int(optimizer.iterations) == 30, (
@@ -800,6 +806,11 @@ def test_fit_history():
     iterations = int(model.optimizer.iterations)
     assert iterations == 30, (
         f"fit should run 30 steps, ran {iterations}: epochs=steps // log_every, steps_per_epoch=log_every"
+    )
+    rate = float(np.asarray(model.optimizer.learning_rate))
+    assert np.isclose(rate, 0.05), (
+        f"fit(..., learning_rate=0.05): the model was compiled with learning rate {rate:g}: pass it on, "
+        "model.compile(optimizer=make_optimizer(learning_rate), ...)"
     )
     for h in history:
         assert set(h) == {"step", "loss", "val_accuracy"}, f"expected the keys step, loss, val_accuracy, got {sorted(h)}"
