@@ -21,8 +21,8 @@ from tfkata.feedback.curves import explain_curve
 from tfkata.differential import Case, compare, graph_outputs, reference
 from tfkata.loader import fresh_graph
 from tfkata.tfsetup import require_legacy_rnn
-from tfkata.testing import (BEAM_TRAP, UNIFORM_4, beam_order_problem, greedy, must_raise, plot_problem, recording_imshow,
-                            table_model)
+from tfkata.testing import (BEAM_TRAP, UNIFORM_4, beam_order_problem, greedy, must_raise, plot_problem, recording_argument,
+                            recording_imshow, table_model)
 
 k08 = load_kata("k08_attention")
 k07 = load_kata("k07_seq2seq")
@@ -581,22 +581,11 @@ def test_build_attention_seq2seq_shares_weights(sess, monkeypatch):
 
 
 @pytest.mark.covers("build_attention_seq2seq")
-def test_build_attention_seq2seq_passes_max_decode_steps():
+def test_build_attention_seq2seq_passes_max_decode_steps(monkeypatch):
     # an untrained model may stop early by chance: what the greedy decoder is given is read instead
-    import inspect
-
     module = sys.modules[k08.build_attention_seq2seq.__module__]
-    real, given = module.attention_greedy_decoder, []
-
-    def recording(*args, **kwargs):
-        bound = inspect.signature(real).bind(*args, **kwargs)
-        bound.apply_defaults()
-        given.append(bound.arguments.get("max_steps"))
-        return real(*args, **kwargs)
-
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(module, "attention_greedy_decoder", recording)
-        k08.build_attention_seq2seq(max_decode_steps=5, vocab_size=7, embed_size=4, hidden_units=5, num_layers=1)
+    given = recording_argument(monkeypatch, module, "attention_greedy_decoder", "max_steps")
+    k08.build_attention_seq2seq(max_decode_steps=5, vocab_size=7, embed_size=4, hidden_units=5, num_layers=1)
     assert given == [5], (
         f"build_attention_seq2seq(max_decode_steps=5): attention_greedy_decoder got max_steps {given}: pass "
         "max_decode_steps on, attention_greedy_decoder(parts, memory, encoder_lengths, state, max_decode_steps)"

@@ -22,7 +22,7 @@ from tfkata.feedback.curves import explain_curve
 from tfkata.feedback.facts import first_line
 from tfkata.loader import fresh_graph
 from tfkata.testing import mismatch as _mismatch, mnist_images as _mnist_images
-from tfkata.testing import dataset_stages, mnist_flat
+from tfkata.testing import dataset_stages, mnist_flat, recording_argument
 from tfkata.tfsetup import SEED
 
 k09 = load_kata("k09_tools")
@@ -384,19 +384,10 @@ def test_train_with_summaries_bookkeeping(tmp_path, monkeypatch):
 
 @pytest.mark.covers("train_with_summaries")
 def test_train_with_summaries_passes_the_learning_rate_on(tmp_path, monkeypatch):
-    import inspect
     import sys
 
     module = sys.modules[k09.train_with_summaries.__module__]
-    real, rates = module.build_model, []
-
-    def recording(*args, **kwargs):
-        bound = inspect.signature(real).bind(*args, **kwargs)
-        bound.apply_defaults()
-        rates.append(bound.arguments.get("learning_rate"))
-        return real(*args, **kwargs)
-
-    monkeypatch.setattr(module, "build_model", recording)
+    rates = recording_argument(monkeypatch, module, "build_model", "learning_rate")
     k09.train_with_summaries(mnist_flat(N_TRAIN, N_TEST), str(tmp_path), num_steps=1, eval_every=5, batch_size=16,
                              learning_rate=0.02)
     assert rates == [0.02], (

@@ -213,3 +213,21 @@ def recording_session_runs():
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(session_lib.BaseSession, "run", run)
         yield runs
+
+
+def recording_argument(monkeypatch, module, name: str, argument: str) -> list:
+    """Replace the function ``module.<name>`` (which the learner's code calls by its global name) with one that
+    records the value its parameter ``argument`` gets in each call, defaults applied, then calls the real one.
+    Returns the list of values; ``monkeypatch`` undoes it."""
+    import inspect
+
+    real, seen = getattr(module, name), []
+
+    def recording(*args, **kwargs):
+        bound = inspect.signature(real).bind(*args, **kwargs)
+        bound.apply_defaults()
+        seen.append(bound.arguments.get(argument))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(module, name, recording)
+    return seen
