@@ -16,7 +16,7 @@ import tensorflow as tf
 
 from tfkata import fresh_graph, load_kata
 from tfkata.feedback.facts import first_line
-from tfkata.testing import recording_session_runs
+from tfkata.testing import numpy_global_rng_kept, recording_session_runs
 
 k03 = load_kata("k03_placeholders_training")
 
@@ -366,14 +366,11 @@ def _learning_rate_used(k0, b0, steps, seed, losses):
 @pytest.mark.covers("train_linear_regression", "linear_regression_model", "sgd_minimize")
 def test_train_linear_regression_follows_the_loop():
     steps, learning_rate, seed = 12, 0.3, 7
-    global_state = np.random.get_state()
-    with recording_session_runs() as runs:
-        k_val, b_val, losses = _train(steps=steps, learning_rate=learning_rate, seed=seed)
-    after = np.random.get_state()
-    assert after[2] == global_state[2] and np.array_equal(after[1], global_state[1]), (
+    with numpy_global_rng_kept(
         "train_linear_regression changed numpy's global random state (np.random.seed / np.random.*): draw from your "
         "own generator, rng = np.random.RandomState(seed), and leave the global one alone"
-    )
+    ), recording_session_runs() as runs:
+        k_val, b_val, losses = _train(steps=steps, learning_rate=learning_rate, seed=seed)
     # how often the variables' initializer ran
     inits = [f for fetches in runs for f in (fetches if isinstance(fetches, (list, tuple)) else [fetches])
              if isinstance(f, tf.Operation) and f.type == "NoOp" and f.name.startswith("init")]

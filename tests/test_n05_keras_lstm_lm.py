@@ -24,7 +24,7 @@ from tfkata import SEED, fresh_graph, load_kata
 from tfkata.feedback.curves import explain_curve
 from tfkata.data import text as corpora
 from tfkata.tfsetup import import_tensorflow
-from tfkata.testing import where_max as _where
+from tfkata.testing import numpy_global_rng_kept, where_max as _where
 
 tf = import_tensorflow()  # quietly: without the CUDA/oneDNN lines a plain import prints
 import keras  # noqa: E402  (after the quiet TensorFlow import; Keras 3 on TF >= 2.16, Keras 2 before)
@@ -823,13 +823,12 @@ def test_sample_text_first_character_from_all_27():
 def test_sample_text_draws_with_its_own_generator():
     forward = n05.make_forward(_tiny()[0], 8)
     np.random.seed(5)
-    before = np.random.get_state()[1].copy()
-    n05.sample_text(forward, 10, seed=1, num_nodes=8)
-    assert np.array_equal(np.random.get_state()[1], before), (
+    with numpy_global_rng_kept(
         "sample_text: it changed numpy's global random state (np.random.seed or np.random.choice): draw with a "
         "generator of its own, rng = np.random.default_rng(seed), as the docstring says (the caller's random "
         "numbers stay theirs)"
-    )
+    ):
+        n05.sample_text(forward, 10, seed=1, num_nodes=8)
 
 
 def _train_recording_states(*args, **kwargs):

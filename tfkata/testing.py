@@ -231,3 +231,14 @@ def recording_argument(monkeypatch, module, name: str, argument: str) -> list:
 
     monkeypatch.setattr(module, name, recording)
     return seen
+
+
+@contextlib.contextmanager
+def numpy_global_rng_kept(message: str):
+    """Fail with ``message`` when the block changes numpy's global random state: a function told to draw from its
+    own generator (``np.random.RandomState(seed)``, ``np.random.default_rng(seed)``) must not seed or draw from
+    ``np.random``, whose numbers are the caller's."""
+    before = np.random.get_state()
+    yield
+    after = np.random.get_state()
+    assert after[2] == before[2] and np.array_equal(after[1], before[1]), message

@@ -128,9 +128,12 @@ def loop_around(where: str, root: Path) -> str | None:
     loops = loops or [node for node in ast.walk(tree) if isinstance(node, ast.For) and around(node) and may_not_end(node)]
     if not loops:
         return None
-    loop = max(loops, key=lambda node: node.lineno)  # the innermost: it starts last
-    text = source.splitlines()[loop.lineno - 1].strip()
-    return f"{file}:{loop.lineno}: `{text}`"
+    return _header(file, source, max(loops, key=lambda node: node.lineno))  # the innermost: it starts last
+
+
+def _header(file: str, source: str, node) -> str:
+    """'katas/k01_graph_session.py:14: `while i < n:`': where ``node`` starts in ``source``, and that line."""
+    return f"{file}:{node.lineno}: `{source.splitlines()[node.lineno - 1].strip()}`"
 
 
 def only_loop_in(module: Path, function: str, root: Path) -> str | None:
@@ -154,10 +157,7 @@ def only_loop_in(module: Path, function: str, root: Path) -> str | None:
     loops = [node for node in ast.walk(defs[0])
              if isinstance(node, ast.While)
              or (isinstance(node, ast.Call) and getattr(node.func, "attr", getattr(node.func, "id", None)) == "while_loop")]
-    if len(loops) != 1:
-        return None
-    text = source.splitlines()[loops[0].lineno - 1].strip()
-    return f"{file}:{loops[0].lineno}: `{text}`"
+    return _header(file, source, loops[0]) if len(loops) == 1 else None
 
 
 def autograph_original(path: str, name: str) -> str | None:
