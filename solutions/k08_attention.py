@@ -252,8 +252,8 @@ def plot_attention(source, output, alignments, path, title="Attention heatmap"):
     ``alignments``: float ``[T_out, T_src]`` (row t = where output step t looked). Source tokens
     label the x axis, output tokens the y axis, one cell per weight, with a colour bar. Use
     matplotlib without pyplot (``matplotlib.figure.Figure`` + the Agg canvas) so no window or global
-    backend is touched. Raise ``ValueError`` when ``alignments`` is not ``[len(output), len(source)]``.
-    Returns ``path``.
+    backend is touched. The plot's title is ``title`` (``ax.set_title``). Raise ``ValueError`` when
+    ``alignments`` is not ``[len(output), len(source)]``. Returns ``path``.
     """
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure

@@ -254,6 +254,7 @@ def fit(model, dataset, steps, val_dataset, learning_rate=1e-3, log_every=100, v
     and run ``steps // log_every`` of them with ``validation_data=val_dataset``, so Keras's per-epoch
     logs are k04's history entries: convert ``History.history`` (``"loss"`` and ``"val_accuracy"``
     lists) to ``[{"step": 100, "loss": ..., "val_accuracy": ...}, ...]`` of Python floats.
+    ``verbose`` goes to ``model.fit`` as it is (0: silent, 2: one line per epoch).
     """
     model.compile(optimizer=make_optimizer(learning_rate), loss=make_loss(), metrics=["accuracy"])
     epochs = steps // log_every

@@ -393,10 +393,14 @@ def test_bias_variable_init(sess):
 def test_variable_names():
     w, b = k04.weight_variable([3, 3]), k04.bias_variable([3])
     named = k04.weight_variable([2], name="kernel")
-    got = [w.name, b.name, named.name]
-    assert got == ["W:0", "b:0", "kernel:0"], (
-        f"expected the names ['W:0', 'b:0', 'kernel:0'], got {got}: pass name=name to tf.Variable"
-    )
+    named_bias = k04.bias_variable([2], name="beta")
+    for function, variable, want in (("weight_variable", w, "W:0"), ("bias_variable", b, "b:0"),
+                                     ("weight_variable", named, "kernel:0"), ("bias_variable", named_bias, "beta:0")):
+        given = want.split(":")[0]
+        assert variable.name == want, (
+            f"{function}(..., name={given!r}) in a fresh graph should make a variable named {want!r}, got "
+            f"{variable.name!r}: pass name=name to tf.Variable"
+        )
 
 
 @pytest.mark.covers("conv2d")
@@ -481,11 +485,15 @@ def test_max_pool_2x2_same_padding(sess):
 def test_fc_layer_variables_and_shape():
     x = tf.compat.v1.placeholder(tf.float32, [None, 30])
     out = k04.fc_layer(x, out_dim=7, scope="dense")
-    assert out.shape.as_list() == [None, 7], f"expected [B, 7], got {out.shape.as_list()}"
+    assert out.shape.as_list() == [None, 7], (
+        f"fc_layer(x, out_dim=7, scope='dense'): expected [B, 7], got {out.shape.as_list()}: the layer has out_dim "
+        "units (the argument)"
+    )
     got = _trainable()
     assert got == {"dense/W:0": [30, 7], "dense/b:0": [7]}, (
-        f"expected variables dense/W [30, 7] and dense/b [7], got {got}: build them inside "
-        "tf.compat.v1.variable_scope(scope) with weight_variable and bias_variable"
+        f"fc_layer(x, out_dim=7, scope='dense'): expected variables dense/W [30, 7] and dense/b [7], got {got}: build "
+        "them inside tf.compat.v1.variable_scope(scope), with the scope argument, using weight_variable and "
+        "bias_variable"
     )
 
 
@@ -524,11 +532,15 @@ def test_conv_and_pool_shape_and_variables():
     x = tf.compat.v1.placeholder(tf.float32, [None, 28, 28, 3])
     out = k04.conv_and_pool(x, kernel_size=3, out_channel=8, scope="block")
     assert out.shape.as_list() == [None, 14, 14, 8], (
-        f"expected [B, 14, 14, 8], got {out.shape.as_list()}: conv (stride 1, SAME) then 2x2 pooling with stride 2"
+        f"conv_and_pool(x, kernel_size=3, out_channel=8, scope='block'): expected [B, 14, 14, 8], got "
+        f"{out.shape.as_list()}: out_channel (the argument) filters, conv (stride 1, SAME) then 2x2 pooling with "
+        "stride 2"
     )
     got = _trainable()
     assert got == {"block/W:0": [3, 3, 3, 8], "block/b:0": [8]}, (
-        f"expected block/W [3, 3, 3, 8] (kernel, kernel, in channels, out channels) and block/b [8], got {got}"
+        f"conv_and_pool(x, kernel_size=3, out_channel=8, scope='block'): expected block/W [3, 3, 3, 8] (kernel, "
+        f"kernel, in channels, out channels) and block/b [8], got {got}: use the kernel_size, out_channel and scope "
+        "arguments"
     )
 
 
@@ -1044,6 +1056,24 @@ def test_evaluate_keeps_the_trained_weights(sess):
     )
 
 
+@pytest.mark.covers("evaluate")
+def test_evaluate_runs_slices_of_batch_size(sess):
+    model, count, images, truth = _dropout_model(130)
+    for batch_size, want in ((40, [40, 40, 40, 10]), (130, [130])):
+        recorder = _Recorder(sess)
+        got = k04.evaluate(recorder, model, count, _Split(images, np.eye(10, dtype=np.float32)[truth]),
+                           batch_size=batch_size)
+        rows = [len(v) for v in recorder.fed(model.x)]
+        assert rows == want, (
+            f"evaluate(..., batch_size={batch_size}) on 130 examples should run slices of {want[0]} (the last "
+            f"{want[-1]}), it fed model.x slices of {rows[:6]}{' ...' if len(rows) > 6 else ''}: slice by the "
+            "batch_size argument, dataset.images[start:start + batch_size]"
+        )
+        assert isinstance(got, float) and abs(got - 1.0) < 1e-6, (
+            f"evaluate(..., batch_size={batch_size}): every prediction is right with dropout off, got {got}"
+        )
+
+
 @pytest.mark.covers("predict")
 def test_predict(sess):
     model, _, images, truth = _dropout_model(130)
@@ -1145,6 +1175,15 @@ def test_save_report_png(tmp_path, monkeypatch):
             f"save_report must draw the MISclassified digits (labels != predictions), in dataset order: it drew "
             f"examples {ids}, expected {wrong}: pick them with np.flatnonzero(labels != predictions)[:max_digits]"
         )
+    del drawn[:]
+    k04.save_report(str(tmp_path / "five.png"), images, labels, predictions, history, max_digits=5)
+    ids = [next((i for i in range(40) if np.allclose(flat[i], a.reshape(-1), atol=1e-6)), None)
+           for a in drawn if a.size == 784]
+    if None not in ids:
+        assert ids == wrong[:5], (
+            f"save_report(..., max_digits=5) must draw the first 5 misclassified digits {wrong[:5]}, it drew "
+            f"{ids}: take np.flatnonzero(labels != predictions)[:max_digits], with the max_digits argument"
+        )
 
 
 # --------------------------------------------------------------------------- the training loop, on a stand-in model
@@ -1214,7 +1253,7 @@ def test_train_loop_on_a_stand_in_model(sess, capsys):
         "step computed (a second run computes the net again, after the update, with a new dropout mask)"
     )
     assert isinstance(history, list) and [h.get("step") for h in history] == [10, 20], (
-        f"with log_every=10 and 20 steps the history should have entries at steps [10, 20], got "
+        f"train(..., steps=20, log_every=10): the history should have entries at steps [10, 20], got "
         f"{[h.get('step') if isinstance(h, dict) else h for h in history] if isinstance(history, list) else history}"
     )
     for h in history:

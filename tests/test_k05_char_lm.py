@@ -269,16 +269,22 @@ def test_batches2string_reads_rows_across_batches():
 # --------------------------------------------------------------------------- the LSTM cell
 @pytest.mark.covers("create_parameters")
 def test_create_parameters_shapes():
-    params = k05.create_parameters(V, 16)
-    expected = {}
-    for g in "ifco":
-        expected.update({g + "x": [V, 16], g + "m": [16, 16], g + "b": [1, 16]})
-    expected.update({"w": [16, V], "b": [V]})
-    assert set(params) == set(expected), f"expected the keys {sorted(expected)}, got {sorted(params)}"
-    for key, shape in expected.items():
-        got = params[key].shape.as_list()
-        assert got == shape, f"params[{key!r}]: expected shape {shape}, got {got}"
-        assert params[key].dtype.base_dtype == tf.float32, f"params[{key!r}] must be float32"
+    for vocabulary, nodes in ((5, 3), (V, 16)):
+        params = k05.create_parameters(vocabulary, nodes)
+        expected = {}
+        for g in "ifco":
+            expected.update({g + "x": [vocabulary, nodes], g + "m": [nodes, nodes], g + "b": [1, nodes]})
+        expected.update({"w": [nodes, vocabulary], "b": [vocabulary]})
+        assert set(params) == set(expected), (
+            f"create_parameters: expected the keys {sorted(expected)}, got {sorted(params)}"
+        )
+        for key, shape in expected.items():
+            got = params[key].shape.as_list()
+            assert got == shape, (
+                f"create_parameters({vocabulary}, {nodes}): params[{key!r}]: expected shape {shape}, got {got}: "
+                "size the weights by the vocabulary_size and num_nodes arguments"
+            )
+            assert params[key].dtype.base_dtype == tf.float32, f"create_parameters: params[{key!r}] must be float32"
     trainable = {v.ref() for v in tf.compat.v1.trainable_variables()}
     assert all(params[k].ref() in trainable for k in expected), "all parameters must be trainable tf.Variables"
     shared = [(a, b) for i, a in enumerate(sorted(params)) for b in sorted(params)[i + 1:] if params[a] is params[b]]
@@ -468,10 +474,14 @@ def test_training_model_shapes():
                         "hold 8 nodes (a [27, 8] ix): take N from params, params['im'].shape[0], not NUM_NODES",
                         pytrace=False)
         raise
-    assert len(model["train_data"]) == 4, f"expected num_unrollings + 1 = 4 placeholders, got {len(model['train_data'])}"
+    assert len(model["train_data"]) == 4, (
+        f"build_training_model(..., num_unrollings=3): expected num_unrollings + 1 = 4 placeholders, got "
+        f"{len(model['train_data'])}: use the num_unrollings argument"
+    )
     for k, ph in enumerate(model["train_data"]):
         assert ph.op.type == "Placeholder" and ph.shape.as_list() == [4, V], (
-            f"train_data[{k}]: expected a float32 placeholder [4, 27], got {ph.op.type} {ph.shape.as_list()}"
+            f"build_training_model(..., batch_size=4): train_data[{k}]: expected a float32 placeholder [4, 27], got "
+            f"{ph.op.type} {ph.shape.as_list()}: use the batch_size argument"
         )
     assert model["logits"].shape.as_list() == [12, V], (
         f"logits: expected [num_unrollings * batch_size, 27] = [12, 27], got {model['logits'].shape.as_list()}: "

@@ -10,6 +10,7 @@ every run over all test files) would add nothing a learner reads.
 """
 import contextlib
 import re
+import sys
 import signal
 import threading
 import time
@@ -21,7 +22,7 @@ import tensorflow as tf
 
 from tfkata import load_kata
 from tfkata.feedback.curves import explain_curve
-from tfkata.testing import check_reported_loss, mask_off_by_one
+from tfkata.testing import check_reported_loss, mask_off_by_one, recording_argument
 from tfkata.tfsetup import require_legacy_rnn
 
 k07 = load_kata("k07_seq2seq")
@@ -200,15 +201,19 @@ def _chain_table(chain, no_eos=False):
 # --------------------------------------------------------------------------- data
 @pytest.mark.covers("generate_data")
 def test_generate_data_shapes_and_dtypes():
-    x, y, lx, ly = k07.generate_data(64, rng=np.random.RandomState(0))
+    x, y, lx, ly = k07.generate_data(37, rng=np.random.RandomState(0))
     for name, arr in (("x", x), ("y", y), ("len_x", lx), ("len_y", ly)):
-        assert np.asarray(arr).dtype == np.int32, f"{name} should be int32, got {np.asarray(arr).dtype}"
-    assert lx.shape == (64,) and ly.shape == (64,), f"lengths should be [64], got {lx.shape}, {ly.shape}"
-    assert x.shape == (64, lx.max()), (
-        f"x should be padded to the batch's longest input: expected (64, {lx.max()}), got {x.shape}"
+        assert np.asarray(arr).dtype == np.int32, f"generate_data: {name} should be int32, got {np.asarray(arr).dtype}"
+    assert lx.shape == (37,) and ly.shape == (37,), (
+        f"generate_data(37): the lengths should be [37], got {lx.shape}, {ly.shape}: draw num_samples examples (the "
+        "argument, not BATCH_SIZE)"
     )
-    assert y.shape == (64, ly.max()), (
-        f"y should be padded to the batch's longest target (EOS counted): expected (64, {ly.max()}), got {y.shape}"
+    assert x.shape == (37, lx.max()), (
+        f"generate_data: x should be padded to the batch's longest input: expected (37, {lx.max()}), got {x.shape}"
+    )
+    assert y.shape == (37, ly.max()), (
+        f"generate_data: y should be padded to the batch's longest target (EOS counted): expected (37, {ly.max()}), "
+        f"got {y.shape}"
     )
 
 
@@ -252,9 +257,13 @@ def test_copy_variant_writes_the_evens_twice():
         if np.array_equal(y[i, : ly[i]], want[:-1]):
             pytest.fail(f"row {i}: the copy target {want[:-1].tolist()} has no EOS at the end: append EOS (0) and "
                         "count it in len_y", pytrace=False)
-        assert ly[i] == 2 * len(evens) + 1, f"row {i}: copy target length should be 2 * evens + 1, got {ly[i]}"
+        assert ly[i] == 2 * len(evens) + 1, (
+            f"generate_data(copy_sequence=True): row {i}: the target writes the {len(evens)} evens twice, then EOS: "
+            f"len_y should be 2 * {len(evens)} + 1 = {2 * len(evens) + 1}, got {ly[i]}: use the copy_sequence argument"
+        )
         assert np.array_equal(y[i, : ly[i]], want), (
-            f"row {i}: copy target should be {want.tolist()}, got {y[i, : ly[i]].tolist()}"
+            f"generate_data(copy_sequence=True): row {i}: copy target should be {want.tolist()}, got "
+            f"{y[i, : ly[i]].tolist()}"
         )
 
 
@@ -263,8 +272,11 @@ def test_generate_data_uses_the_given_rng():
     a = k07.generate_data(20, rng=np.random.RandomState(7))
     b = k07.generate_data(20, rng=np.random.RandomState(7))
     c = k07.generate_data(20, rng=np.random.RandomState(8))
-    assert all(np.array_equal(p, q) for p, q in zip(a, b)), "the same RandomState seed must give the same data"
-    assert not np.array_equal(a[0], c[0]), "different seeds gave the same data: is rng used for every draw?"
+    assert all(np.array_equal(p, q) for p, q in zip(a, b)), (
+        "generate_data: two calls with RandomState(7) gave different data: draw every number from the rng argument, "
+        "not from the global np.random"
+    )
+    assert not np.array_equal(a[0], c[0]), "generate_data: different seeds gave the same data: is rng used for every draw?"
 
 
 @pytest.mark.covers("get_decoder_input_and_output")
@@ -284,6 +296,11 @@ def test_decoder_shift_is_exact():
                                   err_msg="decoder input should be GO (0) followed by the target without its last column")
     np.testing.assert_array_equal(dec_out, ids, err_msg="decoder output should be the target itself")
     assert dec_in.shape == ids.shape and dec_out.shape == ids.shape, "both keep the shape [B, T]"
+    dtypes = (dec_in.dtype, dec_out.dtype)
+    assert dtypes == (np.int32, np.int32), (
+        f"get_decoder_input_and_output: expected two int32 arrays (the docstring's dtype, the placeholders'), got "
+        f"{dtypes[0]} and {dtypes[1]}: build them with np.int32 (np.full(..., GO, np.int32)), no astype to another type"
+    )
 
 
 # --------------------------------------------------------------------------- bucketing
@@ -381,6 +398,26 @@ def test_bucketing_cuts_padding():
     )
 
 
+@pytest.mark.covers("bucketed_batches")
+def test_bucketing_uses_batch_size_and_bucket_width():
+    x, y, lx, ly = _pool(300, seed=7)
+    batches = k07.bucketed_batches(x, y, lx, ly, batch_size=10, bucket_width=6, rng=np.random.RandomState(2))
+    spans = sorted({tuple(sorted(set(((np.asarray(b[2]) - 1) // 6).tolist()))) for b in batches})
+    mixed = [s for s in spans if len(s) > 1]
+    assert not mixed, (
+        f"bucketed_batches(..., bucket_width=6): a batch mixes the buckets {list(mixed[0])} of width 6 (bucket k holds "
+        "len_x 6k+1 .. 6k+6): bucket by the bucket_width argument, (len_x - 1) // bucket_width"
+    )
+    for k, count in zip(*np.unique((lx - 1) // 6, return_counts=True)):
+        sizes = sorted((len(b[2]) for b in batches if (int(np.asarray(b[2]).max()) - 1) // 6 == k), reverse=True)
+        expected = [10] * int(count // 10) + ([int(count % 10)] if count % 10 else [])
+        assert sizes == expected, (
+            f"bucketed_batches(..., batch_size=10, bucket_width=6): bucket {k} (len_x {6 * k + 1}..{6 * k + 6}) holds "
+            f"{count} examples and should give batches of {expected}, got {sizes}: cut each bucket by the batch_size "
+            "argument, members[start : start + batch_size]"
+        )
+
+
 # --------------------------------------------------------------------------- model pieces
 @pytest.mark.covers("make_cell")
 def test_make_cell_is_two_lstm_layers():
@@ -436,6 +473,11 @@ def test_encoder_uses_its_size_arguments():
         f"encoder(..., hidden_units=4, num_layers=1): expected outputs of 4 units and 1 layer, got {got[0]} units and "
         f"{got[1]} layers: pass hidden_units and num_layers on to make_cell(hidden_units, num_layers)"
     )
+    matrices = [(v.name, v.shape.as_list()) for v in tf.compat.v1.global_variables() if "embedding" in v.name]
+    assert [shape for _, shape in matrices] == [[6, 4]], (
+        f"encoder(..., vocab_size=6, embed_size=4): expected one embedding matrix [6, 4], got {matrices}: make it "
+        "[vocab_size, embed_size] with the arguments, not VOCAB_SIZE and EMBED_SIZE"
+    )
 
 
 def _assert_truncated_normal_01(values, function, name):
@@ -465,6 +507,26 @@ def test_decoder_parts_are_made_once_under_decoder_scope(sess):
     out = parts.output_layer(tf.zeros([2, 3, 50]))
     assert out.shape.as_list() == [2, 3, V], (
         f"parts.output_layer should map [..., 50] to [..., {V}] logits (Dense(vocab_size)), got {out.shape.as_list()}"
+    )
+
+
+@pytest.mark.covers("decoder_parts")
+def test_decoder_parts_use_their_size_arguments():
+    parts = k07.decoder_parts(vocab_size=6, embed_size=4, hidden_units=5, num_layers=1)
+    shape = parts.embedding.shape.as_list()
+    assert shape == [6, 4], (
+        f"decoder_parts(vocab_size=6, embed_size=4, ...): the embedding should be [6, 4], got {shape}: make it "
+        "[vocab_size, embed_size] with the arguments, not VOCAB_SIZE and EMBED_SIZE"
+    )
+    sizes = [(s.c, s.h) for s in parts.cell.state_size] if isinstance(parts.cell.state_size, tuple) else None
+    assert sizes == [(5, 5)], (
+        f"decoder_parts(..., hidden_units=5, num_layers=1): parts.cell should be one LSTM layer of 5 units, got the "
+        f"states {sizes or parts.cell.state_size}: make_cell(hidden_units, num_layers) with the arguments"
+    )
+    out = parts.output_layer(tf.zeros([2, 5]))
+    assert out.shape.as_list() == [2, 6], (
+        f"decoder_parts(vocab_size=6, ...): parts.output_layer should give 6 logits, got {out.shape.as_list()}: "
+        "tf.compat.v1.layers.Dense(vocab_size)"
     )
 
 
@@ -595,8 +657,13 @@ def test_greedy_decoder_is_bounded(sess):
     parts = _table_parts(_chain_table([3, 7, 3, 7], no_eos=True))
     ids, lengths = k07.greedy_decoder(parts, tf.zeros([3, V]), 3, max_steps=6)
     got_ids, got_len = sess.run([ids, lengths])
-    assert got_ids.shape == (3, 6), f"without EOS the loop must stop after max_steps = 6, got shape {got_ids.shape}"
-    assert got_len.tolist() == [6, 6, 6], f"a sequence that never emits EOS has length max_steps, got {got_len.tolist()}"
+    assert got_ids.shape == (3, 6), (
+        f"greedy_decoder(..., max_steps=6): without EOS the loop must stop after max_steps = 6 steps, got shape "
+        f"{got_ids.shape}: stop the tf.while_loop at the max_steps argument"
+    )
+    assert got_len.tolist() == [6, 6, 6], (
+        f"greedy_decoder(..., max_steps=6): a sequence that never emits EOS has length max_steps, got {got_len.tolist()}"
+    )
 
 
 @pytest.mark.covers("masked_loss")
@@ -791,6 +858,33 @@ def test_inference_shares_training_weights(sess):
 
 
 @pytest.mark.covers("build_seq2seq")
+def test_build_seq2seq_passes_its_size_arguments_on(monkeypatch):
+    module = sys.modules[k07.build_seq2seq.__module__]
+    given = recording_argument(monkeypatch, module, "greedy_decoder", "max_steps")
+    model = k07.build_seq2seq(max_decode_steps=5, vocab_size=13, embed_size=6, hidden_units=8, num_layers=1)
+    assert given == [5], (
+        f"build_seq2seq(max_decode_steps=5): greedy_decoder got max_steps {given}: pass max_decode_steps on, "
+        "greedy_decoder(parts, state, batch_size, max_decode_steps)"
+    )
+    matrices = sorted(v.shape.as_list() for v in tf.compat.v1.trainable_variables() if "embedding" in v.name)
+    assert matrices == [[13, 6], [13, 6]], (
+        f"build_seq2seq(vocab_size=13, embed_size=6, ...): expected the encoder's and the decoder's embeddings [13, 6], "
+        f"got {matrices}: pass vocab_size and embed_size on to encoder and decoder_parts"
+    )
+    assert model.logits.shape.as_list()[-1] == 13, (
+        f"build_seq2seq(vocab_size=13, ...): the logits should have 13 classes, got {model.logits.shape.as_list()}"
+    )
+    kernels = sorted(v.shape.as_list() for v in tf.compat.v1.trainable_variables()
+                     if v.shape.rank == 2 and "embedding" not in v.name)
+    want = [[8, 13], [14, 32], [14, 32]]
+    assert kernels == want, (
+        f"build_seq2seq(embed_size=6, hidden_units=8, num_layers=1, vocab_size=13): expected one LSTM layer of 8 units "
+        f"in the encoder and one in the decoder (kernels [6 + 8, 4 * 8] = [14, 32]) and the output layer [8, 13], got "
+        f"the 2-D weights {kernels}: pass hidden_units and num_layers on to encoder and decoder_parts"
+    )
+
+
+@pytest.mark.covers("build_seq2seq")
 def test_build_seq2seq_train_op_decays_and_counts():
     model = _build_seq2seq(embed_size=4, hidden_units=5, num_layers=1, max_decode_steps=5, learning_rate=0.01,
                            halve_every=1)
@@ -929,6 +1023,62 @@ def test_train_reports_the_mean_of_the_last_100_losses():
         f"{len(result.get('losses', ())) if isinstance(result, dict) else type(result).__name__}"
     )
     check_reported_loss(result)
+
+
+@pytest.mark.covers("train")
+def test_train_passes_its_arguments_on(monkeypatch, capsys):
+    """One call whose every argument differs from its default: what the model is built with, the batches it is fed,
+    the data's task and the evaluation are read back."""
+    from tensorflow.python.client import session as session_lib
+
+    built, models, fed, real = [], [], [], session_lib.BaseSession.run
+
+    def recording_model(learning_rate, halve_every):
+        built.append((learning_rate, halve_every))
+        models.append(_tiny_seq2seq(learning_rate, halve_every))
+        return models[-1]
+
+    def run(self, fetches, feed_dict=None, *args, **kwargs):
+        if models and models[-1].decoder_inputs in (feed_dict or {}):
+            fed.append(np.array(feed_dict[models[-1].encoder_inputs]))
+        return real(self, fetches, feed_dict, *args, **kwargs)
+
+    monkeypatch.setattr(session_lib.BaseSession, "run", run)
+    capsys.readouterr()
+    result = k07.train(steps=3, learning_rate=0.02, halve_every=7, batch_size=5, copy_sequence=True, use_buckets=False,
+                       eval_samples=6, seed=4, num_print=2, model_fn=recording_model, return_session=True)
+    printed = capsys.readouterr().out
+    try:
+        assert built == [(0.02, 7)], (
+            f"train(learning_rate=0.02, halve_every=7, ...): model_fn was called with (learning_rate, halve_every) = "
+            f"{built}: build the model once with model_fn(learning_rate=learning_rate, halve_every=halve_every)"
+        )
+        assert [len(x) for x in fed] == [5, 5, 5], (
+            f"train(steps=3, batch_size=5, use_buckets=False): expected 3 training batches of 5, got batches of "
+            f"{[len(x) for x in fed]}: draw each batch with generate_data(batch_size, ...), the batch_size argument"
+        )
+        first = k07.generate_data(5, True, np.random.RandomState(4))[0]
+        assert fed[0].shape == first.shape and np.array_equal(fed[0], first), (
+            "train(use_buckets=False, copy_sequence=True, seed=4): the first batch should come straight from "
+            "generate_data(5, True, rng) with rng = np.random.RandomState(4), not from bucketed_batches: with "
+            "use_buckets=False take each batch from generate_data (the use_buckets argument)"
+        )
+        rows = printed.split("Sample x:")[-1].split("Expected y:")[0].strip().splitlines()
+        assert "Sample x:" in printed and len(rows) == 2, (
+            f"train(num_print=2): print 2 evaluation sequences in the tutorial's format (Sample x: / Expected y: / "
+            f"Greedy Decoding result:), it printed {len(rows) if 'Sample x:' in printed else 'no'} rows of Sample x: "
+            "use the num_print argument, x[:num_print]"
+        )
+        want = k07.generate_data(6, True, np.random.RandomState(5))
+        got = tuple(np.asarray(part) for part in result["eval"][:4])
+        assert all(np.array_equal(a, b) for a, b in zip(got, want)), (
+            "train(copy_sequence=True, eval_samples=6, seed=4): the evaluation sequences should be "
+            "generate_data(6, True, np.random.RandomState(5)): pass copy_sequence on to generate_data (training "
+            "and evaluation data alike)"
+        )
+    finally:
+        if isinstance(result, dict) and result.get("session") is not None:
+            result["session"].close()
 
 # --------------------------------------------------------------------------- differential checks
 # The net behind the concept tests above: each function against the reference (solutions/) on small inputs

@@ -291,6 +291,20 @@ def test_attention_parts_live_under_the_decoder_scope():
 
 @pytest.mark.covers("attention_parts")
 @pytest.mark.needs("k07")
+def test_attention_parts_cell_has_num_layers_of_hidden_units():
+    for hidden, layers in ((5, 1), (6, 3)):
+        with tf.Graph().as_default():
+            parts = k08.attention_parts(7, 4, hidden, layers)
+        sizes = [(s.c, s.h) for s in parts.cell.state_size] if isinstance(parts.cell.state_size, tuple) else None
+        assert sizes == [(hidden, hidden)] * layers, (
+            f"attention_parts(7, 4, hidden_units={hidden}, num_layers={layers}): parts.cell should be {layers} LSTM "
+            f"layer(s) of {hidden} units, got the states {sizes or parts.cell.state_size}: "
+            "k07.make_cell(hidden_units, num_layers) with the arguments"
+        )
+
+
+@pytest.mark.covers("attention_parts")
+@pytest.mark.needs("k07")
 def test_attention_parts_embedding_is_truncated_normal_stddev_0_1(sess):
     parts = k08.attention_parts(50, 40, 5, 1)  # 2000 draws: their spread is measured well
     sess.run(tf.compat.v1.variables_initializer([parts.embedding]))
@@ -481,6 +495,27 @@ def test_greedy_decoder_stops_when_every_sequence_has_ended(sess):
     )
 
 
+@pytest.mark.covers("attention_greedy_decoder")
+@pytest.mark.needs("k07")
+def test_greedy_decoder_stops_after_max_steps(sess):
+    parts = k08.attention_parts()
+    memory, lengths = _memory()
+    ids, out_lengths, align = k08.attention_greedy_decoder(parts, memory, tf.constant(lengths), _zero_state(3),
+                                                          max_steps=4)
+    sess.run(tf.compat.v1.global_variables_initializer())
+    sess.run(parts.output_layer.bias.assign(np.eye(V, dtype=np.float32)[4] * 100.0))  # says 4, never EOS
+    got_ids, got_lengths, got_align = sess.run([ids, out_lengths, align])
+    assert got_ids.shape == (3, 4) and got_align.shape == (3, 4, 6), (
+        f"attention_greedy_decoder(..., max_steps=4): a model that never says EOS must stop after max_steps = 4 "
+        f"steps, got ids {got_ids.shape} and alignments {got_align.shape}: stop the while_loop at the max_steps "
+        "argument (t < max_steps)"
+    )
+    assert got_lengths.tolist() == [4, 4, 4], (
+        f"attention_greedy_decoder(..., max_steps=4): a sequence that never emits EOS has length max_steps, got "
+        f"{got_lengths.tolist()}"
+    )
+
+
 def _adam_rates():
     """The learning-rate inputs of the Adam updates in train_op's graph (ApplyAdam's sixth input)."""
     ops = [op for op in tf.compat.v1.get_default_graph().get_operations()
@@ -581,14 +616,37 @@ def test_build_attention_seq2seq_shares_weights(sess, monkeypatch):
 
 
 @pytest.mark.covers("build_attention_seq2seq")
-def test_build_attention_seq2seq_passes_max_decode_steps(monkeypatch):
+@pytest.mark.needs("k07")
+def test_build_attention_seq2seq_passes_its_arguments_on(sess, monkeypatch):
     # an untrained model may stop early by chance: what the greedy decoder is given is read instead
     module = sys.modules[k08.build_attention_seq2seq.__module__]
     given = recording_argument(monkeypatch, module, "attention_greedy_decoder", "max_steps")
-    k08.build_attention_seq2seq(max_decode_steps=5, vocab_size=7, embed_size=4, hidden_units=5, num_layers=1)
+    k08.build_attention_seq2seq(learning_rate=0.02, halve_every=4, max_decode_steps=5, vocab_size=7, embed_size=4,
+                                hidden_units=5, num_layers=1)
     assert given == [5], (
         f"build_attention_seq2seq(max_decode_steps=5): attention_greedy_decoder got max_steps {given}: pass "
         "max_decode_steps on, attention_greedy_decoder(parts, memory, encoder_lengths, state, max_decode_steps)"
+    )
+    weights = sorted(v.shape.as_list() for v in tf.compat.v1.trainable_variables() if v.shape.rank == 2)
+    want = sorted([[7, 4], [7, 4], [4 + 5, 20], [4 + 5 + 5, 20], [5, 5], [10, 5], [5, 7]])
+    assert weights == want, (
+        f"build_attention_seq2seq(vocab_size=7, embed_size=4, hidden_units=5, num_layers=1): expected the 2-D weights "
+        f"{want} (two embeddings [7, 4], one LSTM layer in the encoder and one in the decoder, the memory, attention "
+        f"and output layers), got {weights}: pass the size arguments on to k07.encoder and attention_parts"
+    )
+    rates, step = _adam_rates(), tf.compat.v1.train.get_global_step()
+    assert rates and step is not None, (
+        "build_attention_seq2seq: train_op should apply Adam on the global step: tf.compat.v1.train.AdamOptimizer("
+        "k07.decayed_learning_rate(learning_rate, global_step, halve_every)).minimize(loss, global_step=global_step)"
+    )
+    sess.run(tf.compat.v1.global_variables_initializer())
+    sess.run(step.assign(tf.cast(6, step.dtype.base_dtype)))
+    got = float(sess.run(rates[0]))
+    want_rate = float(sess.run(k07.decayed_learning_rate(0.02, tf.constant(6, tf.int64), 4)))
+    assert abs(got - want_rate) <= 1e-6 * want_rate, (
+        f"build_attention_seq2seq(learning_rate=0.02, halve_every=4): Adam's learning rate at global step 6 is "
+        f"{got:.6g}, expected {want_rate:.6g}: pass learning_rate and halve_every on, "
+        "k07.decayed_learning_rate(learning_rate, global_step, halve_every)"
     )
 
 
@@ -815,6 +873,24 @@ def test_plot_attention_writes_a_png(tmp_path):
     must_raise(lambda: k08.plot_attention([3, 2, 5, 4, 7, 9], [2, 4, 2, 4], align.T, str(tmp_path / "transposed.png")), ValueError,
                "plot_attention: alignments of shape [6, 4] (transposed) for 6 source and 4 output tokens must raise "
                "ValueError: check the shape is exactly [len(output_tokens), len(source_tokens)] = [4, 6], rows and columns")
+
+
+@pytest.mark.covers("plot_attention")
+def test_plot_attention_uses_its_title(tmp_path, monkeypatch):
+    from matplotlib.axes import Axes
+    from matplotlib.figure import Figure
+
+    titles = []
+    for owner, name in ((Axes, "set_title"), (Figure, "suptitle")):
+        real = getattr(owner, name)
+        monkeypatch.setattr(owner, name, lambda self, label, *a, _real=real, **k: (titles.append(str(label)),
+                                                                                    _real(self, label, *a, **k))[1])
+    align = np.full([2, 3], 1.0 / 3.0)
+    k08.plot_attention([3, 2, 5], [2, 0], align, str(tmp_path / "titled.png"), title="copy task, row 4")
+    assert "copy task, row 4" in titles, (
+        f"plot_attention(..., title='copy task, row 4'): the figure's title should be the title argument, it set "
+        f"the titles {titles}: ax.set_title(title)"
+    )
 
 
 # --------------------------------------------------------------------------- differential checks (reference)

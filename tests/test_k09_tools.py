@@ -252,6 +252,19 @@ def test_build_model_trains_at_its_learning_rate(sess):
     )
 
 
+@pytest.mark.covers("build_model")
+def test_build_model_uses_its_size_arguments():
+    model = k09.build_model(input_dim=4, hidden_dim=3, num_classes=2)
+    shapes = {"x": model["x"].shape.as_list(), "logits": model["logits"].shape.as_list(),
+              "weights": sorted(v.shape.as_list() for v in tf.compat.v1.trainable_variables())}
+    want = {"x": [None, 4], "logits": [None, 2], "weights": sorted([[4, 3], [3], [3, 2], [2]])}
+    assert shapes == want, (
+        f"build_model(input_dim=4, hidden_dim=3, num_classes=2): expected x {want['x']}, logits {want['logits']} and "
+        f"the weights {want['weights']}, got {shapes}: size the placeholder and both nn_layer calls by input_dim, "
+        "hidden_dim and num_classes (the arguments)"
+    )
+
+
 @pytest.mark.covers("train_step", "open_writers", *MODEL)
 def test_train_step_logs_the_loss_it_computed(sess, tmp_path):
     x, y, *_ = mnist_flat(N_TRAIN, N_TEST)
@@ -388,11 +401,16 @@ def test_train_with_summaries_passes_the_learning_rate_on(tmp_path, monkeypatch)
 
     module = sys.modules[k09.train_with_summaries.__module__]
     rates = recording_argument(monkeypatch, module, "build_model", "learning_rate")
-    k09.train_with_summaries(mnist_flat(N_TRAIN, N_TEST), str(tmp_path), num_steps=1, eval_every=5, batch_size=16,
+    sizes = recording_argument(monkeypatch, module, "batch_for_step", "batch_size")
+    k09.train_with_summaries(mnist_flat(N_TRAIN, N_TEST), str(tmp_path), num_steps=3, eval_every=5, batch_size=16,
                              learning_rate=0.02)
     assert rates == [0.02], (
         f"train_with_summaries(..., learning_rate=0.02): build_model got learning_rate {rates}: pass it on, "
         "build_model(input_dim=..., learning_rate=learning_rate)"
+    )
+    assert sizes == [16, 16], (
+        f"train_with_summaries(num_steps=3, eval_every=5, batch_size=16): the training steps 1 and 2 should take "
+        f"batch_for_step(x_train, y_train, step, 16), batch_for_step got the batch sizes {sizes}: pass batch_size on"
     )
 
 
@@ -637,6 +655,26 @@ def test_train_with_checkpoints_saves_the_final_step(tmp_path):
     assert run["saved_steps"] == [2, 4, 5], (
         f"train_with_checkpoints wrote checkpoints at [2, 4, 5] but returned saved_steps {run['saved_steps']}: "
         "append each global step you save"
+    )
+
+
+@pytest.mark.covers("train_with_checkpoints")
+def test_train_with_checkpoints_passes_batch_size_on(tmp_path, monkeypatch):
+    import sys
+
+    module = sys.modules[k09.train_with_checkpoints.__module__]
+    sizes = recording_argument(monkeypatch, module, "batch_for_step", "batch_size")
+    rates = recording_argument(monkeypatch, module, "build_model", "learning_rate")
+    x, y, *_ = mnist_flat(N_TRAIN, N_TEST)
+    with fresh_graph():
+        k09.train_with_checkpoints((x, y), str(tmp_path / "ckpt"), 2, save_every=5, batch_size=8, learning_rate=0.02)
+    assert sizes == [8, 8], (
+        f"train_with_checkpoints(num_steps=2, batch_size=8): each step should train on batch_for_step(x, y, step, 8), "
+        f"batch_for_step got the batch sizes {sizes}: pass batch_size on"
+    )
+    assert rates == [0.02], (
+        f"train_with_checkpoints(..., learning_rate=0.02): build_model got learning_rate {rates}: pass it on, "
+        "build_model(input_dim=..., learning_rate=learning_rate)"
     )
 
 

@@ -337,8 +337,8 @@ def test_train_linear_regression_makes_one_model_and_optimizer(monkeypatch):
     if made["SGD"]:
         iterations = int(made["SGD"][0].iterations)
         assert iterations == steps, (
-            f"the SGD optimizer counted {iterations} updates after {steps} steps: one apply_gradients per step, "
-            "on that one optimizer"
+            f"train_linear_regression(steps={steps}): the SGD optimizer counted {iterations} updates: one "
+            "apply_gradients per step, on that one optimizer, for the steps argument's number of steps"
         )
 
 

@@ -825,6 +825,24 @@ def test_fit_history():
     )
 
 
+@pytest.mark.filterwarnings("ignore:.*shuffle=True.*:UserWarning")  # Keras 3: a tf.data dataset shuffles itself
+@pytest.mark.covers("fit")
+def test_fit_passes_verbose_on(capsys):
+    train_ds, val_ds, _ = _tiny_datasets()
+    printed = {}
+    for verbose in (0, 2):
+        capsys.readouterr()
+        n04.fit(_tiny_model(), train_ds, 10, val_ds, learning_rate=0.05, log_every=10, verbose=verbose)
+        printed[verbose] = capsys.readouterr().out
+    assert printed[0] == "", (
+        f"fit(..., verbose=0) must print nothing, it printed {printed[0][:120]!r}: model.fit(..., verbose=verbose)"
+    )
+    assert "val_accuracy" in printed[2], (
+        f"fit(..., verbose=2) should let model.fit print one line per epoch (... loss: ... val_accuracy: ...), it "
+        f"printed {printed[2][:120]!r}: pass verbose on, model.fit(..., verbose=verbose)"
+    )
+
+
 # --------------------------------------------------------------------------- equivalence with k04
 def _k04_network(raw, n_images=200, train_step=False):
     """Build the SAME target's k04 network in its own graph, give it non-trivial biases, run it.

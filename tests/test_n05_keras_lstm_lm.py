@@ -238,7 +238,10 @@ def test_batch_windows_walks_segments_and_overlaps_by_one():
     ids = np.arange(1, 27, dtype=np.int32)  # 'a'..'z': batch 4 -> segments of 6, cursors 0, 6, 12, 18
     windows = n05.batch_windows(ids, batch_size=4, num_unrollings=3)
     got = [np.asarray(next(windows)) for _ in range(4)]
-    assert got[0].shape == (4, 4), f"a window should be [batch_size, num_unrollings + 1] = [4, 4], got {got[0].shape}"
+    assert got[0].shape == (4, 4), (
+        f"batch_windows(ids, batch_size=4, num_unrollings=3): a window should be [batch_size, num_unrollings + 1] = "
+        f"[4, 4], got {got[0].shape}: use the batch_size and num_unrollings arguments"
+    )
     expected = _expected_windows(ids, 4, 3, 4)
     if all(np.array_equal(g, got[-1]) for g in got) and not np.array_equal(got[-1], expected[0]):
         pytest.fail("batch_windows: the 4 windows drawn are all the same array, the last one: it yields one buffer and "
@@ -290,7 +293,8 @@ def test_build_model_shapes_and_layers():
     assert "lstm" in names and "classifier" in names, f"expected layers named 'lstm' and 'classifier', got {names}"
     lstm = model.get_layer("lstm")
     assert type(lstm) is keras.layers.LSTM and lstm.units == 16, (
-        f"the 'lstm' layer should be keras.layers.LSTM(num_nodes=16), got {type(lstm).__name__} of {getattr(lstm, 'units', '?')}"
+        f"build_model(num_nodes=16): the 'lstm' layer should be keras.layers.LSTM(num_nodes) of 16 units, got "
+        f"{type(lstm).__name__} of {getattr(lstm, 'units', '?')}: use the num_nodes argument"
     )
     x = _one_hot(np.random.RandomState(0).randint(0, V, (3, 7)))
     try:
@@ -723,7 +727,10 @@ def test_sample_text():
     model.get_layer("classifier").set_weights([np.zeros((8, V), np.float32), bias])
     forward = n05.make_forward(model, 8)
     texts = [n05.sample_text(forward, 20, seed=s, num_nodes=8) for s in range(6)]
-    assert all(isinstance(t, str) and len(t) == 20 for t in texts), f"expected strings of 20 characters, got {[len(t) for t in texts]}"
+    assert all(isinstance(t, str) and len(t) == 20 for t in texts), (
+        f"sample_text(forward, 20, ...): expected strings of 20 characters, got {[len(t) for t in texts]}: sample "
+        "length characters (the argument)"
+    )
     assert all(t[1:] == "e" * 19 for t in texts), (
         f"a model that always predicts 'e' must sample 'e' after the first character, got {texts[0]!r}: draw each next "
         "character from sample_step's probabilities"
@@ -918,7 +925,10 @@ def test_train_history_on_a_tiny_run():
                 "(truncated backpropagation through time: the text goes on, only the gradient stops)",
                 pytrace=False,
             )
-    assert history["step"] == [0, 10, 20], f"expected summaries at steps 0, 10, 20 (every 10), got {history.get('step')}"
+    assert history["step"] == [0, 10, 20], (
+        f"train(..., summary_frequency=10): expected summaries at steps 0, 10, 20 (every 10), got "
+        f"{history.get('step')}: use the summary_frequency argument"
+    )
     for key in ("mean_loss", "learning_rate", "minibatch_perplexity", "valid_perplexity"):
         values = history.get(key, [])
         assert len(values) == 3 and all(type(v) is float for v in values), f"history[{key!r}] should be 3 Python floats, got {values}"

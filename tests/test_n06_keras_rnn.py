@@ -555,6 +555,16 @@ def test_embedding_rnn_masks_id_zero():
                       "valid output there")
 
 
+@pytest.mark.covers("make_embedding_rnn")
+def test_embedding_rnn_uses_its_kind():
+    model = n06.make_embedding_rnn(vocab_size=12, embed_dim=4, units=H, kind="lstm")
+    kinds = [type(layer).__name__ for layer in model.layers]
+    assert kinds == ["Embedding", "LSTM"], (
+        f"make_embedding_rnn(..., kind='lstm'): expected the layers Embedding, LSTM, got {kinds}: make the recurrent "
+        "layer with make_layer(kind, units, return_sequences=True), the kind argument"
+    )
+
+
 @pytest.mark.covers("make_masking_rnn")
 def test_masking_rnn_masks_padding_steps():
     for mask_value in (0.0, -1.0):

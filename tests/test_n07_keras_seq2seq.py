@@ -207,7 +207,8 @@ def test_lstm_weights_from_k07_layout():
     )
     b2 = np.asarray(n07.lstm_weights_from_k07(kernel, bias, forget_bias=0.0)[2])
     assert np.allclose(b2, bias.reshape(4, 2)[[0, 2, 1, 3]].reshape(8)), (
-        "with forget_bias=0.0 nothing must be added to the bias: use the argument, not a constant 1.0"
+        "lstm_weights_from_k07(..., forget_bias=0.0): nothing must be added to the bias: use the argument, not a "
+        "constant 1.0"
     )
 
 
@@ -326,6 +327,13 @@ def test_load_k07_weights_places_every_array():
                     f"{side}_lstms[{i}]'s {name} is not '{side}/cell_{i}' mapped by lstm_weights_from_k07 "
                     f"({_where(np.abs(np.asarray(g) - w)) if np.shape(g) == w.shape else f'shape {np.shape(g)}'})"
                 )
+    n07.load_k07_weights(layers, dict(roles), forget_bias=0.0)
+    got, want = layers.encoder_lstms[0].get_weights()[2], _keras_layout(roles["encoder/cell_0/kernel"],
+                                                                         roles["encoder/cell_0/bias"], 0.0)[2]
+    assert np.allclose(got, want, atol=1e-6), (
+        "load_k07_weights(..., forget_bias=0.0): encoder_lstms[0]'s bias should be k07's bias with nothing added to "
+        "its forget gate: pass forget_bias on, lstm_weights_from_k07(kernel, bias, forget_bias)"
+    )
     k, b = layers.output_layer.get_weights()
     assert np.array_equal(k, roles["output/kernel"]) and np.array_equal(b, roles["output/bias"]), (
         "output_layer should hold 'output/kernel' [H, V] and 'output/bias' unchanged (Dense keeps [in, out] as k07)"
@@ -501,7 +509,10 @@ def test_greedy_decode_stops_at_eos():
 @pytest.mark.covers("greedy_decode")
 def test_greedy_decode_is_bounded():
     ids, lengths = n07.greedy_decode(_TableStep(_chain_table([3, 7, 3, 7], no_eos=True)), tf.zeros([3, V]), 3, max_steps=6)
-    assert tuple(np.shape(ids)) == (3, 6), f"without EOS the loop must stop after max_steps = 6, got shape {tuple(np.shape(ids))}"
+    assert tuple(np.shape(ids)) == (3, 6), (
+        f"greedy_decode(..., max_steps=6): without EOS the loop must stop after max_steps = 6 steps, got shape "
+        f"{tuple(np.shape(ids))}: stop at the max_steps argument"
+    )
     assert np.asarray(lengths).tolist() == [6, 6, 6], (
         f"a sequence that never emits EOS has length max_steps, got {np.asarray(lengths).tolist()}"
     )
@@ -556,7 +567,8 @@ def test_make_greedy_decoder_traces_once():
     ids, lengths = decode(tf.constant(x), tf.constant(lx))
     ids = np.asarray(ids)
     assert ids.dtype == np.int32 and ids.shape[0] == 5 and 1 <= ids.shape[1] <= 7, (
-        f"ids should be int32 [5, <= max_steps = 7], got {ids.dtype} {list(ids.shape)}"
+        f"make_greedy_decoder(layers, max_steps=7): ids should be int32 [5, <= max_steps = 7], got {ids.dtype} "
+        f"{list(ids.shape)}: pass max_steps on to greedy_decode"
     )
     count = decode.experimental_get_tracing_count()
     decode(tf.constant(x[:3, :4]), tf.constant(np.minimum(lx[:3], 4)))
@@ -1034,6 +1046,37 @@ def test_train_evaluates_fresh_sequences_and_records_floats(monkeypatch):
         "as k07.train's, fresh ones: with seed 7 and eval_samples 5 their first row is "
         f"{want[0].tolist()}, got {None if x_eval is None else np.asarray(x_eval)[0].tolist()} (the training rng's "
         "data, or another draw, measures something else)"
+    )
+
+@pytest.mark.needs("k07")
+@pytest.mark.covers("train")
+def test_train_passes_its_arguments_on(monkeypatch, capsys):
+    import sys
+
+    batches, rates = [], []
+    _stand_ins(monkeypatch, batches)
+    module = sys.modules[n07.train.__module__]
+    monkeypatch.setattr(module, "make_optimizer", lambda learning_rate=3e-3: rates.append(learning_rate) or "opt")
+    capsys.readouterr()
+    n07.train(steps=2, learning_rate=0.02, batch_size=5, use_buckets=False, eval_samples=3, seed=4, num_print=2)
+    printed = capsys.readouterr().out
+    assert rates == [0.02], (
+        f"train(learning_rate=0.02): make_optimizer got the learning rates {rates}: make one optimizer, "
+        "make_optimizer(learning_rate), with the argument"
+    )
+    first = k07.generate_data(5, rng=np.random.RandomState(4))[0]
+    got = [x for x, _ in batches]
+    assert len(got) == 2 and got[0].shape == first.shape and np.array_equal(got[0], first), (
+        f"train(steps=2, batch_size=5, use_buckets=False, seed=4): the first batch should come straight from "
+        f"k07.generate_data(5, rng=np.random.RandomState(4)) (shape {first.shape}), got "
+        f"{[np.shape(x) for x in got]}: with use_buckets=False draw each batch of batch_size from k07.generate_data, "
+        "no bucketed_batches"
+    )
+    rows = printed.split("Sample x:")[-1].split("Expected y:")[0].strip().splitlines()
+    assert "Sample x:" in printed and len(rows) == 2, (
+        f"train(num_print=2): print 2 evaluation sequences as k07 does (Sample x: / Expected y: / Greedy Decoding "
+        f"result:), it printed {len(rows) if 'Sample x:' in printed else 'no'} rows of Sample x: use the num_print "
+        "argument, x[:num_print]"
     )
 
 # --------------------------------------------------------------------------- differential checks (reference)

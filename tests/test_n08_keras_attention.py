@@ -625,14 +625,18 @@ def _encoded(layers, seed=7):
 @pytest.mark.covers("build_attention_layers", "LuongAttention")
 def test_build_attention_layers():
     layers = n08.build_attention_layers(vocab_size=V, embed_size=E, hidden_units=H, num_layers=L)
-    assert len(layers.decoder_cells) == L, f"expected {L} decoder cells, got {len(layers.decoder_cells)}"
+    sizes = f"build_attention_layers(vocab_size={V}, embed_size={E}, hidden_units={H}, num_layers={L})"
+    assert len(layers.decoder_cells) == L, f"{sizes}: expected {L} decoder cells, got {len(layers.decoder_cells)}"
     first = sorted(tuple(w.shape) for w in layers.decoder_cells[0].get_weights())
     assert first == sorted([(E + H, 4 * H), (H, 4 * H), (4 * H,)]), (
-        f"the first decoder cell should be built for [embedding ; previous attention] = {E} + {H} inputs: kernel "
-        f"({E + H}, {4 * H}), recurrent ({H}, {4 * H}), bias ({4 * H},); got {first} (input feeding)"
+        f"{sizes}: the first decoder cell should be built for [embedding ; previous attention] = {E} + {H} inputs: "
+        f"kernel ({E + H}, {4 * H}), recurrent ({H}, {4 * H}), bias ({4 * H},); got {first} (input feeding; "
+        "LSTMCell(hidden_units) built for embed_size + hidden_units inputs, with the arguments)"
     )
     second = sorted(tuple(w.shape) for w in layers.decoder_cells[1].get_weights())
-    assert second == sorted([(H, 4 * H), (H, 4 * H), (4 * H,)]), f"the second cell reads the first's output [{H}], got {second}"
+    assert second == sorted([(H, 4 * H), (H, 4 * H), (4 * H,)]), (
+        f"{sizes}: the second cell reads the first's output [{H}], got {second}"
+    )
     att = sorted(tuple(w.shape) for w in layers.attention.get_weights())
     assert att == [(H, H), (2 * H, H)], (
         f"LuongAttention({H}) should be built with W ({H}, {H}) and W_c ({2 * H}, {H}) before the first call, got {att}"
