@@ -469,6 +469,48 @@ def test_training_decoder_chains_attention_steps(sess):
                         f"(max |diff| of logits {np.abs(got_l[:, t] - ref_l[:, t]).max():.3g}): {why}", pytrace=False)
 
 
+class _MemoryLayerCalls:
+    """Stands in for parts.memory_layer: calls the real layer and records where each call's keys were made."""
+
+    def __init__(self, layer, graph):
+        self.layer, self.graph, self.inside = layer, graph, []
+
+    def __call__(self, *args, **kwargs):
+        keys = self.layer(*args, **kwargs)
+        self.inside.append(keys.graph is not self.graph or getattr(keys.op, "_control_flow_context", None) is not None)
+        return keys
+
+    def __getattr__(self, name):
+        return getattr(self.layer, name)
+
+
+def _keys_made_once(function, decode):
+    parts = k08.attention_parts()
+    calls = _MemoryLayerCalls(parts.memory_layer, tf.compat.v1.get_default_graph())
+    memory, lengths = _memory()
+    decode(parts._replace(memory_layer=calls), memory, tf.constant(lengths))
+    assert calls.inside == [False], (
+        f"{function}: parts.memory_layer ran {len(calls.inside)} time(s), {sum(calls.inside)} of them inside the "
+        "tf.while_loop body: compute the keys once, keys = parts.memory_layer(memory), before the loop, and give "
+        "them to attention_step at every step (a layer called inside one loop's body cannot serve another loop)"
+    )
+
+
+@pytest.mark.covers("attention_training_decoder")
+@pytest.mark.needs("k07")
+def test_training_decoder_computes_the_keys_once_before_the_loop():
+    dec_in = tf.constant(np.array([[0, 2, 4], [0, 8, 8], [0, 4, 0]], dtype=np.int32))
+    _keys_made_once("attention_training_decoder", lambda parts, memory, lengths: k08.attention_training_decoder(
+        parts, memory, lengths, dec_in, _zero_state(3)))
+
+
+@pytest.mark.covers("attention_greedy_decoder")
+@pytest.mark.needs("k07")
+def test_greedy_decoder_computes_the_keys_once_before_the_loop():
+    _keys_made_once("attention_greedy_decoder", lambda parts, memory, lengths: k08.attention_greedy_decoder(
+        parts, memory, lengths, _zero_state(3), max_steps=3))
+
+
 @pytest.mark.covers("attention_greedy_decoder", "attention_step", "attention_parts", "luong_scores",
                     "masked_softmax", "context_vector", "attentional_state")
 @pytest.mark.needs("k07")
@@ -1236,9 +1278,11 @@ def _fake_seq2seq():
     decoded = tf.einsum("btv,vw->btw", tf.cumsum(tf.one_hot(dec_in, VS) * position, axis=1),
                         rng.randn(VS, VS).astype(np.float32))
     decoded *= tf.sequence_mask(dec_len, tf.shape(dec_in)[1], dtype=tf.float32)[:, :, None]
+    # the targets are a placeholder the logits do not read, as in k07's model: feeding them too is no mistake
+    dec_out = tf.compat.v1.placeholder(tf.int32, [None, None])
     fields = dict.fromkeys(REF.k07.Seq2Seq._fields)
-    fields.update(encoder_inputs=enc_in, encoder_lengths=enc_len, decoder_inputs=dec_in, decoder_lengths=dec_len,
-                  logits=decoded + encoded[:, None, :])
+    fields.update(encoder_inputs=enc_in, encoder_lengths=enc_len, decoder_inputs=dec_in, decoder_targets=dec_out,
+                  decoder_lengths=dec_len, logits=decoded + encoded[:, None, :])
     return REF.k07.Seq2Seq(**fields)
 
 

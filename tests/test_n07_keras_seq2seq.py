@@ -164,7 +164,15 @@ def _labelled_cell(d=3, h=2):
 @pytest.mark.covers("lstm_weights_from_k07")
 def test_lstm_weights_from_k07_layout():
     kernel, bias = _labelled_cell()
+    given = (kernel.copy(), bias.copy())
     got = n07.lstm_weights_from_k07(kernel, bias)
+    changed = [name for name, now, before in (("kernel", kernel, given[0]), ("bias", bias, given[1]))
+               if not np.array_equal(now, before)]
+    assert not changed, (
+        f"lstm_weights_from_k07 changed the caller's {' and '.join(changed)} array in place (np.asarray of a float32 "
+        "array is that same array): copy it before adding forget_bias or reordering, bias = np.array(bias, "
+        "np.float32), so k07's weights stay as they were"
+    )
     assert isinstance(got, (list, tuple)) and len(got) == 3, (
         f"expected [kernel, recurrent_kernel, bias] (what LSTM.set_weights takes), got {type(got).__name__} of "
         f"{len(got) if hasattr(got, '__len__') else '?'}"

@@ -166,6 +166,11 @@ def test_evaluate_loss_and_accuracy():
         f"evaluate: expected the accuracy {ref_acc:.4f} (mean of argmax(logits, 1) == labels), got "
         f"{float(accuracy):.4f}{counted}"
     )
+    assert tf.is_tensor(accuracy) and accuracy.shape.ndims == 0 and accuracy.dtype == tf.float32, (
+        f"evaluate: the accuracy should be a float32 scalar tensor, like the loss, got "
+        f"{getattr(accuracy, 'dtype', type(accuracy).__name__)!s} {getattr(accuracy, 'shape', '')}: "
+        "tf.reduce_mean(tf.cast(correct, tf.float32))"
+    )
 
 
 @pytest.mark.covers("make_optimizer")

@@ -171,3 +171,30 @@ def test_k09_next_batch_unpacking_images_and_labels_passes():
     get_next() into (images, labels), as the docstring describes it, failed with TensorFlow's raw error."""
     tests = _kata_tests("test_k09_tools", "k09", "k09", next_batch=_next_batch_unpacked)
     _run(tests.test_next_batch_reads_the_dataset_once_then_ends, with_session=False)
+
+
+def _next_log_probs_feeding_the_targets_too(session, model, x, len_x):
+    """k08's model_next_log_probs feeding all five of k07.Seq2Seq's placeholders (zeros as the unread targets)."""
+    import numpy as np
+
+    x = np.asarray(x, dtype=np.int32).reshape(-1)[: int(np.asarray(len_x).reshape(-1)[0])]
+
+    def next_log_probs(prefixes):
+        k = len(prefixes)
+        dec = np.array([[0, *p] for p in prefixes], dtype=np.int32).reshape(k, -1)
+        feed = {model.encoder_inputs: np.tile(x, (k, 1)), model.encoder_lengths: np.full([k], len(x), np.int32),
+                model.decoder_inputs: dec, model.decoder_targets: np.zeros_like(dec),
+                model.decoder_lengths: np.full([k], dec.shape[1], np.int32)}
+        logits = session.run(model.logits, feed)[:, -1].astype(np.float64)
+        logits = logits - logits.max(-1, keepdims=True)
+        return logits - np.log(np.exp(logits).sum(-1, keepdims=True))
+
+    return next_log_probs
+
+
+def test_k08_model_next_log_probs_feeding_the_targets_too_passes():
+    """Review Z2: the test's stand-in model had no decoder_targets (None), so feeding every placeholder of a k07
+    model, dummy targets included, failed with TensorFlow's raw 'Cannot interpret feed_dict key' error."""
+    tests = _kata_tests("test_k08_attention", "k08", "k08", model_next_log_probs=_next_log_probs_feeding_the_targets_too)
+    _run(tests.test_model_next_log_probs_is_the_last_step_log_softmax, with_session=True)
+    tests.test_model_next_log_probs_matches_reference()

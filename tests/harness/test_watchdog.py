@@ -345,3 +345,43 @@ def test_a_time_out_in_a_returned_tf_function_names_the_one_loop_of_the_kata_fun
     assert only_loop_in(kata, "graph", tmp_path) == "katas/k.py:10: `return tf.while_loop(c, b, [x])`"
     assert only_loop_in(kata, "two", tmp_path) is None  # several: no guess
     assert only_loop_in(kata, "absent", tmp_path) is None
+
+
+def test_a_time_out_in_a_function_with_no_endless_loop_says_it_is_slow(tmp_path):
+    """Review Z2: n09's train_with_checkpoints, unchanged and right, ran past 30 s on a machine four reviewers
+    shared; the line led with "it may never return — a loop whose condition never turns false" for a function
+    whose only loops are over a range. A function (and the kata functions it calls) with no while, no
+    tf.while_loop and no for over a generator is told it is slow; one that calls a function with a loop is not."""
+    from tfkata.feedback.classify import hang_line
+    from tfkata.feedback.facts import has_no_endless_loop
+    from tfkata.watchdog import Hang
+
+    katas = tmp_path / "katas"
+    katas.mkdir()
+    kata = katas / "k01_graph_session.py"
+    kata.write_text(
+        "def steps(n):\n"
+        "    for step in range(n):\n"
+        "        for layer in model.layers:\n"
+        "            work(step)\n"
+        "\n"
+        "def calls_spin():\n"
+        "    return spin(3)\n"
+        "\n"
+        "def spin(n):\n"
+        "    while n:\n"
+        "        pass\n"
+        "\n"
+        "def reads(dataset):\n"
+        "    for batch in dataset:\n"
+        "        work(batch)\n", encoding="utf-8")
+    assert has_no_endless_loop(kata, "steps")
+    assert not has_no_endless_loop(kata, "calls_spin")  # the loop is in the function it calls
+    assert not has_no_endless_loop(kata, "reads")  # a dataset may repeat forever
+    assert not has_no_endless_loop(kata, "absent")
+    slow = hang_line(Hang("time", 30.0, "steps", "katas/k01_graph_session.py:4"), "k01", ["steps"], katas)
+    assert slow.startswith("k01: steps (katas/k01_graph_session.py:4) did not finish within 30 s and holds no loop "
+                           "that could run forever: it is most likely slow here") and "--timeout=120" in slow, slow
+    assert "may never return" not in slow, slow
+    spun = hang_line(Hang("time", 30.0, "calls_spin", None), "k01", ["calls_spin"], katas)
+    assert "may never return" in spun, spun

@@ -13,8 +13,8 @@ from pathlib import Path
 
 from tfkata import registry
 from tfkata.feedback.diagnoses import diagnose, other_kata_todo
-from tfkata.feedback.facts import (autograph_original, chain, find_todo, is_test_failure, learner_frame, loop_around,
-                                   only_loop_in, split_message)
+from tfkata.feedback.facts import (autograph_original, chain, find_todo, has_no_endless_loop, is_test_failure,
+                                   learner_frame, loop_around, only_loop_in, split_message)
 from tfkata.feedback.frames import learner_report
 
 _TIMEOUT = re.compile(r"Timeout \(>([0-9.]+)s\) from pytest-timeout")
@@ -48,18 +48,24 @@ def hang_line(hang, kata_id: str | None, covers, target_dir: Path | None = None)
     a ``while`` loop (of the learner's files under ``target_dir``), that loop's header."""
     name = hang.function or next(iter(covers or ()), None)
     who = f"{kata_id}: {name}" if name else "the test"
+    module = loop = None
+    if name and kata_id and target_dir is not None:
+        with contextlib.suppress(KeyError):
+            module = Path(target_dir) / f"{registry.get(kata_id).module}.py"
     if hang.where:
         loop = loop_around(hang.where, Path(target_dir).resolve().parent) if target_dir is not None else None
         who += f" ({loop or hang.where})"
-    elif name and kata_id and target_dir is not None:  # none of the learner's frames ran: a tf.function's graph
-        with contextlib.suppress(KeyError):
-            module = Path(target_dir) / f"{registry.get(kata_id).module}.py"
-            loop = only_loop_in(module, name, Path(target_dir).resolve().parent)
-            who += f" (its loop {loop})" if loop else ""
+    elif module is not None:  # none of the learner's frames ran: a tf.function's graph
+        loop = only_loop_in(module, name, Path(target_dir).resolve().parent)
+        who += f" (its loop {loop})" if loop else ""
     if hang.reason == "memory":
         return (f"{who} grew the process by {_size(hang.grown_mb)} (limit {_size(hang.limit)}) and was "
                 f"stopped: it may never stop growing — a loop that keeps appending, or a tf.while_loop without a "
                 f"bound")
+    if loop is None and module is not None and has_no_endless_loop(module, name):
+        return (f"{who} did not finish within {hang.limit:g} s and holds no loop that could run forever: it is "
+                f"most likely slow here (a busy or slow machine, or far more work than the test asks). Raise the "
+                f"limit to see: pytest --timeout={int(hang.limit) * 4}")
     return (f"{who} did not finish within {hang.limit:g} s: it may never return — a loop whose condition never "
             f"turns false, or a tf.while_loop without a bound. If it is only slow on this "
             f"machine, raise the limit: pytest --timeout={int(hang.limit) * 4}")

@@ -115,20 +115,58 @@ def loop_around(where: str, root: Path) -> str | None:
     def around(node):
         return node.lineno <= lineno <= (node.end_lineno or node.lineno)
 
-    def may_not_end(node):
-        walked = node.iter
-        if isinstance(walked, ast.Call) and getattr(walked.func, "id", None) == "enumerate" and walked.args:
-            walked = walked.args[0]
-        if isinstance(walked, (ast.List, ast.Tuple, ast.Set, ast.Dict, ast.Constant, ast.ListComp)):
-            return False
-        name = getattr(walked.func, "id", None) or getattr(walked.func, "attr", None) if isinstance(walked, ast.Call) else None
-        return name not in ("range", "zip", "items", "keys", "values", "sorted", "reversed", "list", "tuple")
-
     loops = [node for node in ast.walk(tree) if isinstance(node, ast.While) and around(node)]
-    loops = loops or [node for node in ast.walk(tree) if isinstance(node, ast.For) and around(node) and may_not_end(node)]
+    loops = loops or [node for node in ast.walk(tree) if isinstance(node, ast.For) and around(node) and _may_not_end(node)]
     if not loops:
         return None
     return _header(file, source, max(loops, key=lambda node: node.lineno))  # the innermost: it starts last
+
+
+def _may_not_end(node) -> bool:
+    """Whether a ``for`` loop walks something that may never end (a generator, a dataset), not a range, a
+    literal or a container's view."""
+    import ast
+
+    walked = node.iter
+    if isinstance(walked, ast.Call) and getattr(walked.func, "id", None) == "enumerate" and walked.args:
+        walked = walked.args[0]
+    if isinstance(walked, (ast.List, ast.Tuple, ast.Set, ast.Dict, ast.Constant, ast.ListComp)):
+        return False
+    if isinstance(walked, ast.Attribute) and walked.attr in ("layers", "weights", "variables", "trainable_variables",
+                                                              "trainable_weights", "shape", "_fields"):
+        return False  # a model's or a shape's parts: a list
+    name = getattr(walked.func, "id", None) or getattr(walked.func, "attr", None) if isinstance(walked, ast.Call) else None
+    return name not in ("range", "zip", "items", "keys", "values", "sorted", "reversed", "list", "tuple")
+
+
+def has_no_endless_loop(module: Path, function: str) -> bool:
+    """True when the function ``function`` of the file ``module`` holds no loop that could run forever, and
+    neither do the functions of that file it calls (by name, and theirs in turn; nested functions included):
+    no ``while``, no ``tf.while_loop(...)`` call, no ``for`` over something other than a range or a container.
+    False when one does, or when the function or file cannot be read. A time-out in such a function is
+    slowness (a busy machine), not a loop that never ends."""
+    import ast
+
+    try:
+        tree = ast.parse(Path(module).read_text(encoding="utf-8"))
+    except (OSError, ValueError, SyntaxError):
+        return False
+    defs = {node.name: node for node in tree.body if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef))}
+    if function not in defs:
+        return False
+    todo, seen = [function], set()
+    while todo:
+        name = todo.pop()
+        if name in seen:
+            continue
+        seen.add(name)
+        for node in ast.walk(defs[name]):
+            called = getattr(node.func, "attr", getattr(node.func, "id", None)) if isinstance(node, ast.Call) else None
+            if isinstance(node, ast.While) or (isinstance(node, ast.For) and _may_not_end(node)) or called == "while_loop":
+                return False
+            if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in defs:
+                todo.append(node.func.id)
+    return True
 
 
 def _header(file: str, source: str, node) -> str:
