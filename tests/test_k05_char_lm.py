@@ -794,8 +794,14 @@ def test_sample_is_one_hot_of_the_draw():
     prediction = np.zeros((1, V))
     prediction[0, 7] = 1.0
     got = np.asarray(k05.sample(prediction))
-    assert got.shape == (1, V), f"expected a [1, 27] one-hot array, got shape {got.shape}"
-    assert got[0, 7] == 1.0 and got.sum() == 1.0, f"a prediction certain of id 7 must give the one-hot of 7, got {np.argmax(got)}"
+    assert got.shape == (1, V), f"sample: expected a [1, 27] one-hot array, got shape {got.shape}"
+    assert got[0, 7] == 1.0 and got.sum() == 1.0, (
+        f"sample: a prediction certain of id 7 must give the one-hot of 7, got {np.argmax(got)}"
+    )
+    assert got.dtype == np.float32, (
+        f"sample: expected a float32 one-hot (the docstring's dtype, what the sample_input placeholder takes), got "
+        f"{got.dtype}: np.zeros(shape=[1, 27], dtype=np.float32)"
+    )
 
 
 @pytest.mark.covers("sample", "sample_distribution")

@@ -888,6 +888,67 @@ def test_make_attention_train_step():
     assert not frozen, f"make_attention_train_step: these layers' weights did not move after one step: {frozen}: take the gradients of EVERY layer"
 
 
+@pytest.mark.needs("n07", "k07")
+@pytest.mark.covers("train")
+def test_train_passes_its_arguments_on(monkeypatch, capsys):
+    """train's helpers replaced by quick stand-ins (the real step traces for seconds): one call whose every argument
+    differs from its default, read back from the schedule it makes, the batches it feeds and what it evaluates."""
+    import sys
+
+    from tfkata.differential import reference
+
+    module = sys.modules[n08.train.__module__]
+    schedules, batches = [], []
+    real_schedule = module.HalvingSchedule
+
+    def schedule(learning_rate, halve_every):
+        schedules.append((learning_rate, halve_every))
+        return real_schedule(learning_rate, halve_every)
+
+    def make_step(layers, optimizer):
+        def step(x, len_x, decoder_inputs, decoder_targets, len_y):
+            batches.append(np.array(x))
+            return tf.constant(float(len(batches)), tf.float32)
+        return step
+
+    def make_decoder(layers, max_steps=None):
+        return lambda x, lx: (tf.zeros([len(x), 1], tf.int32), tf.ones([len(x)], tf.int32))
+
+    monkeypatch.setattr(module, "HalvingSchedule", schedule)
+    monkeypatch.setattr(module, "build_attention_layers", lambda *args, **kwargs: "the layers")
+    monkeypatch.setattr(module, "make_attention_train_step", make_step)
+    monkeypatch.setattr(module, "make_attention_decoder", make_decoder)
+    capsys.readouterr()
+    result = n08.train(steps=3, learning_rate=0.02, halve_every=7, batch_size=5, eval_samples=4, seed=4, num_print=2)
+    printed = capsys.readouterr().out
+    assert schedules == [(0.02, 7)], (
+        f"train(learning_rate=0.02, halve_every=7): HalvingSchedule was made with {schedules}: Adam "
+        "n07.make_optimizer(HalvingSchedule(learning_rate, halve_every)), with the arguments"
+    )
+    k07_ref = reference("k07")
+    rng = np.random.RandomState(4)
+    queue = k07_ref.bucketed_batches(*k07_ref.generate_data(32 * 5, True, rng), batch_size=5, rng=rng)
+    want = [queue[-1][0], queue[-2][0], queue[-3][0]]
+    same = len(batches) == 3 and all(b.shape == w.shape and np.array_equal(b, w) for b, w in zip(batches, want))
+    assert same, (
+        f"train(steps=3, batch_size=5, seed=4): expected 3 steps on the batches popped from the end of "
+        f"k07.bucketed_batches(*k07.generate_data(32 * 5, True, rng), batch_size=5, rng=rng), rng = "
+        f"np.random.RandomState(4), of shapes {[w.shape for w in want]}, got {len(batches)} steps of "
+        f"{[b.shape for b in batches[:4]]}: use the steps and batch_size arguments"
+    )
+    want_x = k07_ref.generate_data(4, True, np.random.RandomState(5))[0]
+    got_x = np.asarray(result["eval"][0]) if isinstance(result, dict) and "eval" in result else None
+    assert got_x is not None and got_x.shape == want_x.shape and np.array_equal(got_x, want_x), (
+        "train(eval_samples=4, seed=4): evaluate on k07.generate_data(eval_samples, True, np.random.RandomState(seed "
+        f"+ 1)), got x of shape {None if got_x is None else got_x.shape}, expected {want_x.shape}"
+    )
+    rows = printed.split("Sample x:")[-1].split("Expected y:")[0].strip().splitlines()
+    assert "Sample x:" in printed and len(rows) == 2, (
+        f"train(num_print=2): print 2 evaluation sequences as k07 does, it printed "
+        f"{len(rows) if 'Sample x:' in printed else 'no'} rows of Sample x: use the num_print argument"
+    )
+
+
 # --------------------------------------------------------------------------- differential checks (reference)
 # The learner's functions against solutions/ on generated cases, smallest first (tfkata.differential).
 # Functions that take layers get the REFERENCE's layers with fixed weights (E 4, H 3: every matrix

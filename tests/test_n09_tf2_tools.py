@@ -168,8 +168,9 @@ def test_evaluate_loss_and_accuracy():
     )
     assert tf.is_tensor(accuracy) and accuracy.shape.ndims == 0 and accuracy.dtype == tf.float32, (
         f"evaluate: the accuracy should be a float32 scalar tensor, like the loss, got "
-        f"{getattr(accuracy, 'dtype', type(accuracy).__name__)!s} {getattr(accuracy, 'shape', '')}: "
-        "tf.reduce_mean(tf.cast(correct, tf.float32))"
+        + (f"a {accuracy.dtype.name} tensor of shape {accuracy.shape.as_list()}" if tf.is_tensor(accuracy)
+           else type(accuracy).__name__)
+        + ": tf.reduce_mean(tf.cast(correct, tf.float32))"
     )
 
 
