@@ -160,9 +160,10 @@ def make_embedding_rnn(vocab_size, embed_dim, units, kind="gru"):
 def make_masking_rnn(input_dim, units, kind="lstm", mask_value=0.0):
     """A ``keras.Sequential`` for padded float sequences ``[B, T, input_dim]``: ``Masking`` then a layer.
 
-    ``keras.layers.Masking(mask_value)`` masks every step whose features ALL equal ``mask_value``
-    and passes the mask on to ``make_layer(kind, units, return_sequences=True)``. Output
-    ``[B, T, units]``.
+    Start with ``keras.Input(shape=(None, input_dim))``, so the model is built (it has its weights)
+    before its first call. ``keras.layers.Masking(mask_value)`` masks every step whose features ALL
+    equal ``mask_value`` and passes the mask on to ``make_layer(kind, units, return_sequences=True)``.
+    Output ``[B, T, units]``.
     """
     raise NotImplementedError("n06: make_masking_rnn")
 

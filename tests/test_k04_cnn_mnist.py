@@ -17,6 +17,7 @@ every run over all test files) would add nothing a learner reads.
 """
 import functools
 import struct
+import sys
 import time
 from types import SimpleNamespace
 
@@ -28,7 +29,7 @@ from tfkata.feedback.curves import explain_curve
 from tfkata.data.mnist import load_mnist
 from tfkata.paths import output_dir
 from tfkata.tfsetup import import_tensorflow
-from tfkata.testing import mismatch
+from tfkata.testing import mismatch, recording_argument
 
 _mismatch = functools.partial(mismatch, atol=1e-5)
 
@@ -1216,7 +1217,7 @@ class _Batches:
 
 
 @pytest.mark.covers("train", "evaluate")
-def test_train_loop_on_a_stand_in_model(sess, capsys):
+def test_train_loop_on_a_stand_in_model(sess, capsys, monkeypatch):
     """train on a model whose loss is keep_prob * mean(batch): each history loss is known exactly."""
     model, count, images, truth = _dropout_model(40)
     step_var = tf.Variable(0.0, name="steps_run")
@@ -1227,6 +1228,7 @@ def test_train_loop_on_a_stand_in_model(sess, capsys):
     batches = _Batches()
     data = k04.Datasets(train=batches, validation=_Split(images, np.eye(10, dtype=np.float32)[truth]), test=_TestSplit())
     recorder = _Recorder(sess)
+    evaluated = recording_argument(monkeypatch, sys.modules[k04.train.__module__], "evaluate", "batch_size")
     history = k04.train(recorder, model, training, data, steps=20, batch_size=5, keep_prob=0.6, log_every=10,
                         verbose=False)
     assert capsys.readouterr().out == "", "train(..., verbose=False) must print nothing"
@@ -1282,6 +1284,11 @@ def test_train_loop_on_a_stand_in_model(sess, capsys):
     assert np.allclose(val, 1.0), (
         f"val_accuracy should be 1.0 here (every validation example is right with dropout off), got {val}: "
         "evaluate the whole validation set with evaluate(...) (keep_prob 1.0)"
+    )
+    assert evaluated and set(evaluated) == {500}, (
+        f"train: measure val_accuracy with evaluate(sess, model, training.n_correct, data.validation, "
+        f"batch_size=500), the docstring's batches of 500; evaluate got the batch sizes {sorted(set(evaluated))}"
+        + (" (its default, 50: pass batch_size=500)" if 50 in evaluated else "")
     )
 
 

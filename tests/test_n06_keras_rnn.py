@@ -493,8 +493,13 @@ def test_zero_after_length():
         "tf.sequence_mask(lengths, T) (1.0 at t < length), not by 1 - mask"
     )
     for i, n in enumerate(lengths):
-        assert np.array_equal(got[i, :n], outputs[i, :n]), (
-            f"zero_after_length: the valid steps 0..{n - 1} of sequence {i} must stay unchanged"
+        changed = [t for t in range(n) if not np.array_equal(got[i, t], outputs[i, t])]
+        assert not changed, (
+            f"zero_after_length: sequence {i} has length {n}: its valid steps 0..{n - 1} must stay unchanged, yours "
+            f"changed step(s) {changed}"
+            + (": the mask is one step too short; True exactly for t < length, tf.sequence_mask(lengths, T) (not "
+               "lengths - 1)" if changed == [n - 1] and not got[i, n - 1].any() else
+               ": multiply by the mask only, tf.sequence_mask(lengths, T) cast to the outputs' dtype")
         )
         assert not got[i, n:].any(), (
             f"zero_after_length: sequence {i} has length {n}: steps {n}.. must be zeros, as dynamic_rnn gave them "
@@ -687,6 +692,11 @@ def test_port_k06_weights_computes_the_tf1_cell(kind):
     layer = _keras_layer(kind, return_sequences=True, return_state=True)
     want_shapes = [tuple(a.shape) for a in layer.get_weights()]
     got_shapes = [tuple(np.shape(a)) for a in ported]
+    dtypes = [str(np.asarray(a).dtype) for a in ported]
+    assert dtypes == ["float32"] * 3, (
+        f"port_k06_weights({kind!r}): return float32 arrays (the docstring's dtype, the layer's), got {dtypes}: "
+        "np.asarray(..., np.float32), no float64 on the way"
+    )
     assert got_shapes == want_shapes, (
         f"port_k06_weights({kind!r}): a Keras {LAYER_CLASS[kind]} with D={D}, H={H} takes arrays of shapes {want_shapes}, "
         f"got {got_shapes}: {MAPPING[kind]}"
