@@ -65,7 +65,8 @@ def masked_softmax(scores, memory_lengths):
     """Softmax over the valid encoder positions only (``memory_sequence_length``).
 
     ``scores`` float32 ``[B, T_enc]``, ``memory_lengths`` int32 ``[B]``. Positions at or past a
-    row's length must get weight exactly 0.0 (not just small), and each row sums to 1.
+    row's length must get weight exactly 0.0 (not just small), whatever their scores (even huge
+    ones), and each row sums to 1.
     Returns the alignments, float32 ``[B, T_enc]``.
     """
     raise NotImplementedError("k08: masked_softmax")

@@ -114,6 +114,9 @@ def test_counter_variable_made_once_outside_the_function():
         pytest.fail("make_counter_step: three calls returned [0, 1, 2] (one behind) and left the counter at 3, expected "
                     "1, 2, 3: step() must return the counter's value after the increment: return "
                     "counter.assign_add(1) (it gives the new value), not a value read before it", pytrace=False)
+    if values and values == [values[0] + k for k in range(3)] and values[0] != 1 and int(counter.numpy()) == values[-1]:
+        pytest.fail(f"make_counter_step: three calls returned {values}: each adds 1, but the counter starts at "
+                    f"{values[0] - 1}, not 0: create it as tf.Variable(0, dtype=tf.int64)", pytrace=False)
     assert values == [1, 2, 3] and int(counter.numpy()) == 3, (
         f"make_counter_step: three calls returned {values} and left the counter at {int(counter.numpy())}, "
         "expected 1, 2, 3 and 3: only TensorFlow ops run on every call (Python code runs once per trace, a new "
@@ -375,8 +378,9 @@ def test_gradient_of_uses_a_tape():
     )
     assert isinstance(grad, tf.Tensor) and grad.dtype == x.dtype, (
         f"gradient_of: expected a tf.Tensor of x's dtype (float32), got {type(grad).__name__}"
-        f"{' ' + str(getattr(grad, 'dtype', '')) if hasattr(grad, 'dtype') else ''}: return tape.gradient(y, x) as "
-        "it is, not its .numpy()"
+        f"{' ' + str(getattr(grad, 'dtype', '')) if hasattr(grad, 'dtype') else ''}: "
+        + ("return tape.gradient(y, x) as it is, in x's dtype: no cast" if isinstance(grad, tf.Tensor) else
+           "return tape.gradient(y, x) as it is, not its .numpy()")
     )
     got = np.asarray(grad)
     expected = 3 * np.square(x.numpy())
