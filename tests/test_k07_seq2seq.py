@@ -590,6 +590,12 @@ def test_training_decoder_is_teacher_forced(sess):
                 f"logits[{b}, {t}] should come from decoder input {dec_in[b, t]} (teacher forcing: feed decoder_inputs "
                 "through parts.embedding, parts.cell and parts.output_layer)"
             ))
+    past = [(b, t) for b in range(2) for t in range(int(dec_len[b]), 4) if np.any(got[b, t] != 0.0)]
+    if past:
+        pytest.fail(f"training_decoder: row {past[0][0]} has decoder length {dec_len[past[0][0]]}, yet its step "
+                    f"{past[0][1]} produced output (the test's output layer passes the cell output through): pass "
+                    "sequence_length=decoder_lengths to dynamic_rnn, so the steps past each length output zeros and the "
+                    "padding reads nothing", pytrace=False)
 
 
 @pytest.mark.covers("greedy_decoder")
@@ -1079,6 +1085,36 @@ def test_train_passes_its_arguments_on(monkeypatch, capsys):
     finally:
         if isinstance(result, dict) and result.get("session") is not None:
             result["session"].close()
+
+@pytest.mark.covers("train")
+def test_train_pops_bucketed_batches_from_the_end(monkeypatch):
+    from tensorflow.python.client import session as session_lib
+
+    models, fed, real = [], [], session_lib.BaseSession.run
+
+    def recording_model(learning_rate, halve_every):
+        models.append(_tiny_seq2seq(learning_rate, halve_every))
+        return models[-1]
+
+    def run(self, fetches, feed_dict=None, *args, **kwargs):
+        if models and models[-1].decoder_inputs in (feed_dict or {}):
+            fed.append(np.array(feed_dict[models[-1].encoder_inputs]))
+        return real(self, fetches, feed_dict, *args, **kwargs)
+
+    monkeypatch.setattr(session_lib.BaseSession, "run", run)
+    k07.train(steps=2, batch_size=4, eval_samples=2, seed=7, num_print=0, model_fn=recording_model)
+    rng = np.random.RandomState(7)
+    queue = k07.bucketed_batches(*k07.generate_data(32 * 4, False, rng), batch_size=4, rng=rng)
+    want, front = [queue[-1][0], queue[-2][0]], [queue[0][0], queue[1][0]]
+    same = len(fed) == 2 and all(g.shape == w.shape and np.array_equal(g, w) for g, w in zip(fed, want))
+    from_front = len(fed) == 2 and all(g.shape == w.shape and np.array_equal(g, w) for g, w in zip(fed, front))
+    assert same, (
+        "train: the batches should be popped from the END of the bucketed list, queue.pop(), over a pool "
+        "generate_data(32 * batch_size, copy_sequence, rng) with rng = np.random.RandomState(seed): "
+        + ("yours takes them from the front, queue.pop(0)" if from_front else
+           f"with seed 7 and batch_size 4 the first two batches' x have the shapes {[w.shape for w in want]}, got "
+           f"{[g.shape for g in fed]}")
+    )
 
 # --------------------------------------------------------------------------- differential checks
 # The net behind the concept tests above: each function against the reference (solutions/) on small inputs

@@ -180,7 +180,8 @@ def test_make_optimizer_is_k09s_adam():
     config = optimizer.get_config()
     assert type(optimizer).__name__ == "Adam", f"expected keras.optimizers.Adam, got {type(optimizer).__name__}"
     assert math.isclose(float(config["learning_rate"]), 5e-3, rel_tol=1e-6), (
-        f"the learning rate should be the argument 5e-3, got {config['learning_rate']}"
+        f"make_optimizer(learning_rate=5e-3): the learning rate should be the argument 5e-3, got "
+        f"{float(config['learning_rate']):g}: keras.optimizers.Adam(learning_rate, ...)"
     )
     assert math.isclose(float(config["epsilon"]), 1e-8, rel_tol=1e-6), (
         f"make_optimizer: epsilon should be 1e-8, TF 1's AdamOptimizer default, got {config['epsilon']:g} (Keras's default is 1e-7): "
@@ -333,6 +334,17 @@ def test_open_writers_one_folder_per_run(tmp_path):
         assert logged == value, f"the {folder} writer's file holds {logged}, expected {value}: are the writers swapped?"
 
 
+@pytest.mark.covers("build_model")
+def test_build_model_uses_its_size_arguments():
+    model = n09.build_model(input_dim=4, hidden_dim=3, num_classes=2)
+    shapes = {name: tuple(w.shape) for name, w in _weights_of(model).items()}
+    expected = {"layer1/kernel": (4, 3), "layer1/bias": (3,), "layer2/kernel": (3, 2), "layer2/bias": (2,)}
+    assert shapes == expected, (
+        f"build_model(input_dim=4, hidden_dim=3, num_classes=2): expected the weights {expected}, got {shapes}: "
+        "keras.Input((input_dim,)), Dense(hidden_dim, ...) and Dense(num_classes), with the arguments"
+    )
+
+
 @pytest.mark.covers("train_with_summaries", "open_writers", "variable_summaries", "evaluate", "make_train_step",
                     "make_optimizer", "build_model")
 def test_train_with_summaries_bookkeeping(tmp_path):
@@ -343,7 +355,10 @@ def test_train_with_summaries_bookkeeping(tmp_path):
     assert isinstance(history, dict) and sorted(history) == ["test", "train"], (
         f"train_with_summaries should return {{'train': {{step: loss}}, 'test': {{step: loss}}}}, got {history!r:.200}"
     )
-    assert sorted(history["test"]) == [0, 5, 10], f"evaluate at steps 0, 5, 10 (step % eval_every == 0), got {sorted(history['test'])}"
+    assert sorted(history["test"]) == [0, 5, 10], (
+        f"train_with_summaries(num_steps=12, eval_every=5): evaluate at steps 0, 5, 10 (step % eval_every == 0), got "
+        f"{sorted(history['test'])}: use the eval_every argument"
+    )
     train_steps = [1, 2, 3, 4, 6, 7, 8, 9, 11]
     assert sorted(history["train"]) == train_steps, f"train at every other step {train_steps}, got {sorted(history['train'])}"
     train_events, test_events = _read_events(tmp_path / "train"), _read_events(tmp_path / "test")
@@ -969,6 +984,19 @@ def test_dataset_augments_each_example():
             flips += mirror < same
     print(f"n09 dataset: {flips}/64 examples flipped")
     assert 16 <= flips <= 48, f"about half the examples should be flipped, got {flips}/64: pass augment_data through"
+
+
+@pytest.mark.covers("make_dataset")
+def test_dataset_passes_noise_stddev_on():
+    images, labels = _mnist_images(32), np.arange(32)
+    for xb, yb in n09.make_dataset(images, labels, batch_size=32, seed=5, noise_stddev=0.0, num_epochs=1):
+        for image, label in zip(np.asarray(xb), np.asarray(yb)):
+            same, mirror = _nearest(image, images[label] / np.float32(255.0))
+            assert min(same, mirror) < 1e-6, (
+                f"make_dataset(..., noise_stddev=0.0): example {label} is neither the image nor its mirror exactly "
+                f"(off by {min(same, mirror):.3f}): with no noise only the flip remains; pass noise_stddev on, "
+                "augment(image, seed, noise_stddev)"
+            )
 
 
 # =========================================================================== hunting a NaN
