@@ -419,6 +419,22 @@ def test_beam_wider_than_the_candidates():
     )
 
 
+@pytest.mark.covers("beam_search")
+def test_beam_search_ends_at_the_eos_it_is_given():
+    # eos=2: 2 ends a hypothesis, 0 is an ordinary token. Width 2 keeps (0,) and (2,), then (0, 0) over (0, 2), and
+    # (0, 0, 2) p=0.35 beats (2,) p=0.3.
+    table = {(): {0: 0.5, 2: 0.3, 1: 0.2}, (0,): {0: 0.7, 2: 0.3}, (0, 0): {2: 1.0}}
+    calls = []
+    got = n08.beam_search(table_model(table, {2: 0.7, 3: 0.3}, calls), beam_width=2, max_steps=4, eos=2)
+    shown = [(tuple(int(t) for t in tokens), round(float(np.exp(score)), 3)) for tokens, score in got]
+    extended = sorted({tuple(p) for p in calls if p and p[-1] == 2})
+    assert not extended and [t for t, _ in shown] == [(0, 0, 2), (2,)], (
+        f"beam_search(..., eos=2) must end hypotheses at 2, the argument, not at the module's EOS 0 (an ordinary "
+        f"token here): expected [(0, 0, 2) p=0.35, (2,) p=0.3], got {shown}"
+        + (f"; it asked next_log_probs to extend {extended}, which already ended with eos" if extended else "")
+    )
+
+
 # --------------------------------------------------------------------------- heatmap file
 def _png_size(path):
     data = open(path, "rb").read()

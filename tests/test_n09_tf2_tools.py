@@ -20,7 +20,7 @@ import pytest
 from tfkata import SEED, fresh_graph, load_kata
 from tfkata.tfsetup import import_tensorflow
 from tfkata.testing import mismatch as _mismatch, must_raise, mnist_images as _mnist_images, where_max as _where
-from tfkata.testing import mnist_flat
+from tfkata.testing import mnist_flat, recording_argument
 from tfkata.feedback.facts import first_line
 
 tf = import_tensorflow()
@@ -725,15 +725,23 @@ def test_resume_bookkeeping_in_a_few_steps(tmp_path):
 
 
 @pytest.mark.covers("train_with_checkpoints")
-def test_train_with_checkpoints_saves_the_final_step(tmp_path):
+def test_train_with_checkpoints_saves_the_final_step(tmp_path, monkeypatch):
     """Review Z2: a run of 3 steps with save_every 2 must save at 2 and, the last step being no multiple of 2, at 3
-    too (the graded runs' step counts were all multiples of save_every)."""
+    too (the graded runs' step counts were all multiples of save_every). The learning rate goes to make_optimizer."""
+    import sys
+
+    rates = recording_argument(monkeypatch, sys.modules[n09.train_with_checkpoints.__module__], "make_optimizer",
+                               "learning_rate")
     x, y = _toy_data()
-    run = n09.train_with_checkpoints((x, y), str(tmp_path / "c"), 3, save_every=2, batch_size=8)
+    run = n09.train_with_checkpoints((x, y), str(tmp_path / "c"), 3, save_every=2, batch_size=8, learning_rate=0.02)
     assert run["saved_steps"] == [2, 3] and str(run["checkpoint"]).endswith("ckpt-3"), (
         f"train_with_checkpoints(num_steps=3, save_every=2) must save at steps [2, 3] and return .../ckpt-3, got "
         f"saved_steps {run['saved_steps']} and {run['checkpoint']}: also save after the final step (step + 1 == "
         "num_steps), or the last steps of training are lost"
+    )
+    assert rates == [0.02], (
+        f"train_with_checkpoints(..., learning_rate=0.02): make_optimizer got the learning rates {rates}: pass it on, "
+        "make_optimizer(learning_rate)"
     )
 
 
