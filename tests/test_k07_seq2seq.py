@@ -22,7 +22,7 @@ import tensorflow as tf
 
 from tfkata import load_kata
 from tfkata.feedback.curves import explain_curve
-from tfkata.testing import check_reported_loss, mask_off_by_one, recording_argument
+from tfkata.testing import check_reported_loss, mask_off_by_one, printed_sample_rows, recording_argument
 from tfkata.tfsetup import require_legacy_rnn
 
 k07 = load_kata("k07_seq2seq")
@@ -1031,10 +1031,9 @@ def test_train_reports_the_mean_of_the_last_100_losses():
     check_reported_loss(result)
 
 
-@pytest.mark.covers("train")
-def test_train_passes_its_arguments_on(monkeypatch, capsys):
-    """One call whose every argument differs from its default: what the model is built with, the batches it is fed,
-    the data's task and the evaluation are read back."""
+def _recording_train_model(monkeypatch):
+    """A model_fn for train (the tiny stand-in) that records the (learning_rate, halve_every) it is built with, and
+    the encoder inputs of every training batch a session feeds it: returns (model_fn, built, fed)."""
     from tensorflow.python.client import session as session_lib
 
     built, models, fed, real = [], [], [], session_lib.BaseSession.run
@@ -1050,6 +1049,14 @@ def test_train_passes_its_arguments_on(monkeypatch, capsys):
         return real(self, fetches, feed_dict, *args, **kwargs)
 
     monkeypatch.setattr(session_lib.BaseSession, "run", run)
+    return recording_model, built, fed
+
+
+@pytest.mark.covers("train")
+def test_train_passes_its_arguments_on(monkeypatch, capsys):
+    """One call whose every argument differs from its default: what the model is built with, the batches it is fed,
+    the data's task and the evaluation are read back."""
+    recording_model, built, fed = _recording_train_model(monkeypatch)
     capsys.readouterr()
     result = k07.train(steps=3, learning_rate=0.02, halve_every=7, batch_size=5, copy_sequence=True, use_buckets=False,
                        eval_samples=6, seed=4, num_print=2, model_fn=recording_model, return_session=True)
@@ -1069,11 +1076,11 @@ def test_train_passes_its_arguments_on(monkeypatch, capsys):
             "generate_data(5, True, rng) with rng = np.random.RandomState(4), not from bucketed_batches: with "
             "use_buckets=False take each batch from generate_data (the use_buckets argument)"
         )
-        rows = printed.split("Sample x:")[-1].split("Expected y:")[0].strip().splitlines()
-        assert "Sample x:" in printed and len(rows) == 2, (
+        rows = printed_sample_rows(printed)
+        assert rows == 2, (
             f"train(num_print=2): print 2 evaluation sequences in the tutorial's format (Sample x: / Expected y: / "
-            f"Greedy Decoding result:), it printed {len(rows) if 'Sample x:' in printed else 'no'} rows of Sample x: "
-            "use the num_print argument, x[:num_print]"
+            f"Greedy Decoding result:), it printed {rows or 'no'} rows of Sample x: use the num_print argument, "
+            "x[:num_print]"
         )
         want = k07.generate_data(6, True, np.random.RandomState(5))
         got = tuple(np.asarray(part) for part in result["eval"][:4])
@@ -1088,20 +1095,7 @@ def test_train_passes_its_arguments_on(monkeypatch, capsys):
 
 @pytest.mark.covers("train")
 def test_train_pops_bucketed_batches_from_the_end(monkeypatch):
-    from tensorflow.python.client import session as session_lib
-
-    models, fed, real = [], [], session_lib.BaseSession.run
-
-    def recording_model(learning_rate, halve_every):
-        models.append(_tiny_seq2seq(learning_rate, halve_every))
-        return models[-1]
-
-    def run(self, fetches, feed_dict=None, *args, **kwargs):
-        if models and models[-1].decoder_inputs in (feed_dict or {}):
-            fed.append(np.array(feed_dict[models[-1].encoder_inputs]))
-        return real(self, fetches, feed_dict, *args, **kwargs)
-
-    monkeypatch.setattr(session_lib.BaseSession, "run", run)
+    recording_model, _, fed = _recording_train_model(monkeypatch)
     k07.train(steps=2, batch_size=4, eval_samples=2, seed=7, num_print=0, model_fn=recording_model)
     rng = np.random.RandomState(7)
     queue = k07.bucketed_batches(*k07.generate_data(32 * 4, False, rng), batch_size=4, rng=rng)

@@ -21,8 +21,8 @@ from tfkata.feedback.curves import explain_curve
 from tfkata.differential import Case, compare, graph_outputs, reference
 from tfkata.loader import fresh_graph
 from tfkata.tfsetup import require_legacy_rnn
-from tfkata.testing import (BEAM_TRAP, UNIFORM_4, beam_order_problem, greedy, must_raise, plot_problem, recording_argument,
-                            recording_imshow, table_model)
+from tfkata.testing import (BEAM_TRAP, UNIFORM_4, beam_eos_problem, beam_order_problem, greedy, must_raise,
+                            plot_problem, recording_argument, recording_imshow, table_model)
 
 k08 = load_kata("k08_attention")
 k07 = load_kata("k07_seq2seq")
@@ -515,18 +515,23 @@ def test_greedy_decoder_computes_the_keys_once_before_the_loop():
         parts, memory, lengths, _zero_state(3), max_steps=3))
 
 
+def _greedy_saying(sess, token, max_steps):
+    """attention_greedy_decoder on 3 rows of memory, run with an output layer that says ``token`` whatever it reads:
+    (ids, lengths, alignments) as numpy."""
+    parts = k08.attention_parts()
+    memory, lengths = _memory()
+    ids, out_lengths, align = k08.attention_greedy_decoder(parts, memory, tf.constant(lengths), _zero_state(3),
+                                                          max_steps=max_steps)
+    sess.run(tf.compat.v1.global_variables_initializer())
+    sess.run(parts.output_layer.bias.assign(np.eye(V, dtype=np.float32)[token] * 100.0))
+    return sess.run([ids, out_lengths, align])
+
+
 @pytest.mark.covers("attention_greedy_decoder", "attention_step", "attention_parts", "luong_scores",
                     "masked_softmax", "context_vector", "attentional_state")
 @pytest.mark.needs("k07")
 def test_greedy_decoder_stops_when_every_sequence_has_ended(sess):
-    parts = k08.attention_parts()
-    memory, lengths = _memory()
-    ids, out_lengths, align = k08.attention_greedy_decoder(parts, memory, tf.constant(lengths), _zero_state(3),
-                                                          max_steps=6)
-    sess.run(tf.compat.v1.global_variables_initializer())
-    eos = np.eye(V, dtype=np.float32)[k07.EOS] * 100.0
-    sess.run(parts.output_layer.bias.assign(eos))  # the model says EOS first, whatever it reads
-    got_ids, got_lengths, got_align = sess.run([ids, out_lengths, align])
+    got_ids, got_lengths, got_align = _greedy_saying(sess, k07.EOS, max_steps=6)  # EOS first, whatever it reads
     assert got_ids.shape[1] == 1, (
         f"attention_greedy_decoder: every sequence said EOS at its first step, yet the loop ran {got_ids.shape[1]} "
         "steps (ids " + str(got_ids.tolist()) + "): stop as soon as all are finished, while_loop cond "
@@ -544,13 +549,7 @@ def test_greedy_decoder_stops_when_every_sequence_has_ended(sess):
 @pytest.mark.covers("attention_greedy_decoder")
 @pytest.mark.needs("k07")
 def test_greedy_decoder_stops_after_max_steps(sess):
-    parts = k08.attention_parts()
-    memory, lengths = _memory()
-    ids, out_lengths, align = k08.attention_greedy_decoder(parts, memory, tf.constant(lengths), _zero_state(3),
-                                                          max_steps=4)
-    sess.run(tf.compat.v1.global_variables_initializer())
-    sess.run(parts.output_layer.bias.assign(np.eye(V, dtype=np.float32)[4] * 100.0))  # says 4, never EOS
-    got_ids, got_lengths, got_align = sess.run([ids, out_lengths, align])
+    got_ids, got_lengths, got_align = _greedy_saying(sess, 4, max_steps=4)  # says 4, never EOS
     assert got_ids.shape == (3, 4) and got_align.shape == (3, 4, 6), (
         f"attention_greedy_decoder(..., max_steps=4): a model that never says EOS must stop after max_steps = 4 "
         f"steps, got ids {got_ids.shape} and alignments {got_align.shape}: stop the while_loop at the max_steps "
@@ -781,18 +780,8 @@ def test_beam_search_respects_max_steps():
 
 @pytest.mark.covers("beam_search")
 def test_beam_search_ends_at_the_eos_it_is_given():
-    # eos=2: 2 ends a hypothesis, 0 is an ordinary token. Width 2 keeps (0,) and (2,), then (0, 0) over (0, 2), and
-    # (0, 0, 2) p=0.35 beats (2,) p=0.3.
-    table = {(): {0: 0.5, 2: 0.3, 1: 0.2}, (0,): {0: 0.7, 2: 0.3}, (0, 0): {2: 1.0}}
-    calls = []
-    got = k08.beam_search(table_model(table, {2: 0.7, 3: 0.3}, calls), beam_width=2, max_steps=4, eos=2)
-    shown = [(tuple(int(t) for t in tokens), round(float(np.exp(score)), 3)) for tokens, score in got]
-    extended = sorted({tuple(p) for p in calls if p and p[-1] == 2})
-    assert not extended and [t for t, _ in shown] == [(0, 0, 2), (2,)], (
-        f"beam_search(..., eos=2) must end hypotheses at 2, the argument, not at the module's EOS 0 (an ordinary "
-        f"token here): expected [(0, 0, 2) p=0.35, (2,) p=0.3], got {shown}"
-        + (f"; it asked next_log_probs to extend {extended}, which already ended with eos" if extended else "")
-    )
+    problem = beam_eos_problem(k08.beam_search)
+    assert problem is None, problem
 
 
 def _exact_model(rows):

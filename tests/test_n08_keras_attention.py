@@ -20,8 +20,8 @@ import pytest
 from tfkata import fresh_graph, load_kata
 from tfkata.tfsetup import import_tensorflow
 from tfkata.testing import where_max as _where
-from tfkata.testing import (BEAM_TRAP, UNIFORM_4, beam_order_problem, greedy, must_raise, plot_problem, recording_imshow,
-                            table_model)
+from tfkata.testing import (BEAM_TRAP, UNIFORM_4, beam_eos_problem, beam_order_problem, greedy, must_raise,
+                            plot_problem, printed_sample_rows, recording_imshow, table_model)
 
 tf = import_tensorflow()
 import keras  # noqa: E402  (after the quiet TensorFlow import; Keras 3 on TF >= 2.16, Keras 2 before)
@@ -421,18 +421,8 @@ def test_beam_wider_than_the_candidates():
 
 @pytest.mark.covers("beam_search")
 def test_beam_search_ends_at_the_eos_it_is_given():
-    # eos=2: 2 ends a hypothesis, 0 is an ordinary token. Width 2 keeps (0,) and (2,), then (0, 0) over (0, 2), and
-    # (0, 0, 2) p=0.35 beats (2,) p=0.3.
-    table = {(): {0: 0.5, 2: 0.3, 1: 0.2}, (0,): {0: 0.7, 2: 0.3}, (0, 0): {2: 1.0}}
-    calls = []
-    got = n08.beam_search(table_model(table, {2: 0.7, 3: 0.3}, calls), beam_width=2, max_steps=4, eos=2)
-    shown = [(tuple(int(t) for t in tokens), round(float(np.exp(score)), 3)) for tokens, score in got]
-    extended = sorted({tuple(p) for p in calls if p and p[-1] == 2})
-    assert not extended and [t for t, _ in shown] == [(0, 0, 2), (2,)], (
-        f"beam_search(..., eos=2) must end hypotheses at 2, the argument, not at the module's EOS 0 (an ordinary "
-        f"token here): expected [(0, 0, 2) p=0.35, (2,) p=0.3], got {shown}"
-        + (f"; it asked next_log_probs to extend {extended}, which already ended with eos" if extended else "")
-    )
+    problem = beam_eos_problem(n08.beam_search)
+    assert problem is None, problem
 
 
 # --------------------------------------------------------------------------- heatmap file
@@ -958,10 +948,10 @@ def test_train_passes_its_arguments_on(monkeypatch, capsys):
         "train(eval_samples=4, seed=4): evaluate on k07.generate_data(eval_samples, True, np.random.RandomState(seed "
         f"+ 1)), got x of shape {None if got_x is None else got_x.shape}, expected {want_x.shape}"
     )
-    rows = printed.split("Sample x:")[-1].split("Expected y:")[0].strip().splitlines()
-    assert "Sample x:" in printed and len(rows) == 2, (
-        f"train(num_print=2): print 2 evaluation sequences as k07 does, it printed "
-        f"{len(rows) if 'Sample x:' in printed else 'no'} rows of Sample x: use the num_print argument"
+    rows = printed_sample_rows(printed)
+    assert rows == 2, (
+        f"train(num_print=2): print 2 evaluation sequences as k07 does, it printed {rows or 'no'} rows of Sample x: "
+        "use the num_print argument"
     )
 
 

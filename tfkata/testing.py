@@ -108,6 +108,30 @@ def beam_order_problem(results) -> str | None:
     return f"beam_search: results must be sorted best first, got scores {scores}"
 
 
+def beam_eos_problem(beam_search) -> str | None:
+    """What is wrong with ``beam_search``'s use of its ``eos`` argument, or None. With eos=2, 2 ends a hypothesis
+    and 0 is an ordinary token: width 2 keeps (0,) and (2,), then (0, 0) over (0, 2), and (0, 0, 2) p=0.35 beats
+    (2,) p=0.3 (k08's and n08's beam_search take the same argument)."""
+    table = {(): {0: 0.5, 2: 0.3, 1: 0.2}, (0,): {0: 0.7, 2: 0.3}, (0, 0): {2: 1.0}}
+    calls = []
+    got = beam_search(table_model(table, {2: 0.7, 3: 0.3}, calls), beam_width=2, max_steps=4, eos=2)
+    shown = [(tuple(int(t) for t in tokens), round(float(np.exp(score)), 3)) for tokens, score in got]
+    extended = sorted({tuple(p) for p in calls if p and p[-1] == 2})
+    if not extended and [t for t, _ in shown] == [(0, 0, 2), (2,)]:
+        return None
+    return (f"beam_search(..., eos=2) must end hypotheses at 2, the argument, not at the module's EOS 0 (an ordinary "
+            f"token here): expected [(0, 0, 2) p=0.35, (2,) p=0.3], got {shown}"
+            + (f"; it asked next_log_probs to extend {extended}, which already ended with eos" if extended else ""))
+
+
+def printed_sample_rows(printed: str) -> int | None:
+    """How many rows k07's printing format (``Sample x:`` / ``Expected y:`` / ``Greedy Decoding result:``) shows
+    under ``Sample x:`` in ``printed`` (the last block), or None when it printed none."""
+    if "Sample x:" not in printed:
+        return None
+    return len(printed.split("Sample x:")[-1].split("Expected y:")[0].strip().splitlines())
+
+
 def mask_off_by_one(xent, lengths) -> list[tuple[float, str]]:
     """(loss, what went wrong) for a masked mean cross entropy whose mask is one step short or one too long
     (``tf.sequence_mask(lengths - 1, T)`` / ``lengths + 1``): k07's and n07's masked_loss tests name it."""
