@@ -134,7 +134,7 @@ def test_masked_softmax_is_a_distribution_with_exact_zeros(sess):
         one_long = (n < got.shape[1] and got[b, n] > 0.0 and np.all(got[b, n + 1:] == 0.0)
                     and np.allclose(got[b, : n + 1], _np_softmax(scores[b, : n + 1]), rtol=1e-5))
         assert np.all(got[b, n:] == 0.0), (
-            f"masked_softmax: row {b} (length {n}): the weights at positions {n}.. must be exactly 0, got {got[b, n:]}: "
+            f"masked_softmax: row {b}: the weights past length {n} (positions {n}..) must be exactly 0, got {got[b, n:]}: "
             + (f"position {n}, the length itself, is not masked: the mask is one step too long; positions 0 .. length "
                "- 1 are valid, tf.sequence_mask(memory_lengths, T) with the lengths as they are" if one_long else
                "mask before the softmax (e.g. -inf scores), not with a small penalty")
