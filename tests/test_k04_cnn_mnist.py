@@ -719,6 +719,10 @@ def test_loss_on_known_logits(sess):
     per_example = -(shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True)))[labels.astype(bool)]
     out = k04.loss(tf.constant(logits), tf.constant(labels))
     assert out.shape.as_list() == [], f"expected a scalar loss, got shape {out.shape.as_list()}: average over the batch"
+    assert out.dtype == tf.float32, (
+        f"loss: expected a float32 scalar (the docstring's dtype, the logits'), got {out.dtype.name}: no cast to "
+        "another type"
+    )
     got = float(sess.run(out))
     assert not np.isclose(got, per_example.sum(), rtol=1e-4), (
         f"loss: the loss is the SUM over the batch ({got:.4f}), expected the mean {per_example.mean():.4f}: use tf.reduce_mean"

@@ -446,6 +446,7 @@ def test_encoder_shapes_and_final_state(sess):
     lengths = tf.compat.v1.placeholder(tf.int32, [None])
     outputs, state = k07.encoder(inputs, lengths)
     assert outputs.shape.as_list() == [None, None, 50], f"encoder outputs should be [B, T, 50], got {outputs.shape}"
+    assert outputs.dtype == tf.float32, f"encoder: the outputs should be float32 (dynamic_rnn's), got {outputs.dtype.name}"
     assert len(state) == 2 and all(isinstance(s, tf.compat.v1.nn.rnn_cell.LSTMStateTuple) for s in state), (
         f"the final state should be a tuple of 2 LSTMStateTuple, got {state}"
     )
@@ -678,7 +679,12 @@ def test_masked_loss_matches_numpy(sess):
     logits = rng.randn(3, 5, V).astype(np.float32)
     targets = rng.randint(0, V, size=[3, 5]).astype(np.int32)
     lengths = np.array([5, 2, 3], dtype=np.int32)
-    got = sess.run(k07.masked_loss(tf.constant(logits), tf.constant(targets), tf.constant(lengths)))
+    loss = k07.masked_loss(tf.constant(logits), tf.constant(targets), tf.constant(lengths))
+    assert loss.dtype == tf.float32, (
+        f"masked_loss: expected a float32 scalar (the docstring's dtype), got {loss.dtype.name}: build the mask in "
+        "float32 (tf.sequence_mask(..., dtype=tf.float32)), no cast to another type"
+    )
+    got = sess.run(loss)
     logp = logits - np.log(np.exp(logits).sum(-1, keepdims=True))
     xent = -np.take_along_axis(logp, targets[..., None], -1)[..., 0]
     mask = np.arange(5)[None, :] < lengths[:, None]
@@ -792,6 +798,10 @@ def test_exact_match():
 def test_decayed_learning_rate(sess):
     step = tf.compat.v1.placeholder(tf.int64, [])
     rate = k07.decayed_learning_rate(3e-3, step, halve_every=100)
+    assert tf.is_tensor(rate) and rate.dtype == tf.float32, (
+        f"decayed_learning_rate: expected a float32 scalar tensor (the docstring's dtype), got "
+        f"{rate.dtype.name if tf.is_tensor(rate) else type(rate).__name__}: cast the step to float32 before dividing"
+    )
     steps = (0, 100, 200, 50, 10000)
     got = [float(sess.run(rate, {step: s})) for s in steps]
     want = [3e-3, 1.5e-3, 7.5e-4, 3e-3 * 0.5 ** 0.5, 3e-4]

@@ -138,6 +138,10 @@ def test_derivative_of_a_constant_point(monkeypatch):
         if not isinstance(got, tf.Tensor):
             pytest.fail(f"derivative of {what}: return the gradient as the tape gives it, a float32 tensor, got "
                         f"{_kind(got)} (no .numpy(), no float())", pytrace=False)
+        assert got.dtype == tf.float32, (
+            f"derivative of {what}: expected a float32 scalar tensor (the docstring's dtype), got {got.dtype.name}: "
+            "return tape.gradient(y, x) as it is, no cast"
+        )
     seen = []
     n03.derivative(lambda x: seen.append(type(x)) or x * x, 3.0)
     assert not any(issubclass(t, tf.Variable) for t in seen), (
@@ -187,7 +191,11 @@ def test_linear_model_variables_and_value():
 @pytest.mark.covers("square_error", "LinearModel")
 def test_square_error_value():
     model = n03.LinearModel(2.0, 0.5)
-    got = _as_float(n03.square_error(model, 1.5, 2.0), "square_error")
+    loss = n03.square_error(model, 1.5, 2.0)
+    assert not tf.is_tensor(loss) or loss.dtype == tf.float32, (
+        f"square_error: expected a float32 scalar tensor (the docstring's dtype), got {loss.dtype.name}: no cast"
+    )
+    got = _as_float(loss, "square_error")
     why = {1.5: " (the absolute error |k x + b - y|): square the difference, tf.square(model(x) - y)",
            -0.5: " (model(x) - y**2): square the whole difference, tf.square(model(x) - y), not y alone"}
     why = next((text for value, text in why.items() if got == pytest.approx(value)), ": tf.square(model(x) - y)")
