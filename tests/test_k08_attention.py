@@ -150,11 +150,21 @@ def test_masked_softmax_is_a_distribution_with_exact_zeros(sess):
 
 @pytest.mark.covers("masked_softmax")
 def test_masked_softmax_ignores_huge_scores_on_padding(sess):
-    scores = np.array([[0.0, 1.0, 1e4, 1e4]], dtype=np.float32)
-    got = _masked_softmax(sess, scores, np.array([2], np.int32))
-    assert np.all(np.isfinite(got)), f"got non-finite weights {got}: mask the scores, do not renormalise overflowed ones"
-    np.testing.assert_allclose(got[0], [*_np_softmax(np.array([0.0, 1.0])), 0.0, 0.0], rtol=1e-5,
-                               err_msg="padded positions must not take weight whatever their scores")
+    want = [*_np_softmax(np.array([0.0, 1.0])), 0.0, 0.0]
+    for huge in (1e4, 1e10):  # the docstring: "whatever their scores (even huge ones)"
+        scores = np.array([[0.0, 1.0, huge, huge]], dtype=np.float32)
+        got = _masked_softmax(sess, scores, np.array([2], np.int32))
+        assert np.all(np.isfinite(got)), (
+            f"masked_softmax: padded scores of {huge:g} gave non-finite weights {got}: mask the scores, do not "
+            "renormalise overflowed ones"
+        )
+        assert np.allclose(got[0], want, rtol=1e-5, atol=0), (
+            f"masked_softmax: with padded scores of {huge:g} the weights are {got[0].tolist()}, expected "
+            f"{[round(float(w), 4) for w in want]}: padded positions take no weight whatever their scores; "
+            + ("a finite penalty such as -1e9 added to the scores is beaten by a score above it: replace the padded "
+               "scores with -inf (tf.where(mask, scores, -inf)) before the softmax" if huge > 1e9 else
+               "mask the scores before the softmax")
+        )
 
 
 @pytest.mark.covers("context_vector")
