@@ -774,6 +774,12 @@ def test_correct_prediction(sess):
             "correct_prediction: on 4 examples of 3 classes the two argmaxes have different shapes ([4] and [3]): take "
             f"both over axis 1 (the classes), tf.argmax(logits, 1) and tf.argmax(labels, 1) (TensorFlow: {error})",
             pytrace=False)
+    if not tf.is_tensor(out):
+        pytest.fail(
+            f"correct_prediction: expected a bool tensor of shape [4], got the Python {type(out).__name__} {out!r}"
+            + (": in a TF 1 graph, == between two tensors compares the objects, not their values; use "
+               "tf.equal(tf.argmax(logits, 1), tf.argmax(labels, 1))" if isinstance(out, bool) else ""),
+            pytrace=False)
     why = ": take the argmax over axis 1 (the classes), not axis 0 (the batch)" if out.shape.as_list() == [3] else ""
     assert out.dtype == tf.bool and out.shape.as_list() == [4], (
         f"correct_prediction: expected a bool tensor of shape [4] (one per example), got {out.dtype.name} "
