@@ -22,7 +22,7 @@ import pytest
 from tfkata import fresh_graph, load_kata
 from tfkata.feedback.curves import explain_curve
 from tfkata.tfsetup import import_tensorflow, require_legacy_rnn
-from tfkata.testing import check_reported_loss, mask_off_by_one, printed_sample_rows, where_max as _where
+from tfkata.testing import check_reported_loss, mask_off_by_one, printed_examples, where_max as _where
 
 tf = import_tensorflow()  # quietly: without the CUDA/oneDNN lines a plain import prints
 import keras  # noqa: E402  (after the quiet TensorFlow import; Keras 3 on TF >= 2.16, Keras 2 before)
@@ -1080,10 +1080,11 @@ def test_train_passes_its_arguments_on(monkeypatch, capsys):
         f"{[np.shape(x) for x in got]}: with use_buckets=False draw each batch of batch_size from k07.generate_data, "
         "no bucketed_batches"
     )
-    rows = printed_sample_rows(printed)
-    assert rows == 2, (
-        f"train(num_print=2): print 2 evaluation sequences as k07 does (Sample x: / Expected y: / Greedy Decoding "
-        f"result:), it printed {rows or 'no'} rows of Sample x: use the num_print argument, x[:num_print]"
+    evaluated = k07.generate_data(3, rng=np.random.RandomState(5))
+    shown = printed_examples(printed, evaluated[0], evaluated[2])
+    assert shown == 2, (
+        f"train(num_print=2): print 2 of the evaluation sequences as k07 does (Sample x: / Expected y: / Greedy "
+        f"Decoding result:), it printed {shown} of them: use the num_print argument, x[:num_print]"
     )
 
 # --------------------------------------------------------------------------- differential checks (reference)

@@ -21,7 +21,7 @@ from tfkata import fresh_graph, load_kata
 from tfkata.tfsetup import import_tensorflow
 from tfkata.testing import where_max as _where
 from tfkata.testing import (BEAM_TRAP, UNIFORM_4, beam_eos_problem, beam_order_problem, greedy, must_raise,
-                            plot_problem, printed_sample_rows, recording_imshow, table_model)
+                            plot_problem, printed_examples, recording_imshow, table_model)
 
 tf = import_tensorflow()
 import keras  # noqa: E402  (after the quiet TensorFlow import; Keras 3 on TF >= 2.16, Keras 2 before)
@@ -948,10 +948,10 @@ def test_train_passes_its_arguments_on(monkeypatch, capsys):
         "train(eval_samples=4, seed=4): evaluate on k07.generate_data(eval_samples, True, np.random.RandomState(seed "
         f"+ 1)), got x of shape {None if got_x is None else got_x.shape}, expected {want_x.shape}"
     )
-    rows = printed_sample_rows(printed)
-    assert rows == 2, (
-        f"train(num_print=2): print 2 evaluation sequences as k07 does, it printed {rows or 'no'} rows of Sample x: "
-        "use the num_print argument"
+    shown = printed_examples(printed, want_x, k07_ref.generate_data(4, True, np.random.RandomState(5))[2])
+    assert shown == 2, (
+        f"train(num_print=2): print 2 of the evaluation sequences as k07 does, it printed {shown} of them: use the "
+        "num_print argument"
     )
 
 

@@ -124,12 +124,16 @@ def beam_eos_problem(beam_search) -> str | None:
             + (f"; it asked next_log_probs to extend {extended}, which already ended with eos" if extended else ""))
 
 
-def printed_sample_rows(printed: str) -> int | None:
-    """How many rows k07's printing format (``Sample x:`` / ``Expected y:`` / ``Greedy Decoding result:``) shows
-    under ``Sample x:`` in ``printed`` (the last block), or None when it printed none."""
-    if "Sample x:" not in printed:
-        return None
-    return len(printed.split("Sample x:")[-1].split("Expected y:")[0].strip().splitlines())
+def printed_examples(printed: str, x, len_x) -> int:
+    """How many of the evaluation inputs ``x`` (int [N, T], lengths ``len_x``) ``printed`` shows, whatever the
+    layout (the tutorial's 2-D blocks, one line per example, lists or arrays): input i counts when some printed
+    line's integers start with ``x[i, :len_x[i]]``. (Targets hold no odd number and every input does, so a target
+    or prediction line never counts as an input.)"""
+    import re
+
+    lines = [tuple(int(v) for v in re.findall(r"-?\d+", line)) for line in printed.splitlines()]
+    rows = [tuple(int(v) for v in np.asarray(x)[i, : int(n)]) for i, n in enumerate(np.asarray(len_x))]
+    return sum(any(line[: len(row)] == row for line in lines) for row in rows)
 
 
 def mask_off_by_one(xent, lengths) -> list[tuple[float, str]]:

@@ -198,3 +198,32 @@ def test_k08_model_next_log_probs_feeding_the_targets_too_passes():
     tests = _kata_tests("test_k08_attention", "k08", "k08", model_next_log_probs=_next_log_probs_feeding_the_targets_too)
     _run(tests.test_model_next_log_probs_is_the_last_step_log_softmax, with_session=True)
     tests.test_model_next_log_probs_matches_reference()
+
+
+def test_k07_train_printing_one_line_per_example_counts_as_printing_them():
+    """Review Z3: a train printing each of its num_print examples on a line of its own ("Sample x: [1 8 1]", the
+    input cut at its length) failed a check that read the tutorial's 2-D blocks only. The check now counts the
+    evaluation inputs shown, in any layout (tfkata.testing.printed_examples)."""
+    import contextlib
+    import io
+
+    import numpy as np
+
+    from tfkata.testing import printed_examples
+
+    k07 = reference("k07")
+    x, y, lx, ly = k07.generate_data(6, True, np.random.RandomState(5))
+
+    def shown(n, layout):
+        out = io.StringIO()
+        with contextlib.redirect_stdout(out), np.printoptions(linewidth=200):
+            if layout == "blocks":
+                print("Sample x:", x[:n], "Expected y:", y[:n], "Greedy Decoding result:", np.zeros([n, 1], int), sep="\n")
+            for i in range(n if layout != "blocks" else 0):
+                row = x[i, : lx[i]].tolist() if layout == "lists" else x[i, : lx[i]]
+                print("Sample x:", row, "\nExpected y:", y[i, : ly[i]], "\nGreedy Decoding result:", [0])
+        return printed_examples(out.getvalue(), x, lx)
+
+    assert [shown(2, layout) for layout in ("blocks", "lines", "lists")] == [2, 2, 2]
+    assert [shown(3, layout) for layout in ("blocks", "lines", "lists")] == [3, 3, 3]
+    assert printed_examples("", x, lx) == 0
