@@ -334,6 +334,33 @@ def test_open_writers_one_folder_per_run(tmp_path):
         assert logged == value, f"the {folder} writer's file holds {logged}, expected {value}: are the writers swapped?"
 
 
+@pytest.mark.covers("train_with_summaries")
+def test_train_with_summaries_closes_its_writers_on_error(tmp_path, monkeypatch):
+    """Review Z3: "Close both writers (also on error)": a run whose evaluation fails at step 0 (test images of the
+    wrong width) must still close the two writers open_writers gave it."""
+    import sys
+
+    module = sys.modules[n09.train_with_summaries.__module__]
+    real, closed = module.open_writers, []
+
+    def recording_open_writers(*args, **kwargs):
+        writers = real(*args, **kwargs)
+        for writer in writers:
+            close = writer.close
+            writer.close = lambda close=close: (closed.append(1), close())[1]
+        return writers
+
+    monkeypatch.setattr(module, "open_writers", recording_open_writers)
+    x, y, x_test, y_test = mnist_flat(N_TRAIN, N_TEST)
+    with pytest.raises(Exception):  # noqa: B017 - any error from the wrong width will do
+        n09.train_with_summaries((x, y, x_test[:, :100], y_test), str(tmp_path), num_steps=3, eval_every=5, batch_size=16)
+    assert len(closed) >= 2, (
+        f"train_with_summaries: when a step raises (here the evaluation at step 0, on test images of the wrong width), "
+        f"both writers must still be closed, got {len(closed)} close() call(s): open them, then try: ... finally: "
+        "train_writer.close(); test_writer.close()"
+    )
+
+
 @pytest.mark.covers("build_model")
 def test_build_model_uses_its_size_arguments():
     model = n09.build_model(input_dim=4, hidden_dim=3, num_classes=2)
@@ -383,6 +410,17 @@ def test_train_with_summaries_bookkeeping(tmp_path):
                     f"train_with_summaries: no summary {tag} at a training step (tags: {sorted(tags)[:6]}...): call variable_summaries on "
                     f"each layer's kernel in tf.name_scope('<layer>/weights') and its bias in '<layer>/biases'"
                 )
+    kinds = sorted({type(v).__name__ for part in history.values() for v in part.values() if not isinstance(v, float)})
+    assert not kinds, (
+        f"train_with_summaries: the history should hold Python floats (the docstring), got {', '.join(kinds)}: "
+        "float(loss)"
+    )
+    moved = train_events[1].get("layer1/biases/summaries/mean")
+    assert moved is not None and abs(moved - 0.1) > 1e-6, (
+        f"train_with_summaries: at step 1 the summary layer1/biases/summaries/mean is {moved}, the biases' initial "
+        "0.1: summarise the weights AFTER the step (run the train step first, then variable_summaries), so each "
+        "summary shows the model that step made"
+    )
     # k09's batches: step 1 trains on rows 16..31 of the untrained model (step 0 only evaluated).
     keras.utils.set_random_seed(SEED)
     fresh = n09.build_model(input_dim=784)
