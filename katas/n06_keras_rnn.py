@@ -185,7 +185,8 @@ def port_k06_weights(kind, weights, input_dim):
     the rest from the cells' formulas: the LSTMCell's gate blocks come in the order i, j, f, o (j is
     the candidate) and it adds ``forget_bias=1.0`` to f inside the step; Keras's LSTM has the order
     i, f, c, o and adds nothing. The GRUCell's gates are r then u, and h_t = u h_{t-1} + (1 - u) c;
-    Keras's GRU has the blocks z, r, h with h_t = z h_{t-1} + (1 - z) hh. Return float32 arrays.
+    Keras's GRU has the blocks z, r, h with h_t = z h_{t-1} + (1 - z) hh. Return float32 arrays;
+    leave ``weights`` unchanged.
     """
     raise NotImplementedError("n06: port_k06_weights")
 

@@ -505,6 +505,12 @@ def test_zero_after_length():
             f"zero_after_length: sequence {i} has length {n}: steps {n}.. must be zeros, as dynamic_rnn gave them "
             "(multiply by tf.sequence_mask(lengths, T) cast to float, with a trailing axis [B, T, 1])"
         )
+    wide = n06.zero_after_length(tf.constant(outputs.astype(np.float64)), lengths)
+    assert wide.dtype == tf.float64 and np.allclose(np.asarray(wide), got, atol=1e-6), (
+        f"zero_after_length on float64 outputs: expected float64 outputs with the same values, got "
+        f"{wide.dtype.name}: make the mask in the outputs' dtype, tf.sequence_mask(lengths, T, dtype=outputs.dtype), "
+        "and leave the outputs' dtype as it is"
+    )
 
 
 @pytest.mark.covers("last_valid_output")
@@ -540,6 +546,10 @@ def test_last_valid_output():
 def test_embedding_rnn_masks_id_zero():
     model = n06.make_embedding_rnn(vocab_size=12, embed_dim=4, units=H)
     assert isinstance(model, keras.Model), f"make_embedding_rnn should return a keras.Sequential, got {type(model).__name__}"
+    assert model.weights, (
+        "make_embedding_rnn: the model has no weights before its first call (it is not built): start the Sequential "
+        "with keras.Input(shape=(None,), dtype='int32'), so it knows its input and builds its layers"
+    )
     kinds = [type(layer).__name__ for layer in model.layers]
     assert kinds == ["Embedding", "GRU"], f"make_embedding_rnn: expected the layers Embedding, GRU, got {kinds}"
     embedding = model.layers[0]
@@ -574,6 +584,10 @@ def test_embedding_rnn_uses_its_kind():
 def test_masking_rnn_masks_padding_steps():
     for mask_value in (0.0, -1.0):
         model = n06.make_masking_rnn(D, H, mask_value=mask_value)
+        assert model.weights, (
+            "make_masking_rnn: the model has no weights before its first call (it is not built): start the Sequential "
+            "with keras.Input(shape=(None, input_dim)), so it knows its input and builds its layers"
+        )
         kinds = [type(layer).__name__ for layer in model.layers]
         assert kinds == ["Masking", "LSTM"], f"make_masking_rnn: expected the layers Masking, LSTM, got {kinds}"
         x = _inputs()
@@ -684,7 +698,14 @@ def _port_diagnosis(kind, ported, w, d=D):
 @pytest.mark.parametrize("kind", KINDS)
 def test_port_k06_weights_computes_the_tf1_cell(kind):
     w = _tf1_weights(kind)
-    ported = n06.port_k06_weights(kind, {k: v.copy() for k, v in w.items()}, D)
+    given = {k: v.copy() for k, v in w.items()}
+    ported = n06.port_k06_weights(kind, given, D)
+    changed = sorted(k for k in w if not np.array_equal(given[k], w[k]))
+    assert not changed, (
+        f"port_k06_weights({kind!r}) changed the caller's arrays {changed} in place: leave weights as they are (copy "
+        "before adding the forget bias or reordering, np.array(..., np.float32)); porting the same weights twice "
+        "must give the same layer"
+    )
     assert isinstance(ported, (list, tuple)) and len(ported) == 3, (
         f"port_k06_weights({kind!r}) should return [kernel, recurrent_kernel, bias] for set_weights, got "
         f"{type(ported).__name__} of {len(ported) if hasattr(ported, '__len__') else '?'}"
