@@ -140,7 +140,8 @@ def test_derivative_of_a_constant_point(monkeypatch):
                         f"{_kind(got)} (no .numpy(), no float())", pytrace=False)
         assert got.dtype == tf.float32, (
             f"derivative of {what}: expected a float32 scalar tensor (the docstring's dtype), got {got.dtype.name}: "
-            "return tape.gradient(y, x) as it is, no cast"
+            "convert x to float32, tf.convert_to_tensor(x, dtype=tf.float32), and return tape.gradient(y, x) as it is, "
+            "no cast"
         )
     seen = []
     n03.derivative(lambda x: seen.append(type(x)) or x * x, 3.0)
