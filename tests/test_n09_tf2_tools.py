@@ -1162,6 +1162,10 @@ def test_stable_loss_is_finite_and_matches_numpy():
     assert np.isclose(float(value), ref, rtol=1e-4), (
         f"stable_cross_entropy: expected {ref:.6f} (numpy log-softmax), got {float(value):.6f}: the batch mean"
     )
+    assert tf.is_tensor(value) and value.dtype == tf.float32, (
+        f"stable_cross_entropy: expected a float32 scalar tensor (the docstring's dtype), got "
+        f"{value.dtype.name if tf.is_tensor(value) else type(value).__name__}: no cast"
+    )
 
 
 # =========================================================================== migrating k09's checkpoint
