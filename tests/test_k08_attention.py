@@ -558,6 +558,26 @@ def test_greedy_decoder_stops_when_every_sequence_has_ended(sess):
 
 @pytest.mark.covers("attention_greedy_decoder")
 @pytest.mark.needs("k07")
+def test_greedy_decoder_starts_from_go_zero_attention_and_the_state(sess):
+    parts = k08.attention_parts()
+    memory, lengths = _memory()
+    # the reference step first, outside any loop, so the layers are built in the test's graph
+    _, _, first = k08.attention_step(parts, parts.memory_layer(memory), memory, tf.constant(lengths),
+                                     tf.fill([3], k07.GO), _zero_state(3), tf.zeros([3, H]))
+    _, _, align = k08.attention_greedy_decoder(parts, memory, tf.constant(lengths), _zero_state(3), max_steps=1)
+    sess.run(tf.compat.v1.global_variables_initializer())
+    got, want = sess.run([align, first])
+    first_step = got.ndim == 3 and got.shape[0] == 3 and got.shape[1] >= 1  # how many steps: the max_steps test's
+    assert first_step and np.allclose(got[:, 0], want, atol=1e-5), (
+        f"attention_greedy_decoder: the first step's alignments differ from attention_step on GO, the initial state "
+        f"and zeros as the previous attentional state (max |diff| "
+        f"{np.abs(got[:, 0] - want).max() if first_step else got.shape}): start the loop from tokens GO, "
+        "initial_state and tf.zeros([batch, hidden_units]) as the previous attention"
+    )
+
+
+@pytest.mark.covers("attention_greedy_decoder")
+@pytest.mark.needs("k07")
 def test_greedy_decoder_stops_after_max_steps(sess):
     got_ids, got_lengths, got_align = _greedy_saying(sess, 4, max_steps=4)  # says 4, never EOS
     assert got_ids.shape == (3, 4) and got_align.shape == (3, 4, 6), (
