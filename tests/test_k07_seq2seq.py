@@ -22,7 +22,8 @@ import tensorflow as tf
 
 from tfkata import load_kata
 from tfkata.feedback.curves import explain_curve
-from tfkata.testing import check_reported_loss, mask_off_by_one, printed_examples, recording_argument
+from tfkata.testing import (check_reported_loss, mask_off_by_one, printed_examples, recording_argument,
+                            recording_session_runs)
 from tfkata.tfsetup import require_legacy_rnn
 
 k07 = load_kata("k07_seq2seq")
@@ -1049,36 +1050,35 @@ def test_train_reports_the_mean_of_the_last_100_losses():
     )
 
 
-def _recording_train_model(monkeypatch):
+def _recording_train_model():
     """A model_fn for train (the tiny stand-in) that records the (learning_rate, halve_every) it is built with, and
-    the encoder inputs of every training batch a session feeds it: returns (model_fn, built, fed)."""
-    from tensorflow.python.client import session as session_lib
-
-    built, models, fed, real = [], [], [], session_lib.BaseSession.run
+    a function giving the encoder inputs of every training batch (one that feeds decoder_inputs) among the runs
+    tfkata.testing.recording_session_runs(feeds=True) recorded: returns (model_fn, built, batches_of)."""
+    built, models = [], []
 
     def recording_model(learning_rate=None, halve_every=None):
         built.append((learning_rate, halve_every))
         models.append(_tiny_seq2seq(learning_rate, halve_every))
         return models[-1]
 
-    def run(self, fetches, feed_dict=None, *args, **kwargs):
-        if models and models[-1].decoder_inputs in (feed_dict or {}):
-            fed.append(np.array(feed_dict[models[-1].encoder_inputs]))
-        return real(self, fetches, feed_dict, *args, **kwargs)
+    def batches_of(runs):
+        return [np.array(feed[models[-1].encoder_inputs]) for _, feed in runs
+                if models and models[-1].decoder_inputs in feed]
 
-    monkeypatch.setattr(session_lib.BaseSession, "run", run)
-    return recording_model, built, fed
+    return recording_model, built, batches_of
 
 
 @pytest.mark.covers("train")
-def test_train_passes_its_arguments_on(monkeypatch, capsys):
+def test_train_passes_its_arguments_on(capsys):
     """One call whose every argument differs from its default: what the model is built with, the batches it is fed,
     the data's task and the evaluation are read back."""
-    recording_model, built, fed = _recording_train_model(monkeypatch)
+    recording_model, built, batches_of = _recording_train_model()
     capsys.readouterr()
-    result = k07.train(steps=3, learning_rate=0.02, halve_every=7, batch_size=5, copy_sequence=True, use_buckets=False,
-                       eval_samples=6, seed=4, num_print=2, model_fn=recording_model, return_session=True)
-    printed = capsys.readouterr().out
+    with recording_session_runs(feeds=True) as runs:
+        result = k07.train(steps=3, learning_rate=0.02, halve_every=7, batch_size=5, copy_sequence=True,
+                           use_buckets=False, eval_samples=6, seed=4, num_print=2, model_fn=recording_model,
+                           return_session=True)
+    printed, fed = capsys.readouterr().out, batches_of(runs)
     try:
         assert built == [(0.02, 7)], (
             f"train(learning_rate=0.02, halve_every=7, ...): model_fn was called with (learning_rate, halve_every) = "
@@ -1111,9 +1111,11 @@ def test_train_passes_its_arguments_on(monkeypatch, capsys):
             result["session"].close()
 
 @pytest.mark.covers("train")
-def test_train_pops_bucketed_batches_from_the_end(monkeypatch):
-    recording_model, _, fed = _recording_train_model(monkeypatch)
-    k07.train(steps=2, batch_size=4, eval_samples=2, seed=7, num_print=0, model_fn=recording_model)
+def test_train_pops_bucketed_batches_from_the_end():
+    recording_model, _, batches_of = _recording_train_model()
+    with recording_session_runs(feeds=True) as runs:
+        k07.train(steps=2, batch_size=4, eval_samples=2, seed=7, num_print=0, model_fn=recording_model)
+    fed = batches_of(runs)
     rng = np.random.RandomState(7)
     queue = k07.bucketed_batches(*k07.generate_data(32 * 4, False, rng), batch_size=4, rng=rng)
     want, front = [queue[-1][0], queue[-2][0]], [queue[0][0], queue[1][0]]

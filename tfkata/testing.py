@@ -225,9 +225,10 @@ def recording_imshow():
 
 
 @contextlib.contextmanager
-def recording_session_runs():
+def recording_session_runs(feeds: bool = False):
     """Patch ``tf.compat.v1.Session.run`` to record what every run fetched: ``with recording_session_runs() as
-    runs: ...`` (each entry the ``fetches`` argument as given)."""
+    runs: ...`` (each entry the ``fetches`` argument as given; with ``feeds``, the pair ``(fetches, feed_dict)``,
+    the feed a dict, empty when none was given)."""
     import pytest
     from tensorflow.python.client import session as session_lib
 
@@ -235,7 +236,9 @@ def recording_session_runs():
     real = session_lib.BaseSession.run
 
     def run(self, *args, **kwargs):
-        runs.append(args[0] if args else kwargs.get("fetches"))
+        fetches = args[0] if args else kwargs.get("fetches")
+        feed = args[1] if len(args) > 1 else kwargs.get("feed_dict")
+        runs.append((fetches, dict(feed or {})) if feeds else fetches)
         return real(self, *args, **kwargs)
 
     with pytest.MonkeyPatch.context() as patch:
