@@ -13,6 +13,15 @@ argument ignored). A MISSED mutant is an argument no test sets to another value.
 ``dtypes``: for every function whose docstring names a dtype, every ``return X`` becomes ``return _widen(X)``
 (numpy and tensor float32 -> float64, int32 -> int64, through tuples, lists and dicts). A MISSED mutant either
 returns nothing to widen (a model, a function, variables: read its docstring) or a dtype no test checks.
+``inplace``: for every function with arguments, every ``return X`` (and the end of the body) first computes X,
+then writes into every numpy array and list among the arguments (also inside tuples, lists and dicts). A MISSED
+mutant is given no array or list by any test (read its signature), or changes one no test looks at again.
+``numbers``: for every function whose docstring says "Python float" or "Python int", every ``return X`` becomes
+``return _numpy_numbers(X)`` (Python floats -> numpy float32, ints -> numpy int64, through tuples, lists and
+dicts). A MISSED mutant returns those numbers where no test checks their type.
+``finally``: for every function with a ``try: ... finally: ...``, the same without it: what the ``finally`` did
+runs only when nothing raised (writers or sessions left open on an error). A MISSED mutant is one whose
+clean-up on error no test checks.
 """
 import argparse
 import ast
@@ -44,11 +53,52 @@ def _widen(v):
 '''
 
 
-class _WidenReturns(ast.NodeTransformer):
-    """``return X`` -> ``return _widen(X)`` in the function itself (not in the functions it defines)."""
+SCRIBBLE = '''
+def _scribble(result, *given):
+    import numpy as _np
+    def spoil(v, depth=0):
+        if isinstance(v, _np.ndarray) and v.size and v.flags.writeable and v.dtype != object:
+            flat = v.reshape(-1) if v.flags.c_contiguous else None
+            if flat is not None:
+                flat[0] = (not flat[0]) if v.dtype == bool else flat[0] + 1
+        elif isinstance(v, list) and depth < 3:
+            for x in v:
+                spoil(x, depth + 1)
+            v.append(v[0] if v else 0)
+        elif isinstance(v, (tuple, list)) and depth < 3:
+            for x in v:
+                spoil(x, depth + 1)
+        elif isinstance(v, dict) and depth < 3:
+            for x in list(v.values()):
+                spoil(x, depth + 1)
+    for v in given:
+        spoil(v)
+    return result
+'''
 
-    def __init__(self):
+NUMBERS = '''
+def _numpy_numbers(v):
+    import numpy as _np
+    if type(v) is float:
+        return _np.float32(v)
+    if type(v) is int:
+        return _np.int64(v)
+    if isinstance(v, tuple) and not hasattr(v, "_fields"):
+        return tuple(_numpy_numbers(x) for x in v)
+    if isinstance(v, list):
+        return [_numpy_numbers(x) for x in v]
+    if isinstance(v, dict):
+        return {k: _numpy_numbers(x) for k, x in v.items()}
+    return v
+'''
+
+
+class _WidenReturns(ast.NodeTransformer):
+    """``return X`` -> ``return <helper>(X, *extra)`` in the function itself (not in the functions it defines)."""
+
+    def __init__(self, helper: str = "_widen", extra: tuple = ()):
         self.depth, self.count = 0, 0
+        self.helper, self.extra = helper, extra
 
     def visit_FunctionDef(self, node):
         self.depth += 1
@@ -65,7 +115,13 @@ class _WidenReturns(ast.NodeTransformer):
     def visit_Return(self, node):
         if node.value is not None:
             self.count += 1
-            node.value = ast.Call(func=ast.Name("_widen", ast.Load()), args=[node.value], keywords=[])
+            node.value = ast.Call(func=ast.Name(self.helper, ast.Load()),
+                                  args=[node.value] + [ast.Name(n, ast.Load()) for n in self.extra], keywords=[])
+        elif self.extra:
+            self.count += 1
+            node.value = ast.Call(func=ast.Name(self.helper, ast.Load()),
+                                  args=[ast.Constant(None)] + [ast.Name(n, ast.Load()) for n in self.extra],
+                                  keywords=[])
         return node
 
 
@@ -97,37 +153,98 @@ def defaults(kata_file: Path) -> list[dict]:
     return out
 
 
-def dtypes(kata_file: Path) -> list[dict]:
+def _rewritten_returns(kata_file: Path, helper_source: str, helper: str, wanted, prefix: str, what: str,
+                       pass_args: bool = False) -> list[dict]:
+    """One mutant per public function that ``wanted(node)`` accepts: its returns go through ``helper``."""
     source = kata_file.read_text(encoding="utf-8")
-    helper = ast.parse(WIDEN).body[0]
+    helper_def = ast.parse(helper_source).body[0]
+    out = []
+    for node in ast.parse(source).body:
+        if not isinstance(node, ast.FunctionDef) or node.name.startswith("_") or not wanted(node):
+            continue
+        a = node.args
+        names = tuple(x.arg for x in a.posonlyargs + a.args + a.kwonlyargs) if pass_args else ()
+        if pass_args and not names:
+            continue
+        copy = ast.parse(ast.get_source_segment(source, node)).body[0]
+        rewrite = _WidenReturns(helper, names)
+        copy = rewrite.visit(copy)
+        if pass_args:  # the end of the body returns None: spoil there too
+            rewrite.count += 1
+            copy.body.append(ast.Expr(ast.Call(func=ast.Name(helper, ast.Load()),
+                                               args=[ast.Constant(None)] + [ast.Name(n, ast.Load()) for n in names],
+                                               keywords=[])))
+        if not rewrite.count:
+            continue
+        first = 1 if isinstance(copy.body[0], ast.Expr) and isinstance(getattr(copy.body[0], "value", None), ast.Constant) else 0
+        copy.body.insert(first, helper_def)
+        copy.decorator_list = []  # the runner keeps the original decorators
+        out.append({"id": f"{prefix}-{node.name}".replace("_", "-"), "function": node.name,
+                    "what": f"{node.name} {what}", "code": ast.unparse(copy) + "\n"})
+    return out
+
+
+def dtypes(kata_file: Path) -> list[dict]:
+    return _rewritten_returns(
+        kata_file, WIDEN, "_widen",
+        lambda node: re.search(r"float32|int32|int64|float64", ast.get_docstring(node) or ""),
+        "widened", "returns float64/int64 where it made float32/int32")
+
+
+def inplace(kata_file: Path) -> list[dict]:
+    return _rewritten_returns(kata_file, SCRIBBLE, "_scribble", lambda node: True, "changes-inputs",
+                              "writes into the arrays and lists it was given, after computing its result",
+                              pass_args=True)
+
+
+def numbers(kata_file: Path) -> list[dict]:
+    return _rewritten_returns(
+        kata_file, NUMBERS, "_numpy_numbers",
+        lambda node: re.search(r"Python (float|int)", " ".join((ast.get_docstring(node) or "").split())),
+        "numpy-numbers", "returns numpy numbers where the docstring says Python floats or ints")
+
+
+class _DropFinally(ast.NodeTransformer):
+    def __init__(self):
+        self.count = 0
+
+    def visit_Try(self, node):
+        self.generic_visit(node)
+        if not node.finalbody:
+            return node
+        self.count += 1
+        kept = node.body if not node.handlers and not node.orelse else [
+            ast.Try(body=node.body, handlers=node.handlers, orelse=node.orelse, finalbody=[])]
+        return kept + node.finalbody
+
+
+def on_error(kata_file: Path) -> list[dict]:
+    source = kata_file.read_text(encoding="utf-8")
     out = []
     for node in ast.parse(source).body:
         if not isinstance(node, ast.FunctionDef) or node.name.startswith("_"):
             continue
-        if not re.search(r"float32|int32|int64|float64", ast.get_docstring(node) or ""):
-            continue
         copy = ast.parse(ast.get_source_segment(source, node)).body[0]
-        widen = _WidenReturns()
-        copy = widen.visit(copy)
-        if not widen.count:
+        drop = _DropFinally()
+        copy = drop.visit(copy)
+        if not drop.count:
             continue
-        first = 1 if isinstance(copy.body[0], ast.Expr) and isinstance(getattr(copy.body[0], "value", None), ast.Constant) else 0
-        copy.body.insert(first, helper)
-        copy.decorator_list = []  # the runner keeps the original decorators
-        out.append({"id": f"widened-{node.name}".replace("_", "-"), "function": node.name,
-                    "what": f"{node.name} returns float64/int64 where it made float32/int32",
-                    "code": ast.unparse(copy) + "\n"})
+        copy.decorator_list = []
+        out.append({"id": f"no-finally-{node.name}".replace("_", "-"), "function": node.name,
+                    "what": f"{node.name} cleans up only when nothing raised (its finally removed)",
+                    "code": ast.unparse(ast.fix_missing_locations(copy)) + "\n"})
     return out
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("sweep", choices=("defaults", "dtypes"))
+    parser.add_argument("sweep", choices=("defaults", "dtypes", "inplace", "numbers", "finally"))
     parser.add_argument("clone", type=Path, help="a scratch clone: its tfkata/mistakes/*.toml are overwritten")
     args = parser.parse_args()
     if (args.clone / "tfkata" / "mistakes").resolve() == (Path(__file__).resolve().parents[1] / "tfkata" / "mistakes"):
         raise SystemExit("sweeps: give a scratch clone, not this checkout (its catalogue would be overwritten)")
-    make = defaults if args.sweep == "defaults" else dtypes
+    make = {"defaults": defaults, "dtypes": dtypes, "inplace": inplace, "numbers": numbers,
+            "finally": on_error}[args.sweep]
     for kata_file in sorted((args.clone / "solutions").glob("[kn][0-9][0-9]_*.py")):
         entries = make(kata_file)
         text = []

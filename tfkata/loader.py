@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import contextlib
 import importlib
+import inspect
 import os
 import random
 import sys
 from pathlib import Path
 
-from tfkata import registry
+from tfkata import registry, untouched
 from tfkata.paths import repo_root
 from tfkata.tfsetup import SEED, import_tensorflow
 
@@ -57,11 +58,13 @@ def ensure_on_path(root: Path) -> None:
 
 
 class _LazyKata:
-    """Stands for ``<target>.<module>`` and imports it on first attribute access."""
+    """Stands for ``<target>.<module>`` and imports it on first attribute access. Its plain functions come
+    guarded (:mod:`tfkata.untouched`): one that changes an array or list it was given fails the test."""
 
     def __init__(self, kata: registry.Kata):
         self.__dict__["_kata"] = kata
         self.__dict__["_module"] = None
+        self.__dict__["_guarded"] = {}  # name -> (function, the function guarded)
 
     def _load(self):
         if self._module is None:
@@ -80,7 +83,13 @@ class _LazyKata:
             raise AttributeError(name)
         if _uses is not None:
             _uses.add((self._kata.id, name))
-        return getattr(self._load(), name)
+        value = getattr(self._load(), name)
+        if not inspect.isfunction(value):
+            return value
+        seen = self._guarded.get(name)
+        if seen is None or seen[0] is not value:  # a function replaced (monkeypatched, blocked) is guarded anew
+            seen = self._guarded[name] = (value, untouched.guarded(value))
+        return seen[1]
 
     def __setattr__(self, name, value):
         raise AttributeError("kata modules are read-only in tests")

@@ -1,0 +1,138 @@
+"""Every kata function must leave the caller's arrays and lists as they were.
+
+A test reaches a kata function through :func:`tfkata.loader.load_kata`, which hands out each plain function
+wrapped by :func:`guarded`: before the call it notes every numpy array and Python list among the arguments
+(also inside tuples, lists and dicts), after the call it compares, and a change fails the test with the
+function, the argument and the first element that changed. So ``x -= x.mean()``, ``np.random.shuffle(data)``
+or ``lengths.sort()`` on an argument is caught in every test that calls the function, whatever the
+function is, without a test of its own. TensorFlow tensors and variables, models and other objects are not
+looked at (a training function is meant to change its variables).
+"""
+from __future__ import annotations
+
+import functools
+import inspect
+import zlib
+
+import numpy as np
+
+_COPY_LIMIT = 64 * 2**20  # bytes: a larger array is compared by checksum (MNIST's training images are 172 MB)
+_DEPTH = 4  # how deep into tuples, lists and dicts
+
+MARK = "_tfkata_untouched"  # set on the wrapper (stubprobe looks through it)
+
+
+def snapshot(value, depth: int = 0):
+    """What :func:`difference` needs to tell whether ``value`` changed in place (None: nothing to watch)."""
+    if isinstance(value, np.ndarray):
+        if value.dtype == object:
+            return None
+        if value.nbytes <= _COPY_LIMIT:
+            return ("array", value.shape, value.copy())
+        return ("checksum", value.shape, zlib.crc32(np.ascontiguousarray(value).view(np.uint8)))
+    if depth >= _DEPTH:
+        return None
+    if isinstance(value, list):
+        return ("list", list(value), [_inner(v, depth) for v in value])
+    if isinstance(value, tuple):
+        inner = [_inner(v, depth) for v in value]
+        return ("tuple", None, inner) if any(s is not None for s in inner) else None
+    if isinstance(value, dict):
+        return ("dict", dict(value), {k: _inner(v, depth) for k, v in value.items()})
+    return None
+
+
+def _inner(value, depth: int):
+    return snapshot(value, depth + 1) if isinstance(value, (np.ndarray, list, tuple, dict)) else None
+
+
+def _same(a, b) -> bool:
+    if a is b:
+        return True
+    try:
+        return bool(a == b)
+    except Exception:  # noqa: BLE001 - arrays and other things without a plain ==: not the same object
+        return False
+
+
+def _plain(x) -> str:
+    return repr(x.item() if isinstance(x, np.generic) else x)
+
+
+def _at(index) -> str:
+    return "[" + ", ".join(str(int(i)) for i in index) + "]"
+
+
+def difference(snap, value, where: str) -> str | None:
+    """How ``value`` differs from its snapshot, in words naming ``where`` (e.g. ``x[0][2, 1]``), or None."""
+    if snap is None:
+        return None
+    kind, shape, kept = snap
+    if kind in ("array", "checksum"):
+        if value.shape != shape:
+            return f"{where} had shape {list(shape)}, now {list(value.shape)}"
+        if kind == "checksum":
+            if zlib.crc32(np.ascontiguousarray(value).view(np.uint8)) != kept:
+                return f"{where} (shape {list(shape)}) has other values after the call"
+            return None
+        if value.dtype != kept.dtype:
+            return f"{where} had dtype {kept.dtype}, now {value.dtype}"
+        changed = ~((value == kept) | ((value != value) & (kept != kept)))  # NaN stays NaN
+        if changed.any():
+            first = tuple(np.argwhere(changed)[0]) if changed.ndim else ()
+            return (f"{where}{_at(first) if first else ''} was {_plain(kept[first])}, now {_plain(value[first])} "
+                    f"({int(changed.sum())} of {changed.size} elements changed)")
+        return None
+    if kind == "list":
+        if len(value) != len(shape):
+            return f"the list {where} had {len(shape)} items, now {len(value)}"
+        for i, (old, new) in enumerate(zip(shape, value)):
+            if old is not new and not _same(old, new):
+                return f"{where}[{i}] was {old!r}, now {new!r} (the list was reordered or written to)"
+    if kind == "dict":
+        if list(value) != list(shape):
+            return f"the dict {where} had the keys {list(shape)}, now {list(value)}"
+        for k, old in shape.items():
+            if old is not value[k] and not _same(old, value[k]):
+                return f"{where}[{k!r}] was {old!r}, now {value[k]!r}"
+    items = kept.items() if kind == "dict" else enumerate(kept)
+    for k, inner in items:
+        found = difference(inner, value[k], f"{where}[{k!r}]")
+        if found:
+            return found
+    return None
+
+
+def _fix(kind: str) -> str:
+    if kind == "list":
+        return "build a new list (sorted(xs), not xs.sort(); xs + [x], not xs.append(x)) or copy it first (list(xs))"
+    return ("build a new array (x = x - m, not x -= m; x[np.random.permutation(len(x))], not np.random.shuffle(x)) "
+            "or copy it first (x = x.copy())")
+
+
+def guarded(function):
+    """``function`` that fails, after it returned, when it changed an array or list it was given."""
+    try:
+        signature = inspect.signature(function)
+    except (TypeError, ValueError):
+        return function
+
+    @functools.wraps(function)
+    def wrapper(*args, **kwargs):
+        try:
+            bound = signature.bind(*args, **kwargs)
+        except TypeError:
+            return function(*args, **kwargs)  # the call's own error, from the function itself
+        watched = {name: snapshot(value) for name, value in bound.arguments.items()}
+        watched = {name: snap for name, snap in watched.items() if snap is not None}
+        result = function(*args, **kwargs)
+        for name, snap in watched.items():
+            found = difference(snap, bound.arguments[name], name)
+            if found:
+                raise AssertionError(f"{function.__name__}: changed its argument {name} in place ({found}). "
+                                     f"Leave what you are given as it was (the caller uses it again): "
+                                     f"{_fix(snap[0])}.")
+        return result
+
+    setattr(wrapper, MARK, True)
+    return wrapper
