@@ -14,8 +14,9 @@ argument ignored). A MISSED mutant is an argument no test sets to another value.
 (numpy and tensor float32 -> float64, int32 -> int64, through tuples, lists and dicts). A MISSED mutant either
 returns nothing to widen (a model, a function, variables: read its docstring) or a dtype no test checks.
 ``inplace``: for every function with arguments, every ``return X`` (and the end of the body) first computes X,
-then writes into every numpy array and list among the arguments (also inside tuples, lists and dicts). A MISSED
-mutant is given no array or list by any test (read its signature), or changes one no test looks at again.
+then writes into every numpy array and list among the arguments (also inside tuples, lists and dicts). With
+``SWEEP_SPOILED=<file>`` set for the runner, each mutant that really wrote into something appends its function's
+name there: a MISSED mutant not named there was given no array or list by any test.
 ``numbers``: for every function whose docstring says "Python float" or "Python int", every ``return X`` becomes
 ``return _numpy_numbers(X)`` (Python floats -> numpy float32, ints -> numpy int64, through tuples, lists and
 dicts). A MISSED mutant returns those numbers where no test checks their type.
@@ -71,8 +72,13 @@ def _scribble(result, *given):
         elif isinstance(v, dict) and depth < 3:
             for x in list(v.values()):
                 spoil(x, depth + 1)
+    import os as _os
+    before = repr(given)
     for v in given:
         spoil(v)
+    if repr(given) != before and _os.environ.get("SWEEP_SPOILED"):  # something was written to: note whose
+        with open(_os.environ["SWEEP_SPOILED"], "a") as _f:
+            _f.write(_scribble.__qualname__.split(".")[0] + "\\n")
     return result
 '''
 

@@ -6,6 +6,8 @@ ones the 2018 slides print. Where TensorFlow 2 differs from the slides, a commen
 PYTEST_DONT_REWRITE: every assert here carries its own message, so pytest's assertion rewriting (about 2 s of
 every run over all test files) would add nothing a learner reads.
 """
+import contextlib
+
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -21,6 +23,22 @@ k01 = load_kata("k01_graph_session")
 
 def _names(tensors):
     return [getattr(t, "name", repr(t)) for t in tensors]
+
+
+@contextlib.contextmanager
+def _recording_sessions(opened: list):
+    """Every tf.compat.v1 session created inside, appended to ``opened``."""
+    real_init = tf_session.BaseSession.__init__
+
+    def recording_init(self, *args, **kwargs):
+        opened.append(self)
+        real_init(self, *args, **kwargs)
+
+    tf_session.BaseSession.__init__ = recording_init
+    try:
+        yield opened
+    finally:
+        tf_session.BaseSession.__init__ = real_init
 
 
 # --------------------------------------------------------------------------- define_add
@@ -55,6 +73,18 @@ def test_define_add_runs_to_five(sess):
     assert got == [3.0, 2.0, 5.0], f"define_add: expected a, b, c = 3.0, 2.0, 5.0 after Session.run, got {got}"
 
 
+@pytest.mark.covers("define_add")
+def test_define_add_computes_nothing():
+    opened = []
+    with recording_session_runs() as runs, _recording_sessions(opened):
+        k01.define_add()
+    assert not runs and not opened, (
+        f"define_add: it should only DEFINE c = a + b, without computing it: it opened {len(opened)} session(s) and "
+        f"called Session.run {len(runs)} time(s). Return a, b, c as symbolic tensors; computing (and printing) c "
+        "is the caller's job, with a session (evaluate)"
+    )
+
+
 # --------------------------------------------------------------------------- evaluate
 @pytest.mark.covers("evaluate")
 def test_evaluate_runs_and_keeps_structure():
@@ -71,6 +101,18 @@ def test_evaluate_runs_and_keeps_structure():
     assert ok and (got[0], got[1][0], got[1][1]) == (4.0, 10.0, 5.0), (
         f"evaluate([x, [y, x+1]]) should keep the nesting and give [4.0, [10.0, 5.0]], got {got!r}: "
         "return sess.run(fetches) as it is"
+    )
+
+
+@pytest.mark.covers("evaluate")
+def test_evaluate_returns_numpy_values():
+    x = tf.constant([1.0, 2.0, 3.0])
+    got = k01.evaluate([x, x[0]])
+    kinds = [type(v).__name__ for v in got] if isinstance(got, list) else type(got).__name__
+    assert isinstance(got, list) and isinstance(got[0], np.ndarray) and isinstance(got[1], np.float32), (
+        f"evaluate([x, x[0]]) with x = [1.0, 2.0, 3.0] should give what Session.run gives, a float32 ndarray and a "
+        f"numpy float32 in a list, got {kinds}: return sess.run(fetches) as it is (no .tolist(), float() or "
+        "conversion to Python values)"
     )
 
 
@@ -115,9 +157,9 @@ def test_evaluate_runs_a_list_in_one_run():
     with recording_session_runs() as runs:
         got = k01.evaluate(fetches)
     assert len(runs) == 1, (
-        f"evaluate: fetch the whole list in ONE sess.run(fetches), not one run per tensor: evaluate([r, [r * 1.0, "
-        f"r + 0.0]]) called Session.run {len(runs)} times (each run draws a random r again, so the values no "
-        "longer belong together)"
+        f"evaluate: call sess.run(fetches) ONCE, with the whole list (not one run per tensor, nor a run before "
+        f"the one you return): evaluate([r, [r * 1.0, r + 0.0]]) called Session.run {len(runs)} times (each run "
+        "draws a random r again, so the values no longer belong together)"
     )
     flat = [got[0], got[1][0], got[1][1]] if isinstance(got, list) and len(got) == 2 and isinstance(got[1], list) else None
     assert flat is not None and all(np.array_equal(flat[0], v) for v in flat[1:]), (
@@ -175,6 +217,10 @@ def test_constant_names_made_unique_in_a_graph_that_has_them():
 
 
 # --------------------------------------------------------------------------- multi_output
+def _other_op(values, indices) -> str:
+    return next(t.op.type for t in (values, indices) if t.op.type != "TopKV2")
+
+
 @pytest.mark.covers("multi_output")
 def test_multi_output_names(sess):
     x = tf.constant([1.0, 5.0, 3.0, 4.0])
@@ -186,6 +232,9 @@ def test_multi_output_names(sess):
            if (values.name, indices.name) == ("my_name:1", "my_name:0") else
            "they come from two ops: call tf.nn.top_k ONCE, with name='my_name', and return both of its outputs"
            if values.op is not indices.op and values.op.type == indices.op.type == "TopKV2" else
+           f"{'the values' if values.op.type != 'TopKV2' else 'the indices'} come from a {_other_op(values, indices)} "
+           "op after top_k: return top_k's two outputs as they are (the values in x's dtype, the indices int32)"
+           if "TopKV2" in (values.op.type, indices.op.type) else
            "pass name='my_name' to tf.nn.top_k")
     )
     assert values.op is indices.op, "multi_output: values and indices must be two outputs of the same op"
@@ -212,6 +261,20 @@ def test_multi_output_uses_k():
         f"got {v.tolist()}, {i.tolist()}: {why}"
     )
     assert indices.dtype == tf.int32, f"multi_output: indices should be int32 (top_k's), got {indices.dtype.name}"
+
+
+@pytest.mark.covers("multi_output")
+@pytest.mark.parametrize("dtype", [np.int32, np.float64])
+def test_multi_output_keeps_the_dtype_of_x(dtype):
+    x = tf.constant(np.array([3, -1, 8, 2], dtype))
+    values, indices = k01.multi_output(x, 2)
+    with tf.compat.v1.Session() as s:
+        v, i = s.run([values, indices])
+    assert values.dtype == x.dtype and v.tolist() == [8, 3] and i.tolist() == [2, 0], (
+        f"multi_output(x = {x.dtype.name} [3, -1, 8, 2], k=2): expected the values [8, 3] as {x.dtype.name} (the "
+        f"dtype of x) and the indices [2, 0], got {values.dtype.name} {v.tolist()} and {i.tolist()}: call "
+        "tf.nn.top_k on x itself (no cast: top_k takes any real dtype)"
+    )
 
 
 # --------------------------------------------------------------------------- int_constant

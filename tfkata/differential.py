@@ -161,6 +161,9 @@ def describe(value, limit: int = 70) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
+_KINDS = {"b": "bool", "i": "integer", "u": "integer", "f": "float", "c": "complex"}  # numbers of another kind differ
+
+
 def difference(got, expected, atol: float = 1e-5, rtol: float = 1e-4) -> str | None:
     """None when two nests of values agree (float32 tolerances), else where they first differ."""
     if isinstance(expected, dict):
@@ -185,6 +188,10 @@ def difference(got, expected, atol: float = 1e-5, rtol: float = 1e-4) -> str | N
     got_a, exp_a = np.asarray(got), np.asarray(expected)
     if got_a.shape != exp_a.shape:
         return f"shape {list(got_a.shape)} instead of {list(exp_a.shape)}"
+    if _KINDS.get(got_a.dtype.kind, "other") != _KINDS.get(exp_a.dtype.kind, "other") \
+            and {got_a.dtype.kind, exp_a.dtype.kind} <= set(_KINDS):
+        return (f"{_KINDS[got_a.dtype.kind]}s ({got_a.dtype}) instead of {_KINDS[exp_a.dtype.kind]}s ({exp_a.dtype})"
+                f"{'' if got_a.ndim else f': {got_a.item()!r}'}")
     if exp_a.dtype.kind in "biuSUO" or got_a.dtype.kind in "SUO":
         if np.array_equal(got_a, exp_a):
             return None
