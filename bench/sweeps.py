@@ -55,7 +55,7 @@ def _widen(v):
 
 
 SCRIBBLE = '''
-def _scribble(result, *given):
+def _scribble(result, given):
     import numpy as _np
     def spoil(v, depth=0):
         if isinstance(v, _np.ndarray) and v.size and v.flags.writeable and v.dtype != object:
@@ -175,6 +175,16 @@ def _rewritten_returns(kata_file: Path, helper_source: str, helper: str, wanted,
         copy = ast.parse(ast.get_source_segment(source, node)).body[0]
         rewrite = _WidenReturns(helper, names)
         copy = rewrite.visit(copy)
+        if pass_args:  # the arguments as given (a parameter the function rebinds is spoilt as the caller's object)
+            names = ("_sweep_given",)
+            rewrite = _WidenReturns(helper, names)
+            copy = ast.parse(ast.get_source_segment(source, node)).body[0]
+            copy = rewrite.visit(copy)
+            a = node.args
+            given = [x.arg for x in a.posonlyargs + a.args + a.kwonlyargs]
+            capture = ast.parse(f"_sweep_given = ({', '.join(given)},)").body[0]
+            at = 1 if isinstance(copy.body[0], ast.Expr) and isinstance(getattr(copy.body[0], "value", None), ast.Constant) else 0
+            copy.body.insert(at, capture)
         if pass_args:  # the end of the body returns None: spoil there too
             rewrite.count += 1
             copy.body.append(ast.Expr(ast.Call(func=ast.Name(helper, ast.Load()),

@@ -22,6 +22,11 @@ _DEPTH = 4  # how deep into tuples, lists and dicts
 MARK = "_tfkata_untouched"  # set on the wrapper (stubprobe looks through it)
 
 
+class ChangedInPlace(AssertionError):
+    """A kata function changed an argument in place: the test's own message (a differential check passes it on
+    as it is, not as "yours raised")."""
+
+
 def snapshot(value, depth: int = 0):
     """What :func:`difference` needs to tell whether ``value`` changed in place (None: nothing to watch)."""
     if isinstance(value, np.ndarray):
@@ -129,7 +134,7 @@ def guarded(function):
         for name, snap in watched.items():
             found = difference(snap, bound.arguments[name], name)
             if found:
-                raise AssertionError(f"{function.__name__}: changed its argument {name} in place ({found}). "
+                raise ChangedInPlace(f"{function.__name__}: changed its argument {name} in place ({found}). "
                                      f"Leave what you are given as it was (the caller uses it again): "
                                      f"{_fix(snap[0])}.")
         return result
