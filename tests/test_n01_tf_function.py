@@ -176,6 +176,11 @@ def test_call_with_tensors_traces_once():
         return 3 * x
 
     results = n01.call_with_tensors(triple, [1, 2.5, 4.0, -1.0])
+    assert isinstance(results, list), (
+        f"call_with_tensors should return a list of the results, got {type(results).__name__}"
+        + (" (a lazy iterator: build the list, [fn(...) for v in values] or list(map(...)))"
+           if not isinstance(results, (tuple, dict, str)) and hasattr(results, "__next__") else "")
+    )
     got = [float(np.asarray(r)) for r in results]
     assert got == [3.0, 7.5, 12.0, -3.0], f"expected the results 3*v in order, got {got}"
     assert len(traces) == 1, (

@@ -9,11 +9,14 @@ names of Keras layers differ between the two and are not checked.
 PYTEST_DONT_REWRITE: every assert here carries its own message, so pytest's assertion rewriting (about 2 s of
 every run over all test files) would add nothing a learner reads.
 """
+import re
+
 import numpy as np
 import pytest
 import tensorflow as tf
 
 from tfkata import fresh_graph, load_kata
+from tfkata.feedback.facts import first_line
 
 n02 = load_kata("n02_modules_layers")
 k02 = load_kata("k02_variables_scopes")
@@ -153,7 +156,17 @@ def test_mlp_output_matches_numpy():
     for layer, (w, b) in zip(mlp.layers, weights):
         layer.w.assign(w)
         layer.b.assign(b)
-    got = mlp(tf.constant(X)).numpy()
+    try:
+        got = mlp(tf.constant(X)).numpy()
+    except tf.errors.InvalidArgumentError as exc:  # the layers' own tests pass: a layer got the wrong input
+        shapes = re.search(r"In\[0\]: (\[[^\]]*\]), In\[1\]: (\[[^\]]*\])", str(exc))
+        error = f"a matmul of {shapes[1]} and {shapes[2]}" if shapes else first_line(exc, 120)
+    else:
+        error = None
+    if error is not None:  # outside the except block: no chained TensorFlow traceback
+        pytest.fail(f"MLP: calling it on x [6, 5] failed inside a layer ({error}): apply each layer of self.layers "
+                    "once, in order, to the previous layer's output (relu between them, none after the last)",
+                    pytrace=False)
     want = _numpy_mlp(X, weights)
     assert got.shape == want.shape, f"expected output shape {list(want.shape)}, got {list(got.shape)}"
     diff, where = _max_diff(got, want)
@@ -183,7 +196,9 @@ def test_dense_builds_on_first_call_and_reuses():
     assert shapes == [(3,), (5, 3)], (
         f"Dense: after two calls the layer should own exactly a [5, 3] kernel and a [3] bias, it owns {shapes}: "
         + ("the kernel is transposed: add_weight(shape=(input_shape[-1], self.units)), then x @ kernel"
-           if shapes == [(3,), (3, 5)] else "create them once in build() with add_weight, not in call()")
+           if shapes == [(3,), (3, 5)] else
+           "create them once in build() with self.add_weight(...) (a tf.Variable you assign yourself is not "
+           "tracked as the layer's weight on every Keras; and build, not call, makes them)")
     )
     assert np.array_equal(first, second), "calling the same layer twice must give the same output (same weights)"
     other = n02.Dense(3)
@@ -232,17 +247,23 @@ def test_dense_initial_values_and_output():
 @pytest.mark.covers("increment")
 def test_increment_changes_the_variable_now():
     v = tf.Variable(1.0)
-    got = n02.increment(v, 2.0)
-    if float(v.numpy()) == 2.0:
-        pytest.fail("increment: after increment(v, 2.0) v should be 3.0 (1.0 + 2.0), it is 2.0, the amount alone: "
+    got = n02.increment(v, 2.5)
+    now = float(v.numpy())
+    if now == 2.5:
+        pytest.fail("increment: after increment(v, 2.5) v should be 3.5 (1.0 + 2.5), it is 2.5, the amount alone: "
                     "v.assign(amount) replaces the value, v.assign_add(amount) adds to it", pytrace=False)
-    assert float(v.numpy()) == 3.0, (
-        f"increment: after increment(v, 2.0) v should be 3.0 at once, it is {float(v.numpy())}: use v.assign_add(amount), "
-        "not v + amount (which computes a new tensor and leaves v alone)"
+    assert now == 3.5, (
+        f"increment: after increment(v, 2.5) v should be 3.5 at once, it is {now}: "
+        + (f"add amount (2.5), not a constant ({now - 1.0:g})" if now != 1.0 else
+           "use v.assign_add(amount), not v + amount (which computes a new tensor and leaves v alone)")
     )
-    assert float(np.asarray(got)) == 3.0, f"increment should return the new value 3.0, got {got}"
-    n02.increment(v, 2.0)
-    assert float(v.numpy()) == 5.0, f"increment: a second increment should give 5.0, got {float(v.numpy())}"
+    assert float(np.asarray(got)) == 3.5, f"increment should return the new value 3.5, got {got}"
+    assert isinstance(got, (tf.Tensor, tf.Variable)), (
+        f"increment should return what assign_add gives back (a TensorFlow value), got {type(got).__name__}: "
+        "no .numpy() or float(), the caller keeps it as a tensor"
+    )
+    n02.increment(v, 2.5)
+    assert float(v.numpy()) == 6.0, f"increment: a second increment should give 6.0, got {float(v.numpy())}"
     # any dtype and shape: an int32 scalar and a float32 vector
     for start, amount, want, what in (
             (7, 2, 9, "an int32 variable 7 incremented by 2"),
@@ -321,12 +342,17 @@ def test_checkpoint_keys_follow_the_object_path(tmp_path):
         "the variables' keys"
     )
     assert keys == want, (
-        f"checkpoint_keys: expected the keys {want} (object paths from tf.train.Checkpoint(model=obj); the variables' "
-        f"names, both 'y', play no part), got {keys}"
+        f"checkpoint_keys: expected the keys {want}"
+        + (f", sorted, got them in another order {keys}: return sorted(...)" if sorted(keys) == want else
+           f" (object paths from tf.train.Checkpoint(model=obj); the variables' names, both 'y', play no part), got {keys}")
         + (": save_counter is Checkpoint.save's own counter; ckpt.write(prefix) saves only the objects"
            if any(k.startswith("save_counter/") for k in keys) else "")
     )
-    assert list(tmp_path.iterdir()), "checkpoint_keys should write the checkpoint into `directory`"
+    written = sorted(p.name for p in tmp_path.iterdir())
+    assert "ckpt.index" in written, (
+        f"checkpoint_keys should write the checkpoint to the prefix os.path.join(directory, 'ckpt') (files ckpt.index, "
+        f"ckpt.data-...), found {written or 'nothing'} in directory"
+    )
 
 
 @pytest.mark.covers("checkpoint_keys", "MLP")

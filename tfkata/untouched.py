@@ -54,6 +54,8 @@ def _inner(value, depth: int):
 def _same(a, b) -> bool:
     if a is b:
         return True
+    if type(a) is not type(b):  # a number replaced by an equal tensor (1.0 == tf.constant(1.0)) is a change
+        return False
     try:
         return bool(a == b)
     except Exception:  # noqa: BLE001 - arrays and other things without a plain ==: not the same object
@@ -61,7 +63,12 @@ def _same(a, b) -> bool:
 
 
 def _plain(x) -> str:
-    return repr(x.item() if isinstance(x, np.generic) else x)
+    if isinstance(x, np.generic):
+        x = x.item()
+    if x is None or isinstance(x, (bool, int, float, complex, str, bytes)):
+        return repr(x) if len(repr(x)) <= 40 else repr(x)[:37] + "..."
+    name = type(x).__name__
+    return f"{'an' if name[:1].lower() in 'aeiou' else 'a'} {name}"
 
 
 def _at(index) -> str:
@@ -93,13 +100,13 @@ def difference(snap, value, where: str) -> str | None:
             return f"the list {where} had {len(shape)} items, now {len(value)}"
         for i, (old, new) in enumerate(zip(shape, value)):
             if old is not new and not _same(old, new):
-                return f"{where}[{i}] was {old!r}, now {new!r} (the list was reordered or written to)"
+                return f"{where}[{i}] was {_plain(old)}, now {_plain(new)} (the list was reordered or written to)"
     if kind == "dict":
         if list(value) != list(shape):
             return f"the dict {where} had the keys {list(shape)}, now {list(value)}"
         for k, old in shape.items():
             if old is not value[k] and not _same(old, value[k]):
-                return f"{where}[{k!r}] was {old!r}, now {value[k]!r}"
+                return f"{where}[{k!r}] was {_plain(old)}, now {_plain(value[k])}"
     items = kept.items() if kind == "dict" else enumerate(kept)
     for k, inner in items:
         found = difference(inner, value[k], f"{where}[{k!r}]")
