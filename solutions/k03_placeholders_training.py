@@ -70,7 +70,8 @@ def linear_regression_model():
 def train_linear_regression(steps=100, learning_rate=0.5, seed=0):
     """Fit y = 3x - 1 with the tutorial's loop, in the default graph.
 
-    Build the model and an SGD op (``learning_rate``), open a session, initialise, then for each of
+    Build the model and an SGD op (``learning_rate``), open a session (closed at the end, as k01's
+    ``evaluate``: ``with tf.compat.v1.Session() as sess:``), initialise, then for each of
     ``steps`` steps draw ONE sample from ``rng = np.random.RandomState(seed)``:
     ``x = rng.random_sample()`` and ``y = 3x - 1 + 0.0001 * rng.standard_normal()`` (in that order),
     and run k, b, loss and the train op with that feed (one ``sess.run``).

@@ -6,8 +6,6 @@ ones the 2018 slides print. Where TensorFlow 2 differs from the slides, a commen
 PYTEST_DONT_REWRITE: every assert here carries its own message, so pytest's assertion rewriting (about 2 s of
 every run over all test files) would add nothing a learner reads.
 """
-import contextlib
-
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -16,29 +14,13 @@ from tensorflow.python.client import session as tf_session  # BaseSession, to wa
 from tfkata import load_kata
 from tfkata.differential import Case, compare, graph_outputs, reference, to_numpy
 from tfkata.loader import fresh_graph
-from tfkata.testing import recording_session_runs
+from tfkata.testing import recording_session_runs, recording_sessions
 
 k01 = load_kata("k01_graph_session")
 
 
 def _names(tensors):
     return [getattr(t, "name", repr(t)) for t in tensors]
-
-
-@contextlib.contextmanager
-def _recording_sessions(opened: list):
-    """Every tf.compat.v1 session created inside, appended to ``opened``."""
-    real_init = tf_session.BaseSession.__init__
-
-    def recording_init(self, *args, **kwargs):
-        opened.append(self)
-        real_init(self, *args, **kwargs)
-
-    tf_session.BaseSession.__init__ = recording_init
-    try:
-        yield opened
-    finally:
-        tf_session.BaseSession.__init__ = real_init
 
 
 # --------------------------------------------------------------------------- define_add
@@ -75,8 +57,7 @@ def test_define_add_runs_to_five(sess):
 
 @pytest.mark.covers("define_add")
 def test_define_add_computes_nothing():
-    opened = []
-    with recording_session_runs() as runs, _recording_sessions(opened):
+    with recording_session_runs() as runs, recording_sessions() as opened:
         k01.define_add()
     assert not runs and not opened, (
         f"define_add: it should only DEFINE c = a + b, without computing it: it opened {len(opened)} session(s) and "

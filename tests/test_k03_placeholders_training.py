@@ -16,7 +16,7 @@ import tensorflow as tf
 
 from tfkata import fresh_graph, load_kata
 from tfkata.feedback.facts import first_line
-from tfkata.testing import numpy_global_rng_kept, recording_session_runs
+from tfkata.testing import numpy_global_rng_kept, recording_session_runs, recording_sessions
 
 k03 = load_kata("k03_placeholders_training")
 
@@ -187,6 +187,7 @@ def _quadratic():
 
 @pytest.mark.covers("sgd_minimize")
 def test_sgd_step_is_one_gradient_step(sess):
+    steps = []
     for lr in (0.1, 0.025):  # two rates: a number written in place of the argument matches at most one
         k, b, loss = _quadratic()
         op = k03.sgd_minimize(loss, lr)
@@ -196,12 +197,21 @@ def test_sgd_step_is_one_gradient_step(sess):
         residual = 3.0 * 1.0 - 2.0 - 4.0
         expected = (1.0 - lr * 6.0 * residual, -2.0 - lr * 2.0 * residual)
         got = tuple(float(v) for v in sess.run([k, b]))
-        if np.allclose(got, expected, rtol=1e-5):
-            continue
         start, grads = (1.0, -2.0), (6.0 * residual, 2.0 * residual)
         rates = [(v0 - v) / g for v0, v, g in zip(start, got, grads)]
         moves = [abs(v - v0) for v0, v in zip(start, got)]
-        if np.allclose(rates[0], rates[1], rtol=1e-4) and rates[0] > 0:
+        steps.append((lr, expected, got, rates, moves))
+    for lr, expected, got, rates, moves in steps:
+        if np.allclose(got, expected, rtol=1e-5):
+            continue
+        plain = [r for _, _, _, (r, r2), _ in steps if np.isclose(r, r2, rtol=1e-4) and r > 0]
+        if len(plain) == 2 and np.isclose(plain[0], plain[1], rtol=1e-4):
+            why = (f"the step used learning rate {rates[0]:.4g} for both 0.1 and 0.025, not the argument: pass "
+                   "learning_rate to GradientDescentOptimizer(learning_rate)")
+        elif len(plain) == 2 and np.isclose(plain[0] / 0.1, plain[1] / 0.025, rtol=1e-4):
+            why = (f"each step was {plain[0] / 0.1:.4g} times lr * dloss/dv (as with learning rate {rates[0]:.4g}): "
+                   "minimise loss itself, not a scaled or averaged copy of it, with learning_rate as it is")
+        elif np.allclose(rates[0], rates[1], rtol=1e-4) and rates[0] > 0:
             why = (f"the step used learning rate {rates[0]:.4g}, not the argument {lr:g}: pass learning_rate to "
                    "GradientDescentOptimizer(learning_rate)")
         elif np.allclose(moves, lr, rtol=1e-3):
@@ -492,6 +502,18 @@ def test_linear_regression_learns_k3_b_minus1():
     )
     assert losses[-1] < losses[0] / 100, (
         f"train_linear_regression: the loss should fall: first {losses[0]:.3g}, last {losses[-1]:.3g}"
+    )
+
+
+@pytest.mark.covers("train_linear_regression")
+def test_train_linear_regression_closes_its_session():
+    with recording_sessions() as opened:
+        _train(steps=2, seed=0)
+    left_open = [s for s in opened if not s._closed]  # noqa: SLF001 - BaseSession's own flag
+    assert opened and not left_open, (
+        "train_linear_regression must open a tf.compat.v1.Session itself (it opened none)" if not opened else
+        f"train_linear_regression left {len(left_open)} session(s) open: close it at the end, "
+        "`with tf.compat.v1.Session() as sess:` around the loop (an open session keeps its memory and threads)"
     )
 
 

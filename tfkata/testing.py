@@ -246,6 +246,25 @@ def recording_session_runs(feeds: bool = False):
         yield runs
 
 
+@contextlib.contextmanager
+def recording_sessions():
+    """Record every ``tf.compat.v1`` session created inside: ``with recording_sessions() as opened: ...``; after
+    it, ``[s for s in opened if not s._closed]`` are those left open."""
+    import pytest
+    from tensorflow.python.client import session as session_lib
+
+    opened = []
+    real = session_lib.BaseSession.__init__
+
+    def init(self, *args, **kwargs):
+        opened.append(self)
+        real(self, *args, **kwargs)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(session_lib.BaseSession, "__init__", init)
+        yield opened
+
+
 def recording_argument(monkeypatch, module, name: str, argument: str) -> list:
     """Replace the function ``module.<name>`` (which the learner's code calls by its global name) with one that
     records the value its parameter ``argument`` gets in each call, defaults applied, then calls the real one.
