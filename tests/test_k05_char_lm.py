@@ -255,6 +255,10 @@ def test_characters_takes_the_most_likely():
     probs = np.full((3, V), 0.01)
     probs[0, 0], probs[1, 1], probs[2, 26] = 0.5, 0.5, 0.5
     got = k05.characters(probs)
+    assert isinstance(got, list), (
+        f"characters should return a list of one-character strings, got {type(got).__name__}"
+        + (": build a list ([id2char(i) for i in ...]), not a numpy array" if isinstance(got, np.ndarray) else "")
+    )
     assert got == [" ", "a", "z"], f"expected [' ', 'a', 'z'] (argmax of each row), got {got}"
 
 
