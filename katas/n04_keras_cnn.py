@@ -54,7 +54,8 @@ LAYER_NAMES = ("conv1", "pool1", "conv2", "pool2", "flatten", "fc1", "dropout", 
 def mnist_splits(validation_size=5000):
     """The raw digits split as k04's ``read_data_sets`` did: ``Splits(train, validation, test)``.
 
-    Each split is a pair ``(images uint8 [N, 28, 28], labels uint8 [N])`` from ``load_mnist()``, in
+    Each split is a pair ``(images uint8 [N, 28, 28], labels uint8 [N])`` from ``load_mnist()`` (a dict:
+    ``raw["x_train"]``, ``raw["y_train"]``, ``raw["x_test"]``, ``raw["y_test"]``), in
     the original order: validation = the FIRST ``validation_size`` training digits, train = the
     other 55,000, test = the 10,000 test digits. No scaling here: ``normalize`` does it in the
     pipeline.

@@ -431,6 +431,11 @@ def test_decoder_step_is_one_step_of_the_same_decoder():
     assert isinstance(new_states, (list, tuple)) and len(new_states) == 2, (
         f"decoder_step should return the new states as a list of 2 (h, c) pairs, got {type(new_states).__name__}"
     )
+    kinds = [type(pair).__name__ for pair in new_states]
+    assert all(isinstance(pair, tuple) and len(pair) == 2 for pair in new_states), (
+        f"decoder_step: new_states must be shaped like states, a list of (h, c) TUPLES, got a list of {kinds}: "
+        "append (h, c), not [h, c] (greedy_decode's tf.while_loop needs the same structure at every step)"
+    )
     want, want_states = _np_decoder(layers, y_in[:, :1], states)
     diff = np.abs(np.asarray(logits, np.float64) - want[:, 0])
     if diff.max() >= 1e-4:

@@ -386,6 +386,8 @@ def test_gradient_of_uses_a_tape():
     expected = 3 * np.square(x.numpy())
     assert got.shape == (3,) and np.allclose(got, expected, atol=1e-6), (
         f"gradient_of(sum(x**3)) at x = [1, -2, 0.5] should be 3x**2 = {expected.tolist()}, got {got.tolist()}"
+        + (": all zeros, the tape recorded nothing that links f(x) to x: call f(x) inside the `with "
+           "tf.GradientTape() as tape:` block, after tape.watch(x)" if got.shape == (3,) and not got.any() else "")
     )
 
 

@@ -257,6 +257,21 @@ def _matmul_fix(a: str, b: str) -> str:
             f"input's size, {x[1]})")
 
 
+def _unpack_fix(exc: BaseException) -> str:
+    """What to check, read from the line that unpacked (its source text, where Python has it)."""
+    import traceback
+
+    frames = traceback.extract_tb(exc.__traceback__) if exc.__traceback__ else []
+    line = (frames[-1].line or "") if frames else ""
+    if "load_mnist(" in line:
+        return ("load_mnist() returns a dict of four arrays, not Keras' ((x, y), (x, y)) pairs: raw = load_mnist(), "
+                "then raw['x_train'], raw['y_train'], raw['x_test'], raw['y_test']")
+    if re.search(r"lstm|gru|rnn|cell|layer", line, re.IGNORECASE):
+        return ("check what the call returns (a Keras LSTM with return_state=True returns three, outputs, h, c; a "
+                "GRU or SimpleRNN two, outputs, h)")
+    return "check what the call returns: how many parts, and whether it is a dict (unpacking a dict gives its keys)"
+
+
 def _sequence_length_line(got: str, want: str, exc: BaseException) -> str:
     return (f"{_in_function(exc)}the RNN got {got} sequence lengths for a batch of {want}: one length per "
             "sequence; if the inputs are time-major [T, B, ...] pass time_major=True (without it axis 0 is the "
@@ -504,9 +519,7 @@ TABLE: tuple[Entry, ...] = (
            r"too many values to unpack \(expected (?P<n>\d+)\)|not enough values to unpack \(expected (?P<m>\d+), "
            r"got (?P<g>\d+)\)",
            lambda m, e: (f"{_in_function(e)}a result unpacked into {m.group('n') or m.group('m')} names has "
-                         + ("more parts" if m.group("n") else f"{m.group('g')}")
-                         + ": check what the call returns (a Keras LSTM with return_state=True returns three, "
-                           "outputs, h, c; a GRU or SimpleRNN two, outputs, h)")),
+                         + ("more parts" if m.group("n") else f"{m.group('g')}") + ": " + _unpack_fix(e))),
     _entry("static-size-none", ["ValueError", "TypeError"],
            r"'NoneType' object cannot be interpreted as an integer|Argument `size` must be provided if argument "
            r"`flow` is not provided",
