@@ -249,9 +249,8 @@ def _matmul_fix(a: str, b: str) -> str:
                 "transpose one (transpose_b=True) or reshape")
     if w[1] == x[1]:
         return (f"the second looks stored the other way round ([{w[0]}, {w[1]}] fits as [{w[1]}, {w[0]}]): make "
-                f"the weight [{x[1]}, {w[0]}], or tf.matmul(x, W, transpose_b=True); or, if that weight worked "
-                f"before, the input is not the one this layer should get (a layer applied twice or out of order: "
-                f"each takes the previous layer's output)")
+                f"the weight [{x[1]}, {w[0]}], or tf.matmul(x, W, transpose_b=True); or, if it worked before, "
+                f"the layer got a wrong input (run twice?)")
     return (f"the weight has {w[0]} rows, the input {x[1]} columns: the layer got the wrong input (in a stack, each "
             f"takes the previous layer's output) or its weight was made for another size (first dimension = its "
             f"input's size, {x[1]})")
