@@ -250,10 +250,20 @@ def _quadratic():
 
 @pytest.mark.covers("sgd_step")
 def test_sgd_step_is_one_gradient_step():
-    k, b, loss_fn = _quadratic()
+    k, b, quadratic = _quadratic()
+    calls = []
+
+    def loss_fn():
+        calls.append(1)
+        return quadratic()
+
     optimizer = keras.optimizers.SGD(learning_rate=0.05)
     loss, error = _call(n03.sgd_step, loss_fn, [k, b], optimizer)
     assert error is None, _raised("sgd_step", error)
+    assert len(calls) == 1, (
+        f"sgd_step called loss_fn {len(calls)} times in one step: call it ONCE, inside the tape, and return that "
+        "loss (each call may draw a new batch or dropout mask, and costs a forward pass)"
+    )
     updates = int(optimizer.iterations.numpy())
     assert updates <= 1, (
         f"sgd_step: one call applied the optimizer {updates} times (its iterations count): call "
@@ -377,6 +387,9 @@ def test_train_linear_regression_is_seeded_and_short():
     after = ((0.2 - 0.5 * 2 * r * x) * x + (0.1 - 0.5 * 2 * r) - y) ** 2
     from_zero = (0.0 * x + 0.0 - y) ** 2  # the first loss of a model that ignored k_init, b_init (LinearModel())
     swapped = (0.1 * x + 0.2 - y) ** 2  # LinearModel(b_init, k_init)
+    seed0 = np.random.RandomState(0)  # the first sample of another seed (seed ignored)
+    x0 = seed0.random_sample()
+    unseeded = (0.2 * x0 + 0.1 - (3.0 * x0 - 1.0 + 0.0001 * seed0.standard_normal())) ** 2
     assert first[2][0] == pytest.approx(want, rel=1e-5), (
         f"train_linear_regression: the first loss should be (k_init x + b_init - y)^2 = {want:.6f} for the first sample "
         f"(x = rng.random_sample(), then y from rng.standard_normal()), got {first[2][0]:.6f}"
@@ -385,7 +398,9 @@ def test_train_linear_regression_is_seeded_and_short():
            ": that is the loss of k = b = 0, so the model ignored k_init and b_init: make it with "
            "LinearModel(k_init, b_init)" if first[2][0] == pytest.approx(from_zero, rel=1e-5) else
            ": that is the loss of k = b_init, b = k_init: the two are swapped, LinearModel(k_init, b_init)"
-           if first[2][0] == pytest.approx(swapped, rel=1e-5) else "")
+           if first[2][0] == pytest.approx(swapped, rel=1e-5) else
+           ": that is the first sample of seed 0, and this test passed seed=3: draw from "
+           "np.random.RandomState(seed), the argument" if first[2][0] == pytest.approx(unseeded, rel=1e-5) else "")
     )
 
     def loop(samples):  # the 5 steps in float64 numpy from (0.2, 0.1), learning rate 0.5 (the default)
