@@ -13,6 +13,7 @@ PYTEST_DONT_REWRITE: every assert here carries its own message, so pytest's asse
 every run over all test files) would add nothing a learner reads.
 """
 import struct
+import sys
 
 import numpy as np
 import pytest
@@ -126,15 +127,16 @@ def test_masked_softmax_exact_zeros_on_padding():
 
 
 @pytest.mark.covers("masked_softmax")
-def test_masked_softmax_ignores_huge_scores_on_padding():
-    scores = np.array([[0.0, 1.0, 1e4, 1e4]], np.float32)
+@pytest.mark.parametrize("huge", [1e4, 1e10])
+def test_masked_softmax_ignores_huge_scores_on_padding(huge):
+    scores = np.array([[0.0, 1.0, huge, huge]], np.float32)
     got = np.asarray(n08.masked_softmax(tf.constant(scores), tf.constant([[True, True, False, False]])))
     assert np.all(np.isfinite(got)), f"got non-finite weights {got}: mask the scores with -inf, then one softmax"
     want = [*_np_softmax(np.array([0.0, 1.0])), 0.0, 0.0]
     assert np.allclose(got[0], want, atol=1e-6), (
-        f"masked_softmax: padded positions with score 1e4 took weight: got {[round(float(v), 3) for v in got[0]]}, expected "
-        f"{[round(float(v), 3) for v in want]}: subtracting a finite penalty (e.g. 1e4) is not enough; replace the "
-        "padded scores with -inf (tf.where)"
+        f"masked_softmax: padded positions with score {huge:g} took weight: got {[round(float(v), 3) for v in got[0]]}, "
+        f"expected {[round(float(v), 3) for v in want]}: subtracting a finite penalty (1e4, 1e9, ...) is not enough "
+        "whatever the padding's score; replace the padded scores with -inf (tf.where)"
     )
 
 
@@ -629,8 +631,13 @@ def _encoded(layers, seed=7):
 
 @pytest.mark.needs("n07")
 @pytest.mark.covers("build_attention_layers", "LuongAttention")
-def test_build_attention_layers():
+def test_build_attention_layers(monkeypatch):
+    made = []  # what every n07.build_layers call made (the learner's n07 module, as n08 imports it)
+    n07_module = sys.modules[n07.build_layers.__module__]
+    real_build = n07_module.build_layers
+    monkeypatch.setattr(n07_module, "build_layers", lambda *a, **k: made.append(real_build(*a, **k)) or made[-1])
     layers = n08.build_attention_layers(vocab_size=V, embed_size=E, hidden_units=H, num_layers=L)
+    monkeypatch.undo()
     sizes = f"build_attention_layers(vocab_size={V}, embed_size={E}, hidden_units={H}, num_layers={L})"
     assert len(layers.decoder_cells) == L, f"{sizes}: expected {L} decoder cells, got {len(layers.decoder_cells)}"
     first = sorted(tuple(w.shape) for w in layers.decoder_cells[0].get_weights())
@@ -649,10 +656,12 @@ def test_build_attention_layers():
     )
     out = [tuple(w.shape) for w in layers.output_layer.get_weights()]
     assert out == [(H, V), (V,)], f"the output layer maps the attentional state [{H}] to {V} logits, got {out}"
-    name = getattr(layers.output_layer, "name", None)
-    assert name == "output_layer", (
-        f"build_attention_layers: the output layer should be n07's, named 'output_layer' (n07.build_layers(...)"
-        f".output_layer), got a layer named {name!r}: reuse it rather than making a new Dense"
+    assert made, ("build_attention_layers: build the encoder, the decoder embedding and the output layer with "
+                  "n07.build_layers(vocab_size, embed_size, hidden_units, num_layers) (it was not called)")
+    assert any(layers.output_layer is plain.output_layer for plain in made), (
+        f"build_attention_layers: the output layer should be n07's (n07.build_layers(...).output_layer), got another "
+        f"layer ({getattr(layers.output_layer, 'name', type(layers.output_layer).__name__)!r}): reuse it rather than "
+        "making a new Dense"
     )
     # one layer, other sizes (n07's default depth is 2): the encoder must follow every argument too
     one = n08.build_attention_layers(vocab_size=5, embed_size=2, hidden_units=3, num_layers=1)

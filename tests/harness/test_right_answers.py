@@ -1,6 +1,7 @@
 """Right answers the graded tests must accept (a catalogue entry pins a wrong answer; these pin
 answers that are right by the docstring but were once failed). Each runs the kata's own tests in-process
 on the reference module with ONE function written the other way."""
+import functools
 import importlib.util
 import types
 from pathlib import Path
@@ -227,3 +228,25 @@ def test_k07_train_printing_one_line_per_example_counts_as_printing_them():
     assert [shown(2, layout) for layout in ("blocks", "lines", "lists")] == [2, 2, 2]
     assert [shown(3, layout) for layout in ("blocks", "lines", "lists")] == [3, 3, 3]
     assert printed_examples("", x, lx) == 0
+
+
+def test_n08_reusing_an_n07_output_layer_of_any_name_passes(monkeypatch):
+    """n07's docstring names no output Dense: n08 reusing n07's output layer is right whatever the layer is called
+    (the test once asked for the name 'output_layer')."""
+    import keras
+
+    n07 = reference("n07")
+    real = n07.build_layers
+
+    @functools.wraps(real)  # its __module__ too: the test finds n07's module through it
+    def unnamed(*args, **kwargs):
+        layers = real(*args, **kwargs)
+        dense = keras.layers.Dense(int(layers.output_layer.kernel.shape[1]))  # Keras names it dense_<n>
+        dense.build((None, int(layers.output_layer.kernel.shape[0])))
+        return layers._replace(output_layer=dense)
+
+    monkeypatch.setattr(n07, "build_layers", unnamed)
+    tests = _kata_tests("test_n08_keras_attention", "n08", "n08")
+    tests.n07 = n07
+    with pytest.MonkeyPatch.context() as inner:
+        tests.test_build_attention_layers(inner)
