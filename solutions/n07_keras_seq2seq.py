@@ -315,8 +315,8 @@ def train(steps=3000, learning_rate=3e-3, batch_size=BATCH_SIZE, use_buckets=Tru
     ``keras.utils.set_random_seed(seed)`` first (initial weights), then :func:`build_layers`,
     :func:`make_optimizer`, :func:`make_train_step` and :func:`make_greedy_decoder`. Draw the data
     exactly as k07.train: ``rng = np.random.RandomState(seed)``, with ``use_buckets`` batches popped
-    from the end (``queue.pop()``) of ``k07.bucketed_batches`` over pools
-    ``k07.generate_data(32 * batch_size, rng=rng)`` (a new pool when the queue is empty), the
+    from the end (``queue.pop()``) of ``k07.bucketed_batches(..., batch_size=batch_size, rng=rng)`` over
+    pools ``k07.generate_data(32 * batch_size, rng=rng)`` (a new pool when the queue is empty), the
     decoder input and target from ``k07.get_decoder_input_and_output``. Then decode ``eval_samples``
     fresh sequences (``k07.generate_data(eval_samples, rng=np.random.RandomState(seed + 1))``) and
     print ``num_print`` of them as k07 does.

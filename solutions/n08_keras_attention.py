@@ -26,7 +26,8 @@ schedule (1000 steps, Adam 3e-3 halved smoothly every 300 steps, floor 3e-4: :cl
 
 Keras 2 and Keras 3 (measured on TF 2.12 and 2.21): ``keras.layers.Attention`` masks the value
 positions by subtracting 1e9 from their scores on both, so padded weights come out exactly 0.0
-in float32 (exp underflows), as with -inf; both take ``mask=[query_mask, value_mask]`` and
+in float32 (exp underflows) for scores of ordinary size; :func:`masked_softmax` must give 0.0 whatever
+the score, so it uses -inf. Both take ``mask=[query_mask, value_mask]`` and
 ``return_attention_scores=True``. Keras 2.12 exports the schedule base class only as
 ``keras.optimizers.schedules.learning_rate_schedule.LearningRateSchedule`` (see :class:`HalvingSchedule`).
 
