@@ -179,7 +179,11 @@ def test_constant_names():
 def test_constant_values(sess):
     tensors = list(_name_constants())
     dtypes = [t.dtype.name for t in tensors]
-    assert dtypes == ["float32"] * 3, f"name_constants: expected three float32 constants (1.0, not 1), got {dtypes}"
+    assert dtypes == ["float32"] * 3, (
+        f"name_constants: expected three float32 constants, got {dtypes}: "
+        + ("write 1.0, not 1 (an int makes int32)" if any(d.startswith(("int", "uint")) for d in dtypes) else
+           "give tf.constant no dtype (a Python float makes float32; dtype=tf.float64 does not)")
+    )
     got = sess.run(tensors)
     assert got == [1.0, 2.0, 3.0], f"name_constants: expected the values [1.0, 2.0, 3.0], in that order, got {got}"
 
@@ -215,7 +219,9 @@ def test_multi_output_names(sess):
            if values.op is not indices.op and values.op.type == indices.op.type == "TopKV2" else
            f"{'the values' if values.op.type != 'TopKV2' else 'the indices'} come from a {_other_op(values, indices)} "
            "op after top_k: return top_k's two outputs as they are (the values in x's dtype, the indices int32)"
-           if "TopKV2" in (values.op.type, indices.op.type) else
+           if [values.op.type, indices.op.type].count("TopKV2") == 1 else
+           "the op itself must be named my_name: tf.nn.top_k(x, k=k, name='my_name') (a name_scope names only the "
+           "ops inside it, my_name/...)" if values.op.name.startswith("my_name/") else
            "pass name='my_name' to tf.nn.top_k")
     )
     assert values.op is indices.op, "multi_output: values and indices must be two outputs of the same op"
@@ -278,7 +284,8 @@ def test_int_constant_dtype(sess):
 
 
 @pytest.mark.covers("int_constant")
-@pytest.mark.parametrize("values", [7, [[1, -2, 3], [4, 5, 2**20]]], ids=["a number", "a nested list"])
+@pytest.mark.parametrize("values", [7, [3, -1, 2], [[1, -2, 3], [4, 5, 2**20]]],
+                         ids=["a number", "a list", "a nested list"])
 def test_int_constant_takes_numbers_and_lists(sess, values):
     # The slide passes a number or a list as often as an array: values.astype / values.dtype exist only on arrays.
     error = None

@@ -15,6 +15,7 @@ import inspect
 import zlib
 
 import numpy as np
+import pytest
 
 _COPY_LIMIT = 64 * 2**20  # bytes: a larger array is compared by checksum (MNIST's training images are 172 MB)
 _DEPTH = 4  # how deep into tuples, lists and dicts
@@ -22,9 +23,10 @@ _DEPTH = 4  # how deep into tuples, lists and dicts
 MARK = "_tfkata_untouched"  # set on the wrapper (stubprobe looks through it)
 
 
-class ChangedInPlace(AssertionError):
-    """A kata function changed an argument in place: the test's own message (a differential check passes it on
-    as it is, not as "yours raised")."""
+class ChangedInPlace(pytest.fail.Exception):
+    """A kata function changed an argument in place: a test failure with this message, as ``pytest.fail`` gives
+    (not an Exception, so that a test's or a learner's ``except Exception`` around the call cannot turn it into
+    another message; a differential check passes it on as it is)."""
 
 
 def snapshot(value, depth: int = 0):
@@ -143,7 +145,7 @@ def guarded(function):
             if found:
                 raise ChangedInPlace(f"{function.__name__}: changed its argument {name} in place ({found}). "
                                      f"Leave what you are given as it was (the caller uses it again): "
-                                     f"{_fix(snap[0])}.")
+                                     f"{_fix(snap[0])}.", pytrace=False)
         return result
 
     setattr(wrapper, MARK, True)
