@@ -22,10 +22,10 @@ def define_add():
 
 
 def evaluate(fetches):
-    """Run ``fetches`` (a tensor, or a list of tensors) in a new session on the default graph.
+    """Run ``fetches`` (a tensor, or a list of tensors, lists may nest) in a new session on the default graph.
 
-    Open a ``tf.compat.v1.Session``, run, close the session, and return what ``Session.run`` gave:
-    numpy values in the same structure as ``fetches``.
+    Open a ``tf.compat.v1.Session``, run all of ``fetches`` in ONE ``sess.run(fetches)``, close the
+    session, and return what ``Session.run`` gave: numpy values in the same structure as ``fetches``.
     """
     raise NotImplementedError("k01: evaluate")
 
