@@ -83,9 +83,10 @@ class _LazyKata:
             raise AttributeError(name)
         if _uses is not None:
             _uses.add((self._kata.id, name))
-        value = getattr(self._load(), name)
-        if not inspect.isfunction(value):
-            return value
+        module = self._load()
+        value = getattr(module, name)
+        if not inspect.isfunction(value) or value.__module__ != module.__name__:
+            return value  # a class, or a function the kata imported (TensorFlow's, another kata's): as it is
         seen = self._guarded.get(name)
         if seen is None or seen[0] is not value:  # a function replaced (monkeypatched, blocked) is guarded anew
             seen = self._guarded[name] = (value, untouched.guarded(value))
