@@ -221,6 +221,22 @@ def test_initialize_an_empty_list_initialises_nothing(sess):
     )
 
 
+@pytest.mark.covers("initialize")
+def test_initialize_resets_variables_already_set(sess):
+    v = tf.compat.v1.Variable(1.0, name="v")
+    u = tf.compat.v1.Variable(7.0, name="u")
+    for variables in (None, [v]):
+        sess.run([v.initializer, u.initializer])
+        sess.run(tf.compat.v1.assign(v, 5.0))
+        k02.initialize(sess, variables)
+        got = float(sess.run(v))
+        assert got == 1.0, (
+            f"initialize(sess{'' if variables is None else ', [v]'}) on a variable set to 5.0 since its last "
+            f"initialisation should give it its initial value 1.0 again, got {got}: run the initializers every time "
+            "(an initializer resets), do not skip the variables that are already initialised"
+        )
+
+
 @pytest.mark.covers("initialize", "make_variables")
 def test_reading_uninitialised_variable_fails(sess):
     v, w = k02.make_variables()
@@ -515,6 +531,9 @@ def test_increment_assigns_when_run(sess):
         why = "var + amount alone computes a value and changes nothing"
     elif got == 2.5:
         why = "each run set var to amount (assign(var, amount)); it must add amount to var"
+    elif got == 3.5:
+        why = ("each run set var to its initial value + amount: add amount to the variable's CURRENT value "
+               "(var + amount, or assign_add), not to var.initial_value")
     elif got != 6.0:
         why = f"each run added {(got - 1.0) / 2:g}, not amount = 2.5: add the argument amount, no constant"
     else:

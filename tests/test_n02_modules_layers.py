@@ -9,6 +9,7 @@ names of Keras layers differ between the two and are not checked.
 PYTEST_DONT_REWRITE: every assert here carries its own message, so pytest's assertion rewriting (about 2 s of
 every run over all test files) would add nothing a learner reads.
 """
+import collections.abc
 import re
 
 import numpy as np
@@ -134,6 +135,22 @@ def test_linear_call_uses_its_own_variables():
 
 
 # --------------------------------------------------------------------------- MLP (tf.Module of modules)
+def _layers(mlp):
+    """mlp.layers, which must be the list of its Linear layers in order."""
+    layers = getattr(mlp, "layers", None)
+    if isinstance(layers, collections.abc.Mapping):
+        kind = "a dict (iterating over it gives its keys)"
+    elif isinstance(layers, list):
+        kind = f"a list of {', '.join(sorted({type(x).__name__ for x in layers})) or 'nothing'}"
+    else:
+        kind = type(layers).__name__
+    assert isinstance(layers, list) and layers and all(isinstance(x, n02.Linear) for x in layers), (
+        f"MLP: self.layers should be the list of its Linear layers, in order, got {kind}: self.layers = [] in "
+        "__init__, then self.layers.append(Linear(...)) for each size"
+    )
+    return layers
+
+
 @pytest.mark.covers("MLP", "Linear")
 def test_mlp_layers_and_variable_names():
     mlp = n02.MLP(5, SIZES)
@@ -142,7 +159,7 @@ def test_mlp_layers_and_variable_names():
         f"MLP: expected the variables {want}, got {_names(mlp)}: build layer i as Linear(..., name=f'layer{{i}}') "
         "inside `with self.name_scope:` and keep the layers in self.layers"
     )
-    shapes = [tuple(layer.w.shape) for layer in mlp.layers]
+    shapes = [tuple(layer.w.shape) for layer in _layers(mlp)]
     assert shapes == [(5, 4), (4, 3), (3, 2)], (
         f"MLP(5, [4, 3, 2]): the kernels should chain [5, 4], [4, 3], [3, 2], got {shapes}: each layer's input "
         "size is the previous layer's output size (in_features only for the first)"
@@ -153,7 +170,7 @@ def test_mlp_layers_and_variable_names():
 def test_mlp_output_matches_numpy():
     mlp = n02.MLP(5, SIZES)
     weights = _random_weights(SIZES, 5)
-    for layer, (w, b) in zip(mlp.layers, weights):
+    for layer, (w, b) in zip(_layers(mlp), weights):
         layer.w.assign(w)
         layer.b.assign(b)
     try:
@@ -254,8 +271,10 @@ def test_increment_changes_the_variable_now():
                     "v.assign(amount) replaces the value, v.assign_add(amount) adds to it", pytrace=False)
     assert now == 3.5, (
         f"increment: after increment(v, 2.5) v should be 3.5 at once, it is {now}: "
-        + (f"add amount (2.5), not a constant ({now - 1.0:g})" if now != 1.0 else
-           "use v.assign_add(amount), not v + amount (which computes a new tensor and leaves v alone)")
+        + ("use v.assign_add(amount), not v + amount (which computes a new tensor and leaves v alone)" if now == 1.0
+           else f"amount was added {round((now - 1.0) / 2.5)} times: call assign_add ONCE"
+           if now > 1.0 and float((now - 1.0) / 2.5).is_integer() else
+           f"add amount (2.5), not a constant ({now - 1.0:g})")
     )
     assert float(np.asarray(got)) == 3.5, f"increment should return the new value 3.5, got {got}"
     assert isinstance(got, (tf.Tensor, tf.Variable)), (
@@ -352,6 +371,11 @@ def test_checkpoint_keys_follow_the_object_path(tmp_path):
     assert "ckpt.index" in written, (
         f"checkpoint_keys should write the checkpoint to the prefix os.path.join(directory, 'ckpt') (files ckpt.index, "
         f"ckpt.data-...), found {written or 'nothing'} in directory"
+    )
+    other = [name for name in written if not name.startswith("ckpt.")]
+    assert not other, (
+        f"checkpoint_keys wrote {other} into the caller's directory besides the checkpoint: write only "
+        "Checkpoint(model=obj).write(prefix) there"
     )
 
 
