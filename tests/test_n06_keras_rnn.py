@@ -505,7 +505,16 @@ def test_zero_after_length():
             f"zero_after_length: sequence {i} has length {n}: steps {n}.. must be zeros, as dynamic_rnn gave them "
             "(multiply by tf.sequence_mask(lengths, T) cast to float, with a trailing axis [B, T, 1])"
         )
-    wide = n06.zero_after_length(tf.constant(outputs.astype(np.float64)), lengths)
+    try:
+        wide = n06.zero_after_length(tf.constant(outputs.astype(np.float64)), lengths)
+    except (TypeError, tf.errors.InvalidArgumentError) as exc:
+        error = _error_name(exc)
+    else:
+        error = None
+    if error is not None:  # outside the except block: no chained TensorFlow traceback
+        pytest.fail(f"zero_after_length on float64 outputs failed ({error}): make the mask in the outputs' dtype, "
+                    "tf.sequence_mask(lengths, T, dtype=outputs.dtype), not float32", pytrace=False)
+    n06.zero_after_length(outputs.copy(), lengths)  # a numpy array, as a caller may pass: it must stay as it was
     assert wide.dtype == tf.float64 and np.allclose(np.asarray(wide), got, atol=1e-6), (
         f"zero_after_length on float64 outputs: expected float64 outputs with the same values, got "
         f"{wide.dtype.name}: make the mask in the outputs' dtype, tf.sequence_mask(lengths, T, dtype=outputs.dtype), "
