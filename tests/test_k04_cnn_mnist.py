@@ -1165,7 +1165,18 @@ def test_save_report_png(tmp_path, monkeypatch):
     predictions[::3] = (labels[::3] + 1) % 10
     history = [{"step": 100 * (i + 1), "loss": 1.0 / (i + 1), "val_accuracy": 0.9 + 0.01 * i} for i in range(6)]
     path = tmp_path / "report.png"
+    pyplot = sys.modules.get("matplotlib.pyplot")
+    before = set(pyplot.get_fignums()) if pyplot else set()
     k04.save_report(str(path), images, labels, predictions, history)
+    pyplot = sys.modules.get("matplotlib.pyplot")
+    left = sorted(set(pyplot.get_fignums()) - before) if pyplot else []
+    if left:
+        pyplot.close("all")
+    assert not left, (
+        f"save_report left {len(left)} pyplot figure(s) open: draw on matplotlib.figure.Figure(figsize=(12, 6), "
+        "dpi=100) with FigureCanvasAgg, not plt.figure() (pyplot keeps every figure it made, and on a machine with a "
+        "display it needs a window backend)"
+    )
     assert path.is_file(), f"save_report wrote nothing at {path}"
     data = path.read_bytes()
     assert data[:8] == b"\x89PNG\r\n\x1a\n", f"not a PNG file: it starts with {data[:8]!r}"

@@ -148,6 +148,21 @@ def test_make_cell_rejects_unknown_kind():
     pytest.fail("make_cell('transformer') must raise ValueError naming the valid kinds: rnn, basic_lstm, lstm, gru")
 
 
+@pytest.mark.covers("make_cell")
+@pytest.mark.parametrize("kind", ["LSTM", None])
+def test_make_cell_takes_only_the_kinds_as_written(kind):
+    try:
+        cell = k06.make_cell(kind, H)
+    except ValueError:
+        return
+    except Exception as exc:  # noqa: BLE001 - kind.lower() on None: not the error the docstring names
+        other = f"{type(exc).__name__}: {_first_line(exc)}"
+        pytest.fail(f"make_cell({kind!r}) must raise ValueError naming the valid kinds, it raised {other[:80]}: "
+                    "compare kind with CELL_KINDS as it is, before anything else", pytrace=False)
+    pytest.fail(f"make_cell({kind!r}) gave a {type(cell).__name__}: kind is one of CELL_KINDS exactly as written "
+                "(rnn, basic_lstm, lstm, gru); anything else, 'LSTM' too, raises ValueError (no .lower())")
+
+
 # --------------------------------------------------------------------------- the setup guard
 @pytest.mark.covers("make_cell")
 @pytest.mark.parametrize("problem", ["tf_keras missing", "TF_USE_LEGACY_KERAS unset"])
@@ -363,7 +378,9 @@ def test_unstack_time_gives_t_steps(sess):
     steps = k06.unstack_time(tf.constant(xv))
     assert isinstance(steps, list) and len(steps) == T, (
         f"unstack_time([B={B}, T={T}, D={D}]): expected a list of T={T} tensors (one per time step), got "
-        f"{type(steps).__name__} of {len(steps)}: time is axis 1, tf.unstack(inputs, axis=1)"
+        f"{type(steps).__name__} of {len(steps)}: "
+        + ("return a list (static_rnn's inputs), list(...) of the steps" if isinstance(steps, tuple) and len(steps) == T
+           else "time is axis 1, tf.unstack(inputs, axis=1)")
     )
     shapes = {tuple(t.shape.as_list()) for t in steps}
     assert shapes == {(B, D)}, (
