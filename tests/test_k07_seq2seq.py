@@ -432,6 +432,11 @@ def test_make_cell_is_two_lstm_layers():
             "make_cell: both layers are the same cell object: make a new BasicLSTMCell for each layer "
             "([BasicLSTMCell(n) for _ in range(num_layers)], not [cell] * num_layers)"
         )
+        kinds = [type(layer).__name__ for layer in layers]
+        assert kinds == ["BasicLSTMCell"] * 2, (
+            f"make_cell: each layer should be a tf.compat.v1.nn.rnn_cell.BasicLSTMCell (the tutorial's cell, as the "
+            f"docstring says), got {kinds}"
+        )
     small = k07.make_cell(3, 1)
     sizes = [(s.c, s.h) for s in small.state_size]
     assert sizes == [(3, 3)], (
@@ -509,6 +514,12 @@ def test_decoder_parts_are_made_once_under_decoder_scope(sess):
     out = parts.output_layer(tf.zeros([2, 3, 50]))
     assert out.shape.as_list() == [2, 3, V], (
         f"parts.output_layer should map [..., 50] to [..., {V}] logits (Dense(vocab_size)), got {out.shape.as_list()}"
+    )
+    weights = sorted(tuple(w.shape.as_list()) for w in getattr(parts.output_layer, "weights", []))
+    assert weights == [(V,), (50, V)], (
+        f"decoder_parts: parts.output_layer should be tf.compat.v1.layers.Dense(vocab_size) as it comes, a [50, {V}] kernel and a "
+        f"[{V}] bias, got weights of shapes {weights}"
+        + (": keep its bias (no use_bias=False)" if weights == [(50, V)] else "")
     )
 
 
