@@ -29,7 +29,7 @@ from tfkata.feedback.curves import explain_curve
 from tfkata.data.mnist import load_mnist
 from tfkata.paths import output_dir
 from tfkata.tfsetup import import_tensorflow
-from tfkata.testing import mismatch, recording_argument
+from tfkata.testing import PYPLOT_LEFT, mismatch, pyplot_figures_left, recording_argument
 
 _mismatch = functools.partial(mismatch, atol=1e-5)
 
@@ -1165,17 +1165,18 @@ def test_save_report_png(tmp_path, monkeypatch):
     predictions[::3] = (labels[::3] + 1) % 10
     history = [{"step": 100 * (i + 1), "loss": 1.0 / (i + 1), "val_accuracy": 0.9 + 0.01 * i} for i in range(6)]
     path = tmp_path / "report.png"
-    pyplot = sys.modules.get("matplotlib.pyplot")
-    before = set(pyplot.get_fignums()) if pyplot else set()
-    k04.save_report(str(path), images, labels, predictions, history)
-    pyplot = sys.modules.get("matplotlib.pyplot")
-    left = sorted(set(pyplot.get_fignums()) - before) if pyplot else []
-    if left:
-        pyplot.close("all")
-    assert not left, (
-        f"save_report left {len(left)} pyplot figure(s) open: draw on matplotlib.figure.Figure(figsize=(12, 6), "
-        "dpi=100) with FigureCanvasAgg, not plt.figure() (pyplot keeps every figure it made, and on a machine with a "
-        "display it needs a window backend)"
+    _, left = pyplot_figures_left(lambda: k04.save_report(str(path), images, labels, predictions, history))
+    assert not left, f"save_report left {left} {PYPLOT_LEFT}"
+    import ast
+    import inspect
+
+    tree = ast.parse(inspect.getsource(sys.modules[k04.save_report.__module__]))
+    at_top = [node.lineno for node in tree.body
+              if isinstance(node, ast.Import) and any(a.name.split(".")[0] == "matplotlib" for a in node.names)
+              or isinstance(node, ast.ImportFrom) and (node.module or "").split(".")[0] == "matplotlib"]
+    assert not at_top, (
+        f"save_report: import matplotlib inside the function, as the docstring says, not at the top of the file (line "
+        f"{at_top[0]}): every import of k04 (n04's too) would load matplotlib, which only the report needs"
     )
     assert path.is_file(), f"save_report wrote nothing at {path}"
     data = path.read_bytes()

@@ -22,7 +22,8 @@ from tfkata.differential import Case, compare, graph_outputs, reference
 from tfkata.loader import fresh_graph
 from tfkata.tfsetup import require_legacy_rnn
 from tfkata.testing import (BEAM_TRAP, UNIFORM_4, beam_eos_problem, beam_order_problem, greedy, must_raise,
-                            plot_problem, recording_argument, recording_imshow, table_model)
+                            plot_problem, pyplot_figures_left, PYPLOT_LEFT, recording_argument, recording_imshow,
+                            table_model)
 
 k08 = load_kata("k08_attention")
 k07 = load_kata("k07_seq2seq")
@@ -928,8 +929,9 @@ def test_plot_attention_writes_a_png(tmp_path):
     align[np.arange(4), [1, 3, 1, 3]] = 0.9
     path = tmp_path / "attention.png"
     with recording_imshow() as images:
-        returned = k08.plot_attention([3, 2, 5, 4, 7, 9], [2, 4, 2, 4], align, str(path))
+        returned, left = pyplot_figures_left(lambda: k08.plot_attention([3, 2, 5, 4, 7, 9], [2, 4, 2, 4], align, str(path)))
     assert path.exists(), f"no file at {path}: save the figure there"
+    assert not left, f"plot_attention left {left} {PYPLOT_LEFT}"
     problem = plot_problem(images, [3, 2, 5, 4, 7, 9], [2, 4, 2, 4])
     assert problem is None, f"plot_attention: {problem}"
     width, height = _png_size(path)

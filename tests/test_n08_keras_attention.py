@@ -22,7 +22,8 @@ from tfkata import fresh_graph, load_kata
 from tfkata.tfsetup import import_tensorflow
 from tfkata.testing import where_max as _where
 from tfkata.testing import (BEAM_TRAP, UNIFORM_4, beam_eos_problem, beam_order_problem, greedy, must_raise,
-                            plot_problem, printed_examples, recording_imshow, table_model)
+                            plot_problem, printed_examples, pyplot_figures_left, PYPLOT_LEFT, recording_imshow,
+                            table_model)
 
 tf = import_tensorflow()
 import keras  # noqa: E402  (after the quiet TensorFlow import; Keras 3 on TF >= 2.16, Keras 2 before)
@@ -445,7 +446,8 @@ def test_plot_attention_writes_into_the_output_dir():
     if want.exists():
         want.unlink()
     with recording_imshow() as images:  # every image drawn, to read its shape, axes and colour limits afterwards
-        path = n08.plot_attention([3, 2, 5, 4, 7, 9], [2, 4, 2, 4], align, name)
+        path, left = pyplot_figures_left(lambda: n08.plot_attention([3, 2, 5, 4, 7, 9], [2, 4, 2, 4], align, name))
+    assert not left, f"plot_attention left {left} {PYPLOT_LEFT}"
     try:
         assert str(path) == str(want), f"plot_attention should write output_dir('n08') / filename = {want} and return it, got {path!r}"
         width, height = _png_size(want)

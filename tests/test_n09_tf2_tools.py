@@ -878,7 +878,15 @@ def test_train_with_checkpoints_batches_are_the_pipelines(tmp_path):
 # =========================================================================== the Dataset API, eagerly
 @pytest.mark.covers("normalize")
 def test_normalize():
-    out = n09.normalize(tf.constant(np.array([[0, 51, 255]], np.uint8)))
+    try:
+        out = n09.normalize(tf.constant(np.array([[0, 51, 255]], np.uint8)))
+    except TypeError as exc:  # uint8 / 255.0 without a cast: TensorFlow refuses to mix the dtypes
+        error = str(exc).splitlines()[0][:100]
+    else:
+        error = None
+    if error is not None:  # outside the except block: no chained traceback
+        pytest.fail(f"normalize: the uint8 pixels must become float32 before the division ({error}): "
+                    "tf.cast(image, tf.float32) / 255.0", pytrace=False)
     assert out.dtype == tf.float32, f"normalize: expected float32, got {out.dtype.name}: tf.cast(image, tf.float32) first"
     assert np.allclose(np.asarray(out), [[0.0, 0.2, 1.0]], atol=1e-7), (
         f"normalize: expected [0, 51, 255] / 255 = [0.0, 0.2, 1.0], got {np.asarray(out).tolist()}: divide by 255"
@@ -1083,6 +1091,18 @@ def test_naive_loss_is_nan_eagerly():
     assert np.isnan(eager), (
         f"naive_cross_entropy: run eagerly the naive loss should be NaN here (softmax underflows to 0, log(0) = -inf, 0 * -inf = NaN), got "
         f"{eager}: write -labels * tf.math.log(tf.nn.softmax(logits)), not a stable form"
+    )
+
+
+
+@pytest.mark.covers("naive_cross_entropy")
+def test_naive_cross_entropy_has_its_name_scope():
+    spec = tf.TensorSpec([None, 3], tf.float32)
+    graph = tf.function(n09.naive_cross_entropy).get_concrete_function(spec, spec).graph
+    names = [op.name for op in graph.get_operations() if op.type in ("Softmax", "Log")]
+    assert names and all(name.startswith("cross_entropy/") for name in names), (
+        f"naive_cross_entropy: its ops should live in tf.name_scope('cross_entropy') as the docstring says (the name "
+        f"TensorBoard shows, and what a NaN check reports), got the softmax and log ops {names}"
     )
 
 

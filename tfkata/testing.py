@@ -224,6 +224,25 @@ def recording_imshow():
         yield images
 
 
+def pyplot_figures_left(call):
+    """Run ``call()`` and return how many pyplot figures it left open (they are closed here): the katas draw on
+    ``matplotlib.figure.Figure`` with the Agg canvas, without pyplot. Returns ``(call's result, count)``."""
+    import sys
+
+    before = set(sys.modules["matplotlib.pyplot"].get_fignums()) if "matplotlib.pyplot" in sys.modules else set()
+    result = call()
+    pyplot = sys.modules.get("matplotlib.pyplot")
+    left = sorted(set(pyplot.get_fignums()) - before) if pyplot else []
+    for number in left:
+        pyplot.close(number)
+    return result, len(left)
+
+
+PYPLOT_LEFT = ("pyplot figure(s) open: draw on matplotlib.figure.Figure(...) with FigureCanvasAgg, as the docstring "
+               "says, not plt.figure() (pyplot keeps every figure it made, and on a machine with a display it needs a "
+               "window backend)")
+
+
 @contextlib.contextmanager
 def recording_session_runs(feeds: bool = False):
     """Patch ``tf.compat.v1.Session.run`` to record what every run fetched: ``with recording_session_runs() as
