@@ -3,7 +3,8 @@
 ``bench/right_answers/<round>_<kata>.py`` is a whole kata file a reviewer wrote from the docstrings alone
 (rounds Z2-Z4 of issue 19) and that passed every test then. For each, a scratch copy of this checkout gets the
 reference in every other ``katas/`` file (so twins and prerequisites pass), that file in its own place, and
-the kata's unit tests run (training tests too with ``--training``). A failure is either a right answer the
+the kata's unit tests run (training tests too with ``--training``), after the tests of the katas it waits for
+(its twin, its ``needs``: the reference passes them, so its own equivalence tests run too). A failure is either a right answer the
 tests now refuse (a wrong verdict to fix) or a requirement added since the file was written (then the file
 is updated here and the note says so).
 
@@ -12,6 +13,7 @@ is updated here and the note says so).
 from __future__ import annotations
 
 import argparse
+import re
 import shutil
 import subprocess
 import sys
@@ -37,15 +39,26 @@ def _scratch(parent: Path, n: int) -> Path:
     return copy
 
 
+def _needed(kata: registry.Kata) -> list[registry.Kata]:
+    """The katas whose passing this kata's tests wait for (its twin, its ``needs`` markers), theirs first."""
+    text = (ROOT / "tests" / f"test_{kata.module}.py").read_text(encoding="utf-8")
+    ids = set(re.findall(r'mark\.needs\("(\w+)"\)', text)) | ({kata.twin} if kata.twin else set())
+    out: list[registry.Kata] = []
+    for other in sorted((registry.get(i) for i in ids), key=lambda k: k.id):
+        out += [k for k in _needed(other) + [other] if k not in out]
+    return out
+
+
 def _run(copy: Path, answer: Path, training: bool) -> tuple[str, str, float]:
     kata = registry.get(answer.stem.split("_", 1)[1])
     target = copy / "katas" / f"{kata.module}.py"
     shutil.copy(answer, target)
     started = time.monotonic()
+    files = [f"tests/test_{k.module}.py" for k in _needed(kata) + [kata]]  # the needed ones pass first (the reference)
     try:
         out = subprocess.run(
-            [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-p", "no:xdist", "-q", "--no-header",
-             f"tests/test_{kata.module}.py"] + ([] if training else ["-m", "not training"]),
+            [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-p", "no:xdist", "-q", "--no-header", *files]
+            + ([] if training else ["-m", "not training"]),
             cwd=copy, capture_output=True, text=True, timeout=1800)
         lines = [ln for ln in out.stdout.splitlines() if ln.strip()]
         summary = next((ln for ln in reversed(lines) if " passed" in ln or " failed" in ln), lines[-1] if lines else "")

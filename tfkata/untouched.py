@@ -15,7 +15,14 @@ import inspect
 import zlib
 
 import numpy as np
-import pytest
+
+try:
+    import pytest
+
+    _Failure = pytest.fail.Exception
+except ImportError:  # tests need pytest; outside them (a script importing the loader) a plain AssertionError
+    _Failure = AssertionError
+_NO_TRACEBACK = {"pytrace": False} if _Failure is not AssertionError else {}
 
 _COPY_LIMIT = 64 * 2**20  # bytes: a larger array is compared by checksum (MNIST's training images are 172 MB)
 _DEPTH = 4  # how deep into tuples, lists and dicts
@@ -23,7 +30,7 @@ _DEPTH = 4  # how deep into tuples, lists and dicts
 MARK = "_tfkata_untouched"  # set on the wrapper (stubprobe looks through it)
 
 
-class ChangedInPlace(pytest.fail.Exception):
+class ChangedInPlace(_Failure):
     """A kata function changed an argument in place: a test failure with this message, as ``pytest.fail`` gives
     (not an Exception, so that a test's or a learner's ``except Exception`` around the call cannot turn it into
     another message; a differential check passes it on as it is)."""
@@ -145,7 +152,7 @@ def guarded(function):
             if found:
                 raise ChangedInPlace(f"{function.__name__}: changed its argument {name} in place ({found}). "
                                      f"Leave what you are given as it was (the caller uses it again): "
-                                     f"{_fix(snap[0])}.", pytrace=False)
+                                     f"{_fix(snap[0])}.", **_NO_TRACEBACK)
         return result
 
     setattr(wrapper, MARK, True)
