@@ -260,10 +260,6 @@ def test_sgd_step_is_one_gradient_step():
     optimizer = keras.optimizers.SGD(learning_rate=0.05)
     loss, error = _call(n03.sgd_step, loss_fn, [k, b], optimizer)
     assert error is None, _raised("sgd_step", error)
-    assert len(calls) == 1, (
-        f"sgd_step called loss_fn {len(calls)} times in one step: call it ONCE, inside the tape, and return that "
-        "loss (each call may draw a new batch or dropout mask, and costs a forward pass)"
-    )
     updates = int(optimizer.iterations.numpy())
     assert updates <= 1, (
         f"sgd_step: one call applied the optimizer {updates} times (its iterations count): call "
@@ -300,6 +296,10 @@ def test_sgd_step_is_one_gradient_step():
            f"a numpy {type(loss).__name__} (from .numpy())" if isinstance(loss, (np.ndarray, np.generic)) else
            f"a {type(loss).__name__}")
         + ": no float() or .numpy() (the caller converts it)"
+    )
+    assert len(calls) == 1, (
+        f"sgd_step called loss_fn {len(calls)} times in one step: call it ONCE, inside the tape, and return that "
+        "loss (each call may draw a new batch or dropout mask, and costs a forward pass)"
     )
 
 
