@@ -1283,7 +1283,7 @@ def test_train_loop_on_a_stand_in_model(sess, capsys, monkeypatch):
     for h in history:
         assert set(h) == {"step", "loss", "val_accuracy"}, f"expected the keys step, loss, val_accuracy, got {sorted(h)}"
         assert type(h["step"]) is int and type(h["loss"]) is float and type(h["val_accuracy"]) is float, (
-            f"history entries hold Python int/float (float(...)), got {({k: type(v).__name__ for k, v in h.items()})}"
+            f"train: history entries hold Python int/float (float(...)), got {({k: type(v).__name__ for k, v in h.items()})}"
         )
     per_step = 0.6 * np.arange(1, 21) / 100  # the loss of step k is keep_prob * k / 100
     expected = [per_step[:10].mean(), per_step[10:].mean()]

@@ -277,6 +277,10 @@ def test_train_step_logs_the_loss_it_computed(sess, tmp_path):
             xb, yb = x[step * 32 : (step + 1) * 32], y[step * 32 : (step + 1) * 32]
             expected[step] = sess.run(model["loss"], {model["x"]: xb, model["y"]: yb})  # before the update
             got = k09.train_step(sess, model, train_writer, xb, yb, step)
+            assert type(got) is float, (
+                f"train_step should return the loss as a Python float, got {type(got).__name__}: sess.run gives numpy "
+                "values, return float(loss)"
+            )
             assert np.isclose(got, expected[step], rtol=1e-6), (
                 f"train_step at step {step} returned {got:.6f}, but the loss before the update is {expected[step]:.6f}: "
                 "run merged, loss and train_op in ONE sess.run (a separate run after train_op sees the updated weights)"

@@ -343,7 +343,7 @@ def test_count_parameters():
     assert got == 5 * 4 + 4 + 4 * 3 + 3 + 3 * 2 + 2, (
         f"count_parameters: MLP(5, [4, 3, 2]) has 47 parameters, got {got}: count every entry of each variable: "
         "tf.size(v) or np.prod(v.shape) (a bias [n] has n, a kernel [a, b] has a * b)")
-    assert isinstance(got, int), f"return a Python int, got {type(got).__name__}"
+    assert isinstance(got, int), f"count_parameters: return a Python int, got {type(got).__name__}: int(...)"
 
 
 @pytest.mark.covers("checkpoint_keys")

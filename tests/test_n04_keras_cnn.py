@@ -814,7 +814,7 @@ def test_fit_history():
     )
     for h in history:
         assert set(h) == {"step", "loss", "val_accuracy"}, f"expected the keys step, loss, val_accuracy, got {sorted(h)}"
-        assert all(type(h[k]) in (int, float) for k in h), f"expected Python numbers (float(...)), got {h}"
+        assert all(type(h[k]) in (int, float) for k in h), f"fit: the history should hold Python numbers (float(...)), got {h}"
     accuracy = _accuracy(model, vx, vy)
     assert np.isclose(history[-1]["val_accuracy"], accuracy, atol=1e-6), (
         f"the last val_accuracy should be the accuracy on val_dataset after the last epoch, {accuracy:.4f}, got "

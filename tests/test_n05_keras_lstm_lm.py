@@ -931,7 +931,7 @@ def test_train_history_on_a_tiny_run():
     )
     for key in ("mean_loss", "learning_rate", "minibatch_perplexity", "valid_perplexity"):
         values = history.get(key, [])
-        assert len(values) == 3 and all(type(v) is float for v in values), f"history[{key!r}] should be 3 Python floats, got {values}"
+        assert len(values) == 3 and all(type(v) is float for v in values), f"train: history[{key!r}] should be 3 Python floats (float(...)), got {values}"
     assert history["learning_rate"] == [10.0, 10.0, 10.0], f"the schedule gives 10.0 before step 5000, got {history['learning_rate']}"
     assert sorted(history["samples"]) == [0] and all(len(s) == 5 and all(len(t) == 80 for t in s) for s in history["samples"].values()), (
         "samples every sample_frequency (25) steps, so only at step 0 here: 5 strings of 80 characters"
