@@ -131,9 +131,14 @@ class _WidenReturns(ast.NodeTransformer):
         return node
 
 
+def _after_docstring(node) -> int:
+    """Where a function's body starts after its docstring (0 when it has none)."""
+    first = node.body[0]
+    return 1 if isinstance(first, ast.Expr) and isinstance(getattr(first, "value", None), ast.Constant) else 0
+
+
 def _first_statement(node):
-    body = node.body
-    first = body[1] if isinstance(body[0], ast.Expr) and isinstance(getattr(body[0], "value", None), ast.Constant) else body[0]
+    first = node.body[_after_docstring(node)]
     return min([first.lineno] + [d.lineno for d in getattr(first, "decorator_list", [])])
 
 
@@ -168,32 +173,24 @@ def _rewritten_returns(kata_file: Path, helper_source: str, helper: str, wanted,
     for node in ast.parse(source).body:
         if not isinstance(node, ast.FunctionDef) or node.name.startswith("_") or not wanted(node):
             continue
-        a = node.args
-        names = tuple(x.arg for x in a.posonlyargs + a.args + a.kwonlyargs) if pass_args else ()
-        if pass_args and not names:
+        given = [x.arg for x in node.args.posonlyargs + node.args.args + node.args.kwonlyargs]
+        if pass_args and not given:
             continue
+        # with pass_args, the helper gets the arguments as given (captured first: a parameter the function rebinds
+        # is still the caller's object), at every return and at the end of the body
+        names = ("_sweep_given",) if pass_args else ()
         copy = ast.parse(ast.get_source_segment(source, node)).body[0]
         rewrite = _WidenReturns(helper, names)
         copy = rewrite.visit(copy)
-        if pass_args:  # the arguments as given (a parameter the function rebinds is spoilt as the caller's object)
-            names = ("_sweep_given",)
-            rewrite = _WidenReturns(helper, names)
-            copy = ast.parse(ast.get_source_segment(source, node)).body[0]
-            copy = rewrite.visit(copy)
-            a = node.args
-            given = [x.arg for x in a.posonlyargs + a.args + a.kwonlyargs]
-            capture = ast.parse(f"_sweep_given = ({', '.join(given)},)").body[0]
-            at = 1 if isinstance(copy.body[0], ast.Expr) and isinstance(getattr(copy.body[0], "value", None), ast.Constant) else 0
-            copy.body.insert(at, capture)
-        if pass_args:  # the end of the body returns None: spoil there too
+        if pass_args:
+            copy.body.insert(_after_docstring(copy), ast.parse(f"_sweep_given = ({', '.join(given)},)").body[0])
             rewrite.count += 1
             copy.body.append(ast.Expr(ast.Call(func=ast.Name(helper, ast.Load()),
-                                               args=[ast.Constant(None)] + [ast.Name(n, ast.Load()) for n in names],
+                                               args=[ast.Constant(None), ast.Name(names[0], ast.Load())],
                                                keywords=[])))
         if not rewrite.count:
             continue
-        first = 1 if isinstance(copy.body[0], ast.Expr) and isinstance(getattr(copy.body[0], "value", None), ast.Constant) else 0
-        copy.body.insert(first, helper_def)
+        copy.body.insert(_after_docstring(copy), helper_def)
         copy.decorator_list = []  # the runner keeps the original decorators
         out.append({"id": f"{prefix}-{node.name}".replace("_", "-"), "function": node.name,
                     "what": f"{node.name} {what}", "code": ast.unparse(copy) + "\n"})

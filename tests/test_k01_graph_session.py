@@ -9,7 +9,6 @@ every run over all test files) would add nothing a learner reads.
 import numpy as np
 import pytest
 import tensorflow as tf
-from tensorflow.python.client import session as tf_session  # BaseSession, to watch evaluate's sessions
 
 from tfkata import load_kata
 from tfkata.differential import Case, compare, graph_outputs, reference, to_numpy
@@ -98,18 +97,10 @@ def test_evaluate_returns_numpy_values():
 
 
 @pytest.mark.covers("evaluate")
-def test_evaluate_closes_its_session(monkeypatch):
-    opened = []
-    real_init = tf_session.BaseSession.__init__
-
-    def recording_init(self, *args, **kwargs):
-        opened.append(self)
-        real_init(self, *args, **kwargs)
-
-    monkeypatch.setattr(tf_session.BaseSession, "__init__", recording_init)
+def test_evaluate_closes_its_session():
     x = tf.constant(1.0)
-    assert k01.evaluate(x) == 1.0, "evaluate(x) with x = 1.0 should give 1.0"
-    monkeypatch.undo()
+    with recording_sessions() as opened:
+        assert k01.evaluate(x) == 1.0, "evaluate(x) with x = 1.0 should give 1.0"
     assert opened, "evaluate must open a tf.compat.v1.Session itself (it opened none)"
     left_open = []
     for s in opened:

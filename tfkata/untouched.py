@@ -84,38 +84,39 @@ def _at(index) -> str:
     return "[" + ", ".join(str(int(i)) for i in index) + "]"
 
 
-def difference(snap, value, where: str) -> str | None:
-    """How ``value`` differs from its snapshot, in words naming ``where`` (e.g. ``x[0][2, 1]``), or None."""
+def difference(snap, value, where: str) -> tuple[str, str] | None:
+    """How ``value`` differs from its snapshot, in words naming ``where`` (e.g. ``x[0][2, 1]``), with the kind of
+    what changed ("array", "list", ...: the fix depends on it); None when nothing did."""
     if snap is None:
         return None
-    kind, shape, kept = snap
+    kind, held, kept = snap  # held: an array's shape, a list's or dict's items; kept: the copy or the inner snapshots
     if kind in ("array", "checksum"):
-        if value.shape != shape:
-            return f"{where} had shape {list(shape)}, now {list(value.shape)}"
+        if value.shape != held:
+            return f"{where} had shape {list(held)}, now {list(value.shape)}", "array"
         if kind == "checksum":
             if zlib.crc32(np.ascontiguousarray(value).view(np.uint8)) != kept:
-                return f"{where} (shape {list(shape)}) has other values after the call"
+                return f"{where} (shape {list(held)}) has other values after the call", "array"
             return None
         if value.dtype != kept.dtype:
-            return f"{where} had dtype {kept.dtype}, now {value.dtype}"
+            return f"{where} had dtype {kept.dtype}, now {value.dtype}", "array"
         changed = ~((value == kept) | ((value != value) & (kept != kept)))  # NaN stays NaN
         if changed.any():
             first = tuple(np.argwhere(changed)[0]) if changed.ndim else ()
             return (f"{where}{_at(first) if first else ''} was {_plain(kept[first])}, now {_plain(value[first])} "
-                    f"({int(changed.sum())} of {changed.size} elements changed)")
+                    f"({int(changed.sum())} of {changed.size} elements changed)"), "array"
         return None
     if kind == "list":
-        if len(value) != len(shape):
-            return f"the list {where} had {len(shape)} items, now {len(value)}"
-        for i, (old, new) in enumerate(zip(shape, value)):
+        if len(value) != len(held):
+            return f"the list {where} had {len(held)} items, now {len(value)}", "list"
+        for i, (old, new) in enumerate(zip(held, value)):
             if old is not new and not _same(old, new):
-                return f"{where}[{i}] was {_plain(old)}, now {_plain(new)} (the list was reordered or written to)"
+                return f"{where}[{i}] was {_plain(old)}, now {_plain(new)} (the list was reordered or written to)", "list"
     if kind == "dict":
-        if list(value) != list(shape):
-            return f"the dict {where} had the keys {list(shape)}, now {list(value)}"
-        for k, old in shape.items():
+        if list(value) != list(held):
+            return f"the dict {where} had the keys {list(held)}, now {list(value)}", "dict"
+        for k, old in held.items():
             if old is not value[k] and not _same(old, value[k]):
-                return f"{where}[{k!r}] was {_plain(old)}, now {_plain(value[k])}"
+                return f"{where}[{k!r}] was {_plain(old)}, now {_plain(value[k])}", "dict"
     items = kept.items() if kind == "dict" else enumerate(kept)
     for k, inner in items:
         found = difference(inner, value[k], f"{where}[{k!r}]")
@@ -127,6 +128,8 @@ def difference(snap, value, where: str) -> str | None:
 def _fix(kind: str) -> str:
     if kind == "list":
         return "build a new list (sorted(xs), not xs.sort(); xs + [x], not xs.append(x)) or copy it first (list(xs))"
+    if kind == "dict":
+        return "build a new dict ({**d, key: value}) or copy it first (dict(d))"
     return ("build a new array (x = x - m, not x -= m; x[np.random.permutation(len(x))], not np.random.shuffle(x)) "
             "or copy it first (x = x.copy())")
 
@@ -150,9 +153,10 @@ def guarded(function):
         for name, snap in watched.items():
             found = difference(snap, bound.arguments[name], name)
             if found:
-                raise ChangedInPlace(f"{function.__name__}: changed its argument {name} in place ({found}). "
+                what, kind = found
+                raise ChangedInPlace(f"{function.__name__}: changed its argument {name} in place ({what}). "
                                      f"Leave what you are given as it was (the caller uses it again): "
-                                     f"{_fix(snap[0])}.", **_NO_TRACEBACK)
+                                     f"{_fix(kind)}.", **_NO_TRACEBACK)
         return result
 
     setattr(wrapper, MARK, True)
