@@ -57,11 +57,17 @@ def test_define_add_runs_to_five(sess):
 @pytest.mark.covers("define_add")
 def test_define_add_computes_nothing():
     with recording_session_runs() as runs, recording_sessions() as opened:
-        k01.define_add()
+        got = k01.define_add()
     assert not runs and not opened, (
         f"define_add: it should only DEFINE c = a + b, without computing it: it opened {len(opened)} session(s) and "
         f"called Session.run {len(runs)} time(s). Return a, b, c as symbolic tensors; computing (and printing) c "
         "is the caller's job, with a session (evaluate)"
+    )
+    # Computing nothing earns its point only with something defined: a, b, c, three tensors.
+    parts = got if isinstance(got, (tuple, list)) else ()
+    assert len(parts) == 3 and all(isinstance(t, tf.Tensor) for t in parts), (
+        f"define_add: should return the three symbolic tensors (a, b, c), got {type(got).__name__}"
+        + (f" of {len(parts)}" if isinstance(got, (tuple, list)) else "") + ": return a, b, c"
     )
 
 

@@ -41,8 +41,12 @@ def likely(t: TestResult) -> list[Mistake]:
 
 def most_matched(results, n: int = 8) -> list[tuple[Mistake, int]]:
     """Over a class (tfkata.grading.grader.Graded each), the catalogued mistakes seen by the most
-    students, each student counted once per mistake."""
+    students, each student counted once per mistake.
+
+    Among mistakes seen by as many students, those a student's failures matched alone come first: a
+    submission whose failures match many entries (an empty or odd one) is weaker evidence for each."""
     seen: collections.Counter = collections.Counter()
+    weight: collections.Counter = collections.Counter()
     by_key = {}
     for g in results:
         keys = set()
@@ -51,4 +55,6 @@ def most_matched(results, n: int = 8) -> list[tuple[Mistake, int]]:
                 keys.add(m.key)
                 by_key[m.key] = m
         seen.update(keys)
-    return [(by_key[k], c) for k, c in seen.most_common(n)]
+        weight.update({k: 1 / len(keys) for k in keys})
+    ranked = sorted(seen, key=lambda k: (-seen[k], -weight[k], k))
+    return [(by_key[k], seen[k]) for k in ranked[:n]]
