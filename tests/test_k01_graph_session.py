@@ -93,13 +93,19 @@ def test_evaluate_runs_and_keeps_structure():
 @pytest.mark.covers("evaluate")
 def test_evaluate_returns_numpy_values():
     x = tf.constant([1.0, 2.0, 3.0])
-    got = k01.evaluate([x, x[0]])
-    kinds = [type(v).__name__ for v in got] if isinstance(got, list) else type(got).__name__
-    assert isinstance(got, list) and isinstance(got[0], np.ndarray) and isinstance(got[1], np.float32), (
-        f"evaluate([x, x[0]]) with x = [1.0, 2.0, 3.0] should give what Session.run gives, a float32 ndarray and a "
-        f"numpy float32 in a list, got {kinds}: return sess.run(fetches) as it is (no .tolist(), float() or "
-        "conversion to Python values)"
-    )
+
+    def kinds(v):  # the structure, with each value's type in place of the value
+        return [kinds(i) for i in v] if isinstance(v, (list, tuple)) else type(v).__name__
+
+    # a nested list too: what Session.run gives is numpy values at every depth
+    for shown, fetches, want in (("[x, x[0]]", [x, x[0]], ["ndarray", "float32"]),
+                                 ("[x[1], [x[0], x[2] * 2]]", [x[1], [x[0], x[2] * 2.0]], ["float32", ["float32", "float32"]])):
+        got = k01.evaluate(fetches)
+        assert kinds(got) == want, (
+            f"evaluate({shown}) with x = [1.0, 2.0, 3.0] should give what Session.run gives, {want} (float32 ndarrays and numpy float32s, "
+            f"nested lists too), got {kinds(got)}: return sess.run(fetches) as it is (no .tolist(), float() or "
+            "conversion to Python values)"
+        )
 
 
 @pytest.mark.covers("evaluate")

@@ -208,6 +208,7 @@ def test_initialize_every_listed_variable(sess):
 
 
 @pytest.mark.covers("initialize", "make_variables")
+@pytest.mark.restraint
 def test_initialize_an_empty_list_initialises_nothing(sess):
     v, w = k02.make_variables()
     k02.initialize(sess, [])

@@ -518,6 +518,7 @@ def test_train_linear_regression_closes_its_session():
 
 
 @pytest.mark.covers("train_linear_regression")
+@pytest.mark.restraint
 def test_train_linear_regression_builds_the_graph_once():
     from collections import Counter
 

@@ -1005,7 +1005,7 @@ def test_generate_feeds_back_each_sample_and_resets():
     )
 
 
-@pytest.mark.covers("generate", "sample", "random_distribution", "characters")
+@pytest.mark.covers("generate", "sample", "characters")
 def test_generate_samples_the_first_character(monkeypatch):
     # random_distribution is swapped for a fixed 0.6 / 0.4 row over 'c' and 'i': the first characters must be
     # DRAWN from it (both letters appear), and the model is fed one-hot characters, never a probability row.

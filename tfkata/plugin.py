@@ -40,6 +40,9 @@ MARKERS = {
     "differential": "compares the covered function with the reference on generated inputs (tfkata.differential)",
     "training": "a training run: waits until the unit tests of the functions it covers pass",
     "needs(kata_id)": "uses another kata's functions (k08 uses k07, nNN its kNN): waits until that kata passes",
+    "restraint": "checks what a function must leave undone (no session run, nothing printed, an empty list "
+                 "initialising nothing), which an empty body meets too: runs after the function's other unit tests "
+                 "and waits while one of them fails, so doing nothing earns nothing (bench/hollow.py)",
 }
 
 
@@ -172,10 +175,33 @@ def pytest_collection_modifyitems(config, items):
         # ones started last would leave one worker running alone at the end
         slow = {i.path for i in items if i.get_closest_marker("training") is not None}
         items.sort(key=lambda i: i.path not in slow)  # stable: each file's own order stays
+    items[:] = _restraints_last(items)
     first = config.getoption("first_tests_of")
     if first:
         ahead = _concept_tests_of([f.strip() for f in first.split(",") if f.strip()], items)
         items[:] = ahead + [i for i in items if i not in ahead]
+
+
+def _restraints_last(items: list) -> list:
+    """Each ``restraint`` test moved right after the last other unit test of its file that covers one of its
+    functions (it waits on their verdicts, see _waiting_reason); every other test keeps its place."""
+    def plain_unit(i):
+        return all(i.get_closest_marker(m) is None for m in ("restraint", "training", "differential"))
+
+    moved = {}
+    for r in (i for i in items if i.get_closest_marker("restraint") is not None):
+        names = set(covers_of(r))
+        after = [i for i in items if i.path == r.path and plain_unit(i) and names & set(covers_of(i))]
+        if after and items.index(after[-1]) > items.index(r):
+            moved[r] = after[-1]
+    if not moved:
+        return items
+    out = []
+    for i in items:
+        if i not in moved:
+            out.append(i)
+            out += [r for r, anchor in moved.items() if anchor is i]
+    return out
 
 
 def _concept_tests_of(functions: list[str], items: list) -> list:
@@ -238,6 +264,13 @@ def _waiting_reason(item) -> str | None:
                     todo = f"{need} changed since its last complete run passed: run it again (kata run {need})"
             if not done:
                 return f"{kata.id} uses your {need}: {todo}; this test runs once {need}'s tests pass"
+    if item.get_closest_marker("restraint") is not None:
+        blockers = [t for t in recorder.unit_problems(kata.id, covers_of(item)) if t.status in ("fail", "error")]
+        if blockers:
+            funcs = list(dict.fromkeys(f for t in blockers for f in t.covers if f in covers_of(item)))
+            return (f"checks what {' and '.join(funcs)} must NOT do, which an empty function does not do either: "
+                    f"it counts once {'their' if len(funcs) > 1 else 'its'} other tests pass "
+                    f"({len(blockers)} still fail{'s' if len(blockers) == 1 else ''}: {blockers[0].name})")
     if item.get_closest_marker("training") is not None:
         blockers = recorder.unit_problems(kata.id, covers_of(item))
         if blockers:

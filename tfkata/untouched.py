@@ -19,10 +19,10 @@ import numpy as np
 try:
     import pytest
 
-    _Failure = pytest.fail.Exception
+    Failure = pytest.fail.Exception
 except ImportError:  # tests need pytest; outside them (a script importing the loader) a plain AssertionError
-    _Failure = AssertionError
-_NO_TRACEBACK = {"pytrace": False} if _Failure is not AssertionError else {}
+    Failure = AssertionError
+NO_TRACEBACK = {"pytrace": False} if Failure is not AssertionError else {}
 
 _COPY_LIMIT = 64 * 2**20  # bytes: a larger array is compared by checksum (MNIST's training images are 172 MB)
 _DEPTH = 4  # how deep into tuples, lists and dicts
@@ -30,7 +30,7 @@ _DEPTH = 4  # how deep into tuples, lists and dicts
 MARK = "_tfkata_untouched"  # set on the wrapper (stubprobe looks through it)
 
 
-class ChangedInPlace(_Failure):
+class ChangedInPlace(Failure):
     """A kata function changed an argument in place: a test failure with this message, as ``pytest.fail`` gives
     (not an Exception, so that a test's or a learner's ``except Exception`` around the call cannot turn it into
     another message; a differential check passes it on as it is)."""
@@ -134,8 +134,9 @@ def _fix(kind: str) -> str:
             "or copy it first (x = x.copy())")
 
 
-def guarded(function):
-    """``function`` that fails, after it returned, when it changed an array or list it was given."""
+def guarded(function, after=None):
+    """``function`` that fails, after it returned, when it changed an array or list it was given; ``after``
+    (name, result), when given, then looks at what it returned (:func:`tfkata.rigged.check`)."""
     try:
         signature = inspect.signature(function)
     except (TypeError, ValueError):
@@ -156,7 +157,9 @@ def guarded(function):
                 what, kind = found
                 raise ChangedInPlace(f"{function.__name__}: changed its argument {name} in place ({what}). "
                                      f"Leave what you are given as it was (the caller uses it again): "
-                                     f"{_fix(kind)}.", **_NO_TRACEBACK)
+                                     f"{_fix(kind)}.", **NO_TRACEBACK)
+        if after is not None:
+            after(function.__name__, result)
         return result
 
     setattr(wrapper, MARK, True)

@@ -47,7 +47,7 @@ def test_every_entry_is_tested():
         "graph-finalized", "variable-in-tf-function", "inaccessible-tensor", "autograph-dtype",
         "keras-state-in-call", "gradients-in-eager", "batch-sizes-differ", "unknown-rank", "reset-default-graph", "sequence-length-batch",
         "loop-shape-changes", "tensor-as-static-dim", "history-without-validation", "local-before-assignment",
-        "input-signature", "unpack-count", "static-size-none",
+        "input-signature", "unpack-count", "static-size-none", "tf1-name",
     }
     assert {e.key for e in TABLE} == tested
 
@@ -103,6 +103,23 @@ def test_wrong_feed_shape():
 
 def test_numpy_in_graph_mode():
     check(lambda: (tf.constant(1.0) * 2).numpy(), "numpy-in-graph", "sess.run(tensor)")
+
+
+@pytest.mark.parametrize("build, dotted", [
+    (lambda: tf.Session, "Session"), (lambda: tf.placeholder, "placeholder"),
+    (lambda: tf.train.AdamOptimizer, "train.AdamOptimizer"), (lambda: tf.nn.rnn_cell, "nn.rnn_cell"),
+])
+def test_a_tensorflow_1_name(build, dotted):
+    check(build, "tf1-name", f"tf.{dotted} is TensorFlow 1's name", f"write tf.compat.v1.{dotted}")
+    now = diagnose(raised(build), track="now")
+    assert now.key == "tf1-name" and "the TF 2 way" in now.line and "write tf.compat" not in now.line, now.line
+
+
+def test_tf_contrib_and_names_in_no_tensorflow():
+    check(lambda: tf.contrib, "tf1-name", "tf.contrib was removed")
+    for build in (lambda: tf.no_such_name, lambda: tf.compat.v1.no_such_name, lambda: tf.train.NoSuchOptimizer):
+        d = diagnose(raised(build))
+        assert d is None or d.key != "tf1-name", d
 
 
 def test_tensor_from_another_graph():

@@ -334,3 +334,49 @@ def test_find_todo_follows_chained_exceptions(tmp_path):
     assert found == Todo("k02", "make_variables", "katas/k02_variables_scopes.py", 2)
     assert find_todo(NotImplementedError("not from a kata"), target) is None
     assert find_todo(ValueError("x"), target) is None
+
+
+RESTRAINT_TESTS = '''
+import pytest
+from tfkata import load_kata
+
+k = load_kata("k02")
+
+
+@pytest.mark.covers("make_variables")
+@pytest.mark.restraint
+def test_prints_nothing(capsys):
+    k.make_variables()
+    assert capsys.readouterr().out == "", "make_variables: prints"
+
+
+@pytest.mark.covers("make_variables")
+def test_makes_two():
+    assert k.make_variables() == (1, 2), "make_variables: should give (1, 2)"
+
+
+@pytest.mark.covers("other")
+def test_other():
+    assert k.other() == 0
+'''
+
+
+@pytest.mark.parametrize("body, expected", [
+    ("def make_variables():\n    return None\n\n\ndef other():\n    return 0\n", "waiting"),  # does nothing
+    ("def make_variables():\n    print('x')\n    return (1, 2)\n\n\ndef other():\n    return 0\n", "fail"),
+    ("def make_variables():\n    return (1, 2)\n\n\ndef other():\n    return 0\n", "pass"),
+])
+def test_a_restraint_test_runs_after_its_functions_tests_and_pays_nothing_for_an_empty_body(mini, body, expected):
+    """A test of what a function must NOT do (bench/hollow.py found such tests passing for an empty body) runs
+    after the function's other unit tests, whatever its place in the file, and waits while one of them fails."""
+    (mini.path / "katas" / "k02_variables_scopes.py").write_text(body)
+    (mini.path / "tests" / "test_k02_variables_scopes.py").write_text(RESTRAINT_TESTS)
+    _, run_ = run(mini, "tests/test_k02_variables_scopes.py")
+    names = [t.name for t in run_.tests]
+    assert names.index("test_prints_nothing") == names.index("test_makes_two") + 1, names
+    got = by_name(run_)["test_prints_nothing"]
+    assert got.status == expected, (got.status, got.message)
+    if expected == "waiting":
+        assert got.message.startswith("checks what make_variables must NOT do") and "test_makes_two" in got.message, \
+            got.message
+        assert got.points_earned == 0

@@ -44,6 +44,49 @@ def _last(name: str) -> str:
     return name.rsplit("/", 1)[-1]
 
 
+# --------------------------------------------------------------------------- TensorFlow 1 names
+def _tf1_dotted(m: re.Match) -> str | None:
+    """'Session', 'train.AdamOptimizer', 'contrib': the TF 1 name a learner wrote after ``tf.``, or None when the
+    module is tf.compat itself (a name that is in no TensorFlow)."""
+    path = (m.group("path") or "").lstrip(".")
+    if path.startswith("compat"):
+        return None
+    return ".".join(p for p in (path, m.group("a")) if p)
+
+
+def _in_compat_v1(dotted: str) -> bool:
+    from tfkata.tfsetup import import_tensorflow
+
+    obj = import_tensorflow().compat.v1
+    for part in dotted.split("."):
+        obj = getattr(obj, part, None)
+        if obj is None:
+            return False
+    return True
+
+
+def _tf1_name(m: re.Match, exc: BaseException) -> str | None:
+    dotted = _tf1_dotted(m)
+    if dotted is None:
+        return None
+    if dotted.split(".")[0] == "contrib":
+        return ("tf.contrib was removed in TensorFlow 2 and has no tf.compat.v1 twin: use what the function's "
+                "docstring names instead (kata hint shows it)")
+    if not _in_compat_v1(dotted):
+        return None
+    return (f"tf.{dotted} is TensorFlow 1's name, gone from TensorFlow 2, which keeps it as tf.compat.v1.{dotted}: "
+            f"write tf.compat.v1.{dotted} (the 2018 slides wrote tf.{dotted})")
+
+
+def _tf1_name_now(m: re.Match, exc: BaseException) -> str | None:
+    dotted = _tf1_dotted(m)
+    if dotted is None or (dotted.split(".")[0] != "contrib" and not _in_compat_v1(dotted)):
+        return None
+    return (f"tf.{dotted} is TensorFlow 1, gone from TensorFlow 2 (tf.compat.v1 keeps most of it for old code): this "
+            "kata is written the TF 2 way, as its docstring says (placeholders become arguments, sessions eager "
+            "calls, tf.train optimizers tf.keras.optimizers)")
+
+
 # --------------------------------------------------------------------------- Keras cells
 _V1_CELL = {"LSTMCell": "LSTMCell (or BasicLSTMCell)", "GRUCell": "GRUCell", "SimpleRNNCell": "BasicRNNCell",
             "StackedRNNCells": "MultiRNNCell"}
@@ -315,6 +358,9 @@ TABLE: tuple[Entry, ...] = (
            r"'(?:Symbolic)?Tensor' object has no attribute '(?P<a>numpy)'",
            lambda m, e: ("tensor.numpy() works only eagerly, and this code builds a graph (a symbolic tf.Tensor has "
                          "no value yet): return the tensor, or get its value with sess.run(tensor)")),
+    _entry("tf1-name", ["AttributeError"],
+           r"module 'tensorflow(?:\._api\.v\d)?(?P<path>(?:\.\w+)*)' has no attribute '(?P<a>\w+)'",
+           _tf1_name),
     _entry("other-graph", ["ValueError", "TypeError"],
            r"must be from the same graph as|is not an element of this graph",
            lambda m, e: _other_graph(e)),
@@ -559,6 +605,7 @@ NOW_LINES: dict[str, Callable[[re.Match, BaseException], str]] = {
         "tensor condition (AutoGraph turns it into tf.cond / tf.while_loop), use tf.logical_and for `and`, "
         "or tf.where for element-wise choices"),
     "feed-a-tensor": lambda m, e: "feed_dict is TF 1: in TF 2 pass tensors to the function as arguments",
+    "tf1-name": _tf1_name_now,
     "graph-finalized": lambda m, e: (
         "an op was added to a finalized graph: TF 2 code runs eagerly or inside a tf.function; do not build "
         "tf.compat.v1 graphs here"),
