@@ -68,7 +68,9 @@ def mlp(x, layer_sizes):
     initializer) and ``b`` = get_variable("b", [out]) initialised to zeros, so the variables are
     ``layer1/W``, ``layer1/b``, ``layer2/W``, ... ``h = relu(h @ W + b)`` for every layer but the
     last, which stays linear. Returns the output [B, layer_sizes[-1]]. Called again inside an outer
-    ``variable_scope(..., reuse=True)`` it must reuse the same variables.
+    ``variable_scope(..., reuse=True)`` it must reuse the same variables. The caller decides about
+    sharing: the layer scopes set no reuse of their own, so a second call without reuse raises
+    ``ValueError`` (the variables already exist), as two networks in one scope should.
     """
     raise NotImplementedError("k02: mlp")
 

@@ -480,6 +480,22 @@ def test_mlp_reuse_and_values(sess):
 
 
 @pytest.mark.covers("mlp")
+def test_mlp_twice_without_reuse_raises():
+    x = tf.compat.v1.placeholder(tf.float32, [None, 3])
+    k02.mlp(x, [4, 2])
+    try:
+        k02.mlp(x, [4, 2])
+    except ValueError as exc:
+        assert "already exists" in str(exc), f"mlp: the second call raised ValueError, but not 'already exists': {exc}"
+        return
+    shared = len(tf.compat.v1.global_variables()) == 4
+    pytest.fail(f"mlp called twice in one scope without reuse must raise ValueError (layer1/W already exists); it "
+                f"{'silently shared the first call' if shared else 'made new'} variables: the caller decides about "
+                "sharing (an outer variable_scope(..., reuse=True)), so open the layer scopes with no reuse of their "
+                "own (no AUTO_REUSE)", pytrace=False)
+
+
+@pytest.mark.covers("mlp")
 def test_mlp_relu_on_every_hidden_layer(sess):
     sizes = (5, 6, 2)  # two hidden layers: both need the ReLU, only the last layer stays linear
     x = tf.compat.v1.placeholder(tf.float32, [None, 3])

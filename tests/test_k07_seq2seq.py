@@ -568,6 +568,7 @@ def _creates_no_variables(function, call):
 
 
 @pytest.mark.covers("training_decoder")
+@pytest.mark.restraint
 def test_training_decoder_uses_the_parts_it_is_given():
     dec_in = np.array([[0, 4, 2], [0, 6, 0]], np.int32)
     _creates_no_variables("training_decoder", lambda parts, state: k07.training_decoder(
@@ -575,6 +576,7 @@ def test_training_decoder_uses_the_parts_it_is_given():
 
 
 @pytest.mark.covers("greedy_decoder")
+@pytest.mark.restraint
 def test_greedy_decoder_uses_the_parts_it_is_given():
     _creates_no_variables("greedy_decoder", lambda parts, state: k07.greedy_decoder(parts, state, 2, max_steps=3))
 

@@ -99,6 +99,7 @@ def test_graph_of_returns_the_traced_graph():
 
 
 @pytest.mark.covers("graph_of")
+@pytest.mark.restraint
 def test_graph_of_runs_nothing():
     runs = tf.Variable(0)
 

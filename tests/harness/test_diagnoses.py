@@ -47,7 +47,7 @@ def test_every_entry_is_tested():
         "graph-finalized", "variable-in-tf-function", "inaccessible-tensor", "autograph-dtype",
         "keras-state-in-call", "gradients-in-eager", "batch-sizes-differ", "unknown-rank", "reset-default-graph", "sequence-length-batch",
         "loop-shape-changes", "tensor-as-static-dim", "history-without-validation", "local-before-assignment",
-        "input-signature", "unpack-count", "static-size-none", "tf1-name",
+        "input-signature", "unpack-count", "static-size-none", "tf1-name", "variable-shape-differs",
     }
     assert {e.key for e in TABLE} == tested
 
@@ -198,6 +198,16 @@ def test_variable_already_exists():
         v1.get_variable("w", [1])
 
     check(build, "variable-exists", "'w'", "reuse=True", "AUTO_REUSE")
+
+
+def test_variable_asked_for_again_with_another_shape():
+    def build():
+        with v1.variable_scope("layer1"):
+            v1.get_variable("W", [5, 8])
+        with v1.variable_scope("layer1", reuse=v1.AUTO_REUSE):
+            v1.get_variable("W", [8, 8])
+
+    check(build, "variable-shape-differs", "'layer1/W'", "(5, 8)", "(8, 8)", "each layer its own scope")
 
 
 def test_variable_does_not_exist():

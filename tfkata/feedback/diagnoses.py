@@ -382,6 +382,12 @@ TABLE: tuple[Entry, ...] = (
            lambda m, e: (f"variable '{m.group('v')}' already exists in this graph: to share it, open its scope with "
                          "reuse=True (or reuse=tf.compat.v1.AUTO_REUSE); to make a second one, use another name or "
                          "scope; made twice by mistake (a loop whose index does not move?), fix that")),
+    _entry("variable-shape-differs", ["ValueError"],
+           r"Trying to share variable (?P<v>\S+), but specified shape (?P<a>\(.*?\)) and found shape (?P<b>\(.*?\))",
+           lambda m, e: (f"variable '{m.group('v')}' exists with shape {m.group('b')} and is asked for again with shape "
+                         f"{m.group('a')}: one scope opened for two different layers (each layer its own scope, "
+                         "built once: a loop whose counter does not move?), or reuse picked it up where a new "
+                         "variable was meant")),
     _entry("variable-missing", ["ValueError"],
            r"Variable (?P<v>\S+) does not exist, or was not created with tf\.get_variable\(\)",
            lambda m, e: (f"variable '{m.group('v')}' does not exist, but its scope has reuse=True: create it first "
