@@ -164,6 +164,15 @@ def test_mlp_layers_and_variable_names():
         f"MLP(5, [4, 3, 2]): the kernels should chain [5, 4], [4, 3], [3, 2], got {shapes}: each layer's input "
         "size is the previous layer's output size (in_features only for the first)"
     )
+    # sizes that repeat: still one Linear, with variables of its own, per entry of layer_sizes
+    repeated = n02.MLP(4, [4, 4, 2])
+    layers = _layers(repeated)
+    want = sorted(f"mlp/layer{i}/{v}:0" for i in (1, 2, 3) for v in ("w", "b"))
+    assert len(layers) == 3 and len({id(x) for x in layers}) == 3 and _names(repeated) == want, (
+        f"MLP(4, [4, 4, 2]) should hold three different Linear layers, one per entry of layer_sizes, with the "
+        f"variables {want}; it holds {len({id(x) for x in layers})} different ones in {len(layers)} places and the "
+        f"variables {_names(repeated)}: make a new Linear for every size, even a repeated one (no cache keyed by shape)"
+    )
 
 
 @pytest.mark.covers("MLP", "Linear")
@@ -195,6 +204,9 @@ def test_mlp_output_matches_numpy():
 @pytest.mark.covers("Dense")
 def test_dense_builds_on_first_call_and_reuses():
     layer = n02.Dense(3)
+    assert not layer.weights, (
+        f"Dense.__init__ should create no weights yet (it does not know the input's width): Dense(3) owns "
+        f"{[tuple(w.shape) for w in layer.weights]} before its first call; create them in build(input_shape)")
     x = tf.constant(X)
     try:
         first = np.asarray(layer(x))
@@ -220,6 +232,22 @@ def test_dense_builds_on_first_call_and_reuses():
     assert np.array_equal(first, second), "calling the same layer twice must give the same output (same weights)"
     other = n02.Dense(3)
     assert not np.array_equal(np.asarray(other(x)), first), "a new Dense object must get weights of its own"
+
+
+@pytest.mark.covers("Dense")
+def test_dense_kernel_follows_the_input_width():
+    for width in (3, 7):  # not the 5 of the other tests: a width written into build shows
+        layer = n02.Dense(2)
+        x = tf.constant(np.random.RandomState(width).standard_normal((2, width)).astype(np.float32))
+        try:
+            out = np.asarray(layer(x))
+        except Exception:  # noqa: BLE001 - a kernel of the wrong width fails in the matmul; its shape says why
+            out = None
+        kernel = getattr(layer, "kernel", None)
+        shape = [int(d) for d in kernel.shape] if kernel is not None else None
+        assert shape == [width, 2] and out is not None and out.shape == (2, 2), (
+            f"Dense.build: on x of shape [2, {width}] the kernel must be [input_shape[-1], units] = [{width}, 2], "
+            f"got {shape}: read the input's width from input_shape[-1] (not a number written into build)")
 
 
 @pytest.mark.covers("Dense")

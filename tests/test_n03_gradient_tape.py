@@ -313,6 +313,7 @@ def test_sgd_step_trains_only_the_variables_given():
 
 
 @pytest.mark.covers("train_linear_regression")
+@pytest.mark.restraint
 def test_train_linear_regression_makes_one_model_and_optimizer(monkeypatch):
     made = {"SGD": [], "LinearModel": []}  # every one constructed during the run (kept alive: none counted twice)
 
