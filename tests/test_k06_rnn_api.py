@@ -302,7 +302,15 @@ def test_top_output_reads_h_from_any_state(sess):
          "a stack may have more than two layers: the top layer is the LAST entry, state[-1], not state[1]"),
     ]
     for what, state, expected, fix in cases:
-        top = k06.top_output(tf.nest.map_structure(tf.constant, state))
+        try:
+            top = k06.top_output(tf.nest.map_structure(tf.constant, state))
+        except AttributeError as exc:  # .h or .c asked of a plain tensor: which state it was says why
+            top, error = None, f"{exc}".splitlines()[0]
+        else:
+            error = None
+        if error is not None:  # outside the except block: no chained traceback
+            pytest.fail(f"top_output({what}) raised AttributeError ({error}): only an LSTMStateTuple has .h; a GRU or "
+                        f"RNN layer's state is a plain tensor, its output: {fix}", pytrace=False)
         assert isinstance(top, tf.Tensor), (
             f"top_output({what}) should return one [B, H] tensor, got {type(top).__name__}: {fix}"
         )

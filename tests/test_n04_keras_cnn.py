@@ -737,6 +737,7 @@ def test_train_history(capsys):
 
 
 @pytest.mark.covers("train")
+@pytest.mark.restraint
 def test_train_builds_the_step_once():
     train_ds, val_ds, _ = _tiny_datasets()
     model = _tiny_model()

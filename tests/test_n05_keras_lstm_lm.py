@@ -204,6 +204,7 @@ def _python_events(fn, *args):
 
 
 @pytest.mark.covers("text_to_ids")
+@pytest.mark.restraint
 def test_text_to_ids_is_vectorised():
     text = corpora.offline_corpus()[:2000]
     events = _python_events(n05.text_to_ids, text)
@@ -815,7 +816,7 @@ def test_sample_text_carries_the_state():
 
 
 # --------------------------------------------------------------------------- the training loop, tiny
-@pytest.mark.covers("sample_text", "make_forward")
+@pytest.mark.covers("sample_text")  # one character: forward is never called
 def test_sample_text_first_character_from_all_27():
     forward = n05.make_forward(n05.build_model(num_nodes=8), 8)
     firsts = {n05.sample_text(forward, 1, seed=seed, num_nodes=8)[:1] for seed in range(600)}
@@ -1076,7 +1077,7 @@ def _wrong_ports(params):
 
 
 @pytest.mark.needs("k05")
-@pytest.mark.covers("port_k05_weights")
+@pytest.mark.covers("build_model")  # it checks the equivalence check itself: port_k05_weights is not called
 def test_wrong_ports_are_rejected():
     """The equivalence check must be able to fail: each wrong port is caught, and the message names the mapping."""
     n = 8
