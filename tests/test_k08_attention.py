@@ -689,6 +689,13 @@ def test_build_attention_seq2seq_shares_weights(sess, monkeypatch):
             "(learning_rate=3e-3, halve_every=300): train with k07.decayed_learning_rate(learning_rate, "
             "global_step, halve_every) on the global step minimize increments, not the constant learning_rate"
         )
+    sess.run(set_step, {at: 3})
+    sess.run(model.train_op, {**train_feed, model.decoder_targets: dec_out})
+    moved = int(sess.run(step))
+    assert moved == 4, (
+        f"build_attention_seq2seq: one run of train_op should add 1 to the global step, it went from 3 to {moved}: "
+        "minimize(loss, global_step=global_step), so the learning rate decays as training goes on"
+    )
 
 
 @pytest.mark.covers("build_attention_seq2seq")

@@ -828,6 +828,7 @@ def test_sample_text_first_character_from_all_27():
 
 
 @pytest.mark.covers("sample_text", "make_forward")
+@pytest.mark.restraint
 def test_sample_text_draws_with_its_own_generator():
     forward = n05.make_forward(_tiny()[0], 8)
     np.random.seed(5)
