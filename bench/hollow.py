@@ -101,7 +101,7 @@ def run_one(root: Path, kata, function: str, variant: str) -> dict:
             return dict(kata=kata.id, function=function, variant=variant, ran=0, passed=[],
                         error=f"no results (exit {code}): " + " | ".join(output.strip().splitlines()[-3:]))
         tests = [t for t in Run.load(results).tests if t.kata == kata.id]
-        passed = [t.name for t in tests if t.status == "pass"]
+        passed = [t.name for t in tests if t.status == "pass" and t.points]  # points(0): a check of a check
         return dict(kata=kata.id, function=function, variant=variant, ran=len(tests), passed=passed,
                     points=sum(t.points_earned for t in tests), seconds=round(time.monotonic() - started, 1))
 

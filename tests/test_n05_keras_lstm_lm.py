@@ -1078,7 +1078,8 @@ def _wrong_ports(params):
 
 
 @pytest.mark.needs("k05")
-@pytest.mark.covers("build_model")  # it checks the equivalence check itself: port_k05_weights is not called
+@pytest.mark.covers("build_model")
+@pytest.mark.points(0)  # a check of the equivalence check (port_k05_weights is not called)
 def test_wrong_ports_are_rejected():
     """The equivalence check must be able to fail: each wrong port is caught, and the message names the mapping."""
     n = 8

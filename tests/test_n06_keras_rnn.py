@@ -872,6 +872,7 @@ def _wrong_ports(kind, w):
 
 @pytest.mark.needs("k06")
 @pytest.mark.covers("port_k06_weights")
+@pytest.mark.points(0)  # a check of the equivalence check: it calls no function of n06
 def test_wrong_ports_are_rejected():
     """The equivalence check above must be able to fail: each wrong port is caught, and the message names the mapping."""
     x = _inputs()
