@@ -168,8 +168,8 @@ def masked_loss(logits, targets, lengths):
 
     ``logits`` float32 ``[B, T, V]``, ``targets`` int32 ``[B, T]``, ``lengths`` int32 ``[B]``.
     Per-step cross entropy times ``tf.sequence_mask(lengths, T)``, summed, divided by the mask's sum.
-    Padded positions (any targets, any finite logits) must not change the result. Returns a float32
-    scalar.
+    Padded positions (any target id in 0..V-1, any finite logits) must not change the result.
+    Returns a float32 scalar.
     """
     raise NotImplementedError("k07: masked_loss")
 
