@@ -194,9 +194,17 @@ def test_mlp_output_matches_numpy():
                     "once, in order, to the previous layer's output (relu between them, none after the last)",
                     pytrace=False)
     want = _numpy_mlp(X, weights)
-    assert got.shape == want.shape, f"expected output shape {list(want.shape)}, got {list(got.shape)}"
+    assert got.shape == want.shape, (
+        f"MLP: expected output shape {list(want.shape)}, got {list(got.shape)}"
+        + (f": that is layer 1's width ({SIZES[0]}), not the last layer's: apply every layer of self.layers, in order"
+           if got.shape[-1:] == (SIZES[0],) else ""))
     diff, where = _max_diff(got, want)
-    hint = " (is the last layer ReLU'd? it must stay linear)" if np.all(got >= 0) and np.any(want < 0) else ""
+    if np.all(got >= 0) and np.any(want < 0):
+        hint = " (is the last layer ReLU'd? it must stay linear)"
+    elif _max_diff(got, _numpy_mlp(np.maximum(X, 0.0), weights))[0] < 1e-4:
+        hint = " (it equals the MLP on relu(x): no relu before the first layer, only between layers)"
+    else:
+        hint = ""
     assert diff < 1e-4, f"MLP(x) differs from relu(x @ w1 + b1) ... @ w3 + b3: max |diff| {diff:.3g} at {where}{hint}"
 
 
@@ -284,8 +292,11 @@ def test_dense_initial_values_and_output():
     (w, b), = _random_weights([4], 5, seed=11)
     layer.kernel.assign(w)
     layer.bias.assign(b)
-    diff, where = _max_diff(np.asarray(layer(tf.constant(X))), X @ w + b)
-    assert diff < 1e-4, f"Dense(x) should be x @ kernel + bias: max |diff| {diff:.3g} at {where}"
+    got = np.asarray(layer(tf.constant(X)))
+    diff, where = _max_diff(got, X @ w + b)
+    relu = _max_diff(got, np.maximum(X @ w + b, 0.0))[0] < 1e-4
+    assert diff < 1e-4, (f"Dense(x) should be x @ kernel + bias: max |diff| {diff:.3g} at {where}"
+                         + (": it equals relu(x @ kernel + bias), and Dense has no activation" if relu else ""))
 
 
 # --------------------------------------------------------------------------- increment, counting, checkpoints
