@@ -174,6 +174,27 @@ def test_evaluate_loss_and_accuracy():
     )
 
 
+
+@pytest.mark.covers("evaluate")
+def test_evaluate_runs_the_model_with_training_false():
+    class Spy(keras.Model):  # records the training flag of every call (Dropout or BatchNorm would act on it)
+        def __init__(self):
+            super().__init__()
+            self.dense = keras.layers.Dense(3)
+            self.flags = []
+
+        def call(self, x, training=None):
+            self.flags.append(training)
+            return self.dense(x)
+
+    model = Spy()
+    x = np.random.RandomState(2).standard_normal((5, 6)).astype(np.float32)
+    n09.evaluate(model, x, np.array([0, 1, 2, 0, 1], np.int64))
+    assert model.flags and not any(model.flags), (
+        f"evaluate ran the model with training={model.flags[-1] if model.flags else None!r}: evaluation runs it in "
+        "inference mode, model(images, training=False) (with training=True, Dropout and BatchNormalization act as "
+        "in training and the figures are not the model's)")
+
 @pytest.mark.covers("make_optimizer")
 def test_make_optimizer_is_k09s_adam():
     optimizer = n09.make_optimizer(learning_rate=5e-3)
