@@ -646,7 +646,7 @@ def test_make_checkpoint_saves_model_optimizer_and_data(tmp_path):
     )
 
 
-@pytest.mark.covers("restore_latest", "make_checkpoint")
+@pytest.mark.covers("restore_latest")  # the checkpoint is the test's own, not make_checkpoint's
 def test_restore_latest_restores_values_and_step(tmp_path):
     x, y = _toy_data()
     model, optimizer, iterator = _toy_parts(x, y)
