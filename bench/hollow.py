@@ -13,6 +13,7 @@ function must not do (no session run, no print, inputs left as they were) must a
 done, or it pays for an empty body.
 
     git clone -q . /tmp/hollow && python bench/hollow.py --root /tmp/hollow [KATA ...] [--jobs 2] [--json F]
+    python bench/hollow.py --root /tmp/hollow --only F     # after fixes: only what paid in the sweep saved in F
 
 (run it on a clone: the runs import tfkata from the checkout they are given).
 """
@@ -118,12 +119,16 @@ def main() -> None:
     parser.add_argument("--jobs", type=int, default=2)
     parser.add_argument("--json", type=Path)
     parser.add_argument("--variants", default="none,anything")
+    parser.add_argument("--only", type=Path, help="a --json file of an earlier sweep: rerun only what paid there")
     args = parser.parse_args()
     sys.path.insert(0, str(args.root))
     from tfkata import registry
 
     katas = [registry.get(k) for k in args.katas] if args.katas else registry.katas()
     jobs = [(k, f, v) for k in katas for f in public_functions(args.root, k) for v in args.variants.split(",")]
+    if args.only:
+        paid = {(r["kata"], r["function"], r["variant"]) for r in json.loads(args.only.read_text()) if r["passed"]}
+        jobs = [j for j in jobs if (j[0].id, j[1], j[2]) in paid]
     print(f"{len(jobs)} hollow functions", flush=True)
     found = []
     with ThreadPoolExecutor(args.jobs) as pool:
