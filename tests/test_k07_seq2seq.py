@@ -557,18 +557,23 @@ def _built_parts(batch):
 def _creates_no_variables(function, call):
     """Run ``call(parts, state)`` on parts whose variables exist: a new cell, layer or get_variable inside it is a
     new set of untrained weights (greedy decoding and training would not share them). Also when the call fails
-    (a new cell may not fit the state it is given): the variables it made before failing tell why."""
+    (a new cell may not fit the state it is given): the variables it made before failing tell why. What it
+    returns must be tensors (an empty body makes no variables either)."""
     parts, state, before = _built_parts(2)
     try:
-        call(parts, state)
+        got = call(parts, state)
     except (ValueError, TypeError):
         _assert_no_new_variables(function, "parts.embedding, parts.cell and parts.output_layer", before)
         raise
     _assert_no_new_variables(function, "parts.embedding, parts.cell and parts.output_layer", before)
+    # making nothing new is only half of it: what it returns must be tensors built from the parts
+    leaves = tf.nest.flatten(got)
+    assert leaves and all(tf.is_tensor(t) for t in leaves), (
+        f"{function}: returned {type(got).__name__}, not the tensors its docstring names: build them from the parts "
+        "it is given")
 
 
 @pytest.mark.covers("training_decoder")
-@pytest.mark.restraint
 def test_training_decoder_uses_the_parts_it_is_given():
     dec_in = np.array([[0, 4, 2], [0, 6, 0]], np.int32)
     _creates_no_variables("training_decoder", lambda parts, state: k07.training_decoder(
@@ -576,7 +581,6 @@ def test_training_decoder_uses_the_parts_it_is_given():
 
 
 @pytest.mark.covers("greedy_decoder")
-@pytest.mark.restraint
 def test_greedy_decoder_uses_the_parts_it_is_given():
     _creates_no_variables("greedy_decoder", lambda parts, state: k07.greedy_decoder(parts, state, 2, max_steps=3))
 

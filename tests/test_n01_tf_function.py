@@ -51,6 +51,11 @@ def test_eager_add_is_computed_at_once():
         assert t.dtype == tf.float32 and t.shape == [], f"eager_add: {name} should be a float32 scalar, got {t.dtype} {t.shape}"
     got = (float(a.numpy()), float(b.numpy()), float(c.numpy()))
     assert got == (3.0, 2.0, 5.0), f"eager_add: expected a, b, c = 3.0, 2.0, 5.0 right away, got {got}"
+    # c is the sum a + b, computed: traced, the function holds an add (a constant 5.0 only looks like one)
+    ops = _op_types(tf.function(n01.eager_add, autograph=False).get_concrete_function().graph)
+    assert ops & {"AddV2", "Add"}, (
+        f"eager_add: c should be computed as a + b; traced, the function has no add op (only {sorted(ops)}): "
+        "write c = a + b, not the constant 5.0")
 
 
 @pytest.mark.covers("constants_function")
@@ -141,12 +146,30 @@ def test_side_effect_runs_once_per_trace():
     double(tf.constant([1.0, 2.0]))
     double(tf.constant([3.0, 4.0, -5.0]))
     shapes = [t.shape.as_list() if t.shape.rank is not None else "<unknown rank>" for t in log if hasattr(t, "shape")]
+    traced = getattr(double, "experimental_get_tracing_count", lambda: None)()
+    if len(log) == 1 and traced == 3 and shapes == [[]]:
+        fix = ("it traced 3 times, yet appended only at the first trace: append x at every trace, with no condition "
+               "around log.append(x)")
+    elif len(log) == 1 and traced == 3:
+        fix = ("it traced 3 times and the list holds only the last trace's x: append to it, without clearing or "
+               "replacing what it held")
+    else:
+        fix = ("use a plain @tf.function, without reduce_retracing=True or an input_signature (they relax the traced "
+               "shape, so a new shape no longer traces)")
     assert len(log) == 3 and shapes == [[], [2], [3]], (
         f"make_traced_double: after the scalars, float32 vectors of lengths 2 and 3 should trace once each (one trace per "
-        f"new shape), so log should hold 3 entries of shapes [], [2], [3]; it holds {len(log)} of shapes {shapes}: use a "
-        "plain @tf.function, without reduce_retracing=True or an input_signature (they relax the traced shape, so a new "
-        "shape no longer traces)"
+        f"new shape), so log should hold 3 entries of shapes [], [2], [3]; it holds {len(log)} of shapes {shapes}: {fix}"
     )
+
+
+@pytest.mark.covers("make_traced_double")
+def test_make_traced_double_appends_to_the_callers_list():
+    log = ["already there"]
+    double = n01.make_traced_double(log)
+    double(tf.constant(1.0))
+    assert log[:1] == ["already there"] and len(log) == 2, (
+        f"make_traced_double: the caller's list held ['already there']; after one call it holds {len(log)} entries "
+        f"starting {log[:1]!r}: append to the list you are given, without clearing or replacing what it held")
 
 
 @pytest.mark.covers("make_traced_double")

@@ -189,6 +189,20 @@ def test_linear_model_variables_and_value():
     )
 
 
+
+@pytest.mark.covers("LinearModel")
+def test_linear_model_is_differentiable():
+    model = n03.LinearModel(2.0, 0.5)
+    x = tf.constant(1.5)
+    with tf.GradientTape() as tape:
+        y = model(x)
+    grads = tape.gradient(y, [model.k, model.b])
+    got = [None if g is None else round(float(g), 6) for g in grads]
+    assert got == [1.5, 1.0], (
+        f"LinearModel.__call__: under a GradientTape, model(1.5) should give the gradients d/dk = x = 1.5 and d/db = 1, "
+        f"got {got}: compute k * x + b from the variables themselves, self.k * x + self.b (a .numpy() value or a "
+        "constant leaves the tape, so nothing can train k and b)")
+
 @pytest.mark.covers("square_error", "LinearModel")
 def test_square_error_value():
     model = n03.LinearModel(2.0, 0.5)

@@ -444,6 +444,29 @@ def _adam_settings_that_differ(optimizer):
     return ", ".join(wrong)
 
 
+ADAM_EXTRAS_OFF = {"amsgrad": False, "weight_decay": None, "clipnorm": None, "clipvalue": None, "global_clipnorm": None,
+                   "use_ema": False}
+
+
+@pytest.mark.covers("port_adam")
+def test_port_adam_is_a_plain_keras_adam():
+    optimizer = n10.port_adam()
+    kind = type(optimizer)
+    assert kind.__name__ == "Adam" and kind.__module__.split(".")[0] in ("keras", "tf_keras"), (
+        f"port_adam should return a Keras Adam (keras.optimizers.Adam(...)), got {kind.__module__}.{kind.__name__}: "
+        "the TF 1 optimizer is what is being ported, not the answer")
+    try:
+        config = optimizer.get_config()
+    except Exception:  # noqa: BLE001 - a config that cannot be read is told by the steps test
+        return
+    extras = [f"{key}={config[key]!r}" for key, off in ADAM_EXTRAS_OFF.items()
+              if key in config and config[key] != off and not (key == "weight_decay" and not config[key])]
+    assert not extras, (
+        f"port_adam: the Keras Adam has {', '.join(extras)}: TF 1's AdamOptimizer has no AMSGrad, weight decay, "
+        "clipping or moving average, so leave those at Keras' defaults (off); set only learning_rate, the betas and "
+        "epsilon (they may show only on some gradients or weights, not on the few steps a test takes)")
+
+
 @pytest.mark.covers("port_adam")
 def test_port_adam_steps_like_tf1_adam():
     w0 = np.zeros(4, np.float32)
