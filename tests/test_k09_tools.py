@@ -22,7 +22,7 @@ from tfkata.feedback.curves import explain_curve
 from tfkata.feedback.facts import first_line
 from tfkata.loader import fresh_graph
 from tfkata.testing import mismatch as _mismatch, mnist_images as _mnist_images
-from tfkata.testing import dataset_stages, mnist_flat, recording_argument
+from tfkata.testing import dataset_stages, mnist_flat, recording_argument, recording_session_runs
 from tfkata.tfsetup import SEED
 
 k09 = load_kata("k09_tools")
@@ -277,7 +277,8 @@ def test_train_step_logs_the_loss_it_computed(sess, tmp_path):
         for step in range(3):
             xb, yb = x[step * 32 : (step + 1) * 32], y[step * 32 : (step + 1) * 32]
             expected[step] = sess.run(model["loss"], {model["x"]: xb, model["y"]: yb})  # before the update
-            got = k09.train_step(sess, model, train_writer, xb, yb, step)
+            with recording_session_runs() as runs:
+                got = k09.train_step(sess, model, train_writer, xb, yb, step)
             assert type(got) is float, (
                 f"train_step should return the loss as a Python float, got {type(got).__name__}: sess.run gives numpy "
                 "values, return float(loss)"
@@ -285,6 +286,10 @@ def test_train_step_logs_the_loss_it_computed(sess, tmp_path):
             assert np.isclose(got, expected[step], rtol=1e-6), (
                 f"train_step at step {step} returned {got:.6f}, but the loss before the update is {expected[step]:.6f}: "
                 "run merged, loss and train_op in ONE sess.run (a separate run after train_op sees the updated weights)"
+            )
+            assert len(runs) == 1, (
+                f"train_step ran Session.run {len(runs)} times for one step: run merged, loss and train_op in ONE "
+                "sess.run([merged, loss, train_op], feed_dict) (each run computes the forward pass again)"
             )
     finally:
         train_writer.close()
@@ -403,6 +408,26 @@ def test_train_with_summaries_bookkeeping(tmp_path, monkeypatch):
         "flushes the file and ends the writer's thread), e.g. in a finally"
     )
     _check_summaries_run(history, tmp_path, 12, 5)
+
+
+@pytest.mark.covers("train_with_summaries")
+def test_train_with_summaries_reads_the_input_width_from_the_data(tmp_path, monkeypatch):
+    import sys
+
+    module = sys.modules[k09.train_with_summaries.__module__]
+    dims = recording_argument(monkeypatch, module, "build_model", "input_dim")
+    x, y, xt, yt = mnist_flat(N_TRAIN, N_TEST)
+    try:  # 100 features, not MNIST's 784: a width left at build_model's default shows
+        k09.train_with_summaries((x[:, :100], y, xt[:, :100], yt), str(tmp_path), num_steps=2, eval_every=5,
+                                 batch_size=16)
+        error = None
+    except Exception as exc:  # noqa: BLE001 - a model 784 wide fails on the feed: the width it got says why
+        error = f"{type(exc).__name__}: {exc}".splitlines()[0][:120]
+    assert dims == [100], (
+        f"train_with_summaries: on data 100 features wide, build_model got input_dim {dims}"
+        + (f" (and then: {error})" if error else "")
+        + ": build_model(input_dim=x_train.shape[1], ...), the width of the data, not the default 784")
+    assert error is None, f"train_with_summaries on data 100 features wide failed: {error}"
 
 
 @pytest.mark.covers("train_with_summaries")
@@ -951,7 +976,8 @@ def test_make_dataset_stages_in_the_docstrings_order():
     images, labels = _mnist_images(12), np.arange(12)
     stages = [s for s in dataset_stages(k09.make_dataset(images, labels, batch_size=4, seed=3))[::-1] if s != "Options"]
     want = ["TensorSlice", "Shuffle", "Map", "Batch", "Repeat"]
-    assert stages == want, (
+    two_maps = ["TensorSlice", "Shuffle", "Map", "Map", "Batch", "Repeat"]  # normalize, then augment: the same elements
+    assert stages in (want, two_maps), (
         f"make_dataset: the pipeline should be {' -> '.join(want)}, got {' -> '.join(stages)}"
         + (": shuffle the raw examples BEFORE map, as the docstring orders them (n09 reproduces k09's batches op "
            "for op, draw for draw)" if {"Map", "Shuffle"} <= set(stages) and stages.index("Map") < stages.index("Shuffle")

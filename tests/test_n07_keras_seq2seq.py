@@ -66,9 +66,10 @@ def _weights(layer):
     return [np.asarray(w, np.float64) for w in layer.get_weights()]
 
 
-def _np_decoder(layers, tokens_bt, states, lstms=None):
-    """The decoder in numpy: teacher forcing over tokens [B, T] from states [(h, c), ...]; logits [B, T, V]."""
-    emb = _weights(layers.decoder_embedding)[0]
+def _np_decoder(layers, tokens_bt, states, lstms=None, embedding=None):
+    """The decoder in numpy: teacher forcing over tokens [B, T] from states [(h, c), ...]; logits [B, T, V]
+    (``embedding``: another layer's table in place of the decoder's)."""
+    emb = _weights(layers.decoder_embedding if embedding is None else embedding)[0]
     out_k, out_b = _weights(layers.output_layer)
     states = [(np.asarray(h, np.float64), np.asarray(c, np.float64)) for h, c in states]
     logits = []
@@ -144,9 +145,12 @@ class _TableStep:
     def __init__(self, table):
         self.table = tf.constant(np.asarray(table, np.float32))
         self.calls = 0
+        self.fed = []  # the tokens of each call, when called eagerly
 
     def __call__(self, tokens, states):
         self.calls += 1
+        if hasattr(tokens, "numpy"):
+            self.fed.append(np.asarray(tokens).tolist())
         return tf.gather(self.table, tokens) + states, tf.zeros_like(states)
 
 
@@ -396,6 +400,8 @@ def test_encode_masks_the_padding():
 @pytest.mark.covers("teacher_forced_logits", "build_layers")
 def test_teacher_forced_logits_match_a_numpy_lstm():
     layers = _small_layers()
+    table = _weights(layers.decoder_embedding)[0]  # a decoder table unlike the encoder's, whatever the seeds drew
+    layers.decoder_embedding.set_weights([np.random.RandomState(9).uniform(-0.5, 0.5, table.shape).astype(np.float32)])
     _, _, y_in, _, _ = _toy_batch()
     states = _random_states(5)
     got = n07.teacher_forced_logits(layers, tf.constant(y_in), states)
@@ -410,6 +416,10 @@ def test_teacher_forced_logits_match_a_numpy_lstm():
     if np.abs(got - swapped).max() < 1e-5:
         pytest.fail("h and c are swapped: a Keras LSTM takes initial_state=[h, c] (k07's LSTMStateTuple was (c, h))",
                     pytrace=False)
+    encoder_table, _ = _np_decoder(layers, y_in, states, embedding=layers.encoder_embedding)
+    if np.abs(got - encoder_table).max() < 1e-5:
+        pytest.fail("teacher_forced_logits: the decoder inputs were embedded with encoder_embedding: embed them with "
+                    "layers.decoder_embedding (the two vocabularies have tables of their own)", pytrace=False)
     first_only, _ = _np_decoder(layers, y_in, [states[0]] * len(states))
     if np.abs(got - first_only).max() < 1e-5:
         pytest.fail("teacher_forced_logits: every decoder layer started from states[0], the encoder's first layer's "
@@ -483,8 +493,16 @@ def test_decoder_step_is_one_step_of_the_same_decoder():
 @pytest.mark.covers("greedy_decode")
 def test_greedy_decode_feeds_back_its_own_predictions():
     chain = [3, 7, 2, 9, 0]
-    ids, lengths = n07.greedy_decode(_TableStep(_chain_table(chain)), tf.zeros([2, V]), 2, max_steps=20)
+    step = _TableStep(_chain_table(chain))
+    ids, lengths = n07.greedy_decode(step, tf.zeros([2, V]), 2, max_steps=20)
     ids, lengths = np.asarray(ids), np.asarray(lengths)
+    if step.fed and step.fed[0] != [0, 0]:
+        pytest.fail(f"greedy_decode: the first step was fed {step.fed[0]}, not GO: start every row from GO (token 0), "
+                    "tf.fill([batch_size], GO), then feed each step's argmax back", pytrace=False)
+    if ids.ndim == 2 and ids.shape[1] == 1 and len(step.fed) > 1:
+        pytest.fail(f"greedy_decode: the loop ran {len(step.fed)} steps but the ids hold one column, {ids.tolist()}: each "
+                    "step must write its own position and move on (the step counter t += 1 inside the loop)",
+                    pytrace=False)
     assert ids.dtype == np.int32 and lengths.dtype == np.int32, f"ids and lengths should be int32, got {ids.dtype}, {lengths.dtype}"
     assert ids.ndim == 2 and ids.shape[0] == 2, f"ids should be [B, T_out] = [2, ...], got {list(ids.shape)}: transpose the stacked [T, B]"
     assert ids[0, : len(chain)].tolist() == chain, (
