@@ -286,7 +286,9 @@ def test_create_parameters_shapes():
             got = params[key].shape.as_list()
             assert got == shape, (
                 f"create_parameters({vocabulary}, {nodes}): params[{key!r}]: expected shape {shape}, got {got}: "
-                "size the weights by the vocabulary_size and num_nodes arguments"
+                + ("a gate's bias is a ROW, [1, num_nodes], as the docstring gives it (tf.zeros([1, num_nodes]))"
+                   if len(shape) == 2 and shape[0] == 1 and got == shape[1:] else
+                   "size the weights by the vocabulary_size and num_nodes arguments")
             )
             assert params[key].dtype.base_dtype == tf.float32, f"create_parameters: params[{key!r}] must be float32"
     trainable = {v.ref() for v in tf.compat.v1.trainable_variables()}
@@ -1019,6 +1021,8 @@ def test_generate_samples_the_first_character(monkeypatch):
     assert set(firsts) == {"c", "i"}, (
         f"generate: the first character must be drawn, feed = sample(random_distribution()): from a 0.6 / 0.4 "
         f"distribution over 'c' and 'i', 40 samples started with {firsts!r}"
+        + (": draw it anew for EACH sample, inside the loop over samples" if len(set(firsts)) == 1 and len(firsts) > 1
+           else "")
     )
     not_one_hot = [f for f in fake.fed if not (set(np.unique(f)) <= {0.0, 1.0} and f.sum() == 1.0)]
     assert not not_one_hot, (
