@@ -255,6 +255,8 @@ def test_batch_windows_walks_segments_and_overlaps_by_one():
     assert np.array_equal(got[1][:, 0], got[0][:, -1]), (
         f"batch_windows: consecutive windows overlap by ONE column (the last of a window is the first of the next, as k05's "
         f"BatchGenerator): got {got[0][:, -1].tolist()} then {got[1][:, 0].tolist()}"
+        + (": the second window starts where the first did, the cursors never moved: advance every cursor by "
+           "num_unrollings after each window" if np.array_equal(got[1], got[0]) else "")
     )
     for k in range(4):
         assert np.array_equal(got[k], expected[k]), (
@@ -709,7 +711,10 @@ def test_sample_step_probabilities_and_state():
     assert np.allclose(probs, want, atol=1e-5), (
         f"sample_step's probabilities should be the softmax of the model's logits for that character from (h, c) "
         f"({_where(np.abs(probs - want))})"
-        + (": these are the logits themselves, apply tf.nn.softmax" if np.allclose(probs, logits[0, -1], atol=1e-4) else "")
+        + (": these are the logits themselves, apply tf.nn.softmax" if np.allclose(probs, logits[0, -1], atol=1e-4) else
+           ": these are the probabilities from the ZERO state: run forward from the (h, c) it is given"
+           if np.allclose(probs, np.exp(_np_log_softmax(_np_run(params, _one_hot([[5]]), 0 * h0, 0 * c0)[0][0, -1])),
+                          atol=1e-5) else "")
     )
     assert np.allclose(np.asarray(h), want_h, atol=1e-5) and np.allclose(np.asarray(c), want_c, atol=1e-5), (
         "sample_step should return the model's new h and c"
