@@ -250,3 +250,23 @@ def test_n08_reusing_an_n07_output_layer_of_any_name_passes(monkeypatch):
     tests.n07 = n07
     with pytest.MonkeyPatch.context() as inner:
         tests.test_build_attention_layers(inner)
+
+
+def _create_parameters_with_get_variable(vocabulary_size=27, num_nodes=64):
+    """k05's create_parameters with k02's get_variable instead of the slide's tf.Variable (review Z6-E)."""
+    tf = import_tensorflow()
+    normal, zeros = tf.compat.v1.truncated_normal_initializer(-0.1, 0.1), tf.compat.v1.zeros_initializer()
+    p = {}
+    for g in "ifco":
+        p[g + "x"] = tf.compat.v1.get_variable(g + "x", [vocabulary_size, num_nodes], initializer=normal)
+        p[g + "m"] = tf.compat.v1.get_variable(g + "m", [num_nodes, num_nodes], initializer=normal)
+        p[g + "b"] = tf.compat.v1.get_variable(g + "b", [1, num_nodes], initializer=zeros)
+    p["w"] = tf.compat.v1.get_variable("w", [num_nodes, vocabulary_size], initializer=normal)
+    p["b"] = tf.compat.v1.get_variable("b", [vocabulary_size], initializer=zeros)
+    return p
+
+
+def test_k05_create_parameters_with_get_variable_passes():
+    """The shapes test built two parameter sets in one graph, so get_variable's unique names failed a right answer."""
+    tests = _kata_tests("test_k05_char_lm", "k05", "k05", create_parameters=_create_parameters_with_get_variable)
+    _run(tests.test_create_parameters_shapes, with_session=False)
