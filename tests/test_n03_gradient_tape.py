@@ -327,7 +327,6 @@ def test_sgd_step_trains_only_the_variables_given():
 
 
 @pytest.mark.covers("train_linear_regression")
-@pytest.mark.restraint
 def test_train_linear_regression_makes_one_model_and_optimizer(monkeypatch):
     made = {"SGD": [], "LinearModel": []}  # every one constructed during the run (kept alive: none counted twice)
 
@@ -350,15 +349,19 @@ def test_train_linear_regression_makes_one_model_and_optimizer(monkeypatch):
         raise
     except Exception as exc:  # noqa: BLE001 -- e.g. Keras 3's optimizer meeting another model's variables
         error = exc
-    assert len(made["LinearModel"]) <= 1, (
-        f"train_linear_regression made {len(made['LinearModel'])} LinearModels for {steps} steps: every step started "
-        "again from k_init, b_init; create the model once, before the loop (LinearModel(k_init, b_init) before `for`), "
-        "and train that one"
+    # exactly one of each, as the docstring says (none made is no training at all)
+    assert len(made["LinearModel"]) == 1, (
+        f"train_linear_regression made {len(made['LinearModel'])} LinearModels for {steps} steps: "
+        + ("every step started again from k_init, b_init; create the model once, before the loop (LinearModel(k_init, "
+           "b_init) before `for`), and train that one" if made["LinearModel"] else
+           "make LinearModel(k_init, b_init) before the loop and train it")
     )
-    assert len(made["SGD"]) <= 1, (
-        f"train_linear_regression made {len(made['SGD'])} SGD optimizers for {steps} steps: create the optimizer once, "
-        "outside the loop (keras.optimizers.SGD(learning_rate) before `for`), and pass the same one to every sgd_step "
-        "-- an optimizer keeps state across steps (its iterations count, momentum, Adam's moments)"
+    assert len(made["SGD"]) == 1, (
+        f"train_linear_regression made {len(made['SGD'])} SGD optimizers for {steps} steps: "
+        + ("create the optimizer once, outside the loop (keras.optimizers.SGD(learning_rate) before `for`), and pass the "
+           "same one to every sgd_step -- an optimizer keeps state across steps (its iterations count, momentum, Adam's "
+           "moments)" if made["SGD"] else
+           "make keras.optimizers.SGD(learning_rate) before the loop and pass it to every sgd_step")
     )
     if made["SGD"]:
         rate = float(np.asarray(made["SGD"][0].learning_rate))
