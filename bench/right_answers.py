@@ -8,7 +8,7 @@ the kata's unit tests run (training tests too with ``--training``), after the te
 tests now refuse (a wrong verdict to fix) or a requirement added since the file was written (then the file
 is updated here and the note says so).
 
-    python bench/right_answers.py [--jobs 2] [--training] [kata ...]
+    python bench/right_answers.py [--jobs 2] [--training] [--round Z6] [kata ...]
 """
 from __future__ import annotations
 
@@ -74,9 +74,10 @@ def main() -> None:
     parser.add_argument("katas", nargs="*", help="kata ids (default: every file of the corpus)")
     parser.add_argument("--jobs", type=int, default=2)
     parser.add_argument("--training", action="store_true", help="also the training tests (minutes each)")
+    parser.add_argument("--round", default="", help="only the files of one review round (Z6: Z6A_k01.py, ...)")
     args = parser.parse_args()
     wanted = {registry.get(k).id for k in args.katas}
-    answers = [a for a in sorted(CORPUS.glob("*_*.py")) if not wanted or a.stem.split("_", 1)[1] in wanted]
+    answers = [a for a in sorted(CORPUS.glob(f"{args.round}*_*.py")) if not wanted or a.stem.split("_", 1)[1] in wanted]
     with tempfile.TemporaryDirectory(prefix="right-answers-") as tmp:
         copies = [_scratch(Path(tmp), n) for n in range(args.jobs)]
         slots = list(copies)
