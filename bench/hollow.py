@@ -28,6 +28,8 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+from sweeps import _after_docstring, _first_statement  # bench/sweeps.py: the same AST helpers
+
 ANY = '''
 
 
@@ -58,16 +60,14 @@ def hollowed(source: str, function: str, variant: str) -> str:
     """``source`` with the body of the top-level ``function`` (its docstring kept) replaced by the variant."""
     tree = ast.parse(source)
     node = next(n for n in tree.body if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef)) and n.name == function)
-    body = node.body
-    keep = 1 if body and isinstance(body[0], ast.Expr) and isinstance(getattr(body[0], "value", None), ast.Constant) \
-        and isinstance(body[0].value.value, str) else 0
     lines = source.splitlines(keepends=True)
-    indent = " " * body[0].col_offset
-    start = body[keep].lineno - 1 if keep < len(body) else body[-1].end_lineno
-    end = body[-1].end_lineno
+    indent = " " * node.body[0].col_offset
+    has_body = _after_docstring(node) < len(node.body)
+    start = _first_statement(node) - 1 if has_body else node.body[-1].end_lineno  # a decorated def: its decorator
     new = f"{indent}{VARIANTS[variant]}  # bench/hollow.py\n"
-    out = "".join(lines[:start]) + new + "".join(lines[end:])
-    return out + (ANY if variant == "anything" else "")
+    out = "".join(lines[:start]) + new + "".join(lines[node.body[-1].end_lineno:]) + (ANY if variant == "anything" else "")
+    ast.parse(out)  # a mutant that does not parse would fail every test and look like a function that earns nothing
+    return out
 
 
 def public_functions(root: Path, kata) -> list[str]:
