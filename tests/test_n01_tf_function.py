@@ -259,6 +259,8 @@ def test_vector_sum_one_trace_for_every_length():
 @pytest.mark.covers("make_vector_sum")
 def test_vector_sum_refuses_what_the_signature_does_not_allow():
     vector_sum = n01.make_vector_sum()
+    # refusing is only half of it (None(x) raises a TypeError too): a float32 vector is summed
+    assert callable(vector_sum), f"make_vector_sum should return the tf.function vector_sum, got {type(vector_sum).__name__}"
     for bad, what in ((tf.zeros([2, 3]), "a [2, 3] matrix"), (tf.constant([1, 2], tf.int32), "an int32 vector")):
         try:
             vector_sum(bad)

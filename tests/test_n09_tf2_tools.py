@@ -195,6 +195,7 @@ def test_evaluate_runs_the_model_with_training_false():
         "inference mode, model(images, training=False) (with training=True, Dropout and BatchNormalization act as "
         "in training and the figures are not the model's)")
 
+
 @pytest.mark.covers("make_optimizer")
 def test_make_optimizer_is_k09s_adam():
     optimizer = n09.make_optimizer(learning_rate=5e-3)
