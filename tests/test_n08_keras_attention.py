@@ -903,6 +903,19 @@ def test_make_attention_train_step():
     frozen = [layer.name for item in layers for layer in (item if isinstance(item, (list, tuple)) else [item])
               if any(np.array_equal(v.numpy(), before[id(v)]) for v in layer.trainable_variables)]
     assert not frozen, f"make_attention_train_step: these layers' weights did not move after one step: {frozen}: take the gradients of EVERY layer"
+    assert hasattr(step, "experimental_get_tracing_count"), (
+        f"make_attention_train_step: returned a {type(step).__name__}, not a tf.function: every step would run eagerly, "
+        "op by op; wrap it in tf.function(input_signature=n07.BATCH_SIGNATURE) as the docstring says"
+    )
+    count = step.experimental_get_tracing_count()
+    x2 = np.array([[5, 2, 7, 4], [3, 3, 0, 0]], np.int32)
+    y2 = np.array([[2, 4, 2, 0, 0], [6, 0, 0, 0, 0]], np.int32)
+    step(x2, np.array([4, 2], np.int32), np.concatenate([np.zeros([2, 1], np.int32), y2[:, :-1]], 1), y2,
+         np.array([3, 1], np.int32))
+    assert step.experimental_get_tracing_count() == count, (
+        f"make_attention_train_step: a batch of another shape ([2, 4] source, [2, 5] target) traced the step again: use "
+        "tf.function(input_signature=n07.BATCH_SIGNATURE) so bucketed batches of every length share one graph"
+    )
 
 
 @pytest.mark.needs("n07", "k07")
