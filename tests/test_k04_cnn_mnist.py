@@ -16,6 +16,7 @@ PYTEST_DONT_REWRITE: every assert here carries its own message, so pytest's asse
 every run over all test files) would add nothing a learner reads.
 """
 import functools
+import os
 import struct
 import sys
 import time
@@ -1171,7 +1172,7 @@ def test_save_report_png(tmp_path, monkeypatch):
     predictions[::3] = (labels[::3] + 1) % 10
     history = [{"step": 100 * (i + 1), "loss": 1.0 / (i + 1), "val_accuracy": 0.9 + 0.01 * i} for i in range(6)]
     path = tmp_path / "report.png"
-    _, left = pyplot_figures_left(lambda: k04.save_report(str(path), images, labels, predictions, history))
+    returned, left = pyplot_figures_left(lambda: k04.save_report(str(path), images, labels, predictions, history))
     assert not left, f"save_report left {left} {PYPLOT_LEFT}"
     import ast
     import inspect
@@ -1188,6 +1189,9 @@ def test_save_report_png(tmp_path, monkeypatch):
     data = path.read_bytes()
     assert data[:8] == b"\x89PNG\r\n\x1a\n", f"not a PNG file: it starts with {data[:8]!r}"
     assert data[12:16] == b"IHDR" and data[-8:-4] == b"IEND", "a PNG starts with an IHDR chunk and ends with IEND"
+    assert isinstance(returned, (str, os.PathLike)) and str(returned) == str(path), (
+        f"save_report should return the path it wrote, {str(path)!r}, got {returned!r}"
+    )
     size = struct.unpack(">II", data[16:24])
     assert size == (1200, 600), (
         f"expected a 1200 x 600 pixel image (figsize (12, 6) at dpi 100), got {size[0]} x {size[1]}: "
