@@ -20,6 +20,9 @@ name there: a MISSED mutant not named there was given no array or list by any te
 ``numbers``: for every function whose docstring says "Python float" or "Python int", every ``return X`` becomes
 ``return _numpy_numbers(X)`` (Python floats -> numpy float32, ints -> numpy int64, through tuples, lists and
 dicts). A MISSED mutant returns those numbers where no test checks their type.
+``noreturn``: for every function that returns a value, every ``return X`` still computes X (and whatever doing so
+does: files written, variables created, ops built) but returns None. A MISSED mutant is a function whose result
+no test reads: its side effects alone earned the points (k04 ``save_report``'s path, stop 35).
 ``finally``: for every function with a ``try: ... finally: ...``, the same without it: what the ``finally`` did
 runs only when nothing raised (writers or sessions left open on an error). A MISSED mutant is one whose
 clean-up on error no test checks.
@@ -96,6 +99,11 @@ def _numpy_numbers(v):
     if isinstance(v, dict):
         return {k: _numpy_numbers(x) for k, x in v.items()}
     return v
+'''
+
+DROP = '''
+def _dropped(v):
+    return None
 '''
 
 
@@ -217,6 +225,11 @@ def numbers(kata_file: Path) -> list[dict]:
         "numpy-numbers", "returns numpy numbers where the docstring says Python floats or ints")
 
 
+def noreturn(kata_file: Path) -> list[dict]:
+    return _rewritten_returns(kata_file, DROP, "_dropped", lambda node: True, "returns-none",
+                              "computes its result and returns None instead")
+
+
 class _DropFinally(ast.NodeTransformer):
     def __init__(self):
         self.count = 0
@@ -251,13 +264,13 @@ def on_error(kata_file: Path) -> list[dict]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("sweep", choices=("defaults", "dtypes", "inplace", "numbers", "finally"))
+    parser.add_argument("sweep", choices=("defaults", "dtypes", "inplace", "numbers", "finally", "noreturn"))
     parser.add_argument("clone", type=Path, help="a scratch clone: its tfkata/mistakes/*.toml are overwritten")
     args = parser.parse_args()
     if (args.clone / "tfkata" / "mistakes").resolve() == (Path(__file__).resolve().parents[1] / "tfkata" / "mistakes"):
         raise SystemExit("sweeps: give a scratch clone, not this checkout (its catalogue would be overwritten)")
     make = {"defaults": defaults, "dtypes": dtypes, "inplace": inplace, "numbers": numbers,
-            "finally": on_error}[args.sweep]
+            "finally": on_error, "noreturn": noreturn}[args.sweep]
     for kata_file in sorted((args.clone / "solutions").glob("[kn][0-9][0-9]_*.py")):
         entries = make(kata_file)
         text = []

@@ -16,7 +16,7 @@ import random
 import sys
 from pathlib import Path
 
-from tfkata import registry, rigged, untouched
+from tfkata import registry, returned, rigged, untouched
 from tfkata.paths import repo_root
 from tfkata.tfsetup import SEED, import_tensorflow
 
@@ -60,7 +60,8 @@ def ensure_on_path(root: Path) -> None:
 class _LazyKata:
     """Stands for ``<target>.<module>`` and imports it on first attribute access. Its plain functions come
     guarded (:mod:`tfkata.untouched`): one that changes an array or list it was given fails the test, and so
-    does one that returns an object equal to anything (:mod:`tfkata.rigged`)."""
+    does one that returns an object equal to anything (:mod:`tfkata.rigged`), or None where its reference
+    always returns a value (:mod:`tfkata.returned`)."""
 
     def __init__(self, kata: registry.Kata):
         self.__dict__["_kata"] = kata
@@ -90,8 +91,13 @@ class _LazyKata:
             return value  # a class, or a function the kata imported (TensorFlow's, another kata's): as it is
         seen = self._guarded.get(name)
         if seen is None or seen[0] is not value:  # a function replaced (monkeypatched, blocked) is guarded anew
-            seen = self._guarded[name] = (value, untouched.guarded(value, after=rigged.check))
+            seen = self._guarded[name] = (value, untouched.guarded(value, after=self._after))
         return seen[1]
+
+    def _after(self, name: str, result) -> None:
+        """What every guarded call's result is checked for."""
+        rigged.check(name, result)
+        returned.check_against(repo_root() / "solutions" / f"{self._kata.module}.py")(name, result)
 
     def __setattr__(self, name, value):
         raise AttributeError("kata modules are read-only in tests")

@@ -1,0 +1,80 @@
+"""A kata function whose reference always returns a value may not return None.
+
+A forgotten ``return`` (or an ``if`` branch that falls off the end) is among the commonest mistakes, and what
+it leads to names nothing: ``TypeError: cannot unpack non-iterable NoneType object`` in the test's line, or
+``expected a MultiRNNCell, got NoneType``. :func:`check` runs after every call of a kata function a test makes
+(the loader's guard, :mod:`tfkata.untouched`, beside :mod:`tfkata.rigged`) and fails the test at once, naming
+the function, when it returned None although every path of the reference solution returns a value (read from
+the reference's source: no ``return None``, no bare ``return``, no ``yield``, no way to fall off the end). A
+function whose reference may return None (``first_bad_op``: "None when no op is bad") is never asked.
+"""
+from __future__ import annotations
+
+import ast
+import functools
+from pathlib import Path
+
+from tfkata.untouched import NO_TRACEBACK, Failure
+
+
+class ReturnedNone(Failure):
+    """A kata function returned None where it must return a value (a test failure, like pytest.fail)."""
+
+
+def _own_nodes(node):
+    """The nodes of a function's own body: not those of the functions, lambdas and classes it defines."""
+    for child in ast.iter_child_nodes(node):
+        if isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda, ast.ClassDef)):
+            continue
+        yield child
+        yield from _own_nodes(child)
+
+
+def _ends(body: list[ast.stmt]) -> bool:
+    """Whether running ``body`` always ends in a ``return`` or ``raise`` (never falls off its end)."""
+    if not body:
+        return False
+    last = body[-1]
+    if isinstance(last, (ast.Return, ast.Raise)):
+        return True
+    if isinstance(last, ast.If):
+        return _ends(last.body) and _ends(last.orelse)
+    if isinstance(last, (ast.With, ast.AsyncWith)):
+        return _ends(last.body)
+    if isinstance(last, ast.Try):
+        return _ends(last.finalbody) or (_ends(last.body + last.orelse) and all(_ends(h.body) for h in last.handlers))
+    return False
+
+
+def always_returns_value(node: ast.FunctionDef) -> bool:
+    """Every way out of the function ``node`` returns a value other than None (or raises)."""
+    own = list(_own_nodes(node))
+    if any(isinstance(n, (ast.Yield, ast.YieldFrom, ast.Await)) for n in own):
+        return False
+    returns = [n for n in own if isinstance(n, ast.Return)]
+    if not returns or any(r.value is None or (isinstance(r.value, ast.Constant) and r.value.value is None)
+                          for r in returns):
+        return False
+    return _ends(node.body)
+
+
+@functools.lru_cache(maxsize=None)
+def _valued(reference: Path) -> frozenset[str]:
+    """The top-level functions of the reference file that always return a value."""
+    try:
+        tree = ast.parse(reference.read_text(encoding="utf-8"))
+    except (OSError, SyntaxError):
+        return frozenset()
+    return frozenset(n.name for n in tree.body if isinstance(n, ast.FunctionDef) and always_returns_value(n))
+
+
+def check_against(reference: Path):
+    """The check for the kata whose reference solution is the file ``reference``: ``(name, result) -> None``."""
+
+    def check(name: str, result) -> None:
+        if result is None and name in _valued(reference):
+            raise ReturnedNone(f"{name}: returned None, where it must return what its docstring says: is a `return` "
+                               "missing, does a branch end without one, or is it the None of a call that gives "
+                               "nothing back (sess.run of an op, list.append, print)?", **NO_TRACEBACK)
+
+    return check
