@@ -31,6 +31,11 @@ def test_define_add_builds_symbolic_tensors():
             f"define_add: {name} should be a symbolic tf.Tensor built with tf.constant / +, got {type(t).__name__}"
         )
     assert c.graph is tf.compat.v1.get_default_graph(), "define_add: c must be built in the default graph"
+    shapes = [t.shape.as_list() if t.shape.rank is not None else None for t in (a, b, c)]
+    assert shapes == [[], [], []], (
+        f"define_add: a, b, c should be scalars, shape [], got shapes {shapes}: write tf.constant(3.0), not "
+        "tf.constant([3.0]) (a list makes a tensor of shape [1])"
+    )
     dtypes = [t.dtype.name for t in (a, b, c)]
     assert dtypes == ["float32"] * 3, (
         f"define_add: a, b, c should be float32, got {dtypes}: "
@@ -114,6 +119,12 @@ def test_evaluate_closes_its_session():
     with recording_sessions() as opened:
         assert k01.evaluate(x) == 1.0, "evaluate(x) with x = 1.0 should give 1.0"
     assert opened, "evaluate must open a tf.compat.v1.Session itself (it opened none)"
+    others = sorted({type(s).__name__ for s in opened if not isinstance(s, tf.compat.v1.Session)})
+    assert not others, (
+        f"evaluate opened a {', '.join(others)}, not a tf.compat.v1.Session: an InteractiveSession installs itself "
+        "as every caller's default session while it is open; use `with tf.compat.v1.Session() as sess:` as the "
+        "docstring says"
+    )
     left_open = []
     for s in opened:
         try:
@@ -175,6 +186,11 @@ def test_constant_names():
     assert names == ["Const:0", "variable_b:0", "Const_1:0"], (
         f"name_constants: expected names ['Const:0', 'variable_b:0', 'Const_1:0'], got {names}: create them "
         "in the order 1.0, 2.0, 3.0 and give only the second one name='variable_b'"
+    )
+    made = [op.name for op in tf.compat.v1.get_default_graph().get_operations()]
+    assert made == ["Const", "variable_b", "Const_1"], (
+        f"name_constants: the graph holds the ops {made} in the order they were made: create exactly the three "
+        "constants, nothing else, in that order: 1.0, then 2.0 (name='variable_b'), then 3.0"
     )
 
 
@@ -387,7 +403,17 @@ def test_interactive_session_adds_nodes_after_opening():
 @pytest.mark.covers("thread_limited_config")
 @pytest.mark.parametrize("n", [1, 3])
 def test_thread_limited_config(n):
+    threading = tf.config.threading
+    before = (threading.get_intra_op_parallelism_threads(), threading.get_inter_op_parallelism_threads())
     config = k01.thread_limited_config(n)
+    after = (threading.get_intra_op_parallelism_threads(), threading.get_inter_op_parallelism_threads())
+    if after != before:  # put back what the process had before the next test runs
+        threading.set_intra_op_parallelism_threads(before[0])
+        threading.set_inter_op_parallelism_threads(before[1])
+    assert after == before, (
+        f"thread_limited_config changed the whole process's thread pools (tf.config.threading intra, inter: {before} "
+        f"-> {after}): only build and return the ConfigProto; a session it is passed to applies it, to itself alone"
+    )
     assert isinstance(config, tf.compat.v1.ConfigProto), (
         f"thread_limited_config: expected a tf.compat.v1.ConfigProto, got {type(config).__name__}"
     )
