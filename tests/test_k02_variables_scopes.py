@@ -416,6 +416,11 @@ def test_scope_names_rejects_unknown_kind():
         "name_scope",
         "scope_names('scope') must raise ValueError naming the valid kinds 'name_scope' and 'variable_scope'",
     )
+    made = [op.name for op in tf.compat.v1.get_default_graph().get_operations()]
+    assert not made, (
+        f"scope_names('scope') raised, but only after building {len(made)} ops ({', '.join(made[:3])}, ...): check "
+        "kind BEFORE creating anything, so a wrong kind leaves the graph as it was"
+    )
 
 
 # --------------------------------------------------------------------------- mlp

@@ -415,7 +415,9 @@ TABLE: tuple[Entry, ...] = (
            r"as_list\(\) is not defined on an unknown TensorShape",
            lambda m, e: ("a tensor has no static shape at all (unknown rank): a placeholder made without shape=, "
                          "so it accepts any rank: give it the shape the docstring names (shape=[None] for a vector "
-                         "of any length, [] for a scalar, [None, n] for a batch of rows)")),
+                         "of any length, [] for a scalar, [None, n] for a batch of rows); or an op that loses the "
+                         "rank on the way (tf.squeeze without axis= where a dimension is None, tf.reshape to a shape "
+                         "computed at run time): name the axes")),
     # dynamic_rnn's sequence_length does not have one entry per sequence of the batch (often: time-major
     # inputs read as batch-major, or the reverse): at run time TF's own assert, at build time a Select
     _entry("sequence-length-batch", ["InvalidArgumentError"],
