@@ -268,6 +268,10 @@ def test_lstm_output_is_h_state_is_c_h(sess, kind):
         + ("a [B, H] tensor (the output o_1?)" if isinstance(s1, tf.Tensor) else type(s1).__name__)
         + ": return (s_0, o_1, s_1) in that order, from o_1, s_1 = cell(x_t, s_0)"
     )
+    assert isinstance(o1, tf.Tensor), (
+        f"zero_state_and_step: an LSTM's output o_1 is one [B, H] tensor, h, got {type(o1).__name__}"
+        + (" (the state (c, h)?)" if isinstance(o1, tuple) else "") + ": return (s_0, o_1, s_1) from o_1, s_1 = cell(x_t, s_0)"
+    )
     sess.run(tf.compat.v1.global_variables_initializer())
     out, c, h = sess.run([o1, s1.c, s1.h])
     assert out.shape == c.shape == h.shape == (B, H), (
@@ -457,6 +461,11 @@ def test_static_and_dynamic_share_weights_and_agree(sess):
     ):
         diff = np.abs(got - s)
         assert np.allclose(got, s, rtol=1e-5, atol=1e-6), f"{message} (max |diff| {diff.max():.3g})"
+    assert isinstance(static_state, _rnn_cell().LSTMStateTuple), (
+        f"run_static: an LSTM's final state is an LSTMStateTuple(c, h), got {type(static_state).__name__}"
+        + (" (the last output?)" if isinstance(static_state, tf.Tensor) else "")
+        + ": return the (outputs, state) static_rnn gives, as they are"
+    )
     ss, ds = sess.run([static_state, dyn_state])
     assert np.allclose(ds.h, ss.h, rtol=1e-5, atol=1e-6) and np.allclose(ds.c, ss.c, rtol=1e-5, atol=1e-6), (
         "run_static and run_dynamic should end in the same final state (c, h)"
@@ -541,8 +550,12 @@ def test_sequence_length_matches_numpy_reference(sess):
             "outputs stop a step early; pass sequence_length as it is, the number of valid steps"
         )
     _assert_close(out, ref_out, "run_dynamic: the outputs differ from the slide's pseudo-code for a vanilla RNN")
+    last_output = np.shape(final) == out[:, -1].shape and np.allclose(final, out[:, -1], rtol=1e-5, atol=1e-6)
     _assert_close(final, ref_state, "run_dynamic: the final state should be the state at each sequence's last valid "
-                  "step (zeros for length 0): pass sequence_length to dynamic_rnn")
+                  "step (zeros for length 0): "
+                  + ("yours is outputs[:, -1], the output at step T-1, which is zero for every shorter sequence: return "
+                     "the state dynamic_rnn gives, which stops at each sequence's length" if last_output else
+                     "pass sequence_length to dynamic_rnn and return the final state it gives"))
     # The same cell (its weights already made) on the time-major layout [T, B, D], with the same lengths.
     tm_outputs, tm_state = k06.run_dynamic(cell, tf.constant(xv.transpose(1, 0, 2)), sequence_length=lengths,
                                            time_major=True)
