@@ -142,6 +142,9 @@ def _uninitialised(m: re.Match, exc: BaseException) -> str:
         return (f"variable '{name}' was created{late} after global_variables_initializer() was built, which "
                 "does not cover it: reuse the layer or variable made before, or build every variable first")
     runner = _ran_by(exc)
+    if runner is not None and not _reference_runs(exc, runner):
+        return (f"{runner} ran an op itself (Session.run inside {runner}): it should only build the op and return "
+                f"it; the caller runs it once the variables are initialised (variable '{name}' was not yet)")
     if runner is not None:
         return (f"variable '{name}' is used before it is initialised: run {INIT} in the session first ({runner} "
                 f"ran it; if {runner} only builds the op, return the op instead of running it)")
@@ -168,6 +171,28 @@ def _ran_by(exc: BaseException) -> str | None:
                 and _in_kata(caller.f_code.co_filename, caller.f_code.co_name)):
             return caller.f_code.co_name
     return None
+
+
+def _reference_runs(exc: BaseException, runner: str) -> bool:
+    """Whether the reference solution of the kata function ``runner`` (found on ``exc``'s traceback) calls
+    ``.run(...)`` itself; True when that cannot be told (no reference found)."""
+    import ast
+    import traceback
+
+    for frame, _ in traceback.walk_tb(exc.__traceback__):
+        if frame.f_code.co_name == runner and _in_kata(frame.f_code.co_filename, runner):
+            path = Path(frame.f_code.co_filename)
+            reference = path.parent.parent / "solutions" / path.name
+            try:
+                tree = ast.parse(reference.read_text(encoding="utf-8"))
+            except (OSError, SyntaxError):
+                return True
+            node = next((n for n in tree.body if isinstance(n, ast.FunctionDef) and n.name == runner), None)
+            if node is None:
+                return True
+            return any(isinstance(n, ast.Call) and isinstance(n.func, ast.Attribute) and n.func.attr == "run"
+                       for n in ast.walk(node))
+    return True
 
 
 def _kata_function(exc: BaseException) -> str | None:
