@@ -468,7 +468,8 @@ def _check_first_test_loss(first, data):
                     "= data[2], data[3]", pytrace=False)
     assert np.isclose(first, on_test, rtol=1e-6), (
         f"train_with_summaries: the test loss at step 0 should be the untrained model's {on_test:.4f}, got "
-        f"{first:.4f}: evaluate on the test data before training at step 0"
+        f"{first:.4f}: evaluate on the WHOLE test data at step 0 (all of x_test, y_test = data[2], data[3], not one "
+        "batch of it), before any training step"
     )
 
 
@@ -844,6 +845,10 @@ def _next_batch_ends(dataset_fn, runs):
 @pytest.mark.covers("next_batch")
 def test_next_batch_reads_the_dataset_once_then_ends():
     got, ended = _next_batch_ends(lambda: _pairs(5, 2), runs=6)
+    if not ended and len(got) > 1 and all(g == got[0] for g in got):
+        pytest.fail(f"next_batch: every run gave the first batch again, {got[0]}: make ONE iterator, "
+                    "tf.compat.v1.data.make_one_shot_iterator(dataset).get_next(), whose runs move on to the next "
+                    "element (dataset.take(1) or get_single_element read the first element each time)", pytrace=False)
     if not ended:
         pytest.fail(f"next_batch must raise OutOfRangeError at the end of the epoch: a dataset of 5 pairs batched by 2 "
                     f"holds [0, 1], [2, 3], [4], then ends, but next_batch's runs gave {got}: iterate the dataset as it is, "
@@ -860,6 +865,13 @@ def test_next_batch_reads_the_dataset_once_then_ends():
 def test_dataset_every_example_once_per_epoch(sess):
     images, labels = _mnist_images(60), np.arange(60)
     dataset = k09.make_dataset(images, labels, batch_size=16, seed=7, augment_data=False, num_epochs=2)
+    buffers = [tf.get_static_value(op.inputs[1]) for op in tf.compat.v1.get_default_graph().get_operations()
+               if op.type.startswith("ShuffleDataset") and len(op.inputs) > 1]
+    wrong = [int(b) for b in buffers if b is not None and int(b) != 60]
+    assert not wrong, (
+        f"make_dataset: a shuffle buffer of {wrong[0]} for 60 examples: the buffer holds ALL N examples, "
+        "shuffle(len(images), seed=seed); a fixed size (the tutorial's 10000) shuffles only part of a larger set"
+    )
     batch = k09.next_batch(dataset)
     assert isinstance(batch[0], tf.Tensor) and batch[0].shape.as_list() == [None, 28, 28, 1], (
         f"next_batch should give graph tensors, images [None, 28, 28, 1], got {batch[0]!r}"

@@ -996,11 +996,29 @@ def test_augment_keeps_shape_and_range():
         )
 
 
+def _shuffle_buffers(dataset):
+    """The buffer size of every shuffle stage of ``dataset``'s pipeline that tf.data keeps as a constant
+    (followed through each stage's input dataset; a private attribute, so stages without it are passed by)."""
+    found, stage = [], dataset
+    for _ in range(50):
+        if stage is None:
+            break
+        if "Shuffle" in type(stage).__name__ and getattr(stage, "_buffer_size", None) is not None:
+            found.append(tf.get_static_value(stage._buffer_size))
+        stage = getattr(stage, "_input_dataset", None)
+    return [int(b) for b in found if b is not None]
+
+
 @pytest.mark.covers("make_dataset", "normalize")
 def test_dataset_every_example_once_per_epoch():
     images, labels = _mnist_images(60), np.arange(60)
     dataset = n09.make_dataset(images, labels, batch_size=16, seed=7, augment_data=False, num_epochs=2)
     assert isinstance(dataset, tf.data.Dataset), f"expected a tf.data.Dataset, got {type(dataset).__name__}"
+    wrong = [b for b in _shuffle_buffers(dataset) if b != 60]
+    assert not wrong, (
+        f"make_dataset: a shuffle buffer of {wrong[0]} for 60 examples: the buffer holds ALL N examples, "
+        "shuffle(len(images), seed=seed); a fixed size (the tutorial's 10000) shuffles only part of a larger set"
+    )
     got = [(np.asarray(a), np.asarray(b)) for a, b in dataset.take(20)]  # a for loop: the data simply ends
     sizes = [len(b) for _, b in got]
     ids = [b.tolist() for _, b in got]
