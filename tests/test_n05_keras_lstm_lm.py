@@ -879,7 +879,7 @@ def _train_recording_states(*args, **kwargs):
 
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(module, "make_train_step", recording)
-        return module.train(*args, **kwargs), states, steps, losses, traced
+        return n05.train(*args, **kwargs), states, steps, losses, traced
 
 
 @pytest.mark.covers("train", "make_train_step", "batch_windows", "validation_perplexity", "sample_text", "make_forward")

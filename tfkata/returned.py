@@ -59,7 +59,7 @@ def always_returns_value(node: ast.FunctionDef) -> bool:
 
 
 @functools.lru_cache(maxsize=None)
-def _valued(reference: Path) -> frozenset[str]:
+def valued_in(reference: Path) -> frozenset[str]:
     """The top-level functions of the reference file that always return a value."""
     try:
         tree = ast.parse(reference.read_text(encoding="utf-8"))
@@ -72,7 +72,7 @@ def check_against(reference: Path):
     """The check for the kata whose reference solution is the file ``reference``: ``(name, result) -> None``."""
 
     def check(name: str, result) -> None:
-        if result is None and name in _valued(reference):
+        if result is None and name in valued_in(reference):
             raise ReturnedNone(f"{name}: returned None, where it must return what its docstring says: is a `return` "
                                "missing, does a branch end without one, or is it the None of a call that gives "
                                "nothing back (sess.run of an op, list.append, print)?", **NO_TRACEBACK)

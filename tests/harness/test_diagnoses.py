@@ -48,6 +48,7 @@ def test_every_entry_is_tested():
         "keras-state-in-call", "gradients-in-eager", "batch-sizes-differ", "unknown-rank", "reset-default-graph", "sequence-length-batch",
         "loop-shape-changes", "tensor-as-static-dim", "history-without-validation", "local-before-assignment",
         "input-signature", "unpack-count", "static-size-none", "tf1-name", "variable-shape-differs",
+        "kata-function-returned-none",
     }
     assert {e.key for e in TABLE} == tested
 
@@ -269,7 +270,7 @@ def test_unknown_rank():
     def build():
         return v1.placeholder(tf.float32).shape.as_list()
 
-    check(build, "unknown-rank", "without shape=", "shape=[None]")
+    check(build, "unknown-rank", "without shape=", "shape=[None]", "tf.squeeze without axis=")
 
 
 def test_batch_sizes_differ_in_a_concat():
@@ -798,3 +799,23 @@ def test_a_static_size_that_is_none():
 
     check_now(lambda: steps(tf.zeros([2, 3], tf.int32)), "static-size-none", "tf.range")
 
+
+
+# --------------------------------------------------------------------------- a kata function's None, used by kata code
+def test_a_kata_function_that_returned_none_to_another_is_named(tmp_path):
+    """k09's train_with_summaries doing ``x, y = batch_for_step(...)`` on a batch_for_step without its return:
+    the line names batch_for_step (its reference always returns a value), not the TypeError's NoneType."""
+    import importlib.util
+
+    (tmp_path / "katas").mkdir()
+    (tmp_path / "solutions").mkdir()
+    (tmp_path / "solutions" / "k99_demo.py").write_text("def batch(step):\n    return step, step\n", encoding="utf-8")
+    (tmp_path / "katas" / "k99_demo.py").write_text(
+        "def batch(step):\n    step * 2\n\n\ndef train():\n    x, y = batch(3)\n    return x\n", encoding="utf-8")
+    spec = importlib.util.spec_from_file_location("k99_demo_katas", tmp_path / "katas" / "k99_demo.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    line = check(module.train, "kata-function-returned-none", "batch returned None", "train used it", "x, y = batch(3)")
+    assert "return" in line
+    # a None that comes from no kata function on the line is left to the other entries (or to none)
+    assert diagnose(raised(lambda: len(None))) is None

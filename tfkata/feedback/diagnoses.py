@@ -195,6 +195,36 @@ def _reference_runs(exc: BaseException, runner: str) -> bool:
     return True
 
 
+def _none_from_kata_call(exc: BaseException) -> str | None:
+    """When the line that raised calls a kata function whose reference always returns a value: that function
+    returned None (a `return` missing), said with the file and line where its None was used."""
+    import linecache
+    import traceback
+
+    from tfkata.returned import valued_in
+
+    frames = list(traceback.walk_tb(exc.__traceback__))
+    if not frames:
+        return None
+    frame, lineno = frames[-1]
+    line = linecache.getline(frame.f_code.co_filename, lineno).strip()
+    for dotted in re.findall(r"([A-Za-z_][\w.]*)\s*\(", line):
+        head, *rest = dotted.split(".")
+        obj = frame.f_locals.get(head, frame.f_globals.get(head))
+        for part in rest:
+            obj = getattr(obj, part, None)
+        obj = getattr(obj, "__wrapped__", obj)
+        code = getattr(obj, "__code__", None)
+        if code is None or not _in_kata(code.co_filename, obj.__name__):
+            continue
+        path = Path(code.co_filename)
+        if obj.__name__ in valued_in(path.parent.parent / "solutions" / path.name):
+            return (f"{obj.__name__} returned None, where it must return what its docstring says (its caller "
+                    f"{frame.f_code.co_name} used it: `{line[:60]}`): is a `return` missing in {obj.__name__}, "
+                    "or does a branch end without one?")
+    return None
+
+
 def _kata_function(exc: BaseException) -> str | None:
     """The innermost kata function (katas/ or solutions/, not a test) on ``exc``'s traceback, else the one that
     built the failing op (its creation stack: the error came out of a ``Session.run``)."""
@@ -438,11 +468,9 @@ TABLE: tuple[Entry, ...] = (
     # a test reads the static shape of a tensor that has none (a placeholder made without shape=)
     _entry("unknown-rank", ["ValueError"],
            r"as_list\(\) is not defined on an unknown TensorShape",
-           lambda m, e: ("a tensor has no static shape at all (unknown rank): a placeholder made without shape=, "
-                         "so it accepts any rank: give it the shape the docstring names (shape=[None] for a vector "
-                         "of any length, [] for a scalar, [None, n] for a batch of rows); or an op that loses the "
-                         "rank on the way (tf.squeeze without axis= where a dimension is None, tf.reshape to a shape "
-                         "computed at run time): name the axes")),
+           lambda m, e: ("a tensor has no static shape (unknown rank): a placeholder made without shape= (give "
+                         "the docstring's: shape=[None] for a vector, [] for a scalar), or an op that lost the rank "
+                         "(tf.squeeze without axis= where a dimension is None)")),
     # dynamic_rnn's sequence_length does not have one entry per sequence of the batch (often: time-major
     # inputs read as batch-major, or the reverse): at run time TF's own assert, at build time a Select
     _entry("sequence-length-batch", ["InvalidArgumentError"],
@@ -609,6 +637,11 @@ TABLE: tuple[Entry, ...] = (
            r"Expected int32, but got None of type 'NoneType'",
            lambda m, e: ("a static shape with None (the batch size, unknown until run time) is used as a number: "
                          "use the dynamic size tf.shape(x)[0], not x.shape[0] or x.get_shape()[0]")),
+    # a kata function called by kata code (not through a test's guard, tfkata.returned) gave None, and the line
+    # that called it used the None at once (x, y = batch_for_step(...)): name the function that returned nothing
+    _entry("kata-function-returned-none", ["TypeError", "AttributeError"],
+           r"'NoneType' object|NoneType",
+           lambda m, e: _none_from_kata_call(e)),
 )
 
 
