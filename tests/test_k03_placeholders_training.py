@@ -234,6 +234,20 @@ def test_sgd_var_list_limits_what_trains(sess):
     got_k, got_b = sess.run([k, b])
     assert got_b == -2.0, f"sgd_minimize(..., var_list=[k]): only k may change, b went from -2.0 to {got_b:.4g}: pass var_list to minimize"
     assert got_k != 1.0, "sgd_minimize(..., var_list=[k]): k should have been updated"
+    # a list of two of three variables: both listed ones train (every entry, not the first), the third does not
+    c = tf.Variable(0.5, name="c")
+    loss3 = tf.square(3.0 * k + b + c - 4.0)
+    op = k03.sgd_minimize(loss3, 0.1, var_list=[b, c])
+    sess.run(tf.compat.v1.variables_initializer([k, b, c]))
+    sess.run(op)
+    got = dict(zip("kbc", sess.run([k, b, c])))
+    still = [name for name, start in (("b", -2.0), ("c", 0.5)) if got[name] == start]
+    assert not still and got["k"] == 1.0, (
+        f"sgd_minimize(..., var_list=[b, c]) of k, b, c: b and c should move and k stay at 1.0, got k={got['k']:.4g}, "
+        f"b={got['b']:.4g}, c={got['c']:.4g}"
+        + (f" ({', '.join(still)} did not move: train EVERY variable of var_list)" if still else "")
+        + ": minimize(loss, var_list=var_list) with the list as given"
+    )
 
 
 @pytest.mark.covers("sgd_minimize")
