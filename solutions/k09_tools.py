@@ -216,7 +216,10 @@ def restore_latest(sess, saver, ckpt_dir):
             f"checkpoint directory {ckpt_dir} does not exist: train without resume first, "
             "or pass the directory the Saver wrote to"
         )
-    path = tf.train.latest_checkpoint(ckpt_dir)
+    try:
+        path = tf.train.latest_checkpoint(ckpt_dir)
+    except ValueError:  # an empty 'checkpoint' file, or one naming no model_checkpoint_path
+        path = None
     if path is None:
         raise CheckpointError(
             f"no usable checkpoint in {ckpt_dir}: its 'checkpoint' index file is missing or "

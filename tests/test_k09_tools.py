@@ -560,6 +560,10 @@ def _corrupt(folder, how):
     _write_checkpoint(folder, 5)
     if how == "garbled checkpoint file":
         (folder / "checkpoint").write_text("this is not a checkpoint state {{{\n")
+    elif how == "empty checkpoint file":  # cut off by a crash: tf.train.latest_checkpoint raises ValueError
+        (folder / "checkpoint").write_text("")
+    elif how == "checkpoint file naming no model":
+        (folder / "checkpoint").write_text('all_model_checkpoint_paths: "model-5"\n')
     elif how == "files deleted":
         for path in folder.glob("model-5.*"):
             path.unlink()
@@ -572,8 +576,8 @@ def _corrupt(folder, how):
 
 
 @pytest.mark.parametrize(
-    "how", ["missing directory", "empty directory", "garbled checkpoint file", "files deleted", "corrupt index",
-            "truncated data"],
+    "how", ["missing directory", "empty directory", "garbled checkpoint file", "empty checkpoint file",
+            "checkpoint file naming no model", "files deleted", "corrupt index", "truncated data"],
 )
 @pytest.mark.covers("restore_latest", "CheckpointError")
 def test_restore_latest_bad_directory_gives_clear_error(tmp_path, how):
@@ -585,8 +589,9 @@ def test_restore_latest_bad_directory_gives_clear_error(tmp_path, how):
     except Exception as exc:  # noqa: BLE001 - what escaped is the finding
         pytest.fail(
             f"restore_latest on a {how}: {type(exc).__name__} escaped; raise CheckpointError naming {folder} instead "
-            "(check the directory, then tf.train.latest_checkpoint's None, and catch tf.errors.OpError and "
-            "ValueError from saver.restore)", pytrace=False,
+            "(check the directory, then tf.train.latest_checkpoint's None and its ValueError on an empty or "
+            "incomplete 'checkpoint' file, and catch tf.errors.OpError and ValueError from saver.restore)",
+            pytrace=False,
         )
     else:
         pytest.fail(f"restore_latest on a {how} returned instead of raising CheckpointError", pytrace=False)
