@@ -258,6 +258,16 @@ def test_maybe_update_runs_only_the_chosen_update():
         + ("v became delta itself: add it, v.assign_add(delta), not v.assign(delta)" if v.numpy().tolist() == [10.0, 20.0]
            else "add delta when apply is True and return v's value after")
     )
+    # A delta that is not finite, not applied: an assign that runs anyway (adding delta * 0, or delta masked by
+    # tf.where after the add) shows, since inf * 0 is nan.
+    w = tf.Variable([1.0, 2.0])
+    guarded = n10.make_maybe_update(w)
+    guarded(tf.constant([np.inf, 0.0]), tf.constant(False))
+    assert w.numpy().tolist() == [1.0, 2.0], (
+        f"make_maybe_update: with apply=False and delta [inf, 0.0], v went from [1.0, 2.0] to {w.numpy().tolist()}: "
+        "the assign ran although apply was False (adding delta * 0 still runs it, and inf * 0 is nan): put "
+        "v.assign_add(delta) inside the `if apply:` branch, so it runs only when applied"
+    )
 
 
 def _regularized_model():
