@@ -237,6 +237,13 @@ def test_targets_are_the_evens_in_order_then_eos():
         assert 1 <= n_odd <= 11 and 1 <= len(evens) <= 11, (
             f"row {i}: odd and even counts are drawn from 1..11, got {n_odd} odd and {len(evens)} even"
         )
+    # Shuffled together, few rows keep all their odd numbers on one side of the evens (the reference: 6 % of 300).
+    grouped = [i for i in range(len(x)) if len(set(np.diff(x[i, : lx[i]] % 2).tolist()) - {0}) <= 1]
+    print(f"k07 generate_data: {len(grouped)} of {len(x)} rows with the odd numbers on one side")
+    assert len(grouped) < 0.5 * len(x), (
+        f"generate_data: {len(grouped)} of {len(x)} rows hold all their odd numbers on one side of the evens (row 0: "
+        f"{x[0, : lx[0]].tolist()}): shuffle the odd and even numbers together (rng.permutation of the row)"
+    )
 
 
 @pytest.mark.covers("generate_data")
@@ -375,6 +382,21 @@ def test_bucketing_shuffles_the_order_of_batches():
     assert bucket_order(1) != order, (
         "bucketed_batches: rng seeds 0 and 1 gave the batches in the same order: shuffle their order with the rng "
         "argument (rng.permutation(len(batches)))"
+    )
+
+
+@pytest.mark.covers("bucketed_batches")
+def test_bucketing_shuffles_each_bucket():
+    x, y, lx, ly = _pool(600, seed=6)
+    x = x.copy()
+    x[:, 0] = np.arange(len(x))  # each example's row number, where bucketing never looks (len_x >= 1 keeps column 0)
+    batches = k07.bucketed_batches(x, y, lx, ly, batch_size=16, bucket_width=4, rng=np.random.RandomState(3))
+    rows = [np.asarray(b[0])[:, 0].tolist() for b in batches if len(b[0]) >= 3]
+    in_order = [r for r in rows if r == sorted(r)]
+    print(f"k07 bucketed_batches: {len(in_order)} of {len(rows)} batches in the pool's order")
+    assert len(in_order) < len(rows) / 2, (
+        f"bucketed_batches: {len(in_order)} of {len(rows)} batches hold their examples in the pool's order (e.g. rows "
+        f"{in_order[0][:6]}...): shuffle each bucket (rng.permutation of its members) before cutting it into batches"
     )
 
 
