@@ -159,6 +159,10 @@ def test_evaluate_loss_and_accuracy():
     hint = "the mean over the batch of tf.nn.sparse_softmax_cross_entropy_with_logits(labels=labels, logits=logits)"
     if np.isclose(float(loss), ref_loss * 40, rtol=1e-4):
         hint = "that is the SUM over the batch: take the mean"
+    as_probabilities = float(np.mean(keras.losses.sparse_categorical_crossentropy(y, logits.astype(np.float32))))
+    if np.isclose(float(loss), as_probabilities, rtol=1e-4):
+        hint = ("that is Keras' sparse_categorical_crossentropy reading the logits as probabilities (its default, "
+                "from_logits=False): pass from_logits=True, or use " + hint)
     assert np.isclose(float(loss), ref_loss, rtol=1e-5), f"evaluate: expected the loss {ref_loss:.5f}, got {float(loss):.5f}: {hint}"
     counted = " (that is the NUMBER of right rows: the accuracy is the fraction, their mean)" if np.isclose(
         float(accuracy), ref_acc * 40, atol=1e-4) else ""
@@ -403,7 +407,8 @@ def test_train_with_summaries_bookkeeping(tmp_path):
                 tag = f"{layer}/{scope}/summaries/{name}"
                 assert tag in tags, (
                     f"train_with_summaries: no summary {tag} at a training step (tags: {sorted(tags)[:6]}...): call variable_summaries on "
-                    f"each layer's kernel in tf.name_scope('<layer>/weights') and its bias in '<layer>/biases'"
+                    f"each layer's kernel in tf.name_scope('<layer>/weights') and its bias in '<layer>/biases', inside "
+                    f"`with train_writer.as_default():` (without a default writer tf.summary writes nothing)"
                 )
     kinds = sorted({type(v).__name__ for part in history.values() for v in part.values() if not isinstance(v, float)})
     assert not kinds, (
