@@ -13,6 +13,7 @@ floor and never below it. Figures measured with the reference are in the constan
 PYTEST_DONT_REWRITE: every assert here carries its own message, so pytest's assertion rewriting (about 2 s of
 every run over all test files) would add nothing a learner reads.
 """
+import itertools
 import math
 import re
 import time
@@ -238,7 +239,11 @@ def _expected_windows(ids, batch_size, unrollings, count):
 def test_batch_windows_walks_segments_and_overlaps_by_one():
     ids = np.arange(1, 27, dtype=np.int32)  # 'a'..'z': batch 4 -> segments of 6, cursors 0, 6, 12, 18
     windows = n05.batch_windows(ids, batch_size=4, num_unrollings=3)
-    got = [np.asarray(next(windows)) for _ in range(4)]
+    got = [np.asarray(w) for w in itertools.islice(windows, 4)]
+    assert len(got) == 4, (
+        f"batch_windows: it stopped after {len(got)} windows: it yields forever (while True), the cursors wrapping "
+        "around the text, for as many steps as the caller trains"
+    )
     assert got[0].shape == (4, 4), (
         f"batch_windows(ids, batch_size=4, num_unrollings=3): a window should be [batch_size, num_unrollings + 1] = "
         f"[4, 4], got {got[0].shape}: use the batch_size and num_unrollings arguments"
