@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import dataclasses
 import importlib
-import os
 from typing import Any, Callable, Iterable
 
 import numpy as np
@@ -37,7 +36,7 @@ import numpy as np
 from tfkata import registry
 from tfkata.feedback.diagnoses import diagnose
 from tfkata.loader import ensure_on_path, fresh_graph, seed_everything
-from tfkata.paths import repo_root
+from tfkata.paths import reference_package, repo_root
 from tfkata.stubprobe import raise_if_stub
 from tfkata.testing import mismatch
 from tfkata.tfsetup import SEED, import_tensorflow
@@ -55,8 +54,6 @@ class Case:
         return self.label
 
 
-REFERENCE_ENV = "TFKATA_REFERENCE"  # kata grade renames solutions/ in a graded copy (a submission cannot
-                                   # simply `import solutions`) and names the new package here
 
 
 def reference(kata_id: str):
@@ -64,10 +61,7 @@ def reference(kata_id: str):
     kata = registry.get(kata_id)
     ensure_on_path(repo_root())
     import_tensorflow()
-    package = os.environ.get(REFERENCE_ENV, "solutions")
-    if not package.isidentifier():
-        raise ValueError(f"{REFERENCE_ENV} must name a package folder of the checkout, got {package!r}")
-    return importlib.import_module(f"{package}.{kata.module}")
+    return importlib.import_module(f"{reference_package()}.{kata.module}")
 
 
 def graph_outputs(build: Callable[[], Any], feed: Callable[[Any], dict] | None = None, *, seed: int = SEED,

@@ -17,7 +17,7 @@ import sys
 from pathlib import Path
 
 from tfkata import registry, returned, rigged, untouched
-from tfkata.paths import repo_root
+from tfkata.paths import reference_file, repo_root
 from tfkata.tfsetup import SEED, import_tensorflow
 
 TARGETS = ("katas", "solutions")
@@ -97,7 +97,7 @@ class _LazyKata:
     def _after(self, name: str, result) -> None:
         """What every guarded call's result is checked for."""
         rigged.check(name, result)
-        returned.check_against(repo_root() / "solutions" / f"{self._kata.module}.py")(name, result)
+        returned.check_against(reference_file(self._kata.module))(name, result)
 
     def __setattr__(self, name, value):
         raise AttributeError("kata modules are read-only in tests")

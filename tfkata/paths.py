@@ -1,6 +1,8 @@
 """Where things are: the checkout, a kata's output folder, the data folders. One rule for each.
 
 * :func:`repo_root`: the tf-katas checkout (the folder holding ``katas/`` and ``solutions/``).
+* :func:`reference_file`: a kata's reference solution, ``<repo>/solutions/<module>.py`` (or the package
+  ``$TFKATA_REFERENCE`` names: ``kata grade`` renames solutions/ in a graded copy).
 * :func:`output_dir`: ``<repo>/kata-output/<id>/``, where a kata writes its pictures (k04's digits
   and curve, k08's heatmaps); katas, solutions and the ``kata`` command all use it.
 * :func:`data_file_candidates`: where a data file is looked for, in order: ``$KATA_DATA_DIR``, then
@@ -17,6 +19,8 @@ from pathlib import Path
 OUTPUT_DIRNAME = "kata-output"
 DATA_DIR_ENV = "KATA_DATA_DIR"
 BUNDLED_DATA = Path(__file__).resolve().parent / "data"
+REFERENCE_ENV = "TFKATA_REFERENCE"  # kata grade renames solutions/ in a graded copy (a submission cannot
+                                   # simply `import solutions`) and names the new package here
 
 
 def repo_root(start: str | os.PathLike | None = None) -> Path:
@@ -31,6 +35,19 @@ def repo_root(start: str | os.PathLike | None = None) -> Path:
     raise FileNotFoundError(
         f"no tf-katas checkout at or above {here}: cd into the folder you cloned (it holds katas/)"
     )
+
+
+def reference_package() -> str:
+    """The package of the reference solutions: ``solutions``, or the one ``$TFKATA_REFERENCE`` names."""
+    package = os.environ.get(REFERENCE_ENV, "solutions")
+    if not package.isidentifier():
+        raise ValueError(f"{REFERENCE_ENV} must name a package folder of the checkout, got {package!r}")
+    return package
+
+
+def reference_file(module: str, root: str | os.PathLike | None = None) -> Path:
+    """The reference solution of the kata module ``module`` (``k01_graph_session``) in the checkout ``root``."""
+    return Path(root or repo_root()) / reference_package() / f"{module}.py"
 
 
 def output_dir(kata_id: str, root: str | os.PathLike | None = None, create: bool = True) -> Path:

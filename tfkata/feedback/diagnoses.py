@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Callable
 
 from tfkata.feedback.facts import autograph_original, chain, find_todo, is_test_failure
+from tfkata.paths import reference_file
 
 INIT = "sess.run(tf.compat.v1.global_variables_initializer())"
 
@@ -182,7 +183,7 @@ def _reference_runs(exc: BaseException, runner: str) -> bool:
     for frame, _ in traceback.walk_tb(exc.__traceback__):
         if frame.f_code.co_name == runner and _in_kata(frame.f_code.co_filename, runner):
             path = Path(frame.f_code.co_filename)
-            reference = path.parent.parent / "solutions" / path.name
+            reference = reference_file(path.stem, path.parent.parent)
             try:
                 tree = ast.parse(reference.read_text(encoding="utf-8"))
             except (OSError, SyntaxError):
@@ -218,7 +219,7 @@ def _none_from_kata_call(exc: BaseException) -> str | None:
         if code is None or not _in_kata(code.co_filename, obj.__name__):
             continue
         path = Path(code.co_filename)
-        if obj.__name__ in valued_in(path.parent.parent / "solutions" / path.name):
+        if obj.__name__ in valued_in(reference_file(path.stem, path.parent.parent)):
             return (f"{obj.__name__} returned None, where it must return what its docstring says (its caller "
                     f"{frame.f_code.co_name} used it: `{line[:60]}`): is a `return` missing in {obj.__name__}, "
                     "or does a branch end without one?")

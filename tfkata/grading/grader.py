@@ -125,7 +125,7 @@ def pytest_command(results: Path, katas, profile: str, limits: Limits) -> list[s
 def run_pytest(work: Path, cmd: list[str], limits: Limits, log: Path, reference: str) -> tuple[str, float]:
     """Run ``cmd`` in ``work`` in its own process group under the limits: (status, seconds);
     status is ``ran``, ``timeout`` or ``memory``."""
-    from tfkata.differential import REFERENCE_ENV
+    from tfkata.paths import REFERENCE_ENV
 
     env = {k: v for k, v in os.environ.items() if not k.startswith(("TFKATA_", "PYTEST_"))}
     env.update(PYTHONDONTWRITEBYTECODE="1", PYTHONHASHSEED="0", **{REFERENCE_ENV: reference})
