@@ -21,7 +21,8 @@ from tfkata.feedback.curves import explain_curve
 from tfkata.differential import Case, compare, graph_outputs, reference
 from tfkata.loader import fresh_graph
 from tfkata.tfsetup import require_legacy_rnn
-from tfkata.testing import (BEAM_TRAP, UNIFORM_4, beam_eos_problem, beam_order_problem, greedy, must_raise,
+from tfkata.testing import (BEAM_TRAP, UNIFORM_4, beam_eos_problem, beam_order_problem, beam_stop_problem,
+                            greedy, must_raise,
                             plot_problem, pyplot_figures_left, PYPLOT_LEFT, recording_argument, recording_imshow,
                             table_model)
 
@@ -780,7 +781,7 @@ def test_beam_search_stops_at_first_eos():
         f"next_log_probs was asked to extend a finished hypothesis: {[p for p in calls if 0 in tuple(p)]}"
     )
     assert tuple(got[0][0]) == (2, 0), (
-        f"the best is (2, EOS) with p=0.54, got {got[0]}: a finished hypothesis stays in the beam as it is, competing "
+        f"beam_search: the best is (2, EOS) with p=0.54, got {got[0]}: a finished hypothesis stays in the beam as it is, competing "
         "with the expansions of the unfinished ones"
     )
 
@@ -819,6 +820,12 @@ def test_beam_search_respects_max_steps():
 @pytest.mark.covers("beam_search")
 def test_beam_search_ends_at_the_eos_it_is_given():
     problem = beam_eos_problem(k08.beam_search)
+    assert problem is None, problem
+
+
+@pytest.mark.covers("beam_search")
+def test_beam_search_runs_until_every_kept_hypothesis_is_finished():
+    problem = beam_stop_problem(k08.beam_search)
     assert problem is None, problem
 
 

@@ -21,7 +21,8 @@ import pytest
 from tfkata import fresh_graph, load_kata
 from tfkata.tfsetup import import_tensorflow
 from tfkata.testing import where_max as _where
-from tfkata.testing import (BEAM_TRAP, UNIFORM_4, beam_eos_problem, beam_order_problem, greedy, must_raise,
+from tfkata.testing import (BEAM_TRAP, UNIFORM_4, beam_eos_problem, beam_order_problem, beam_stop_problem,
+                            greedy, must_raise,
                             plot_problem, printed_examples, pyplot_figures_left, PYPLOT_LEFT, recording_imshow,
                             table_model)
 
@@ -425,6 +426,12 @@ def test_beam_wider_than_the_candidates():
 @pytest.mark.covers("beam_search")
 def test_beam_search_ends_at_the_eos_it_is_given():
     problem = beam_eos_problem(n08.beam_search)
+    assert problem is None, problem
+
+
+@pytest.mark.covers("beam_search")
+def test_beam_search_runs_until_every_kept_hypothesis_is_finished():
+    problem = beam_stop_problem(n08.beam_search)
     assert problem is None, problem
 
 

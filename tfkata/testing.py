@@ -119,9 +119,30 @@ def beam_eos_problem(beam_search) -> str | None:
     extended = sorted({tuple(p) for p in calls if p and p[-1] == 2})
     if not extended and [t for t, _ in shown] == [(0, 0, 2), (2,)]:
         return None
+    ends_at_2 = all(2 not in t[:-1] for t, _ in shown)  # no hypothesis runs on past a 2
+    ended_at_0 = any(t[-1:] == (0,) for t, _ in shown if len(t) < 3)  # (0,) or (0, 0) treated as finished
+    if not extended and ends_at_2 and not ended_at_0 and any(t == (2,) for t, _ in shown):  # the beam is off
+        return (f"beam_search(..., eos=2, beam_width=2): expected [(0, 0, 2) p=0.35, (2,) p=0.3], got {shown}: a "
+                "finished hypothesis stays in the beam, taking one of its beam_width places and competing with the "
+                "expansions of the unfinished ones (set aside in a list of its own, it no longer competes)")
     return (f"beam_search(..., eos=2) must end hypotheses at 2, the argument, not at the module's EOS 0 (an ordinary "
             f"token here): expected [(0, 0, 2) p=0.35, (2,) p=0.3], got {shown}"
             + (f"; it asked next_log_probs to extend {extended}, which already ended with eos" if extended else ""))
+
+
+def beam_stop_problem(beam_search) -> str | None:
+    """What is wrong with when ``beam_search`` stops, or None. Width 2: after one step the best, (0,) = EOS with
+    p=0.5, is finished but (1,) p=0.3 is not; the search must go on until every kept hypothesis is finished:
+    (1, 0) p=0.27 then takes the second place (k08's and n08's beam_search stop the same way)."""
+    table = {(): {0: 0.5, 1: 0.3, 2: 0.2}, (1,): {0: 0.9, 3: 0.1}, (2,): {0: 0.5, 3: 0.5}}
+    got = beam_search(table_model(table, {0: 1.0}), beam_width=2, max_steps=5)
+    shown = [(tuple(int(t) for t in tokens), round(float(np.exp(score)), 3)) for tokens, score in got]
+    if [t for t, _ in shown] == [(0,), (1, 0)]:
+        return None
+    unfinished = [t for t, _ in shown if not t or t[-1] != 0]
+    return (f"beam_search(beam_width=2): expected [(0,) p=0.5, (1, 0) p=0.27], got {shown}"
+            + (f": it stopped with {unfinished} unfinished: go on until EVERY kept hypothesis is finished (or "
+               "max_steps), not only the best" if unfinished and len(shown[0][0]) == 1 else ""))
 
 
 def printed_examples(printed: str, x, len_x) -> int:
