@@ -275,10 +275,13 @@ def test_sgd_minimizes_the_loss_as_given(sess):
 def test_linear_regression_model_graph():
     x, y, k, b, loss = k03.linear_regression_model()
     shapes = [_dims(t) for t in (x, y, k, b, loss)]
+    wrong = [name for name, s in zip(("x", "y", "k", "b", "loss"), shapes) if s != []]
+    fix = ("placeholders get shape=[] (tf.compat.v1.placeholder(tf.float32, [], name='x'))" if set(wrong) & {"x", "y"}
+           else "the variables get shape=[] (tf.compat.v1.get_variable('k', shape=[]))" if set(wrong) & {"k", "b"}
+           else "the loss of one sample is a scalar: tf.square(k * x + b - y), no reduction over a batch axis")
     assert shapes == [[]] * 5, (
         f"linear_regression_model: x, y, k, b and loss are all scalars (shape []), got "
-        f"{['unknown (no shape given)' if s is None else s for s in shapes]}: placeholders get shape=[] "
-        "(tf.compat.v1.placeholder(tf.float32, [], name='x'))"
+        f"{['unknown (no shape given)' if s is None else s for s in shapes]} ({', '.join(wrong)} not): {fix}"
     )
     assert x.op.type == y.op.type == "Placeholder", (
         f"linear_regression_model: x and y must be placeholders, fed one sample each run "

@@ -791,6 +791,16 @@ def test_correct_prediction(sess):
         f"correct_prediction: expected [True, True, True, False], got {got}: compare tf.argmax(logits, 1) with "
         "tf.argmax(labels, 1) (axis 1: the classes)"
     )
+    # Tied logits: the highest logit is at ONE class, the first (argmax's); in_top_k counts every tied class right,
+    # so a model whose logits are all equal would score 100 %.
+    tied = sess.run(k04.correct_prediction(tf.constant(np.zeros([3, 3], np.float32)),
+                                           tf.constant(np.eye(3, dtype=np.float32)[[0, 1, 2]]))).tolist()
+    assert tied == [True, False, False], (
+        f"correct_prediction: three rows of equal logits with labels 0, 1, 2 should give [True, False, False] (the "
+        f"prediction is argmax's class 0), got {tied}"
+        + (": tf.math.in_top_k counts every tied class as right (all-equal logits would score 100 %); compare "
+           "tf.argmax(logits, 1) with tf.argmax(labels, 1)" if tied == [True, True, True] else "")
+    )
 
 
 @pytest.mark.covers("n_correct", "accuracy", "correct_prediction")
