@@ -881,10 +881,12 @@ def test_halving_schedule_is_k07s_decay():
                                     "at the first update, so use step as given"),
         (rate(np.floor(np.array(steps) / 300.0) * 300), ": yours halves in stairs (floor(step / halve_every)); k07's "
                                                           "exponential_decay is smooth, 0.5 ** (step / halve_every)"),
+        (3e-3 * 0.5 ** (np.array(steps, np.float64) / 300.0), ": yours goes below lr / 10 = 3e-4: keep the floor, "
+                                                               "tf.maximum(rate, learning_rate / 10)"),
     ) if np.allclose(got, close, rtol=1e-5)), "")
     assert np.allclose(got, want, rtol=1e-5), (
-        f"HalvingSchedule: at steps {steps} expected {[f'{v:.3g}' for v in want]} (3e-3 halved smoothly every 300 steps, never "
-        f"below 3e-4 = lr / 10), got {[f'{v:.3g}' for v in got]}{why}"
+        f"HalvingSchedule{why or ':'} (at steps {steps} expected {[f'{v:.3g}' for v in want]}: 3e-3 halved smoothly every "
+        f"300 steps, never below 3e-4 = lr / 10; got {[f'{v:.3g}' for v in got]})"
     )
 
 
