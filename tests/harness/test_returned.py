@@ -34,6 +34,7 @@ def test_functions_that_always_return_a_value(source):
     "def f(x):\n    yield x\n",                                           # a generator
     "def f(x):\n    if x:\n        return\n    return 2\n",               # a bare return
     "def f(x):\n    while True:\n        if x():\n            return 1\n",  # a loop: not followed
+    "def f(x):\n    with tf.GradientTape() as tape:\n        y = x * x\n    return tape.gradient(y, x)\n",  # unwatched: None
 ])
 def test_functions_that_may_return_none(source):
     assert not _valued(source)
