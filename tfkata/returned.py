@@ -80,13 +80,10 @@ def valued_in(reference: Path) -> frozenset[str]:
     return frozenset(n.name for n in tree.body if isinstance(n, ast.FunctionDef) and always_returns_value(n))
 
 
-def check_against(reference: Path):
-    """The check for the kata whose reference solution is the file ``reference``: ``(name, result) -> None``."""
-
-    def check(name: str, result) -> None:
-        if result is None and name in valued_in(reference):
-            raise ReturnedNone(f"{name}: returned None, where it must return what its docstring says: is a `return` "
-                               "missing, does a branch or a loop end without one, or is it the None of a call that gives "
-                               "nothing back (sess.run of an op, list.append, print)?", **NO_TRACEBACK)
-
-    return check
+def check(name: str, result, reference: Path) -> None:
+    """Fail when the kata function ``name`` returned None and its reference (the file ``reference``) always
+    returns a value."""
+    if result is None and name in valued_in(reference):
+        raise ReturnedNone(f"{name}: returned None, where it must return what its docstring says: is a `return` "
+                           "missing, does a branch or a loop end without one, or is it the None of a call that gives "
+                           "nothing back (sess.run of an op, list.append, print)?", **NO_TRACEBACK)
