@@ -80,10 +80,23 @@ def valued_in(reference: Path) -> frozenset[str]:
     return frozenset(n.name for n in tree.body if isinstance(n, ast.FunctionDef) and always_returns_value(n))
 
 
+@functools.lru_cache(maxsize=None)
+def refusing_in(reference: Path) -> frozenset[str]:
+    """The top-level functions of the reference file that raise for some argument (a ``raise`` of their own)."""
+    try:
+        tree = ast.parse(reference.read_text(encoding="utf-8"))
+    except (OSError, SyntaxError):
+        return frozenset()
+    return frozenset(n.name for n in tree.body if isinstance(n, ast.FunctionDef)
+                     and any(isinstance(m, ast.Raise) for m in _own_nodes(n)))
+
+
 def check(name: str, result, reference: Path) -> None:
     """Fail when the kata function ``name`` returned None and its reference (the file ``reference``) always
     returns a value."""
     if result is None and name in valued_in(reference):
-        raise ReturnedNone(f"{name}: returned None, where it must return what its docstring says: is a `return` "
-                           "missing, does a branch or a loop end without one, or is it the None of a call that gives "
-                           "nothing back (sess.run of an op, list.append, print)?", **NO_TRACEBACK)
+        refuses = (" (or raise, for an argument its docstring says it refuses: a `dict.get` or an `if` without "
+                   "`else` gives None instead)") if name in refusing_in(reference) else ""
+        raise ReturnedNone(f"{name}: returned None, where it must return what its docstring says{refuses}: is a "
+                           "`return` missing, does a branch or a loop end without one, or is it the None of a call "
+                           "that gives nothing back (sess.run of an op, list.append, print)?", **NO_TRACEBACK)

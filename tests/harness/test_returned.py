@@ -67,3 +67,27 @@ def test_a_function_whose_reference_may_return_none_is_not_asked(monkeypatch):
     first_bad_op.__module__ = module.__name__
     monkeypatch.setattr(module, "first_bad_op", first_bad_op)
     assert n09.first_bad_op(lambda: None) is None
+
+
+def test_a_function_that_refuses_some_arguments_is_told_it_may_raise_instead(monkeypatch):
+    from tfkata.loader import load_kata
+
+    k06 = load_kata("k06")
+    module = k06._load()
+
+    def make_cell(kind, num_units):
+        return {"lstm": lambda: None}.get(kind, lambda: None)()  # an unknown kind gives None, never ValueError
+
+    make_cell.__module__ = module.__name__
+    monkeypatch.setattr(module, "make_cell", make_cell)
+    with pytest.raises(returned.ReturnedNone, match=r"^make_cell: returned None, where it must return what its "
+                       r"docstring says \(or raise, for an argument its docstring says it refuses"):
+        k06.make_cell("gru_typo", 4)
+
+
+def test_top_output_is_not_told_it_may_raise():
+    """top_output's reference raises nothing: its line does not offer raising as the fix."""
+    from tfkata.paths import reference_file
+
+    assert "top_output" not in returned.refusing_in(reference_file("k06_rnn_api"))
+    assert "make_cell" in returned.refusing_in(reference_file("k06_rnn_api"))
