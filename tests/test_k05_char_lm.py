@@ -1099,6 +1099,9 @@ def test_validation_perplexity_matches_numpy(sess):
         f"expected perplexity {want:.4f}, got {got:.4f}: reset the sampling state first, feed each character "
         "and score the prediction against the NEXT one, len(valid_text) times"
     )
+    assert isinstance(got, float), (
+        f"validation_perplexity: returned a {type(got).__module__}.{type(got).__name__}, where the docstring says a "
+        "float: return float(np.exp(...)) (a numpy float32 is no Python float, and json cannot write it)")
 
 
 @pytest.mark.covers("validation_perplexity", "build_sampling_model", "logprob", "BatchGenerator")
