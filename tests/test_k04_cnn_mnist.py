@@ -177,6 +177,25 @@ def test_one_hot():
     )
 
 
+@pytest.mark.covers("DataSet")
+def test_dataset_keeps_what_it_is_given_in_order():
+    """Run before read_data_sets' tests: a DataSet that reorders its arrays makes every split look wrong."""
+    images = np.random.RandomState(4).uniform(0, 1, (6, 784)).astype(np.float32)
+    labels = np.eye(10, dtype=np.float32)[[3, 1, 4, 1, 5, 9]]
+    given_images, given_labels = images.copy(), labels.copy()
+    data = k04.DataSet(images, labels, seed=3)
+    assert np.array_equal(images, given_images) and np.array_equal(labels, given_labels), (
+        "DataSet.__init__: changed the arrays it was given (shuffled or rescaled them in place): keep them as they "
+        "are; next_batch walks its own shuffled order of positions"
+    )
+    assert (np.array_equal(np.asarray(data.images), given_images)
+            and np.array_equal(np.asarray(data.labels), given_labels)), (
+        "DataSet.__init__: .images and .labels must be kept in the order given (the docstring), not shuffled: "
+        "next_batch draws the random order, afresh every epoch"
+    )
+    assert data.num_examples == 6, f"DataSet: num_examples should be len(images) = 6, got {data.num_examples}"
+
+
 @pytest.mark.covers("read_data_sets", "preprocess_images", "one_hot", "DataSet")
 def test_read_data_sets_split_sizes(mnist):
     sizes = tuple(split.num_examples for split in mnist)
