@@ -589,9 +589,22 @@ def test_model_next_log_probs_is_the_last_step_log_softmax():
         why = "these are not log-probabilities: return tf.nn.log_softmax of the last step's logits"
     elif np.allclose(got, log_softmax(logits[:, 0]), atol=1e-4):
         why = "these are the FIRST step's: take the logits of the LAST decoder step, [:, -1]"
+    elif any(np.allclose(got, _padded_variant(layers, x, lengths, prefixes), atol=1e-4)
+             for lengths in (len_x, len(x))):
+        why = (f"x was encoded with its padding (x has {len(x)} ids, len_x is {len_x}): cut it to x[:len_x] "
+               "before encoding, the padding is not part of the input")
     else:
         why = "encode x[:len_x] once, repeat its states K times and run the decoder on [GO, *prefix]"
     pytest.fail(f"model_next_log_probs: {why} ({_where(diff)})", pytrace=False)
+
+
+def _padded_variant(layers, x, lengths, prefixes):
+    """The log-probabilities of a model_next_log_probs that encodes the whole padded x (not x[:len_x])."""
+    _, states = n07.encode(layers, tf.constant(np.tile(x, (len(prefixes), 1))), tf.constant([lengths] * len(prefixes)))
+    z = np.asarray(n07.teacher_forced_logits(layers, tf.constant([[0, *p] for p in prefixes]), states),
+                   np.float64)[:, -1]
+    z = z - z.max(-1, keepdims=True)
+    return z - np.log(np.exp(z).sum(-1, keepdims=True))
 
 
 @pytest.mark.needs("n07")
