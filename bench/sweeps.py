@@ -26,8 +26,15 @@ no test reads: its side effects alone earned the points (k04 ``save_report``'s p
 ``finally``: for every function with a ``try: ... finally: ...``, the same without it: what the ``finally`` did
 runs only when nothing raised (writers or sessions left open on an error). A MISSED mutant is one whose
 clean-up on error no test checks.
+``operators``: classic mutation operators, one mutant per place in a public function (nested functions included):
+``reduce_mean``/``reduce_sum`` (and numpy's ``mean``/``sum``), ``argmax``/``argmin``, ``sigmoid``/``tanh``,
+``softmax``/``log_softmax``, ``maximum``/``minimum``, ``relu`` -> ``elu``; an ``axis=`` constant moved (0 -> -1, else
+-> 0); a constant index -1 <-> 0; ``<`` <-> ``<=``, ``>`` <-> ``>=``; a keyword's True <-> False; ``x + 1`` and
+``x - 1`` -> ``x``. A MISSED mutant is either equivalent (``axis=-1`` of a 2-D tensor is ``axis=1``: read it) or a
+change no test sees.
 """
 import argparse
+import copy as _copy
 import ast
 import json
 import re
@@ -262,15 +269,114 @@ def on_error(kata_file: Path) -> list[dict]:
     return out
 
 
+SWAPS = {"reduce_mean": "reduce_sum", "reduce_sum": "reduce_mean", "mean": "sum", "sum": "mean", "argmax": "argmin",
+         "argmin": "argmax", "sigmoid": "tanh", "tanh": "sigmoid", "softmax": "log_softmax",
+         "log_softmax": "softmax", "maximum": "minimum", "minimum": "maximum", "relu": "elu"}
+COMPARES = {ast.Lt: ast.LtE, ast.LtE: ast.Lt, ast.Gt: ast.GtE, ast.GtE: ast.Gt}
+
+
+def _mutations(node):
+    """(description, apply) for each classic mutation of this one node; apply changes the node in place."""
+    out = []
+    if isinstance(node, ast.Attribute) and node.attr in SWAPS:
+        def swap(n, new=SWAPS[node.attr]):
+            n.attr = new
+        out.append((f"{node.attr} -> {SWAPS[node.attr]}", swap))
+    if isinstance(node, ast.keyword) and node.arg == "axis" and isinstance(node.value, ast.Constant) \
+            and isinstance(node.value.value, int) and not isinstance(node.value.value, bool):
+        new = -1 if node.value.value == 0 else 0
+        def move(n, new=new):
+            n.value = ast.Constant(new)
+        out.append((f"axis={node.value.value} -> axis={new}", move))
+    if isinstance(node, ast.keyword) and isinstance(node.value, ast.Constant) and isinstance(node.value.value, bool):
+        def flip(n):
+            n.value = ast.Constant(not n.value.value)
+        out.append((f"{node.arg}={node.value.value} -> {not node.value.value}", flip))
+    if isinstance(node, ast.Subscript):
+        parts = node.slice.elts if isinstance(node.slice, ast.Tuple) else [node.slice]
+        for i, part in enumerate(parts):
+            value = part.value if isinstance(part, ast.Constant) else (
+                -part.operand.value if isinstance(part, ast.UnaryOp) and isinstance(part.op, ast.USub)
+                and isinstance(part.operand, ast.Constant) else None)
+            if value in (0, -1) and not isinstance(value, bool):
+                new = 0 if value == -1 else -1
+                def index(n, i=i, new=new):
+                    c = ast.Constant(new) if new >= 0 else ast.UnaryOp(ast.USub(), ast.Constant(-new))
+                    if isinstance(n.slice, ast.Tuple):
+                        n.slice.elts[i] = c
+                    else:
+                        n.slice = c
+                out.append((f"index {value} -> {new} in {ast.unparse(node)[:60]}", index))
+    if isinstance(node, ast.Compare) and len(node.ops) == 1 and type(node.ops[0]) in COMPARES:
+        def bound(n):
+            n.ops = [COMPARES[type(n.ops[0])]()]
+        out.append((f"{ast.unparse(node)[:60]}: {type(node.ops[0]).__name__} -> {COMPARES[type(node.ops[0])].__name__}",
+                    bound))
+    return out
+
+
+class _OffByOne(ast.NodeTransformer):
+    """``x + 1`` / ``x - 1`` (the ``target``-th such BinOp in walk order) -> ``x``."""
+
+    def __init__(self, target):
+        self.target, self.seen, self.done = target, -1, None
+
+    def visit_BinOp(self, node):
+        self.generic_visit(node)
+        if isinstance(node.op, (ast.Add, ast.Sub)) and isinstance(node.right, ast.Constant) and node.right.value == 1:
+            self.seen += 1
+            if self.seen == self.target:
+                self.done = ast.unparse(node)[:60]
+                return node.left
+        return node
+
+
+def operators(kata_file: Path) -> list[dict]:
+    source = kata_file.read_text(encoding="utf-8")
+    out = []
+    for node in ast.parse(source).body:
+        if not isinstance(node, ast.FunctionDef) or node.name.startswith("_"):
+            continue
+        original = ast.parse(ast.get_source_segment(source, node)).body[0]
+        original.decorator_list = []  # the runner keeps the original decorators
+        before = ast.unparse(original)
+        count = 0
+        for position, target in enumerate(ast.walk(original)):
+            for k, (desc, _) in enumerate(_mutations(target)):
+                mutant = _copy.deepcopy(original)
+                place = list(ast.walk(mutant))[position]
+                _mutations(place)[k][1](place)
+                code = ast.unparse(ast.fix_missing_locations(mutant))
+                if code == before:
+                    continue
+                count += 1
+                out.append({"id": f"op-{node.name}-{count}".replace("_", "-"), "function": node.name,
+                            "what": f"{node.name}: {desc}", "code": code + "\n"})
+        k = 0
+        while True:
+            mutant = _copy.deepcopy(original)
+            rewrite = _OffByOne(k)
+            mutant = rewrite.visit(mutant)
+            if rewrite.done is None:
+                break
+            count += 1
+            k += 1
+            out.append({"id": f"op-{node.name}-{count}".replace("_", "-"), "function": node.name,
+                        "what": f"{node.name}: {rewrite.done} -> without the 1",
+                        "code": ast.unparse(ast.fix_missing_locations(mutant)) + "\n"})
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("sweep", choices=("defaults", "dtypes", "inplace", "numbers", "finally", "noreturn"))
+    parser.add_argument("sweep", choices=("defaults", "dtypes", "inplace", "numbers", "finally", "noreturn",
+                                                 "operators"))
     parser.add_argument("clone", type=Path, help="a scratch clone: its tfkata/mistakes/*.toml are overwritten")
     args = parser.parse_args()
     if (args.clone / "tfkata" / "mistakes").resolve() == (Path(__file__).resolve().parents[1] / "tfkata" / "mistakes"):
         raise SystemExit("sweeps: give a scratch clone, not this checkout (its catalogue would be overwritten)")
     make = {"defaults": defaults, "dtypes": dtypes, "inplace": inplace, "numbers": numbers,
-            "finally": on_error, "noreturn": noreturn}[args.sweep]
+            "finally": on_error, "noreturn": noreturn, "operators": operators}[args.sweep]
     for kata_file in sorted((args.clone / "solutions").glob("[kn][0-9][0-9]_*.py")):
         entries = make(kata_file)
         text = []
