@@ -365,6 +365,21 @@ def test_new_graph_is_separate():
         s.run(tensor)  # a session on the default graph cannot run another graph's tensor
 
 
+@pytest.mark.covers("build_in_new_graph")
+def test_new_graph_every_call():
+    graph, tensor = k01.build_in_new_graph()
+    again, second = k01.build_in_new_graph()
+    assert again is not graph, (
+        "build_in_new_graph: a second call returned the same graph as the first: make a new tf.Graph() on every "
+        "call (a graph kept in a global or a cache is shared by every caller, and grows by one constant per call)"
+    )
+    assert [op.name for op in graph.get_operations()] == [tensor.op.name], (
+        f"build_in_new_graph: after a second call the first graph holds {[op.name for op in graph.get_operations()]}: "
+        "each call builds its one constant in its own new graph"
+    )
+    assert second.graph is again
+
+
 # --------------------------------------------------------------------------- open_interactive
 @pytest.fixture(autouse=True)
 def _no_interactive_session_left():
@@ -426,6 +441,18 @@ def test_thread_limited_config(n):
     )
     with tf.compat.v1.Session(config=config) as s:
         assert s.run(tf.constant(2.0) * 3.0) == 6.0, "thread_limited_config: a session with this config should run"
+
+
+@pytest.mark.covers("thread_limited_config")
+def test_thread_limited_config_new_every_call():
+    first = k01.thread_limited_config(1)
+    second = k01.thread_limited_config(4)
+    got = (first.intra_op_parallelism_threads, first.inter_op_parallelism_threads)
+    assert first is not second and got == (1, 1), (
+        f"thread_limited_config: after thread_limited_config(4) the ConfigProto of thread_limited_config(1) holds "
+        f"{got}{' (it is the same object)' if first is second else ''}: make a new tf.compat.v1.ConfigProto on every "
+        "call, not one shared (global) proto changed each time"
+    )
 
 
 # --------------------------------------------------------------------------- differential checks (reference)

@@ -410,15 +410,17 @@ def test_variable_scope_prefixes_everything():
 
 
 @pytest.mark.covers("scope_names")
-def test_scope_names_rejects_unknown_kind():
+@pytest.mark.parametrize("kind", ["scope", "name_scopes", "var_scope", "Variable_Scope"])
+def test_scope_names_rejects_unknown_kind(kind):
     _expect_value_error(
-        lambda: k02.scope_names("scope"),
+        lambda: k02.scope_names(kind),
         "name_scope",
-        "scope_names('scope') must raise ValueError naming the valid kinds 'name_scope' and 'variable_scope'",
+        f"scope_names({kind!r}) must raise ValueError naming the valid kinds 'name_scope' and 'variable_scope' "
+        "(exactly these two strings: no prefix match, no other spelling)",
     )
     made = [op.name for op in tf.compat.v1.get_default_graph().get_operations()]
     assert not made, (
-        f"scope_names('scope') raised, but only after building {len(made)} ops ({', '.join(made[:3])}, ...): check "
+        f"scope_names({kind!r}) raised, but only after building {len(made)} ops ({', '.join(made[:3])}, ...): check "
         "kind BEFORE creating anything, so a wrong kind leaves the graph as it was"
     )
 
