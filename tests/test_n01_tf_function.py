@@ -101,6 +101,11 @@ def test_graph_of_returns_the_traced_graph():
     assert "my_square" in names, f"the graph of square(x) should hold the op my_square, it holds {names}"
     x = graph.inputs[0]
     assert x.shape.as_list() == [2], f"graph_of must trace for the given arguments (shape [2]), got {x.shape}"
+    assert graph is square.get_concrete_function(tf.constant([1.0, 2.0])).graph, (
+        "graph_of: the graph is not the one square itself traced (a graph of its own trace for these arguments): "
+        "ask fn itself, fn.get_concrete_function(*args).graph; a new tf.function(fn.python_function) or "
+        "tf.function(fn) traces a separate copy, which fn never runs"
+    )
 
 
 @pytest.mark.covers("graph_of")
