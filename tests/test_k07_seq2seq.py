@@ -287,6 +287,26 @@ def test_generate_data_uses_the_given_rng():
     assert not np.array_equal(a[0], c[0]), "generate_data: different seeds gave the same data: is rng used for every draw?"
 
 
+@pytest.mark.covers("generate_data")
+def test_generate_data_without_rng_draws_from_the_global_numpy():
+    state = np.random.get_state()
+    try:
+        np.random.seed(5)
+        a = k07.generate_data(20)
+        np.random.seed(5)
+        b = k07.generate_data(20)
+        np.random.seed(6)
+        c = k07.generate_data(20)
+    finally:
+        np.random.set_state(state)
+    assert all(np.array_equal(p, q) for p, q in zip(a, b)) and not np.array_equal(a[0], c[0]), (
+        "generate_data(rng=None) must draw from the global np.random (the docstring), so np.random.seed(...) decides "
+        "the data: " + ("np.random.seed(5) and np.random.seed(6) gave the same batch: a RandomState(...) of its own "
+                        "ignores the global seed" if np.array_equal(a[0], c[0]) else
+                        "np.random.seed(5) twice gave different batches")
+    )
+
+
 @pytest.mark.covers("get_decoder_input_and_output")
 def test_decoder_shift_is_exact():
     ids = np.array([[2, 4, 0, 0], [6, 8, 10, 0]], dtype=np.int32)

@@ -102,6 +102,15 @@ def test_linear_variables_shapes_and_names():
 
 
 @pytest.mark.covers("Linear")
+def test_linear_layers_start_from_their_own_random_weights():
+    first, second = n02.Linear(3, 4), n02.Linear(3, 4)
+    assert not np.allclose(first.w.numpy(), second.w.numpy()), (
+        "Linear: two Linear(3, 4) started with the same w: draw it with tf.random.uniform (the global seed's "
+        "stream), not from a fixed seed (a stateless op or seed=...), or every layer of one shape starts equal"
+    )
+
+
+@pytest.mark.covers("Linear")
 def test_linear_call_uses_its_own_variables():
     lin = n02.Linear(5, 3, name="dense_like")
     (w, b), = _random_weights([3], 5)
