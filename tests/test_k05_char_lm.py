@@ -268,6 +268,11 @@ def test_batches2string_reads_rows_across_batches():
     batches = [eye[[8, 0]], eye[[0, 15]], eye[[13, 9]]]  # row 0: ids 8, 0, 13; row 1: ids 0, 15, 9
     got = k05.batches2string(batches)
     assert got == ["h m", " oi"], f"expected ['h m', ' oi'], got {got}: row b is the b-th character of every batch, joined"
+    wide = k05.batches2string([eye[[1, 2, 3]], eye[[4, 5, 6]]])  # 2 batches of 3 rows: 3 strings of 2 characters
+    assert wide == ["ad", "be", "cf"], (
+        f"batches2string: 2 batches of 3 rows should give 3 strings (one per ROW of a batch), got {wide}"
+        + (": make one string per row, batches[0].shape[0], not one per batch" if len(wide) == 2 else "")
+    )
 
 
 # --------------------------------------------------------------------------- the LSTM cell
@@ -1442,7 +1447,8 @@ def test_characters_matches_reference():
 def test_batches2string_matches_reference():
     cases = [Case("one batch of one row (id 3)", [_ONE_HOT[[3]]]),
              Case("2 batches of 2 rows (ids [1, 2] then [3, 0])", [_ONE_HOT[[1, 2]], _ONE_HOT[[3, 0]]]),
-             Case("4 batches of 3 rows", [_ONE_HOT[[i, 26 - i, 13]] for i in range(4)])]
+             Case("4 batches of 3 rows", [_ONE_HOT[[i, 26 - i, 13]] for i in range(4)]),
+             Case("2 batches of 5 rows", [_ONE_HOT[[i, i + 1, 26 - i, 13, 0]] for i in range(2)])]
     compare("batches2string", k05, REF, cases, lambda mod, case: mod.batches2string(case.args),
             hint="row b of the result reads row b of every batch, in order")
 
