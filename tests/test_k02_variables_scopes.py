@@ -362,7 +362,16 @@ def test_reuse_true_returns_the_same_variable():
 
 @pytest.mark.covers("shared_variable")
 def test_auto_reuse_creates_then_reuses():
-    first = k02.shared_variable("auto", reuse=tf.compat.v1.AUTO_REUSE)
+    try:
+        first = k02.shared_variable("auto", reuse=tf.compat.v1.AUTO_REUSE)
+    except ValueError as exc:
+        as_true = "does not exist" in str(exc)
+    else:
+        as_true = False
+    if as_true:  # outside the except block: no chained traceback
+        pytest.fail("shared_variable('auto', reuse=tf.compat.v1.AUTO_REUSE) opened its scope with reuse=True, so w "
+                    "could not be created: pass reuse to variable_scope(scope, reuse=reuse) unchanged (AUTO_REUSE "
+                    "is truthy: bool(reuse) or `if reuse: reuse = True` turn it into True)", pytrace=False)
     second = k02.shared_variable("auto", reuse=tf.compat.v1.AUTO_REUSE)
     assert first.name == "auto/w:0", f"shared_variable('auto', AUTO_REUSE): expected auto/w:0, got {first.name}"
     n_vars = len(tf.compat.v1.global_variables())
@@ -565,6 +574,19 @@ def test_increment_assigns_when_run(sess):
     assert got == 6.0, (
         f"increment(var, 2.5): two runs from 1.0 must leave var = 6.0, got {got}: {why}; return "
         "tf.compat.v1.assign(var, var + amount) or tf.compat.v1.assign_add(var, amount)"
+    )
+
+
+@pytest.mark.covers("increment")
+def test_increment_keeps_an_integer_variable_integer(sess):
+    var = tf.Variable(np.array([1, 2, 3], np.int32))
+    op = k02.increment(var, np.array([10, 0, -5], np.int32))
+    sess.run(var.initializer)
+    sess.run(op)
+    got = sess.run(var)
+    assert got.dtype == np.int32 and got.tolist() == [11, 2, -2], (
+        f"increment on an int32 variable [1, 2, 3] with amount [10, 0, -5]: expected [11, 2, -2] (int32), got "
+        f"{got.tolist()} ({got.dtype}): amount already has var's dtype, add it as it is (no cast to float)"
     )
 
 

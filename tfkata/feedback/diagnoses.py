@@ -384,7 +384,23 @@ def _dtype_mix(m: re.Match, exc: BaseException) -> str:
     if tx.startswith(("int", "uint")) and ty.startswith(("int", "uint")):
         return (f"{head}: give both one integer type (create the placeholder or constant with the dtype the "
                 f"docstring names, or tf.cast(t, tf.{tx}); tf.argmax gives int64 unless output_type=tf.int32)")
+    if _kata_line_casts(exc):
+        integer = tx if tx.startswith(("int", "uint")) else ty
+        return (f"{head}: a tf.cast in your code made one of them a float: cast to the dtype the other input has "
+                f"({integer}), or not at all where the docstring says both have one dtype")
     return f"{head}: cast one (tf.cast(t, tf.float32)) or write float constants as 1.0, not 1"
+
+
+def _kata_line_casts(exc: BaseException) -> bool:
+    """Whether a line of kata code on ``exc``'s traceback (or on its op's creation stack) calls ``cast(``."""
+    import linecache
+    import traceback
+
+    lines = [linecache.getline(f.f_code.co_filename, n) for f, n in traceback.walk_tb(exc.__traceback__)
+             if _in_kata(f.f_code.co_filename, f.f_code.co_name)]
+    lines += [getattr(f, "line", "") or "" for f in getattr(getattr(exc, "op", None), "traceback", None) or []
+              if _in_kata(getattr(f, "filename", ""), getattr(f, "name", "<"))]
+    return any("cast(" in line for line in lines)
 
 
 _SHAPES = r"\[[^\]]*\]"
