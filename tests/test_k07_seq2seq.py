@@ -249,7 +249,7 @@ def test_targets_are_the_evens_in_order_then_eos():
 @pytest.mark.covers("generate_data")
 def test_lengths_cover_the_whole_range():
     _, _, lx, ly = k07.generate_data(3000, rng=np.random.RandomState(2))
-    assert (lx.min(), lx.max()) == (2, 22), f"len_x should range over 2..22 (1..11 odd + 1..11 even), got {lx.min()}..{lx.max()}"
+    assert (lx.min(), lx.max()) == (2, 22), f"generate_data: len_x should range over 2..22 (1..11 odd + 1..11 even), got {lx.min()}..{lx.max()}"
     if (ly.min(), ly.max()) == (1, 11):
         pytest.fail("len_y ranges over 1..11, the number of evens: it must count the EOS too (2..12)", pytrace=False)
     assert (ly.min(), ly.max()) == (2, 12), f"len_y should range over 2..12 (1..11 evens + EOS), got {ly.min()}..{ly.max()}"
@@ -673,6 +673,10 @@ def test_greedy_decoder_feeds_back_its_own_predictions(sess):
                     f"{len(row)} ({row[:8]}...): it must stop at EOS: a sequence is finished once it emits EOS "
                     "(finished |= ids == EOS), and the loop stops when every sequence is finished "
                     "(tf.reduce_all(finished) in its cond)", pytrace=False)
+    if got_ids.ndim == 2 and row != chain and got_ids.reshape(got_ids.shape[::-1]).T[0].tolist() == chain:
+        pytest.fail(f"greedy_decoder: the right ids in the wrong layout (row 0 is {row}): the stacked outputs are "
+                    "[T, B]; transpose them to [B, T] (tf.transpose(outputs.stack())): a reshape to [batch, -1] "
+                    "mixes the rows", pytrace=False)
     assert row == chain, (
         f"greedy_decoder: from GO the table leads to {chain}, got {row}: feed each step's argmax back as the next "
         "input (a decoder that keeps feeding GO gives [3, 3, 3, ...])"
@@ -699,7 +703,8 @@ def test_greedy_decoder_stops_at_eos(sess):
         f"greedy_decoder: row 1 emitted EOS at its first step, then {got_ids[1, 1:].tolist()}: after EOS a finished sequence emits "
         "PAD (0) (tf.where(finished, PAD, argmax)), whatever the model would say next"
     )
-    assert got_len.tolist() == [5, 1], f"lengths count up to and including EOS: expected [5, 1], got {got_len.tolist()}"
+    assert got_len.tolist() == [5, 1], (
+        f"greedy_decoder: lengths count up to and including EOS: expected [5, 1], got {got_len.tolist()}")
 
 
 @pytest.mark.covers("greedy_decoder")
@@ -824,7 +829,7 @@ def test_exact_match():
     preds = np.array([[2, 4, 0, 8, 8], [2, 0, 0, 0, 0], [2, 4, 6, 8, 10], [6, 0, 0, 0, 0]])
     got = k07.exact_match(preds, targets)
     assert got == pytest.approx(0.5), (
-        f"expected 2 of 4 right (row 0: tokens after EOS do not count; row 2 never emits EOS), got {got}"
+        f"exact_match: expected 2 of 4 right (row 0: tokens after EOS do not count; row 2 never emits EOS), got {got}"
     )
     assert k07.exact_match(targets, targets) == 1.0, "exact_match(targets, targets): every row matches itself: 1.0"
     cut = k07.exact_match(np.array([[2, 4]]), np.array([[2, 4, 6, 0]]))
