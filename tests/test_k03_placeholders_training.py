@@ -59,7 +59,12 @@ def _dims(t):
 
 
 def _shown(t):
-    return "an unknown shape (no shape= given, so any rank)" if t.shape.rank is None else str(t.shape)
+    if t.shape.rank is not None:
+        return str(t.shape)
+    if t.op.type == "Placeholder":
+        return "an unknown shape (no shape= given, so any rank)"
+    return (f"an unknown shape (its {t.op.type} op lost the rank: tf.squeeze without axis=, a reshape to a "
+            "computed shape)")
 
 
 def _in_variable_store(var):

@@ -301,8 +301,9 @@ def test_sgd_step_is_one_gradient_step():
            "variables" if 1.0 in got[:1] or got[1] == -2.0 else "")
     )
     assert updates == 1, (
-        "sgd_step: the step is right, but the optimizer counted no update (its iterations stayed 0): the docstring "
-        "has the optimizer apply them, optimizer.apply_gradients(zip(grads, variables)), not assign_sub by hand"
+        "sgd_step: the step is right, but the optimizer it was given counted no update (its iterations stayed 0): "
+        "apply the gradients with THAT optimizer, optimizer.apply_gradients(zip(grads, variables)), not with a new "
+        "optimizer of your own, nor by assign_sub by hand"
     )
     assert _as_float(loss, "the returned loss") == pytest.approx(residual ** 2), (
         f"sgd_step should return the loss before the update, {residual ** 2}, got {float(np.asarray(loss))}: return "
