@@ -615,8 +615,14 @@ def test_make_greedy_decoder_traces_once():
     )
     _, states = n07.encode(layers, tf.constant(x), tf.constant(lx))
     eager_ids, _ = n07.greedy_decode(lambda t, s: n07.decoder_step(layers, t, s), states, 5, max_steps=7)
+    if not np.array_equal(ids, np.asarray(eager_ids)):
+        _, padded = n07.encode(layers, tf.constant(x), tf.constant([x.shape[1]] * len(x), tf.int32))
+        padded_ids, _ = n07.greedy_decode(lambda t, s: n07.decoder_step(layers, t, s), padded, 5, max_steps=7)
+        if np.array_equal(ids, np.asarray(padded_ids)):
+            pytest.fail("make_greedy_decoder: the decoder encoded every row over the batch's full padded width: pass "
+                        "the lengths it is called with on to encode(layers, inputs, lengths)", pytrace=False)
     assert np.array_equal(ids, np.asarray(eager_ids)), (
-        f"the tf.function decoded {ids.tolist()}, the eager greedy_decode(decoder_step) from encode's states "
+        f"make_greedy_decoder: the tf.function decoded {ids.tolist()}, the eager greedy_decode(decoder_step) from encode's states "
         f"{np.asarray(eager_ids).tolist()}: decode = encode, then greedy_decode with decoder_step on the same layers"
     )
 
