@@ -75,6 +75,11 @@ def test_linear_variables_shapes_and_names():
         f"Linear: expected the variables linear/w:0 and linear/b:0, got {_names(lin)}: create them inside "
         "`with self.name_scope:` with name='w' and name='b'"
     )
+    named = n02.Linear(2, 2, name="dense_like")
+    assert _names(named) == ["dense_like/b:0", "dense_like/w:0"], (
+        f"Linear(2, 2, name='dense_like'): expected the variables dense_like/w:0 and dense_like/b:0, got "
+        f"{_names(named)}: pass name on, super().__init__(name=name), so the module's name scope carries it"
+    )
     dtypes = {name: getattr(v, "dtype", None) for name, v in (("w", lin.w), ("b", lin.b))}
     wrong = {name: getattr(d, "name", d) for name, d in dtypes.items() if d != tf.float32}
     assert not wrong, (
