@@ -121,6 +121,10 @@ def _numpy_rnn(x, lengths, kernel, bias):
 def test_make_cell_kinds(kind, cls):
     cell = k06.make_cell(kind, H)
     _check_cell_class(cell, kind, cls)
+    assert k06.make_cell(kind, H) is not cell, (
+        f"make_cell({kind!r}, {H}): a second call returned the same cell object: make a new cell on every call (a "
+        "cached cell keeps the variables of the graph it was first called in; every model needs cells of its own)"
+    )
     assert cell.output_size == H, (
         f"make_cell({kind!r}, {H}): expected {H} units (output_size), got {cell.output_size}: pass num_units"
     )

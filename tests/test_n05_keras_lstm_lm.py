@@ -384,6 +384,11 @@ def test_build_model_returns_h_then_c_and_draws_each_weight_apart():
 @pytest.mark.covers("one_hot", "zero_state")
 def test_one_hot_and_zero_state():
     x = n05.one_hot(tf.constant([[0, 26]]))
+    assert tf.is_tensor(x), (
+        f"one_hot should return a float32 tensor (tf.one_hot(ids, 27, dtype=tf.float32)), got a "
+        f"{type(x).__module__}.{type(x).__name__}: inside make_train_step's tf.function the ids are symbolic and "
+        "numpy cannot index with them"
+    )
     assert x.dtype == tf.float32 and tuple(x.shape) == (1, 2, V), f"one_hot([[0, 26]]) should be float32 [1, 2, 27], got {x.dtype.name} {tuple(x.shape)}"
     assert np.array_equal(np.asarray(x), _one_hot([[0, 26]])), "one_hot should put a 1 at each id"
     x = n05.one_hot(tf.constant([[3, 1]]))
