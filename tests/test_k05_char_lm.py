@@ -209,15 +209,18 @@ def test_batch_generator_first_call_strings():
         pytest.fail("BatchGenerator: next() returned the same array object for every batch: _next_batch fills one "
                     "buffer and returns it again, so each batch overwrites the previous one: make a new np.zeros "
                     "array on every call", pytrace=False)
+    if len(batches) > 2 and all(b is batches[1] for b in batches[1:]):
+        pytest.fail("BatchGenerator.next: the num_unrollings new batches are one array object repeated ([x] * n "
+                    "calls _next_batch once): call self._next_batch() once per unrolling, in a loop", pytrace=False)
     got = _rows(batches)
     if _stuck_rows(got):
-        pytest.fail(f"every row repeats one character, got {got}: _next_batch must move each cursor one on "
+        pytest.fail(f"BatchGenerator: every row repeats one character, got {got}: _next_batch must move each cursor one on "
                     "after reading its character", pytrace=False)
     if got == ["bcde", "hijk", "nopq", "tuvw"]:
         pytest.fail(f"the first call skipped the batch __init__ read, got {got}: next() starts with "
                     "self._last_batch (the batch read last), then reads num_unrollings new ones", pytrace=False)
     assert got == ["abcd", "ghij", "mnop", "stuv"], (
-        f"expected ['abcd', 'ghij', 'mnop', 'stuv'] (4 rows reading the 4 segments, 3 unrollings + 1), got {got}"
+        f"BatchGenerator: expected ['abcd', 'ghij', 'mnop', 'stuv'] (4 rows reading the 4 segments, 3 unrollings + 1), got {got}"
     )
 
 
