@@ -580,6 +580,36 @@ def test_greedy_decoder_starts_from_go_zero_attention_and_the_state(sess):
 
 @pytest.mark.covers("attention_greedy_decoder")
 @pytest.mark.needs("k07")
+def test_greedy_decoder_feeds_back_its_attention(sess):
+    """Step 1 by hand: attention_step on step 0's argmax, its state and its attentional state (input feeding)."""
+    parts = k08.attention_parts()
+    memory, lengths = _memory()
+    keys, lengths = parts.memory_layer(memory), tf.constant(lengths)
+    first, state, _ = k08.attention_step(parts, keys, memory, lengths, tf.fill([3], k07.GO), _zero_state(3),
+                                         tf.zeros([3, H]))
+    ids = tf.argmax(parts.output_layer(first), axis=-1, output_type=tf.int32)
+    _, _, fed = k08.attention_step(parts, keys, memory, lengths, ids, state, first)
+    _, _, unfed = k08.attention_step(parts, keys, memory, lengths, ids, state, tf.zeros([3, H]))
+    _, _, align = k08.attention_greedy_decoder(parts, memory, lengths, _zero_state(3), max_steps=2)
+    sess.run(tf.compat.v1.global_variables_initializer())
+    for v in tf.compat.v1.trainable_variables():  # larger weights: what input feeding changes shows plainly
+        sess.run(v.assign(v * 4.0))
+    got, want, without = sess.run([align, fed, unfed])
+    if got.ndim != 3 or got.shape[1] < 2:
+        return  # fewer than two steps: the max_steps and stopping tests say why
+    if not np.allclose(got[:, 1], want, atol=1e-5) and np.allclose(got[:, 1], without, atol=1e-5):
+        pytest.fail("attention_greedy_decoder: step 1 attended as if the previous attentional state were still "
+                    "zeros: carry the attention each step computes into the next as prev_attention (input feeding), "
+                    "as attention_training_decoder does", pytrace=False)
+    assert np.allclose(got[:, 1], want, atol=1e-5), (
+        f"attention_greedy_decoder: step 1's alignments differ from attention_step on step 0's argmax, state and "
+        f"attentional state (max |diff| {np.abs(got[:, 1] - want).max():.3g}): feed back the argmax, the new state "
+        "and the new attention"
+    )
+
+
+@pytest.mark.covers("attention_greedy_decoder")
+@pytest.mark.needs("k07")
 def test_greedy_decoder_stops_after_max_steps(sess):
     got_ids, got_lengths, got_align = _greedy_saying(sess, 4, max_steps=4)  # says 4, never EOS
     assert got_ids.shape == (3, 4) and got_align.shape == (3, 4, 6), (
@@ -743,7 +773,8 @@ def test_beam_search_finds_what_greedy_misses():
         f"width 3 should return (3, 0) p=0.25, (1, 0) p=0.136, (2, 0) p=0.119, got {[(tuple(t), round(float(np.exp(s)), 3)) for t, s in got]}"
     )
     np.testing.assert_allclose([s for _, s in got], np.log([0.25, 0.136, 0.119]), rtol=1e-6,
-                               err_msg="scores are the summed log-probabilities")
+                               err_msg="beam_search: a hypothesis' score is the SUM of its tokens' log-probabilities "
+                                       "(no length normalisation, no mean)")
     narrow = k08.beam_search(model, beam_width=2, max_steps=10)
     assert tuple(narrow[0][0]) == (1, 0), (
         f"width 2 keeps only the 2 best first tokens (1, 2) and cannot find (3, 0); got {narrow}: keep at most beam_width hypotheses"
