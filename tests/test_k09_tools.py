@@ -893,7 +893,9 @@ def test_dataset_every_example_once_per_epoch(sess):
     if sizes == [16, 16, 16, 12] * 2 or sorted(sizes) != sorted([16, 16, 16, 12] * 2):
         order_hint = (
             "repeat comes before batch, so batches run across the epoch boundary: batch, then repeat"
-            if sizes[:7] == [16] * 7 else "shuffle, map, batch(16), then repeat(2)"
+            if sizes[:7] == [16] * 7 else
+            "each epoch's short last batch (12) was dropped: batch(batch_size) without drop_remainder, so every "
+            "example is seen" if sizes == [16, 16, 16] * 2 else "shuffle, map, batch(16), then repeat(2)"
         )
     else:
         order_hint = "the batches are shuffled as a whole: shuffle the examples BEFORE batching, then batch"
@@ -949,7 +951,8 @@ def test_dataset_same_seed_same_batches():
     for (ia, la), (ib, lb) in zip(a, b):
         assert np.array_equal(la, lb), "make_dataset: the same seed must give the same order: shuffle(..., seed=seed)"
         assert np.array_equal(ia, ib), (
-            "make_dataset: the same seed must give the same augmentation: pass the seed to augment's random ops"
+            "make_dataset: the same seed must give the same augmentation: pass the seed to augment's random ops, "
+            "and map without num_parallel_calls (a parallel map draws them in another order every run)"
         )
     assert any(not np.array_equal(la, lc) for (_, la), (_, lc) in zip(a, c)), (
         "make_dataset: seeds 11 and 12 gave the same order: use the seed argument"
