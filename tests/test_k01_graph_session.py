@@ -414,6 +414,20 @@ def test_interactive_session_adds_nodes_after_opening():
             session.close()
 
 
+@pytest.mark.covers("open_interactive")
+def test_open_interactive_opens_exactly_one_session():
+    tf.constant(1.0)
+    session = k01.open_interactive()
+    if hasattr(session, "close"):
+        session.close()
+    left = tf.compat.v1.get_default_session()
+    assert left is None, (
+        f"open_interactive: after the caller closed the session it returned, another {type(left).__name__} is "
+        "still open and the default session: open exactly one InteractiveSession and return it (the caller can "
+        "only close what it gets)"
+    )
+
+
 # --------------------------------------------------------------------------- thread_limited_config
 @pytest.mark.covers("thread_limited_config")
 @pytest.mark.parametrize("n", [1, 3])

@@ -238,6 +238,21 @@ def test_initialize_resets_variables_already_set(sess):
         )
 
 
+@pytest.mark.covers("initialize")
+def test_initialize_covers_variables_made_after_an_earlier_call(sess):
+    tf.compat.v1.Variable(1.0, name="v")
+    k02.initialize(sess)
+    tf.compat.v1.Variable(2.0, name="u")  # made after the first call
+    k02.initialize(sess)
+    left = sorted(n.decode() if isinstance(n, bytes) else str(n)
+                  for n in sess.run(tf.compat.v1.report_uninitialized_variables()))
+    assert not left, (
+        f"initialize(sess): {left} made after an earlier initialize(sess) stayed uninitialised: build "
+        "tf.compat.v1.global_variables_initializer() on every call (it covers the variables that exist when it is "
+        "built), not one kept from an earlier call"
+    )
+
+
 @pytest.mark.covers("initialize", "make_variables")
 def test_reading_uninitialised_variable_fails(sess):
     v, w = k02.make_variables()

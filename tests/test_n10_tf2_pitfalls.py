@@ -235,6 +235,41 @@ def test_train_steps_steps_on_each_batch_in_turn():
                     f"{[round(v, 4) for v in want]}, got {[round(float(v), 4) for v in losses]}{why}", pytrace=False)
 
 
+@pytest.mark.covers("train_steps")
+def test_train_steps_on_a_model_not_built_yet():
+    keras = _keras()
+    keras.utils.set_random_seed(1)
+    model = keras.Sequential([keras.layers.Dense(1)])  # no Input: its weights appear at its first call
+    problem = None
+    try:
+        losses = n10.train_steps(model, _mse, _PlainSGD(0.1), _batches(1, batch=8, seed=5) * 6)  # one batch, 6 steps
+    except (ValueError, TypeError, AttributeError) as exc:
+        problem = f"it raised {type(exc).__name__}: {str(exc).strip().splitlines()[0][:100]}"
+    else:
+        print(f"train_steps on an unbuilt model: losses {losses}")
+        if not (isinstance(losses, list) and len(losses) == 6 and losses[-1] < 0.5 * losses[0]):
+            problem = f"the losses {losses!r} did not fall: nothing was trained"
+    if problem:
+        pytest.fail("train_steps on a keras.Sequential not built yet (its weights appear at its first call): "
+                    f"{problem}: read model.trainable_variables inside the step, after model(x) ran, not before "
+                    "the first call", pytrace=False)
+
+
+@pytest.mark.covers("make_reader")
+def test_reader_ends_where_the_dataset_ends():
+    read = n10.make_reader(tf.data.Dataset.range(10, 13))
+    got = [int(read()) for _ in range(3)]
+    try:
+        extra = int(read())
+    except (tf.errors.OutOfRangeError, StopIteration):
+        extra = None
+    assert extra is None, (
+        f"make_reader: range(10, 13) read {got}, then a 4th call gave {extra}: the dataset has 3 elements, so the "
+        "4th call must fail (tf.errors.OutOfRangeError), as next on its iterator does: read the dataset as given, "
+        "no repeat()"
+    )
+
+
 @pytest.mark.covers("make_maybe_update")
 def test_maybe_update_runs_only_the_chosen_update():
     v = tf.Variable([1.0, 2.0])
