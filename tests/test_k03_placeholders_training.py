@@ -422,8 +422,12 @@ def test_train_linear_regression_follows_the_loop():
         k0, b0 = s.run([var["k"], var["b"]])
     ref_k, ref_b, ref_losses, before_last = _reference_loop(k0, b0, steps, learning_rate, seed)
     got = np.asarray(losses, np.float64)
-    if not np.allclose(got, ref_losses, rtol=1e-3, atol=1e-7):
+    # rtol 1e-5: the reference's float32 losses agree with this float64 loop to 3.7e-7; leaving the noise out of y
+    # moves them by 3.3e-4 (measured, seed 7, 12 steps)
+    if not np.allclose(got, ref_losses, rtol=1e-5, atol=1e-7):
         variants = {
+            "y has no noise: the task is y = 3x - 1 + 0.0001 * rng.standard_normal() (drawn after x, every step)":
+                _reference_loop(k0, b0, steps, learning_rate, seed, noise_scale=0.0)[2],
             "draw x = rng.random_sample() first, then the noise rng.standard_normal()":
                 _reference_loop(k0, b0, steps, learning_rate, seed, y_first=True)[2],
             "record the loss of the same sess.run as the train op (the loss before the update)":
@@ -444,7 +448,7 @@ def test_train_linear_regression_follows_the_loop():
             "the noise is 0.0001 * rng.standard_normal() (scale 0.0001, not 0.001)":
                 _reference_loop(k0, b0, steps, learning_rate, seed, noise_scale=0.001)[2],
         }
-        hint = next((h for h, ref in variants.items() if np.allclose(got, ref, rtol=1e-3, atol=1e-7)), None)
+        hint = next((h for h, ref in variants.items() if np.allclose(got, ref, rtol=1e-5, atol=1e-7)), None)
         if hint is None and len(inits) > 1:
             hint = (f"the initializer ran {len(inits)} times for {steps} steps: run it once, before the loop (each run "
                     "puts new start values in k and b, undoing the training)")
