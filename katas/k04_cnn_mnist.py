@@ -165,7 +165,9 @@ def build_cnn():
     - ``x_image`` = x reshaped to [B, 28, 28, 1];
     - ``conv1`` = conv_and_pool(5x5, 32 channels, scope "conv1") -> [B, 14, 14, 32];
     - ``conv2`` = conv_and_pool(5x5, 64 channels, scope "conv2") -> [B, 7, 7, 64];
-    - ``conv2_flat`` [B, 3136]; ``fc1`` = fc_layer(1024 units, scope "fc1", ReLU) [B, 1024];
+    - ``conv2_flat`` = conv2 reshaped to [B, 3136] as it is laid out (row, column, channel:
+      ``tf.reshape(conv2, [-1, 7 * 7 * 64])``, no transpose first);
+    - ``fc1`` = fc_layer(1024 units, scope "fc1", ReLU) [B, 1024];
     - ``fc1_drop`` = dropout of fc1 with ``keep_prob`` (kept units are scaled by 1/keep_prob);
     - ``logits`` = fc_layer(10 units, scope "fc2", activation=None) [B, 10].
 

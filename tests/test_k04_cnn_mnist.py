@@ -358,6 +358,18 @@ def test_next_batch_is_seeded():
 
 # --------------------------------------------------------------------------- helpers
 @pytest.mark.covers("weight_variable")
+def test_weight_variables_start_from_their_own_draws(sess):
+    first, second = k04.weight_variable([4, 6]), k04.weight_variable([4, 6])
+    _run_init(sess)
+    a, b = sess.run([first, second])
+    assert not np.allclose(a, b), (
+        "weight_variable: two [4, 6] weights started with the same values: draw them without a fixed op seed "
+        "(tf.random.truncated_normal(shape, stddev=0.1), no seed=...), or every weight of one shape starts equal "
+        "whatever the graph's seed"
+    )
+
+
+@pytest.mark.covers("weight_variable")
 def test_weight_variable_init_stats(sess):
     w = k04.weight_variable([200, 500])
     assert isinstance(w, tf.Variable), f"expected a tf.Variable, got {type(w).__name__}"
@@ -1155,6 +1167,13 @@ def test_predict(sess):
         "predict: on 0 images (an empty [0, 784] array) expected an empty int64 array of class ids, shape (0,), "
         + (f"it raised {error}" if error else f"got {getattr(none, 'dtype', '')} {getattr(none, 'shape', type(none).__name__)}")
         + ": with no batch to run, return np.zeros([0], np.int64) (np.concatenate needs at least one array)"
+    )
+    before = len(sess.graph.get_operations())
+    k04.predict(sess, model, images, batch_size=50)
+    grown = len(sess.graph.get_operations()) - before
+    assert grown == 0, (
+        f"predict: a second call added {grown} ops to the graph: run model.logits and take np.argmax of the numbers; "
+        "a tf.argmax (or any op) built inside predict is a new op on every call, and the graph grows for good"
     )
 
 

@@ -151,6 +151,11 @@ def test_derivative_of_a_constant_point(monkeypatch):
         "derivative: fn got a tf.Variable: x is a constant point, not a variable (a new variable per call, and one "
         "a tf.function cannot make): convert it, x = tf.convert_to_tensor(x, dtype=tf.float32), and tape.watch(x)"
     )
+    assert len(seen) == 1, (
+        f"derivative called fn {len(seen)} times for one point: call it ONCE, inside the tape, and ask the tape for "
+        "the gradient (tape.gradient(y, x)); a finite difference, (fn(x + h) - fn(x - h)) / 2h, calls it twice and "
+        "only approximates the derivative"
+    )
 
 
 @pytest.mark.covers("LinearModel")
