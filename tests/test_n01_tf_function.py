@@ -46,7 +46,9 @@ def test_eager_add_is_computed_at_once():
     for t, name in ((a, "a"), (b, "b"), (c, "c")):
         assert isinstance(t, tf.Tensor), (
             f"eager_add: {name} should be a tf.Tensor (tf.constant / a + b), got {type(t).__name__}: "
-            "keep the values as tensors, do not convert them with .numpy() or float()"
+            + ("make a and b constants, tf.constant(3.0): a tf.Variable is state to train, not a value"
+               if isinstance(t, tf.Variable) else
+               "keep the values as tensors, do not convert them with .numpy() or float()")
         )
         assert t.dtype == tf.float32 and t.shape == [], f"eager_add: {name} should be a float32 scalar, got {t.dtype} {t.shape}"
     got = (float(a.numpy()), float(b.numpy()), float(c.numpy()))
@@ -211,7 +213,11 @@ def test_call_with_tensors_traces_once():
            if not isinstance(results, (tuple, dict, str)) and hasattr(results, "__next__") else "")
     )
     got = [float(np.asarray(r)) for r in results]
-    assert got == [3.0, 7.5, 12.0, -3.0], f"expected the results 3*v in order, got {got}"
+    assert got == [3.0, 7.5, 12.0, -3.0], (
+        f"call_with_tensors(triple, [1, 2.5, 4.0, -1.0]): expected the results 3*v in the order of values, "
+        f"[3.0, 7.5, 12.0, -3.0], got {got}" + (": call fn on the values as given (no sorting)"
+                                                  if sorted(got) == [-3.0, 3.0, 7.5, 12.0] else "")
+    )
     assert len(traces) == 1, (
         f"call_with_tensors traced {len(traces)} times for 4 values: pass each one as a float32 tensor "
         "(tf.constant(v, dtype=tf.float32)); a Python number, or an int tensor beside float ones, retraces"

@@ -98,8 +98,10 @@ def test_general_scores():
     scale = float(np.sum(got * want) / np.sum(want * want))
     assert diff.max() < ATOL, (
         f"general_scores: scores[b, s] should be query[b] · keys[b, s] ({_where(diff)})"
-        + (f": yours is that times {scale:.4g} everywhere (1/sqrt(H) = {1 / np.sqrt(query.shape[-1]):.4g}: a scaled "
-           "dot product); Luong's general score is not scaled" if abs(scale - 1) > 1e-3
+        + ((f": yours is that times {scale:.4g} everywhere, 1/H: a mean over H (tf.reduce_mean) where the dot "
+            "product sums (tf.reduce_sum, or tf.einsum)" if abs(scale * query.shape[-1] - 1) < 1e-3 else
+            f": yours is that times {scale:.4g} everywhere (1/sqrt(H) = {1 / np.sqrt(query.shape[-1]):.4g}: a scaled "
+            "dot product); Luong's general score is not scaled") if abs(scale - 1) > 1e-3
            and np.allclose(got, scale * want, atol=ATOL) else "")
     )
 
