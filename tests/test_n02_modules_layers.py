@@ -362,6 +362,16 @@ def test_count_parameters():
             self.kernel = tf.Variable(tf.zeros([3, 4]))
             self.steps = tf.Variable(0, trainable=False)
 
+    try:
+        n02.count_parameters(WithFrozen())
+    except AttributeError as exc:
+        missing = str(exc).strip().splitlines()[0][:100]
+    else:
+        missing = None
+    if missing is not None:
+        pytest.fail("count_parameters: obj is any tf.Module, and a tf.Module has trainable_variables (trainable_weights "
+                    f"and count_params() are Keras's only): count over obj.trainable_variables ({missing})",
+                    pytrace=False)
     assert n02.count_parameters(WithFrozen()) == 12, (
         f"count_parameters: a [3, 4] trainable kernel is 12 parameters; got {n02.count_parameters(WithFrozen())}: count the "
         "entries of obj.trainable_variables (non-trainable ones do not count)"
@@ -407,7 +417,14 @@ def test_checkpoint_keys_follow_the_object_path(tmp_path):
             self.first = tf.Variable(1.0, name="y")
             self.second = tf.Variable(2.0, name="y")
 
-    keys = n02.checkpoint_keys(TwoY(), str(tmp_path))
+    try:
+        keys, error = n02.checkpoint_keys(TwoY(), str(tmp_path)), None
+    except (ValueError, tf.errors.OpError) as exc:
+        keys, error = None, str(exc).strip().splitlines()[0][:120]
+    if error is not None:  # outside the except block: no chained traceback
+        pytest.fail("checkpoint_keys: write to the prefix os.path.join(directory, 'ckpt') and list the path that "
+                    "write returns (tf.train.list_variables(path)): a bare directory is no checkpoint prefix "
+                    f"(it raised: {error})", pytrace=False)
     want = ["model/first/.ATTRIBUTES/VARIABLE_VALUE", "model/second/.ATTRIBUTES/VARIABLE_VALUE"]
     assert "_CHECKPOINTABLE_OBJECT_GRAPH" not in keys, (
         f"checkpoint_keys: got {keys}: leave out the bookkeeping entry _CHECKPOINTABLE_OBJECT_GRAPH, keep only "
