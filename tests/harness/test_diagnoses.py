@@ -48,7 +48,7 @@ def test_every_entry_is_tested():
         "keras-state-in-call", "gradients-in-eager", "batch-sizes-differ", "unknown-rank", "reset-default-graph", "sequence-length-batch",
         "loop-shape-changes", "tensor-as-static-dim", "history-without-validation", "local-before-assignment",
         "input-signature", "unpack-count", "static-size-none", "tf1-name", "variable-shape-differs",
-        "kata-function-returned-none",
+        "kata-function-returned-none", "summary-not-scalar",
     }
     assert {e.key for e in TABLE} == tested
 
@@ -819,3 +819,11 @@ def test_a_kata_function_that_returned_none_to_another_is_named(tmp_path):
     assert "return" in line
     # a None that comes from no kata function on the line is left to the other entries (or to none)
     assert diagnose(raised(lambda: len(None))) is None
+
+
+def test_summary_not_scalar():
+    def build():
+        with v1.Session() as s:
+            s.run(v1.summary.scalar("mean", tf.reduce_mean(tf.ones([2, 3]), axis=0)))
+
+    check(build, "summary-not-scalar", "scalar summary 'mean", "[3]", "tf.reduce_mean(var)")

@@ -537,6 +537,11 @@ TABLE: tuple[Entry, ...] = (
            lambda m, e: (f"{m.group('op')} got a list of tensors of mixed dtypes [{m.group('types')}]: create them all "
                          "with one dtype (tf.float32: zero_state(batch, tf.float32), np.float32 arrays) or tf.cast the "
                          "odd one")),
+    _entry("summary-not-scalar", ["InvalidArgumentError"],
+           r"tags and values (?:are )?not the same shape: \[\] != (?P<s>\[[^\]]*\]) \(tag '(?P<t>[^']+)'\)",
+           lambda m, e: (f"{_in_function(e)}the scalar summary '{m.group('t')}' got a value of shape {m.group('s')}: "
+                         "tf.compat.v1.summary.scalar takes ONE number: reduce over every axis (tf.reduce_mean(var), "
+                         "no axis=)")),
     _entry("fetch-none", ["TypeError"],
            r"Fetch argument None has invalid type|Argument `fetch` = None has invalid type",
            lambda m, e: ("sess.run was asked to fetch None: a function returned None (a missing `return`?); "
