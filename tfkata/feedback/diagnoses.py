@@ -391,16 +391,28 @@ def _dtype_mix(m: re.Match, exc: BaseException) -> str:
     return f"{head}: cast one (tf.cast(t, tf.float32)) or write float constants as 1.0, not 1"
 
 
-def _kata_line_casts(exc: BaseException) -> bool:
-    """Whether a line of kata code on ``exc``'s traceback (or on its op's creation stack) calls ``cast(``."""
+def _kata_lines(exc: BaseException) -> list[str]:
+    """The lines of kata code on ``exc``'s traceback and on its op's creation stack."""
     import linecache
     import traceback
 
     lines = [linecache.getline(f.f_code.co_filename, n) for f, n in traceback.walk_tb(exc.__traceback__)
-             if _in_kata(f.f_code.co_filename, f.f_code.co_name)]
+             if _in_kata(f.f_code.co_filename, f.f_code.co_name)
+             or autograph_original(f.f_code.co_filename, f.f_code.co_name)]  # AutoGraph's copy of a kata function
     lines += [getattr(f, "line", "") or "" for f in getattr(getattr(exc, "op", None), "traceback", None) or []
               if _in_kata(getattr(f, "filename", ""), getattr(f, "name", "<"))]
-    return any("cast(" in line for line in lines)
+    return lines
+
+
+def _kata_line_casts(exc: BaseException) -> bool:
+    """Whether a line of kata code on ``exc``'s traceback (or on its op's creation stack) calls ``cast(``."""
+    return any("cast(" in line for line in _kata_lines(exc))
+
+
+def _static_size_line(m: re.Match, exc: BaseException) -> str:
+    return (f"{_in_function(exc)}a size read from a static shape is None (x.shape[i] of an axis unknown while the "
+            "graph is built: a placeholder's or input_signature's None): use the dynamic size tf.shape(x)[i] "
+            "(tf.range(...), TensorArray(size=...))")
 
 
 _SHAPES = r"\[[^\]]*\]"
@@ -650,10 +662,11 @@ TABLE: tuple[Entry, ...] = (
                          + ("more parts" if m.group("n") else f"{m.group('g')}") + ": " + _unpack_fix(e))),
     _entry("static-size-none", ["ValueError", "TypeError"],
            r"'NoneType' object cannot be interpreted as an integer|Argument `size` must be provided if argument "
-           r"`flow` is not provided",
-           lambda m, e: (f"{_in_function(e)}a size read from a static shape is None (x.shape[i] of an axis unknown "
-                         "while the graph is built: a placeholder's or input_signature's None): use the dynamic size "
-                         "tf.shape(x)[i] (tf.range(...), TensorArray(size=...))")),
+           r"`flow` is not provided", _static_size_line),
+    # int(x.shape[1]) of an unknown axis: only when the kata's own line reads a static shape
+    _entry("static-size-none", ["TypeError"],
+           r"int\(\) argument must be a string, a bytes-like object or a (?:real )?number, not 'NoneType'",
+           lambda m, e: _static_size_line(m, e) if any(".shape" in line for line in _kata_lines(e)) else None),
     _entry("batch-size-none", ["ValueError", "TypeError"],
            r"Prefix or suffix can't be None|Cannot convert a partially known TensorShape|"
            r"Expected int32, but got None of type 'NoneType'",
