@@ -251,20 +251,25 @@ class _DropFinally(ast.NodeTransformer):
         return kept + node.finalbody
 
 
-def on_error(kata_file: Path) -> list[dict]:
+def _public_copies(kata_file: Path):
+    """(name, a fresh AST copy without decorators) of each public top-level function of the file."""
     source = kata_file.read_text(encoding="utf-8")
-    out = []
     for node in ast.parse(source).body:
-        if not isinstance(node, ast.FunctionDef) or node.name.startswith("_"):
-            continue
-        copy = ast.parse(ast.get_source_segment(source, node)).body[0]
+        if isinstance(node, ast.FunctionDef) and not node.name.startswith("_"):
+            copy = ast.parse(ast.get_source_segment(source, node)).body[0]
+            copy.decorator_list = []  # the runner keeps the original decorators
+            yield node.name, copy
+
+
+def on_error(kata_file: Path) -> list[dict]:
+    out = []
+    for name, copy in _public_copies(kata_file):
         drop = _DropFinally()
         copy = drop.visit(copy)
         if not drop.count:
             continue
-        copy.decorator_list = []
-        out.append({"id": f"no-finally-{node.name}".replace("_", "-"), "function": node.name,
-                    "what": f"{node.name} cleans up only when nothing raised (its finally removed)",
+        out.append({"id": f"no-finally-{name}".replace("_", "-"), "function": name,
+                    "what": f"{name} cleans up only when nothing raised (its finally removed)",
                     "code": ast.unparse(ast.fix_missing_locations(copy)) + "\n"})
     return out
 
@@ -332,13 +337,8 @@ class _OffByOne(ast.NodeTransformer):
 
 
 def operators(kata_file: Path) -> list[dict]:
-    source = kata_file.read_text(encoding="utf-8")
     out = []
-    for node in ast.parse(source).body:
-        if not isinstance(node, ast.FunctionDef) or node.name.startswith("_"):
-            continue
-        original = ast.parse(ast.get_source_segment(source, node)).body[0]
-        original.decorator_list = []  # the runner keeps the original decorators
+    for name, original in _public_copies(kata_file):
         before = ast.unparse(original)
         count = 0
         for position, target in enumerate(ast.walk(original)):
@@ -350,8 +350,8 @@ def operators(kata_file: Path) -> list[dict]:
                 if code == before:
                     continue
                 count += 1
-                out.append({"id": f"op-{node.name}-{count}".replace("_", "-"), "function": node.name,
-                            "what": f"{node.name}: {desc}", "code": code + "\n"})
+                out.append({"id": f"op-{name}-{count}".replace("_", "-"), "function": name,
+                            "what": f"{name}: {desc}", "code": code + "\n"})
         k = 0
         while True:
             mutant = _copy.deepcopy(original)
@@ -361,8 +361,8 @@ def operators(kata_file: Path) -> list[dict]:
                 break
             count += 1
             k += 1
-            out.append({"id": f"op-{node.name}-{count}".replace("_", "-"), "function": node.name,
-                        "what": f"{node.name}: {rewrite.done} -> without the 1",
+            out.append({"id": f"op-{name}-{count}".replace("_", "-"), "function": name,
+                        "what": f"{name}: {rewrite.done} -> without the 1",
                         "code": ast.unparse(ast.fix_missing_locations(mutant)) + "\n"})
     return out
 

@@ -71,24 +71,26 @@ def _may_give_none(value: ast.expr) -> bool:
 
 
 @functools.lru_cache(maxsize=None)
-def valued_in(reference: Path) -> frozenset[str]:
-    """The top-level functions of the reference file that always return a value."""
+def _top_level_functions(reference: Path) -> tuple[ast.FunctionDef, ...]:
+    """The top-level functions of the reference file (none when it cannot be read or parsed)."""
     try:
         tree = ast.parse(reference.read_text(encoding="utf-8"))
     except (OSError, SyntaxError):
-        return frozenset()
-    return frozenset(n.name for n in tree.body if isinstance(n, ast.FunctionDef) and always_returns_value(n))
+        return ()
+    return tuple(n for n in tree.body if isinstance(n, ast.FunctionDef))
+
+
+@functools.lru_cache(maxsize=None)
+def valued_in(reference: Path) -> frozenset[str]:
+    """The top-level functions of the reference file that always return a value."""
+    return frozenset(n.name for n in _top_level_functions(reference) if always_returns_value(n))
 
 
 @functools.lru_cache(maxsize=None)
 def refusing_in(reference: Path) -> frozenset[str]:
     """The top-level functions of the reference file that raise for some argument (a ``raise`` of their own)."""
-    try:
-        tree = ast.parse(reference.read_text(encoding="utf-8"))
-    except (OSError, SyntaxError):
-        return frozenset()
-    return frozenset(n.name for n in tree.body if isinstance(n, ast.FunctionDef)
-                     and any(isinstance(m, ast.Raise) for m in _own_nodes(n)))
+    return frozenset(n.name for n in _top_level_functions(reference)
+                     if any(isinstance(m, ast.Raise) for m in _own_nodes(n)))
 
 
 def check(name: str, result, reference: Path) -> None:
