@@ -358,18 +358,6 @@ def test_next_batch_is_seeded():
 
 # --------------------------------------------------------------------------- helpers
 @pytest.mark.covers("weight_variable")
-def test_weight_variables_start_from_their_own_draws(sess):
-    first, second = k04.weight_variable([4, 6]), k04.weight_variable([4, 6])
-    _run_init(sess)
-    a, b = sess.run([first, second])
-    assert not np.allclose(a, b), (
-        "weight_variable: two [4, 6] weights started with the same values: draw them without a fixed op seed "
-        "(tf.random.truncated_normal(shape, stddev=0.1), no seed=...), or every weight of one shape starts equal "
-        "whatever the graph's seed"
-    )
-
-
-@pytest.mark.covers("weight_variable")
 def test_weight_variable_init_stats(sess):
     w = k04.weight_variable([200, 500])
     assert isinstance(w, tf.Variable), f"expected a tf.Variable, got {type(w).__name__}"
@@ -406,6 +394,18 @@ def test_weight_variable_init_stats(sess):
         cause = "weights initialised too large: use stddev=0.1 (truncated at 2 standard deviations)"
     assert 0.084 < std < 0.092, f"weight_variable: expected std about 0.088 (truncated normal, stddev=0.1), got {std:.4f}: {cause}"
     assert abs(mean) < 0.002, f"weight_variable: expected mean about 0, got {mean:.4f}: draw from a normal centred on 0"
+
+
+@pytest.mark.covers("weight_variable")
+def test_weight_variables_start_from_their_own_draws(sess):
+    first, second = k04.weight_variable([4, 6]), k04.weight_variable([4, 6])
+    _run_init(sess)
+    a, b = sess.run([first, second])
+    assert not np.allclose(a, b), (
+        "weight_variable: two [4, 6] weights started with the same values: draw them without a fixed op seed "
+        "(tf.random.truncated_normal(shape, stddev=0.1), no seed=...), or every weight of one shape starts equal "
+        "whatever the graph's seed"
+    )
 
 
 @pytest.mark.covers("bias_variable")
