@@ -377,7 +377,7 @@ def test_new_graph_every_call():
         f"build_in_new_graph: after a second call the first graph holds {[op.name for op in graph.get_operations()]}: "
         "each call builds its one constant in its own new graph"
     )
-    assert second.graph is again
+    assert second.graph is again, "build_in_new_graph: the second call's constant must belong to the graph it returns"
 
 
 # --------------------------------------------------------------------------- open_interactive
