@@ -255,21 +255,6 @@ def test_train_steps_on_a_model_not_built_yet():
                     "the first call", pytrace=False)
 
 
-@pytest.mark.covers("make_reader")
-def test_reader_ends_where_the_dataset_ends():
-    read = n10.make_reader(tf.data.Dataset.range(10, 13))
-    got = [int(read()) for _ in range(3)]
-    try:
-        extra = int(read())
-    except (tf.errors.OutOfRangeError, StopIteration):
-        extra = None
-    assert extra is None, (
-        f"make_reader: range(10, 13) read {got}, then a 4th call gave {extra}: the dataset has 3 elements, so the "
-        "4th call must fail (tf.errors.OutOfRangeError), as next on its iterator does: read the dataset as given, "
-        "no repeat()"
-    )
-
-
 @pytest.mark.covers("make_maybe_update")
 def test_maybe_update_runs_only_the_chosen_update():
     v = tf.Variable([1.0, 2.0])
@@ -543,6 +528,21 @@ def test_reader_keeps_one_iterator():
     assert got == [10, 11, 12], (
         f"make_reader: three calls read {got} from range(10, 15), expected [10, 11, 12]: iter(dataset) inside the "
         "tf.function makes a new iterator on every call; make one iterator outside and call next on it"
+    )
+
+
+@pytest.mark.covers("make_reader")
+def test_reader_ends_where_the_dataset_ends():
+    read = n10.make_reader(tf.data.Dataset.range(10, 13))
+    got = [int(read()) for _ in range(3)]
+    try:
+        extra = int(read())
+    except (tf.errors.OutOfRangeError, StopIteration):
+        extra = None
+    assert extra is None, (
+        f"make_reader: range(10, 13) read {got}, then a 4th call gave {extra}: the dataset has 3 elements, so the "
+        "4th call must fail (tf.errors.OutOfRangeError), as next on its iterator does: read the dataset as given, "
+        "no repeat()"
     )
 
 
