@@ -418,8 +418,10 @@ def test_interactive_session_adds_nodes_after_opening():
 def test_open_interactive_opens_exactly_one_session():
     tf.constant(1.0)
     session = k01.open_interactive()
-    if hasattr(session, "close"):
-        session.close()
+    assert isinstance(session, tf.compat.v1.InteractiveSession), (
+        f"open_interactive: expected a tf.compat.v1.InteractiveSession, got {type(session).__name__}"
+    )
+    session.close()
     left = tf.compat.v1.get_default_session()
     assert left is None, (
         f"open_interactive: after the caller closed the session it returned, another {type(left).__name__} is "
