@@ -423,19 +423,18 @@ def test_static_and_dynamic_share_weights_and_agree(sess):
         f"run_static: static_rnn gives a Python list of T={T} outputs [B, H]; return that list as it is, got a "
         f"{type(static_out).__name__} of shape {getattr(static_out, 'shape', '?')} (no tf.stack / tf.concat)"
     )
+    error = time_major = None
     try:
         dyn_out, dyn_state = k06.run_dynamic(cell, x)
-        tm_out, tm_state = k06.run_dynamic(cell, tf.transpose(x, [1, 0, 2]), time_major=True)
     except ValueError as exc:
-        if "already exists" not in str(exc) and "dyn_state" in locals():  # only the time-major call failed
-            error = None
-            time_major = _first_line(exc)
-        elif "already exists" not in str(exc):
+        if "already exists" not in str(exc):
             raise
-        else:
-            error, time_major = _first_line(exc), None
-    else:
-        error = time_major = None
+        error = _first_line(exc)
+    if error is None:
+        try:
+            tm_out, tm_state = k06.run_dynamic(cell, tf.transpose(x, [1, 0, 2]), time_major=True)
+        except ValueError as exc:  # the batch-major call worked: this one is about the layout
+            error, time_major = (_first_line(exc), None) if "already exists" in str(exc) else (None, _first_line(exc))
     if time_major is not None:
         pytest.fail(
             f"run_dynamic(..., time_major=True) failed on [T, B, D] = {[T, B, D]} inputs, where the batch-major call "
