@@ -40,6 +40,9 @@ MARKERS = {
     "differential": "compares the covered function with the reference on generated inputs (tfkata.differential)",
     "training": "a training run: waits until the unit tests of the functions it covers pass",
     "needs(kata_id)": "uses another kata's functions (k08 uses k07, nNN its kNN): waits until that kata passes",
+    "machinery": "a harness test of the grader's own machinery (the kata command, the plugin, the mistakes "
+                 "runner, the repository's layout) that reads nothing a TensorFlow line changes: tox's middle lines "
+                 "(2.15, 2.16, 2.19) skip it; 2.12 (Keras 2) and 2.21 (Keras 3) run it",
     "restraint": "checks what a function must leave undone (no session run, nothing printed, an empty list "
                  "initialising nothing), which an empty body meets too: runs after the function's other unit tests "
                  "and waits while one of them fails, so doing nothing earns nothing (bench/hollow.py)",

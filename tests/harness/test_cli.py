@@ -26,7 +26,7 @@ from tfkata.progress import progress
 from tfkata.results import Run, TestResult, Todo
 from tfkata.stubs import stub_for
 
-pytestmark = pytest.mark.timeout(600)
+pytestmark = [pytest.mark.timeout(600), pytest.mark.machinery]
 ROOT = Path(__file__).resolve().parents[2]
 COPIED = ("katas", "solutions", "tests", "conftest.py", "pyproject.toml")
 K01 = registry.get("k01")

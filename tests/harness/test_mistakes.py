@@ -11,7 +11,7 @@ from tfkata.mistakes.__main__ import line_for, main
 from tfkata.results import Run, TestResult
 
 ROOT = Path(__file__).resolve().parents[2]
-pytestmark = pytest.mark.timeout(600)  # end-to-end runs start pytest processes
+pytestmark = [pytest.mark.timeout(600), pytest.mark.machinery]  # end-to-end runs start pytest processes
 
 SOURCE = '''"""A made-up kata module."""
 import functools

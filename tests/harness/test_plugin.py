@@ -18,7 +18,7 @@ import pytest
 from tfkata.feedback.facts import find_todo
 from tfkata.results import SCHEMA_VERSION, Run, Todo
 
-pytestmark = pytest.mark.timeout(600)
+pytestmark = [pytest.mark.timeout(600), pytest.mark.machinery]
 GOLDEN = Path(__file__).with_name("golden") / "results.json"
 
 KATA = '''

@@ -15,6 +15,7 @@ from tfkata.stubs import stub_for
 ROOT = Path(__file__).resolve().parents[2]
 KATAS = registry.katas()
 IDS = [k.id for k in KATAS]
+pytestmark = pytest.mark.machinery
 contributor_only = pytest.mark.skipif(
     target() != "solutions", reason="contributor check of the pristine stubs: run with --solutions"
 )

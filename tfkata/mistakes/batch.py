@@ -39,6 +39,14 @@ def _worker(root: Path, todo: list[tuple[Mistake, str]], out: Path, runslow: boo
     import_tensorflow()
     with contextlib.suppress(ImportError):
         import keras  # noqa: F401
+    # Each child parses the test file and the modules it imports again. In the worker's own copy of the
+    # checkout the compiled files may be kept (PYTHONDONTWRITEBYTECODE or not): the test files never change
+    # there, and the one file a mistake changes has its compiled copies removed before and after each run
+    # (a .pyc is matched to its source by whole seconds and size: a mistake of the same length written in
+    # the same second would be run as the one before). Measured, k01's 45 entries: 39 s before, 33 s after.
+    sys.dont_write_bytecode = False
+    # No third-party plugin is looked up by entry point (about 0.2 s a run); pytest-timeout is named.
+    os.environ["PYTEST_DISABLE_PLUGIN_AUTOLOAD"] = "1"
     with tempfile.TemporaryDirectory(prefix="tfkata-mistakes-") as tmp:
         work = Path(tmp)
         copy_checkout(root, work, finished=True)  # katas/ = the reference: only a learner-view run reads it
@@ -63,7 +71,8 @@ def _fork_run(m: Mistake, view: str, work: Path, mutated: str, started: float, t
     original = path.read_text(encoding="utf-8")
     results, log = work / "results.json", work / "pytest.log"
     results.unlink(missing_ok=True)
-    args = pytest_args(m, view, results)
+    args = [*pytest_args(m, view, results), "-p", "pytest_timeout"]
+    _forget_compiled(path)
     path.write_text(mutated, encoding="utf-8")
     try:
         pid = os.fork()
@@ -90,8 +99,15 @@ def _fork_run(m: Mistake, view: str, work: Path, mutated: str, started: float, t
                            error=f"the test run took longer than {timeout:g} s and was stopped")
     finally:
         path.write_text(original, encoding="utf-8")
+        _forget_compiled(path)
     output = log.read_text(encoding="utf-8", errors="replace") if log.exists() else ""
     return outcome_from(m, results, code, output, time.monotonic() - started, view)
+
+
+def _forget_compiled(path: Path) -> None:
+    """Remove the compiled copies of ``path`` (``__pycache__/NAME.*.pyc``)."""
+    for pyc in (path.parent / "__pycache__").glob(f"{path.stem}.*.pyc"):
+        pyc.unlink(missing_ok=True)
 
 
 # --------------------------------------------------------------------------- the parent's side
