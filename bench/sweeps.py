@@ -32,6 +32,12 @@ clean-up on error no test checks.
 -> 0); a constant index -1 <-> 0; ``<`` <-> ``<=``, ``>`` <-> ``>=``; a keyword's True <-> False; ``x + 1`` and
 ``x - 1`` -> ``x``. A MISSED mutant is either equivalent (``axis=-1`` of a 2-D tensor is ``axis=1``: read it) or a
 change no test sees.
+``twice``: state kept across calls (round Z8's class: a graph, a config or a result kept in a module global), two
+mutants per public top-level function: ``first`` returns the first call's result on every later call, whatever
+the arguments; ``same`` returns an earlier result when called again with the very same argument objects (doing
+nothing the second time: no new graph, cell or optimizer, no training step). A MISSED ``first`` is a function no
+test calls twice with different arguments; a MISSED ``same`` is either equivalent (a pure function: the same
+inputs give the same result) or a function whose fresh object or repeated effect no test checks: read it.
 """
 import argparse
 import copy as _copy
@@ -367,16 +373,57 @@ def operators(kata_file: Path) -> list[dict]:
     return out
 
 
+TWICE = {
+    "first": ("returns its first call's result on every later call, whatever the arguments", """
+_sweep_memo = globals().setdefault('_sweep_first_results', {})
+if NAME not in _sweep_memo:
+    _sweep_memo[NAME] = _sweep_original(CALL)
+return _sweep_memo[NAME]
+"""),
+    "same": ("returns an earlier result when called again with the same argument objects (does nothing the "
+             "second time)", """
+_sweep_memo = globals().setdefault('_sweep_same_args', {})
+_sweep_given = (GIVEN,)
+_sweep_key = (NAME,) + tuple(id(v) for v in _sweep_given)  # the arguments are kept alive: no id is reused
+if _sweep_key not in _sweep_memo:
+    _sweep_memo[_sweep_key] = (_sweep_given, _sweep_original(CALL))
+return _sweep_memo[_sweep_key][1]
+"""),
+}
+
+
+def twice(kata_file: Path) -> list[dict]:
+    out = []
+    for name, copy in _public_copies(kata_file):
+        a = copy.args
+        call = [x.arg for x in a.posonlyargs + a.args] + ([f"*{a.vararg.arg}"] if a.vararg else []) \
+            + [f"{x.arg}={x.arg}" for x in a.kwonlyargs] + ([f"**{a.kwarg.arg}"] if a.kwarg else [])
+        given = [x.arg for x in a.posonlyargs + a.args] + ([a.vararg.arg] if a.vararg else []) \
+            + [x.arg for x in a.kwonlyargs] + ([a.kwarg.arg] if a.kwarg else [])
+        for kind, (what, template) in TWICE.items():
+            if kind == "same" and not given:
+                continue  # without arguments, "same" is "first"
+            inner = _copy.deepcopy(copy)
+            inner.name = "_sweep_original"
+            wrapper = _copy.deepcopy(copy)
+            body = template.replace("NAME", repr(name)).replace("CALL", ", ".join(call)) \
+                .replace("GIVEN", ", ".join(given) or "None")
+            wrapper.body = wrapper.body[:_after_docstring(wrapper)] + [inner] + ast.parse(body).body
+            out.append({"id": f"twice-{kind}-{name}".replace("_", "-"), "function": name, "what": f"{name} {what}",
+                        "code": ast.unparse(ast.fix_missing_locations(wrapper)) + "\n"})
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("sweep", choices=("defaults", "dtypes", "inplace", "numbers", "finally", "noreturn",
-                                                 "operators"))
+                                                 "operators", "twice"))
     parser.add_argument("clone", type=Path, help="a scratch clone: its tfkata/mistakes/*.toml are overwritten")
     args = parser.parse_args()
     if (args.clone / "tfkata" / "mistakes").resolve() == (Path(__file__).resolve().parents[1] / "tfkata" / "mistakes"):
         raise SystemExit("sweeps: give a scratch clone, not this checkout (its catalogue would be overwritten)")
     make = {"defaults": defaults, "dtypes": dtypes, "inplace": inplace, "numbers": numbers,
-            "finally": on_error, "noreturn": noreturn, "operators": operators}[args.sweep]
+            "finally": on_error, "noreturn": noreturn, "operators": operators, "twice": twice}[args.sweep]
     for kata_file in sorted((args.clone / "solutions").glob("[kn][0-9][0-9]_*.py")):
         entries = make(kata_file)
         text = []

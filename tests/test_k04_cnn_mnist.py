@@ -523,6 +523,10 @@ def test_fc_layer_variables_and_shape():
         "units (the argument)"
     )
     got = _trainable()
+    assert got.get("dense/W:0") != [7, 30] or got.get("dense/b:0") != [7], (
+        f"fc_layer(x, out_dim=7, scope='dense'): W is laid out [out_dim, in_dim] = [7, 30], as PyTorch's Linear keeps "
+        "it; here the layer is x @ W + b with x [B, in_dim], so W is [in_dim, out_dim] = [30, 7] (no transpose)"
+    )
     assert got == {"dense/W:0": [30, 7], "dense/b:0": [7]}, (
         f"fc_layer(x, out_dim=7, scope='dense'): expected variables dense/W [30, 7] and dense/b [7], got {got}: build "
         "them inside tf.compat.v1.variable_scope(scope), with the scope argument, using weight_variable and "

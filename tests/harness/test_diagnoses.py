@@ -48,7 +48,7 @@ def test_every_entry_is_tested():
         "keras-state-in-call", "gradients-in-eager", "batch-sizes-differ", "unknown-rank", "reset-default-graph", "sequence-length-batch",
         "loop-shape-changes", "tensor-as-static-dim", "history-without-validation", "local-before-assignment",
         "input-signature", "unpack-count", "static-size-none", "tf1-name", "variable-shape-differs",
-        "kata-function-returned-none", "summary-not-scalar",
+        "kata-function-returned-none", "summary-not-scalar", "none-gradient",
     }
     assert {e.key for e in TABLE} == tested
 
@@ -827,3 +827,33 @@ def test_summary_not_scalar():
             s.run(v1.summary.scalar("mean", tf.reduce_mean(tf.ones([2, 3]), axis=0)))
 
     check(build, "summary-not-scalar", "scalar summary 'mean", "[3]", "tf.reduce_mean(var)")
+
+
+def test_a_none_gradient_in_kata_code_is_named(tmp_path):
+    """k03's sgd_minimize written by hand with tf.gradients over every trainable variable of a graph that holds
+    another model's too: the Nones meet `learning_rate * g` (a bare TypeError before)."""
+    (tmp_path / "katas").mkdir()
+    (tmp_path / "katas" / "k99_demo.py").write_text(textwrap.dedent("""\
+        import tensorflow as tf
+
+
+        def sgd_minimize(loss, learning_rate):
+            var_list = tf.compat.v1.trainable_variables()
+            grads = tf.gradients(loss, var_list)
+            return tf.group(*[v.assign_sub(learning_rate * g) for v, g in zip(var_list, grads)])
+        """), encoding="utf-8")
+    spec = importlib.util.spec_from_file_location("k99_demo_katas", tmp_path / "katas" / "k99_demo.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+
+    def build():
+        v1.get_variable("other", initializer=1.0)
+        k = v1.get_variable("k", initializer=2.0)
+        module.sgd_minimize(tf.square(k), 0.1)
+
+    line = check(build, "none-gradient", "sgd_minimize: a gradient is None", "does not depend on")
+
+    def plain():  # no gradient asked for on a kata line: not this entry
+        return 0.1 * None
+
+    assert diagnose(raised(plain)) is None, line

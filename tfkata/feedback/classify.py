@@ -102,6 +102,21 @@ def blamed_function(tb, line: str | None, kata: registry.Kata, covers, target_di
     named = [n for n in (lead.group(1).split(".") if lead else ()) if n in kata.hints]
     if named:
         return named[0]
+    deepest = deepest_kata_function(tb, kata, target_dir)
+    if deepest:
+        return deepest
+    # a covered function the message names; else another kata function it names as code (`train` or
+    # train(...)), never a plain word ("... and train the other 55,000" is about mnist_splits)
+    for names, pattern in ((list(covers or ()), r"\b{}\b"), (list(kata.hints), r"`{0}\b|\b{0}\(")):
+        found = [(m.start(), n) for n in names for m in [re.search(pattern.format(re.escape(n)), first)] if m]
+        if found:
+            return min(found)[1]
+    return next(iter(covers or ()), None)
+
+
+def deepest_kata_function(tb, kata: registry.Kata, target_dir: Path) -> str | None:
+    """The deepest public function (or class, for a method) of ``kata``'s file under ``target_dir`` on the
+    traceback ``tb``: the one that raised, not one that merely called it; AutoGraph's copies count as theirs."""
     root = Path(target_dir).resolve()
     deepest = None
     for frame, _ in traceback.walk_tb(tb):
@@ -115,15 +130,7 @@ def blamed_function(tb, line: str | None, kata: registry.Kata, covers, target_di
             owner = type(frame.f_locals["self"]).__name__
             if owner in kata.hints:
                 deepest = owner
-    if deepest:
-        return deepest
-    # a covered function the message names; else another kata function it names as code (`train` or
-    # train(...)), never a plain word ("... and train the other 55,000" is about mnist_splits)
-    for names, pattern in ((list(covers or ()), r"\b{}\b"), (list(kata.hints), r"`{0}\b|\b{0}\(")):
-        found = [(m.start(), n) for n in names for m in [re.search(pattern.format(re.escape(n)), first)] if m]
-        if found:
-            return min(found)[1]
-    return next(iter(covers or ()), None)
+    return deepest
 
 
 def _classify(exc: BaseException, tb, *, kata: registry.Kata | None, target_dir: Path, tests_dir: Path,
@@ -153,6 +160,11 @@ def _classify(exc: BaseException, tb, *, kata: registry.Kata | None, target_dir:
     if line is None:
         found = diagnose(exc, target_dir=Path(target_dir), track=kata.track if kata else None)
         line = found.line if found else None
+    if line is None and kata is not None and not is_test_failure(exc):
+        # an error nothing explains, raised inside the kata's own code: the first line names the function it came
+        # out of ("exact_match: TypeError: ..."), the traceback below shows the line
+        where = deepest_kata_function(tb, kata, target_dir)
+        line = f"{where}: {_first_line(exc)}" if where else None
     if full:
         return Outcome(None, line or _first_line(exc), None, stuck=stuck)
     text = learner_report(exc, target_dir=Path(target_dir), tests_dir=Path(tests_dir), message_first=line)

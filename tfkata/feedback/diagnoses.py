@@ -11,6 +11,7 @@ Every entry is tested against the error TensorFlow really raises (tests/harness/
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import re
 import traceback
@@ -409,6 +410,23 @@ def _kata_line_casts(exc: BaseException) -> bool:
     return any("cast(" in line for line in _kata_lines(exc))
 
 
+def _none_gradient(exc: BaseException) -> str | None:
+    """Arithmetic on None in a kata function that asks for gradients: a variable the loss does not depend on."""
+    import inspect
+    import traceback
+
+    sources = []
+    for frame, _ in traceback.walk_tb(exc.__traceback__):
+        if _in_kata(frame.f_code.co_filename, frame.f_code.co_name):
+            with contextlib.suppress(OSError, TypeError):
+                sources.append("".join(inspect.getsourcelines(frame.f_code)[0]))
+    if not any(re.search(r"\.gradients?\(", text) for text in sources):
+        return None
+    return (f"{_in_function(exc)}a gradient is None: tf.gradients (or tape.gradient) gives None for a variable the "
+            "loss does not depend on (trainable_variables() lists all of a graph's): skip the Nones, or let the "
+            "optimizer's minimize do it")
+
+
 def _static_size_line(m: re.Match, exc: BaseException) -> str:
     return (f"{_in_function(exc)}a size read from a static shape is None (x.shape[i] of an axis unknown while the "
             "graph is built: a placeholder's or input_signature's None): use the dynamic size tf.shape(x)[i] "
@@ -672,6 +690,11 @@ TABLE: tuple[Entry, ...] = (
            r"Expected int32, but got None of type 'NoneType'",
            lambda m, e: ("a static shape with None (the batch size, unknown until run time) is used as a number: "
                          "use the dynamic size tf.shape(x)[0], not x.shape[0] or x.get_shape()[0]")),
+    # a gradient of None (a variable the loss does not depend on) used in arithmetic, on a kata line that asks for
+    # gradients: tf.gradients / tape.gradient give None there, GradientDescentOptimizer.minimize skips them
+    _entry("none-gradient", ["TypeError"],
+           r"unsupported operand type\(s\) for .*'NoneType'",
+           lambda m, e: _none_gradient(e)),
     # a kata function called by kata code (not through a test's guard, tfkata.returned) gave None, and the line
     # that called it used the None at once (x, y = batch_for_step(...)): name the function that returned nothing
     _entry("kata-function-returned-none", ["TypeError", "AttributeError"],
