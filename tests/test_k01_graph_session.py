@@ -421,7 +421,12 @@ def test_open_interactive_opens_exactly_one_session():
     assert isinstance(session, tf.compat.v1.InteractiveSession), (
         f"open_interactive: expected a tf.compat.v1.InteractiveSession, got {type(session).__name__}"
     )
+    kept = session.graph is not tf.compat.v1.get_default_graph()
     session.close()
+    assert not kept, (
+        "open_interactive: the session it returned runs another graph than the default one (this test's): a "
+        "session kept from an earlier call (a module variable)? Open a new InteractiveSession on each call"
+    )
     left = tf.compat.v1.get_default_session()
     assert left is None, (
         f"open_interactive: after the caller closed the session it returned, another {type(left).__name__} is "

@@ -123,14 +123,46 @@ def test_tf_contrib_and_names_in_no_tensorflow():
         assert d is None or d.key != "tf1-name", d
 
 
-def test_tensor_from_another_graph():
-    def build():
-        other = tf.Graph()
-        with other.as_default():
-            a = tf.constant(1.0)
+def _kata(tmp_path, source: str):
+    """A kata module of ``source`` in tmp_path/katas (a frame of the learner's code on the traceback)."""
+    (tmp_path / "katas").mkdir(exist_ok=True)
+    (tmp_path / "katas" / "k99_demo.py").write_text(textwrap.dedent(source), encoding="utf-8")
+    spec = importlib.util.spec_from_file_location("k99_demo_katas", tmp_path / "katas" / "k99_demo.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+OTHER_GRAPH = """\
+    import tensorflow as tf
+
+
+    def add(a):
         return a + tf.constant(2.0)
 
-    check(build, "other-graph", "graph.as_default()")
+
+    def run(a):
+        tf.constant(3.0)
+        with tf.compat.v1.Session() as s:
+            return s.run(a)
+
+
+    def run_alone(a):
+        with tf.compat.v1.Session() as s:  # the default graph has nothing in it
+            return s.run(a)
+    """
+
+
+def _elsewhere():
+    other = tf.Graph()
+    with other.as_default():
+        return tf.constant(1.0)
+
+
+def test_tensor_from_another_graph(tmp_path):
+    kata = _kata(tmp_path, OTHER_GRAPH)
+    check(lambda: kata.add(_elsewhere()), "other-graph", "add: tensors from two tf.Graph objects", "earlier",
+          "graph.as_default()")
 
 
 def test_tensor_from_inside_a_while_loop_body():
@@ -149,27 +181,33 @@ def test_tensor_from_inside_a_while_loop_body():
     assert "graph.as_default()" not in line, line
 
 
-def test_session_on_another_graph():
-    def build():
-        other = tf.Graph()
-        with other.as_default():
-            a = tf.constant(1.0)
+def test_session_on_another_graph(tmp_path):
+    kata = _kata(tmp_path, OTHER_GRAPH)
+    check(lambda: kata.run(_elsewhere()), "other-graph", "run: ", "Session(graph=graph)")
+
+
+def test_session_graph_empty(tmp_path):
+    kata = _kata(tmp_path, OTHER_GRAPH)
+    check(lambda: kata.run_alone(_elsewhere()), "empty-session-graph", "run_alone: ", "Session(graph=g)",
+          "tf.compat.v1.Session() for the default graph")
+
+
+def test_a_test_running_tensors_a_kata_function_kept_from_another_graph():
+    """The test opens the session on its own graph and runs what a kata function returned, built in an earlier
+    graph (a module variable, an earlier call): not "open the session on theirs" (the learner opened none)."""
+    def alone():
+        a = _elsewhere()
+        with v1.Session() as s:
+            s.run(a)
+
+    def beside():
+        a = _elsewhere()
         tf.constant(3.0)
         with v1.Session() as s:
             s.run(a)
 
-    check(build, "other-graph", "Session(graph=graph)")
-
-
-def test_session_graph_empty():
-    def build():
-        other = tf.Graph()
-        with other.as_default():
-            a = tf.constant(1.0)
-        with v1.Session() as s:  # the default graph has nothing in it
-            s.run(a)
-
-    check(build, "empty-session-graph", "Session(graph=g)", "tf.compat.v1.Session() for the default graph")
+    check(alone, "empty-session-graph", "built in another graph than this test's", "earlier", "module variable")
+    check(beside, "other-graph", "built in another graph than this test's", "each time the function is called")
 
 
 def test_iterator_not_initialized():
@@ -832,8 +870,7 @@ def test_summary_not_scalar():
 def test_a_none_gradient_in_kata_code_is_named(tmp_path):
     """k03's sgd_minimize written by hand with tf.gradients over every trainable variable of a graph that holds
     another model's too: the Nones meet `learning_rate * g` (a bare TypeError before)."""
-    (tmp_path / "katas").mkdir()
-    (tmp_path / "katas" / "k99_demo.py").write_text(textwrap.dedent("""\
+    module = _kata(tmp_path, """\
         import tensorflow as tf
 
 
@@ -841,10 +878,7 @@ def test_a_none_gradient_in_kata_code_is_named(tmp_path):
             var_list = tf.compat.v1.trainable_variables()
             grads = tf.gradients(loss, var_list)
             return tf.group(*[v.assign_sub(learning_rate * g) for v, g in zip(var_list, grads)])
-        """), encoding="utf-8")
-    spec = importlib.util.spec_from_file_location("k99_demo_katas", tmp_path / "katas" / "k99_demo.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+        """)
 
     def build():
         v1.get_variable("other", initializer=1.0)

@@ -260,8 +260,18 @@ def _other_graph(exc: BaseException) -> str:
         return (f"{_in_function(exc)}a tensor from inside a loop or function body ({name}) meets one from outside "
                 "it: a value made in the body exists only there; compute from the body's own tensors, keep none "
                 "from a call outside it (a warm-up call)")
-    return ("tensors from two different tf.Graph objects are mixed: build everything inside one "
-            "`with graph.as_default():` block, and open the session on it (tf.compat.v1.Session(graph=graph))")
+    if _kata_function(exc) is None:
+        return _kept_tensors_line()
+    return (f"{_in_function(exc)}tensors from two tf.Graph objects are mixed (one made earlier: at import, in a module "
+            "variable, by an earlier call?): build everything inside one `with graph.as_default():` block, and open "
+            "the session on it (tf.compat.v1.Session(graph=graph))")
+
+
+def _kept_tensors_line() -> str:
+    """A test ran what a kata function returned, and it lives in another graph than the test's."""
+    return ("the tensors run here were built in another graph than this test's default graph: made earlier (at "
+            "import, in a module variable, by an earlier call) or under a tf.Graph of your own; build them in the "
+            "default graph each time the function is called")
 
 
 def _may_shadow(exc: BaseException, name: str) -> bool:
@@ -468,9 +478,10 @@ TABLE: tuple[Entry, ...] = (
            lambda m, e: _other_graph(e)),
     _entry("empty-session-graph", ["RuntimeError"],
            r"The Session graph is empty",
-           lambda m, e: (f"{_in_function(e)}the session's graph has no ops: it was opened on an empty tf.Graph, "
-                         "not the one the tensors are in: open it on theirs (tf.compat.v1.Session() for the default "
-                         "graph, Session(graph=g) for tensors built in g)")),
+           lambda m, e: _kept_tensors_line() if _kata_function(e) is None else (
+               f"{_in_function(e)}the session's graph has no ops: it was opened on an empty tf.Graph, not the one "
+               "the tensors are in: open it on theirs (tf.compat.v1.Session() for the default graph, "
+               "Session(graph=g) for tensors built in g)")),
     _entry("iterator-not-initialized", ["FailedPreconditionError"],
            r"GetNext\(\) failed because the iterator has not been initialized",
            lambda m, e: (f"{_in_function(e)}the dataset's iterator was never initialized: an initializable iterator "
