@@ -1159,6 +1159,24 @@ def test_stable_loss_is_finite_and_matches_numpy():
     assert np.isclose(checked, value, rtol=1e-6), "run_with_nan_check should return the fetched value of the stable loss"
 
 
+@pytest.mark.covers("stable_cross_entropy")
+def test_stable_loss_charges_a_confident_wrong_prediction_in_full():
+    """The label's own probability underflows (its logit 200 below another's): the loss is 200, not a capped value
+    (an epsilon or clip inside the log, the blog's "fix", gives -log(eps), about 18 or 23)."""
+    labels, logits, loss = _loss_graph(k09.stable_cross_entropy)
+    wrong = np.array([[200.0, 0.0, 0.0, 0.0]], np.float32)
+    label = np.array([[0, 1, 0, 0]], np.float32)
+    with tf.compat.v1.Session(config=k09.debug_config()) as s:
+        value = s.run(loss, {labels: label, logits: wrong})
+    ref = _numpy_cross_entropy(label, wrong)
+    print(f"k09 stable loss on a confident wrong prediction: {value} (numpy {ref})")
+    assert np.isfinite(value) and np.isclose(value, ref, rtol=1e-4), (
+        f"stable_cross_entropy: a confident wrong prediction (the label's logit 200 below another's) must cost "
+        f"{ref:.1f}, got {value:.4g}: an epsilon or clip inside the log caps the loss at -log(eps); use "
+        "tf.nn.softmax_cross_entropy_with_logits on the logits, no epsilon"
+    )
+
+
 # =========================================================================== differential checks (reference)
 # Yours against solutions/ on generated cases, smallest first (tfkata.differential). Random weights get the same
 # values on both sides (by shape, every shape distinct); summary tags are compared without TensorFlow's _N
@@ -1538,7 +1556,9 @@ def test_naive_cross_entropy_matches_reference():
 @pytest.mark.differential
 @pytest.mark.covers("stable_cross_entropy")
 def test_stable_cross_entropy_matches_reference():
-    cases = LOSS_CASES + [Case("the crafted batch (a softmax that underflows to 0)", (LABELS, CRAFTED))]
+    cases = LOSS_CASES + [Case("the crafted batch (a softmax that underflows to 0)", (LABELS, CRAFTED)),
+                          Case("a confident wrong prediction (the label's own probability underflows)",
+                               (np.array([[0, 1, 0, 0]], np.float32), np.array([[200.0, 0.0, 0.0, 0.0]], np.float32)))]
     compare("stable_cross_entropy", k09, REF, cases, _run_loss("stable_cross_entropy"),
             hint="(loss, its gradient): reduce_mean of tf.nn.softmax_cross_entropy_with_logits(labels=..., logits=...)")
 

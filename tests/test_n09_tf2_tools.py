@@ -1240,6 +1240,21 @@ def test_stable_loss_is_finite_and_matches_numpy():
     )
 
 
+@pytest.mark.covers("stable_cross_entropy")
+def test_stable_loss_charges_a_confident_wrong_prediction_in_full():
+    """The label's own probability underflows (its logit 200 below another's): the loss is 200, not a capped value
+    (an epsilon or clip inside the log, the blog's "fix", gives -log(eps), about 18 or 23)."""
+    wrong = np.array([[200.0, 0.0, 0.0, 0.0]], np.float32)
+    label = np.array([[0, 1, 0, 0]], np.float32)
+    value = float(n09.stable_cross_entropy(tf.constant(label), tf.constant(wrong)))
+    ref = _numpy_cross_entropy(label, wrong)
+    assert np.isfinite(value) and np.isclose(value, ref, rtol=1e-4), (
+        f"stable_cross_entropy: a confident wrong prediction (the label's logit 200 below another's) must cost "
+        f"{ref:.1f}, got {value:.4g}: an epsilon or clip inside the log caps the loss at -log(eps); use "
+        "tf.nn.softmax_cross_entropy_with_logits on the logits, no epsilon"
+    )
+
+
 # =========================================================================== migrating k09's checkpoint
 K09_KEYS = {
     "layer1/weights/Variable": "layer1/kernel",
