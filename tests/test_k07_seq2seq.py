@@ -792,6 +792,22 @@ def test_masked_loss_ignores_padding(sess):
     l3 = logits.copy()
     l3[1, 1] += 5.0 * rng.randn(V)
     assert run(l3, targets) != pytest.approx(base, rel=1e-4), "changing a valid step must change the loss"
+    l4 = logits.copy()
+    l4[1, 2:] = 1000.0 * np.sign(rng.randn(2, V))  # finite, but a softmax of them underflows to 0
+    # the graph as written: Grappler's arithmetic optimizer would turn a log of a softmax into log_softmax in this
+    # small graph (k09's lesson), and hide it until a graph where something else reads the softmax
+    from tensorflow.core.protobuf import rewriter_config_pb2
+
+    config = tf.compat.v1.ConfigProto()
+    config.graph_options.rewrite_options.arithmetic_optimization = rewriter_config_pb2.RewriterConfig.OFF
+    with tf.compat.v1.Session(config=config) as plain:
+        got = plain.run(loss, {lg: l4, tg: targets})
+    assert np.isfinite(got) and got == pytest.approx(base, rel=1e-5), (
+        f"masked_loss: logits of +-1000 (large, finite) at the padded steps made the loss {got}, where the mask "
+        f"leaves {base:.6f}: the log of a softmax gives log(0) = -inf there, and 0 * inf is NaN even under the mask "
+        "(TensorFlow's graph optimizer may hide it; k09 shows how); take the cross entropy from the logits "
+        "(tf.nn.sparse_softmax_cross_entropy_with_logits)"
+    )
 
 
 @pytest.mark.covers("masked_loss")

@@ -677,6 +677,25 @@ def test_masked_loss_matches_numpy():
 
 
 @pytest.mark.covers("masked_loss")
+def test_masked_loss_ignores_large_logits_at_padded_steps():
+    """The docstring: padded positions with any finite logits must not change the result (a log of a softmax gives
+    log(0) = -inf at logits of +-1000, and 0 * inf is NaN under the mask)."""
+    rng = np.random.RandomState(3)
+    logits = rng.randn(2, 4, V).astype(np.float32)
+    targets = rng.randint(0, V, size=[2, 4]).astype(np.int32)
+    lengths = np.array([4, 2], dtype=np.int32)
+    base = float(n07.masked_loss(tf.constant(logits), tf.constant(targets), tf.constant(lengths)))
+    large = logits.copy()
+    large[1, 2:] = 1000.0 * np.sign(rng.randn(2, V))
+    got = float(n07.masked_loss(tf.constant(large), tf.constant(targets), tf.constant(lengths)))
+    assert np.isfinite(got) and abs(got - base) <= 1e-5 * abs(base), (
+        f"masked_loss: logits of +-1000 (large, finite) at the padded steps made the loss {got}, where the mask "
+        f"leaves {base:.6f}: the log of a softmax gives log(0) = -inf there, and 0 * inf is NaN even under the mask; "
+        "take the cross entropy from the logits (sparse_categorical_crossentropy(..., from_logits=True))"
+    )
+
+
+@pytest.mark.covers("masked_loss")
 def test_masked_loss_batch_padded_wider():
     """Targets padded wider than the longest length (T = 6, lengths [2, 4]): a batch cut from a wider pool."""
     rng = np.random.RandomState(2)
