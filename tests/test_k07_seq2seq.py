@@ -403,6 +403,13 @@ def test_bucketing_shuffles_the_order_of_batches():
         "bucketed_batches: rng seeds 0 and 1 gave the batches in the same order: shuffle their order with the rng "
         "argument (rng.permutation(len(batches)))"
     )
+    rng = np.random.RandomState(0)  # one rng, two epochs: the second call continues its stream
+    epochs = [[int((np.asarray(b[2]).max() - 1) // 4) for b in k07.bucketed_batches(
+        x, y, lx, ly, batch_size=16, bucket_width=4, rng=rng)] for _ in range(2)]
+    assert epochs[1] != epochs[0], (
+        "bucketed_batches: two calls with ONE rng (two epochs of train) gave the batches in the same order: draw from "
+        "the rng itself, so its stream moves on (a copy of it, or a new RandomState from it, repeats every epoch)"
+    )
 
 
 @pytest.mark.covers("bucketed_batches")
