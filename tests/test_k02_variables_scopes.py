@@ -148,15 +148,21 @@ def test_w_follows_glorot_uniform_over_many_graph_seeds():
             with tf.compat.v1.Session() as s:
                 s.run(w.initializer)
                 values.append(s.run(w).ravel())
-    values = np.concatenate(values)
-    limit = math.sqrt(6.0 / (3 + 4))
-    std, mean, top = float(values.std()), float(values.mean()), float(np.abs(values).max())
-    fits = top <= limit + 1e-6 and top >= 0.85 * limit and abs(mean) < 0.1 and 0.85 < std / (limit / math.sqrt(3)) < 1.15
+    fits, seen = _glorot_uniform(np.concatenate(values), 3, 4)
     assert fits, (
-        f"make_variables: over 20 graph seeds w's 240 start values have mean {mean:.3f}, std {std:.3f} and max |w| "
-        f"{top:.3f}; glorot_uniform for [3, 4] is uniform on +-{limit:.3f} (mean 0, std {limit / math.sqrt(3):.3f}): "
+        f"make_variables: over 20 graph seeds w's 240 start values have {seen}: "
         "another initializer was given; give get_variable none, the lesson is the default one"
     )
+
+
+def _glorot_uniform(values, fan_in: int, fan_out: int) -> tuple[bool, str]:
+    """Whether many start values look like glorot_uniform's for [fan_in, fan_out] (uniform on +-sqrt(6 / (in + out)):
+    std limit / sqrt(3), centred, reaching near the limit and never past it), and what they look like."""
+    limit = math.sqrt(6.0 / (fan_in + fan_out))
+    std, mean, top = float(values.std()), float(values.mean()), float(np.abs(values).max())
+    fits = top <= limit + 1e-6 and top >= 0.85 * limit and abs(mean) < 0.1 and 0.85 < std / (limit / math.sqrt(3)) < 1.15
+    return fits, (f"mean {mean:.3f}, std {std:.3f} and max |w| {top:.3f}; glorot_uniform for [{fan_in}, {fan_out}] is "
+                  f"uniform on +-{limit:.3f} (mean 0, std {limit / math.sqrt(3):.3f})")
 
 
 # --------------------------------------------------------------------------- initialize
@@ -508,6 +514,28 @@ def test_mlp_reuse_and_values(sess):
         where = np.unravel_index(diff.argmax(), diff.shape)
         pytest.fail(f"mlp: wrong output (max |diff| {diff.max():.3g} at {tuple(int(i) for i in where)}): {hint}")
     assert np.allclose(got_again, got, rtol=1e-6, atol=1e-7), "mlp: the reused network must give the same output"
+
+
+@pytest.mark.covers("mlp")
+def test_mlp_weights_follow_glorot_uniform_over_many_graph_seeds():
+    """A few values fit many initializers (a truncated normal of stddev 0.1 stays inside glorot's bound); 20 graph
+    seeds of both layers' W tell glorot_uniform, get_variable's default, apart."""
+    values = {1: [], 2: []}
+    for seed in range(20):
+        with tf.Graph().as_default():
+            tf.compat.v1.set_random_seed(seed)
+            k02.mlp(tf.compat.v1.placeholder(tf.float32, [None, 3]), [6, 4])
+            weights = {v.op.name: v for v in tf.compat.v1.global_variables()}
+            with tf.compat.v1.Session() as s:
+                s.run(tf.compat.v1.global_variables_initializer())
+                for i in values:
+                    values[i].append(s.run(weights[f"layer{i}/W"]).ravel())
+    for i, (fan_in, fan_out) in ((1, (3, 6)), (2, (6, 4))):
+        fits, seen = _glorot_uniform(np.concatenate(values[i]), fan_in, fan_out)
+        assert fits, (
+            f"mlp: over 20 graph seeds layer{i}/W's start values have {seen}: another initializer was given (the "
+            "slides' truncated normal?); the docstring asks for get_variable's default initializer: give W none"
+        )
 
 
 @pytest.mark.covers("mlp")
