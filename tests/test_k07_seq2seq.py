@@ -9,6 +9,7 @@ PYTEST_DONT_REWRITE: every assert here carries its own message, so pytest's asse
 every run over all test files) would add nothing a learner reads.
 """
 import contextlib
+import math
 import re
 import sys
 import signal
@@ -369,7 +370,13 @@ def test_bucketing_groups_similar_lengths():
         )
         seen += [tuple(r[:l]) for r, l in zip(bx.tolist(), blx.tolist())]
     want = sorted(tuple(r[:l]) for r, l in zip(x.tolist(), lx.tolist()))
-    assert sorted(seen) == want, "every example of the pool must land in exactly one batch"
+    assert sorted(seen) == want, (
+        f"bucketed_batches: every example of the pool must land in exactly one batch; the batches hold {len(seen)} of "
+        f"the pool's {len(want)}"
+        + (": a bucket's last, smaller batch is missing? Cut each bucket to the end (the last batch of a bucket may "
+           "be smaller than batch_size)" if len(seen) < len(want) else
+           ": some examples are in two batches" if len(seen) > len(want) else ": some examples changed")
+    )
     for k, count in zip(*np.unique((lx - 1) // 4, return_counts=True)):
         sizes = sorted((len(b[2]) for b in batches if (int(b[2].max()) - 1) // 4 == k), reverse=True)
         expected = [64] * int(count // 64) + ([int(count % 64)] if count % 64 else [])
@@ -491,6 +498,25 @@ def test_make_cell_is_two_lstm_layers():
     assert sizes == [(3, 3)], (
         f"make_cell(3, 1) should be one LSTM layer of 3 units, got the states {sizes}: use the hidden_units and "
         "num_layers arguments, not the module's HIDDEN_UNITS and NUM_LAYERS"
+    )
+
+
+@pytest.mark.covers("make_cell")
+def test_make_cell_keeps_the_forget_bias(sess):
+    """With every weight 0, a zero input and c = 1, one step leaves c' = sigmoid(forget_bias) * 1 + 0.5 * tanh(0):
+    BasicLSTMCell's forget_bias=1.0 gives 0.731; a Keras habit of forget_bias=0.0 gives 0.5."""
+    cell = k07.make_cell(3, 1)
+    state = (tf.compat.v1.nn.rnn_cell.LSTMStateTuple(tf.ones([1, 3]), tf.zeros([1, 3])),)
+    _, (new,) = cell(tf.zeros([1, 2]), state)
+    sess.run(tf.compat.v1.global_variables_initializer())
+    for v in tf.compat.v1.global_variables():
+        sess.run(v.assign(tf.zeros_like(v)))
+    c = float(sess.run(new.c)[0, 0])
+    bias = math.log(c / (1.0 - c)) if 0.0 < c < 1.0 else float("nan")
+    assert abs(c - 1.0 / (1.0 + math.exp(-1.0))) < 1e-5, (
+        f"make_cell: with every weight 0, a zero input and c = 1, one step gives c' = {c:.4f}, that is a forget gate "
+        f"of sigmoid({bias:.2f}); BasicLSTMCell's default forget_bias=1.0 gives sigmoid(1) = 0.7311: keep "
+        "BasicLSTMCell(hidden_units) as it is (no forget_bias of your own)"
     )
 
 

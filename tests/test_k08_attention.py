@@ -157,8 +157,9 @@ def test_masked_softmax_ignores_huge_scores_on_padding(sess):
         scores = np.array([[0.0, 1.0, huge, huge]], dtype=np.float32)
         got = _masked_softmax(sess, scores, np.array([2], np.int32))
         assert np.all(np.isfinite(got)), (
-            f"masked_softmax: padded scores of {huge:g} gave non-finite weights {got}: mask the scores, do not "
-            "renormalise overflowed ones"
+            f"masked_softmax: padded scores of {huge:g} gave non-finite weights {got}: an exp of a huge score "
+            "overflows to inf (inf / inf is NaN), so mask the scores BEFORE any exp (tf.where(mask, scores, -inf), "
+            "then tf.nn.softmax, which subtracts the max), not the weights after it"
         )
         assert np.allclose(got[0], want, rtol=1e-5, atol=0), (
             f"masked_softmax: with padded scores of {huge:g} the weights are {got[0].tolist()}, expected "
