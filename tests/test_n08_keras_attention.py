@@ -776,9 +776,14 @@ def test_attention_teacher_forced_chains_the_steps():
             what, start = dropped[0]
             pytest.fail(f"attention_teacher_forced, {mode}: step 0 is right, but every later step starts again from "
                         f"{start}: carry {what} that attention_decoder_step returns to the next step", pytrace=False)
+        wrong_steps = [t for t in range(diff.shape[1]) if diff[:, t].max() >= 1e-4]
         assert diff.max() < 1e-4, (
-            f"attention_teacher_forced, {mode}: teacher forcing should be attention_decoder_step at every step, from "
-            f"zeros as the first previous attention, carrying the states and the attention ({_where(diff)})"
+            f"attention_teacher_forced, {mode}: "
+            + (f"only the last step ({wrong_steps[0]}) differs from attention_decoder_step's: the loop stops one step "
+               f"short; run every one of the {diff.shape[1]} steps (tf.range(steps), steps = tf.shape(dec_in)[1]): "
+               if wrong_steps == [diff.shape[1] - 1] else "")
+            + "teacher forcing should be attention_decoder_step at every step, from zeros as the first previous "
+            f"attention, carrying the states and the attention ({_where(diff)})"
         )
         diff = np.abs(np.asarray(align) - want_align)
         assert diff.max() < 1e-4, (
