@@ -760,7 +760,11 @@ def test_augment_flip_really_flips(sess):
     for image in draws:
         same, mirror = _nearest(image, clean)
         upside_down = np.abs(image - clean[::-1]).max()
+        spread = float(min((image - clean).std(), (image - clean[:, ::-1]).std()))
         hint = (": that is the image upside down; flip left-right (tf.image.random_flip_left_right)" if upside_down < 1e-6
+                else f": with noise_stddev=0 the noise (clipped) still spreads by {spread:.2f}, as noise of stddev 1.0 "
+                     "does, tf.random.normal's default: passed positionally, tf.random.normal(shape, noise_stddev) makes "
+                     "noise_stddev the MEAN (the second parameter); write stddev=noise_stddev" if 0.3 < spread < 0.6
                 else ": with noise_stddev=0 only the flip may change it: draw the noise with stddev=noise_stddev (the "
                      "argument, not a constant), flip with tf.image.random_flip_left_right")
         assert min(same, mirror) < 1e-6, (

@@ -112,6 +112,12 @@ def test_build_model_layers_and_initializers():
             f"build_model: {layer}: a kernel weight of {np.abs(kernel).max():.3f} is beyond 2 standard deviations (0.2): use "
             "keras.initializers.TruncatedNormal(stddev=0.1) as k09's truncated_normal"
         )
+    mean = float(weights["layer1/kernel"].mean())  # 25,088 draws: a centred initialiser's mean is within 0.002
+    assert abs(mean) < 0.01, (
+        f"build_model: layer1's kernel should be centred on 0, its mean is {mean:.3f}: "
+        + ("TruncatedNormal(0.1) passes 0.1 as the MEAN, its first parameter: write TruncatedNormal(stddev=0.1)"
+           if 0.08 < mean < 0.12 else "use keras.initializers.TruncatedNormal(stddev=0.1)")
+    )
     std = float(weights["layer1/kernel"].std())
     # A normal(0, 0.1) truncated at 2 sigma has std 0.088; Keras's default glorot_uniform gives 0.049 here.
     assert 0.084 < std < 0.092, (
