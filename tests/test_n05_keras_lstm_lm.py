@@ -684,6 +684,18 @@ def test_validation_perplexity_floors_probabilities_at_1e_10():
         f"{want:.4g} with each probability floored at 1e-10 as k05's logprob, got {got:.4g}"
         + (": that is the exact cross-entropy, without the floor" if abs(got - exact) < 1e-2 * exact else "")
     )
+    bias[1:4] = -19.0  # now just ABOVE the floor (about 2.3e-10): a floor leaves them, an added 1e-10 does not
+    model.get_layer("classifier").set_weights([np.zeros((8, V), np.float32), bias])
+    p = np.exp(_np_log_softmax(bias.astype(np.float64)))
+    want = float(np.exp(-np.mean(np.log(np.maximum(p[np.roll(ids, -1)], 1e-10)))))
+    got = n05.validation_perplexity(n05.make_forward(model, 8), ids, num_nodes=8)
+    added = float(np.exp(-np.mean(np.log(p[np.roll(ids, -1)] + 1e-10))))
+    assert abs(got - want) < 1e-3 * want, (
+        f"validation_perplexity: with 'a', 'b', 'c' at probability {p[1]:.2g}, just above the floor, 'abcab' should "
+        f"score {want:.4g} (a floor leaves them as they are), got {got:.4g}"
+        + (": that is p + 1e-10; floor them, np.maximum(p, 1e-10), as k05's logprob" if abs(got - added) < 1e-3 * added
+           else "")
+    )
 
 
 @pytest.mark.covers("validation_perplexity", "make_forward")
