@@ -136,6 +136,29 @@ def test_make_cell_kinds(kind, cls):
 
 
 @pytest.mark.covers("make_cell")
+@pytest.mark.parametrize("kind", ["basic_lstm", "lstm"])
+def test_make_cell_keeps_the_lstm_defaults(kind, sess):
+    """The cells as the slides made them: state (c, h) as an LSTMStateTuple, and forget_bias 1.0. With every
+    weight 0, a zero input and c = 1, one step leaves c' = sigmoid(forget_bias): 0.731 (0.5 without the bias)."""
+    cell = k06.make_cell(kind, 3)
+    assert isinstance(cell.state_size, tf.compat.v1.nn.rnn_cell.LSTMStateTuple), (
+        f"make_cell({kind!r}, 3): the state should be an LSTMStateTuple(c, h), the cell's state_size is "
+        f"{cell.state_size!r}: keep state_is_tuple at its default True (a concatenated [c, h] is TF 1's deprecated form)"
+    )
+    state = tf.compat.v1.nn.rnn_cell.LSTMStateTuple(tf.ones([1, 3]), tf.zeros([1, 3]))
+    _, new = cell(tf.zeros([1, 2]), state)
+    sess.run(tf.compat.v1.global_variables_initializer())
+    for v in tf.compat.v1.global_variables():
+        sess.run(v.assign(tf.zeros_like(v)))
+    c = float(sess.run(new.c)[0, 0])
+    assert abs(c - 1.0 / (1.0 + np.exp(-1.0))) < 1e-5, (
+        f"make_cell({kind!r}, 3): with every weight 0, a zero input and c = 1, one step gives c' = {c:.4f}, where the "
+        "default forget_bias=1.0 gives sigmoid(1) = 0.7311: create the cell with num_units alone (no forget_bias of "
+        "your own)"
+    )
+
+
+@pytest.mark.covers("make_cell")
 def test_make_cell_rejects_unknown_kind():
     try:
         k06.make_cell("transformer", H)
