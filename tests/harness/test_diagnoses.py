@@ -48,7 +48,7 @@ def test_every_entry_is_tested():
         "keras-state-in-call", "gradients-in-eager", "batch-sizes-differ", "unknown-rank", "reset-default-graph", "sequence-length-batch",
         "loop-shape-changes", "tensor-as-static-dim", "history-without-validation", "local-before-assignment",
         "input-signature", "unpack-count", "static-size-none", "tf1-name", "variable-shape-differs",
-        "kata-function-returned-none", "summary-not-scalar", "none-gradient",
+        "kata-function-returned-none", "summary-not-scalar", "none-gradient", "loss-arguments-swapped",
     }
     assert {e.key for e in TABLE} == tested
 
@@ -891,3 +891,15 @@ def test_a_none_gradient_in_kata_code_is_named(tmp_path):
         return 0.1 * None
 
     assert diagnose(raised(plain)) is None, line
+
+
+def test_a_keras_loss_given_logits_then_labels():
+    """n04's make_train_step with loss_fn(logits, labels), PyTorch's order: Keras 3 and Keras 2 each say it in their
+    own words about ranks and shapes."""
+    import keras
+
+    logits = tf.constant(np.random.RandomState(0).randn(32, 3).astype(np.float32))
+    labels = tf.constant(np.arange(32) % 3)
+    for call in (lambda: keras.losses.sparse_categorical_crossentropy(logits, labels, from_logits=True),
+                 lambda: keras.losses.SparseCategoricalCrossentropy(from_logits=True)(logits, labels)):
+        check_now(call, "loss-arguments-swapped", "other way round", "(y_true, y_pred)")

@@ -385,3 +385,29 @@ def test_a_time_out_in_a_function_with_no_endless_loop_says_it_is_slow(tmp_path)
     assert "may never return" not in slow, slow
     spun = hang_line(Hang("time", 30.0, "calls_spin", None), "k01", ["calls_spin"], katas)
     assert "may never return" in spun, spun
+
+
+
+def test_a_time_out_in_a_graph_that_kept_growing_says_so(tmp_path):
+    """Review Z9: k03's train_linear_regression calling sgd_minimize inside its loop ran past 30 s on a busy machine
+    and was told it was "most likely slow here": its graph held a new copy of the train op for every step."""
+    from tfkata.feedback.classify import REPEATED_SCOPES, hang_line
+    from tfkata.tfsetup import import_tensorflow
+    from tfkata.watchdog import Hang
+
+    tf = import_tensorflow()
+    katas = tmp_path / "katas"
+    katas.mkdir()
+    (katas / "k01_graph_session.py").write_text("def steps(n):\n    for step in range(n):\n        work(step)\n",
+                                                 encoding="utf-8")
+    hang = Hang("time", 30.0, "steps", "katas/k01_graph_session.py:3")
+    with tf.Graph().as_default():
+        v = tf.compat.v1.get_variable("k", initializer=1.0)
+        for _ in range(REPEATED_SCOPES - 1):
+            tf.compat.v1.train.GradientDescentOptimizer(0.1).minimize(tf.square(v))
+        small = hang_line(hang, "k01", ["steps"], katas)
+        tf.compat.v1.train.GradientDescentOptimizer(0.1).minimize(tf.square(v))
+        grown = hang_line(hang, "k01", ["steps"], katas)
+    assert "most likely slow here" in small and "graph grows" not in small, small
+    assert grown.startswith("k01: steps (katas/k01_graph_session.py:3) did not finish within 30 s, and its graph holds "
+                            f"{REPEATED_SCOPES} copies of ") and "built inside the loop" in grown, grown

@@ -58,6 +58,12 @@ def hang_line(hang, kata_id: str | None, covers, target_dir: Path | None = None)
     elif module is not None:  # none of the learner's frames ran: a tf.function's graph
         loop = only_loop_in(module, name, Path(target_dir).resolve().parent)
         who += f" (its loop {loop})" if loop else ""
+    repeated = _repeated_scope()
+    if repeated and hang.reason != "memory":
+        return (f"{who} did not finish within {hang.limit:g} s, and its graph holds {repeated[1]} copies of "
+                f"'{repeated[0]}': the graph grows at every step — ops built inside the loop (sgd_minimize, a train op, "
+                "an optimizer) are added again each time and every step gets slower; build them once, before the "
+                "loop, and only run them inside it")
     if hang.reason == "memory":
         return (f"{who} grew the process by {_size(hang.grown_mb)} (limit {_size(hang.limit)}) and was "
                 f"stopped: it may never stop growing — a loop that keeps appending, or a tf.while_loop without a "
@@ -69,6 +75,30 @@ def hang_line(hang, kata_id: str | None, covers, target_dir: Path | None = None)
     return (f"{who} did not finish within {hang.limit:g} s: it may never return — a loop whose condition never "
             f"turns false, or a tf.while_loop without a bound. If it is only slow on this "
             f"machine, raise the limit: pytest --timeout={int(hang.limit) * 4}")
+
+
+REPEATED_SCOPES = 50  # copies of one top-level name scope (gradients, gradients_1, ...) that only a loop builds
+
+
+def _repeated_scope() -> tuple[str, int] | None:
+    """(scope, copies) when the default graph (a graph-mode test's own) holds REPEATED_SCOPES or more numbered
+    copies of one top-level name scope or op ("GradientDescent", "GradientDescent_1", ...): ops built at every step
+    of a loop. TensorFlow is not imported here when nothing else has."""
+    import sys
+
+    tf = sys.modules.get("tensorflow")
+    if tf is None or tf.executing_eagerly():
+        return None
+    try:
+        names = {op.name.split("/")[0] for op in tf.compat.v1.get_default_graph().get_operations()}
+    except Exception:  # noqa: BLE001 - a broken graph: no line from it
+        return None
+    copies: dict[str, int] = {}
+    for name in names:
+        base = re.sub(r"_\d+$", "", name)
+        copies[base] = copies.get(base, 0) + 1
+    base, count = max(copies.items(), key=lambda kv: kv[1], default=("", 0))
+    return (base, count) if count >= REPEATED_SCOPES else None
 
 
 def _size(mb: float) -> str:

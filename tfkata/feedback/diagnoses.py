@@ -701,6 +701,15 @@ TABLE: tuple[Entry, ...] = (
            r"Expected int32, but got None of type 'NoneType'",
            lambda m, e: ("a static shape with None (the batch size, unknown until run time) is used as a number: "
                          "use the dynamic size tf.shape(x)[0], not x.shape[0] or x.get_shape()[0]")),
+    # a Keras sparse cross entropy given (logits, labels), PyTorch's order: Keras 3's and Keras 2's words
+    _entry("loss-arguments-swapped", ["ValueError", "InvalidArgumentError"],
+           r"Argument `output` must have rank \(ndim\) `target.ndim - 1`. Received: target.shape=(?P<t>\([^)]*\)), "
+           r"output.shape=(?P<o>\([^)]*\))|`labels.shape` must equal `logits.shape` except for the last dimension. "
+           r"Received: labels.shape=(?P<l>\([^)]*\)) and logits.shape=(?P<g>\([^)]*\))",
+           lambda m, e: (f"{_in_function(e)}a sparse cross entropy got labels of shape {m.group('t') or m.group('l')} "
+                         f"and predictions of shape {m.group('o') or m.group('g')} (as Keras reshaped them): are they the "
+                         "other way round? Keras losses take (y_true, y_pred): the labels first, then the logits "
+                         "(PyTorch's loss(input, target) is the reverse)")),
     # a gradient of None (a variable the loss does not depend on) used in arithmetic, on a kata line that asks for
     # gradients: tf.gradients / tape.gradient give None there, GradientDescentOptimizer.minimize skips them
     _entry("none-gradient", ["TypeError"],
