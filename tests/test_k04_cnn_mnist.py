@@ -642,6 +642,10 @@ def test_build_cnn_placeholders():
             f"model.{name} should be a float32 tf.compat.v1.placeholder, got a {tensor.dtype.name} {tensor.op.type}"
         )
         assert tensor.name.startswith("CNN/"), f"model.{name} is {tensor.name}: build it inside variable_scope('CNN')"
+    assert model.keep_prob.shape.rank == 0, (
+        f"build_cnn: model.keep_prob should be a float32 scalar placeholder (shape []), got shape {model.keep_prob.shape}: "
+        "tf.compat.v1.placeholder(tf.float32, shape=[], name='keep_prob') (without a shape it takes any array)"
+    )
 
 
 @pytest.mark.covers(*MODEL)
