@@ -139,6 +139,10 @@ def test_linear_call_uses_its_own_variables():
         f"Linear: calling the module must reuse the w and b made in __init__ (after two calls self.w is "
         f"{'the same' if lin.w is w_var else 'a new'} variable): create variables in __init__, never in __call__"
     )
+    assert first.shape == (len(X), 3), (
+        f"Linear(5, 3)(x) on x [{len(X)}, 5] should give [{len(X)}, 3] (x @ w + b with w [5, 3], b [3]), got "
+        f"{list(first.shape)}: use all of self.w and self.b"
+    )
     diff, where = _max_diff(first, X @ w + b)
     no_bias = _max_diff(first, X @ w)[0] < 1e-4
     assert diff < 1e-4, (
