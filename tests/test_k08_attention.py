@@ -929,24 +929,6 @@ def _feed_problem(model, feed, x, len_x, prefixes):
 
 
 @pytest.mark.covers("model_next_log_probs")
-def test_model_next_log_probs_stays_finite_on_large_logits(sess):
-    """A confident model's logits reach the hundreds: exp of them overflows float32 (past 88) and float64 (past 709)
-    unless the row's max is subtracted first; the log-softmax itself is finite."""
-    model = _fake_seq2seq(scale=300.0)
-    x, len_x = np.array([3, 2, 5, 4], dtype=np.int32), 4
-    got = np.asarray(k08.model_next_log_probs(sess, model, x, len_x)([(2, 4)]), dtype=np.float64)
-    logits = sess.run(model.logits, {model.encoder_inputs: x[None], model.encoder_lengths: [4],
-                                     model.decoder_inputs: [[GO_ID, 2, 4]], model.decoder_lengths: [3]})[:, -1]
-    z = logits.astype(np.float64) - logits.max(-1, keepdims=True)
-    want = z - np.log(np.exp(z).sum(-1, keepdims=True))
-    assert np.all(np.isfinite(got)) and np.allclose(got, want, rtol=1e-4, atol=1e-2), (
-        f"model_next_log_probs: on logits up to {np.abs(logits).max():.0f} it gave {np.round(got[0, :4], 2).tolist()}..., "
-        f"expected {np.round(want[0, :4], 2).tolist()}...: exp of a large logit overflows to inf (inf / inf is NaN); "
-        "subtract each row's max before the exp (z - max(z), then z - log(sum(exp(z)))), or use a log-softmax"
-    )
-
-
-@pytest.mark.covers("model_next_log_probs")
 def test_model_next_log_probs_is_the_last_step_log_softmax(sess):
     model = _fake_seq2seq()  # k07.Seq2Seq's fields; like k07's model, decoder steps past decoder_lengths read nothing
     x, len_x = np.array([3, 2, 5, 4, 0, 0], dtype=np.int32), 4  # padded past len_x
@@ -987,6 +969,27 @@ def test_model_next_log_probs_is_the_last_step_log_softmax(sess):
 
 
 # --------------------------------------------------------------------------- heatmap file
+@pytest.mark.covers("model_next_log_probs")
+def test_model_next_log_probs_stays_finite_on_large_logits(sess):
+    """A confident model's logits reach the hundreds: exp of them overflows float32 (past 88) and float64 (past 709)
+    unless the row's max is subtracted first; the log-softmax itself is finite."""
+    model = _fake_seq2seq(scale=300.0)
+    x, len_x = np.array([3, 2, 5, 4], dtype=np.int32), 4
+    got = np.asarray(k08.model_next_log_probs(sess, model, x, len_x)([(2, 4)]), dtype=np.float64)
+    logits = sess.run(model.logits, {model.encoder_inputs: x[None], model.encoder_lengths: [4],
+                                     model.decoder_inputs: [[GO_ID, 2, 4]], model.decoder_lengths: [3]})[:, -1]
+    z = logits.astype(np.float64) - logits.max(-1, keepdims=True)
+    want = z - np.log(np.exp(z).sum(-1, keepdims=True))
+    finite = bool(np.all(np.isfinite(got)))
+    assert finite and np.allclose(got, want, rtol=1e-4, atol=1e-2), (
+        f"model_next_log_probs: on logits up to {np.abs(logits).max():.0f} it gave {np.round(got[0, :4], 2).tolist()}..., "
+        f"expected {np.round(want[0, :4], 2).tolist()}...: "
+        + ("exp of a large logit overflows to inf (inf / inf is NaN); subtract each row's max before the exp "
+           "(z - max(z), then z - log(sum(exp(z)))), or use a log-softmax" if not finite else
+           "the log-softmax of the last step's logits, computed stably")
+    )
+
+
 @pytest.mark.covers("plot_attention")
 def test_plot_attention_writes_a_png(tmp_path):
     align = np.full([4, 6], 0.02)
