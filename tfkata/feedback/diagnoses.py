@@ -260,9 +260,10 @@ def _other_graph(exc: BaseException) -> str:
         return (f"{_in_function(exc)}a tensor from inside a loop or function body ({name}) meets one from outside "
                 "it: a value made in the body exists only there; compute from the body's own tensors, keep none "
                 "from a call outside it (a warm-up call)")
-    if _kata_function(exc) is None:
+    where = _kata_function(exc)
+    if where is None:
         return _kept_tensors_line()
-    return (f"{_in_function(exc)}tensors from two tf.Graph objects are mixed (one made earlier: at import, in a module "
+    return (f"{where}: tensors from two tf.Graph objects are mixed (one made earlier: at import, in a module "
             "variable, by an earlier call?): build everything inside one `with graph.as_default():` block, and open "
             "the session on it (tf.compat.v1.Session(graph=graph))")
 
