@@ -19,6 +19,7 @@ import contextlib
 import dataclasses
 import json
 import os
+import select
 import signal
 import subprocess
 import sys
@@ -119,13 +120,7 @@ def _fork_run(m: Mistake, view: str, work: Path, mutated: str, started: float, t
                     code = int(pytest.main(args))
             finally:
                 os._exit(code)
-        code = None
-        while time.monotonic() - started < timeout:
-            done, status = os.waitpid(pid, os.WNOHANG)
-            if done:
-                code = os.waitstatus_to_exitcode(status)
-                break
-            time.sleep(0.05)
+        code = _wait(pid, started + timeout)
         if code is None:
             os.kill(pid, signal.SIGKILL)
             os.waitpid(pid, 0)
@@ -136,6 +131,27 @@ def _fork_run(m: Mistake, view: str, work: Path, mutated: str, started: float, t
         _forget_compiled(path)
     output = log.read_text(encoding="utf-8", errors="replace") if log.exists() else ""
     return outcome_from(m, results, code, output, time.monotonic() - started, view)
+
+
+def _wait(pid: int, deadline: float) -> int | None:
+    """The child's exit code, or None once ``deadline`` (time.monotonic) has passed. Woken by the child's exit
+    (a pidfd), not by polling: at 0.05 s a poll, a run waited 25 ms on average after its child had ended."""
+    fd = os.pidfd_open(pid) if hasattr(os, "pidfd_open") else None
+    try:
+        while True:
+            done, status = os.waitpid(pid, os.WNOHANG)
+            if done:
+                return os.waitstatus_to_exitcode(status)
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return None
+            if fd is None:
+                time.sleep(min(0.05, left))
+            else:
+                select.select([fd], [], [], left)
+    finally:
+        if fd is not None:
+            os.close(fd)
 
 
 def _forget_compiled(path: Path) -> None:
