@@ -114,7 +114,7 @@ def test_luong_scores_keeps_the_batch_and_time_axes(sess):
 def _masked_softmax(sess, scores, lengths):
     """Run masked_softmax; a mask narrower than the scores (sequence_mask without maxlen) gets its own message."""
     try:
-        return sess.run(k08.masked_softmax(tf.constant(scores), tf.constant(lengths, tf.int32)))
+        got = sess.run(k08.masked_softmax(tf.constant(scores), tf.constant(lengths, tf.int32)))
     except (ValueError, tf.errors.InvalidArgumentError) as exc:
         if not any(m in str(exc) for m in ("ncompatible shapes", "must be broadcastable", "Dimensions must be equal")):
             raise
@@ -122,6 +122,13 @@ def _masked_softmax(sess, scores, lengths):
         pytest.fail(f"masked_softmax: the mask must be [B, T_enc] like the scores, tf.sequence_mask(memory_lengths, "
                     f"maxlen=T) with T = tf.shape(scores)[1]; without maxlen it is only max(lengths) wide (scores "
                     f"{list(scores.shape)}, lengths {lengths}: {str(exc).splitlines()[0][:90]})", pytrace=False)
+    shape = list(np.shape(got))
+    assert shape == list(np.shape(scores)), (
+        f"masked_softmax: the weights should have the scores' shape [B, T_enc] = {list(np.shape(scores))}, got {shape} "
+        f"(lengths {np.asarray(lengths).tolist()}): padding may be wider than the longest length, so make the mask as "
+        "wide as the scores, tf.sequence_mask(memory_lengths, maxlen=tf.shape(scores)[1]), and keep every position"
+    )
+    return got
 
 
 @pytest.mark.covers("masked_softmax")
@@ -793,7 +800,13 @@ def test_beam_width_one_is_greedy():
 
         want = greedy(model, 8)
         got = k08.beam_search(model, beam_width=1, max_steps=8)
-        assert len(got) == 1 and tuple(got[0][0]) == want, f"seed {seed}: width 1 should be greedy {want}, got {got}"
+        tokens = tuple(int(t) for t in got[0][0]) if len(got) == 1 else None
+        short = tokens is not None and len(tokens) < len(want) and want[: len(tokens)] == tokens and 0 not in tokens
+        assert tokens == want, (
+            f"beam_search(beam_width=1, max_steps=8) on seed {seed}'s bigram table: expected greedy's {want}, got {got}"
+            + (f": it stopped after {len(tokens)} steps with no EOS; a hypothesis that never ends grows for max_steps "
+               "= 8 steps (loop max_steps times)" if short else ": width 1 keeps the single best hypothesis each step")
+        )
 
 
 @pytest.mark.covers("beam_search")

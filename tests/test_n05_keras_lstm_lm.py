@@ -566,10 +566,16 @@ def test_train_step_loss_state_and_clipped_update():
 @pytest.mark.covers("make_train_step")
 def test_train_step_does_not_clip_small_gradients():
     model, _ = _tiny()
-    step = n05.make_train_step(model, keras.optimizers.SGD(learning_rate=1.0), clip_norm=1e6)
+    optimizer = keras.optimizers.SGD(learning_rate=1.0)
+    step = n05.make_train_step(model, optimizer, clip_norm=1e6)
     before = [np.asarray(v) for v in model.trainable_variables]
     window = np.random.RandomState(7).randint(0, V, (2, 4)).astype(np.int32)
     _, _, _, norm = step(tf.constant(window), *n05.zero_state(2, 8))
+    used = int(np.asarray(optimizer.iterations))
+    assert used == 1, (
+        f"make_train_step: after one step the optimizer it was given has applied {used} updates: apply the gradients "
+        "with that optimizer, optimizer.apply_gradients(...) (the argument, made once by the caller), not one of your own"
+    )
     moved = math.sqrt(sum(float(np.sum((np.asarray(v) - b) ** 2)) for v, b in zip(model.trainable_variables, before)))
     assert abs(moved - float(norm)) < 1e-3 * float(norm), (
         f"below clip_norm the gradients must pass unchanged: learning rate 1 should move the weights by the global norm "
@@ -771,10 +777,22 @@ def test_sample_text():
     assert set(a) <= set(" abcdefghijklmnopqrstuvwxyz"), f"samples must use the 27 symbols: {a!r}"
     uniform = n05.build_model(num_nodes=8)
     uniform.get_layer("classifier").set_weights([np.zeros((8, V), np.float32), np.zeros(V, np.float32)])
-    text = n05.sample_text(n05.make_forward(uniform, 8), 60, seed=4, num_nodes=8)
+    f_uniform = n05.make_forward(uniform, 8)
+    text = n05.sample_text(f_uniform, 60, seed=4, num_nodes=8)
     assert len(set(text[1:])) >= 10, (
         f"sample_text: a model that predicts 1/27 for every character should give varied text, got {text!r}: DRAW the next character "
         "from the probabilities (rng.choice(27, p=...)), do not take the most likely one"
+    )
+    # 0 is a seed like any other, and None means fresh entropy (texts of 30 uniform draws: equal by chance 1 in 27^30)
+    zero, other = (n05.sample_text(f_uniform, 30, seed=s, num_nodes=8) for s in (0, 1234))
+    assert zero != other, (
+        "sample_text(seed=0) gave the same text as seed=1234: use the seed as given, np.random.default_rng(seed) "
+        "(`seed or 1234` turns the seed 0 into another)"
+    )
+    fresh = [n05.sample_text(f_uniform, 30, seed=None, num_nodes=8) for _ in range(2)]
+    assert fresh[0] != fresh[1], (
+        f"sample_text(seed=None) gave the same text twice ({fresh[0]!r}): with no seed, np.random.default_rng(None) "
+        "draws fresh numbers each call; do not put a fixed seed in its place"
     )
 
 

@@ -395,6 +395,15 @@ def test_encode_masks_the_padding():
         f"encode: {where} the final states differ from the same batch padded to its longest sequence ({diff:.3g}): "
         "the mask must be T wide, tf.sequence_mask(lengths, maxlen=T), so the extra padding does not run through the cells"
     )
+    # The same batch with tokens, not zeros, past each length: lengths say where a sequence ends, whatever lies after.
+    filled = np.where(np.arange(x.shape[1])[None, :] < lx[:, None], x, 3).astype(np.int32)
+    _, filled_states = n07.encode(layers, tf.constant(filled), tf.constant(lx))
+    diff = max(float(np.abs(np.asarray(a) - np.asarray(b)).max())
+               for pair, filled_pair in zip(states, filled_states) for a, b in zip(pair, filled_pair))
+    assert diff < 1e-5, (
+        f"encode: with token 3 instead of 0 past each length (lengths {lx.tolist()}) the final states changed ({diff:.3g}): "
+        "the mask comes from the lengths argument, tf.sequence_mask(lengths, T), not from the zeros in inputs"
+    )
 
 
 @pytest.mark.covers("teacher_forced_logits", "build_layers")
@@ -420,6 +429,12 @@ def test_teacher_forced_logits_match_a_numpy_lstm():
     if np.abs(got - encoder_table).max() < 1e-5:
         pytest.fail("teacher_forced_logits: the decoder inputs were embedded with encoder_embedding: embed them with "
                     "layers.decoder_embedding (the two vocabularies have tables of their own)", pytrace=False)
+    zeros = (np.zeros_like(np.asarray(states[0][0])), np.zeros_like(np.asarray(states[0][1])))
+    if len(states) > 1:
+        from_zeros, _ = _np_decoder(layers, y_in, [states[0]] + [zeros] * (len(states) - 1))
+        if np.abs(got - from_zeros).max() < 1e-5:
+            pytest.fail("teacher_forced_logits: only decoder LSTM 0 started from the encoder's state, the others from "
+                        "zeros: every layer i starts from states[i], lstm(x, initial_state=list(states[i]))", pytrace=False)
     first_only, _ = _np_decoder(layers, y_in, [states[0]] * len(states))
     if np.abs(got - first_only).max() < 1e-5:
         pytest.fail("teacher_forced_logits: every decoder layer started from states[0], the encoder's first layer's "
@@ -754,9 +769,15 @@ def test_make_train_step():
     want = float(n07.masked_loss(n07.teacher_forced_logits(layers, tf.constant(y_in), states), tf.constant(y), tf.constant(ly)))
     before = {id(v): v.numpy().copy() for item in layers for layer in (item if isinstance(item, list) else [item])
               for v in layer.trainable_variables}
-    step = n07.make_train_step(layers, n07.make_optimizer(3e-2))
+    optimizer = n07.make_optimizer(3e-2)
+    step = n07.make_train_step(layers, optimizer)
     assert hasattr(step, "get_concrete_function"), f"make_train_step should return a tf.function, got {type(step).__name__}"
     loss = step(x, lx, y_in, y, ly)
+    used = int(np.asarray(optimizer.iterations))
+    assert used == 1, (
+        f"make_train_step: after one step the optimizer it was given has applied {used} updates: apply the gradients "
+        "with that optimizer, optimizer.apply_gradients(...) (the argument), not one made inside make_train_step"
+    )
     assert np.isclose(float(loss), want, rtol=1e-4), (
         f"the step returned {float(loss):.5f}, the masked loss before the update is {want:.5f}: return the loss "
         "computed under the tape"

@@ -149,6 +149,11 @@ def test_masked_softmax_ignores_huge_scores_on_padding(huge):
 def test_luong_attention_owns_two_bias_free_kernels():
     query, memory, _, mask = _inputs(h=5)
     layer = n08.LuongAttention(5)
+    made = {name: getattr(getattr(layer, name, None), "units", None) for name in ("memory_layer", "attention_layer")}
+    assert all(units in (None, 5) for units in made.values()), (
+        f"LuongAttention(5): its Dense layers should have units = 5, the argument, got {made}: make both with "
+        "keras.layers.Dense(units, use_bias=False, ...) in __init__ (a layer of its own size does not fit the query)"
+    )
     attention, align = layer(tf.constant(query), tf.constant(memory), tf.constant(mask))
     assert tuple(attention.shape) == (3, 5) and tuple(align.shape) == (3, 6), (
         f"LuongAttention(5) on query [3, 5], memory [3, 6, 5] should return attention [3, 5] and alignments [3, 6], "

@@ -125,6 +125,11 @@ def beam_eos_problem(beam_search) -> str | None:
         return (f"beam_search(..., eos=2, beam_width=2): expected [(0, 0, 2) p=0.35, (2,) p=0.3], got {shown}: a "
                 "finished hypothesis stays in the beam, taking one of its beam_width places and competing with the "
                 "expansions of the unfinished ones (set aside in a list of its own, it no longer competes)")
+    if not extended and ends_at_2 and not ended_at_0 and (0, 2) in dict(shown) and (2,) not in dict(shown):
+        return (f"beam_search(..., eos=2, beam_width=2): expected [(0, 0, 2) p=0.35, (2,) p=0.3], got {shown}: every "
+                "hypothesis ends at eos=2 as it should, but (0, 2) p=0.15 was kept over (2,) p=0.3: a hypothesis' "
+                "score is the SUM of its log-probabilities, never divided by its length, and a finished one stays a "
+                "candidate")
     return (f"beam_search(..., eos=2) must end hypotheses at 2, the argument, not at the module's EOS 0 (an ordinary "
             f"token here): expected [(0, 0, 2) p=0.35, (2,) p=0.3], got {shown}"
             + (f"; it asked next_log_probs to extend {extended}, which already ended with eos" if extended else ""))
