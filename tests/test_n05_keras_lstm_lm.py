@@ -25,7 +25,7 @@ from tfkata import SEED, fresh_graph, load_kata
 from tfkata.feedback.curves import explain_curve
 from tfkata.data import text as corpora
 from tfkata.tfsetup import import_tensorflow
-from tfkata.testing import numpy_global_rng_kept, where_max as _where
+from tfkata.testing import check_optimizer_used, numpy_global_rng_kept, where_max as _where
 
 tf = import_tensorflow()  # quietly: without the CUDA/oneDNN lines a plain import prints
 import keras  # noqa: E402  (after the quiet TensorFlow import; Keras 3 on TF >= 2.16, Keras 2 before)
@@ -571,11 +571,7 @@ def test_train_step_does_not_clip_small_gradients():
     before = [np.asarray(v) for v in model.trainable_variables]
     window = np.random.RandomState(7).randint(0, V, (2, 4)).astype(np.int32)
     _, _, _, norm = step(tf.constant(window), *n05.zero_state(2, 8))
-    used = int(np.asarray(optimizer.iterations))
-    assert used == 1, (
-        f"make_train_step: after one step the optimizer it was given has applied {used} updates: apply the gradients "
-        "with that optimizer, optimizer.apply_gradients(...) (the argument, made once by the caller), not one of your own"
-    )
+    check_optimizer_used(optimizer, 1)
     moved = math.sqrt(sum(float(np.sum((np.asarray(v) - b) ** 2)) for v, b in zip(model.trainable_variables, before)))
     assert abs(moved - float(norm)) < 1e-3 * float(norm), (
         f"below clip_norm the gradients must pass unchanged: learning rate 1 should move the weights by the global norm "

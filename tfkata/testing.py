@@ -199,6 +199,17 @@ def dataset_stages(dataset) -> list[str]:
     return names
 
 
+def check_optimizer_used(optimizer, steps: int) -> None:
+    """n05's and n07's make_train_step: after ``steps`` steps the optimizer the test passed in has applied ``steps``
+    updates (``optimizer.iterations``, Keras 2 and 3 alike), so the step did not make an optimizer of its own."""
+    used = int(np.asarray(optimizer.iterations))
+    assert used == steps, (
+        f"make_train_step: after {steps} step(s) the optimizer it was given has applied {used} updates: apply the "
+        "gradients with that optimizer, optimizer.apply_gradients(...) (the argument, made once by the caller), not "
+        "one made inside make_train_step"
+    )
+
+
 def check_reported_loss(result: dict) -> None:
     """k07's and n07's train: the returned 'loss' is the mean of the last 100 losses (the figure train prints),
     not another slice of ``result['losses']``."""

@@ -69,7 +69,7 @@ def _worker(root: Path, todo: list[tuple[Mistake, str]], out: Path, runslow: boo
 
 
 # pytest's built-in plugins no catalogue run reads. unraisableexception alone cost 0.09 s a run (a full garbage
-# collection of the worker's TensorFlow heap at exit, pytest >= 8.4); with the rest, k01's fixed cost per run
+# collection of the worker's TensorFlow heap at exit, pytest 9.2 here); with the rest, k01's fixed cost per run
 # went from 0.55 s to 0.44 s (measured, one child, near idle).
 _UNUSED_PLUGINS = [arg for name in ("unraisableexception", "threadexception", "junitxml", "pastebin", "doctest",
                                     "stepwise", "setuponly", "setupplan") for arg in ("-p", f"no:{name}")]
