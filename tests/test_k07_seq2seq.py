@@ -692,6 +692,14 @@ def test_training_decoder_is_teacher_forced(sess):
                     "padding reads nothing", pytrace=False)
 
 
+def _check_batch_major(got_ids, batch_size):
+    """greedy_decoder's ids are [B, T]: ids of shape [T, B] (B columns, another number of rows) are told as such."""
+    if got_ids.ndim == 2 and got_ids.shape[1] == batch_size and got_ids.shape[0] != batch_size:
+        pytest.fail(f"greedy_decoder: the ids come back time-major, shape {list(got_ids.shape)} for a batch of "
+                    f"{batch_size}: the TensorArray stacks them [T, B]; transpose them to [B, T] "
+                    "(tf.transpose(outputs.stack()))", pytrace=False)
+
+
 @pytest.mark.covers("greedy_decoder")
 def test_greedy_decoder_feeds_back_its_own_predictions(sess):
     chain = [3, 7, 2, 9, 0]
@@ -706,6 +714,7 @@ def test_greedy_decoder_feeds_back_its_own_predictions(sess):
                     f"{len(row)} ({row[:8]}...): it must stop at EOS: a sequence is finished once it emits EOS "
                     "(finished |= ids == EOS), and the loop stops when every sequence is finished "
                     "(tf.reduce_all(finished) in its cond)", pytrace=False)
+    _check_batch_major(got_ids, 2)
     if got_ids.ndim == 2 and row != chain and got_ids.reshape(got_ids.shape[::-1]).T[0].tolist() == chain:
         pytest.fail(f"greedy_decoder: the right ids in the wrong layout (row 0 is {row}): the stacked outputs are "
                     "[T, B]; transpose them to [B, T] (tf.transpose(outputs.stack())): a reshape to [batch, -1] "
@@ -725,6 +734,7 @@ def test_greedy_decoder_stops_at_eos(sess):
     state[1, 0] = 100.0
     ids, lengths = k07.greedy_decoder(parts, tf.constant(state), 2, max_steps=20)
     got_ids, got_len = sess.run([ids, lengths])
+    _check_batch_major(got_ids, 2)
     if got_ids.ndim == 2 and got_ids.shape[1] >= 1 and got_ids[1, 0] != 0:
         pytest.fail(f"greedy_decoder: row 1's initial state makes EOS its first token, got {got_ids[1].tolist()}: start the loop "
                     "from initial_state (the encoder's final state), not from the cell's zero state", pytrace=False)
