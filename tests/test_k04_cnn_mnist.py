@@ -5,10 +5,12 @@ variables, dropout, loss and metrics, evaluation, the picture, and training last
 a fresh seeded tf.Graph (the harness's autouse fixture); the graded training run is done once in a
 module-scoped fixture that builds its own seeded graph and is read by two tests.
 
-Graded training (seeded): 400 steps x 100, Adam 1e-3, keep_prob 0.5 -> 98.18 % test accuracy with the
-reference solution on TF 2.21 and 2.12 (seeds 1 and 2: 98.14 %, 97.89 %; validation 98.22-98.34 %; the same figure
-run after run; thresholds: test 97 %, validation 97 %). Cut from 600 steps (98.50 % on 2.21, 98.40 % on
-2.12, threshold 97.5 %) to save a third of the run: 400 steps cost 33-35 s CPU on the loaded 2-core box.
+Graded training (seeded): 400 steps x 50 (the tutorial's batch), Adam 1e-3, keep_prob 0.5 -> 97.58 % test
+accuracy and 97.84 % validation with the reference solution on TF 2.21 and 2.12 alike (the same figure run after
+run; thresholds: test 96 %, validation 96 %). Cut from 400 x 100 (98.18 % test, 98.22 % validation; thresholds
+97 %) to save a third of the test's CPU: 172 s -> 111 s (user + sys, the training tests' pytest process, import
+included, TF 2.21, a loaded 2-core box); before that from 600 x 100 (98.50 %). At 200 x 100, the same compute,
+it reached 97.31 % / 97.58 %: the smaller batch keeps the history's four points.
 The schedules behind `slow` and `gpu` are described at their tests. A training failure ends with one
 sentence from tfkata.feedback.curves.explain_curve on the run's curve (and points at kata-output/k04/report.png).
 
@@ -1669,8 +1671,9 @@ def test_predict_matches_reference():
 
 
 # --------------------------------------------------------------------------- training
-STEPS, BATCH, LEARNING_RATE, KEEP_PROB = 400, 100, 1e-3, 0.5
-MIN_TEST_ACCURACY = 0.97  # measured at step 400 (TF 2.21): 98.18 % (seeds 1, 2: 98.14 %, 97.89 %)
+STEPS, BATCH, LEARNING_RATE, KEEP_PROB = 400, 50, 1e-3, 0.5
+MIN_TEST_ACCURACY = 0.96  # measured at step 400 (TF 2.21 and 2.12): 97.58 %
+MIN_VAL_ACCURACY = 0.96  # measured at step 400 (TF 2.21 and 2.12): 97.84 %
 PICTURE = "kata-output/k04/report.png"
 
 
@@ -1711,9 +1714,9 @@ def _train_and_test(steps, batch_size, learning_rate, keep_prob, picture=None):
     return run
 
 
-# The reference's training loss at steps 300 and 400 of the graded run (TF 2.21): 0.130, 0.100 (one batch each,
-# noisy): the higher is the bar, so only a run ending above 1.5 x 0.13 is told "learns too slowly".
-REFERENCE_LOSS = 0.13
+# The reference's training loss at steps 300 and 400 of the graded run (TF 2.21 and 2.12): 0.165, 0.128 (means
+# over 100 steps of 50): the higher is the bar, so only a run ending above 1.5 x 0.165 is told "learns too slowly".
+REFERENCE_LOSS = 0.165
 # The function to read first for each kind of curve (tfkata.feedback.curves.KINDS): "Stuck?" names it.
 SUSPECTS = {"rate": "build_training", "init": "build_cnn", "loop": "train", "eval": "evaluate", "measure": "evaluate"}
 
@@ -1730,7 +1733,7 @@ def _diagnosis(run, reference_loss=None):
 
 @pytest.fixture(scope="module")
 def trained():
-    """The graded run, once: 400 steps x 100, Adam 1e-3, keep_prob 0.5 (about 20 s on 2 idle CPU cores)."""
+    """The graded run, once: 400 steps x 50, Adam 1e-3, keep_prob 0.5 (about 110 s of CPU)."""
     return _train_and_test(STEPS, BATCH, LEARNING_RATE, KEEP_PROB, picture=PICTURE)
 
 
@@ -1753,9 +1756,9 @@ def test_train_history(trained):
     )
     print(line)
     assert np.isfinite(last["loss"]) and last["loss"] < first["loss"], f"the training loss did not fall: {_diagnosis(trained, REFERENCE_LOSS)}"
-    assert last["val_accuracy"] >= 0.97, (
-        f"validation accuracy after {STEPS} steps is {last['val_accuracy']:.4f}, expected >= 0.97 "
-        f"(measured 0.9834 at step 400 on TF 2.21, 0.9818 on 2.12): "
+    assert last["val_accuracy"] >= MIN_VAL_ACCURACY, (
+        f"validation accuracy after {STEPS} steps is {last['val_accuracy']:.4f}, expected >= {MIN_VAL_ACCURACY} "
+        f"(the reference: 0.9784 at step 400 on TF 2.21 and 2.12): "
         f"{_diagnosis(trained, REFERENCE_LOSS)}"
     )
 
@@ -1772,7 +1775,7 @@ def test_training_reaches_test_accuracy(trained):
     )
     print(line)
     assert acc >= MIN_TEST_ACCURACY, (
-        f"test accuracy {acc:.4f} after {STEPS} steps, expected >= {MIN_TEST_ACCURACY} (measured 0.9818 with the "
+        f"test accuracy {acc:.4f} after {STEPS} steps, expected >= {MIN_TEST_ACCURACY} (measured 0.9758 with the "
         f"reference solution on TF 2.21 and 2.12): {_diagnosis(trained, REFERENCE_LOSS)}"
     )
 

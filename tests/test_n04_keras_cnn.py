@@ -7,14 +7,13 @@ tests, a few seconds each), then the equivalence tests against the same target's
 
 The harness runs every n04 test eagerly with numpy, random, tf and Keras seeds set (1234).
 
-Graded training (seeded): 400 steps x 100, Adam 1e-3, dropout 0.5 with the ``tf.function`` step (k04's
-schedule, cut from its 600 steps to save a third of the run), validation on the first 1000 validation digits
-every 100 steps (all 5000 cost a sixth of the run); thresholds 97 % test accuracy, 96 % validation (1000
-digits: noisier). Measured with the reference (seeded, the same figure run to run), TF 2.21 (Keras 3), at step
-400: test 98.02 %, validation 97.40 % (seeds 1 and 2: test 98.31 %, 97.86 %; validation 97.8 %, 98.1 %); TF 2.12
-(Keras 2) at step 400: test 98.16 %, validation 97.50 %; at step 600 test 98.23 % on TF 2.21, 98.30 % on TF 2.12;
-k04's reference reaches 98.34 % at 600. The
-training tests, loaded 2-core box, back to back: 600 steps + 5000-digit validation 227 s wall / 68 s CPU,
+Graded training (seeded): 400 steps x 50, Adam 1e-3, dropout 0.5 with the ``tf.function`` step (k04's
+graded schedule), validation on the first 1000 validation digits every 100 steps (all 5000 cost a sixth of the
+run); thresholds 96 % test accuracy, 96 % validation (1000 digits: noisier). Measured with the reference (seeded,
+the same figure run to run) at step 400: TF 2.21 (Keras 3) test 97.31 %, validation 97.40 %; TF 2.12 (Keras 2)
+test 97.40 %, validation 97.40 %. Cut from 400 x 100 (test 98.11 % on 2.21, 98.16 % on 2.12; threshold 97 %) with
+k04, to save about a third of the test's CPU; before that 600 x 100 (98.23 % / 98.30 %). The
+training tests at batch 100, loaded 2-core box, back to back: 600 steps + 5000-digit validation 227 s wall / 68 s CPU,
 400 steps + 1000 digits 105 s wall / 42 s CPU (pytest process, import included).
 Earlier, 600 steps back to back with k04: n04 322-332 s vs k04 236-257 s wall (about 1.3x; Keras's unfused
 Adam update is the likely cost).
@@ -1247,14 +1246,14 @@ def test_predict_matches_reference():
 
 
 # --------------------------------------------------------------------------- training
-STEPS, BATCH, LEARNING_RATE, DROPOUT = 400, 100, 1e-3, 0.5
+STEPS, BATCH, LEARNING_RATE, DROPOUT = 400, 50, 1e-3, 0.5
 VAL_DIGITS = 1000  # the first 1000 of the 5000 validation digits, every 100 steps
-MIN_VAL_ACCURACY, MIN_TEST_ACCURACY = 0.96, 0.97  # measured at step 400: 97.4-98.1 % and 97.86-98.31 % (3 seeds)
+MIN_VAL_ACCURACY, MIN_TEST_ACCURACY = 0.96, 0.96  # measured at step 400: 97.40 % and 97.31 % (2.21), 97.40 % (2.12)
 
 
 @pytest.fixture(scope="module")
 def trained():
-    """The graded run, once: 400 steps x 100, Adam 1e-3, dropout 0.5, your tf.function step (k04's schedule, cut short)."""
+    """The graded run, once: 400 steps x 50, Adam 1e-3, dropout 0.5, your tf.function step (k04's graded schedule)."""
     keras.utils.set_random_seed(SEED)  # module fixtures run before the per-test seeding
     splits = n04.mnist_splits()
     train_ds = n04.make_dataset(*splits.train, batch_size=BATCH, seed=SEED, repeat=True)
@@ -1292,7 +1291,7 @@ def test_train_history_on_mnist(trained):
     assert last["loss"] < first["loss"], f"the training loss did not fall: {first['loss']:.4f} -> {last['loss']:.4f}"
     assert last["val_accuracy"] >= MIN_VAL_ACCURACY, (
         f"validation accuracy (first {VAL_DIGITS} validation digits) after {STEPS} steps is {last['val_accuracy']:.4f}, "
-        f"expected >= {MIN_VAL_ACCURACY} (reference: 0.974 on TF 2.21, 0.975 on 2.12)"
+        f"expected >= {MIN_VAL_ACCURACY} (reference: 0.974 on TF 2.21 and 2.12)"
     )
 
 
@@ -1308,7 +1307,7 @@ def test_training_reaches_test_accuracy(trained):
     )
     print(line)
     assert acc >= MIN_TEST_ACCURACY, (
-        f"{line}; expected >= {MIN_TEST_ACCURACY} (reference: 0.9802 on TF 2.21, 0.9816 on 2.12 at step {STEPS}; 0.9823 at step 600)"
+        f"{line}; expected >= {MIN_TEST_ACCURACY} (reference: 0.9731 on TF 2.21, 0.9740 on 2.12 at step {STEPS})"
     )
 
 
