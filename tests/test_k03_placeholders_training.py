@@ -228,6 +228,12 @@ def test_sgd_step_is_one_gradient_step(sess):
             f"sgd_minimize(loss, {lr:g}): one run should make (k, b) = ({expected[0]:.4g}, {expected[1]:.4g}) "
             f"(v - lr * dloss/dv), got ({got[0]:.4g}, {got[1]:.4g}): {why}"
         )
+    made = sorted(v.name for v in tf.compat.v1.global_variables() if v.name not in {"k:0", "b:0", "k_1:0", "b_1:0"})
+    assert not made, (
+        f"sgd_minimize: the right step, but the optimizer made variables of its own ({', '.join(made)}): plain "
+        "gradient descent keeps no state; use tf.compat.v1.train.GradientDescentOptimizer(learning_rate), not "
+        "another optimizer set to behave like it"
+    )
 
 
 @pytest.mark.covers("sgd_minimize")
