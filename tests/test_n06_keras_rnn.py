@@ -727,6 +727,11 @@ def test_port_k06_weights_computes_the_tf1_cell(kind):
         f"port_k06_weights({kind!r}): return float32 arrays (the docstring's dtype, the layer's), got {dtypes}: "
         "np.asarray(..., np.float32), no float64 on the way"
     )
+    from_64 = [str(np.asarray(a).dtype) for a in n06.port_k06_weights(kind, {k: v.astype(np.float64) for k, v in w.items()}, D)]
+    assert from_64 == ["float32"] * 3, (
+        f"port_k06_weights({kind!r}) given float64 weights (as np.random gives them) returned {from_64}: return "
+        "float32 arrays whatever the input's dtype: np.asarray(..., np.float32) on every array you return"
+    )
     assert got_shapes == want_shapes, (
         f"port_k06_weights({kind!r}): a Keras {LAYER_CLASS[kind]} with D={D}, H={H} takes arrays of shapes {want_shapes}, "
         f"got {got_shapes}: {MAPPING[kind]}"

@@ -13,6 +13,7 @@ PYTEST_DONT_REWRITE: every assert here carries its own message, so pytest's asse
 every run over all test files) would add nothing a learner reads.
 """
 import math
+import os
 
 import numpy as np
 import pytest
@@ -669,11 +670,16 @@ def test_restore_latest_restores_values_and_step(tmp_path):
         _one_step(model, optimizer, *next(iterator))
     saved = tf.train.Checkpoint(model=model, optimizer=optimizer, data=iterator)
     manager = tf.train.CheckpointManager(saved, str(tmp_path), max_to_keep=3)
-    manager.save(checkpoint_number=5)
+    path = manager.save()  # numbered by the manager's own save counter (ckpt-1), not by the step (5)
     expected = _weights_of(model)
     model2, optimizer2, iterator2 = _toy_parts(x, y, seed=99)
     checkpoint = tf.train.Checkpoint(model=model2, optimizer=optimizer2, data=iterator2)
     step = n09.restore_latest(checkpoint, tf.train.CheckpointManager(checkpoint, str(tmp_path), max_to_keep=3))
+    named = os.path.basename(path)
+    if step == 1 and step != 5:
+        pytest.fail(f"restore_latest returned {step!r}, the number in the checkpoint's name ({named}): that number is "
+                    "whatever the saver chose (here manager.save()'s own counter); the restored step is the "
+                    "optimizer's: int(checkpoint.optimizer.iterations), 5 here", pytrace=False)
     assert isinstance(step, int) and step == 5, (
         f"restore_latest should return the restored step 5 (int(checkpoint.optimizer.iterations)), got {step!r}"
     )
