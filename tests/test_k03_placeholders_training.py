@@ -137,6 +137,11 @@ def test_feeding_a_non_placeholder_tensor(sess):
         )
     dtypes = [t.dtype.name for t in (a, b, c)]
     assert dtypes == ["float32"] * 3, f"sum_of_constants: expected float32 tensors (2.0, not 2), got {dtypes}"
+    values = [float(v) for v in sess.run([a, b])]
+    assert values == [2.0, 3.0], (
+        f"sum_of_constants: the returned a and b should hold 2.0 and 3.0, got {values[0]:g} and {values[1]:g}: "
+        "a = tf.constant(2.0, name='a'), b = tf.constant(3.0, name='b'), returned in that order (a, b, c)"
+    )
     got = sess.run(c)
     assert got == 5.0, f"sum_of_constants: c = a + b should be 5.0, got {got}"
     for feed, expected, text in (({a: 1.0}, 4.0, "a = 1.0 should give c = 1.0 + 3.0 = 4.0"),

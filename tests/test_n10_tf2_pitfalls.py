@@ -87,7 +87,7 @@ def test_logged_square_logs_every_call(tmp_path):
     )
     assert len(lines) == 3, (
         f"make_logged_square: 3 calls with float32 scalars wrote {len(lines)} line(s) to the log {lines}: Python "
-        "print runs once per trace, not per call; log with tf.print(..., output_stream='file://' + log_path)"
+        "code in a tf.function (print, open(...).write, list.append) runs once per trace, not per call; log with tf.print(..., output_stream='file://' + log_path)"
     )
     for value, line in zip((1, 2, 3), lines):
         assert line == f"square {value}", (
@@ -121,6 +121,13 @@ def test_counter_variable_made_once_outside_the_function():
         f"make_counter_step: three calls returned {values} and left the counter at {int(counter.numpy())}, "
         "expected 1, 2, 3 and 3: only TensorFlow ops run on every call (Python code runs once per trace, a new "
         "variable starts again at 0); make ONE tf.Variable outside the tf.function and assign_add(1) to it"
+    )
+    again, step_again = n10.make_counter_step()
+    first = int(step_again())
+    assert first == 1 and int(counter.numpy()) == 3, (
+        f"make_counter_step: a second make_counter_step() gave a step whose first call returned {first} (the first "
+        f"counter is now at {int(counter.numpy())}): each call makes a counter of its own that starts at 0, a new "
+        "tf.Variable inside make_counter_step, not one kept in a module-level global"
     )
 
 
@@ -528,6 +535,16 @@ def test_reader_keeps_one_iterator():
     assert got == [10, 11, 12], (
         f"make_reader: three calls read {got} from range(10, 15), expected [10, 11, 12]: iter(dataset) inside the "
         "tf.function makes a new iterator on every call; make one iterator outside and call next on it"
+    )
+    other = n10.make_reader(tf.data.Dataset.range(20, 23))
+    try:
+        second = int(other())
+    except (tf.errors.OutOfRangeError, StopIteration):
+        second = "OutOfRangeError (an iterator already at its end)"
+    assert second == 20, (
+        f"make_reader: a second make_reader(range(20, 23)) read {second} on its first call, expected 20: it kept "
+        "the iterator of the first dataset: make the iterator in make_reader on each call (iter(dataset) of the "
+        "dataset it is given), not once in a module-level global"
     )
 
 
