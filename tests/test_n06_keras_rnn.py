@@ -179,6 +179,20 @@ def test_make_layer_kinds(kind):
         f"make_layer({kind!r}, {H}, return_sequences=True, return_state=True) gave a layer with return_sequences="
         f"{both.return_sequences}, return_state={both.return_state}: pass both arguments to the layer"
     )
+    for flags in ({"return_sequences": True}, {"return_state": True}):
+        one = n06.make_layer(kind, H, **flags)
+        got = {"return_sequences": one.return_sequences, "return_state": one.return_state}
+        want = {"return_sequences": False, "return_state": False, **flags}
+        assert got == want, (
+            f"make_layer({kind!r}, {H}, {', '.join(f'{k}=True' for k in flags)}) gave a layer with {got}"
+            + (": the two flags are swapped" if got == {k: not v for k, v in want.items()} else "")
+            + ": return_sequences=return_sequences, return_state=return_state"
+        )
+    assert n06.make_layer(kind, H) is not layer, (
+        f"make_layer({kind!r}, {H}): a second call returned the same layer object as the first: build a new layer on "
+        "every call (a Keras layer is built for the first input it sees; a cached one is shared by every model that "
+        "asks for one)"
+    )
     if kind == "gru":
         assert getattr(layer.cell, "reset_after", None) is False, (
             "make_layer('gru') should build GRU(units, reset_after=False): TF 1's GRUCell applies the reset gate to "
