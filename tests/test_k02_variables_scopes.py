@@ -56,8 +56,10 @@ def _read_after_initialize(sess, fetches, variables=None):
     left = {n.decode() if isinstance(n, bytes) else str(n) for n in sess.run(tf.compat.v1.report_uninitialized_variables())}
     missed = [v.op.name for v in variables or () if v.op.name in left]
     if counting.runs and missed:  # outside the except block: no chained TensorFlow traceback
+        why = ("yours initialised none of them: running v.initial_value (or the variables) only computes values, the "
+               "initializer op assigns them" if len(missed) == len(variables) else "yours skipped some: a range one short?")
         pytest.fail(f"{call} ran the session but left {missed} uninitialised: run the initializer of every variable "
-                    f"in the list, {fix} (yours skipped some: a range one short?)")
+                    f"in the list, {fix} ({why})")
     if counting.runs and variables is None:  # outside the except block: no chained TensorFlow traceback
         pytest.fail(f"{call} ran the session but left {sorted(left)} uninitialised: with no list, initialise every "
                     f"GLOBAL variable, {fix} (a local_variables_initializer covers none of them)", pytrace=False)
