@@ -21,7 +21,7 @@ import pytest
 from tfkata import SEED, fresh_graph, load_kata
 from tfkata.tfsetup import import_tensorflow
 from tfkata.testing import mismatch as _mismatch, must_raise, mnist_images as _mnist_images, where_max as _where
-from tfkata.testing import mnist_flat, recording_argument
+from tfkata.testing import dataset_stages, mnist_flat, recording_argument
 from tfkata.feedback.facts import first_line
 
 tf = import_tensorflow()
@@ -1034,6 +1034,11 @@ def test_dataset_every_example_once_per_epoch():
     images, labels = _mnist_images(60), np.arange(60)
     dataset = n09.make_dataset(images, labels, batch_size=16, seed=7, augment_data=False, num_epochs=2)
     assert isinstance(dataset, tf.data.Dataset), f"expected a tf.data.Dataset, got {type(dataset).__name__}"
+    stages = dataset_stages(dataset)
+    if "Map" in stages and "Batch" in stages and stages.index("Map") < stages.index("Batch"):
+        pytest.fail(f"make_dataset: expected map before batch in the pipeline, got (last first) {' <- '.join(stages)}: "
+                    "map normalize and augment over single examples (each image its own flip and noise, as k09), "
+                    "then batch", pytrace=False)
     wrong = [b for b in _shuffle_buffers(dataset) if b != 60]
     assert not wrong, (
         f"make_dataset: a shuffle buffer of {wrong[0]} for 60 examples: the buffer holds ALL N examples, "

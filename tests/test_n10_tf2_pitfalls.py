@@ -205,8 +205,15 @@ def test_train_steps_takes_y_first_and_steps_only_trainable_variables():
     first = float(np.mean(3.0 * np.maximum(pred0 - y0, 0) + np.maximum(y0 - pred0, 0)))
     swapped = float(np.mean(3.0 * np.maximum(y0 - pred0, 0) + np.maximum(pred0 - y0, 0)))
     assert abs(swapped - first) > 0.05, "test self-check: the two argument orders must differ"
+    before = [v.numpy().copy() for v in model.trainable_variables]
     losses = n10.train_steps(model, _pinball, _PlainSGD(0.05), batches)
     assert isinstance(losses, list) and len(losses) == 3, f"train_steps should return 3 losses for 3 batches, got {losses!r}"
+    untouched = all(np.array_equal(b, v.numpy()) for b, v in zip(before, model.trainable_variables))
+    if untouched and abs(losses[0] - first) >= 1e-4:
+        pytest.fail(f"train_steps: the model it was given did not change, and the first loss ({losses[0]:.5f}) is not "
+                    f"that model's ({first:.5f}): it trained another model: is a step from an earlier call (kept in a "
+                    "module-level global) reused? Make the tf.function inside train_steps, for the model given",
+                    pytrace=False)
     flat = pred0.reshape(-1)  # a [B] prediction against y [B, 1] broadcasts to [B, B]
     broadcast = float(np.mean(3.0 * np.maximum(flat[None, :] - y0, 0) + np.maximum(y0 - flat[None, :], 0)))
     assert abs(losses[0] - first) < 1e-4, (
