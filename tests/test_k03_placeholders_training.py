@@ -235,9 +235,9 @@ def test_sgd_step_is_one_gradient_step(sess):
         )
     made = sorted(v.name for v in tf.compat.v1.global_variables() if v.name not in {"k:0", "b:0", "k_1:0", "b_1:0"})
     assert not made, (
-        f"sgd_minimize: the right step, but the optimizer made variables of its own ({', '.join(made)}): plain "
-        "gradient descent keeps no state; use tf.compat.v1.train.GradientDescentOptimizer(learning_rate), not "
-        "another optimizer set to behave like it"
+        f"sgd_minimize: the optimizer made variables of its own ({', '.join(made)}): it is not plain gradient "
+        "descent, which keeps no state (a Momentum or Adam optimizer keeps slots, even when a step matches SGD's): "
+        "use tf.compat.v1.train.GradientDescentOptimizer(learning_rate)"
     )
 
 
