@@ -325,9 +325,14 @@ def test_next_batch_rejects_a_batch_size_outside_1_to_num_examples():
 @pytest.mark.covers("DataSet")
 def test_next_batch_epoch_has_every_example_once():
     ds = _toy_dataset(10, seed=3)
+    kept = np.asarray(ds.images).copy(), np.asarray(ds.labels).copy()
     ids = []
     for _ in range(5):  # 20 examples = 2 epochs of 10; the third batch crosses the epoch boundary
         ids += _ids(ds.next_batch(4))
+    assert (np.array_equal(np.asarray(ds.images), kept[0]) and np.array_equal(np.asarray(ds.labels), kept[1])), (
+        "DataSet.next_batch: after two epochs .images and .labels are no longer in the order given (the docstring keeps "
+        "them so): shuffle an order of positions each epoch and index the arrays with it; never reorder the arrays"
+    )
     for epoch in (0, 1):
         got = ids[10 * epoch : 10 * (epoch + 1)]
         assert sorted(got) == list(range(10)), (
