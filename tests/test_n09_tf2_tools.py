@@ -676,7 +676,7 @@ def test_restore_latest_restores_values_and_step(tmp_path):
     checkpoint = tf.train.Checkpoint(model=model2, optimizer=optimizer2, data=iterator2)
     step = n09.restore_latest(checkpoint, tf.train.CheckpointManager(checkpoint, str(tmp_path), max_to_keep=3))
     named = os.path.basename(path)
-    if step == 1 and step != 5:
+    if str(step) == named.rsplit("-", 1)[-1]:
         pytest.fail(f"restore_latest returned {step!r}, the number in the checkpoint's name ({named}): that number is "
                     "whatever the saver chose (here manager.save()'s own counter); the restored step is the "
                     "optimizer's: int(checkpoint.optimizer.iterations), 5 here", pytrace=False)
