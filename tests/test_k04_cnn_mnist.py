@@ -675,10 +675,10 @@ def test_build_cnn_runs_a_batch(sess, raw):
     got = dict(zip(names, values))
     conv2, flat = got["conv2"], got["conv2_flat"]
     if not np.array_equal(flat, conv2.reshape(3, -1)):
-        why = ("that is conv2 flattened channels-first (transposed to [B, 64, 7, 7] before the reshape): "
+        why = ("yours is conv2 flattened channels-first (transposed to [B, 64, 7, 7] before the reshape); "
                if np.array_equal(flat, conv2.transpose(0, 3, 1, 2).reshape(3, -1)) else "")
         pytest.fail(f"build_cnn: conv2_flat must be conv2 flattened in its own order (row by row, the 64 channels of "
-                    f"each position together): {why}tf.reshape(conv2, [-1, 7 * 7 * 64]), no transpose")
+                    f"each position together); {why}write tf.reshape(conv2, [-1, 7 * 7 * 64]), with no transpose")
 
 
 @pytest.mark.covers(*MODEL)

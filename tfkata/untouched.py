@@ -155,6 +155,11 @@ def guarded(function, after=None):
             found = difference(snap, bound.arguments[name], name)
             if found:
                 what, kind = found
+                if callable(result) and kind in ("list", "dict"):  # a maker whose returned function writes it later
+                    raise ChangedInPlace(f"{function.__name__}: wrote to its argument {name} while making the function "
+                                         f"it returns ({what}): nothing should change until that function runs. "
+                                         f"Write to {name} inside the returned function's body, not before it is "
+                                         f"made.", **NO_TRACEBACK)
                 raise ChangedInPlace(f"{function.__name__}: changed its argument {name} in place ({what}). "
                                      f"Leave what you are given as it was (the caller uses it again): "
                                      f"{_fix(kind)}.", **NO_TRACEBACK)

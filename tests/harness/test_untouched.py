@@ -36,6 +36,19 @@ def test_a_list_sorted_or_grown_and_an_array_inside_a_tuple_or_dict_are_caught()
     assert "data[1]['y'][0] was 0, now 7" in _fails(inner, (np.ones(2), {"y": np.zeros(3, np.int32)}))
 
 
+def test_a_maker_that_writes_the_list_its_returned_function_should_write_is_told_where_to_write():
+    """make_traced_double(log) returns a function that appends to log; appending when it is made is not fixed
+    by copying log (the caller must see the later appends), so the advice differs from a plain function's."""
+    def make(log):
+        log.append("made")
+        return lambda x: 2 * x
+
+    line = _fails(make, [])
+    assert line.startswith("make: wrote to its argument log while making the function it returns (the list log had 0 "
+                           "items, now 1)"), line
+    assert "inside the returned function's body" in line and "copy it first" not in line
+
+
 def test_a_shuffle_of_a_large_array_is_caught_by_its_checksum(monkeypatch):
     monkeypatch.setattr(untouched, "_COPY_LIMIT", 16)
     line = _fails(lambda x: np.random.default_rng(0).shuffle(x), np.arange(100.0))
