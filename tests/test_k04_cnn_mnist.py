@@ -32,7 +32,7 @@ from tfkata.feedback.curves import explain_curve
 from tfkata.data.mnist import load_mnist
 from tfkata.paths import output_dir
 from tfkata.tfsetup import import_tensorflow
-from tfkata.testing import PYPLOT_LEFT, mismatch, pyplot_figures_left, recording_argument
+from tfkata.testing import PYPLOT_LEFT, logits_read_as_probabilities, mismatch, pyplot_figures_left, recording_argument
 
 _mismatch = functools.partial(mismatch, atol=1e-5)
 
@@ -781,6 +781,9 @@ def test_loss_on_known_logits(sess):
     elif np.isclose(got, swapped, rtol=1e-4):
         why = ("the labels and logits are swapped: tf.nn.softmax_cross_entropy_with_logits(labels=labels, "
                "logits=logits), by keyword")
+    elif any(np.isclose(got, xent.mean(), rtol=1e-4) for xent in logits_read_as_probabilities(labels, logits)):
+        why = ("the logits were read as probabilities (a Keras loss's default from_logits=False): "
+               "tf.nn.softmax_cross_entropy_with_logits(labels=..., logits=...), or from_logits=True")
     else:
         why = ("use tf.nn.softmax_cross_entropy_with_logits(labels=..., logits=...) on the raw logits "
                "(no softmax before it)")

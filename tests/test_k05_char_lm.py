@@ -26,7 +26,7 @@ from tfkata.feedback.curves import explain_curve
 from tfkata.data import text as corpora
 from tfkata.differential import Case, compare, graph_outputs, reference
 from tfkata.loader import seed_everything
-from tfkata.testing import recording_session_runs
+from tfkata.testing import logits_read_as_probabilities, recording_session_runs
 from tfkata.tfsetup import SEED
 
 k05 = load_kata("k05_char_lm")
@@ -565,6 +565,10 @@ def test_training_loss_scores_the_next_character(sess):
     elif abs(loss - want / V) <= 1e-4:
         why = ("the loss is also averaged over the 27 columns: reduce_mean of softmax_cross_entropy_with_logits "
                "(one value per row), not of labels * log(p)")
+    elif any(abs(loss - float(read.mean())) <= 1e-4 * max(1.0, abs(float(read.mean())))
+             for read in logits_read_as_probabilities(np.concatenate(batches[1:]), logits)):
+        why = ("the logits were read as probabilities (a Keras loss's default from_logits=False): "
+               "tf.nn.softmax_cross_entropy_with_logits(labels=..., logits=logits), or from_logits=True")
     else:
         why = ("the loss should be reduce_mean(softmax_cross_entropy_with_logits(labels=..., logits=logits)) with "
                "labels = tf.concat(train_data[1:], 0), the inputs shifted by one step")

@@ -23,8 +23,8 @@ import tensorflow as tf
 
 from tfkata import load_kata
 from tfkata.feedback.curves import explain_curve
-from tfkata.testing import (check_reported_loss, mask_off_by_one, printed_examples, recording_argument,
-                            recording_session_runs)
+from tfkata.testing import (check_reported_loss, logits_read_as_probabilities, mask_off_by_one, printed_examples,
+                            recording_argument, recording_session_runs)
 from tfkata.tfsetup import require_legacy_rnn
 
 k07 = load_kata("k07_seq2seq")
@@ -808,6 +808,10 @@ def test_masked_loss_matches_numpy(sess):
                                                       "masked sum over the whole batch by the total number of valid steps"),
         ]
         candidates += mask_off_by_one(xent, lengths)
+        candidates += [((read * mask).sum() / mask.sum(), "the logits were read as probabilities (a Keras loss's default "
+                        "from_logits=False): tf.nn.sparse_softmax_cross_entropy_with_logits(labels=targets, "
+                        "logits=logits), or from_logits=True")
+                       for read in logits_read_as_probabilities(np.eye(V)[targets], logits)]
         why = next((text for value, text in candidates if abs(got - value) <= 1e-5 * abs(value)),
                    "expected sum(xent * mask) / sum(mask) with xent the per-step sparse softmax cross entropy")
         pytest.fail(f"masked_loss: {why} (got {float(got):.6f}, expected {want:.6f})", pytrace=False)

@@ -348,3 +348,17 @@ def numpy_global_rng_kept(message: str):
     yield
     after = np.random.get_state()
     assert after[2] == before[2] and np.array_equal(after[1], before[1]), message
+
+
+def logits_read_as_probabilities(onehot, logits, axis: int = -1) -> list:
+    """The per-example cross entropies a Keras loss gives when handed logits with ``from_logits=False`` (its
+    default): the logits read as probabilities. Two forms, as Keras versions compute them (measured, Keras 2.12
+    and 3): normalised by their sum then clipped to [1e-7, 1 - 1e-7] (categorical), or clipped then normalised
+    (sparse on Keras 2). ``onehot``: the labels one-hot, shaped like ``logits``."""
+    eps = 1e-7
+    logits = np.asarray(logits, np.float64)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        first = np.clip(logits / logits.sum(axis, keepdims=True), eps, 1 - eps)
+        clipped = np.clip(logits, eps, 1 - eps)
+        second = clipped / clipped.sum(axis, keepdims=True)
+        return [-(np.asarray(onehot) * np.log(p)).sum(axis) for p in (first, second)]
