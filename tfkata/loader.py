@@ -16,7 +16,7 @@ import random
 import sys
 from pathlib import Path
 
-from tfkata import registry, returned, rigged, untouched
+from tfkata import graphgrowth, registry, returned, rigged, untouched
 from tfkata.paths import reference_file, repo_root
 from tfkata.tfsetup import SEED, import_tensorflow
 
@@ -61,7 +61,8 @@ class _LazyKata:
     """Stands for ``<target>.<module>`` and imports it on first attribute access. Its plain functions come
     guarded (:mod:`tfkata.untouched`): one that changes an array or list it was given fails the test, and so
     does one that returns an object equal to anything (:mod:`tfkata.rigged`), or None where its reference
-    always returns a value (:mod:`tfkata.returned`)."""
+    always returns a value (:mod:`tfkata.returned`); a TF 1 kata's function that builds new ops between its
+    Session.run calls, again and again, fails too (:mod:`tfkata.graphgrowth`)."""
 
     def __init__(self, kata: registry.Kata):
         self.__dict__["_kata"] = kata
@@ -91,7 +92,8 @@ class _LazyKata:
             return value  # a class, or a function the kata imported (TensorFlow's, another kata's): as it is
         seen = self._guarded.get(name)
         if seen is None or seen[0] is not value:  # a function replaced (monkeypatched, blocked) is guarded anew
-            seen = self._guarded[name] = (value, untouched.guarded(value, after=self._after))
+            around = graphgrowth.watching if self._kata.track == "then" else None  # TF 1: no graph grown in a loop
+            seen = self._guarded[name] = (value, untouched.guarded(value, after=self._after, around=around))
         return seen[1]
 
     def _after(self, name: str, result) -> None:

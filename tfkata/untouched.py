@@ -10,6 +10,7 @@ looked at (a training function is meant to change its variables).
 """
 from __future__ import annotations
 
+import contextlib
 import functools
 import inspect
 import zlib
@@ -134,9 +135,10 @@ def _fix(kind: str) -> str:
             "or copy it first (x = x.copy())")
 
 
-def guarded(function, after=None):
+def guarded(function, after=None, around=None):
     """``function`` that fails, after it returned, when it changed an array or list it was given; ``after``
-    (name, result), when given, then looks at what it returned (:func:`tfkata.rigged.check`)."""
+    (name, result), when given, then looks at what it returned (:func:`tfkata.rigged.check`); ``around``
+    (name), when given, is a context manager each call runs in (:func:`tfkata.graphgrowth.watching`)."""
     try:
         signature = inspect.signature(function)
     except (TypeError, ValueError):
@@ -150,7 +152,8 @@ def guarded(function, after=None):
             return function(*args, **kwargs)  # the call's own error, from the function itself
         watched = {name: snapshot(value) for name, value in bound.arguments.items()}
         watched = {name: snap for name, snap in watched.items() if snap is not None}
-        result = function(*args, **kwargs)
+        with around(function.__name__) if around is not None else contextlib.nullcontext():
+            result = function(*args, **kwargs)
         for name, snap in watched.items():
             found = difference(snap, bound.arguments[name], name)
             if found:
