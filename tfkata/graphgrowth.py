@@ -6,7 +6,8 @@ right, but the graph grows with every step, each step gets slower and the memory
 is why the slides build the whole graph first and only run it in the loop. A test reaches a kTT kata
 function through :func:`tfkata.loader.load_kata`, which calls it inside :func:`watching`: every
 ``Session.run`` during that one call notes the size of its graph (``Graph.version``, the count of ops ever
-added), and when the graph grew before many of the runs the call fails, naming the function, however right
+added; the default graph's is noted at the call's start), and when the graph grew before many of the runs the
+call fails, naming the function, however right
 its results. A few ops built between a loop's phases (an initializer before the loop, an accuracy op after
 it) pass: only growth before at least ``_MIN_GROWN`` runs, a third of them or more, counts as a loop that
 builds.
@@ -18,7 +19,7 @@ import contextlib
 from tfkata.untouched import NO_TRACEBACK, Failure
 
 _MIN_GROWN = 3  # runs that found new ops in the graph: fewer is a phase boundary, not a loop that builds
-_watches: list[list[int]] = []  # one list of graph versions per call being watched (calls can nest)
+_watches: list[list[tuple[int, int]]] = []  # one list of graph versions per call being watched (calls can nest)
 _patched: list = []
 
 
@@ -36,9 +37,9 @@ def _patch() -> None:
 
     def run(self, *args, **kwargs):
         if _watches:
-            version = self.graph.version
+            seen = (id(self.graph), self.graph.version)
             for versions in _watches:
-                versions.append(version)
+                versions.append(seen)
         return real(self, *args, **kwargs)
 
     run.__wrapped__ = real
@@ -46,23 +47,34 @@ def _patch() -> None:
     _patched.append(real)
 
 
-def growth_problem(name: str, versions: list[int]) -> str | None:
-    """The failure message for one call's graph versions (one per Session.run), or None when it did not build
-    in a loop."""
-    grown = sum(b > a for a, b in zip(versions, versions[1:]))
-    if grown < _MIN_GROWN or 3 * grown < len(versions) - 1:
+def growth_problem(name: str, versions: list[tuple[int, int]]) -> str | None:
+    """The failure message for one call, or None when it did not build in a loop. ``versions``: (graph, version)
+    at the call's start (the default graph) and at each Session.run; a run counts as grown when its graph has
+    more ops than at that graph's entry before it (runs on two graphs are not compared)."""
+    last: dict[int, int] = {}
+    grown = runs = added = 0
+    for position, (graph, version) in enumerate(versions):
+        if graph in last:
+            grown += version > last[graph]
+            added += max(0, version - last[graph])
+        runs += position > 0
+        last[graph] = version
+    if grown < _MIN_GROWN or 3 * grown < runs:
         return None
-    return (f"{name}: built new ops between its Session.run calls, before {grown} of its {len(versions)} runs (the "
-            f"graph grew by {versions[-1] - versions[0]} ops during the call): build every op once, before the loop, "
-            f"and only run it there (an initializer, a loss, an argmax or an assign written in the loop body is a new "
-            f"op at every step: the graph grows and each step gets slower)")
+    return (f"{name}: built new ops between its Session.run calls, before {grown} of its {runs} runs (the graph grew "
+            f"by {added} ops during the call): build every op once, before the loop, and only run it there (an "
+            f"initializer, a loss, an argmax or an assign written in the loop body is a new op at every step: the "
+            f"graph grows and each step gets slower)")
 
 
 @contextlib.contextmanager
 def watching(name: str):
     """Watch one call of the kata function ``name``: after it returns, fail if it built ops in a loop."""
     _patch()
-    versions: list[int] = []
+    import tensorflow as tf
+
+    graph = tf.compat.v1.get_default_graph()
+    versions: list[tuple[int, int]] = [(id(graph), graph.version)]  # what was built before the first run counts
     _watches.append(versions)
     try:
         yield
