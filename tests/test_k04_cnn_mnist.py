@@ -785,8 +785,13 @@ def test_loss_on_known_logits(sess):
         why = ("the logits were read as probabilities (a Keras loss's default from_logits=False): "
                "tf.nn.softmax_cross_entropy_with_logits(labels=..., logits=...), or from_logits=True")
     else:
-        why = ("use tf.nn.softmax_cross_entropy_with_logits(labels=..., logits=...) on the raw logits "
-               "(no softmax before it)")
+        probs = np.exp(shifted) / np.exp(shifted).sum(axis=1, keepdims=True)
+        twice = probs - np.log(np.exp(probs).sum(axis=1, keepdims=True))
+        softmaxed = float(np.mean(-(labels * twice).sum(axis=1)))  # the softmax taken before the loss's own
+        why = ("a softmax was taken before the loss, which takes its own: pass the raw logits (no softmax before it)"
+               if np.isclose(got, softmaxed, rtol=1e-4) else
+               "use tf.nn.softmax_cross_entropy_with_logits(labels=labels, logits=logits) on the raw logits, averaged "
+               "over the batch, and nothing else (no softmax before it, no label smoothing or weights)")
     assert np.isclose(got, per_example.mean(), rtol=1e-4), (
         f"loss: expected the mean softmax cross-entropy {per_example.mean():.5f}, got {got:.5f}: {why}"
     )
@@ -869,6 +874,9 @@ def test_n_correct_and_accuracy(sess):
     assert np.isclose(got_acc, 0.75, rtol=1e-6), (
         f"accuracy: expected 0.75 (3 of 4 right), got {got_acc:g}"
         + (", the count: average the hits with tf.reduce_mean, not tf.reduce_sum" if np.isclose(got_acc, 3.0)
+           else f": that divides by every entry of the labels ({LABELS.shape[0]} examples x {LABELS.shape[1]} classes), not "
+           f"by the {LABELS.shape[0]} examples: tf.reduce_mean of the correct predictions cast to float32"
+           if np.isclose(got_acc, 3.0 / LABELS.size)
            else ": a fraction, tf.reduce_mean of the correct predictions cast to float32")
     )
 

@@ -596,6 +596,12 @@ def test_decoder_parts_are_made_once_under_decoder_scope(sess):
         f"[{V}] bias, got weights of shapes {weights}"
         + (": keep its bias (no use_bias=False)" if weights == [(50, V)] else "")
     )
+    activation = getattr(parts.output_layer, "activation", None)
+    assert activation is None or getattr(activation, "__name__", "") == "linear", (
+        f"decoder_parts: parts.output_layer has the activation {getattr(activation, '__name__', activation)}: it must "
+        "give raw logits, tf.compat.v1.layers.Dense(vocab_size) with no activation (the loss takes its own softmax, "
+        "and argmax needs none)"
+    )
 
 
 @pytest.mark.covers("decoder_parts")
@@ -955,6 +961,11 @@ def test_decayed_learning_rate(sess):
             f"{[float(f'{w:.4g}') for w in want]}, got {[float(f'{g:.4g}') for g in got]})"
         )
     constant = k07.decayed_learning_rate(3e-3, step, halve_every=None)
+    assert tf.is_tensor(constant) and constant.dtype == tf.float32, (
+        f"decayed_learning_rate(3e-3, step, halve_every=None): expected a float32 scalar tensor, got "
+        f"{constant.dtype.name if tf.is_tensor(constant) else type(constant).__name__}: return "
+        "tf.constant(learning_rate, tf.float32), a tensor in both cases (the caller runs it in the session)"
+    )
     assert float(sess.run(constant, {step: 5000})) == pytest.approx(3e-3), "halve_every=None keeps the rate constant"
 
 
