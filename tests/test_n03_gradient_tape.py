@@ -220,7 +220,14 @@ def test_linear_model_is_differentiable():
 @pytest.mark.covers("square_error", "LinearModel")
 def test_square_error_value():
     model = n03.LinearModel(2.0, 0.5)
-    loss = n03.square_error(model, 1.5, 2.0)
+    try:
+        loss = n03.square_error(model, 1.5, 2.0)
+    except tf.errors.InvalidArgumentError as exc:
+        pytest.fail(f"square_error(LinearModel(2, 0.5), x=1.5, y=2): on scalars it raised InvalidArgumentError "
+                    f"({_first_line(exc)[:90]})"
+                    + (": a Keras loss such as keras.losses.MeanSquaredError averages over the last axis, which a "
+                       "scalar does not have" if "reduction dimension" in str(exc) else "")
+                    + ": return tf.square(model(x) - y), one scalar", pytrace=False)
     assert not tf.is_tensor(loss) or loss.dtype == tf.float32, (
         f"square_error: expected a float32 scalar tensor (the docstring's dtype), got {loss.dtype.name}: no cast"
     )
@@ -358,6 +365,14 @@ def test_train_linear_regression_makes_one_model_and_optimizer(monkeypatch):
 
     counting(keras.optimizers.SGD, "SGD")
     counting(n03.LinearModel, "LinearModel")
+    calls = {"traced": 0, "eager": 0}
+    real_call = n03.LinearModel.__call__
+
+    def call(self, *args, **kwargs):  # its Python runs once per trace inside a tf.function, every call eagerly
+        calls["eager" if tf.executing_eagerly() else "traced"] += 1
+        return real_call(self, *args, **kwargs)
+
+    monkeypatch.setattr(n03.LinearModel, "__call__", call)
     steps = 4
     try:
         n03.train_linear_regression(steps=steps, learning_rate=0.1, seed=1)
@@ -388,6 +403,11 @@ def test_train_linear_regression_makes_one_model_and_optimizer(monkeypatch):
         )
     if error is not None:
         raise error
+    assert calls["traced"] <= 2, (
+        f"train_linear_regression traced a tf.function {calls['traced']} times in {steps} steps (the model was called "
+        "while tracing): the docstring's loop runs eagerly, calling sgd_step(lambda: square_error(model, x, y), ...) "
+        "each step; a tf.function around it traces again at every step (a new lambda, new Python numbers each time)"
+    )
     if made["SGD"]:
         iterations = int(made["SGD"][0].iterations)
         assert iterations == steps, (
