@@ -212,11 +212,13 @@ def test_call_with_tensors_calls_fn_again_on_every_call():
 
 @pytest.mark.covers("call_with_tensors")
 def test_call_with_tensors_traces_once():
-    traces, calls = [], tf.Variable(0)
+    traces, calls, nested = [], tf.Variable(0), []
 
     @tf.function
     def triple(x):
         traces.append(x)
+        # traced from inside another tf.function, the graph around this trace is a FuncGraph (eagerly: a Graph)
+        nested.append(type(getattr(tf.compat.v1.get_default_graph(), "outer_graph", None)).__name__ == "FuncGraph")
         calls.assign_add(1)  # runs at every call (the append only while tracing)
         return 3 * x
 
@@ -231,6 +233,10 @@ def test_call_with_tensors_traces_once():
         f"call_with_tensors(triple, [1, 2.5, 4.0, -1.0]): expected the results 3*v in the order of values, "
         f"[3.0, 7.5, 12.0, -3.0], got {got}" + (": call fn on the values as given (no sorting)"
                                                   if sorted(got) == [-3.0, 3.0, 7.5, 12.0] else "")
+    )
+    assert not any(nested), (
+        "call_with_tensors called fn from inside a tf.function of its own (a wrapper, traced again for every value): "
+        "call fn itself, fn(tf.constant(v, dtype=tf.float32)), eagerly, for each v"
     )
     assert len(traces) == 1, (
         f"call_with_tensors traced {len(traces)} times for 4 values: pass each one as a float32 tensor "
