@@ -1120,6 +1120,14 @@ def test_validation_perplexity_matches_numpy(sess):
     assert isinstance(got, float), (
         f"validation_perplexity: returned a {type(got).__module__}.{type(got).__name__}, where the docstring says a "
         "float: return float(np.exp(...)) (a numpy float32 is no Python float, and json cannot write it)")
+    before = sess.graph.version
+    k05.validation_perplexity(sess, sampler, text)
+    grown = sess.graph.version - before
+    assert grown == 0, (
+        f"validation_perplexity: a second call added {grown} ops to the graph: run the sampler's own ops "
+        "(sampler['reset_sample_state'], sampler['sample_prediction']) and build nothing here (a "
+        "variables_initializer or tf.identity built inside is a new op at every call; train calls it at every summary)"
+    )
 
 
 @pytest.mark.covers("validation_perplexity", "build_sampling_model", "logprob", "BatchGenerator")

@@ -10,7 +10,8 @@ added; the default graph's is noted at the call's start), and when the graph gre
 call fails, naming the function, however right
 its results. A few ops built between a loop's phases (an initializer before the loop, an accuracy op after
 it) pass: only growth before at least ``_MIN_GROWN`` runs, a third of them or more, counts as a loop that
-builds.
+builds. A call that has grown its graph before ``_STOP_AT`` runs is stopped there, inside its loop: a training
+loop that builds would otherwise grow for minutes and end at the test's time limit, blamed on another line.
 """
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ import contextlib
 from tfkata.untouched import NO_TRACEBACK, Failure
 
 _MIN_GROWN = 3  # runs that found new ops in the graph: fewer is a phase boundary, not a loop that builds
-_watches: list[list[tuple[int, int]]] = []  # one list of graph versions per call being watched (calls can nest)
+_STOP_AT = 20  # runs that found new ops: stop the call there (a long training loop would grow for minutes)
 _patched: list = []
 
 
@@ -27,8 +28,39 @@ class GraphGrew(Failure):
     """A kata function built new ops between its Session.run calls, again and again (a test failure)."""
 
 
+class _Watch:
+    """One watched call: per graph, its version at the last run; how many runs found it grown."""
+
+    def __init__(self, name: str, start: tuple[int, int] | None = None):
+        self.name = name
+        self.last: dict[int, int] = {}
+        self.grown = self.runs = self.added = 0
+        if start is not None:
+            self.last[start[0]] = start[1]
+
+    def saw(self, graph: int, version: int) -> None:
+        if graph in self.last:
+            self.grown += version > self.last[graph]
+            self.added += max(0, version - self.last[graph])
+        self.runs += 1
+        self.last[graph] = version
+
+    def problem(self, minimum: int = _MIN_GROWN) -> str | None:
+        if self.grown < minimum or 3 * self.grown < self.runs:
+            return None
+        return (f"{self.name}: built new ops between its Session.run calls, before {self.grown} of its {self.runs} runs "
+                f"(the graph grew by {self.added} ops{' before it was stopped' if minimum == _STOP_AT else ''}): build "
+                f"every op once, before the loop, and only run it there (an initializer, a loss, an argmax or an "
+                f"assign written in the loop body is a new op at every step: the graph grows and each step gets "
+                f"slower)")
+
+
+_watches: list[_Watch] = []  # the calls being watched (calls can nest)
+
+
 def _patch() -> None:
-    """Wrap ``BaseSession.run`` once per process: a watched call notes the graph's version at every run."""
+    """Wrap ``BaseSession.run`` once per process: a watched call notes the graph's version at every run, and a
+    call that has grown its graph before ``_STOP_AT`` runs is stopped there, inside its loop."""
     if _patched:
         return
     from tensorflow.python.client import session as session_lib
@@ -36,10 +68,11 @@ def _patch() -> None:
     real = session_lib.BaseSession.run
 
     def run(self, *args, **kwargs):
-        if _watches:
-            seen = (id(self.graph), self.graph.version)
-            for versions in _watches:
-                versions.append(seen)
+        for watch in _watches:
+            watch.saw(id(self.graph), self.graph.version)
+            problem = watch.problem(_STOP_AT)
+            if problem:
+                raise GraphGrew(problem, **NO_TRACEBACK)
         return real(self, *args, **kwargs)
 
     run.__wrapped__ = real
@@ -51,20 +84,10 @@ def growth_problem(name: str, versions: list[tuple[int, int]]) -> str | None:
     """The failure message for one call, or None when it did not build in a loop. ``versions``: (graph, version)
     at the call's start (the default graph) and at each Session.run; a run counts as grown when its graph has
     more ops than at that graph's entry before it (runs on two graphs are not compared)."""
-    last: dict[int, int] = {}
-    grown = runs = added = 0
-    for position, (graph, version) in enumerate(versions):
-        if graph in last:
-            grown += version > last[graph]
-            added += max(0, version - last[graph])
-        runs += position > 0
-        last[graph] = version
-    if grown < _MIN_GROWN or 3 * grown < runs:
-        return None
-    return (f"{name}: built new ops between its Session.run calls, before {grown} of its {runs} runs (the graph grew "
-            f"by {added} ops during the call): build every op once, before the loop, and only run it there (an "
-            f"initializer, a loss, an argmax or an assign written in the loop body is a new op at every step: the "
-            f"graph grows and each step gets slower)")
+    watch = _Watch(name, versions[0] if versions else None)
+    for graph, version in versions[1:]:
+        watch.saw(graph, version)
+    return watch.problem()
 
 
 @contextlib.contextmanager
@@ -74,12 +97,12 @@ def watching(name: str):
     import tensorflow as tf
 
     graph = tf.compat.v1.get_default_graph()
-    versions: list[tuple[int, int]] = [(id(graph), graph.version)]  # what was built before the first run counts
-    _watches.append(versions)
+    watch = _Watch(name, (id(graph), graph.version))  # what was built before the first run counts
+    _watches.append(watch)
     try:
         yield
     finally:
-        del _watches[next(i for i, v in enumerate(_watches) if v is versions)]
-    problem = growth_problem(name, versions)
+        del _watches[next(i for i, w in enumerate(_watches) if w is watch)]
+    problem = watch.problem()
     if problem:
         raise GraphGrew(problem, **NO_TRACEBACK)

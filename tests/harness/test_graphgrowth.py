@@ -48,6 +48,12 @@ def test_a_graph_built_first_and_ops_built_between_phases_pass():
     assert graphgrowth.growth_problem("train", [(g, 5), (h, 90), (g, 5), (h, 90), (g, 5), (h, 90)]) is None
 
 
+def test_a_long_loop_that_builds_is_stopped_inside_the_loop():
+    with pytest.raises(graphgrowth.GraphGrew) as info, tf.Graph().as_default(), graphgrowth.watching("train"):
+        _loop(build_in_loop=True, steps=10_000)
+    assert "before 20 of its 20 runs" in str(info.value) and "before it was stopped" in str(info.value), str(info.value)
+
+
 def test_the_functions_own_error_comes_through():
     with pytest.raises(ZeroDivisionError), tf.Graph().as_default(), graphgrowth.watching("train"):
         _loop(build_in_loop=True)
