@@ -417,6 +417,10 @@ def test_lstm_cell_matches_gate_equations(sess):
         if np.abs(got_state - v_state).max() <= 1e-4 and np.abs(got_output - v_out).max() <= 1e-4:
             pytest.fail(f"lstm_cell: {why}", pytrace=False)
     d_state = np.abs(got_state - want_state)
+    if d_state.max() > tol and np.abs(got_state - np.tanh(want_state)).max() <= 1e-4:
+        pytest.fail("lstm_cell: the new state returned is tanh of the right one: the tanh belongs to the output only "
+                    "(output = output_gate * tanh(state)); return the state itself, forget_gate * state + "
+                    "input_gate * tanh(update)", pytrace=False)
     if d_state.max() > tol:
         # Which term is off? With the previous state at zero the forget gate plays no part.
         zero_state = _np_cell(i, o, np.zeros_like(s), p)[1]
