@@ -87,7 +87,14 @@ def test_evaluate_runs_and_keeps_structure():
         + (": a list for a single tensor: return what sess.run(fetches) gives, in the structure of fetches (no "
            "wrapping in a list)" if isinstance(got, (list, tuple)) else "")
     )
-    got = k01.evaluate([x, [y, x + 1.0]])
+    fetches = [x, [y, x + 1.0]]
+    before = tf.compat.v1.get_default_graph().version
+    got = k01.evaluate(fetches)
+    added = tf.compat.v1.get_default_graph().version - before
+    assert added == 0, (
+        f"evaluate([x, [y, x+1]]) added {added} op(s) to the graph: run the fetches as given, sess.run(fetches), and "
+        "build nothing (a tf.identity, an initializer or any op made here is a new op at every call: the graph grows)"
+    )
     ok = isinstance(got, list) and len(got) == 2 and isinstance(got[1], list) and len(got[1]) == 2
     assert ok and (got[0], got[1][0], got[1][1]) == (4.0, 10.0, 5.0), (
         f"evaluate([x, [y, x+1]]) should keep the nesting and give [4.0, [10.0, 5.0]], got {got!r}: "

@@ -724,6 +724,15 @@ TABLE: tuple[Entry, ...] = (
 )
 
 
+def _through_numpy_iterator(exc: BaseException) -> bool:
+    """Whether a frame of ``exc``'s traceback holds a dataset's numpy iterator (as_numpy_iterator's
+    ``NumpyIterator``; AutoGraph's frame of the traced function has it among its free variables)."""
+    import traceback
+
+    return any("NumpyIterator" in type(value).__name__
+               for frame, _ in traceback.walk_tb(exc.__traceback__) for value in list(frame.f_locals.values()))
+
+
 # The now track (nNN: TF 2, eager and tf.function) never gets TF 1 advice: no sess.run, no feed_dict,
 # no initializer op. These entries say it the TF 2 way there; every other entry fits both tracks.
 NOW_LINES: dict[str, Callable[[re.Match, BaseException], str]] = {
@@ -735,6 +744,9 @@ NOW_LINES: dict[str, Callable[[re.Match, BaseException], str]] = {
         "a tf.compat.v1.placeholder in TF 2 code: there is no feeding in TF 2; pass the values as the "
         "function's arguments (a tf.function traces them as inputs)"),
     "numpy-in-graph": lambda m, e: (
+        "a numpy iterator (dataset.as_numpy_iterator()) calls .numpy() on every element, which works only eagerly, "
+        "and this runs inside a tf.function: iterate the dataset itself, iter(dataset), whose elements are tensors"
+        if _through_numpy_iterator(e) else
         "tensor.numpy() works only eagerly, and this runs inside a tf.function (or a Keras graph), where a tensor "
         "has no value yet: keep it a tensor and use TF ops, or return it and call .numpy() outside"),
     "fetch-none": lambda m, e: "a function returned None (a missing `return`?): return the tensor you computed",
