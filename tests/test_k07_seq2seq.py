@@ -986,6 +986,20 @@ def test_build_seq2seq_shapes(sess):
     logits, loss, preds = sess.run([model.logits, model.loss, model.predictions], feed)
     assert logits.shape == (4, y.shape[1], V), f"logits should be [B, T_dec, {V}] = {(4, y.shape[1], V)}, got {logits.shape}"
     assert np.isfinite(loss) and abs(loss - np.log(V)) < 0.5, f"an untrained model's loss should be near ln(11) = 2.40, got {loss}"
+
+    def masked_xent(targets):  # numpy: the cross entropy of these logits against ``targets``, over the valid steps
+        logp = logits - np.log(np.exp(logits).sum(-1, keepdims=True))
+        xent = -np.take_along_axis(logp, targets[..., None], -1)[..., 0]
+        mask = np.arange(logits.shape[1])[None, :] < ly[:, None]
+        return float((xent * mask).sum() / mask.sum())
+
+    want, against_inputs = masked_xent(y_out), masked_xent(y_in)
+    assert abs(loss - want) <= 1e-4 * want or abs(want - against_inputs) <= 1e-4 * want, (
+        f"build_seq2seq: model.loss should be masked_loss(model.logits, decoder_targets, decoder_lengths) = {want:.5f}, "
+        f"got {loss:.5f}"
+        + (": that is the loss against the decoder INPUTS (GO first): score the logits against decoder_targets"
+           if abs(loss - against_inputs) <= 1e-4 * against_inputs else "")
+    )
     assert preds.dtype == np.int32 and preds.shape[0] == 4 and 1 <= preds.shape[1] <= k07.MAX_DECODE_STEPS, (
         f"predictions should be int32 [B, <= {k07.MAX_DECODE_STEPS}], got {preds.dtype} {preds.shape}"
     )
