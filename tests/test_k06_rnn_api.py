@@ -446,6 +446,12 @@ def test_static_and_dynamic_share_weights_and_agree(sess):
         f"run_static: static_rnn gives a Python list of T={T} outputs [B, H]; return that list as it is, got a "
         f"{type(static_out).__name__} of shape {getattr(static_out, 'shape', '?')} (no tf.stack / tf.concat)"
     )
+    unpacked = [getattr(getattr(t, "op", None), "type", None) for t in static_out]
+    assert not unpacked or set(unpacked) != {"Unpack"}, (
+        "run_static: its outputs are tf.unstack of one [B, T, H] tensor (a dynamic_rnn or another loop, unstacked): "
+        "the docstring asks for static_rnn, which builds each of the T steps as its own ops: "
+        "return tf.compat.v1.nn.static_rnn(cell, inputs, dtype=...)"
+    )
     error = time_major = None
     try:
         dyn_out, dyn_state = k06.run_dynamic(cell, x)

@@ -466,7 +466,13 @@ def test_make_loss():
     logits = (rng.standard_normal((6, 10)) * 3).astype(np.float32)
     labels = rng.randint(0, 10, 6)
     loss_fn = n04.make_loss()
-    got = float(loss_fn(tf.constant(labels), tf.constant(logits)))
+    value = np.asarray(loss_fn(tf.constant(labels), tf.constant(logits)))
+    assert value.shape == (), (
+        f"make_loss: the loss gives {list(value.shape)} values for a batch of 6, one per example: it must give their "
+        "mean, one scalar; return the loss object keras.losses.SparseCategoricalCrossentropy(from_logits=True), which "
+        "averages over the batch (the function keras.losses.sparse_categorical_crossentropy does not)"
+    )
+    got = float(value)
     expected = _sparse_ce(labels, logits)
     softmaxed = _sparse_ce(labels, np.log(np.exp(logits) / np.exp(logits).sum(1, keepdims=True)))
     assert not np.isclose(got, expected * 6, rtol=1e-4), "make_loss: the loss is the SUM over the batch: it should be the mean"
