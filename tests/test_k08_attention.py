@@ -686,7 +686,9 @@ def test_build_attention_seq2seq_shares_weights(sess, monkeypatch):
             if seen != lx[i]:
                 pytest.fail(f"build_attention_seq2seq: the {what} decoder attends over the first {seen} encoder "
                             f"positions of row {i}, whose encoder length is {lx[i]} (decoder length {lengths[i]}): "
-                            "its memory lengths are the encoder lengths (encoder_lengths), not decoder_lengths",
+                            "its memory lengths must be the encoder lengths (encoder_lengths)"
+                            + (f" ({seen} is the padded width of the batch: the padding was attended)"
+                               if seen == history.shape[2] else ", not decoder_lengths" if seen == lengths[i] else ""),
                             pytrace=False)
     for i in range(6):
         n = lengths[i]
