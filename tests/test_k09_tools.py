@@ -870,6 +870,24 @@ def test_next_batch_reads_the_dataset_once_then_ends():
     )
 
 
+@pytest.mark.covers("make_dataset")
+def test_make_dataset_shuffle_buffer_holds_every_example_of_a_large_set():
+    """A buffer capped at a fixed size (shuffle(1000), min(N, 100)) is the whole set for a small one: this set is
+    larger than the usual caps, and only the pipeline is built (nothing read)."""
+    n = 2500
+    with tf.Graph().as_default() as graph:
+        k09.make_dataset(np.zeros((n, 28, 28, 1), np.uint8), np.zeros(n, np.int64), batch_size=16, seed=7,
+                         augment_data=False, num_epochs=1)
+        buffers = [tf.get_static_value(op.inputs[1]) for op in graph.get_operations()
+                   if op.type.startswith("ShuffleDataset") and len(op.inputs) > 1]
+    wrong = [int(b) for b in buffers if b is not None and int(b) != n]
+    assert not wrong, (
+        f"make_dataset: a shuffle buffer of {wrong[0]} for {n} examples: the buffer holds ALL N examples, "
+        "shuffle(len(images), seed=seed), whatever N is; a fixed size or a cap (shuffle(1000), min(N, 100)) shuffles "
+        "only part of a larger set"
+    )
+
+
 @pytest.mark.covers("make_dataset", "next_batch", "normalize")
 def test_dataset_every_example_once_per_epoch(sess):
     images, labels = _mnist_images(60), np.arange(60)

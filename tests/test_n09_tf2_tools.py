@@ -1029,6 +1029,21 @@ def _shuffle_buffers(dataset):
     return [int(b) for b in found if b is not None]
 
 
+@pytest.mark.covers("make_dataset")
+def test_make_dataset_shuffle_buffer_holds_every_example_of_a_large_set():
+    """A buffer capped at a fixed size (shuffle(1000), min(N, 100)) is the whole set for a small one: this set is
+    larger than the usual caps, and only the pipeline is built (nothing read)."""
+    n = 2500
+    dataset = n09.make_dataset(np.zeros((n, 28, 28, 1), np.uint8), np.zeros(n, np.int64), batch_size=16, seed=7,
+                               augment_data=False, num_epochs=1)
+    wrong = [b for b in _shuffle_buffers(dataset) if b != n]
+    assert not wrong, (
+        f"make_dataset: a shuffle buffer of {wrong[0]} for {n} examples: the buffer holds ALL N examples, "
+        "shuffle(len(images), seed=seed), whatever N is; a fixed size or a cap (shuffle(1000), min(N, 100)) shuffles "
+        "only part of a larger set"
+    )
+
+
 @pytest.mark.covers("make_dataset", "normalize")
 def test_dataset_every_example_once_per_epoch():
     images, labels = _mnist_images(60), np.arange(60)
