@@ -22,7 +22,8 @@ from tfkata.feedback.curves import explain_curve
 from tfkata.feedback.facts import first_line
 from tfkata.loader import fresh_graph
 from tfkata.testing import mismatch as _mismatch, mnist_images as _mnist_images
-from tfkata.testing import dataset_stages, mnist_flat, recording_argument, recording_session_runs
+from tfkata.testing import (dataset_stages, logits_read_as_probabilities, mnist_flat, recording_argument,
+                            recording_session_runs)
 from tfkata.tfsetup import SEED
 
 k09 = load_kata("k09_tools")
@@ -632,6 +633,7 @@ def test_resume_bookkeeping_in_a_few_steps(tmp_path):
             )
     with fresh_graph():
         straight = k09.train_with_checkpoints((x, y), str(tmp_path / "b"), 4, save_every=2, batch_size=8)
+        trainable = sorted(v.op.name for v in tf.compat.v1.trainable_variables())
     got = (first["start_step"], first["global_step"], first["saved_steps"])
     assert got == (0, 2, [2]), (
         f"train_with_checkpoints: a fresh 2-step run (save_every 2) starts at 0, ends at global step 2 and saves at "
@@ -657,6 +659,11 @@ def test_resume_bookkeeping_in_a_few_steps(tmp_path):
     )
     assert sorted(resumed["weights"]) == sorted(straight["weights"]), (
         f"expected the same variables in both runs, got {sorted(resumed['weights'])} and {sorted(straight['weights'])}"
+    )
+    missing = [n for n in trainable if n not in straight["weights"]]
+    assert not missing, (
+        f"train_with_checkpoints: the weights dict should hold every trainable variable ({len(trainable)}: "
+        f"{trainable}), it lacks {missing}: {{v.op.name: sess.run(v) for v in tf.compat.v1.trainable_variables()}}"
     )
     differ = [n for n in straight["weights"] if not np.array_equal(resumed["weights"][n], straight["weights"][n])]
     assert not differ, (
@@ -1066,6 +1073,9 @@ def test_naive_and_stable_agree_on_a_benign_batch():
             hint = "that is the mean over every entry (1/4 of it): reduce_sum over axis 1, then reduce_mean"
         elif np.isclose(value, ref * 2, rtol=1e-4):
             hint = "that is the SUM over the batch: take the mean over the batch"
+        elif any(np.isclose(value, read.mean(), rtol=1e-4) for read in logits_read_as_probabilities(LABELS, BENIGN)):
+            hint = ("the logits were read as probabilities (a Keras loss's default from_logits=False): "
+                    "tf.nn.softmax_cross_entropy_with_logits(labels=labels, logits=logits), or from_logits=True")
         assert np.isclose(value, ref, rtol=1e-4), f"{name}: expected {ref:.5f}, got {value:.5f}: {hint}"
 
 
