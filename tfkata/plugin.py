@@ -256,7 +256,7 @@ def _waiting_reason(item) -> str | None:
             if need in assumed:
                 continue
             done = recorder.kata_state(need)
-            todo = f"finish {need} first (kata run {need})"
+            todo = f"finish {need} first (kata run {need}: a complete run, its training tests included)"
             if done is None:
                 from tfkata.store import Store
 

@@ -212,7 +212,7 @@ def test_learner_run_statuses_messages_and_golden_file(mini):
     assert "NotImplementedError" not in out, "a TODO must not print a traceback"
     # waiting: a training run waits for its unit tests; a test that needs k02 waits for k02
     assert "3 unit tests still to pass (todo_fn, done)" in tests["test_training"].message, tests["test_training"].message
-    assert "finish k02 first (kata run k02)" in tests["test_needs_k02"].message
+    assert "finish k02 first (kata run k02: a complete run, its training tests included)" in tests["test_needs_k02"].message
     # the time-out names the function that never returned, and the likely cause first
     timeout = tests["test_timeout"].message
     assert timeout.startswith("k01: spin (katas/k01_graph_session.py:") and "may never return" in timeout, timeout
