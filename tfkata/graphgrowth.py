@@ -7,10 +7,10 @@ is why the slides build the whole graph first and only run it in the loop. A tes
 function through :func:`tfkata.loader.load_kata`, which calls it inside :func:`watching`: every
 ``Session.run`` during that one call notes the size of its graph (``Graph.version``, the count of ops ever
 added; the default graph's is noted at the call's start), and when the graph grew before many of the runs the
-call fails, naming the function, however right
-its results. A few ops built between a loop's phases (an initializer before the loop, an accuracy op after
-it) pass: only growth before at least ``_MIN_GROWN`` runs, a third of them or more, counts as a loop that
-builds. A call that has grown its graph before ``_STOP_AT`` runs is stopped there, inside its loop: a training
+test fails, naming the function, however right its results: after the test's own checks (the plugin asks
+:func:`take`), so that a test with a more particular message for the same mistake says that one first. A
+few ops built between a loop's phases (an initializer before the loop, an accuracy op after it) pass: only
+growth before at least ``_MIN_GROWN`` runs, a third of them or more, counts as a loop that builds. A call that has grown its graph before ``_STOP_AT`` runs is stopped there, inside its loop: a training
 loop that builds would otherwise grow for minutes and end at the test's time limit, blamed on another line.
 """
 from __future__ import annotations
@@ -20,7 +20,8 @@ import contextlib
 from tfkata.untouched import NO_TRACEBACK, Failure
 
 _MIN_GROWN = 3  # runs that found new ops in the graph: fewer is a phase boundary, not a loop that builds
-_STOP_AT = 20  # runs that found new ops: stop the call there (a long training loop would grow for minutes)
+_STOP_AT = 200  # runs that found new ops: stop the call there (a long training loop would grow for minutes)
+_pending: list[str] = []  # the problems of the calls a test made (the plugin fails the test with the first one)
 _patched: list = []
 
 
@@ -92,7 +93,8 @@ def growth_problem(name: str, versions: list[tuple[int, int]]) -> str | None:
 
 @contextlib.contextmanager
 def watching(name: str):
-    """Watch one call of the kata function ``name``: after it returns, fail if it built ops in a loop."""
+    """Watch one call of the kata function ``name``: after it returns, note a problem if it built ops in a loop
+    (:func:`take`); past ``_STOP_AT`` grown runs, stop it there with :class:`GraphGrew`."""
     _patch()
     import tensorflow as tf
 
@@ -105,4 +107,17 @@ def watching(name: str):
         del _watches[next(i for i, w in enumerate(_watches) if w is watch)]
     problem = watch.problem()
     if problem:
-        raise GraphGrew(problem, **NO_TRACEBACK)
+        _pending.append(problem)
+
+
+def forget() -> None:
+    """A test starts: no problem of an earlier test's calls is its."""
+    _pending.clear()
+
+
+def take() -> str | None:
+    """The first problem the test's calls left (then none): the plugin fails a test that passed its own checks
+    with it, so that a test's own, more particular message comes first where it has one."""
+    found = _pending[0] if _pending else None
+    _pending.clear()
+    return found

@@ -308,6 +308,9 @@ def pytest_runtest_protocol(item, nextitem):
         return
     from tfkata import watchdog
 
+    from tfkata import graphgrowth
+
+    graphgrowth.forget()
     config = item.config
     loader.record_uses()  # which of the kata's functions the test reads: knock-on failures name them
     with watchdog.watch(item, _limit_of(item), config._tfkata_root / config._tfkata_target, kata_of(item).module):
@@ -327,6 +330,20 @@ def pytest_runtest_setup_watched(item):
 @pytest.hookimpl(hookwrapper=True, specname="pytest_runtest_call")
 def pytest_runtest_call_watched(item):
     yield from _in_phase(item)
+
+
+@pytest.hookimpl(hookwrapper=True, specname="pytest_runtest_call")
+def pytest_runtest_call_graph_growth(item):
+    """A TF 1 kata function that grew its graph in a loop (:mod:`tfkata.graphgrowth`) fails a test that passed
+    its own checks: one that failed on its own says its own, more particular, line first."""
+    outcome = yield
+    if kata_of(item) is None:
+        return
+    from tfkata import graphgrowth
+
+    found = graphgrowth.take()
+    if found and outcome.excinfo is None:
+        outcome.force_exception(graphgrowth.GraphGrew(found, pytrace=False))
 
 
 @pytest.hookimpl(hookwrapper=True, specname="pytest_runtest_teardown")

@@ -167,7 +167,8 @@ def _ran_by(exc: BaseException) -> str | None:
     """The kata function (not a test, not TensorFlow) that called Session.run where ``exc`` was raised."""
     import traceback
 
-    frames = [f for f, _ in traceback.walk_tb(exc.__traceback__)]
+    # the harness's own watch around Session.run (tfkata.graphgrowth) may stand between the two: skip it
+    frames = [f for f, _ in traceback.walk_tb(exc.__traceback__) if f.f_globals.get("__name__") != "tfkata.graphgrowth"]
     for caller, callee in zip(frames, frames[1:]):
         if (callee.f_code.co_filename.replace("\\", "/").endswith("client/session.py")
                 and _in_kata(caller.f_code.co_filename, caller.f_code.co_name)):
