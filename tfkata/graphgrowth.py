@@ -15,6 +15,7 @@ loop that builds would otherwise grow for minutes and end at the test's time lim
 """
 from __future__ import annotations
 
+import collections
 import contextlib
 
 from tfkata.untouched import NO_TRACEBACK, Failure
@@ -32,28 +33,51 @@ class GraphGrew(Failure):
 class _Watch:
     """One watched call: per graph, its version at the last run; how many runs found it grown."""
 
-    def __init__(self, name: str, start: tuple[int, int] | None = None):
+    def __init__(self, name: str, start: tuple[int, int] | None = None, graph=None):
         self.name = name
         self.last: dict[int, int] = {}
+        self.first: dict[int, int] = {}  # each graph's version when the call first saw it
+        self.graphs: dict[int, object] = {}
         self.grown = self.runs = self.added = 0
         if start is not None:
-            self.last[start[0]] = start[1]
+            self.last[start[0]] = self.first[start[0]] = start[1]
+            if graph is not None:
+                self.graphs[start[0]] = graph
 
-    def saw(self, graph: int, version: int) -> None:
+    def saw(self, graph: int, version: int, graph_object=None) -> None:
         if graph in self.last:
             self.grown += version > self.last[graph]
             self.added += max(0, version - self.last[graph])
+        else:
+            self.first[graph] = version
+        if graph_object is not None:
+            self.graphs[graph] = graph_object
         self.runs += 1
         self.last[graph] = version
+
+    def _what(self) -> str:
+        """What the call built, in words: a train op, an initializer, or the most frequent new op types."""
+        ops = [op for key, graph in self.graphs.items() for op in graph.get_operations()
+               if getattr(op, "_id", -1) > self.first.get(key, 0)]
+        if not ops:
+            return ""
+        if any(op.type.startswith(("Apply", "ResourceApply")) or op.name.startswith("gradients") for op in ops):
+            return (": a train op (an optimizer's minimize, or tf.gradients) was built in the loop; make it once, "
+                    "before the loop")
+        if any(op.type == "NoOp" and "init" in op.name.lower() for op in ops):
+            return (": an initializer was built in the loop (run there, it also sets every variable back); "
+                    "global_variables_initializer() once, before the loop")
+        kinds = collections.Counter(op.type for op in ops).most_common(3)
+        return ": new ops " + ", ".join(f"{kind} x{count}" for kind, count in kinds)
 
     def problem(self, minimum: int = _MIN_GROWN) -> str | None:
         if self.grown < minimum or 3 * self.grown < self.runs:
             return None
         return (f"{self.name}: built new ops between its Session.run calls, before {self.grown} of its {self.runs} runs "
-                f"(the graph grew by {self.added} ops{' before it was stopped' if minimum == _STOP_AT else ''}): build "
-                f"every op once, before the loop, and only run it there (an initializer, a loss, an argmax or an "
-                f"assign written in the loop body is a new op at every step: the graph grows and each step gets "
-                f"slower)")
+                f"(it added {self.added} ops to the graph{' before it was stopped' if minimum == _STOP_AT else ''}"
+                f"{self._what()}): build every op once, before the loop, and only run it there (an initializer, a "
+                f"loss, an argmax or an assign written in the loop body is a new op at every step: the graph grows "
+                f"and each step gets slower)")
 
 
 _watches: list[_Watch] = []  # the calls being watched (calls can nest)
@@ -70,7 +94,7 @@ def _patch() -> None:
 
     def run(self, *args, **kwargs):
         for watch in _watches:
-            watch.saw(id(self.graph), self.graph.version)
+            watch.saw(id(self.graph), self.graph.version, self.graph)
             problem = watch.problem(_STOP_AT)
             if problem:
                 raise GraphGrew(problem, **NO_TRACEBACK)
@@ -99,7 +123,7 @@ def watching(name: str):
     import tensorflow as tf
 
     graph = tf.compat.v1.get_default_graph()
-    watch = _Watch(name, (id(graph), graph.version))  # what was built before the first run counts
+    watch = _Watch(name, (id(graph), graph.version), graph)  # what was built before the first run counts
     _watches.append(watch)
     try:
         yield

@@ -31,11 +31,13 @@ def test_a_loop_that_builds_an_op_at_every_step_is_named_after_the_call():
         _loop(build_in_loop=True)
     line = graphgrowth.take()
     assert line and line.startswith("train: built new ops between its Session.run calls, before 7 of its 8 runs"), line
+    assert "an initializer was built in the loop" in line, line  # what was built, in words
     assert "before the loop" in line and graphgrowth.take() is None  # taken once
     with tf.Graph().as_default():  # three batches, an op built before each: the one before the first counts too
         with graphgrowth.watching("evaluate"):
             _evaluate_building_an_op_per_batch(3)
-    assert graphgrowth.take().startswith("evaluate: built new ops")
+    line = graphgrowth.take()
+    assert line.startswith("evaluate: built new ops") and "new ops Identity x3" in line, line
 
 
 def test_the_plugin_fails_a_test_that_passed_its_own_checks_and_leaves_a_failing_tests_own_message(monkeypatch):
