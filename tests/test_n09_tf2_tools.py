@@ -57,6 +57,18 @@ def _read_events(folder):
     return steps
 
 
+def _written_twice(folder):
+    """(tag, step, times) of the first summary written more than once at one step in ``folder``, else None."""
+    import collections
+
+    counts = collections.Counter()
+    for path in sorted(str(p) for p in folder.glob("events.out.tfevents.*")):
+        for event in tf.compat.v1.train.summary_iterator(path):
+            for value in event.summary.value:
+                counts[value.tag, event.step] += 1
+    return next(((tag, step, n) for (tag, step), n in sorted(counts.items()) if n > 1), None)
+
+
 def _numpy_sparse_ce(labels, logits):
     z = np.asarray(logits, np.float64)
     z = z - z.max(axis=1, keepdims=True)
@@ -511,6 +523,12 @@ def test_train_with_summaries_logs_the_values_it_names(tmp_path):
         f"train_with_summaries(num_steps=4, eval_every=3) should call build_model once and evaluate at steps 0 and 3, "
         f"it called them {len(models)} and {len(evaluated)} times"
     )
+    for folder in ("train", "test"):
+        twice = _written_twice(tmp_path / folder)
+        assert twice is None, (
+            f"train_with_summaries: the {folder} summary {twice[0]!r} was written {twice[2]} times at step {twice[1]}: "
+            "write each summary once per step (the weight summaries after the step, not also before it)"
+        )
     test_events, train_events = _read_events(tmp_path / "test"), _read_events(tmp_path / "train")
     for step, (loss, accuracy) in zip((0, 3), evaluated):
         logged = test_events.get(step, {})
