@@ -21,7 +21,7 @@ import pytest
 from tfkata import SEED, fresh_graph, load_kata
 from tfkata.tfsetup import import_tensorflow
 from tfkata.testing import mismatch as _mismatch, must_raise, mnist_images as _mnist_images, where_max as _where
-from tfkata.testing import dataset_stages, mnist_flat, recording_argument
+from tfkata.testing import dataset_stages, logits_read_as_probabilities, mnist_flat, recording_argument
 from tfkata.feedback.facts import first_line
 
 tf = import_tensorflow()
@@ -1182,6 +1182,9 @@ def test_naive_and_stable_agree_on_a_benign_batch():
             hint = "that is the mean over every entry (1/4 of it): reduce_sum over axis 1, then reduce_mean"
         elif np.isclose(value, ref * 2, rtol=1e-4):
             hint = "that is the SUM over the batch: take the mean over the batch"
+        elif any(np.isclose(value, read.mean(), rtol=1e-4) for read in logits_read_as_probabilities(LABELS, BENIGN)):
+            hint = ("the logits were read as probabilities (a Keras loss's default from_logits=False): "
+                    "tf.nn.softmax_cross_entropy_with_logits(labels=labels, logits=logits), or from_logits=True")
         assert np.isclose(value, ref, rtol=1e-4), f"{fn.__name__}: expected {ref:.5f}, got {value:.5f}: {hint}"
 
 
